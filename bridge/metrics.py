@@ -1,0 +1,36 @@
+"""Prometheus metrics, on a registry of the app's own (so several apps can live in one process).
+
+Under gunicorn every worker counts for itself; set PROMETHEUS_MULTIPROC_DIR for summed figures
+(see README).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    events: Counter
+    latency: Histogram
+
+
+def make_metrics() -> Metrics:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        prometheus_multiprocess.MultiProcessCollector(registry)
+        target = None  # samples go to the shared files; the collector reads them back
+    else:
+        target = registry
+    kwargs = {"registry": target}
+    events = Counter("vipgate_events_received", "Hook events received, by hook and outcome",
+                     ["hook", "outcome"], **kwargs)
+    latency = Histogram("vipgate_ingest_seconds", "Time to answer POST /hooks/whmcs",
+                        buckets=(.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5),
+                        **kwargs)
+    return Metrics(registry, events, latency)

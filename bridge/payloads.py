@@ -1,0 +1,199 @@
+"""marshmallow schemas for what the PHP stub forwards: the envelope and each hook's ``vars``.
+
+The stub whitelists these exact keys (see ``whmcs_php_stub/vipgate.php``; a test keeps the two
+lists equal). Unknown keys are rejected, so contract drift shows up as a 400, not as silently
+ignored data. WHMCS sends numbers as strings ("12"), booleans as "on"/""/1/true; both are
+coerced here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from hooks.registry import HOOK_SPEC
+
+MAX_ID = 2**32 - 1  # WHMCS ids are int(10)
+PRIORITIES = ("Low", "Medium", "High")
+CLIENT_STATUSES = ("Active", "Inactive", "Closed")
+
+
+class WhmcsId(fields.Integer):
+    """An id, as int or as WHMCS's digit string; 0 means none."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(strict=False, validate=validate.Range(0, MAX_ID, error=(
+            f"Must be a WHMCS id from 0 to {MAX_ID}.")), **kw)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> int:
+        if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+            raise ValidationError("Not a valid WHMCS id (whole number).")
+        return super()._deserialize(value, attr, data, **kw)
+
+
+class WhmcsBool(fields.Field):
+    """WHMCS checkbox values: true/false, 1/0, "1"/"0", "on"/"" and "true"/"false"."""
+
+    _true = (True, 1, "1", "on", "true")
+    _false = (False, 0, "0", "", "off", "false", None)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> bool:
+        if isinstance(value, (bool, int, str)) or value is None:
+            probe = value.strip().lower() if isinstance(value, str) else value
+            if probe in self._true:
+                return True
+            if probe in self._false:
+                return False
+        raise ValidationError("Not a valid WHMCS boolean (true/false, 1/0, on/'').")
+
+
+def _text(max_len: int = 255, **kw: Any) -> fields.String:
+    return fields.String(validate=validate.Length(max=max_len), **kw)
+
+
+def _priority(**kw: Any) -> fields.String:
+    return fields.String(validate=validate.OneOf(PRIORITIES), **kw)
+
+
+class _Vars(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class InvoiceVars(_Vars):
+    invoiceid = WhmcsId(required=True)
+
+
+class InvoiceCreatedVars(InvoiceVars):
+    source = _text(32)
+    user = _text(64)  # "system" or an admin id
+    status = _text(32)
+
+
+class ServiceVars(_Vars):
+    serviceid = WhmcsId(required=True)
+    userid = WhmcsId(required=True)
+    pid = WhmcsId()
+
+
+class ClientAddVars(_Vars):
+    client_id = WhmcsId(required=True)
+    user_id = WhmcsId()
+    groupid = WhmcsId()
+
+
+class OldClientData(_Vars):
+    groupid = WhmcsId()
+    status = fields.String(validate=validate.OneOf(CLIENT_STATUSES))
+
+
+class ClientEditVars(_Vars):
+    userid = WhmcsId(required=True)
+    groupid = WhmcsId()
+    status = fields.String(validate=validate.OneOf(CLIENT_STATUSES))
+    language = _text(64)
+    olddata = fields.Nested(OldClientData)
+
+
+class ClientCloseVars(_Vars):
+    userid = WhmcsId(required=True)
+
+
+class TicketOpenVars(_Vars):
+    ticketid = WhmcsId(required=True)
+    ticketmask = _text(128)
+    userid = WhmcsId()
+    deptid = WhmcsId()
+    priority = _priority()
+
+
+class TicketUserReplyVars(TicketOpenVars):
+    replyid = WhmcsId()
+    status = _text(64)
+
+
+class TicketPriorityChangeVars(_Vars):
+    ticketid = WhmcsId(required=True)
+    priority = _priority(required=True)
+
+
+class TicketOpenValidationVars(_Vars):
+    clientId = WhmcsId()
+    contactId = WhmcsId()
+    isAdmin = WhmcsBool()
+    departmentId = WhmcsId(required=True)
+    priority = _priority()
+
+
+class NoVars(_Vars):
+    pass
+
+
+VARS_SCHEMAS: dict[str, type[Schema]] = {
+    "InvoiceCreated": InvoiceCreatedVars,
+    "InvoicePaid": InvoiceVars,
+    "InvoiceUnpaid": InvoiceVars,
+    "InvoiceCancelled": InvoiceVars,
+    "InvoiceRefunded": InvoiceVars,
+    "AddInvoicePayment": InvoiceVars,
+    "AfterModuleSuspend": ServiceVars,
+    "AfterModuleUnsuspend": ServiceVars,
+    "ClientAdd": ClientAddVars,
+    "ClientEdit": ClientEditVars,
+    "ClientClose": ClientCloseVars,
+    "TicketOpen": TicketOpenVars,
+    "TicketUserReply": TicketUserReplyVars,
+    "TicketPriorityChange": TicketPriorityChangeVars,
+    "TicketOpenValidation": TicketOpenValidationVars,
+    "PreCronJob": NoVars,
+    "AfterCronJob": NoVars,
+    "DailyCronJob": NoVars,
+}
+assert set(VARS_SCHEMAS) == set(HOOK_SPEC), "every hook in the spec needs a payload schema"
+
+
+class Envelope(Schema):
+    class Meta:
+        unknown = RAISE
+
+    hook = fields.String(required=True, validate=validate.OneOf(
+        list(HOOK_SPEC), error="Unknown hook; expected one of the hooks vipgate forwards."))
+    vars = fields.Dict(keys=fields.String(), required=True)
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+
+
+def whitelist() -> dict[str, list[str]]:
+    """Per hook, the top-level vars keys accepted (compared with the PHP stub's list)."""
+    return {hook: sorted(schema().fields) for hook, schema in VARS_SCHEMAS.items()}
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict as ``{"vars.invoiceid": ["..."]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def load_event(document: Any) -> dict[str, Any]:
+    """Validate a parsed body; return ``{"hook", "vars", "occurred_at"}`` with coerced vars.
+
+    Raises ValidationError whose ``messages`` use the dotted paths of ``flatten_errors``.
+    """
+    if not isinstance(document, dict):
+        raise ValidationError({"_schema": ["Body must be a JSON object."]})
+    try:
+        envelope = Envelope().load(document)
+    except ValidationError as exc:
+        raise ValidationError(flatten_errors(exc.messages)) from None
+    try:
+        variables = VARS_SCHEMAS[envelope["hook"]]().load(envelope["vars"])
+    except ValidationError as exc:
+        raise ValidationError(flatten_errors(exc.messages, "vars")) from None
+    return {"hook": envelope["hook"], "vars": variables, "occurred_at": envelope["occurred_at"]}

@@ -1,0 +1,1 @@
+"""Pure decisions: no Flask, no SQL, no HTTP. Every function takes ``now`` when time matters."""

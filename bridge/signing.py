@@ -1,0 +1,101 @@
+"""Standard Webhooks signatures (HMAC-SHA256, ``v1,``), over raw bytes, with a given clock.
+
+We sign and verify ourselves rather than through the ``standardwebhooks`` package because that
+package fixes the window at five minutes, reads the wall clock, decodes the body as UTF-8 before
+signing, and raises ValueError on malformed headers. The package is used in the tests as the
+interop oracle: what it signs verifies here and what we sign verifies there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bridge.settings import check_webhook_secret
+
+_ID = re.compile(r"^[A-Za-z0-9_\-:]{1,255}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+class SignatureError(Exception):
+    """The request is not signed as it should be; ``code`` is the public error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Verified:
+    msg_id: str
+    timestamp: int
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value for one secret: ``v1,<base64 HMAC>``."""
+    key = check_webhook_secret(secret)
+    digest = hmac.new(key, b"%s.%d.%s" % (msg_id.encode(), timestamp, body),
+                      hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signed_headers(secrets: Iterable[str], msg_id: str, timestamp: int,
+                   body: bytes) -> dict[str, str]:
+    """All three headers, one signature per secret (several during a rotation)."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign(s, msg_id, timestamp, body) for s in secrets),
+    }
+
+
+def verify(secrets: Iterable[str], headers: Mapping[str, str], body: bytes, now: float,
+           tolerance: int) -> Verified:
+    """Check the headers against ``body`` with any of ``secrets``; raise SignatureError.
+
+    ``headers`` must be case-insensitive (werkzeug's are) or lower-case.
+    """
+    msg_id = headers.get("webhook-id")
+    stamp = headers.get("webhook-timestamp")
+    signature = headers.get("webhook-signature")
+    missing = [name for name, value in (("webhook-id", msg_id), ("webhook-timestamp", stamp),
+                                        ("webhook-signature", signature)) if not value]
+    if missing:
+        raise SignatureError("missing_signature", "missing header " + ", ".join(missing))
+    assert msg_id is not None and stamp is not None and signature is not None
+    if not _ID.match(msg_id):
+        raise SignatureError("invalid_signature", "webhook-id must be 1 to 255 characters of "
+                                                  "letters, digits, '_', '-' or ':'")
+    if not _TIMESTAMP.match(stamp):
+        raise SignatureError("invalid_signature",
+                             "webhook-timestamp must be whole seconds since 1970")
+    timestamp = int(stamp)
+    if timestamp < now - tolerance:
+        raise SignatureError("stale_timestamp", f"webhook-timestamp is more than {tolerance} "
+                                                "seconds old")
+    if timestamp > now + tolerance:
+        raise SignatureError("stale_timestamp", f"webhook-timestamp is more than {tolerance} "
+                                                "seconds in the future")
+    offered = []
+    for item in signature.split(" "):
+        version, _, value = item.partition(",")
+        if version != "v1" or not value:
+            continue
+        try:
+            offered.append(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not offered:
+        raise SignatureError("invalid_signature", "webhook-signature has no v1 signature")
+    for secret in secrets:
+        expected = base64.b64decode(sign(secret, msg_id, timestamp, body)[3:])
+        # compare against every offered signature, constant time each
+        if any(hmac.compare_digest(expected, candidate) for candidate in offered):
+            return Verified(msg_id, timestamp)
+    raise SignatureError("invalid_signature", "webhook-signature does not match the body")

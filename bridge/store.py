@@ -1,0 +1,299 @@
+"""vipgate's own database: the only module that speaks SQL to vipgate's tables.
+
+SQLAlchemy Core over SQLite (embedded default) or MariaDB/MySQL through PyMySQL (production).
+The schema is created and changed by Alembic migrations (``bridge/migrations``); the table
+objects below describe the newest revision for the queries.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets as pysecrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Engine
+
+from bridge.model import CachedStanding, OverdueInvoice
+
+metadata = sa.MetaData()
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+inbox = sa.Table(
+    "inbox", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(255), nullable=False),
+    sa.Column("hook", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.Integer, nullable=True),
+    sa.Column("payload", LongText, nullable=False),
+    sa.Column("occurred_at", sa.DateTime, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("locked_until", sa.DateTime, nullable=True),
+    sa.Column("locked_by", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.UniqueConstraint("webhook_id", name="uq_inbox_webhook_id"),
+    sa.Index("ix_inbox_state_next", "state", "next_attempt_at"),
+    sa.Index("ix_inbox_client_id", "client_id"),
+)
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+standing = sa.Table(
+    "standing", metadata,
+    sa.Column("client_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("standing", sa.String(16), nullable=False),
+    sa.Column("overdue_days", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("overdue_total", sa.Numeric(16, 2), nullable=False, server_default="0"),
+    sa.Column("invoices", sa.Text, nullable=False),  # JSON list of overdue invoices
+    sa.Column("currency_prefix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("currency_suffix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("language", sa.String(32), nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+INBOX_STATES = ("queued", "processing", "retrying", "done", "dead")
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """Stored datetimes are naive UTC (DATETIME has no zone on MariaDB)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the pool and timeouts reliability-security.md asks for."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=3,
+        max_overflow=2,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30,
+                      "charset": "utf8mb4"},
+    )
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    webhook_id: str
+    hook: str
+    client_id: int | None
+    vars: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    webhook_id: str
+    hook: str
+    client_id: int | None
+    vars: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+class DatabaseNotReady(Exception):
+    """The schema is missing or older than this version of vipgate."""
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    # --- schema ---------------------------------------------------------------------------
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        config.attributes["engine"] = self.engine
+        return config
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision; returns it."""
+        from alembic import command
+
+        command.upgrade(self._alembic_config(), "head")
+        return self.revision() or ""
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head(self) -> str:
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        assert head is not None
+        return head
+
+    def require_current(self) -> None:
+        current = self.revision()
+        if current != self.head():
+            raise DatabaseNotReady(
+                f"vipgate's database is at revision {current or 'none'}, this version needs "
+                f"{self.head()}: run 'vipgate db upgrade'")
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- meta ----------------------------------------------------------------------------
+
+    def meta_get(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def meta_ensure(self, key: str, make: Any) -> str:
+        """The stored value of ``key``, storing ``make()`` first if there is none.
+
+        Several processes may race here; the primary key lets exactly one insert win.
+        """
+        value = self.meta_get(key)
+        if value is not None:
+            return value
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(meta.insert().values(key=key, value=make()))
+        except sa.exc.IntegrityError:
+            pass
+        stored = self.meta_get(key)
+        assert stored is not None
+        return stored
+
+    def webhook_secret(self) -> str:
+        """The generated secret used when ``[webhook] secrets`` is empty (embedded defaults)."""
+        return self.meta_ensure("webhook_secret", new_webhook_secret)
+
+    # --- inbox ---------------------------------------------------------------------------
+
+    def enqueue(self, event: InboxEvent) -> Literal["queued", "duplicate"]:
+        """Store an event once; a webhook id seen before is a duplicate and changes nothing."""
+        row = {
+            "webhook_id": event.webhook_id,
+            "hook": event.hook,
+            "client_id": event.client_id,
+            "payload": json.dumps(event.vars, separators=(",", ":"), sort_keys=True),
+            "occurred_at": utc_naive(event.occurred_at),
+            "received_at": utc_naive(event.received_at),
+            "state": "queued",
+            "attempts": 0,
+            "next_attempt_at": utc_naive(event.received_at),
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(inbox.insert().values(**row))
+        except sa.exc.IntegrityError:
+            if self.get_event(event.webhook_id) is None:
+                raise
+            return "duplicate"
+        return "queued"
+
+    def get_event(self, webhook_id: str) -> InboxRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(inbox.select().where(inbox.c.webhook_id == webhook_id)).first()
+        return _inbox_row(row) if row is not None else None
+
+    def events(self, limit: int = 1000) -> list[InboxRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(inbox.select().order_by(inbox.c.id).limit(limit)).all()
+        return [_inbox_row(r) for r in rows]
+
+    def inbox_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(INBOX_STATES, 0)
+        with self.engine.connect() as conn:
+            for state, count in conn.execute(
+                    sa.select(inbox.c.state, sa.func.count()).group_by(inbox.c.state)):
+                counts[state] = int(count)
+        return counts
+
+    def inbox_fingerprint(self) -> list[tuple[Any, ...]]:
+        """Every inbox row as a tuple: tests compare it before and after a rejected request."""
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(inbox.select().order_by(inbox.c.id))]
+
+    # --- standing cache ------------------------------------------------------------------
+
+    def put_standing(self, row: CachedStanding) -> None:
+        values = {
+            "standing": row.standing,
+            "overdue_days": row.overdue_days,
+            "overdue_total": row.overdue_total,
+            "invoices": json.dumps([
+                {"id": i.invoice_id, "number": i.number, "balance": str(i.balance),
+                 "due_date": i.due_date} for i in row.invoices]),
+            "currency_prefix": row.currency_prefix,
+            "currency_suffix": row.currency_suffix,
+            "language": row.language,
+            "updated_at": utc_naive(row.updated_at),
+        }
+        with self.engine.begin() as conn:
+            updated = conn.execute(standing.update().where(
+                standing.c.client_id == row.client_id).values(**values)).rowcount
+            if not updated:
+                conn.execute(standing.insert().values(client_id=row.client_id, **values))
+
+    def get_standing(self, client_id: int) -> CachedStanding | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(standing.select().where(standing.c.client_id == client_id)).first()
+        if row is None:
+            return None
+        invoices = tuple(OverdueInvoice(i["id"], i["number"], Decimal(i["balance"]),
+                                        i["due_date"]) for i in json.loads(row.invoices))
+        return CachedStanding(row.client_id, row.standing, row.overdue_days,
+                              Decimal(row.overdue_total), invoices, row.currency_prefix,
+                              row.currency_suffix, row.language, row.updated_at)
+
+
+def _inbox_row(row: Any) -> InboxRow:
+    return InboxRow(row.id, row.webhook_id, row.hook, row.client_id, json.loads(row.payload),
+                    row.occurred_at, row.received_at, row.state, row.attempts,
+                    row.next_attempt_at, row.last_error)
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()
+

@@ -1,0 +1,106 @@
+"""``POST /hooks/whmcs``: verify the raw bytes, validate, store, answer. No business work here,
+except the synchronous gate, which reads only the local standing cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import ValidationError
+
+import hooks
+from bridge.errors import error_response
+from bridge.payloads import load_event
+from bridge.policy import gate
+from bridge.runtime import Runtime, runtime
+from bridge.signing import SignatureError, verify
+from bridge.store import InboxEvent
+
+bp = Blueprint("webhook", __name__)
+log = logging.getLogger("vipgate.webhook")
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, code: str, message: str,
+                 fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_verified_json(rt: Runtime) -> Any:
+    limit = rt.settings.webhook.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejected(413, "payload_too_large", f"body is larger than {limit} bytes")
+    if request.mimetype != "application/json":
+        raise Rejected(415, "unsupported_media_type",
+                       "Content-Type must be application/json",
+                       {"content-type": [request.mimetype or "missing"]})
+    body = request.get_data(cache=False)  # werkzeug stops reading past MAX_CONTENT_LENGTH
+    try:
+        verify(rt.secrets, request.headers, body, rt.clock().timestamp(),
+               rt.settings.webhook.tolerance_seconds)
+    except SignatureError as exc:
+        raise Rejected(401, exc.code, exc.message) from None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "invalid_json", f"body is not valid UTF-8 (byte {exc.start})") \
+            from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise Rejected(400, "invalid_json", "body is nested too deeply") from None
+    except ValueError as exc:
+        raise Rejected(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion) -> Response:
+    cached = rt.store.get_standing(question.client_id) if question.client_id else None
+    answer = gate.decide(cached, question.department_id, question.by_admin,
+                         rt.settings.tickets, rt.settings.bridge.language, rt.settings.whmcs.url)
+    log.info("gate client=%s department=%s blocked=%s reason=%s", question.client_id,
+             question.department_id, bool(answer.errors), answer.reason)
+    return jsonify({"errors": list(answer.errors)})
+
+
+@bp.post("/hooks/whmcs")
+def receive() -> Response:
+    rt = runtime()
+    started = time.perf_counter()
+    hook, outcome = "unknown", "rejected"
+    try:
+        document = _read_verified_json(rt)
+        try:
+            event = load_event(document)
+        except ValidationError as exc:
+            fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            code = "unknown_hook" if "hook" in fields else "invalid_payload"
+            path, problems = next(iter(fields.items()))
+            raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
+        hook = event["hook"]
+        result = hooks.registry.dispatch(hook, event["vars"])
+        if isinstance(result, hooks.TicketGateQuestion):
+            outcome = "answered"
+            return _answer_sync(rt, result)
+        msg_id = request.headers["webhook-id"]
+        client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
+        outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
+                                              event["occurred_at"], rt.clock()))
+        log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
+        response = jsonify({"id": msg_id, "status": outcome})
+        response.status_code = 202
+        return response
+    except Rejected as exc:
+        log.info("event %s rejected %s: %s", request.headers.get("webhook-id", "-")[:255],
+                 exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+    finally:
+        rt.metrics.events.labels(hook=hook, outcome=outcome).inc()
+        rt.metrics.latency.observe(time.perf_counter() - started)

@@ -1,0 +1,45 @@
+"""Small helpers shared by the tests: fixed secrets, a settable clock, signed requests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bridge.signing import signed_headers
+
+SECRET = "whsec_" + base64.b64encode(b"vipgate-test-secret-0123456789ab").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-for-rotation-0000").decode()
+FIXED_NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    """A clock the tests move by hand."""
+
+    now: datetime = FIXED_NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def envelope(hook: str, variables: dict[str, Any] | None = None,
+             occurred_at: str = "2026-11-21T11:59:00+00:00") -> bytes:
+    return json.dumps({"hook": hook, "vars": variables or {}, "occurred_at": occurred_at}
+                      ).encode()
+
+
+def post_signed(client: Any, body: bytes, *, secret: str = SECRET, msg_id: str | None = None,
+                timestamp: int | None = None, content_type: str = "application/json",
+                extra_headers: dict[str, str] | None = None) -> Any:
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = int(FIXED_NOW.timestamp()) if timestamp is None else timestamp
+    headers = signed_headers([secret], msg_id, stamp, body)
+    headers.update(extra_headers or {})
+    return client.post("/hooks/whmcs", data=body, headers=headers, content_type=content_type)
