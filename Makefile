@@ -1,0 +1,27 @@
+# Quick start: `make demo` runs vipgate on embedded defaults; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint prerequisites clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/vipgate demo
+
+prerequisites:
+	scripts/prerequisites
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+test: prerequisites $(VENV)/.installed lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

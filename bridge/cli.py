@@ -1,0 +1,173 @@
+"""The ``vipgate`` command (also ``python -m bridge``).
+
+Every failure the operator can fix prints one line on stderr and exits non-zero: 2 for usage
+and configuration, 1 for a failure while doing the work.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from bridge.settings import ConfigError, Settings, load_settings
+from bridge.store import DatabaseNotReady, Store
+
+
+class Failure(click.ClickException):
+    """A one-line failure with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _settings(ctx: click.Context) -> Settings:
+    try:
+        return load_settings(ctx.obj.get("config"))
+    except ConfigError as exc:
+        raise Failure(str(exc), 2) from None
+
+
+def _database_failure(exc: sa.exc.SQLAlchemyError, url: str) -> Failure:
+    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+    return Failure(f"database error at {where}: {reason}", 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="INI file (default: $VIPGATE_CONFIG or ./vipgate.ini).")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """vipgate: keep the WHMCS VIP group for paying clients, gate tickets by invoice status."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the HTTP endpoints with the development server (use gunicorn in production)."""
+    from werkzeug.serving import run_simple
+
+    from bridge import create_app
+
+    settings = _settings(ctx)
+    try:
+        app = create_app(settings)
+    except DatabaseNotReady as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _database_failure(exc, settings.bridge.database_url) from None
+    click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
+    run_simple(host, port, app, threaded=True)
+
+
+@cli.group()
+def db() -> None:
+    """vipgate's own database."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate vipgate's tables to the newest revision."""
+    settings = _settings(ctx)
+    store = Store(settings.bridge.database_url)
+    try:
+        revision = store.upgrade()
+    except sa.exc.SQLAlchemyError as exc:
+        raise _database_failure(exc, settings.bridge.database_url) from None
+    finally:
+        store.dispose()
+    click.echo(f"vipgate: database at revision {revision}")
+
+
+@cli.command("install-stub")
+@click.argument("whmcs_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--url", default=None, help="Bridge URL as WHMCS reaches it "
+              "(default: [bridge] public_url).")
+@click.pass_context
+def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -> None:
+    """Write includes/hooks/vipgate.php and its config into a WHMCS folder."""
+    from bridge.runtime import open_store, webhook_secrets
+    from bridge.stub_install import StubInstallError, install_stub
+
+    settings = _settings(ctx)
+    url = url or settings.bridge.public_url
+    if not url:
+        raise Failure("no bridge URL: pass --url or set [bridge] public_url", 2)
+    try:
+        store = open_store(settings)
+        secret = webhook_secrets(settings, store)[0]
+        store.dispose()
+    except DatabaseNotReady as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _database_failure(exc, settings.bridge.database_url) from None
+    try:
+        written = install_stub(whmcs_dir, url, secret, fail_open=settings.tickets.fail_open)
+    except StubInstallError as exc:
+        raise Failure(str(exc), 2) from None
+    for path in written:
+        click.echo(f"vipgate: wrote {path}")
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check the configuration and the database; print warnings."""
+    settings = _settings(ctx)
+    click.echo(f"settings: {settings.source}")
+    problems = 0
+    store = Store(settings.bridge.database_url)
+    try:
+        store.require_current()
+        click.echo(f"database: ok ({store.engine.dialect.name}, revision {store.revision()})")
+    except DatabaseNotReady as exc:
+        click.echo(f"database: {exc}")
+        problems += 1
+    except sa.exc.SQLAlchemyError as exc:
+        click.echo(f"database: {_database_failure(exc, settings.bridge.database_url).message}")
+        problems += 1
+    finally:
+        store.dispose()
+    for warning in warnings(settings):
+        click.echo(f"warning: {warning}")
+    if problems:
+        raise Failure(f"check failed: {problems} problem(s)", 1)
+    click.echo("check: ok")
+
+
+def warnings(settings: Settings) -> list[str]:
+    """Configuration that works but is probably not what the operator wants."""
+    found = []
+    if not settings.webhook.secrets:
+        found.append("[webhook] secrets is empty: a secret generated into vipgate's database "
+                     "is used (fine for the demo; set one for production)")
+    if not settings.bridge.public_url:
+        found.append("[bridge] public_url is empty: install-stub needs --url")
+    if not settings.whmcs.url:
+        found.append("[whmcs] url is empty: vipgate cannot reach WHMCS's API")
+    if not settings.policy.vip_group_id:
+        found.append("[policy] vip_group_id is 0: no VIP group is managed")
+    return found
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: click's multi-line usage errors become one line, exit code 2."""
+    try:
+        return cli.main(args=argv, prog_name="vipgate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("vipgate: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        message = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
+        click.echo(f"vipgate: {message}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,56 @@
+"""The vipgate command: one line and a non-zero exit for anything the operator must fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import SECRET
+
+
+def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIPGATE_")}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bridge", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_db_upgrade_then_check_on_embedded_defaults(tmp_path) -> None:
+    result = run("db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout and (tmp_path / "vipgate.db").exists()
+    result = run("check", cwd=tmp_path)
+    assert result.returncode == 0 and "check: ok" in result.stdout
+
+
+def test_db_upgrade_on_mariadb(mariadb_url, tmp_path) -> None:
+    result = run("db", "upgrade", cwd=tmp_path, env={"VIPGATE_BRIDGE_DATABASE_URL": mariadb_url})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "code", "expected"), [
+    (("nope",), {}, 2, "No such command 'nope'"),
+    (("serve", "--port", "0"), {}, 2, "--port"),
+    (("check",), {"VIPGATE_POLICY_GRACE_DAYS": "x"}, 2, "[policy] grace_days"),
+    (("--config", "missing.ini", "check"), {}, 2, "does not exist"),
+    (("install-stub", "whmcs"), {}, 2, "no bridge URL"),
+    (("db", "upgrade"), {"VIPGATE_BRIDGE_DATABASE_URL":
+                         "mysql+pymysql://root:pw@127.0.0.1:1/x"}, 1, "database error"),
+    (("check",), {}, 1, "check failed"),
+])
+def test_errors_are_one_line_with_exit_code(tmp_path, args, env, code, expected) -> None:
+    result = run(*args, cwd=tmp_path, env=env)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "pw@" not in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_mariadb(mariadb_url, tmp_path) -> None:
+    result = run("serve", cwd=tmp_path, env={"VIPGATE_BRIDGE_DATABASE_URL": mariadb_url,
+                                             "VIPGATE_WEBHOOK_SECRETS": SECRET})
+    assert result.returncode == 2 and "vipgate db upgrade" in result.stderr

@@ -1,0 +1,98 @@
+"""The store on SQLite and MariaDB: migrations, the inbox, meta and the standing cache."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from bridge.model import CachedStanding, OverdueInvoice
+from bridge.store import DatabaseNotReady, InboxEvent, Store
+from tests.helpers import FIXED_NOW
+
+
+def _event(msg_id: str, hook: str = "InvoicePaid", client_id: int | None = None) -> InboxEvent:
+    return InboxEvent(msg_id, hook, client_id, {"invoiceid": 5}, FIXED_NOW - timedelta(seconds=3),
+                      FIXED_NOW)
+
+
+def test_fresh_database_is_not_ready_until_upgraded(database_url) -> None:
+    store = Store(database_url)
+    try:
+        with pytest.raises(DatabaseNotReady, match="vipgate db upgrade"):
+            store.require_current()
+        assert store.upgrade() == store.head()
+        store.require_current()
+        assert store.upgrade() == store.head()  # idempotent
+    finally:
+        store.dispose()
+
+
+def test_migrations_go_down_and_up_again(store) -> None:
+    from alembic import command
+
+    command.downgrade(store._alembic_config(), "base")
+    assert store.revision() is None
+    assert store.upgrade() == store.head()
+
+
+def test_enqueue_stores_once(store) -> None:
+    assert store.enqueue(_event("msg_1", client_id=9)) == "queued"
+    assert store.enqueue(_event("msg_1", client_id=9)) == "duplicate"
+    row = store.get_event("msg_1")
+    assert row is not None
+    assert (row.hook, row.client_id, row.vars, row.state, row.attempts) == (
+        "InvoicePaid", 9, {"invoiceid": 5}, "queued", 0)
+    assert row.received_at == FIXED_NOW.replace(tzinfo=None)
+    assert store.inbox_counts()["queued"] == 1
+
+
+def test_concurrent_duplicates_store_one_row(store) -> None:
+    outcomes: list[str] = []
+
+    def send() -> None:
+        outcomes.append(store.enqueue(_event("msg_race")))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["duplicate"] * 5 + ["queued"]
+    assert len(store.events()) == 1
+
+
+def test_unicode_survives_the_round_trip(store) -> None:
+    event = InboxEvent("msg_u", "ClientEdit", 3, {"userid": 3, "language": "português 🇧🇷"},
+                       FIXED_NOW, FIXED_NOW)
+    store.enqueue(event)
+    assert store.get_event("msg_u").vars["language"] == "português 🇧🇷"
+
+
+def test_generated_webhook_secret_is_made_once(store) -> None:
+    first = store.webhook_secret()
+    assert first.startswith("whsec_")
+    assert Store(store.url).webhook_secret() == first
+
+
+def test_standing_cache_round_trip_and_update(store) -> None:
+    standing = CachedStanding(12, "overdue", 6, Decimal("89.90"),
+                              (OverdueInvoice(1042, "2026/1042", Decimal("89.90"), "2026-11-15"),),
+                              "R$ ", "", "portuguese-br", FIXED_NOW)
+    store.put_standing(standing)
+    assert store.get_standing(12) == standing.__class__(**{
+        **standing.__dict__, "updated_at": FIXED_NOW.replace(tzinfo=None)})
+    store.put_standing(CachedStanding(12, "current", 0, Decimal(0), (), "R$ ", "", None,
+                                      FIXED_NOW))
+    assert store.get_standing(12).standing == "current"
+    assert store.get_standing(13) is None
+
+
+def test_database_url_with_a_bad_password_fails_cleanly(mariadb_server) -> None:
+    store = Store(mariadb_server.replace("root@", "root:wrong@") + "/test")
+    with pytest.raises(sa.exc.OperationalError):
+        store.ping()
+    store.dispose()
