@@ -1,0 +1,79 @@
+"""What the policy reads: one client's WHMCS state (after type coercion) and vipgate's memory.
+
+The readers (WHMCS API client, read-only WHMCS DB reader) build these; the policy only reads
+them. Dates are calendar days in the WHMCS time zone; money is ``Decimal`` in the client's
+currency (vipgate never converts currencies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+# Invoice statuses (tblinvoices.status) under which money is still owed.
+OWED_STATUSES = frozenset({"Unpaid", "Payment Pending"})
+PAYMENT_PENDING = "Payment Pending"
+PAID = "Paid"
+SUSPENDED = "Suspended"  # tblhosting.domainstatus
+ACTIVE = "Active"  # tblclients.status
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: int
+    number: str  # invoicenum, or the id as text when sequential numbering is off
+    status: str  # Draft, Unpaid, Paid, Cancelled, Refunded, Collections, Payment Pending
+    date: date
+    duedate: date
+    total: Decimal
+    balance: Decimal  # what remains unpaid; partial payments already subtracted
+    datepaid: date | None  # None for WHMCS's 0000-00-00
+
+    @property
+    def owed(self) -> bool:
+        return self.status in OWED_STATUSES and self.balance > 0
+
+
+@dataclass(frozen=True)
+class Service:
+    id: int
+    status: str  # Pending, Active, Suspended, Terminated, Cancelled, Fraud, Completed
+    suspendreason: str
+    nextduedate: date | None
+
+
+@dataclass(frozen=True)
+class Promise:
+    """A promise to pay registered by staff; it counts until ``until`` (inclusive)."""
+
+    until: date
+    note: str
+
+
+@dataclass(frozen=True)
+class ClientState:
+    id: int
+    status: str  # Active, Inactive, Closed
+    group_id: int  # 0 = no group
+    datecreated: date
+    currency_prefix: str
+    currency_suffix: str
+    language: str | None  # WHMCS language name ("portuguese-br"), None = system default
+    invoices: tuple[Invoice, ...]
+    services: tuple[Service, ...]
+    promise: Promise | None
+
+
+@dataclass(frozen=True)
+class Membership:
+    """vipgate's own memory of a client.
+
+    ``pinned``: in VIP whatever the eligibility rules say (staff put them there, or adoption).
+    ``excluded``: on the exclusion list, never in VIP. ``home_group_id``: the group the client
+    had before vipgate moved it into VIP (None = unknown, use ``default_group_id``).
+    """
+
+    pinned: bool = False
+    excluded: bool = False
+    home_group_id: int | None = None

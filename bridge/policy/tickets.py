@@ -1,0 +1,139 @@
+"""Ticket handling by standing: priority, the staff note, and the standing cache for the gate.
+
+Priority follows a matrix (VIP current / current / overdue / suspended → Low, Medium, High or
+``keep``). vipgate records a ticket's original priority before changing it and puts it back
+when the client is current again. A ticket whose priority is no longer the one vipgate set was
+changed by staff, and is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bridge.model import CachedStanding, OverdueInvoice
+from bridge.policy.standing import Standing
+from bridge.policy.state import ClientState
+from bridge.settings import TicketSettings
+
+KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class TicketAction:
+    """What to do with one open ticket. All ``None``/False = nothing to do.
+
+    After applying: the ticket's priority is ``new_priority`` (when set); vipgate's record of
+    the ticket is dropped when ``clear_record``, else its original priority becomes
+    ``record_original`` (when set) and the priority vipgate manages becomes ``new_priority``.
+    """
+
+    new_priority: str | None
+    record_original: str | None
+    reasons: tuple[str, ...]
+    clear_record: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return (self.new_priority is not None or self.record_original is not None
+                or self.clear_record)
+
+
+def ticket_standing(standing: Standing) -> str:
+    """The standing tickets are handled by: an active promise to pay counts as current."""
+    return "current" if standing.kind == "current" or standing.promise_active else standing.kind
+
+
+def desired_priority(kind: str, in_vip: bool, settings: TicketSettings) -> str | None:
+    """The matrix; None means ``keep`` (leave the priority as chosen). VIP counts only while
+    current."""
+    matrix = {"overdue": settings.priority_overdue, "suspended": settings.priority_suspended,
+              "current": settings.priority_vip if in_vip else settings.priority_current}
+    if kind not in matrix:
+        raise ValueError(f"unknown standing {kind!r}")
+    return None if matrix[kind] == KEEP else matrix[kind]
+
+
+def ticket_action(ticket_priority: str, original_priority: str | None,
+                  managed_priority: str | None, desired: str | None) -> TicketAction:
+    """Move the ticket towards ``desired`` (None = restore the recorded original, if any).
+
+    ``original_priority``/``managed_priority``: vipgate's record of the ticket (the priority it
+    had before vipgate changed it, and the one vipgate last set); both None when vipgate never
+    touched it. Calling again after applying the result yields no change.
+    """
+    if managed_priority is not None and ticket_priority != managed_priority:
+        why = (f"staff changed the priority to {ticket_priority} after vipgate set "
+               f"{managed_priority}: left alone")
+        if desired is None:  # the episode is over; forget the ticket
+            return TicketAction(None, None, (why + ", record dropped",), clear_record=True)
+        return TicketAction(None, None, (why,))
+    if desired is None:
+        if original_priority is None and managed_priority is None:
+            return TicketAction(None, None, (f"priority {ticket_priority} kept as chosen",))
+        if original_priority is None or original_priority == ticket_priority:
+            return TicketAction(None, None, (f"priority {ticket_priority} is the original",),
+                                clear_record=True)
+        return TicketAction(original_priority, None,
+                            (f"priority {ticket_priority} restored to the original "
+                             f"{original_priority}",), clear_record=True)
+    if ticket_priority == desired:
+        return TicketAction(None, None, (f"priority already {desired}",))
+    record = ticket_priority if original_priority is None else None
+    return TicketAction(desired, record, (f"priority {ticket_priority} set to {desired}",))
+
+
+def apply_ticket_action(action: TicketAction, ticket_priority: str,
+                        original_priority: str | None, managed_priority: str | None
+                        ) -> tuple[str, str | None, str | None]:
+    """The (priority, original, managed) a ticket has after ``action`` is applied."""
+    priority = action.new_priority or ticket_priority
+    if action.clear_record:
+        return priority, None, None
+    return (priority, action.record_original or original_priority,
+            action.new_priority or managed_priority)
+
+
+NOTES = {
+    "pt_BR": {"head": "vipgate: cliente com faturas vencidas (situação: {kind}).",
+              "line": "- Fatura #{number}: {amount}, venceu em {due} ({days} de atraso)",
+              "total": "Total vencido: {total}",
+              "kinds": {"overdue": "em atraso", "suspended": "suspenso"},
+              "days": ("dia", "dias", "dia útil", "dias úteis")},
+    "en": {"head": "vipgate: client has overdue invoices (standing: {kind}).",
+           "line": "- Invoice #{number}: {amount}, due {due} ({days} overdue)",
+           "total": "Total overdue: {total}",
+           "kinds": {"overdue": "overdue", "suspended": "suspended"},
+           "days": ("day", "days", "business day", "business days")},
+}
+
+
+def staff_note(standing: Standing, settings: TicketSettings, language: str) -> str | None:
+    """The note for staff on a ticket of an overdue or suspended client (``pt_BR`` or ``en``);
+    None when the client is current for tickets or ``staff_note`` is off."""
+    kind = ticket_standing(standing)
+    if not settings.staff_note or kind == "current":
+        return None
+    lang = "pt_BR" if language == "pt_BR" else "en"
+    text = NOTES[lang]
+    lines = [text["head"].format(kind=text["kinds"][kind])]
+    for item in standing.overdue:
+        inv = item.invoice
+        unit = text["days"][(2 if item.business_days else 0) + (item.days != 1)]
+        due = inv.duedate.strftime("%d/%m/%Y") if lang == "pt_BR" else inv.duedate.isoformat()
+        lines.append(text["line"].format(number=inv.number, due=due,
+                                         amount=standing.money(inv.balance, lang),
+                                         days=f"{item.days} {unit}"))
+    lines.append(text["total"].format(total=standing.money(standing.overdue_total, lang)))
+    return "\n".join(lines)
+
+
+def cached_standing(client: ClientState, standing: Standing,
+                    updated_at: datetime) -> CachedStanding:
+    """What the TicketOpenValidation gate reads. Its ``standing`` is the ticket standing, so an
+    active promise to pay lets the client open tickets."""
+    invoices = tuple(OverdueInvoice(i.invoice.id, i.invoice.number, i.invoice.balance,
+                                    i.invoice.duedate.isoformat()) for i in standing.overdue)
+    return CachedStanding(client.id, ticket_standing(standing), standing.max_days,
+                          standing.overdue_total, invoices, client.currency_prefix,
+                          client.currency_suffix, client.language, updated_at)

@@ -1,0 +1,190 @@
+"""VIP membership: in the VIP group ⇔ eligible AND paying.
+
+Eligible: pinned (by staff or by adoption), or long enough a client, paying on time and
+spending enough in the look-back window; never when excluded or not Active. Paying: standing
+``current`` (an active promise to pay counts only with ``promise_restores_vip``).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from bridge.policy.gate import format_money
+from bridge.policy.standing import Standing, describe
+from bridge.policy.state import ACTIVE, PAID, ClientState, Membership
+from bridge.settings import PolicySettings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VipDecision:
+    in_vip: bool
+    target_group_id: int  # the group the client should be in (may equal the current one)
+    reasons: tuple[str, ...]
+    # set when vipgate moves the client into VIP: the group to go back to when it leaves
+    record_home_group_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """What to record after a group change made by staff (see :func:`follow_staff_change`)."""
+
+    pinned: bool
+    excluded: bool
+    home_group_id: int | None  # None = keep what is recorded
+    reason: str
+
+    def apply(self, membership: Membership) -> Membership:
+        home = membership.home_group_id if self.home_group_id is None else self.home_group_id
+        return Membership(self.pinned, self.excluded, home)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole months, clamped to the month's end (31 Jan + 1 = 28/29 Feb)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def months_between(start: date, end: date) -> int:
+    """Whole months from ``start`` to ``end`` (0 when ``end`` is not later)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months > 0 and add_months(start, months) > end:
+        months -= 1
+    return max(months, 0)
+
+
+def _criteria(client: ClientState, settings: PolicySettings, today: date) -> list[tuple[bool, str]]:
+    """The three rules for clients who are not pinned, each as (passed, reason)."""
+    def money(amount: Decimal) -> str:
+        return format_money(amount, client.currency_prefix, client.currency_suffix, "en")
+
+    def versus(ok: bool) -> str:
+        return ">=" if ok else "<"
+
+    tenure = months_between(client.datecreated, today)
+    old_enough = tenure >= settings.min_tenure_months
+    checks = [(old_enough, f"client for {tenure} months (since {client.datecreated.isoformat()})"
+                           f" {versus(old_enough)} min_tenure_months {settings.min_tenure_months}")]
+    start = add_months(today, -settings.lookback_months)
+    tolerance = settings.late_tolerance_days
+    late = []
+    for inv in client.invoices:
+        if inv.status == PAID and inv.datepaid is not None and inv.datepaid >= start:
+            days = (inv.datepaid - inv.duedate).days
+            if days > tolerance:
+                late.append(f"invoice #{inv.number} paid {days} days late "
+                            f"({inv.datepaid.isoformat()}) > late_tolerance_days {tolerance}")
+        elif inv.owed and (today - inv.duedate).days > tolerance:
+            late.append(f"invoice #{inv.number} still unpaid {(today - inv.duedate).days} days "
+                        f"after its due date > late_tolerance_days {tolerance}")
+    checks += [(False, text) for text in late] or [
+        (True, f"no invoice paid more than {tolerance} days late in the last "
+               f"{settings.lookback_months} months")]
+    spent = sum((inv.total for inv in client.invoices if inv.status == PAID
+                 and inv.datepaid is not None and start <= inv.datepaid <= today), Decimal(0))
+    enough = spent >= settings.min_spend
+    checks.append((enough, f"paid {money(spent)} since {start.isoformat()} {versus(enough)} "
+                           f"min_spend {money(settings.min_spend)}"))
+    return checks
+
+
+def eligible(client: ClientState, membership: Membership, settings: PolicySettings,
+             today: date) -> Verdict:
+    """May this client be in VIP (when it pays)?"""
+    blockers = []
+    if membership.excluded:
+        blockers.append("on the exclusion list")
+    if client.status != ACTIVE:
+        blockers.append(f"client status {client.status}, not Active")
+    if blockers:
+        return Verdict(False, ("not eligible: " + "; ".join(blockers),))
+    if membership.pinned:
+        return Verdict(True, ("eligible: pinned by staff",))
+    checks = _criteria(client, settings, today)
+    ok = all(passed for passed, _ in checks)
+    head = "eligible: all rules met" if ok else "not eligible: a rule is not met"
+    failed = [text for passed, text in checks if not passed]
+    return Verdict(ok, (head, *failed, *(text for passed, text in checks if passed)))
+
+
+def _leave_to(client: ClientState, membership: Membership, settings: PolicySettings) -> int:
+    if client.group_id != settings.vip_group_id:
+        return client.group_id
+    home = membership.home_group_id
+    if home is not None and home != settings.vip_group_id:
+        return home
+    return settings.default_group_id
+
+
+def vip_decision(client: ClientState, membership: Membership, standing: Standing,
+                 settings: PolicySettings, today: date) -> VipDecision:
+    """Which group should the client be in? Outside VIP it keeps its group; leaving VIP it goes
+    back to its home group, else ``default_group_id``."""
+    vip = settings.vip_group_id
+    if vip == 0:
+        return VipDecision(False, client.group_id,
+                           ("vip_group_id is 0: no VIP group managed, group left as is",))
+    verdict = eligible(client, membership, settings, today)
+    paying = standing.kind == "current"
+    reasons = list(verdict.reasons)
+    if paying:
+        reasons.append("standing current")
+    elif standing.promise_active and settings.promise_restores_vip:
+        paying = True
+        reasons.append(f"standing {standing.kind}, but a promise to pay is active and "
+                       "promise_restores_vip is on")
+    else:
+        owed = [describe(i, standing.currency_prefix, standing.currency_suffix)
+                for i in standing.overdue]
+        reasons.append(f"standing {standing.kind}: " + "; ".join(owed))
+    if verdict.ok and paying:
+        home = None if client.group_id == vip else client.group_id
+        reasons.append(f"in VIP group {vip}")
+        return VipDecision(True, vip, tuple(reasons), home)
+    target = _leave_to(client, membership, settings)
+    where = "stays in" if target == client.group_id else "leaves VIP for"
+    reasons.append(f"not in VIP: {where} group {target}")
+    return VipDecision(False, target, tuple(reasons))
+
+
+def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
+                        caused_by_vipgate: bool, settings: PolicySettings
+                        ) -> MembershipChange | None:
+    """A group change vipgate did not make is a staff decision, to be followed, not fought.
+
+    Moved into VIP: pinned (and taken off the exclusion list), home = the group it came from.
+    Moved out of VIP: unpinned and excluded, or the eligibility rules would put the client
+    straight back on the next reconcile.
+    """
+    if (caused_by_vipgate or not settings.follow_staff_changes or vip_group_id == 0
+            or old_group == new_group):
+        return None
+    if new_group == vip_group_id:
+        return MembershipChange(True, False, old_group,
+                                f"staff moved the client from group {old_group} into VIP: "
+                                "pinned")
+    if old_group == vip_group_id:
+        return MembershipChange(False, True, None,
+                                f"staff moved the client out of VIP to group {new_group}: "
+                                "unpinned and excluded")
+    return None
+
+
+def adopt(current_vip_member_ids: Iterable[int],
+          known: Mapping[int, Membership] | None = None) -> dict[int, Membership]:
+    """The first time vipgate sees the VIP group, its members are adopted as pinned: the owner
+    chose them. What vipgate already knows (exclusion, home group) is kept."""
+    known = known or {}
+    return {cid: Membership(True, known.get(cid, Membership()).excluded,
+                            known.get(cid, Membership()).home_group_id)
+            for cid in current_vip_member_ids}
