@@ -69,6 +69,21 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True)
 
 
+@cli.command()
+@click.option("--port", default=0, type=click.IntRange(0, 65535),
+              help="Port for the demo bridge (default: any free one).")
+@click.option("--no-wait", is_flag=True, help="Exit when the demo is done.")
+def demo(port: int, no_wait: bool) -> None:
+    """Run the demo on embedded defaults (throw-away folder) and print what happens."""
+    import threading
+
+    from bridge.demo import run_demo
+
+    code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
+    if code:
+        raise Failure("demo: some events were lost", code)
+
+
 @cli.group()
 def db() -> None:
     """vipgate's own database."""

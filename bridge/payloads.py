@@ -65,9 +65,20 @@ class InvoiceVars(_Vars):
     invoiceid = WhmcsId(required=True)
 
 
+class SystemOrAdmin(fields.Field):
+    """InvoiceCreated's ``user``: the string "system" or an admin id (int or digits)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+            return str(value)
+        if isinstance(value, str) and len(value) <= 64:
+            return value
+        raise ValidationError('Must be "system" or an admin id.')
+
+
 class InvoiceCreatedVars(InvoiceVars):
     source = _text(32)
-    user = _text(64)  # "system" or an admin id
+    user = SystemOrAdmin()
     status = _text(32)
 
 

@@ -1,0 +1,189 @@
+"""How the sandbox WHMCS fires hooks: through the real PHP stub when ``php`` is installed,
+else through a Python emulation that sends the same signed request and spools the same way.
+
+Both keep their spool in the sandbox's "WHMCS database" (a SQLite file), in the table the stub
+uses, ``mod_vipgate_spool``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from bridge.payloads import whitelist
+from bridge.signing import signed_headers
+
+PHP_DIR = Path(__file__).with_name("php")
+MODULE_HOOKS = ("AfterModuleSuspend", "AfterModuleUnsuspend")
+RETRYABLE_4XX = (401, 408, 429)
+FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try again in a few "
+                       "minutes.")
+SPOOL_SCHEMA = """CREATE TABLE IF NOT EXISTS mod_vipgate_spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id VARCHAR(64) NOT NULL UNIQUE,
+    hook VARCHAR(64) NOT NULL, body TEXT NOT NULL, created_at DATETIME NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL)"""
+
+
+class Forwarder(Protocol):
+    kind: str
+
+    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        """Run WHMCS's hook ``hook`` with ``variables``; return what the hook functions return."""
+
+    def spooled(self) -> list[str]:
+        """Webhook ids waiting in mod_vipgate_spool, oldest first."""
+
+
+def php_available() -> bool:
+    if shutil.which("php") is None:
+        return False
+    modules = subprocess.run(["php", "-m"], capture_output=True, text=True, timeout=30).stdout
+    return {"curl", "pdo_sqlite"} <= {line.strip() for line in modules.splitlines()}
+
+
+def _spooled(spool_db: Path) -> list[str]:
+    if not spool_db.exists():
+        return []
+    with sqlite3.connect(spool_db) as conn:
+        try:
+            return [r[0] for r in conn.execute(
+                "SELECT webhook_id FROM mod_vipgate_spool ORDER BY id")]
+        except sqlite3.OperationalError:  # no table yet: nothing was ever spooled
+            return []
+
+
+@dataclass
+class PhpForwarder:
+    """The real stub, run by the real ``php`` with a minimal WHMCS around it."""
+
+    hooks_dir: Path  # WHMCS's includes/hooks, where install-stub wrote vipgate.php
+    spool_db: Path
+    log_path: Path
+    kind: str = "php"
+
+    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        env = {**os.environ, "VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{self.spool_db}",
+               "VIPGATE_SANDBOX_LOG": str(self.log_path)}
+        result = subprocess.run(
+            ["php", str(PHP_DIR / "fire.php"), str(self.hooks_dir), hook, json.dumps(variables)],
+            capture_output=True, text=True, env=env, timeout=180, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"php fire.php {hook} failed: {result.stderr.strip()[:500]}")
+        return list(json.loads(result.stdout)["returns"])
+
+    def spooled(self) -> list[str]:
+        return _spooled(self.spool_db)
+
+
+@dataclass
+class PythonForwarder:
+    """What ``whmcs_php_stub/vipgate.php`` does, in Python: same whitelist, body, signature,
+    timeouts, outcomes and spool. Used where php is not installed."""
+
+    url: str  # the bridge's /hooks/whmcs
+    secret: str
+    spool_db: Path
+    fail_open: bool = True
+    clock: Callable[[], float] = time.time
+    kind: str = "python"
+
+    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        if hook == "TicketOpenValidation":
+            error = self._validate(variables)
+            return [error] if error else []
+        if hook == "AfterCronJob":
+            self.flush()
+        msg_id, body = self.event(hook, variables)
+        outcome, error = self._post(msg_id, body, 120.0 if hook == "PreCronJob" else 2.0)
+        if outcome == "retry" and hook != "AfterCronJob":  # the heartbeat is not spooled
+            self._spool(msg_id, hook, body, error)
+        return []
+
+    def spooled(self) -> list[str]:
+        return _spooled(self.spool_db)
+
+    @staticmethod
+    def pick(hook: str, variables: dict[str, Any]) -> dict[str, Any]:
+        keys = whitelist().get(hook, [])
+        source = variables
+        if hook in MODULE_HOOKS and isinstance(variables.get("params"), dict):
+            source = variables["params"]
+        picked = {k: source[k] for k in keys
+                  if k in source and isinstance(source[k], (str, int, float, bool))}
+        old = source.get("olddata") if hook == "ClientEdit" else None
+        if isinstance(old, dict):
+            kept = {k: old[k] for k in ("groupid", "status")
+                    if isinstance(old.get(k), (str, int, float, bool))}
+            if kept:
+                picked["olddata"] = kept
+        return picked
+
+    def event(self, hook: str, variables: dict[str, Any]) -> tuple[str, bytes]:
+        body = json.dumps({"hook": hook, "vars": self.pick(hook, variables),
+                           "occurred_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(
+                               timespec="seconds")}, separators=(",", ":")).encode()
+        return f"msg_{uuid.uuid4().hex}", body
+
+    def _post(self, msg_id: str, body: bytes, timeout: float) -> tuple[str, str]:
+        headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
+        headers["Content-Type"] = "application/json"
+        try:
+            response = requests.post(self.url, data=body, headers=headers,
+                                     timeout=(min(1.0, timeout), timeout), allow_redirects=False)
+        except requests.RequestException as exc:
+            return "retry", f"{type(exc).__name__}"
+        if 200 <= response.status_code < 300:
+            return "ok", ""
+        error = f"HTTP {response.status_code}: {response.text[:500]}"
+        if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_4XX:
+            return "permanent", error
+        return "retry", error
+
+    def _validate(self, variables: dict[str, Any]) -> str:
+        msg_id, body = self.event("TicketOpenValidation", variables)
+        headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
+        headers["Content-Type"] = "application/json"
+        try:
+            response = requests.post(self.url, data=body, headers=headers, timeout=(1.0, 1.5),
+                                     allow_redirects=False)
+            errors = response.json()["errors"] if response.status_code == 200 else None
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            errors = None
+        if errors is None:
+            return "" if self.fail_open else FAIL_CLOSED_MESSAGE
+        return str(errors[0]) if errors else ""
+
+    def _spool(self, msg_id: str, hook: str, body: bytes, error: str) -> None:
+        with sqlite3.connect(self.spool_db) as conn:
+            conn.execute(SPOOL_SCHEMA)
+            conn.execute("INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, "
+                         "attempts, last_error) VALUES (?, ?, ?, ?, 1, ?)",
+                         (msg_id, hook, body.decode(), datetime.now(UTC).strftime(
+                             "%Y-%m-%d %H:%M:%S"), error[:1000]))
+
+    def flush(self, max_rows: int = 500) -> None:
+        """Re-send spooled events oldest first: same id and body, a fresh signature."""
+        if not self.spooled():
+            return
+        with sqlite3.connect(self.spool_db) as conn:
+            rows = conn.execute("SELECT id, webhook_id, body FROM mod_vipgate_spool ORDER BY id "
+                                "LIMIT ?", (max_rows,)).fetchall()
+            for row_id, msg_id, body in rows:
+                outcome, error = self._post(msg_id, body.encode(), 2.0)
+                if outcome == "retry":
+                    conn.execute("UPDATE mod_vipgate_spool SET attempts = attempts + 1, "
+                                 "last_error = ? WHERE id = ?", (error[:1000], row_id))
+                    break
+                conn.execute("DELETE FROM mod_vipgate_spool WHERE id = ?", (row_id,))

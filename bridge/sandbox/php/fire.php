@@ -1,0 +1,51 @@
+<?php
+/**
+ * Fire one WHMCS hook through the vipgate stub, as WHMCS would.
+ *
+ * Usage: php fire.php HOOK_DIR HOOK_NAME VARS_JSON [REPEAT]
+ *
+ * Loads bootstrap.php and HOOK_DIR/vipgate.php, runs the functions registered for HOOK_NAME
+ * with the decoded vars REPEAT times (default 1) and prints one JSON object:
+ *   {"returns": [...truthy results of the last run...], "calls_ms": [...], "elapsed_ms": total}
+ * where calls_ms times each run of the hook inside php (php start-up excluded).
+ * In VARS_JSON a value {"__object__": {...}} becomes a PHP object (WHMCS passes some).
+ */
+
+require __DIR__ . '/bootstrap.php';
+
+if ($argc < 4) {
+    fwrite(STDERR, "usage: php fire.php HOOK_DIR HOOK_NAME VARS_JSON [REPEAT]\n");
+    exit(2);
+}
+list(, $hookDir, $hookName, $varsJson) = $argv;
+$repeat = $argc > 4 ? max(1, (int) $argv[4]) : 1;
+
+function vipgate_test_objects($value)
+{
+    if (!is_array($value)) {
+        return $value;
+    }
+    if (count($value) === 1 && array_key_exists('__object__', $value)) {
+        return (object) $value['__object__'];
+    }
+    return array_map('vipgate_test_objects', $value);
+}
+
+$vars = json_decode($varsJson, true);
+if (!is_array($vars)) {
+    fwrite(STDERR, "VARS_JSON must be a JSON object\n");
+    exit(2);
+}
+$vars = vipgate_test_objects($vars);
+
+require rtrim($hookDir, '/') . '/vipgate.php';
+
+$calls = [];
+$returns = [];
+for ($i = 0; $i < $repeat; $i++) {
+    $started = microtime(true);
+    $returns = vipgate_test_run_hook($hookName, $vars);
+    $calls[] = round((microtime(true) - $started) * 1000, 3);
+}
+echo json_encode(['returns' => $returns, 'calls_ms' => $calls, 'elapsed_ms' => array_sum($calls)],
+    JSON_UNESCAPED_SLASHES), "\n";

@@ -1,0 +1,762 @@
+"""The PHP hook file, run by the real ``php`` binary against a real bridge over HTTP.
+
+Each test installs the stub with ``install_stub`` into a throw-away WHMCS folder and fires
+hooks through ``bridge/sandbox/php/fire.php``, which stands in for WHMCS (add_hook,
+logModuleCall and a Capsule handing out a PDO to an SQLite file or a MariaDB database).
+Without ``php`` on PATH these tests fail; set VIPGATE_TEST_SKIP_PHP=1 to skip them on purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from standardwebhooks import Webhook
+
+from bridge import stub_install
+from bridge.model import CachedStanding, OverdueInvoice
+from bridge.payloads import whitelist
+from bridge.policy import gate
+from bridge.sandbox.forwarder import PHP_DIR
+from bridge.settings import Settings, default_settings
+from bridge.stub_install import StubInstallError, install_stub
+from hooks.registry import HOOK_SPEC
+from tests.conftest import LiveBridge
+from tests.helpers import FIXED_NOW, SECRET
+from whmcs_php_stub import STUB_PATH, stub_source
+
+pytestmark = pytest.mark.php
+
+GENERIC_REFUSAL = ("Support tickets are temporarily unavailable. "
+                   "Please try again in a few minutes.")
+SECRET_KEY_B64 = SECRET[len("whsec_"):]
+ID_PATTERN = re.compile(r"^msg_[0-9a-f]{32}$")
+
+# (vars WHMCS passes, vars the bridge must store); None = answered, not stored
+HOOK_SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
+    "InvoiceCreated": ({"source": "autogen", "user": "system", "invoiceid": 1001,
+                        "status": "Unpaid"},
+                       {"source": "autogen", "user": "system", "invoiceid": 1001,
+                        "status": "Unpaid"}),
+    "InvoicePaid": ({"invoiceid": 1002,
+                     "invoice": {"__object__": {"id": 1002, "total": "89.90"}}},
+                    {"invoiceid": 1002}),
+    "InvoiceUnpaid": ({"invoiceid": "1003"}, {"invoiceid": 1003}),
+    "InvoiceCancelled": ({"invoiceid": 1004}, {"invoiceid": 1004}),
+    "InvoiceRefunded": ({"invoiceid": 1005}, {"invoiceid": 1005}),
+    "AddInvoicePayment": ({"invoiceid": 1006}, {"invoiceid": 1006}),
+    "AfterModuleSuspend": ({"params": {
+        "serviceid": 31, "userid": 42, "pid": 3, "serverid": 1, "domain": "cliente.com.br",
+        "username": "cliente", "password": "hunter2", "serverusername": "root",
+        "serverpassword": "s3rv3r-pa55", "serveraccesshash": "WHM-ACCESS-HASH",
+        "clientsdetails": {"email": "ana@example.com", "password": "x"},
+        "configoptions": {}, "customfields": {}, "moduletype": "cpanel"}},
+        {"serviceid": 31, "userid": 42, "pid": 3}),
+    # without "params", the keys are read from the top level
+    "AfterModuleUnsuspend": ({"serviceid": 32, "userid": 42, "password": "hunter2"},
+                             {"serviceid": 32, "userid": 42}),
+    "ClientAdd": ({"client_id": 42, "user_id": 7, "userid": 42, "firstname": "Ana",
+                   "email": "ana@example.com", "password": "plain-text", "groupid": 0,
+                   "customFields": {"1": "x"}, "notes": None},
+                  {"client_id": 42, "user_id": 7, "groupid": 0}),
+    "ClientEdit": ({"userid": 42, "firstname": "Ana", "email": "ana@example.com",
+                    "groupid": 3, "status": "Active", "language": "portuguese-br",
+                    "notes": None, "authdata": "secret-ish",
+                    "olddata": {"groupid": 1, "status": "Active", "email": "old@example.com",
+                                "password": "old"}},
+                   {"userid": 42, "groupid": 3, "status": "Active",
+                    "language": "portuguese-br", "olddata": {"groupid": 1, "status": "Active"}}),
+    "ClientClose": ({"userid": 42}, {"userid": 42}),
+    "TicketOpen": ({"ticketid": 501, "ticketmask": "ABC-123456", "userid": 42, "deptid": 1,
+                    "deptname": "Suporte", "subject": "Site fora", "message": "Ajuda",
+                    "priority": "Medium"},
+                   {"ticketid": 501, "ticketmask": "ABC-123456", "userid": 42, "deptid": 1,
+                    "priority": "Medium"}),
+    "TicketUserReply": ({"ticketid": 501, "replyid": 9, "userid": 42, "deptid": 1,
+                         "deptname": "Suporte", "subject": "Site fora", "message": "E agora?",
+                         "priority": "Medium", "status": "Customer-Reply"},
+                        {"ticketid": 501, "replyid": 9, "userid": 42, "deptid": 1,
+                         "priority": "Medium", "status": "Customer-Reply"}),
+    "TicketPriorityChange": ({"ticketid": 501, "priority": "High"},
+                             {"ticketid": 501, "priority": "High"}),
+    "TicketOpenValidation": ({"clientId": 42, "contactId": 0, "name": "", "email": "",
+                              "isAdmin": False, "departmentId": 1, "subject": "Site fora",
+                              "message": "Ajuda", "priority": "Medium", "relatedService": "",
+                              "customfields": []}, None),
+    "PreCronJob": ({}, {}),
+    "AfterCronJob": ({}, {}),
+    "DailyCronJob": ({}, {}),
+}
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """As conftest's, with department 2 as the billing department."""
+    return default_settings().replace(bridge={"database_url": database_url},
+                                      webhook={"secrets": SECRET},
+                                      tickets={"billing_departments": "2"})
+
+
+@pytest.fixture(scope="session")
+def php() -> str:
+    path = shutil.which("php")
+    if path is None:
+        if os.environ.get("VIPGATE_TEST_SKIP_PHP") == "1":
+            pytest.skip("VIPGATE_TEST_SKIP_PHP=1")
+        pytest.fail("php is not on PATH: install php-cli with the curl, sqlite3 and mysql "
+                    "extensions (Debian: apt-get install php-cli php-curl php-sqlite3 "
+                    "php-mysql), or set VIPGATE_TEST_SKIP_PHP=1 to skip these tests on purpose")
+    return path
+
+
+# --- a WHMCS folder with the stub installed ---------------------------------------------------
+
+
+@dataclass
+class Whmcs:
+    """A throw-away WHMCS folder; ``fire`` runs one hook through the installed stub."""
+
+    root: Path
+    php: str
+    log: Path
+    pdo_env: dict[str, str]
+    spool_url: str  # SQLAlchemy URL of the same database, to read the spool table
+
+    @property
+    def hook_dir(self) -> Path:
+        return self.root / "includes" / "hooks"
+
+    def install(self, url: str, *, fail_open: bool = True) -> None:
+        install_stub(self.root, url, SECRET, fail_open=fail_open)
+
+    def set_config(self, key: str, value: str) -> None:
+        path = self.hook_dir / "_vipgate_config.php"
+        text, count = re.subn(rf"'{key}' => [^,]+,", f"'{key}' => {value},",
+                              path.read_text())
+        assert count == 1
+        path.write_text(text)
+
+    def run(self, hook: str, variables: dict[str, Any] | None = None, *,
+            repeat: int = 1) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env}
+        return subprocess.run(
+            [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
+             json.dumps(variables or {}), str(repeat)],
+            capture_output=True, text=True, env=env, timeout=60, check=False)
+
+    def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run the hook; php must exit 0 and print nothing but the result (no warnings)."""
+        done = self.run(hook, variables)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert done.stderr == ""
+        return json.loads(done.stdout)
+
+    def logged(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def spool(self) -> list[dict[str, Any]]:
+        engine = sa.create_engine(self.spool_url)
+        try:
+            if not sa.inspect(engine).has_table("mod_vipgate_spool"):
+                return []
+            with engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(sa.text(
+                    "SELECT id, webhook_id, hook, body, created_at, attempts, last_error "
+                    "FROM mod_vipgate_spool ORDER BY id"))]
+        finally:
+            engine.dispose()
+
+
+def _whmcs_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "whmcs"
+    (root / "includes").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def whmcs(tmp_path: Path, php: str) -> Iterator[Whmcs]:
+    db = tmp_path / "whmcs.db"
+    site = Whmcs(_whmcs_folder(tmp_path), php, tmp_path / "module-log.jsonl",
+                 {"VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{db}"}, f"sqlite:///{db}")
+    yield site
+    # whatever a test did, the secret never reaches the module log
+    text = site.log.read_text() if site.log.exists() else ""
+    assert SECRET not in text and SECRET_KEY_B64 not in text
+
+
+@pytest.fixture
+def whmcs_on_mariadb(whmcs: Whmcs, mariadb_url: str) -> Whmcs:
+    """The same WHMCS folder, its database a throw-away MariaDB database (mysql PDO)."""
+    url = sa.engine.make_url(mariadb_url)
+    whmcs.pdo_env = {
+        "VIPGATE_SANDBOX_PDO_DSN": f"mysql:host={url.host};port={url.port or 3306};"
+                                f"dbname={url.database};charset=utf8mb4",
+        "VIPGATE_SANDBOX_PDO_USER": url.username or "",
+        "VIPGATE_SANDBOX_PDO_PASSWORD": url.password or "",
+    }
+    whmcs.spool_url = mariadb_url
+    return whmcs
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def whmcs_any_db(request: pytest.FixtureRequest, whmcs: Whmcs) -> Whmcs:
+    if request.param == "mariadb":
+        return request.getfixturevalue("whmcs_on_mariadb")
+    return whmcs
+
+
+@pytest.fixture
+def closed_url() -> Iterator[str]:
+    """A loopback port that refuses connections (bound, never listening)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+# --- a capturing HTTP server --------------------------------------------------------------------
+
+
+@dataclass
+class Captured:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class CaptureServer:
+    """Records raw requests; answers ``status`` with ``answer``, or never (``hang``)."""
+
+    status: int = 202
+    answer: bytes = b'{"id": "x", "status": "queued"}'
+    hang: bool = False
+    requests: list[Captured] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def start(self) -> ThreadingHTTPServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                owner.requests.append(Captured(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                    time.time()))
+                if owner.hang:
+                    owner.release.wait(15)
+                    self.close_connection = True
+                    return
+                self.send_response(owner.status)
+                if 300 <= owner.status < 400:
+                    self.send_header("Location", "/hooks/elsewhere")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(owner.answer)))
+                self.end_headers()
+                self.wfile.write(owner.answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_port}"
+        return server
+
+
+@pytest.fixture
+def capture() -> Iterator[Callable[..., CaptureServer]]:
+    started: list[tuple[CaptureServer, ThreadingHTTPServer]] = []
+
+    def make(**kw: Any) -> CaptureServer:
+        box = CaptureServer(**kw)
+        started.append((box, box.start()))
+        return box
+
+    yield make
+    for box, server in started:
+        box.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def verified(request: Captured) -> dict[str, Any]:
+    """The request's body, after checking its signature with the standardwebhooks package."""
+    return Webhook(SECRET).verify(request.body, request.headers)
+
+
+# --- the PHP file itself ------------------------------------------------------------------------
+
+
+def test_stub_passes_php_lint(php: str) -> None:
+    done = subprocess.run([php, "-l", str(STUB_PATH)], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _tokens(php: str, path: Path) -> list[tuple[str, str]]:
+    code = ("echo json_encode(array_map(function ($t) { return is_array($t) ? "
+            "[token_name($t[0]), $t[1]] : [$t, $t]; }, "
+            "token_get_all(file_get_contents($argv[1]), TOKEN_PARSE)));")
+    done = subprocess.run([php, "-r", code, "--", str(path)], capture_output=True, text=True,
+                          check=True)
+    skip = {"T_WHITESPACE", "T_COMMENT", "T_DOC_COMMENT"}
+    return [(kind, text) for kind, text in json.loads(done.stdout) if kind not in skip]
+
+
+PHP8_ONLY_FUNCTIONS = {"str_contains", "str_starts_with", "str_ends_with", "get_debug_type",
+                       "array_is_list", "fdiv", "get_resource_id", "mixed", "never"}
+
+
+def test_stub_uses_nothing_newer_than_php_7_4(php: str) -> None:
+    """Only php 8 is installed here, so the 7.4 syntax is checked on the token stream."""
+    tokens = _tokens(php, STUB_PATH)
+    problems = []
+    for i, (kind, text) in enumerate(tokens):
+        before = tokens[i - 1][0] if i else ""
+        after = [k for k, _ in tokens[i + 1:i + 4]]
+        if kind in ("T_MATCH", "T_NULLSAFE_OBJECT_OPERATOR", "T_READONLY", "T_ENUM",
+                    "T_ATTRIBUTE", "T_PUBLIC", "T_PROTECTED", "T_PRIVATE"):
+            problems.append(f"{text} (token {kind})")
+        if kind == "T_STRING" and text.lower() in PHP8_ONLY_FUNCTIONS:
+            problems.append(f"{text} (php 8 function or type)")
+        if kind == "T_STRING" and before in ("(", ",") and after[:1] == [":"]:
+            problems.append(f"named argument {text}:")
+        if kind == "|" and after[1:2] == ["T_VARIABLE"]:
+            problems.append("union type")
+        if kind == "T_THROW" and before in ("T_COALESCE", "T_DOUBLE_ARROW", "=", "?", ":"):
+            problems.append("throw as an expression")
+        if kind == "T_CATCH":
+            closing = next(j for j in range(i, len(tokens)) if tokens[j][0] == ")")
+            if tokens[closing - 1][0] != "T_VARIABLE":
+                problems.append("catch without a variable")
+        if (kind in ("T_FUNCTION", "T_USE") and after[:1] == ["("]) or (
+                kind == "T_STRING" and before == "T_FUNCTION"):
+            opening = next(j for j in range(i, len(tokens)) if tokens[j][0] == "(")
+            closing = next(j for j in range(opening, len(tokens)) if tokens[j][0] == ")")
+            if tokens[closing - 1][0] == ",":
+                problems.append("trailing comma in a parameter list")
+    assert problems == []
+
+
+def _php_eval(whmcs: Whmcs, code: str) -> Any:
+    """Run ``code`` after the WHMCS stand-in and the installed stub are loaded."""
+    script = (f"require {json.dumps(str(PHP_DIR / 'bootstrap.php'))}; "
+              f"require {json.dumps(str(whmcs.hook_dir / 'vipgate.php'))}; {code}")
+    done = subprocess.run([whmcs.php, "-r", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_php_whitelist_equals_the_bridge_whitelist(whmcs: Whmcs, closed_url: str) -> None:
+    whmcs.install(closed_url)
+    answer = _php_eval(whmcs, 'echo json_encode(["whitelist" => vipgate_whitelist(), '
+                              '"registered" => array_keys($GLOBALS["vipgate_test_hooks"])]);')
+    php_lists = {hook: sorted(keys) for hook, keys in answer["whitelist"].items()}
+    assert php_lists == whitelist()
+    assert sorted(answer["registered"]) == sorted(HOOK_SPEC)
+
+
+# --- forwarding to the bridge ------------------------------------------------------------------
+
+
+def test_every_hook_reaches_the_bridge_with_only_whitelisted_vars(
+        whmcs: Whmcs, live_bridge: LiveBridge) -> None:
+    whmcs.install(live_bridge.url)
+    for hook, (sent, _stored) in HOOK_SAMPLES.items():
+        assert whmcs.fire(hook, sent)["returns"] == [], hook
+    assert whmcs.logged() == []  # every call answered 2xx
+    assert whmcs.spool() == []
+    events = live_bridge.store.events()
+    stored = {e.hook: e.vars for e in events}
+    expected = {hook: vars_ for hook, (_, vars_) in HOOK_SAMPLES.items() if vars_ is not None}
+    assert len(events) == len(expected)
+    assert stored == expected
+    assert all(ID_PATTERN.match(e.webhook_id) for e in events)
+    # TicketOpenValidation is answered, not stored
+    metrics = live_bridge.app.extensions["vipgate"].metrics.registry
+    assert metrics.get_sample_value("vipgate_events_received_total", {
+        "hook": "TicketOpenValidation", "outcome": "answered"}) == 1
+
+
+def test_signatures_verify_with_the_standardwebhooks_package(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    server = capture()
+    whmcs.install(server.url)
+    before = int(time.time())
+    whmcs.fire("ClientEdit", HOOK_SAMPLES["ClientEdit"][0])
+    whmcs.fire("DailyCronJob", {})
+    after = int(time.time())
+    assert len(server.requests) == 2
+    for request, hook in zip(server.requests, ("ClientEdit", "DailyCronJob"), strict=True):
+        document = verified(request)
+        assert request.path == "/hooks/whmcs"
+        assert request.headers["content-type"] == "application/json"
+        assert ID_PATTERN.match(request.headers["webhook-id"])
+        assert before <= int(request.headers["webhook-timestamp"]) <= after
+        assert request.headers["webhook-signature"].startswith("v1,")
+        assert document["hook"] == hook
+        assert set(document) == {"hook", "vars", "occurred_at"}
+        assert datetime.fromisoformat(document["occurred_at"]).tzinfo is not None
+    assert verified(server.requests[0])["vars"] == HOOK_SAMPLES["ClientEdit"][1]
+    assert b'"vars":{}' in server.requests[1].body  # an object, not []
+    assert server.requests[0].headers["webhook-id"] != server.requests[1].headers["webhook-id"]
+
+
+@pytest.mark.parametrize(("status", "spooled"), [
+    (500, True), (502, True), (503, True), (429, True), (401, True), (408, True),
+    (302, True),  # not followed; a moved bridge is a setting to fix, the events wait
+    (400, False), (404, False), (413, False), (415, False),
+    (202, False),
+])
+def test_bridge_answer_decides_whether_the_event_is_spooled(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer], status: int,
+        spooled: bool) -> None:
+    server = capture(status=status, answer=b'{"error": "x", "message": "y"}')
+    whmcs.install(server.url)
+    assert whmcs.fire("InvoicePaid", {"invoiceid": 7})["returns"] == []
+    assert len(server.requests) == 1  # one attempt, no redirect followed
+    rows = whmcs.spool()
+    assert [r["webhook_id"] for r in rows] == (
+        [server.requests[0].headers["webhook-id"]] if spooled else [])
+    if spooled:
+        assert rows[0]["body"].encode() == server.requests[0].body
+        assert rows[0]["attempts"] == 1 and f"HTTP {status}" in rows[0]["last_error"]
+    logged = whmcs.logged()
+    if 200 <= status < 300:
+        assert logged == []
+    else:
+        assert len(logged) == 1 and logged[0]["module"] == "vipgate"
+        assert logged[0]["action"] == "InvoicePaid"
+        assert ("spooled" if spooled else "not retried") in logged[0]["response"]
+
+
+def test_bridge_that_never_answers_costs_at_most_the_timeout_and_flush_resigns(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    hanging = capture(hang=True)
+    whmcs.install(hanging.url)
+    elapsed = whmcs.fire("InvoicePaid", {"invoiceid": 7})["elapsed_ms"]
+    assert 1900 <= elapsed <= 2500
+    [first] = hanging.requests
+    [row] = whmcs.spool()
+    assert row["webhook_id"] == first.headers["webhook-id"]
+    assert "curl error 28" in row["last_error"]  # operation timed out
+
+    bridge = capture()
+    whmcs.install(bridge.url)
+    whmcs.fire("AfterCronJob", {})
+    again, cron = bridge.requests
+    assert verified(again)["hook"] == "InvoicePaid"
+    assert again.headers["webhook-id"] == first.headers["webhook-id"]
+    assert again.body == first.body
+    # signed afresh: the first attempt took two seconds, so its timestamp is older
+    assert int(again.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"]) + 2
+    assert again.headers["webhook-signature"] != first.headers["webhook-signature"]
+    assert verified(cron)["hook"] == "AfterCronJob"
+    assert whmcs.spool() == []
+
+
+def test_events_spooled_while_the_bridge_is_down_all_arrive_once_after_cron(
+        whmcs: Whmcs, live_bridge: LiveBridge, closed_url: str) -> None:
+    whmcs.install(closed_url)
+    fired = [("InvoiceUnpaid", {"invoiceid": 11}), ("AddInvoicePayment", {"invoiceid": 11}),
+             ("ClientClose", {"userid": 42}), ("AfterCronJob", {})]
+    for hook, variables in fired:
+        assert whmcs.fire(hook, variables)["returns"] == []
+    rows = whmcs.spool()
+    # the AfterCronJob heartbeat is not spooled; its run tried the oldest row, failed, stopped
+    assert [r["hook"] for r in rows] == [hook for hook, _ in fired[:3]]
+    assert [r["attempts"] for r in rows] == [2, 1, 1]
+    assert len([e for e in whmcs.logged() if "event spooled" in e["response"]]) == 3
+    assert len([e for e in whmcs.logged() if "heartbeat not spooled" in e["response"]]) == 1
+    assert len([e for e in whmcs.logged() if "flush stopped" in e["response"]]) == 1
+
+    whmcs.install(live_bridge.url)
+    whmcs.fire("AfterCronJob", {})
+    whmcs.fire("AfterCronJob", {})  # nothing left to flush, nothing sent twice
+    events = live_bridge.store.events()
+    assert [e.webhook_id for e in events[:3]] == [r["webhook_id"] for r in rows]
+    assert [e.hook for e in events] == [h for h, _ in fired[:3]] + ["AfterCronJob"] * 2
+    assert len({e.webhook_id for e in events}) == len(events) == 5
+    assert whmcs.spool() == []
+
+
+def test_spool_and_flush_work_on_sqlite_and_mysql(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
+    whmcs = whmcs_any_db
+    whmcs.install(closed_url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    whmcs.fire("ClientEdit", HOOK_SAMPLES["ClientEdit"][0])
+    rows = whmcs.spool()
+    assert [(r["hook"], r["attempts"]) for r in rows] == [("InvoicePaid", 1), ("ClientEdit", 1)]
+    assert json.loads(rows[1]["body"])["vars"] == HOOK_SAMPLES["ClientEdit"][1]
+    assert all(ID_PATTERN.match(r["webhook_id"]) for r in rows)
+    assert "curl error 7" in rows[0]["last_error"]
+
+    bridge = capture()
+    whmcs.install(bridge.url)
+    whmcs.fire("AfterCronJob", {})
+    sent = bridge.requests
+    assert [r.headers["webhook-id"] for r in sent[:2]] == [r["webhook_id"] for r in rows]
+    assert [r.body.decode() for r in sent[:2]] == [r["body"] for r in rows]
+    assert [verified(r)["hook"] for r in sent] == ["InvoicePaid", "ClientEdit", "AfterCronJob"]
+    assert whmcs.spool() == []
+
+
+def test_flush_drops_what_the_bridge_rejects_and_stops_at_flush_max_rows(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
+    whmcs.install(closed_url)
+    for invoice in (1, 2, 3, 4):
+        whmcs.fire("InvoicePaid", {"invoiceid": invoice})
+    ids = [r["webhook_id"] for r in whmcs.spool()]
+
+    rejecting = capture(status=400)
+    whmcs.install(rejecting.url)
+    whmcs.set_config("flush_max_rows", "2")
+    whmcs.fire("AfterCronJob", {})
+    # two rows sent and dropped (logged), then the AfterCronJob event itself (rejected too)
+    assert [r.headers["webhook-id"] for r in rejecting.requests[:2]] == ids[:2]
+    assert len(rejecting.requests) == 3
+    assert [r["webhook_id"] for r in whmcs.spool()] == ids[2:]
+    assert len([e for e in whmcs.logged() if "dropped" in e["response"]]) == 2
+
+
+# --- TicketOpenValidation -------------------------------------------------------------------
+
+
+def _suspended(client_id: int) -> CachedStanding:
+    return CachedStanding(client_id, "suspended", 10, Decimal("89.90"),
+                          (OverdueInvoice(1042, "1042", Decimal("89.90"), "2026-11-01"),),
+                          "R$ ", "", "portuguese-br", FIXED_NOW)
+
+
+def test_ticket_gate_returns_the_bridge_error_outside_billing_departments(
+        whmcs: Whmcs, live_bridge: LiveBridge) -> None:
+    live_bridge.store.put_standing(_suspended(42))
+    whmcs.install(live_bridge.url)
+    question = {**HOOK_SAMPLES["TicketOpenValidation"][0], "departmentId": 5}
+    settings = live_bridge.app.extensions["vipgate"].settings
+    expected = gate.decide(_suspended(42), 5, False, settings.tickets,
+                           settings.bridge.language, settings.whmcs.url).errors[0]
+    assert "#1042" in expected
+    assert whmcs.fire("TicketOpenValidation", question)["returns"] == [expected]
+
+    billing = {**question, "departmentId": 2}
+    assert whmcs.fire("TicketOpenValidation", billing)["returns"] == []
+    assert whmcs.logged() == [] and whmcs.spool() == []
+    assert live_bridge.store.events() == []
+
+
+@pytest.mark.parametrize(("fail_open", "returns"), [(True, []), (False, [GENERIC_REFUSAL])])
+def test_ticket_gate_when_the_bridge_is_down(whmcs: Whmcs, closed_url: str, fail_open: bool,
+                                             returns: list[str]) -> None:
+    whmcs.install(closed_url, fail_open=fail_open)
+    result = whmcs.fire("TicketOpenValidation", HOOK_SAMPLES["TicketOpenValidation"][0])
+    assert result["returns"] == returns
+    [entry] = whmcs.logged()
+    assert "no answer from the bridge" in entry["response"]
+    assert whmcs.spool() == []  # never spooled
+
+
+def test_ticket_gate_gives_up_after_the_validation_timeout(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    hanging = capture(hang=True)
+    whmcs.install(hanging.url, fail_open=False)
+    result = whmcs.fire("TicketOpenValidation", HOOK_SAMPLES["TicketOpenValidation"][0])
+    assert result["returns"] == [GENERIC_REFUSAL]
+    assert 1400 <= result["elapsed_ms"] <= 1900
+    assert whmcs.spool() == []
+
+
+# --- never throws into WHMCS --------------------------------------------------------------------
+
+
+def _no_settings(whmcs: Whmcs, url: str) -> None:
+    whmcs.hook_dir.mkdir(parents=True)
+    (whmcs.hook_dir / "vipgate.php").write_text(stub_source())
+
+
+def _settings_not_php(whmcs: Whmcs, url: str) -> None:
+    whmcs.install(url)
+    (whmcs.hook_dir / "_vipgate_config.php").write_text("<?php return [")
+
+
+def _settings_not_an_array(whmcs: Whmcs, url: str) -> None:
+    whmcs.install(url)
+    (whmcs.hook_dir / "_vipgate_config.php").write_text("<?php return 'x';")
+
+
+def _broken_pdo(whmcs: Whmcs, url: str) -> None:
+    whmcs.install(url)
+    whmcs.pdo_env = {"VIPGATE_SANDBOX_PDO_DSN": "sqlite:/nonexistent/folder/whmcs.db"}
+
+
+def _no_database(whmcs: Whmcs, url: str) -> None:
+    whmcs.install(url)
+    whmcs.pdo_env = {}
+
+
+def _bad_secret(whmcs: Whmcs, url: str) -> None:
+    whmcs.install(url)
+    path = whmcs.hook_dir / "_vipgate_config.php"
+    path.write_text(path.read_text().replace(SECRET, "whsec_not*base64"))
+
+
+@pytest.mark.parametrize(("setup", "hook", "logged"), [
+    (_no_settings, "InvoicePaid", "settings file is missing"),
+    (_no_settings, "TicketOpenValidation", "settings file is missing"),
+    (_settings_not_php, "InvoicePaid", "ParseError"),
+    (_settings_not_an_array, "AfterCronJob", "settings file must return an array"),
+    (_broken_pdo, "InvoicePaid", "could not be spooled, it is lost"),
+    (_broken_pdo, "AfterCronJob", "cannot flush the spool"),
+    (_no_database, "ClientClose", "could not be spooled, it is lost"),
+    (_bad_secret, "InvoicePaid", "not a whsec_ secret"),
+    (_bad_secret, "TicketOpenValidation", "not a whsec_ secret"),
+])
+def test_broken_environment_never_throws_into_whmcs(
+        whmcs: Whmcs, closed_url: str, setup: Callable[[Whmcs, str], None], hook: str,
+        logged: str) -> None:
+    setup(whmcs, closed_url)
+    done = whmcs.run(hook, HOOK_SAMPLES[hook][0])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["returns"] == []  # TicketOpenValidation fails open
+    assert any(logged in entry["response"] for entry in whmcs.logged()), whmcs.logged()
+
+
+def test_secret_never_appears_in_the_module_log(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
+    whmcs.install(closed_url, fail_open=False)
+    for hook in ("InvoicePaid", "TicketOpenValidation", "AfterCronJob", "PreCronJob"):
+        whmcs.fire(hook, HOOK_SAMPLES[hook][0])
+    for status in (400, 401, 500):
+        whmcs.install(capture(status=status).url, fail_open=False)
+        whmcs.fire("AfterCronJob", {})
+        whmcs.fire("TicketOpenValidation", HOOK_SAMPLES["TicketOpenValidation"][0])
+    text = whmcs.log.read_text()
+    assert len(whmcs.logged()) >= 10
+    assert SECRET not in text and SECRET_KEY_B64 not in text
+    assert "hunter2" not in text
+    key = base64.b64decode(SECRET_KEY_B64).decode()
+    assert key not in text
+    assert all(SECRET not in r["body"] for r in whmcs.spool())
+
+
+# --- install_stub -------------------------------------------------------------------------------
+
+
+def test_install_stub_writes_the_stub_and_settings_php_can_read(
+        tmp_path: Path, php: str) -> None:
+    root = _whmcs_folder(tmp_path)  # no includes/hooks yet: created
+    url = "https://bridge.example.com/vip'gate\\x/"
+    stub, config = install_stub(root, url, SECRET, fail_open=False)
+    assert stub == root / "includes/hooks/vipgate.php"
+    assert config == root / "includes/hooks/_vipgate_config.php"
+    assert stub.read_text() == stub_source() == STUB_PATH.read_text()
+    assert config.stat().st_mode & 0o777 == 0o640
+    code = "define('WHMCS', 1); echo json_encode(include $argv[1]);"
+    done = subprocess.run([php, "-r", code, "--", str(config)], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(done.stdout) == {
+        "url": "https://bridge.example.com/vip'gate\\x/hooks/whmcs", "secret": SECRET,
+        "connect_timeout_ms": 1000, "timeout_ms": 2000, "validation_timeout_ms": 1500,
+        "precron_timeout_ms": 120000, "fail_open": False, "flush_max_rows": 500,
+        "flush_max_seconds": 20}
+    assert sorted(p.name for p in config.parent.iterdir()) == ["_vipgate_config.php",
+                                                               "vipgate.php"]
+    # without WHMCS, the settings file refuses to run
+    done = subprocess.run([php, str(config)], capture_output=True, text=True, check=False)
+    assert SECRET not in done.stdout and "cannot be accessed directly" in done.stdout
+
+
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "nowhere"
+
+
+def _not_whmcs(tmp_path: Path) -> Path:
+    (tmp_path / "site").mkdir()
+    return tmp_path / "site"
+
+
+def _hooks_is_a_file(tmp_path: Path) -> Path:
+    root = _whmcs_folder(tmp_path)
+    (root / "includes" / "hooks").write_text("")
+    return root
+
+
+SHORT_SECRET = "whsec_" + base64.b64encode(b"too short").decode()
+
+
+@pytest.mark.parametrize(("folder", "url", "secret", "message"), [
+    (_missing, "http://127.0.0.1:8080", SECRET, "does not exist"),
+    (_not_whmcs, "http://127.0.0.1:8080", SECRET, "is not a WHMCS folder"),
+    (_hooks_is_a_file, "http://127.0.0.1:8080", SECRET, "cannot create"),
+    (_whmcs_folder, "ftp://127.0.0.1", SECRET, "must start with http:// or https://"),
+    (_whmcs_folder, "127.0.0.1:8080", SECRET, "must start with http:// or https://"),
+    (_whmcs_folder, "http://", SECRET, "must start with http:// or https://"),
+    (_whmcs_folder, "http://127.0.0.1:8080/?x=1", SECRET, "no query"),
+    (_whmcs_folder, "http://127.0.0.1:8080/a b", SECRET, "spaces"),
+    (_whmcs_folder, "http://127.0.0.1:8080", "", "webhook secret is not valid"),
+    (_whmcs_folder, "http://127.0.0.1:8080", SECRET_KEY_B64, "webhook secret is not valid"),
+    (_whmcs_folder, "http://127.0.0.1:8080", "whsec_not*base64", "webhook secret is not valid"),
+    (_whmcs_folder, "http://127.0.0.1:8080", SHORT_SECRET, "webhook secret is not valid"),
+])
+def test_install_stub_refuses(tmp_path: Path, folder: Callable[[Path], Path], url: str,
+                              secret: str, message: str) -> None:
+    root = folder(tmp_path)
+    with pytest.raises(StubInstallError, match=re.escape(message)) as caught:
+        install_stub(root, url, secret)
+    text = str(caught.value)
+    assert "\n" not in text
+    assert not secret or secret not in text
+    assert not (root / "includes" / "hooks" / "vipgate.php").exists()
+    assert not (root / "includes" / "hooks" / "_vipgate_config.php").exists()
+
+
+def test_install_stub_failing_midway_leaves_no_half_written_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _whmcs_folder(tmp_path)
+    stub, config = install_stub(root, "http://old.example", SECRET)
+    old_config = config.read_text()
+    real_replace = os.replace
+
+    def failing_replace(src: str, dst: str) -> None:
+        if str(dst).endswith("vipgate.php"):
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(stub_install.os, "replace", failing_replace)
+    (root / "includes/hooks/vipgate.php").write_text("<?php // the old stub")
+    with pytest.raises(StubInstallError, match=r"cannot write .*vipgate\.php: Permission denied"):
+        install_stub(root, "http://new.example", SECRET)
+    assert stub.read_text() == "<?php // the old stub"
+    assert config.read_text() != old_config and "new.example" in config.read_text()
+    assert sorted(p.name for p in stub.parent.iterdir()) == ["_vipgate_config.php",
+                                                             "vipgate.php"]
