@@ -327,3 +327,11 @@ def test_metrics_count_events_by_hook_and_outcome(client) -> None:
     assert 'vipgate_events_received_total{hook="unknown",outcome="rejected"} 1.0' in text
     assert "vipgate_ingest_seconds_bucket" in text
     assert SECRET not in text
+
+
+@pytest.mark.parametrize("user", ["system", 3, "3"])
+def test_invoice_created_by_system_or_by_an_admin_is_accepted(client, store, user) -> None:
+    response = post_signed(client, envelope("InvoiceCreated", {"invoiceid": "9", "user": user}),
+                           msg_id="msg_created")
+    assert response.status_code == 202
+    assert store.get_event("msg_created").vars["user"] == str(user)
