@@ -13,7 +13,7 @@ import configparser
 import os
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ class _Secrets(mf.Field):
 
 @dataclass(frozen=True)
 class BridgeSettings:
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     public_url: str
     timezone: str
     language: str
@@ -212,7 +212,7 @@ class BridgeSettings:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     tolerance_seconds: int
     max_body_bytes: int
 
@@ -221,10 +221,10 @@ class WebhookSettings:
 class WhmcsSettings:
     url: str
     identifier: str
-    secret: str
-    accesskey: str
-    timeout_seconds: float
-    database_url: str
+    secret: str = field(repr=False)
+    accesskey: str = field(repr=False)
+    timeout_seconds: float = 10.0
+    database_url: str = field(repr=False, default="")
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class AdminSettings:
-    secret_key: str
+    secret_key: str = field(repr=False)
     secure_cookies: bool
     login_attempts: int
     lockout_minutes: int

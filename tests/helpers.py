@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,3 +44,23 @@ def post_signed(client: Any, body: bytes, *, secret: str = SECRET, msg_id: str |
     headers = signed_headers([secret], msg_id, stamp, body)
     headers.update(extra_headers or {})
     return client.post("/hooks/whmcs", data=body, headers=headers, content_type=content_type)
+
+
+@dataclass
+class Recorder:
+    """A ``fire`` that records hooks and answers with what a test set in ``answers``."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    answers: dict[str, Callable[[dict[str, Any]], list[Any]]] = field(default_factory=dict)
+
+    def __call__(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        json.dumps(variables)  # the PHP stub receives them JSON-encoded
+        self.calls.append((hook, variables))
+        answer = self.answers.get(hook)
+        return answer(variables) if answer else []
+
+    def names(self) -> list[str]:
+        return [hook for hook, _ in self.calls]
+
+    def vars(self, hook: str) -> list[dict[str, Any]]:
+        return [v for h, v in self.calls if h == hook]

@@ -21,3 +21,12 @@ def test_demo_loses_nothing_and_refuses_forgeries(monkeypatch, tmp_path, through
     assert "spool now 0; lost 0; same ids as spooled: True" in text
     assert "HTTP 401" in text and "'status': 'duplicate'" in text
     assert "never sent" not in text and "'secret'" not in text and "'password'" not in text
+
+
+def test_python_forwarder_ignores_hooks_the_stub_does_not_register(tmp_path) -> None:
+    from bridge.sandbox.forwarder import PythonForwarder
+
+    # nothing listens on port 9: a forwarded hook would be spooled
+    forwarder = PythonForwarder("http://127.0.0.1:9/hooks/whmcs", "whsec_x", tmp_path / "s.db")
+    assert forwarder.fire("TicketAdminReply", {"ticketid": 1}) == []
+    assert forwarder.spooled() == []

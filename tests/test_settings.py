@@ -112,3 +112,15 @@ def test_errors_never_repeat_secret_values(tmp_path, monkeypatch, section, key,
     with pytest.raises(ConfigError) as caught:
         load_settings(None, environ=env)
     assert value not in str(caught.value) and "<hidden>" in str(caught.value)
+
+
+def test_repr_never_shows_secrets() -> None:
+    settings = default_settings().replace(
+        whmcs={"secret": "api-secret-value", "accesskey": "access-key-value",
+               "database_url": "mysql+pymysql://ro:db-password@h/whmcs"},
+        webhook={"secrets": SECRET}, admin={"secret_key": "session-key-value"},
+        bridge={"database_url": "mysql+pymysql://v:bridge-password@h/vipgate"})
+    text = repr(settings)
+    for secret in ("api-secret-value", "access-key-value", "db-password", SECRET,
+                   "session-key-value", "bridge-password"):
+        assert secret not in text

@@ -100,6 +100,8 @@ class PythonForwarder:
     kind: str = "python"
 
     def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        if hook not in whitelist():
+            return []  # the stub registers only the hooks it forwards
         if hook == "TicketOpenValidation":
             error = self._validate(variables)
             return [error] if error else []

@@ -1,0 +1,228 @@
+"""WhmcsClient: the WHMCS API actions vipgate uses, typed, with pagination helpers.
+
+Reads return the frozen dataclasses of ``bridge.whmcs.models``; writes return nothing and raise
+on failure. ``read_client_state`` builds the pure policy's ``ClientState`` from the API.
+A client holds one ``requests.Session``: use one per thread.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from bridge.policy import state
+from bridge.settings import WhmcsSettings
+from bridge.whmcs import parse as p
+from bridge.whmcs.errors import WhmcsResponseError
+from bridge.whmcs.models import (
+    ClientDetails,
+    ClientGroup,
+    ClientSummary,
+    Department,
+    InvoiceDetails,
+    InvoiceSummary,
+    Product,
+    Ticket,
+    TicketDetails,
+)
+from bridge.whmcs.transport import ATTEMPTS, Transport
+
+PAGE_SIZE = 250
+MAX_PAGE_SIZE = 1000
+PRIORITIES = ("Low", "Medium", "High")
+
+
+class WhmcsClient:
+    def __init__(self, settings: WhmcsSettings, *, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random, attempts: int = ATTEMPTS) -> None:
+        self.transport = Transport(settings, session=session, sleep=sleep, rng=rng,
+                                   attempts=attempts)
+
+    def __repr__(self) -> str:
+        return f"WhmcsClient({self.transport.endpoint!r})"
+
+    def __enter__(self) -> WhmcsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def call(self, action: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Any action; the decoded ``result=success`` object (values not coerced)."""
+        return self.transport.call(action, params)
+
+    # --- pagination -------------------------------------------------------------------------
+
+    def paginate(self, action: str, container: str, item: str,
+                 params: Mapping[str, Any] | None = None, *,
+                 page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Every raw row of a ``limitstart``/``limitnum`` list action, page by page.
+
+        Stops at an empty page or once ``limitstart`` reaches the latest ``totalresults`` (it
+        may change between pages; ``numreturned`` is not trusted). Offsets shift when rows are
+        added or deleted meanwhile: a row repeated from the previous page is skipped, and a
+        missed row is caught by the next reconcile. A page of nothing but repeats means WHMCS
+        ignores ``limitstart``: WhmcsResponseError rather than a loop without end.
+        """
+        size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+        start, previous = 0, set[str]()
+        while True:
+            data = self.call(action, {**(params or {}), "limitstart": start, "limitnum": size})
+            found = p.container_rows(data.get(container), item, action)
+            if not found:
+                return
+            keys = [_row_key(row, n + start) for n, row in enumerate(found)]
+            fresh = [row for row, key in zip(found, keys, strict=True) if key not in previous]
+            if not fresh:
+                raise WhmcsResponseError(action, f"pagination does not advance at limitstart "
+                                         f"{start}")
+            yield from fresh
+            start += len(found)
+            previous = set(keys)
+            total = p.count(data.get("totalresults"))
+            if total is not None and start >= total:
+                return
+
+    def iter_clients(self, *, status: str | None = None, search: str | None = None,
+                     page_size: int = PAGE_SIZE) -> Iterator[ClientSummary]:
+        """GetClients (no group filter exists in WHMCS: filter on ``groupid`` here)."""
+        for row in self.paginate("GetClients", "clients", "client",
+                                 {"status": status, "search": search}, page_size=page_size):
+            yield p.load(p.ClientSummarySchema, row, "GetClients")
+
+    def iter_invoices(self, *, status: str | None = None, userid: int | None = None,
+                      page_size: int = PAGE_SIZE) -> Iterator[InvoiceSummary]:
+        """GetInvoices; ``status`` may also be WHMCS's filter-only ``Overdue``."""
+        for row in self.paginate("GetInvoices", "invoices", "invoice",
+                                 {"status": status, "userid": userid}, page_size=page_size):
+            yield p.load(p.InvoiceSummarySchema, row, "GetInvoices")
+
+    def iter_tickets(self, *, status: str | None = None, clientid: int | None = None,
+                     deptid: int | None = None,
+                     page_size: int = PAGE_SIZE) -> Iterator[Ticket]:
+        """GetTickets in every department (``ignore_dept_assignments``: the API admin may not
+        be assigned to all). ``status`` may be ``All Active Tickets`` or ``Awaiting Reply``."""
+        params = {"status": status, "clientid": clientid, "deptid": deptid,
+                  "ignore_dept_assignments": True}
+        for row in self.paginate("GetTickets", "tickets", "ticket", params,
+                                 page_size=page_size):
+            yield p.load(p.TicketSchema, row, "GetTickets")
+
+    def iter_products(self, *, clientid: int | None = None,
+                      page_size: int = PAGE_SIZE) -> Iterator[Product]:
+        for row in self.paginate("GetClientsProducts", "products", "product",
+                                 {"clientid": clientid}, page_size=page_size):
+            yield p.load(p.ProductSchema, row, "GetClientsProducts")
+
+    # --- single reads -----------------------------------------------------------------------
+
+    def get_client(self, client_id: int) -> ClientDetails:
+        data = self.call("GetClientsDetails", {"clientid": client_id})
+        client = data.get("client")
+        # Older WHMCS put the fields at the top level only (still duplicated there).
+        return p.load(p.ClientDetailsSchema, client if isinstance(client, dict) else data,
+                      "GetClientsDetails")
+
+    def get_client_groups(self) -> tuple[ClientGroup, ...]:
+        data = self.call("GetClientGroups")
+        return tuple(p.load_rows(p.ClientGroupSchema, data.get("groups"), "group",
+                                 "GetClientGroups"))
+
+    def get_invoice(self, invoice_id: int) -> InvoiceDetails:
+        return p.load(p.InvoiceDetailsSchema, self.call("GetInvoice", {"invoiceid": invoice_id}),
+                      "GetInvoice")
+
+    def get_ticket(self, ticket_id: int) -> TicketDetails:
+        return p.load(p.TicketDetailsSchema, self.call("GetTicket", {"ticketid": ticket_id}),
+                      "GetTicket")
+
+    def get_support_departments(self) -> tuple[Department, ...]:
+        data = self.call("GetSupportDepartments", {"ignore_dept_assignments": True})
+        return tuple(p.load_rows(p.DepartmentSchema, data.get("departments"), "department",
+                                 "GetSupportDepartments"))
+
+    def find_client_summary(self, client: ClientDetails) -> ClientSummary | None:
+        """The GetClients row of a client (it has ``datecreated``), found by e-mail prefix."""
+        if not client.email:
+            return None
+        for row in self.iter_clients(search=client.email):
+            if row.id == client.id:
+                return row
+        return None
+
+    # --- the policy's view ------------------------------------------------------------------
+
+    def policy_invoices(self, client_id: int) -> tuple[tuple[state.Invoice, ...], str, str]:
+        """All invoices of a client for the policy, and the currency prefix/suffix seen.
+
+        GetInvoices has no balance, so each owed invoice (Unpaid, Payment Pending; usually
+        few) is read again with GetInvoice, whose ``balance`` counts partial payments.
+        """
+        invoices, prefix, suffix = [], "", ""
+        for summary in self.iter_invoices(userid=client_id):
+            prefix, suffix = prefix or summary.currency_prefix, suffix or summary.currency_suffix
+            balance: Decimal | None = None
+            if summary.status in state.OWED_STATUSES:
+                balance = self.get_invoice(summary.id).balance
+            invoices.append(summary.to_policy(balance))
+        return tuple(invoices), prefix, suffix
+
+    def policy_services(self, client_id: int) -> tuple[state.Service, ...]:
+        return tuple(product.to_policy() for product in self.iter_products(clientid=client_id))
+
+    def read_client_state(self, client_id: int, *,
+                          promise: state.Promise | None = None) -> state.ClientState:
+        """One client's ``ClientState`` from the API (promise: vipgate's own memory)."""
+        details = self.get_client(client_id)
+        created: date | None = details.datecreated
+        if created is None:
+            summary = self.find_client_summary(details)
+            created = summary.datecreated if summary else None
+        if created is None:
+            raise WhmcsResponseError("GetClients", f"no datecreated for client {client_id}")
+        invoices, prefix, suffix = self.policy_invoices(client_id)
+        return details.to_policy(
+            datecreated=created, invoices=invoices, services=self.policy_services(client_id),
+            promise=promise, currency_prefix=details.currency_prefix or prefix,
+            currency_suffix=details.currency_suffix or suffix)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def update_client_group(self, client_id: int, group_id: int) -> None:
+        """UpdateClient ``groupid`` (0 = no group). WHMCS fires ClientEdit for it."""
+        self.call("UpdateClient", {"clientid": client_id, "groupid": group_id})
+
+    def update_ticket_priority(self, ticket_id: int, priority: str) -> None:
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+        self.call("UpdateTicket", {"ticketid": ticket_id, "priority": priority})
+
+    def add_ticket_note(self, ticket_id: int, message: str, *, markdown: bool = False) -> None:
+        """A staff-only note. Not idempotent: after ``WhmcsUnavailable(maybe_applied=True)``
+        look at ``get_ticket(...).notes`` before adding it again."""
+        self.call("AddTicketNote", {"ticketid": ticket_id, "message": message,
+                                    "markdown": markdown or None})
+
+    def add_ticket_reply(self, ticket_id: int, message: str, *,
+                         adminusername: str | None = None, status: str | None = None,
+                         noemail: bool = False, markdown: bool = False) -> None:
+        """A reply the client sees (and is e-mailed unless ``noemail``). Not idempotent."""
+        self.call("AddTicketReply", {"ticketid": ticket_id, "message": message,
+                                     "adminusername": adminusername, "status": status,
+                                     "noemail": noemail or None, "markdown": markdown or None})
+
+
+def _row_key(row: Any, position: int) -> str:
+    if isinstance(row, dict) and isinstance(row.get("id"), str | int):
+        return str(row["id"]).strip()
+    return f"#{position}"
