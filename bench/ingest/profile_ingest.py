@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Where one ``POST /hooks/whmcs`` spends its time: the bridge in-process (Flask test client,
+no gunicorn, no HTTP), against a throw-away MariaDB database, with the hello-world app as the
+baseline for what Flask and Werkzeug cost alone.
+
+    python bench/ingest/profile_ingest.py [--requests 3000] [--top 30]
+
+Prints, per request:
+
+1. wall and CPU time of the whole request, bridge vs hello-world (no profiler);
+2. the same split by stage (signature, JSON, marshmallow, dispatch, store, response), by
+   wrapping the functions ``bridge.webhook`` calls (no profiler);
+3. what MariaDB saw from the bridge's connection (``SHOW SESSION STATUS`` deltas: statements,
+   commits, rollbacks, pings) and what each kind of round trip costs on this machine;
+4. a cProfile breakdown by package and the top functions by cumulative time (the profiler
+   roughly doubles the CPU time; use it for proportions only).
+
+Creates and drops its own database ``vipgate_prof_<random>``. Talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import functools
+import os
+import pstats
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+import signedreq  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+import bridge.webhook  # noqa: E402
+import hooks  # noqa: E402
+from bridge import create_app  # noqa: E402
+from bridge.settings import default_settings  # noqa: E402
+from bridge.store import Store, new_webhook_secret  # noqa: E402
+
+STATUS = ("Questions", "Com_insert", "Com_commit", "Com_rollback", "Com_select",
+          "Com_admin_commands", "Com_set_option")
+
+
+def split(raw: bytes) -> tuple[dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode().split("\r\n")[1:]:
+        name, _, value = line.partition(": ")
+        if name.lower() not in ("host", "content-length", "user-agent"):
+            headers[name] = value
+    return headers, body
+
+
+def session_status(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SHOW SESSION STATUS")).all()
+    return {k: int(v) for k, v in rows if k in STATUS}
+
+
+def package_of(filename: str) -> str:
+    path = filename.replace("\\", "/")
+    if "/site-packages/" in path:
+        return path.split("/site-packages/", 1)[1].split("/")[0].removesuffix(".py")
+    if "/lib/python3" in path:
+        rest = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+        return "stdlib:" + rest.split("/")[0].removesuffix(".py")
+    if str(REPO) in path:
+        return path.replace(str(REPO) + "/", "").split("/")[0]
+    return "C builtins (socket I/O, hmac, json...)" if path.startswith(("~", "<")) else path
+
+
+class Stages:
+    """Wall and CPU seconds spent inside wrapped functions."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+
+    def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                total = self.totals[name]
+                total[0] += time.perf_counter() - wall
+                total[1] += time.process_time() - cpu
+        return timed
+
+
+def round_trips(store: Store, n: int) -> dict[str, tuple[float, float]]:
+    """Wall and CPU ms of each kind of round trip the bridge makes, on a raw connection."""
+    timings: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    raw = store.engine.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        cursor = dbapi.cursor()
+
+        def timed(name: str, action: Callable[[], Any]) -> None:
+            wall, cpu = time.perf_counter(), time.process_time()
+            action()
+            timings[name][0] += time.perf_counter() - wall
+            timings[name][1] += time.process_time() - cpu
+
+        for i in range(n):
+            timed("COM_PING (pool_pre_ping)", lambda: dbapi.ping(False))
+            timed("INSERT inbox row", lambda i=i: cursor.execute(
+                "INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, "
+                "received_at, state, attempts, next_attempt_at) VALUES (%s, 'InvoicePaid', "
+                "NULL, '{}', NOW(), NOW(), 'queued', 0, NOW())", (f"rt_{i}",)))
+            timed("COMMIT (redo log flush)", dbapi.commit)
+            timed("ROLLBACK (pool reset on return)", dbapi.rollback)
+        cursor.close()
+    finally:
+        raw.close()
+    return {k: (v[0] / n * 1000, v[1] / n * 1000) for k, v in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mysql-url", default=os.environ.get(
+        "VIPGATE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    n = args.requests
+
+    admin_url = args.mysql_url.rstrip("/")
+    name = f"vipgate_prof_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url + "/")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        secret = new_webhook_secret()
+        url = f"{admin_url}/{name}"
+        store = Store(url)
+        store.upgrade()
+        settings = default_settings().replace(bridge={"database_url": url},
+                                              webhook={"secrets": secret})
+        app = create_app(settings, store=store)
+        client = app.test_client()
+        import hello
+
+        hello_client = hello.app.test_client()
+
+        def batch(prefix: str, count: int = n) -> list[tuple[dict[str, str], bytes]]:
+            return [split(r) for r in signedreq.generate(secret, prefix, range(count))]
+
+        def drive(test_client: Any, requests: list[tuple[dict[str, str], bytes]],
+                  expect: int) -> None:
+            for headers, body in requests:
+                response = test_client.post(signedreq.PATH, data=body, headers=headers)
+                assert response.status_code == expect, response.get_data()
+
+        drive(client, batch("warm", 300), 202)
+        drive(hello_client, batch("hwarm", 300), 200)
+
+        print(f"1. whole request, in-process (Flask test client), mean of {n}:")
+        for label, test_client, prefix, expect in (("hello-world", hello_client, "h", 200),
+                                                   ("ingest", client, "plain", 202)):
+            requests = batch(prefix)
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            drive(test_client, requests, expect)
+            wall = (time.perf_counter() - wall0) / n * 1000
+            cpu = (time.process_time() - cpu0) / n * 1000
+            print(f"   {label:12s} wall {wall:.3f} ms   cpu {cpu:.3f} ms   "
+                  f"(waiting, i.e. MariaDB round trips: {max(0.0, wall - cpu):.3f} ms)")
+
+        stages = Stages()
+        originals = {
+            "verify": bridge.webhook.verify,
+            "_read_verified_json": bridge.webhook._read_verified_json,
+            "load_event": bridge.webhook.load_event,
+            "jsonify": bridge.webhook.jsonify,
+        }
+        bridge.webhook.verify = stages.wrap("signature check (hmac)", bridge.webhook.verify)
+        bridge.webhook._read_verified_json = stages.wrap(
+            "read body + signature + json.loads", bridge.webhook._read_verified_json)
+        bridge.webhook.load_event = stages.wrap("validate (marshmallow)",
+                                                bridge.webhook.load_event)
+        bridge.webhook.jsonify = stages.wrap("jsonify answer", bridge.webhook.jsonify)
+        hooks.registry.dispatch = stages.wrap("hook dispatch", hooks.registry.dispatch)
+        enqueue = Store.enqueue
+        Store.enqueue = stages.wrap("store.enqueue (SQLAlchemy + MariaDB)", enqueue)
+        wsgi = app.wsgi_app
+        app.wsgi_app = stages.wrap("Flask wsgi_app (everything above + Flask)", wsgi)
+        before = session_status(store)
+        pool_size = store.engine.pool.checkedin()
+        requests = batch("stages")
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        drive(client, requests, 202)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        after = session_status(store)
+        for key, value in originals.items():
+            setattr(bridge.webhook, key, value)
+        del hooks.registry.dispatch
+        Store.enqueue = enqueue
+        app.wsgi_app = wsgi
+
+        print(f"\n2. by stage, ingest, mean of {n} (wall ms / cpu ms):")
+        rows = list(stages.totals.items())
+        rows.append(("test client around the app (not in gunicorn)", [
+            wall - stages.totals["Flask wsgi_app (everything above + Flask)"][0],
+            cpu - stages.totals["Flask wsgi_app (everything above + Flask)"][1]]))
+        for label, (w, c) in rows:
+            print(f"   {label:48s} {w / n * 1000:7.3f} / {c / n * 1000:7.3f}")
+
+        print(f"\n3. MariaDB statements per ingest request, from the bridge's own connection "
+              f"(pool held {pool_size} connection(s); +-1 over {n} for the SHOW itself):")
+        print("   " + ", ".join(f"{k} {(after[k] - before[k]) / n:.2f}" for k in STATUS))
+        print("   cost of each round trip on a raw PyMySQL connection (wall ms / cpu ms):")
+        for label, (w, c) in round_trips(store, min(n, 2000)).items():
+            print(f"   {label:48s} {w:7.3f} / {c:7.3f}")
+
+        requests = batch("prof")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        drive(client, requests, 202)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        raw_stats: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+        total = sum(v[2] for v in raw_stats.values())
+        by_package: collections.Counter[str] = collections.Counter()
+        for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in raw_stats.items():
+            by_package[package_of(filename)] += tt
+        print(f"\n4. cProfile, ingest, {n} requests: {total / n * 1000:.3f} ms per request "
+              "under the profiler (includes time blocked in socket reads), own time by package:")
+        for package, tt in by_package.most_common(14):
+            print(f"   {package:44s} {tt / n * 1000:7.3f} ms  {tt / total:6.1%}")
+        print(f"\n   top {args.top} functions by cumulative time:")
+        stats.sort_stats("cumulative").print_stats(args.top)
+        store.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
