@@ -12,7 +12,9 @@ Prints, per request:
    wrapping the functions ``bridge.webhook`` calls (no profiler);
 3. what MariaDB saw from the bridge's connection (``SHOW SESSION STATUS`` deltas: statements,
    commits, rollbacks, pings) and what each kind of round trip costs on this machine;
-4. a cProfile breakdown by package and the top functions by cumulative time (the profiler
+4. what the hot-path changes of whatif.py save, one at a time (schemas made once, a prebuilt
+   INSERT, no pool pre-ping, no reset-on-return);
+5. a cProfile breakdown by package and the top functions by cumulative time (the profiler
    roughly doubles the CPU time; use it for proportions only).
 
 Creates and drops its own database ``vipgate_prof_<random>``. Talks to 127.0.0.1 only.
@@ -126,6 +128,79 @@ def round_trips(store: Store, n: int) -> dict[str, tuple[float, float]]:
     return {k: (v[0] / n * 1000, v[1] / n * 1000) for k, v in timings.items()}
 
 
+def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float]]:
+    """CPU and wall ms per call of load_event and of the inbox INSERT + COMMIT, as the bridge
+    does them and with the hot-path changes of whatif.py, one at a time."""
+    from datetime import UTC, datetime
+
+    from bridge.payloads import VARS_SCHEMAS, Envelope, load_event
+    from bridge.store import inbox
+
+    document = {"hook": "ClientEdit", "occurred_at": "2026-11-21T11:59:00+00:00",
+                "vars": {"userid": "42", "groupid": "3", "status": "Active",
+                         "language": "portuguese-br",
+                         "olddata": {"groupid": "1", "status": "Active"}}}
+    envelope, client_edit = Envelope(), VARS_SCHEMAS["ClientEdit"]()
+    moment = datetime.now(UTC).replace(tzinfo=None)
+    counter = iter(range(10**9))
+
+    def row() -> dict[str, Any]:
+        return {"webhook_id": f"alt_{next(counter)}", "hook": "InvoicePaid", "client_id": None,
+                "payload": '{"invoiceid":1}', "occurred_at": moment, "received_at": moment,
+                "state": "queued", "attempts": 0, "next_attempt_at": moment}
+
+    prebuilt = inbox.insert()
+    no_ping = sa.create_engine(url, pool_pre_ping=False, pool_size=3, max_overflow=2)
+    no_reset = sa.create_engine(url, pool_pre_ping=False, pool_reset_on_return=None,
+                                pool_size=3, max_overflow=2)
+    raw = store.engine.raw_connection()
+    cursor = raw.driver_connection.cursor()
+    statement = ("INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, "
+                 "received_at, state, attempts, next_attempt_at) VALUES (%(webhook_id)s, "
+                 "%(hook)s, %(client_id)s, %(payload)s, %(occurred_at)s, %(received_at)s, "
+                 "%(state)s, %(attempts)s, %(next_attempt_at)s)")
+
+    def bridge_style() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(inbox.insert().values(**row()))
+
+    def with_engine(engine: sa.Engine) -> Callable[[], None]:
+        def insert() -> None:
+            with engine.begin() as conn:
+                conn.execute(prebuilt, row())
+        return insert
+
+    def raw_pymysql() -> None:
+        cursor.execute(statement, row())
+        raw.driver_connection.commit()
+
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("load_event as the bridge does (new schemas)", lambda: load_event(document)),
+        ("load with the two schemas made once", lambda: client_edit.load(
+            envelope.load(document)["vars"])),
+        ("enqueue as the bridge does: insert().values(**row)", bridge_style),
+        ("prebuilt insert() + parameters", with_engine(store.engine)),
+        ("... and pool_pre_ping=False", with_engine(no_ping)),
+        ("... and pool_reset_on_return=None", with_engine(no_reset)),
+        ("raw PyMySQL INSERT + COMMIT (the floor)", raw_pymysql),
+    ]
+    results = []
+    try:
+        for label, action in cases:
+            action()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(n):
+                action()
+            results.append((label, (time.perf_counter() - wall) / n * 1000,
+                            (time.process_time() - cpu) / n * 1000))
+    finally:
+        cursor.close()
+        raw.close()
+        no_ping.dispose()
+        no_reset.dispose()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mysql-url", default=os.environ.get(
@@ -223,6 +298,11 @@ def main() -> None:
         for label, (w, c) in round_trips(store, min(n, 2000)).items():
             print(f"   {label:48s} {w:7.3f} / {c:7.3f}")
 
+        print("\n4. the hot-path alternatives of whatif.py, one at a time (wall ms / cpu ms "
+              "per call):")
+        for label, w, c in alternatives(store, url, min(n, 2000)):
+            print(f"   {label:48s} {w:7.3f} / {c:7.3f}")
+
         requests = batch("prof")
         profiler = cProfile.Profile()
         profiler.enable()
@@ -234,7 +314,7 @@ def main() -> None:
         by_package: collections.Counter[str] = collections.Counter()
         for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in raw_stats.items():
             by_package[package_of(filename)] += tt
-        print(f"\n4. cProfile, ingest, {n} requests: {total / n * 1000:.3f} ms per request "
+        print(f"\n5. cProfile, ingest, {n} requests: {total / n * 1000:.3f} ms per request "
               "under the profiler (includes time blocked in socket reads), own time by package:")
         for package, tt in by_package.most_common(14):
             print(f"   {package:44s} {tt / n * 1000:7.3f} ms  {tt / total:6.1%}")

@@ -16,7 +16,8 @@ What it does, in order (about two and a half minutes with the defaults):
 3. peak throughput, closed loop: wrk with ``requests.lua``, which walks a file of signed,
    unique requests generated right before each phase; a warm-up, then rounds alternating the
    endpoints until ``--rounds`` of them were not disturbed by other work on the machine;
-4. latency at half of each endpoint's peak: the open-loop fixed-rate generator ``openloop.py``;
+4. latency at half of each endpoint's peak: the open-loop fixed-rate generator ``openloop.c``
+   (built with cc at start; ``--openloop python`` for the asyncio one in ``openloop.py``);
 5. checks the status mix and that the inbox holds one row per 202 (per phase);
 6. prints the figures (and writes them as JSON with ``--json``); stops the gunicorns and drops
    the database, also on error, Ctrl-C, SIGTERM or when ``--time-limit`` is reached.
@@ -34,6 +35,7 @@ import os
 import platform
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -360,11 +362,27 @@ def summarize_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def openloop_phase(args: argparse.Namespace, server: Gunicorn, secret: str, prefix: str,
-                   rate: float) -> dict[str, Any]:
+def build_openloop(workdir: Path) -> Path:
+    """Compile openloop.c into the work directory; returns the binary."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler for openloop.c: apt-get install gcc, or run with "
+                           "--openloop python")
+    binary = workdir / "openloop"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / "openloop.c")], check=True,
+                   timeout=120)
+    return binary
+
+
+def openloop_phase(args: argparse.Namespace, workdir: Path, binary: Path | None,
+                   server: Gunicorn, secret: str, prefix: str, rate: float) -> dict[str, Any]:
     with CpuMeter(server) as meter:
-        result = openloop.run(server.port, signedreq.PATH, rate, args.half_seconds, secret,
-                              prefix, args.openloop_procs)
+        if binary is not None:
+            result = openloop.run_c(binary, workdir, server.port, signedreq.PATH, rate,
+                                    args.half_seconds, secret, prefix)
+        else:
+            result = openloop.run(server.port, signedreq.PATH, rate, args.half_seconds, secret,
+                                  prefix, args.openloop_procs)
     result["prefix"] = prefix
     cores = meter.cores()
     # the generator runs in forked children of this process; its own figure is exact
@@ -471,14 +489,17 @@ def report(results: dict[str, Any]) -> str:
                                          f"{r[n]['cpu_cores']['other_peak']})" for n in names)
                    + f" | {'yes' if k + 1 in used else 'no (disturbed)'} |")
     out += ["", f"| endpoint (median of rounds {used}) | req/s | p50 ms | p99 ms | "
-                "cpu cores: gunicorn / mariadb / wrk / other |", "|---|---:|---:|---:|---|"]
+                "cpu cores: gunicorn / mariadb / wrk / other | cpu ms per request: "
+                "gunicorn / mariadb |", "|---|---:|---:|---:|---|---|"]
     for name in names:
         r = peak[name]
         c = r["cpu_cores"]
         out.append(f"| {LABELS[name]} | {r['rate']:.0f} | {ms(r['latency_us']['p50'])} | "
                    f"{ms(r['latency_us']['p99'])} | {c['server']} / {c['mariadb']} / "
-                   f"{c['loadgen']} / {c['other']} |")
-    out += ["", f"half of each peak, open loop ({a['half_seconds']:g} s, fresh connection per "
+                   f"{c['loadgen']} / {c['other']} | {c['server'] / r['rate'] * 1000:.2f} / "
+                   f"{c['mariadb'] / r['rate'] * 1000:.2f} |")
+    out += ["", f"half of each peak, open loop ({a['half_seconds']:g} s, generator "
+                f"{half['hello'].get('generator', 'python asyncio')}, fresh connection per "
                 "request, latency from due time):",
             "| endpoint | target req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | "
             "seconds with p99 > 15 ms | generator lag p99 ms | "
@@ -534,6 +555,9 @@ def main() -> int:
     parser.add_argument("--half-seconds", type=float, default=20)
     parser.add_argument("--half-retries", type=int, default=1,
                         help="repeat a disturbed open-loop phase up to this many times")
+    parser.add_argument("--openloop", choices=("c", "python"), default="c",
+                        help="open-loop generator: openloop.c (built with cc) or the asyncio "
+                             "one in openloop.py (5-10x more CPU per request)")
     parser.add_argument("--openloop-procs", type=int, default=1,
                         help="processes of the open-loop generator")
     parser.add_argument("--max-rate", type=int, default=8000,
@@ -546,7 +570,12 @@ def main() -> int:
                         help="add a third server: the bridge with the hot-path changes of "
                              "whatif.py (bench only), measured like the others")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="only print the tables of an earlier run's --json file")
     args = parser.parse_args()
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
 
     if args.peak_seconds + 60 > 290 or args.half_seconds + 30 > 290:
         parser.error("phases must stay well inside the bridge's 300 s timestamp tolerance")
@@ -577,6 +606,7 @@ def main() -> int:
             f", gunicorn {results['machine']['versions']['gunicorn']}, "
             f"{results['machine']['mariadb']}")
 
+        binary = build_openloop(workdir) if args.openloop == "c" else None
         results["busy_before_start"] = busy = wait_for_quiet(args.wait_quiet)
         log(f"machine load before start: {busy} cores busy")
         admin = sa.create_engine(admin_url + "/")
@@ -648,7 +678,8 @@ def main() -> int:
             half_tries[name] = []
             for attempt in range(1 + args.half_retries):
                 log(f"{name}: open loop at {rate:.0f} req/s for {args.half_seconds:g}s")
-                r = openloop_phase(args, server, secret, f"{run_id}-half{attempt}{name}", rate)
+                r = openloop_phase(args, workdir, binary, server, secret,
+                                   f"{run_id}-half{attempt}{name}", rate)
                 half_tries[name].append(r)
                 d = r["latency_ms"]["from_due"]
                 log(f"{name}: achieved {r['achieved_rate']:.0f} req/s, p50 {d['p50']:.1f} ms, "

@@ -1,4 +1,4 @@
-"""What-if variant of the bridge, for ``run.py --variant whatif`` only: NOT a fix, not used by
+"""What-if variant of the bridge, for ``run.py --whatif`` only: NOT a fix, not used by
 vipgate. It serves the unchanged ``bridge.create_app()`` with four hot-path changes patched in,
 to measure under the same harness how much of the ingest cost they account for:
 
