@@ -67,6 +67,9 @@ standing = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
+# Built once: rebuilding the statement per event cost ~0.2 ms (bench/ingest profile).
+INSERT_INBOX = inbox.insert()
+
 INBOX_STATES = ("queued", "processing", "retrying", "done", "dead")
 
 
@@ -225,7 +228,7 @@ class Store:
         }
         try:
             with self.engine.begin() as conn:
-                conn.execute(inbox.insert().values(**row))
+                conn.execute(INSERT_INBOX, row)
         except sa.exc.IntegrityError:
             if self.get_event(event.webhook_id) is None:
                 raise
