@@ -12,8 +12,9 @@ Prints, per request:
    wrapping the functions ``bridge.webhook`` calls (no profiler);
 3. what MariaDB saw from the bridge's connection (``SHOW SESSION STATUS`` deltas: statements,
    commits, rollbacks, pings) and what each kind of round trip costs on this machine;
-4. what the hot-path changes of whatif.py save, one at a time (schemas made once, a prebuilt
-   INSERT, no pool pre-ping, no reset-on-return);
+4. what each hot-path change saves, one at a time: schemas made once and a prebuilt INSERT
+   (in the bridge since 5a26e20, measured against the per-request way they replaced), and
+   whatif.py's no pool pre-ping, no reset-on-return;
 5. a cProfile breakdown by package and the top functions by cumulative time (the profiler
    roughly doubles the CPU time; use it for proportions only).
 
@@ -129,8 +130,8 @@ def round_trips(store: Store, n: int) -> dict[str, tuple[float, float]]:
 
 
 def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float]]:
-    """CPU and wall ms per call of load_event and of the inbox INSERT + COMMIT, as the bridge
-    does them and with the hot-path changes of whatif.py, one at a time."""
+    """CPU and wall ms per call of load_event and of the inbox INSERT + COMMIT: the way before
+    5a26e20, the bridge's way now, and whatif.py's pool options, one at a time."""
     from datetime import UTC, datetime
 
     from bridge.payloads import VARS_SCHEMAS, Envelope, load_event
@@ -140,7 +141,6 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
                 "vars": {"userid": "42", "groupid": "3", "status": "Active",
                          "language": "portuguese-br",
                          "olddata": {"groupid": "1", "status": "Active"}}}
-    envelope, client_edit = Envelope(), VARS_SCHEMAS["ClientEdit"]()
     moment = datetime.now(UTC).replace(tzinfo=None)
     counter = iter(range(10**9))
 
@@ -160,7 +160,7 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
                  "%(hook)s, %(client_id)s, %(payload)s, %(occurred_at)s, %(received_at)s, "
                  "%(state)s, %(attempts)s, %(next_attempt_at)s)")
 
-    def bridge_style() -> None:
+    def per_event_insert() -> None:
         with store.engine.begin() as conn:
             conn.execute(inbox.insert().values(**row()))
 
@@ -175,11 +175,11 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
         raw.driver_connection.commit()
 
     cases: list[tuple[str, Callable[[], Any]]] = [
-        ("load_event as the bridge does (new schemas)", lambda: load_event(document)),
-        ("load with the two schemas made once", lambda: client_edit.load(
-            envelope.load(document)["vars"])),
-        ("enqueue as the bridge does: insert().values(**row)", bridge_style),
-        ("prebuilt insert() + parameters", with_engine(store.engine)),
+        ("schemas made per request (before 5a26e20)", lambda: VARS_SCHEMAS["ClientEdit"]().load(
+            Envelope().load(document)["vars"])),
+        ("load_event as the bridge does (schemas made once)", lambda: load_event(document)),
+        ("insert().values(**row) per event (before 5a26e20)", per_event_insert),
+        ("prebuilt insert() + parameters (the bridge now)", with_engine(store.engine)),
         ("... and pool_pre_ping=False", with_engine(no_ping)),
         ("... and pool_reset_on_return=None", with_engine(no_reset)),
         ("raw PyMySQL INSERT + COMMIT (the floor)", raw_pymysql),
@@ -298,7 +298,7 @@ def main() -> None:
         for label, (w, c) in round_trips(store, min(n, 2000)).items():
             print(f"   {label:48s} {w:7.3f} / {c:7.3f}")
 
-        print("\n4. the hot-path alternatives of whatif.py, one at a time (wall ms / cpu ms "
+        print("\n4. hot-path alternatives, one at a time (wall ms / cpu ms "
               "per call):")
         for label, w, c in alternatives(store, url, min(n, 2000)):
             print(f"   {label:48s} {w:7.3f} / {c:7.3f}")
