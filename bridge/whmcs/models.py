@@ -68,8 +68,8 @@ class ClientGroup:
 
 
 @dataclass(frozen=True)
-class InvoiceSummary:
-    """One row of GetInvoices. It has no ``balance``: see :meth:`to_policy`."""
+class _InvoiceBase:
+    """What GetInvoices rows and GetInvoice share."""
 
     id: int
     invoicenum: str
@@ -83,14 +83,20 @@ class InvoiceSummary:
     tax: Decimal
     tax2: Decimal
     total: Decimal
-    paymentmethod: str
-    currency_code: str
-    currency_prefix: str
-    currency_suffix: str
 
     @property
     def number(self) -> str:
         return self.invoicenum or str(self.id)
+
+
+@dataclass(frozen=True)
+class InvoiceSummary(_InvoiceBase):
+    """One row of GetInvoices. It has no ``balance``: see :meth:`to_policy`."""
+
+    paymentmethod: str
+    currency_code: str
+    currency_prefix: str
+    currency_suffix: str
 
     def to_policy(self, balance: Decimal | None = None) -> state.Invoice:
         """The policy's invoice. ``total - credit`` is not the balance once partial payments
@@ -126,29 +132,13 @@ class Transaction:
 
 
 @dataclass(frozen=True)
-class InvoiceDetails:
+class InvoiceDetails(_InvoiceBase):
     """GetInvoice: has ``balance`` (what is left to pay, partial payments subtracted)."""
 
-    id: int
-    invoicenum: str
-    userid: int
-    status: str
-    date: date | None
-    duedate: date | None
-    datepaid: date | None
-    subtotal: Decimal
-    credit: Decimal
-    tax: Decimal
-    tax2: Decimal
-    total: Decimal
     balance: Decimal
     paymentmethod: str
     items: tuple[InvoiceItem, ...]
     transactions: tuple[Transaction, ...]
-
-    @property
-    def number(self) -> str:
-        return self.invoicenum or str(self.id)
 
     def to_policy(self) -> state.Invoice:
         return _policy_invoice(self.id, self.number, self.status, self.date, self.duedate,
