@@ -7,14 +7,17 @@ and configuration, 1 for a failure while doing the work.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
 
 from bridge.settings import ConfigError, Settings, load_settings
 from bridge.store import DatabaseNotReady, Store
+
+T = TypeVar("T")
 
 
 class Failure(click.ClickException):
@@ -38,6 +41,16 @@ def _database_failure(exc: sa.exc.SQLAlchemyError, url: str) -> Failure:
     return Failure(f"database error at {where}: {reason}", 1)
 
 
+def _opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
+    """``open_(settings)``, with database problems turned into one-line failures."""
+    try:
+        return open_(settings)
+    except DatabaseNotReady as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _database_failure(exc, settings.bridge.database_url) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="INI file (default: $VIPGATE_CONFIG or ./vipgate.ini).")
@@ -59,14 +72,56 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from bridge import create_app
 
     settings = _settings(ctx)
-    try:
-        app = create_app(settings)
-    except DatabaseNotReady as exc:
-        raise Failure(str(exc), 2) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise _database_failure(exc, settings.bridge.database_url) from None
+    app = _opening(settings, create_app)
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
+    engine = app.extensions["vipgate"].engine
+    if settings.bridge.run_worker and engine is not None:
+        from bridge.engine.worker import Worker, start_worker_thread
+
+        start_worker_thread(Worker(engine, clock=app.extensions["vipgate"].clock))
+        click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
+    elif engine is None:
+        click.echo("vipgate: [whmcs] url is empty: events are stored but not reconciled")
     run_simple(host, port, app, threaded=True)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.option("--idle", default=1.0, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Seconds to wait when the inbox is empty.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool, idle: float) -> None:
+    """Drain the inbox: reconcile what each event points at (run one or more in production)."""
+    import signal
+    import threading
+
+    from bridge import utc_now
+    from bridge.engine.worker import Worker
+    from bridge.runtime import make_engine, open_store
+
+    settings = _settings(ctx)
+    if not settings.whmcs.url:
+        raise Failure("[whmcs] url is empty: the worker needs WHMCS's API", 2)
+    store = _opening(settings, open_store)
+    engine = make_engine(settings, store, now=utc_now)
+    assert engine is not None
+    runner = Worker(engine, clock=utc_now)
+    if once:
+        outcomes = runner.drain()
+        failed = [o for o in outcomes if o.state in ("retrying", "dead")]
+        for o in failed:
+            click.echo(f"vipgate: event {o.row_id} ({o.hook}) {o.state}: {o.error}", err=True)
+        click.echo(f"vipgate: {len(outcomes)} event(s) processed, {len(failed)} failed")
+        store.dispose()
+        if failed:
+            raise Failure(f"{len(failed)} event(s) failed", 1)
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"vipgate: worker {runner.name} draining the inbox (Ctrl-C to stop)")
+    runner.run_forever(stop, idle)
+    store.dispose()
 
 
 @cli.command()
@@ -118,14 +173,14 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
     url = url or settings.bridge.public_url
     if not url:
         raise Failure("no bridge URL: pass --url or set [bridge] public_url", 2)
-    try:
+    def first_secret(settings: Settings) -> str:
         store = open_store(settings)
-        secret = webhook_secrets(settings, store)[0]
-        store.dispose()
-    except DatabaseNotReady as exc:
-        raise Failure(str(exc), 2) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise _database_failure(exc, settings.bridge.database_url) from None
+        try:
+            return webhook_secrets(settings, store)[0]
+        finally:
+            store.dispose()
+
+    secret = _opening(settings, first_secret)
     try:
         written = install_stub(whmcs_dir, url, secret, fail_open=settings.tickets.fail_open)
     except StubInstallError as exc:

@@ -28,3 +28,64 @@ class CachedStanding:
     currency_suffix: str
     language: str | None
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ClientMemory:
+    """What vipgate remembers of a client between reconciles.
+
+    ``pinned``/``excluded``/``home_group_id``: see ``bridge.policy.state.Membership``.
+    ``last_group_id``: the group vipgate last saw the client in, or set (None = never seen): a
+    different group at the next reconcile that vipgate did not set was changed by staff.
+    ``pending_group_id``: a group vipgate is writing to WHMCS right now; recorded before the
+    write so that a crash between the write and its confirmation is still recognised as
+    vipgate's own change.
+    """
+
+    client_id: int
+    pinned: bool = False
+    excluded: bool = False
+    home_group_id: int | None = None
+    last_group_id: int | None = None
+    pending_group_id: int | None = None
+    known: bool = False  # a row exists
+
+
+@dataclass(frozen=True)
+class TicketMemory:
+    """vipgate's record of a ticket whose priority it manages (or that it left a note on).
+
+    ``original_priority``: what the ticket had before vipgate first changed it (restored when
+    the client is current again). ``managed_priority``: what vipgate last set; a ticket whose
+    priority differs was changed by staff. ``pending_priority``: being written right now.
+    ``note_key``: the episode a staff note was added for (standing and overdue invoices);
+    ``pending:<key>`` while the note is being added.
+    """
+
+    ticket_id: int
+    client_id: int
+    original_priority: str | None = None
+    managed_priority: str | None = None
+    pending_priority: str | None = None
+    note_key: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (self.original_priority is None and self.managed_priority is None
+                and self.pending_priority is None and self.note_key is None)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change: made by vipgate in WHMCS, or observed (a staff decision vipgate follows)."""
+
+    at: datetime
+    actor: str  # "vipgate", "staff" (seen in WHMCS), or an admin's name
+    action: str  # group, ticket_priority, ticket_note, membership, ...
+    client_id: int | None
+    ticket_id: int | None
+    before: str | None
+    after: str | None
+    reasons: tuple[str, ...]
+    event_id: str | None = None
+    id: int | None = None

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from bridge.metrics import Metrics, make_metrics
 from bridge.settings import Settings, load_settings
 from bridge.store import Store
+
+if TYPE_CHECKING:
+    from bridge.engine.reconcile import Engine
+    from bridge.whmcs import WhmcsClient
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Runtime:
     clock: Callable[[], datetime]
     metrics: Metrics
     secrets: tuple[str, ...]  # the first signs, all verify
+    engine: Engine | None = None  # None when WHMCS's API is not configured
 
 
 def open_store(settings: Settings) -> Store:
@@ -37,11 +43,26 @@ def webhook_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
     return settings.webhook.secrets or (store.webhook_secret(),)
 
 
+def make_engine(settings: Settings, store: Store, *, now: Callable[[], datetime],
+                whmcs: Callable[[], WhmcsClient] | None = None) -> Engine | None:
+    """The engine; None when ``[whmcs] url`` is empty and no client factory is given
+    (nothing can be reconciled then)."""
+    from bridge.engine.reconcile import Engine
+
+    if whmcs is None and not settings.whmcs.url:
+        return None
+    return Engine(settings, store, whmcs=whmcs, now=now)
+
+
 def make_runtime(settings: Settings | None, *, store: Store | None,
-                 clock: Callable[[], datetime]) -> Runtime:
+                 clock: Callable[[], datetime],
+                 business_clock: Callable[[], datetime] | None = None,
+                 whmcs: Callable[[], WhmcsClient] | None = None) -> Runtime:
     settings = settings if settings is not None else load_settings()
     store = store if store is not None else open_store(settings)
-    return Runtime(settings, store, clock, make_metrics(), webhook_secrets(settings, store))
+    engine = make_engine(settings, store, now=business_clock or clock, whmcs=whmcs)
+    return Runtime(settings, store, clock, make_metrics(), webhook_secrets(settings, store),
+                   engine)
 
 
 def runtime() -> Runtime:

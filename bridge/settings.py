@@ -208,6 +208,7 @@ class BridgeSettings:
     timezone: str
     language: str
     run_worker: bool
+    precron_wait_seconds: int = 100
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,7 @@ class BridgeSchema(_Section):
     timezone = _Timezone()
     language = _Choice("pt_BR", ("pt_BR", "en"))
     run_worker = _Bool(True)
+    precron_wait_seconds = _Int(100, 1, 115)
 
 
 class WebhookSchema(_Section):

@@ -20,6 +20,7 @@ from bridge.signing import SignatureError, verify
 from bridge.store import InboxEvent
 
 bp = Blueprint("webhook", __name__)
+SYNC_RECONCILE_HOOK = "PreCronJob"
 log = logging.getLogger("vipgate.webhook")
 
 
@@ -70,6 +71,27 @@ def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion) -> Response:
     return jsonify({"errors": list(answer.errors)})
 
 
+def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
+    """PreCronJob: the event is stored first (nothing is lost if this request dies), then
+    processed here, bounded by ``precron_wait_seconds``, so that VIP removals land before the
+    cron's suspension step. What is left when time runs out goes back to the worker."""
+    from bridge import queue
+    from bridge.engine.worker import Worker, monotonic_deadline, worker_name
+
+    assert rt.engine is not None
+    worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"))
+    row = rt.store.get_event(msg_id)
+    claimed = row and queue.claim_row(rt.store, row.id, worker.name, rt.clock(),
+                                      lease=worker.lease)
+    if not claimed:
+        return {"state": "queued"}
+    outcome = worker.process(claimed, deadline=monotonic_deadline(
+        rt.settings.bridge.precron_wait_seconds))
+    log.info("PreCronJob %s reconciled here: %s, %s client(s), %s change(s)", msg_id,
+             outcome.state, outcome.clients, outcome.changes)
+    return {"state": outcome.state, "clients": outcome.clients, "changes": outcome.changes}
+
+
 @bp.post("/hooks/whmcs")
 def receive() -> Response:
     rt = runtime()
@@ -94,7 +116,10 @@ def receive() -> Response:
         outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
                                               event["occurred_at"], rt.clock()))
         log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
-        response = jsonify({"id": msg_id, "status": outcome})
+        answer: dict[str, Any] = {"id": msg_id, "status": outcome}
+        if hook == SYNC_RECONCILE_HOOK and outcome == "queued" and rt.engine is not None:
+            answer["reconciled"] = _reconcile_now(rt, msg_id)
+        response = jsonify(answer)
         response.status_code = 202
         return response
     except Rejected as exc:

@@ -1,0 +1,12 @@
+"""The engine: from an inbox event to WHMCS matching policy.
+
+``plan`` (pure: one client's state and vipgate's memory → the changes), ``reconcile``
+(``Engine``: read from WHMCS, plan, apply only the diffs, record), ``worker`` (claims inbox rows
+and reconciles their subjects, one client at a time, with retries and dead letters).
+"""
+
+from bridge.engine.plan import Change, ClientPlan, OpenTicket, plan_client
+from bridge.engine.reconcile import ClientResult, Engine, FullResult, ReconcileError
+
+__all__ = ["Change", "ClientPlan", "ClientResult", "Engine", "FullResult", "OpenTicket",
+           "ReconcileError", "plan_client"]

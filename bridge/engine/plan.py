@@ -1,0 +1,216 @@
+"""The plan for one client: pure, from its WHMCS state and vipgate's memory to the changes.
+
+``plan_client`` does not read or write anything. It
+
+1. settles a write vipgate may have left half-done (``pending_*``: the write landed when WHMCS
+   now shows the value vipgate was writing);
+2. follows staff: a group vipgate did not set is a staff decision (pin or unpin and exclude),
+   and a client seen in VIP the first time vipgate meets it is adopted as pinned;
+3. decides standing and VIP membership (``bridge.policy``);
+4. plans each open ticket: priority by the matrix (the original recorded before lowering,
+   restored on payment, a staff change left alone) and the staff note once per episode.
+
+The same plan is what ``vipgate resync --dry-run`` prints and what the engine applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Literal
+
+from bridge.model import CachedStanding, ClientMemory, TicketMemory
+from bridge.policy import standing as standing_mod
+from bridge.policy.state import ClientState, Membership
+from bridge.policy.tickets import (
+    apply_ticket_action,
+    cached_standing,
+    desired_priority,
+    staff_note,
+    ticket_action,
+    ticket_standing,
+)
+from bridge.policy.vip import VipDecision, follow_staff_change, vip_decision
+from bridge.settings import PolicySettings, TicketSettings
+
+ChangeKind = Literal["group", "ticket_priority", "ticket_note"]
+PENDING = "pending:"
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    """An open ticket of the client, as WHMCS shows it now."""
+
+    id: int
+    deptid: int
+    priority: str
+    status: str = "Open"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write to WHMCS. For ``group`` ``before``/``after`` are group ids (as text); for a
+    note ``after`` is the episode key and ``text`` the note."""
+
+    kind: ChangeKind
+    client_id: int
+    ticket_id: int | None
+    before: str | None
+    after: str | None
+    reasons: tuple[str, ...]
+    text: str | None = None
+
+    @property
+    def summary(self) -> str:
+        if self.kind == "group":
+            return f"group {self.before} -> {self.after}"
+        if self.kind == "ticket_priority":
+            return f"ticket #{self.ticket_id} priority {self.before} -> {self.after}"
+        return f"ticket #{self.ticket_id} staff note"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Something vipgate learnt rather than did (a staff decision, an adoption): audited,
+    not written to WHMCS."""
+
+    action: str  # membership
+    before: str
+    after: str
+    reasons: tuple[str, ...]
+    actor: str = "staff"
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    client_id: int
+    standing: standing_mod.Standing
+    decision: VipDecision
+    memory: ClientMemory  # after settling and following staff; before applying ``changes``
+    changes: tuple[Change, ...]
+    observations: tuple[Observation, ...]
+    tickets: Mapping[int, TicketMemory]  # records after ``changes`` are applied
+    cache: CachedStanding
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def group_change(self) -> Change | None:
+        return next((c for c in self.changes if c.kind == "group"), None)
+
+    @property
+    def memory_after(self) -> ClientMemory:
+        """The memory once the group change (if any) has landed."""
+        group = self.decision.target_group_id
+        home = self.memory.home_group_id
+        if self.decision.record_home_group_id is not None:
+            home = self.decision.record_home_group_id
+        return replace(self.memory, home_group_id=home, last_group_id=group,
+                       pending_group_id=None, known=True)
+
+
+def _membership(memory: ClientMemory) -> Membership:
+    return Membership(memory.pinned, memory.excluded, memory.home_group_id)
+
+
+def settle_group(memory: ClientMemory, group_id: int) -> ClientMemory:
+    """Resolve a group write left pending: it landed iff WHMCS shows that group now."""
+    if memory.pending_group_id is None:
+        return memory
+    last = memory.pending_group_id if group_id == memory.pending_group_id \
+        else memory.last_group_id
+    return replace(memory, last_group_id=last, pending_group_id=None)
+
+
+def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings
+                 ) -> tuple[ClientMemory, tuple[Observation, ...]]:
+    """Follow a group change vipgate did not make; adopt a VIP member seen the first time."""
+    vip = policy.vip_group_id
+    if memory.last_group_id is None:
+        if vip and group_id == vip and not memory.pinned:
+            adopted = replace(memory, pinned=True, last_group_id=group_id, known=True)
+            return adopted, (Observation(
+                "membership", "unknown", "pinned",
+                (f"in VIP group {vip} when vipgate first saw the client: adopted as pinned "
+                 "(the owner chose it)",), actor="vipgate"),)
+        return replace(memory, last_group_id=group_id, known=True), ()
+    if memory.last_group_id == group_id:
+        return memory, ()
+    change = follow_staff_change(memory.last_group_id, group_id, vip, False, policy)
+    moved = replace(memory, last_group_id=group_id)
+    if change is None:
+        return moved, ()
+    followed = change.apply(_membership(memory))
+    before = _describe(memory)
+    moved = replace(moved, pinned=followed.pinned, excluded=followed.excluded,
+                    home_group_id=followed.home_group_id)
+    return moved, (Observation("membership", before, _describe(moved), (change.reason,)),)
+
+
+def _describe(memory: ClientMemory) -> str:
+    flags = [name for name, on in (("pinned", memory.pinned), ("excluded", memory.excluded)) if on]
+    return "+".join(flags) or "rules"
+
+
+def settle_ticket(memory: TicketMemory, priority: str) -> TicketMemory:
+    """Resolve a priority write left pending."""
+    if memory.pending_priority is None:
+        return memory
+    if priority == memory.pending_priority:
+        return replace(memory, managed_priority=priority, pending_priority=None)
+    return replace(memory, pending_priority=None,
+                   original_priority=memory.original_priority
+                   if memory.managed_priority is not None else None)
+
+
+def note_key(kind: str, invoice_ids: Sequence[int]) -> str:
+    """One note per episode: the same standing with the same overdue invoices."""
+    return f"{kind}:{','.join(str(i) for i in sorted(invoice_ids))}"[:200]
+
+
+def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: ClientMemory,
+                ticket_memories: Mapping[int, TicketMemory], policy: PolicySettings,
+                ticket_settings: TicketSettings, language: str, today: date,
+                now: datetime) -> ClientPlan:
+    """Everything vipgate wants for ``client`` at ``today`` (WHMCS time zone)."""
+    memory = settle_group(memory, client.group_id)
+    memory, observations = follow_staff(memory, client.group_id, policy)
+    current = standing_mod.standing(client, policy, today)
+    decision = vip_decision(client, _membership(memory), current, policy, today)
+    changes: list[Change] = []
+    if decision.target_group_id != client.group_id:
+        changes.append(Change("group", client.id, None, str(client.group_id),
+                              str(decision.target_group_id), decision.reasons))
+    kind = ticket_standing(current)
+    desired = desired_priority(kind, decision.in_vip, ticket_settings)
+    note = staff_note(current, ticket_settings, language)
+    key = note_key(kind, [i.invoice.id for i in current.overdue])
+    records: dict[int, TicketMemory] = {}
+    for ticket in tickets:
+        record = settle_ticket(ticket_memories.get(ticket.id, TicketMemory(ticket.id, client.id)),
+                               ticket.priority)
+        action = ticket_action(ticket.priority, record.original_priority,
+                               record.managed_priority, desired)
+        _, original, managed = apply_ticket_action(action, ticket.priority,
+                                                   record.original_priority,
+                                                   record.managed_priority)
+        if action.new_priority is not None:
+            changes.append(Change("ticket_priority", client.id, ticket.id, ticket.priority,
+                                  action.new_priority,
+                                  (f"standing {kind}" + (" (VIP)" if decision.in_vip else ""),
+                                   *action.reasons)))
+        note_after = record.note_key
+        if note is None:
+            note_after = None
+        elif record.note_key != key:
+            changes.append(Change("ticket_note", client.id, ticket.id, None, key,
+                                  (f"standing {kind}: staff note with the overdue invoices",),
+                                  note))
+            note_after = key
+        records[ticket.id] = TicketMemory(ticket.id, client.id, original, managed, None,
+                                          note_after)
+    # Records of tickets not open now are kept as they are: a reopened ticket still gets
+    # its original priority back.
+    return ClientPlan(client.id, current, decision, memory, tuple(changes),
+                      observations, records, cached_standing(client, current, now),
+                      current.reasons)

@@ -1,0 +1,242 @@
+"""``Engine.reconcile_client``: read one client from WHMCS, plan (pure), apply only the diffs.
+
+Every write is made crash-safe the same way: the intent is stored first (``pending_*``), then
+WHMCS is called, then the result is stored with an audit row. A reconcile that finds a
+pending intent asks WHMCS whether it landed (``bridge.engine.plan.settle_*``), so a worker
+killed between the call and its bookkeeping neither repeats the change nor mistakes it for a
+staff decision. Staff notes are not idempotent in WHMCS: a pending note is looked for among the
+ticket's notes before it is added again.
+
+The engine's clock (``now``) is the business clock: it decides "today" in WHMCS's time zone and
+stamps the audit log. The inbox uses the service's own clock (``bridge.engine.worker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from bridge.engine.plan import PENDING, Change, ClientPlan, OpenTicket, plan_client
+from bridge.model import AuditEntry, TicketMemory
+from bridge.policy.state import Promise
+from bridge.settings import Settings
+from bridge.store import Store
+from bridge.whmcs import WhmcsClient, WhmcsError, WhmcsNotFound
+
+log = logging.getLogger("vipgate.engine")
+
+ACTIVE_TICKETS = "All Active Tickets"  # GetTickets' filter for every status shown as active
+ACTOR = "vipgate"
+
+
+class ReconcileError(Exception):
+    """Some clients of a full reconcile failed; each failure is listed."""
+
+    def __init__(self, failures: list[tuple[int, str]]) -> None:
+        self.failures = failures
+        shown = "; ".join(f"client {cid}: {why}" for cid, why in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} client(s) failed: {shown}{more}")
+
+
+@dataclass
+class ClientResult:
+    client_id: int
+    plan: ClientPlan | None  # None: the client no longer exists in WHMCS
+    applied: list[Change] = field(default_factory=list)
+
+
+@dataclass
+class FullResult:
+    seen: int = 0
+    reconciled: int = 0
+    busy: int = 0  # held by another worker at the time (it is reconciling them anyway)
+    changes: int = 0
+    complete: bool = True  # False: stopped at the deadline
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+class Engine:
+    """Reconciles clients. Thread-safe: each thread gets its own WHMCS client (one
+    ``requests.Session`` per thread)."""
+
+    def __init__(self, settings: Settings, store: Store, *,
+                 whmcs: Callable[[], WhmcsClient] | None = None,
+                 now: Callable[[], datetime], name: str = "engine") -> None:
+        self.settings = settings
+        self.store = store
+        self.now = now
+        self.name = name
+        self._make_whmcs = whmcs or (lambda: WhmcsClient(settings.whmcs))
+        self._local = threading.local()
+        self._zone = ZoneInfo(settings.bridge.timezone)
+
+    def whmcs(self) -> WhmcsClient:
+        client = getattr(self._local, "whmcs", None)
+        if client is None:
+            client = self._local.whmcs = self._make_whmcs()
+        return client
+
+    def today(self, moment: datetime | None = None) -> date:
+        """The calendar day in WHMCS's time zone."""
+        return (moment or self.now()).astimezone(self._zone).date()
+
+    # --- subjects ---------------------------------------------------------------------------
+
+    def clients_for(self, clients: Iterable[int], invoices: Iterable[int],
+                    tickets: Iterable[int]) -> list[int]:
+        """Client ids behind an event's subjects (invoices and tickets looked up in WHMCS;
+        ones that no longer exist, and tickets of guests, have none)."""
+        found = set(clients)
+        whmcs = self.whmcs()
+        for invoice_id in invoices:
+            try:
+                found.add(whmcs.get_invoice(invoice_id).userid)
+            except WhmcsNotFound:
+                log.info("invoice %s no longer exists", invoice_id)
+        for ticket_id in tickets:
+            try:
+                owner = whmcs.get_ticket(ticket_id).userid
+            except WhmcsNotFound:
+                log.info("ticket %s no longer exists", ticket_id)
+                continue
+            if owner:
+                found.add(owner)
+        return sorted(c for c in found if c > 0)
+
+    # --- one client -------------------------------------------------------------------------
+
+    def plan(self, client_id: int) -> ClientPlan | None:
+        """Read the client and plan; None when WHMCS no longer has it."""
+        whmcs = self.whmcs()
+        promise = self.store.get_promise(client_id)
+        try:
+            client = whmcs.read_client_state(
+                client_id, promise=Promise(*promise) if promise else None)
+        except WhmcsNotFound:
+            return None
+        tickets = tuple(OpenTicket(t.id, t.deptid, t.priority, t.status)
+                        for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS))
+        now = self.now()
+        return plan_client(client, tickets, self.store.get_memory(client_id),
+                           self.store.ticket_memories(client_id), self.settings.policy,
+                           self.settings.tickets, self.settings.bridge.language,
+                           self.today(now), now)
+
+    def reconcile_client(self, client_id: int, *, event_id: str | None = None) -> ClientResult:
+        """Make WHMCS match policy for one client. The caller holds the client's lease."""
+        plan = self.plan(client_id)
+        if plan is None:
+            log.info("client %s no longer exists in WHMCS", client_id)
+            return ClientResult(client_id, None)
+        return ClientResult(client_id, plan, self.apply(plan, event_id=event_id))
+
+    def apply(self, plan: ClientPlan, *, event_id: str | None = None) -> list[Change]:
+        """Apply ``plan``'s changes to WHMCS and record them; returns what was applied."""
+        store, whmcs, cid = self.store, self.whmcs(), plan.client_id
+        applied: list[Change] = []
+
+        def audit(action: str, change: Change | None = None, *, before: str | None = None,
+                  after: str | None = None, reasons: tuple[str, ...] = (),
+                  actor: str = ACTOR) -> None:
+            if change is not None:
+                before, after, reasons = change.before, change.after, change.reasons
+            store.add_audit([AuditEntry(self.now(), actor, action, cid,
+                                        change.ticket_id if change else None, before, after,
+                                        reasons, event_id)])
+
+        for seen in plan.observations:
+            audit(seen.action, before=seen.before, after=seen.after, reasons=seen.reasons,
+                  actor=seen.actor)
+        group = plan.group_change
+        if group is not None:
+            target = int(group.after or 0)
+            store.save_memory(replace(plan.memory, pending_group_id=target), self.now())
+            whmcs.update_client_group(cid, target)
+            applied.append(group)
+            audit("group", group)
+        store.save_memory(plan.memory_after, self.now())
+        previous = store.ticket_memories(cid)
+        for ticket_id, final in plan.tickets.items():
+            record = previous.get(ticket_id, TicketMemory(ticket_id, cid))
+            for change in (c for c in plan.changes if c.ticket_id == ticket_id):
+                if change.kind == "ticket_priority":
+                    record = self._apply_priority(change, record, final)
+                else:
+                    record = self._apply_note(change, record)
+                applied.append(change)
+                audit(change.kind, change)
+            store.save_ticket_memory(final, self.now())
+        store.put_standing(plan.cache)
+        if applied:
+            log.info("client %s: %s", cid, "; ".join(c.summary for c in applied))
+        return applied
+
+    def _apply_priority(self, change: Change, record: TicketMemory,
+                        final: TicketMemory) -> TicketMemory:
+        assert change.ticket_id is not None and change.after is not None
+        intent = replace(record, original_priority=final.original_priority,
+                         pending_priority=change.after)
+        self.store.save_ticket_memory(intent, self.now())
+        self.whmcs().update_ticket_priority(change.ticket_id, change.after)
+        done = replace(intent, managed_priority=change.after, pending_priority=None)
+        self.store.save_ticket_memory(done, self.now())
+        return done
+
+    def _apply_note(self, change: Change, record: TicketMemory) -> TicketMemory:
+        assert change.ticket_id is not None and change.text is not None
+        key = change.after or ""
+        if record.note_key == PENDING + key and self._note_present(change.ticket_id,
+                                                                   change.text):
+            log.info("ticket %s: the staff note from an interrupted run is there",
+                     change.ticket_id)
+        else:
+            self.store.save_ticket_memory(replace(record, note_key=PENDING + key), self.now())
+            self.whmcs().add_ticket_note(change.ticket_id, change.text)
+        done = replace(record, note_key=key)
+        self.store.save_ticket_memory(done, self.now())
+        return done
+
+    def _note_present(self, ticket_id: int, text: str) -> bool:
+        """Whether a note of this episode is on the ticket (same first line, same invoices)."""
+        head, *lines = text.splitlines()
+        invoices = [line.split(":")[0] for line in lines if line.startswith("- ")]
+        for note in self.whmcs().get_ticket(ticket_id).notes:
+            message = note.message.replace("\r\n", "\n")
+            if message.startswith(head) and all(i in message for i in invoices):
+                return True
+        return False
+
+    # --- everyone ---------------------------------------------------------------------------
+
+    def reconcile_all(self, *, acquire: Callable[[int], bool], release: Callable[[int], None],
+                      event_id: str | None = None, deadline: float | None = None,
+                      client_ids: Iterable[int] | None = None) -> FullResult:
+        """Reconcile every client (or ``client_ids``), each under its lease, until
+        ``deadline`` (``time.monotonic()``). One client failing does not stop the others."""
+        result = FullResult()
+        ids = client_ids if client_ids is not None else (
+            c.id for c in self.whmcs().iter_clients())
+        for client_id in ids:
+            if deadline is not None and time.monotonic() > deadline:
+                result.complete = False
+                break
+            result.seen += 1
+            if not acquire(client_id):
+                result.busy += 1
+                continue
+            try:
+                done = self.reconcile_client(client_id, event_id=event_id)
+                result.reconciled += 1
+                result.changes += len(done.applied)
+            except WhmcsError as exc:
+                result.failures.append((client_id, str(exc)))
+                log.warning("client %s: %s", client_id, exc)
+            finally:
+                release(client_id)
+        return result

@@ -1,0 +1,355 @@
+"""The durable work queue over the ``inbox`` table, and per-client leases.
+
+An inbox row moves ``queued -> processing -> done``; a failed attempt goes to ``retrying``
+(due again after a jittered step of :data:`RETRY_SCHEDULE`) and, after :data:`MAX_ATTEMPTS`
+or a permanent failure, to ``dead`` until an admin requeues it.
+
+A claim is a lease: ``locked_by`` names the worker and ``locked_until`` says until when. A row
+left in ``processing`` after its lease ran out belongs to a dead worker and is claimed again.
+Every change a worker makes to a claimed row is conditional on ``locked_by`` still naming it,
+so a worker whose lease was taken over cannot overwrite the new owner's work.
+
+Claiming is safe with several claimers on both dialects:
+
+* MariaDB (>= 10.6) / MySQL (>= 8.0.1): the oldest candidates are read without locks, then
+  locked by primary key with ``SELECT ... FOR UPDATE SKIP LOCKED`` in the claiming
+  transaction, so concurrent claimers take disjoint rows without waiting for each other.
+* SQLite has no row locks (one writer at a time, and pysqlite runs the candidate SELECT outside
+  the write transaction), so the claiming UPDATE repeats the "still claimable" condition and the
+  rows are read back by owner: a row someone else took in between is simply not ours.
+
+Worker names must be unique among concurrent claimers (e.g. host:pid:thread); they are how a
+worker recognises its rows. Every function takes ``now`` explicitly; datetimes are stored as
+naive UTC (MariaDB's DATETIME keeps whole seconds: fractions are truncated on write).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from bridge.store import InboxRow, Store, client_lease, inbox, inbox_row, utc_naive
+
+# Standard Webhooks' example schedule (reliability-security.md §1): the first attempt is
+# immediate, then these delays between attempts (about 75 h 35 min in all).
+RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
+)
+MAX_ATTEMPTS = 1 + len(RETRY_SCHEDULE)
+JITTER = 0.2  # each delay is scaled by a factor in [1 - JITTER, 1 + JITTER)
+MAX_ERROR_CHARS = 2000
+# How many candidates a MariaDB claimer reads per row it wants: rivals read the same oldest
+# candidates, and each locks the first ones nobody else holds.
+CANDIDATE_WINDOW = 5
+# How often claim() reads fresh candidates after rivals took every one it found.
+CLAIM_TRIES = 3
+
+FailOutcome = Literal["retrying", "dead", "lost"]
+
+# --- statements, built once --------------------------------------------------------------
+
+_now = sa.bindparam("now", type_=sa.DateTime)
+_until = sa.bindparam("until", type_=sa.DateTime)
+_worker = sa.bindparam("worker", type_=sa.String)
+_row_id = sa.bindparam("row_id", type_=sa.BigInteger)
+_client_id = sa.bindparam("cid", type_=sa.Integer)
+_ids = sa.bindparam("ids", expanding=True)
+
+# Claimable: due for a (re)try, or held by a worker whose lease ran out.
+_CLAIMABLE = sa.or_(
+    sa.and_(inbox.c.state.in_(("queued", "retrying")), inbox.c.next_attempt_at <= _now),
+    sa.and_(inbox.c.state == "processing",
+            sa.or_(inbox.c.locked_until.is_(None), inbox.c.locked_until < _now)),
+)
+_HELD = sa.and_(inbox.c.id == _row_id, inbox.c.locked_by == _worker,
+                inbox.c.state == "processing")
+
+# Candidates are found with a plain read, then locked through the primary key only. A locking
+# read over _CLAIMABLE is answered from ix_inbox_state_next plus a filesort for ORDER BY id,
+# and InnoDB locks every entry it reads before sorting, with next-key locks up to the index's
+# supremum: one claimer held every due row, its rivals' SKIP LOCKED found nothing, and every
+# webhook INSERT waited for the claim to commit. MariaDB picks that index even for
+# "id IN (...) AND <claimable>" on a small table, hence FORCE INDEX on the locking statements.
+_PRIMARY = "FORCE INDEX (PRIMARY)"
+_CANDIDATES = sa.select(inbox.c.id).where(_CLAIMABLE).order_by(inbox.c.id).limit(
+    sa.bindparam("limit"))
+_lock_candidates = sa.select(inbox.c.id).where(inbox.c.id.in_(_ids), _CLAIMABLE).order_by(
+    inbox.c.id).limit(sa.bindparam("limit")).with_hint(inbox, _PRIMARY, "mysql").with_hint(
+    inbox, _PRIMARY, "mariadb")
+_lock_one = sa.select(inbox.c.id).where(inbox.c.id == _row_id, _CLAIMABLE)
+# SKIP LOCKED needs MariaDB >= 10.6 / MySQL >= 8.0.1; older servers wait on a plain FOR UPDATE.
+_LOCK_CANDIDATES = {
+    True: _lock_candidates.with_for_update(skip_locked=True),
+    False: _lock_candidates.with_for_update(),
+}
+_LOCK_ONE = {
+    True: _lock_one.with_for_update(skip_locked=True),
+    False: _lock_one.with_for_update(),
+}
+
+_CLAIM = inbox.update().where(inbox.c.id.in_(_ids), _CLAIMABLE).values(
+    state="processing", locked_by=_worker, locked_until=_until, attempts=inbox.c.attempts + 1,
+).with_hint(_PRIMARY, dialect_name="mysql").with_hint(_PRIMARY, dialect_name="mariadb")
+_CLAIMED = inbox.select().where(
+    inbox.c.id.in_(_ids), inbox.c.locked_by == _worker, inbox.c.state == "processing",
+).order_by(inbox.c.id)
+
+_COMPLETE = inbox.update().where(_HELD).values(
+    state="done", finished_at=_now, locked_by=None, locked_until=None, last_error=None)
+
+_HELD_ATTEMPTS = sa.select(inbox.c.attempts).where(_HELD).with_for_update()
+_FAIL = inbox.update().where(_HELD, inbox.c.attempts == sa.bindparam("seen_attempts")).values(
+    state=sa.bindparam("new_state"), next_attempt_at=sa.bindparam("next_at"),
+    finished_at=sa.bindparam("finished"), last_error=sa.bindparam("error"),
+    locked_by=None, locked_until=None)
+
+# MySQL/MariaDB evaluate single-table SET assignments left to right, each seeing the values
+# assigned before it; SQLite (and the SQL standard) use the old row throughout. Setting state
+# before attempts makes both read the old attempts.
+_DEFER = inbox.update().where(_HELD).ordered_values(
+    (inbox.c.state, sa.case((inbox.c.attempts <= 1, "queued"), else_="retrying")),
+    (inbox.c.attempts, sa.case((inbox.c.attempts > 0, inbox.c.attempts - 1), else_=0)),
+    (inbox.c.next_attempt_at, _until),
+    (inbox.c.locked_by, None),
+    (inbox.c.locked_until, None),
+)
+_EXTEND = inbox.update().where(_HELD).values(locked_until=_until)
+_REQUEUE_DEAD = inbox.update().where(inbox.c.id == _row_id, inbox.c.state == "dead").values(
+    state="queued", attempts=0, next_attempt_at=_now, finished_at=None, locked_by=None,
+    locked_until=None)
+_DEAD_LETTERS = inbox.select().where(inbox.c.state == "dead").order_by(inbox.c.id).limit(
+    sa.bindparam("limit"))
+_DUE_COUNT = sa.select(sa.func.count()).select_from(inbox).where(_CLAIMABLE)
+
+_TAKE_CLIENT = client_lease.update().where(
+    client_lease.c.client_id == _client_id,
+    sa.or_(client_lease.c.locked_until.is_(None), client_lease.c.locked_until < _now,
+           client_lease.c.locked_by == _worker),
+).values(locked_by=_worker, locked_until=_until)
+_INSERT_CLIENT = client_lease.insert().values(client_id=_client_id, locked_by=_worker,
+                                              locked_until=_until)
+_EXTEND_CLIENT = client_lease.update().where(
+    client_lease.c.client_id == _client_id, client_lease.c.locked_by == _worker,
+).values(locked_until=_until)
+_RELEASE_CLIENT = client_lease.update().where(
+    client_lease.c.client_id == _client_id, client_lease.c.locked_by == _worker,
+).values(locked_by=None, locked_until=None)
+
+
+def _row_locks(dialect: Any) -> bool:
+    return dialect.name in ("mysql", "mariadb")
+
+
+def _skip_locked(dialect: Any) -> bool:
+    """Whether the MariaDB/MySQL server understands SKIP LOCKED."""
+    version = tuple(dialect.server_version_info or ())
+    return version >= ((10, 6) if getattr(dialect, "is_mariadb", False) else (8, 0, 1))
+
+
+# --- claiming ----------------------------------------------------------------------------
+
+
+def _claim_once(conn: sa.Connection, worker: str, now: datetime, until: datetime,
+                limit: int, row_id: int | None) -> list[InboxRow] | None:
+    """The claimed rows; None when there were candidates but rivals took them all."""
+    locks = _row_locks(conn.dialect)
+    if row_id is not None:
+        ids = [row_id]
+    else:
+        window = limit * CANDIDATE_WINDOW if locks else limit
+        ids = list(conn.execute(_CANDIDATES, {"now": now, "limit": window}).scalars())
+        # End the read before claiming: with innodb_snapshot_isolation (on by default since
+        # MariaDB 11.6.2) locking a row that changed after the transaction's first plain read
+        # fails with error 1020 instead of reading the current row.
+        conn.rollback()
+        if not ids:
+            return []
+    with conn.begin():
+        if locks:
+            skip = _skip_locked(conn.dialect)
+            if row_id is not None:
+                found = conn.execute(_LOCK_ONE[skip], {"now": now, "row_id": row_id})
+            else:
+                found = conn.execute(_LOCK_CANDIDATES[skip],
+                                     {"ids": ids, "now": now, "limit": limit})
+            ids = list(found.scalars())
+            if not ids:
+                return None
+        # Conditional: on SQLite another claimer may have taken a candidate since the SELECT
+        # (on MariaDB the rows are locked, and the condition holds anyway).
+        taken = conn.execute(_CLAIM, {"ids": ids, "now": now, "worker": worker,
+                                      "until": until}).rowcount
+        if not taken:
+            return None
+        rows = conn.execute(_CLAIMED, {"ids": ids, "worker": worker}).all()
+    return [inbox_row(r) for r in rows]
+
+
+def claim(store: Store, worker: str, now: datetime, *, lease: timedelta,
+          limit: int = 10) -> list[InboxRow]:
+    """Claim up to ``limit`` claimable rows, oldest id first, for ``worker`` until now+lease.
+
+    Claimable rows are queued/retrying ones whose ``next_attempt_at <= now`` and processing
+    ones whose lease expired. Each claim counts an attempt. Returns the rows as claimed; an
+    empty list means nothing was claimable (or rivals kept taking the candidates)."""
+    if limit <= 0:
+        return []
+    now = utc_naive(now)
+    with store.engine.connect() as conn:
+        for _ in range(CLAIM_TRIES):
+            rows = _claim_once(conn, worker, now, now + lease, limit, None)
+            if rows is not None:
+                return rows
+    return []
+
+
+def claim_row(store: Store, row_id: int, worker: str, now: datetime, *,
+              lease: timedelta) -> InboxRow | None:
+    """Claim one specific row if it is claimable (see :func:`claim`); None otherwise."""
+    now = utc_naive(now)
+    with store.engine.connect() as conn:
+        rows = _claim_once(conn, worker, now, now + lease, 1, row_id)
+    return rows[0] if rows else None
+
+
+# --- outcomes of a claimed row -----------------------------------------------------------
+
+
+def complete(store: Store, row_id: int, worker: str, now: datetime) -> bool:
+    """Mark a row this worker holds as done; False if the worker no longer holds it."""
+    with store.engine.begin() as conn:
+        done = conn.execute(_COMPLETE, {"row_id": row_id, "worker": worker,
+                                        "now": utc_naive(now)}).rowcount
+    return done == 1
+
+
+def retry_delay(attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+    """The jittered wait after failed attempt number ``attempts`` (1-based, < MAX_ATTEMPTS)."""
+    step = RETRY_SCHEDULE[min(max(attempts, 1), len(RETRY_SCHEDULE)) - 1]
+    factor = 1 - JITTER + 2 * JITTER * min(max(rng(), 0.0), 1.0)
+    return step * factor
+
+
+def fail(store: Store, row_id: int, worker: str, now: datetime, error: str, *,
+         rng: Callable[[], float] = random.random, permanent: bool = False) -> FailOutcome:
+    """Record a failed attempt on a row this worker holds.
+
+    The row becomes ``dead`` when ``permanent`` or after :data:`MAX_ATTEMPTS` attempts, else
+    ``retrying`` after a jittered :data:`RETRY_SCHEDULE` step. Returns the new state, or
+    ``"lost"`` when the worker no longer holds the row (nothing is written then)."""
+    now = utc_naive(now)
+    held = {"row_id": row_id, "worker": worker}
+    with store.engine.begin() as conn:
+        attempts = conn.execute(_HELD_ATTEMPTS, held).scalar()
+        if attempts is None:
+            return "lost"
+        dead = permanent or attempts >= MAX_ATTEMPTS
+        new_state: FailOutcome = "dead" if dead else "retrying"
+        written = conn.execute(_FAIL, {
+            **held,
+            "seen_attempts": attempts,
+            "new_state": new_state,
+            "next_at": now if dead else now + retry_delay(attempts, rng),
+            "finished": now if dead else None,
+            "error": error[:MAX_ERROR_CHARS],
+        }).rowcount
+    return new_state if written == 1 else "lost"
+
+
+def defer(store: Store, row_id: int, worker: str, now: datetime, delay: timedelta) -> bool:
+    """Give a held row back without counting the attempt (e.g. its client is busy elsewhere).
+
+    The row is due again at now+delay, as ``queued`` if it had no other attempt, else as
+    ``retrying``. False if the worker no longer holds it."""
+    with store.engine.begin() as conn:
+        done = conn.execute(_DEFER, {"row_id": row_id, "worker": worker,
+                                     "until": utc_naive(now) + delay}).rowcount
+    return done == 1
+
+
+def extend(store: Store, row_id: int, worker: str, now: datetime, lease: timedelta) -> bool:
+    """Heartbeat: push the row's lease to now+lease. False if the worker no longer holds it."""
+    with store.engine.begin() as conn:
+        done = conn.execute(_EXTEND, {"row_id": row_id, "worker": worker,
+                                      "until": utc_naive(now) + lease}).rowcount
+    return done == 1
+
+
+# --- dead letters and counts -------------------------------------------------------------
+
+
+def requeue_dead(store: Store, row_id: int, now: datetime) -> bool:
+    """Put a dead row back in the queue with no attempts (last_error kept); False if not dead."""
+    with store.engine.begin() as conn:
+        done = conn.execute(_REQUEUE_DEAD, {"row_id": row_id, "now": utc_naive(now)}).rowcount
+    return done == 1
+
+
+def dead_letters(store: Store, limit: int = 100) -> list[InboxRow]:
+    """Dead rows, oldest id first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(_DEAD_LETTERS, {"limit": limit}).all()
+    return [inbox_row(r) for r in rows]
+
+
+def due_count(store: Store, now: datetime) -> int:
+    """How many rows :func:`claim` could take at ``now``."""
+    with store.engine.connect() as conn:
+        return int(conn.execute(_DUE_COUNT, {"now": utc_naive(now)}).scalar() or 0)
+
+
+# --- per-client leases -------------------------------------------------------------------
+
+
+def acquire_client(store: Store, client_id: int, worker: str, now: datetime, *,
+                   lease: timedelta) -> bool:
+    """Take (or renew) the lease on one client for ``worker`` until now+lease.
+
+    Free means: no lease row, or no holder, or an expired lease, or ``worker`` already holds it
+    (re-entrant, not counted: one :func:`release_client` frees it). False when busy."""
+    now = utc_naive(now)
+    params = {"cid": client_id, "worker": worker, "now": now, "until": now + lease}
+    # Each statement is its own transaction, and there is no SELECT ... FOR UPDATE first: on
+    # InnoDB a locking read of a missing key takes a gap lock, and two racers that then both
+    # INSERT deadlock (error 1213). The conditional UPDATE already locks and checks the current
+    # row; of two INSERTs of the same client one simply fails.
+    with store.engine.connect() as conn:
+        with conn.begin():
+            if conn.execute(_TAKE_CLIENT, params).rowcount == 1:
+                return True
+        try:
+            with conn.begin():
+                conn.execute(_INSERT_CLIENT, params)
+            return True
+        except sa.exc.IntegrityError:
+            pass
+        # Someone inserted the row meanwhile; it may already be released again.
+        with conn.begin():
+            return conn.execute(_TAKE_CLIENT, params).rowcount == 1
+
+
+def extend_client(store: Store, client_id: int, worker: str, now: datetime, *,
+                  lease: timedelta) -> bool:
+    """Push the client lease ``worker`` holds to now+lease; False if it does not hold it."""
+    with store.engine.begin() as conn:
+        done = conn.execute(_EXTEND_CLIENT, {"cid": client_id, "worker": worker,
+                                             "until": utc_naive(now) + lease}).rowcount
+    return done == 1
+
+
+def release_client(store: Store, client_id: int, worker: str) -> None:
+    """Give up the client lease if ``worker`` holds it (a no-op otherwise)."""
+    with store.engine.begin() as conn:
+        conn.execute(_RELEASE_CLIENT, {"cid": client_id, "worker": worker})

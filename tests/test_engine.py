@@ -1,0 +1,378 @@
+"""The engine end to end, one step at a time: sandbox WHMCS (HTTP) → stub emulation → bridge
+(HTTP) → inbox → worker → reconcile through the WHMCS API. On SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from bridge import queue
+from bridge.engine.worker import Worker
+from bridge.signing import signed_headers
+from tests.helpers import SECRET
+from tests.world import World, make_world, wall
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    with make_world(database_url, tmp_path) as w:
+        yield w
+
+
+def vip_client(w: World, name: str, due: str = "2026-10-28", amount: str = "89.90",
+               *, paid: bool = False) -> tuple[int, int, int]:
+    """A VIP client with one monthly service and its invoice due on ``due``."""
+    with w.sandbox.quiet():
+        client = w.sandbox.add_client(name, "Silva", groupid=w.vip, datecreated="2020-01-15")
+        service = w.sandbox.add_service(client, due, "Monthly", amount)
+        invoice = w.sandbox.add_invoice(client, due, [("Hosting", service, "Plano", amount)],
+                                        status="Paid" if paid else "Unpaid",
+                                        datepaid=f"{due} 10:00:00" if paid else None)
+    return client, service, invoice
+
+
+def actions(w: World, name: str) -> list[dict[str, object]]:
+    return [entry for entry in w.sandbox.api_log if entry["action"] == name]
+
+
+def test_overdue_vip_leaves_for_its_home_group_and_comes_back_on_payment(world: World) -> None:
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")  # due 28 Oct, today 2 Nov: 5 days > grace 3
+    w.sandbox.update_client(ana, firstname="Ana Maria")  # ClientEdit: a hint to look at Ana
+    w.drain()
+    assert w.group(ana) == w.regular  # no home group known: default_group_id
+    cached = w.store.get_standing(ana)
+    assert cached is not None and cached.standing == "overdue"
+    assert [i.invoice_id for i in cached.invoices] == [invoice]
+    memory = w.store.get_memory(ana)
+    assert memory.pinned  # adopted: in VIP the first time vipgate saw it
+    log = w.store.audit_log(client_id=ana)
+    assert [(e.action, e.before, e.after) for e in log] == [
+        ("membership", "unknown", "pinned"), ("group", str(w.vip), str(w.regular))]
+    assert any("overdue 5 days > grace 3" in r for r in log[1].reasons)
+
+    w.sandbox.add_payment(invoice)  # AddInvoicePayment + InvoicePaid
+    w.drain()
+    assert w.group(ana) == w.vip
+    assert w.store.get_standing(ana).standing == "current"  # type: ignore[union-attr]
+    # vipgate's own UpdateClient calls came back as ClientEdit: not taken for staff changes
+    assert not w.store.get_memory(ana).excluded
+    assert [e.action for e in w.store.audit_log(client_id=ana)].count("membership") == 1
+
+
+def test_partial_payment_keeps_the_client_out_until_the_balance_is_zero(world: World) -> None:
+    w = world
+    bruno, _, invoice = vip_client(w, "Bruno", amount="100.00")
+    w.sandbox.update_client(bruno, firstname="Bruno")
+    w.drain()
+    assert w.group(bruno) == w.regular
+    w.sandbox.add_payment(invoice, "60.00")
+    w.drain()
+    assert w.group(bruno) == w.regular
+    assert w.store.get_standing(bruno).overdue_total == 40  # type: ignore[union-attr]
+    w.sandbox.add_payment(invoice, "40.00")
+    w.drain()
+    assert w.group(bruno) == w.vip
+
+
+def test_reconcile_twice_changes_nothing_the_second_time(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    lease = w.worker.acquire(ana)
+    assert lease
+    first = w.engine.reconcile_client(ana)
+    second = w.engine.reconcile_client(ana)
+    w.worker.release(ana)
+    assert [c.kind for c in first.applied] == ["group"]
+    assert second.applied == []
+
+
+def test_staff_moving_a_client_out_of_vip_is_followed_not_fought(world: World) -> None:
+    w = world
+    carla, _, _ = vip_client(w, "Carla", due="2026-11-20", paid=True)
+    w.sandbox.update_client(carla, firstname="Carla")
+    w.drain()
+    assert w.group(carla) == w.vip and w.store.get_memory(carla).pinned
+    w.sandbox.update_client(carla, groupid=w.regular)  # staff, in the admin area
+    w.drain()
+    assert w.group(carla) == w.regular  # not put back
+    memory = w.store.get_memory(carla)
+    assert memory.excluded and not memory.pinned
+    staff = [e for e in w.store.audit_log(client_id=carla) if e.actor == "staff"]
+    assert len(staff) == 1 and "unpinned and excluded" in staff[0].reasons[0]
+    # and moved back by staff: pinned again, stays
+    w.sandbox.update_client(carla, groupid=w.vip)
+    w.drain()
+    assert w.group(carla) == w.vip
+    memory = w.store.get_memory(carla)
+    assert memory.pinned and not memory.excluded and memory.home_group_id == w.regular
+
+
+def test_ticket_priority_lowered_with_a_note_and_restored_on_payment(world: World) -> None:
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+    ticket = w.sandbox.open_ticket(ana, w.support, "Site lento", "Medium").ticket_id
+    w.drain()
+    assert w.priority(ticket) == "Low"
+    notes = w.api().get_ticket(ticket).notes
+    assert len(notes) == 1 and f"#{invoice}" in notes[0].message
+    # a reply re-checks the client: no second note, no change
+    w.sandbox.client_reply(ticket, "E aí?")
+    w.drain()
+    assert len(w.api().get_ticket(ticket).notes) == 1
+    w.sandbox.add_payment(invoice)
+    w.drain()
+    assert w.group(ana) == w.vip
+    # VIP and current: the matrix says High (priority_vip); the original is forgotten then
+    assert w.priority(ticket) == "High"
+
+
+def test_original_priority_comes_back_when_the_matrix_says_keep(database_url: str,
+                                                                tmp_path: Path) -> None:
+    with make_world(database_url, tmp_path, tickets={"priority_vip": "keep"}) as w:
+        ana, _, invoice = vip_client(w, "Ana")
+        ticket = w.sandbox.open_ticket(ana, w.support, "Site lento", "Medium").ticket_id
+        w.drain()
+        assert w.priority(ticket) == "Low"
+        w.sandbox.add_payment(invoice)
+        w.drain()
+        assert w.priority(ticket) == "Medium"
+        assert w.store.ticket_memories(ana) == {}
+
+
+def test_a_ticket_reprioritised_by_staff_is_left_alone(world: World) -> None:
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+    ticket = w.sandbox.open_ticket(ana, w.support, "Urgente", "Medium").ticket_id
+    w.drain()
+    assert w.priority(ticket) == "Low"
+    w.sandbox.update_ticket(ticket, priority="High")  # staff: TicketPriorityChange
+    w.drain()
+    assert w.priority(ticket) == "High"
+    w.sandbox.client_reply(ticket, "obrigado")
+    w.drain()
+    assert w.priority(ticket) == "High"
+    staff_changes = [e for e in actions(w, "UpdateTicket")]
+    assert len(staff_changes) == 1  # only vipgate's lowering went through the API
+    w.sandbox.add_payment(invoice)
+    w.drain()
+    assert w.priority(ticket) == "High"
+
+
+def test_precronjob_removes_vip_before_the_cron_suspends(world: World) -> None:
+    w = world
+    ana, service, _ = vip_client(w, "Ana", due="2026-10-26")  # 7 days > AutoSuspensionDays 5
+    carla, carla_service, _ = vip_client(w, "Carla", due="2026-11-20", paid=True)
+    summary = w.sandbox.run_cron()  # PreCronJob answered after a synchronous reconcile
+    assert w.group(ana) == w.regular
+    assert service in summary.suspended
+    assert carla_service not in summary.suspended and w.group(carla) == w.vip
+    precron = [r for r in w.store.events() if r.hook == "PreCronJob"]
+    assert precron and precron[0].state == "done"
+    w.drain()  # the suspension's AfterModuleSuspend: Ana is now suspended
+    assert w.store.get_standing(ana).standing == "suspended"  # type: ignore[union-attr]
+
+
+def test_suspended_client_blocked_outside_billing_with_the_invoices(world: World) -> None:
+    w = world
+    ana, _, invoice = vip_client(w, "Ana", due="2026-10-26")
+    w.sandbox.run_cron()
+    w.drain()
+    blocked = w.sandbox.open_ticket(ana, w.support, "Site fora do ar", "High")
+    assert blocked.ticket_id is None or blocked.ticket_id == 0
+    assert f"#{invoice}" in (blocked.error or "")
+    allowed = w.sandbox.open_ticket(ana, w.billing, "Boleto", "Medium")
+    assert allowed.ticket_id
+
+
+def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana")
+    w.sandbox.faults.push("http_error", times=1000)
+    [outcome] = w.drain()
+    assert outcome.state == "retrying" and "WhmcsUnavailable" in (outcome.error or "")
+    row = w.store.events()[-1]
+    assert row.state == "retrying" and row.attempts == 1
+    later = wall()
+    for attempt in range(2, queue.MAX_ATTEMPTS + 1):
+        later += timedelta(days=2)
+        w.worker.clock = lambda at=later: at  # type: ignore[misc]
+        [outcome] = w.worker.run_once()
+        assert outcome.state == ("dead" if attempt == queue.MAX_ATTEMPTS else "retrying")
+    assert [r.webhook_id for r in queue.dead_letters(w.store)] == [row.webhook_id]
+    assert w.group(ana) == w.vip  # nothing applied
+    w.sandbox.faults.clear()
+    assert queue.requeue_dead(w.store, row.id, later)
+    w.drain()
+    assert w.group(ana) == w.regular
+
+
+def test_result_error_is_retried_with_whmcs_message(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana")
+    w.sandbox.faults.push("html", action="UpdateClient")
+    [outcome] = w.drain()
+    assert outcome.state == "retrying"
+    assert w.group(ana) == w.vip
+    w.worker.clock = lambda: wall() + timedelta(minutes=1)  # type: ignore[method-assign]
+    w.drain()
+    assert w.group(ana) == w.regular
+
+
+def test_a_worker_killed_mid_event_is_reclaimed_and_the_change_applied_once(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana")
+
+    class Killed(BaseException):
+        pass
+
+    real_audit = w.store.add_audit
+
+    def die_after_the_write(entries):  # type: ignore[no-untyped-def]
+        if any(e.action == "group" for e in entries):
+            raise Killed  # the process dies between WHMCS's answer and vipgate's bookkeeping
+        real_audit(entries)
+
+    monkeypatch.setattr(w.store, "add_audit", die_after_the_write)
+    with pytest.raises(Killed):
+        w.worker.run_once()
+    monkeypatch.setattr(w.store, "add_audit", real_audit)
+    assert w.group(ana) == w.regular  # WHMCS has the change; the event is still "processing"
+    first, echo = w.store.events()  # the hint, and the ClientEdit of vipgate's own write
+    assert first.state == "processing" and echo.state == "queued"
+    assert [o.row_id for o in w.worker.run_once()] == [echo.id]  # the first is still leased
+    other = Worker(w.engine, clock=lambda: wall() + timedelta(minutes=10), name="other")
+    outcomes = other.drain()
+    assert outcomes and all(o.state == "done" for o in outcomes)
+    assert len(actions(w, "UpdateClient")) == 1  # applied once
+    memory = w.store.get_memory(ana)
+    assert memory.pinned and not memory.excluded  # its own write, not a staff change
+    assert memory.last_group_id == w.regular and memory.pending_group_id is None
+
+
+def test_duplicated_and_reordered_events_reach_the_same_state(world: World) -> None:
+    """Two clients with the same story: one's events processed in order, the other's newest
+    first, with a duplicate delivery of its first event on top."""
+    w = world
+    rows: dict[str, list[int]] = {}
+    people: dict[str, tuple[int, int]] = {}
+    for name in ("Ana", "Bia"):
+        client, _, invoice = vip_client(w, name)
+        ticket = w.sandbox.open_ticket(client, w.support, "Ajuda", "Medium").ticket_id
+        seen = {r.id for r in w.store.events()}
+        w.sandbox.add_payment(invoice, "10.00")
+        w.sandbox.update_client(client, firstname=name)
+        people[name] = (client, ticket)
+        rows[name] = [r.id for r in w.store.events() if r.id not in seen] + sorted(
+            r.id for r in w.store.events() if r.id in seen and r.client_id == client)
+    hold = [r.id for r in w.store.events() if r.id not in rows["Bia"][-1:]]
+    for row_id in hold:  # Bia's newest event goes first
+        assert queue.claim_row(w.store, row_id, "hold", wall(), lease=timedelta(hours=1))
+    assert [o.row_id for o in w.drain()][:1] == rows["Bia"][-1:]
+    for row_id in hold:
+        queue.defer(w.store, row_id, "hold", wall(), timedelta(0))
+    first = next(r for r in w.store.events() if r.client_id == people["Bia"][0])
+    body = json.dumps({"hook": first.hook, "vars": first.vars,
+                       "occurred_at": "2026-11-02T09:00:00+00:00"}).encode()
+    headers = signed_headers([SECRET], first.webhook_id, int(time.time()), body)
+    again = requests.post(f"{w.bridge_url}/hooks/whmcs", data=body, timeout=5,
+                          headers={**headers, "Content-Type": "application/json"})
+    assert again.json()["status"] == "duplicate"
+    w.drain()
+    finals = [(w.group(client), w.priority(ticket),
+               w.store.get_standing(client).standing)  # type: ignore[union-attr]
+              for client, ticket in people.values()]
+    assert finals[0] == finals[1] == (w.regular, "Low", "overdue")
+
+
+def test_precronjob_is_answered_after_reconciling_everyone(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    vip_client(w, "Carla", due="2026-11-20", paid=True)
+    body = json.dumps({"hook": "PreCronJob", "vars": {},
+                       "occurred_at": "2026-11-02T09:00:00+00:00"}).encode()
+    headers = signed_headers([SECRET], "msg_precron_1", int(time.time()), body)
+    answer = requests.post(f"{w.bridge_url}/hooks/whmcs", data=body, timeout=30,
+                           headers={**headers, "Content-Type": "application/json"})
+    assert answer.status_code == 202
+    assert answer.json()["reconciled"] == {"state": "done", "clients": 2, "changes": 1}
+    assert w.group(ana) == w.regular
+
+
+def test_a_full_reconcile_cut_by_its_deadline_goes_back_to_the_worker(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.forwarder.fire("DailyCronJob", {})
+    [row] = queue.claim(w.store, "precron", wall(), lease=timedelta(minutes=5))
+    late = time.monotonic() - 1
+    cut = Worker(w.engine, clock=wall, name="precron").process(row, deadline=late)
+    assert cut.state == "deferred" and cut.clients == 0
+    assert w.group(ana) == w.vip
+    outcome, *echoes = w.drain()  # then the ClientEdit of vipgate's own write
+    assert (outcome.row_id, outcome.state) == (row.id, "done") and w.group(ana) == w.regular
+    assert [e.hook for e in echoes] == ["ClientEdit"]
+
+
+def test_vipgate_worker_once_drains_the_inbox(world: World, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana")
+    url = w.settings.bridge.database_url
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VIPGATE_")},
+           "VIPGATE_BRIDGE_DATABASE_URL": url, "VIPGATE_WEBHOOK_SECRETS": SECRET,
+           "VIPGATE_WHMCS_URL": w.settings.whmcs.url,
+           "VIPGATE_WHMCS_IDENTIFIER": w.settings.whmcs.identifier,
+           "VIPGATE_WHMCS_SECRET": w.settings.whmcs.secret,
+           "VIPGATE_POLICY_VIP_GROUP_ID": str(w.vip),
+           "VIPGATE_POLICY_DEFAULT_GROUP_ID": str(w.regular),
+           "VIPGATE_POLICY_MIN_TENURE_MONTHS": "0"}
+    done = subprocess.run([sys.executable, "-m", "bridge", "worker", "--once"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "event(s) processed, 0 failed" in done.stdout
+    assert w.group(ana) == w.regular
+
+
+def test_seed_story_through_the_real_php_stub(database_url: str, tmp_path: Path) -> None:
+    """The acceptance story in short, hooks forwarded by whmcs_php_stub/vipgate.php run by php:
+    removal before the cron's suspension, the gate, partial and full payment, restoration,
+    staff overrides respected."""
+    with make_world(database_url, tmp_path, php=True,
+                    tickets={"priority_vip": "keep"}) as w:
+        ana, _, _ = vip_client(w, "Ana", due="2026-11-20", paid=True)
+        bruno, bruno_service, bruno_invoice = vip_client(w, "Bruno", due="2026-10-26")
+        carla, _, carla_invoice = vip_client(w, "Carla", due="2026-10-26", amount="300.00")
+        ticket = w.sandbox.open_ticket(bruno, w.billing, "Segunda via", "Medium").ticket_id
+        summary = w.sandbox.run_cron()
+        w.drain()
+        assert (w.group(ana), w.group(bruno), w.group(carla)) == (w.vip, w.regular, w.regular)
+        assert bruno_service in summary.suspended
+        assert w.priority(ticket) == "Low"
+        blocked = w.sandbox.open_ticket(bruno, w.support, "Site fora do ar", "High")
+        assert not blocked.ticket_id and f"#{bruno_invoice}" in (blocked.error or "")
+        w.sandbox.update_ticket(ticket, priority="High")  # staff override
+        w.drain()
+        w.sandbox.add_payment(carla_invoice, "100.00")
+        w.sandbox.add_payment(bruno_invoice)
+        w.drain()
+        assert w.group(bruno) == w.vip and w.priority(ticket) == "High"
+        assert w.sandbox.service(bruno_service)["domainstatus"] == "Active"  # type: ignore[index]
+        assert w.group(carla) == w.regular  # R$ 200.00 still owed
+        w.sandbox.add_payment(carla_invoice)
+        w.drain()
+        assert w.group(carla) == w.vip
+        assert w.forwarder.kind == "php" and w.forwarder.spooled() == []
