@@ -203,9 +203,18 @@ def _snapshot_isolated(url: str) -> Store:
     return store
 
 
-def test_claim_works_with_innodb_snapshot_isolation(store) -> None:
-    if not _is_mariadb(store):
-        pytest.skip("a MariaDB setting")
+@pytest.mark.mariadb
+@pytest.fixture
+def mariadb_store(mariadb_url: str) -> Iterator[Store]:
+    """MariaDB only: row-lock races and server settings SQLite does not have."""
+    store = Store(mariadb_url)
+    store.upgrade()
+    yield store
+    store.dispose()
+
+
+def test_claim_works_with_innodb_snapshot_isolation(mariadb_store) -> None:
+    store = mariadb_store
     ids = _enqueue(store, 10)
     mine = _snapshot_isolated(store.url)
     rival = _rival(store)
@@ -390,9 +399,9 @@ def _threads(count: int, target: Callable[[int], None]) -> None:
     assert not errors, errors
 
 
-def test_concurrent_workers_claim_every_row_exactly_once(store) -> None:
-    if not _is_mariadb(store):
-        pytest.skip("threads racing on row locks: MariaDB (SQLite races are replayed above)")
+@pytest.mark.mariadb
+def test_concurrent_workers_claim_every_row_exactly_once(mariadb_store) -> None:
+    store = mariadb_store
     _enqueue(store, 300)
     claimed: list[list[int]] = [[] for _ in range(4)]
     start = threading.Barrier(4, timeout=30)
@@ -416,9 +425,9 @@ def test_concurrent_workers_claim_every_row_exactly_once(store) -> None:
     assert claim(store, "late", NOW + timedelta(days=1), lease=LEASE) == []
 
 
-def test_concurrent_acquire_client_has_one_winner(store) -> None:
-    if not _is_mariadb(store):
-        pytest.skip("threads racing on row locks: MariaDB (SQLite races are replayed above)")
+@pytest.mark.mariadb
+def test_concurrent_acquire_client_has_one_winner(mariadb_store) -> None:
+    store = mariadb_store
     won: list[str] = []
     start = threading.Barrier(8, timeout=30)
 
