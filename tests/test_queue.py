@@ -203,7 +203,6 @@ def _snapshot_isolated(url: str) -> Store:
     return store
 
 
-@pytest.mark.mariadb
 @pytest.fixture
 def mariadb_store(mariadb_url: str) -> Iterator[Store]:
     """MariaDB only: row-lock races and server settings SQLite does not have."""
@@ -213,6 +212,7 @@ def mariadb_store(mariadb_url: str) -> Iterator[Store]:
     store.dispose()
 
 
+@pytest.mark.mariadb
 def test_claim_works_with_innodb_snapshot_isolation(mariadb_store) -> None:
     store = mariadb_store
     ids = _enqueue(store, 10)
