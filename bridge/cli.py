@@ -241,3 +241,8 @@ def main(argv: list[str] | None = None) -> Any:
         message = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
         click.echo(f"vipgate: {message}", err=True)
         sys.exit(exc.exit_code)
+
+
+from bridge.cli_sandbox import sandbox_command  # noqa: E402 (added after the built-in commands)
+
+cli.add_command(sandbox_command)

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from bridge.sandbox.api import create_sandbox_app
 from bridge.sandbox.whmcs import Sandbox
 
 
-def serve_sandbox(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8081) -> None:
-    """Serve ``/includes/api.php`` until interrupted (blocks)."""
-    server = make_server(host, port, create_sandbox_app(sandbox), threaded=True)
+def make_sandbox_server(sandbox: Sandbox, host: str = "127.0.0.1",
+                        port: int = 8081) -> BaseWSGIServer:
+    """A threaded server for ``/includes/api.php``, bound (port 0 = a free port), not serving
+    yet. Raises OSError when the address cannot be bound (werkzeug alone would print two
+    lines and exit)."""
+    family = select_address_family(host, port)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(128)
+        # werkzeug serves a duplicate of the descriptor; this one is closed on leaving.
+        return make_server(host, port, create_sandbox_app(sandbox), threaded=True,
+                           fd=sock.fileno())
+
+
+def server_url(server: BaseWSGIServer) -> str:
+    """The WHMCS base URL of a bound server (a wildcard address is shown as loopback)."""
+    host = server.host
+    if host in ("", "0.0.0.0"):  # noqa: S104 (shown, not bound)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"
+
+
+def serve_sandbox(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8081, *,
+                  ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``/includes/api.php`` until interrupted (blocks). ``ready(url)`` is called once
+    the port is bound, with the WHMCS base URL (useful with port 0)."""
+    server = make_sandbox_server(sandbox, host, port)
     try:
+        if ready is not None:
+            ready(server_url(server))
         server.serve_forever()
     finally:
         server.server_close()
@@ -30,7 +63,7 @@ class RunningSandbox:
 
     @property
     def url(self) -> str:
-        return f"http://{self.server.host}:{self.server.server_port}"
+        return server_url(self.server)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -40,7 +73,7 @@ class RunningSandbox:
 
 def start_sandbox(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningSandbox:
     """Serve in a daemon thread (port 0 = a free port) and return at once."""
-    server = make_server(host, port, create_sandbox_app(sandbox), threaded=True)
+    server = make_sandbox_server(sandbox, host, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="sandbox-whmcs", daemon=True)
     thread.start()

@@ -1,0 +1,308 @@
+"""``vipgate sandbox``: the sandbox WHMCS alone, served over HTTP.
+
+It opens (or creates) the sandbox's WHMCS-shaped tables, seeds a small readable dataset when
+the database is new, makes an API credential, prints the API URL, the credential and the
+``[whmcs]`` lines for vipgate.ini, and serves ``/includes/api.php`` until Ctrl-C. With
+``--bridge-url`` and ``--secret`` its hooks go to that bridge (through the real PHP stub when
+``php`` is installed); without them they are recorded but not forwarded.
+
+:func:`prepare_sandbox` is the set-up without the serving (tests call it directly).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+import sqlalchemy as sa
+
+from bridge.sandbox.clock import add_months
+from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
+from bridge.sandbox.schema import php_unserialize_ips, tblclientgroups, tblclients, tbldeviceauth
+from bridge.sandbox.whmcs import Sandbox
+from bridge.settings import check_webhook_secret
+from bridge.stub_install import HOOK_PATH, StubInstallError, install_stub
+
+DEFAULT_DATABASE_URL = "sqlite:///whmcs-sandbox.db"
+DEFAULT_PORT = 8081
+
+
+class SandboxSetupError(Exception):
+    """Bad input for the sandbox; the message is one line naming it (exit code 2)."""
+
+
+@dataclass
+class SandboxSetup:
+    """A sandbox ready to serve, its API credential and what was done to prepare it."""
+
+    sandbox: Sandbox
+    identifier: str
+    secret: str = field(repr=False)
+    credential: str  # "generated", "created" (from the options) or "existing"
+    seeded: list[str]  # lines describing the seeded data; empty = nothing seeded
+    hooks: str  # where hooks go, in words
+    forwarder: Forwarder | None = None
+
+    def whmcs_ini(self, url: str) -> list[str]:
+        """The ``[whmcs]`` lines for vipgate.ini (``url`` is the WHMCS base URL)."""
+        return ["[whmcs]", f"url = {url}", f"identifier = {self.identifier}",
+                f"secret = {self.secret}"]
+
+
+def prepare_sandbox(database_url: str = DEFAULT_DATABASE_URL, *, seed: bool = True,
+                    bridge_url: str | None = None, webhook_secret: str | None = None,
+                    identifier: str | None = None, api_secret: str | None = None,
+                    use_php: bool | None = None) -> SandboxSetup:
+    """Open the sandbox, seed it when new, make the API credential and the hook forwarder.
+
+    ``use_php`` None picks the real PHP stub when ``php`` is installed. Raises
+    SandboxSetupError for bad input, SQLAlchemyError when the database fails.
+    """
+    target = _bridge_target(bridge_url, webhook_secret)
+    if (identifier is None) != (api_secret is None) or identifier == "" or api_secret == "":
+        raise SandboxSetupError("--identifier and --secret-key go together (or pass neither "
+                                "to generate a credential)")
+    try:
+        url = sa.engine.make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise SandboxSetupError("--database-url is not a database URL (e.g. "
+                                f"{DEFAULT_DATABASE_URL})") from None
+    forwarder: Forwarder | None = None
+    hooks = "recorded, not forwarded (pass --bridge-url and --secret to forward them)"
+    if target is not None:
+        forwarder, hooks = _forwarder(url, *target, use_php=use_php)
+    sandbox = Sandbox(database_url, fire=forwarder.fire if forwarder else None)
+    try:
+        seeded = seed_sandbox(sandbox) if seed and _is_empty(sandbox) else []
+        identifier, api_secret, credential = _credential(sandbox, identifier, api_secret)
+    except BaseException:
+        sandbox.dispose()
+        raise
+    return SandboxSetup(sandbox, identifier, api_secret, credential, seeded, hooks, forwarder)
+
+
+def _bridge_target(bridge_url: str | None, webhook_secret: str | None) -> tuple[str, str] | None:
+    if webhook_secret is not None:
+        try:
+            check_webhook_secret(webhook_secret)
+        except ValueError as exc:
+            raise SandboxSetupError(f"--secret is not a webhook secret: {exc}") from None
+    if bridge_url is None and webhook_secret is None:
+        return None
+    if not bridge_url or not webhook_secret:
+        raise SandboxSetupError("--bridge-url and --secret go together")
+    parts = urlsplit(bridge_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or "@" in parts.netloc:
+        raise SandboxSetupError("--bridge-url must be the bridge's base URL, "
+                                "like http://127.0.0.1:8080")
+    return bridge_url.strip().rstrip("/").removesuffix(HOOK_PATH), webhook_secret
+
+
+def _forwarder(url: sa.engine.URL, bridge_url: str, webhook_secret: str, *,
+               use_php: bool | None) -> tuple[Forwarder, str]:
+    """The stub's folder sits next to the SQLite file (``whmcs-sandbox.db`` →
+    ``whmcs-sandbox-php/``), its spool table in that same file, as in WHMCS's database."""
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        db_file = Path(str(url.database)).resolve()
+        folder, spool_db = db_file.with_name(f"{db_file.stem}-php"), db_file
+    else:
+        folder = Path.cwd() / "whmcs-sandbox-php"
+        spool_db = folder / "spool.db"
+    if use_php is None:
+        use_php = php_available()
+    if use_php or spool_db.parent == folder:
+        try:
+            (folder / "includes" if use_php else folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxSetupError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    endpoint = bridge_url + HOOK_PATH
+    if not use_php:
+        return (PythonForwarder(endpoint, webhook_secret, spool_db),
+                f"forwarded to {endpoint} through a Python emulation of the PHP stub "
+                "(install php-cli php-curl php-sqlite3 for the real one)")
+    try:
+        stub = install_stub(folder, bridge_url, webhook_secret)[0]
+    except StubInstallError as exc:
+        raise SandboxSetupError(str(exc)) from None
+    return (PhpForwarder(stub.parent, spool_db, folder / "module-log.jsonl"),
+            f"forwarded to {endpoint} through the real PHP stub ({stub})")
+
+
+def _is_empty(sandbox: Sandbox) -> bool:
+    with sandbox.engine.connect() as conn:
+        return not any(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                       for table in (tblclients, tblclientgroups))
+
+
+def _credential(sandbox: Sandbox, identifier: str | None,
+                api_secret: str | None) -> tuple[str, str, str]:
+    if identifier is None or api_secret is None:
+        identifier, api_secret = secrets.token_hex(16), secrets.token_hex(16)
+        sandbox.add_api_credential(identifier, api_secret, description="vipgate sandbox")
+        return identifier, api_secret, "generated"
+    with sandbox.engine.connect() as conn:
+        exists = conn.execute(sa.select(tbldeviceauth.c.id).where(
+            tbldeviceauth.c.identifier == identifier)).first() is not None
+    if not exists:
+        sandbox.add_api_credential(identifier, api_secret, description="vipgate sandbox")
+        return identifier, api_secret, "created"
+    if sandbox.authenticate(identifier, api_secret) is None:
+        raise SandboxSetupError(f"API identifier {identifier!r} already exists in this "
+                                "database with another secret (or was deleted); pass its "
+                                "secret or another --identifier")
+    return identifier, api_secret, "existing"
+
+
+def seed_sandbox(sandbox: Sandbox) -> list[str]:
+    """A small readable dataset relative to the sandbox's today; returns lines describing it.
+
+    Hooks do not fire while seeding: the data is the starting state, not events.
+    """
+    today = sandbox.today
+
+    def ago(days: int) -> date:
+        return today - timedelta(days=days)
+
+    with sandbox.quiet():
+        brl = sandbox.add_currency("BRL", "R$ ", "", default=True)
+        vip = sandbox.add_group("VIP", susptermexempt=True, groupcolour="#28C99B")
+        regular = sandbox.add_group("Clientes")
+        suporte = sandbox.add_department("Suporte")
+        sandbox.add_department("Financeiro")
+        sandbox.add_product("Hospedagem Essencial", group="Hospedagem")
+
+        def client(first: str, last: str, group: int, since: date, **kw: str) -> int:
+            return sandbox.add_client(first, last, f"{first}.{last}@example.com".lower(),
+                                      groupid=group, datecreated=since, currency=brl, **kw)
+
+        def month(client_id: int, service: int, due: date, status: str = "Paid",
+                  amount: str = "89.90") -> int:
+            paid = f"{due - timedelta(days=1)} 10:00:00" if status == "Paid" else None
+            return sandbox.add_invoice(
+                client_id, due, [("Hosting", service, "Hospedagem Essencial", amount)],
+                status=status, date=due - timedelta(days=7), datepaid=paid)
+
+        ana = client("Ana", "Souza", vip, add_months(today, -60))
+        bruno = client("Bruno", "Lima", vip, add_months(today, -36),
+                       companyname="Lima Provedor Ltda")
+        carla = client("Carla", "Reis", regular, add_months(today, -24))
+        diego = client("Diego", "Alves", regular, add_months(today, -14))
+        elisa = client("Elisa", "Castro", 0, add_months(today, -2))
+
+        ana_due = ago(5)  # paid on time every month
+        ana_service = sandbox.add_service(ana, add_months(ana_due, 1), "Monthly", "89.90",
+                                          regdate=add_months(today, -60))
+        for back in (2, 1, 0):
+            month(ana, ana_service, add_months(ana_due, -back))
+        bruno_due = ago(20)  # VIP, stopped paying: exempt, so never suspended
+        bruno_service = sandbox.add_service(bruno, bruno_due, "Monthly", "249.90",
+                                            regdate=add_months(today, -36))
+        for back in (2, 1):
+            month(bruno, bruno_service, add_months(bruno_due, -back), amount="249.90")
+        overdue = month(bruno, bruno_service, bruno_due, "Unpaid", "249.90")
+        carla_due = ago(2)  # paid by bank slip (boleto), waiting for the bank
+        carla_service = sandbox.add_service(carla, carla_due, "Monthly", "59.90",
+                                            regdate=add_months(today, -24))
+        month(carla, carla_service, add_months(carla_due, -1), amount="59.90")
+        pending = month(carla, carla_service, carla_due, "Payment Pending", "59.90")
+        diego_service = sandbox.add_service(diego, add_months(ago(10), 1), "Monthly", "39.90",
+                                            regdate=add_months(today, -14))
+        month(diego, diego_service, ago(10), amount="39.90")
+        elisa_due = today + timedelta(days=7)  # the next invoice, not due yet
+        elisa_service = sandbox.add_service(elisa, elisa_due, "Monthly", "29.90",
+                                            regdate=add_months(today, -2))
+        month(elisa, elisa_service, add_months(elisa_due, -1), amount="29.90")
+        upcoming = month(elisa, elisa_service, elisa_due, "Unpaid", "29.90")
+        ticket = sandbox.open_ticket(bruno, suporte, "Site fora do ar", "High",
+                                     "Meu site está fora do ar desde ontem. Urgente!")
+    return [
+        f"currency BRL (id {brl}, default); groups VIP (id {vip}, exempt from suspension), "
+        f"Clientes (id {regular}); departments Suporte, Financeiro",
+        f"client {ana} Ana Souza (VIP): every invoice paid",
+        f"client {bruno} Bruno Lima (VIP): invoice {overdue} overdue since {bruno_due}; "
+        f"open ticket {ticket.tid} 'Site fora do ar'",
+        f"client {carla} Carla Reis (Clientes): invoice {pending} Payment Pending",
+        f"client {diego} Diego Alves (Clientes): every invoice paid",
+        f"client {elisa} Elisa Castro (no group): invoice {upcoming} due {elisa_due}",
+    ]
+
+
+def banner(setup: SandboxSetup, url: str, database_url: str) -> list[str]:
+    """What ``vipgate sandbox`` prints once the port is bound (``url``: WHMCS base URL)."""
+    where = sa.engine.make_url(database_url).render_as_string(hide_password=True)
+    ips = ", ".join(php_unserialize_ips(setup.sandbox.setting("APIAllowedIPs"))) or "none"
+    lines = [f"vipgate sandbox: WHMCS API at {url}/includes/api.php", f"  database {where}"]
+    if setup.seeded:
+        lines += ["  seeded a new database:", *(f"    {line}" for line in setup.seeded)]
+    lines += [
+        f"  API credential ({setup.credential}): identifier {setup.identifier}, "
+        f"secret {setup.secret}",
+        f"  API calls accepted from {ips} (WHMCS's API IP allow-list)",
+        f"  hooks: {setup.hooks}",
+        "",
+        "Paste into vipgate.ini:",
+        "",
+        *setup.whmcs_ini(url),
+        "",
+        "Ctrl-C stops the sandbox.",
+    ]
+    return lines
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True,
+              type=click.IntRange(0, 65535), help="0 = any free port.")
+@click.option("--database-url", default=DEFAULT_DATABASE_URL, show_default=True,
+              help="The sandbox's WHMCS-shaped tables.")
+@click.option("--seed/--no-seed", default=True, show_default=True,
+              help="Seed a small dataset when the database is new.")
+@click.option("--bridge-url", default=None, metavar="URL",
+              help="Forward hooks to this bridge (its base URL); needs --secret.")
+@click.option("--secret", "webhook_secret", default=None, metavar="whsec_...",
+              help="Webhook secret the hooks are signed with (one of [webhook] secrets).")
+@click.option("--identifier", default=None, help="API identifier (default: generated).")
+@click.option("--secret-key", "api_secret", default=None,
+              help="API secret for --identifier (default: generated).")
+def sandbox_command(host: str, port: int, database_url: str, seed: bool,
+                    bridge_url: str | None, webhook_secret: str | None,
+                    identifier: str | None, api_secret: str | None) -> None:
+    """Run the sandbox WHMCS alone: its API at http://HOST:PORT/includes/api.php."""
+    from bridge.cli import Failure  # here: bridge.cli imports this module at its end
+    from bridge.sandbox.serve import serve_sandbox
+
+    try:
+        setup = prepare_sandbox(database_url, seed=seed, bridge_url=bridge_url,
+                                webhook_secret=webhook_secret, identifier=identifier,
+                                api_secret=api_secret)
+    except SandboxSetupError as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        where = sa.engine.make_url(database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise Failure(f"database error at {where}: {reason}", 1) from None
+
+    bound = False
+
+    def ready(url: str) -> None:
+        nonlocal bound
+        bound = True
+        for line in banner(setup, url, database_url):
+            click.echo(line)
+
+    try:
+        serve_sandbox(setup.sandbox, host, port, ready=ready)
+    except OSError as exc:
+        if bound:
+            raise
+        raise Failure(f"cannot serve on {host}:{port}: {exc.strerror or exc}", 1) from None
+    except KeyboardInterrupt:  # werkzeug returns on Ctrl-C; this is in case it does not
+        pass
+    finally:
+        setup.sandbox.dispose()
+    click.echo("vipgate sandbox: stopped")
