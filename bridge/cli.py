@@ -225,8 +225,14 @@ def warnings(settings: Settings) -> list[str]:
         found.append("[bridge] public_url is empty: install-stub needs --url")
     if not settings.whmcs.url:
         found.append("[whmcs] url is empty: vipgate cannot reach WHMCS's API")
-    if not settings.policy.vip_group_id:
+    policy = settings.policy
+    if not policy.vip_group_id:
         found.append("[policy] vip_group_id is 0: no VIP group is managed")
+    elif not policy.min_spend:
+        found.append(f"[policy] min_spend is 0: every Active client of at least "
+                     f"{policy.min_tenure_months} months without a late payment is eligible, "
+                     "and the next reconcile moves those who pay into VIP (exempt from "
+                     "suspension); set min_spend, min_tenure_months to narrow it")
     return found
 
 

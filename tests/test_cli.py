@@ -54,3 +54,13 @@ def test_serve_refuses_an_unmigrated_mariadb(mariadb_url, tmp_path) -> None:
     result = run("serve", cwd=tmp_path, env={"VIPGATE_BRIDGE_DATABASE_URL": mariadb_url,
                                              "VIPGATE_WEBHOOK_SECRETS": SECRET})
     assert result.returncode == 2 and "vipgate db upgrade" in result.stderr
+
+
+def test_check_warns_that_a_zero_min_spend_promotes_every_old_paying_client() -> None:
+    from bridge.cli import warnings
+    from bridge.settings import default_settings
+
+    base = default_settings().replace(policy={"vip_group_id": 4})
+    assert any("min_spend is 0" in w for w in warnings(base))
+    narrowed = base.replace(policy={"min_spend": "500"})
+    assert not any("min_spend" in w for w in warnings(narrowed))
