@@ -58,8 +58,8 @@ class TicketMemory:
     ``original_priority``: what the ticket had before vipgate first changed it (restored when
     the client is current again). ``managed_priority``: what vipgate last set; a ticket whose
     priority differs was changed by staff. ``pending_priority``: being written right now.
-    ``note_key``: the episode a staff note was added for (standing and overdue invoices);
-    ``pending:<key>`` while the note is being added.
+    ``note_key``: the overdue invoices the staff notes listed (``ids:1,2``), dropped when the
+    client is current again; ``pending:<key>`` while a note is being added.
     """
 
     ticket_id: int

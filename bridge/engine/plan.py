@@ -8,14 +8,15 @@
    and a client seen in VIP the first time vipgate meets it is adopted as pinned;
 3. decides standing and VIP membership (``bridge.policy``);
 4. plans each open ticket: priority by the matrix (the original recorded before lowering,
-   restored on payment, a staff change left alone) and the staff note once per episode.
+   restored on payment, a staff change left alone) and a staff note when an overdue invoice
+   the ticket's notes did not list yet appears.
 
 The same plan is what ``vipgate resync --dry-run`` prints and what the engine applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
@@ -163,9 +164,16 @@ def settle_ticket(memory: TicketMemory, priority: str) -> TicketMemory:
                    if memory.managed_priority is not None else None)
 
 
-def note_key(kind: str, invoice_ids: Sequence[int]) -> str:
-    """One note per episode: the same standing with the same overdue invoices."""
-    return f"{kind}:{','.join(str(i) for i in sorted(invoice_ids))}"[:200]
+def noted_ids(key: str | None) -> frozenset[int]:
+    """The overdue invoices a ticket's notes already listed (``ids:1,2``; a ``pending:``
+    key counts as not yet noted)."""
+    if not key or not key.startswith("ids:"):
+        return frozenset()
+    return frozenset(int(i) for i in key[4:].split(",") if i.isdigit())
+
+
+def note_key(invoice_ids: Iterable[int]) -> str:
+    return "ids:" + ",".join(str(i) for i in sorted(invoice_ids))
 
 
 def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: ClientMemory,
@@ -184,7 +192,7 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
     kind = ticket_standing(current)
     desired = desired_priority(kind, decision.in_vip, ticket_settings)
     note = staff_note(current, ticket_settings, language)
-    key = note_key(kind, [i.invoice.id for i in current.overdue])
+    overdue_ids = frozenset(i.invoice.id for i in current.overdue)
     records: dict[int, TicketMemory] = {}
     for ticket in tickets:
         record = settle_ticket(ticket_memories.get(ticket.id, TicketMemory(ticket.id, client.id)),
@@ -199,10 +207,14 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
                                   action.new_priority,
                                   (f"standing {kind}" + (" (VIP)" if decision.in_vip else ""),
                                    *action.reasons)))
+        # One note per episode: again only when an invoice the notes did not list is overdue
+        # (a suspension or a partial payment adds nothing new for staff).
+        noted = noted_ids(record.note_key)
         note_after = record.note_key
         if note is None:
             note_after = None
-        elif record.note_key != key:
+        elif not overdue_ids <= noted:
+            key = note_key(noted | overdue_ids)
             changes.append(Change("ticket_note", client.id, ticket.id, None, key,
                                   (f"standing {kind}: staff note with the overdue invoices",),
                                   note))

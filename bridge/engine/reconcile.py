@@ -191,8 +191,8 @@ class Engine:
     def _apply_note(self, change: Change, record: TicketMemory) -> TicketMemory:
         assert change.ticket_id is not None and change.text is not None
         key = change.after or ""
-        if record.note_key == PENDING + key and self._note_present(change.ticket_id,
-                                                                   change.text):
+        interrupted = (record.note_key or "").startswith(PENDING)
+        if interrupted and self._note_present(change.ticket_id, change.text):
             log.info("ticket %s: the staff note from an interrupted run is there",
                      change.ticket_id)
         else:
