@@ -136,7 +136,7 @@ def demo(port: int, no_wait: bool) -> None:
 
     code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
     if code:
-        raise Failure("demo: some events were lost", code)
+        raise Failure("demo: some of the story's checks failed (marked ✗ above)", code)
 
 
 @cli.group()

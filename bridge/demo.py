@@ -1,154 +1,401 @@
-"""``vipgate demo``: the ingestion path end to end, on embedded defaults.
+"""``vipgate demo``: the seed story (DESIGN.md), played day by day on embedded defaults.
 
-A bridge on SQLite in a throw-away folder, the PHP stub installed into a throw-away WHMCS
-folder, hook events fired through it (the real stub when ``php`` is installed), the bridge
-stopped so that events wait in WHMCS's spool table, restarted so that the next cron run
-flushes them, and a forged request refused.
+A sandbox WHMCS and the bridge, each on SQLite in a throw-away folder and served over HTTP;
+hooks fired through the real PHP stub (installed with ``install_stub``) when ``php`` is
+installed, else through its Python emulation; a worker drains the inbox after each step. The
+VIP group holds old clients, friends and big clients; some stop paying, leave VIP before the
+cron suspends them, pay (one only in part at first) and come back; their tickets are lowered,
+noted, gated and restored; staff overrides are followed. Every claim is checked (✓/✗). The
+last day stops the bridge to show events spooled in WHMCS's database and flushed by the next
+cron run, and a forged request refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import tempfile
-import threading
+import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
 
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from bridge import create_app
-from bridge.runtime import open_store, webhook_secrets
-from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
-from bridge.settings import default_settings
-from bridge.signing import signed_headers
-from bridge.store import Store
-from bridge.stub_install import install_stub
+from bridge.demo_story import (
+    API_ID,
+    API_SECRET,
+    Bill,
+    Installation,
+    Narrator,
+    Person,
+    add_person,
+    brl,
+    day_name,
+    install,
+)
+from bridge.policy.state import Membership
+from bridge.policy.vip import eligible
 
-
-@dataclass
-class Bridge:
-    """The bridge served on loopback in a thread, restartable on the same port."""
-
-    app: Any
-    port: int = 0
-    server: BaseWSGIServer | None = None
-
-    def start(self) -> str:
-        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+START = datetime(2026, 11, 2, 9, 0)  # a Monday, 09:00 in São Paulo: WHMCS's daily cron hour
 
 
-def _stored(store: Store, since: int) -> list[str]:
-    lines = []
-    for row in store.events()[since:]:
-        lines.append(f"    inbox #{row.id} {row.hook} {row.vars} ({row.state})")
-    return lines
+class Story:
+    """The seed story, one method per simulated day."""
+
+    def __init__(self, site: Installation, n: Narrator) -> None:
+        self.site, self.n, self.s = site, n, site.sandbox
+        self.cast: dict[str, Person] = {}
+        self.vip = site.groups["VIP"]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Person:
+        return self.cast[key]
+
+    def at(self, day: int, hhmm: str, text: str) -> None:
+        hour, minute = (int(part) for part in hhmm.split(":"))
+        self.s.clock.set(datetime.combine(START.date() + timedelta(days=day),
+                                          clock_time(hour, minute)))
+        self.n.say(f"{hhmm} {text}")
+
+    def morning(self, day: int, suspended: dict[int, str] | None = None) -> None:
+        """The day's header and WHMCS's daily cron; ``suspended``: service → owner expected."""
+        today = START.date() + timedelta(days=day)
+        self.n.say()
+        self.n.say(f"── day {day} · {day_name(today)} " + "─" * 50)
+        self.at(day, "09:00", "WHMCS's daily cron: PreCronJob first (vipgate reconciles "
+                              "everyone), then suspensions")
+        summary = self.s.run_cron()
+        self.n.report(self.site.store.audit_log(since_id=self.n.seen_audit))
+        self.n.cron(summary, suspended or {})
+        self.n.settle()
+
+    def group_is(self, key: str, group: str, claim: str) -> None:
+        self.n.group_is(self[key].id, group, claim)
+
+    def priorities_are(self, key: str, wanted: list[str], claim: str) -> None:
+        self.n.priorities_are(self[key].tickets, wanted, claim)
+
+    def intro(self) -> None:
+        site, n = self.site, self.n
+        policy = site.settings.policy
+        how = ("the real PHP stub (run by php), installed with install-stub"
+               if site.forwarder.kind == "php" else
+               "a Python emulation of the stub: php with curl and pdo_sqlite is not installed")
+        suspension = int(self.s.setting("AutoSuspensionDays"))
+        n.say("vipgate demo: the seed story, day by day, on embedded defaults")
+        n.say(f"  sandbox WHMCS {site.whmcs.url} and bridge {site.bridge.url}, both on SQLite "
+              f"in {site.workdir}")
+        n.say(f"  hooks fired through {how}")
+        n.say(f"  policy: grace {policy.grace_days} days (WHMCS AutoSuspensionDays {suspension});"
+              " VIP group exempt from suspension; default group Clientes;")
+        n.say(f"    VIP by rules: client ≥ {policy.min_tenure_months} months, no invoice paid > "
+              f"{policy.late_tolerance_days} days late and ≥ {brl(policy.min_spend)} paid in "
+              f"{policy.lookback_months} months")
+        n.say("    (the members the owner put in VIP are adopted as pinned and need none of that)")
+        n.say("  tickets: overdue/suspended → Low + staff note; VIP and current → keep "
+              "(priority_vip = keep,")
+        n.say("    so a client who pays gets back exactly the priority it had); Financeiro "
+              "always open")
+        n.say(f"  groups: {', '.join(f'{i} {g}' for g, i in site.groups.items())}; departments: "
+              f"{', '.join(f'{i} {d}' for d, i in site.departments.items())}; time zone "
+              f"{site.settings.bridge.timezone}")
+        n.check(policy.grace_days < suspension, f"grace {policy.grace_days} < "
+                f"AutoSuspensionDays {suspension}: a client leaves VIP before the cron may "
+                "suspend it")
+
+    # --- the cast, as WHMCS holds it before vipgate is installed ---------------------------
+
+    def seed(self) -> None:
+        n, s = self.n, self.s
+        n.say("Before vipgate: the VIP group (exempt from suspension) holds old clients, "
+              "friends and big clients")
+        s.clock.set(datetime(2026, 10, 30, 14, 0))
+        with s.quiet():
+            self.client("Ana", "Souza", "VIP", "2014", "old client, pays on time",
+                        [("89.90", "2026-11-05", None)])
+            self.client("Bruno", "Lima", "VIP", "2017", "the owner's friend",
+                        [("59.90", "2026-11-03", None)])
+            self.client("Carla", "Mendes", "VIP", "2016", "big client",
+                        [("1200.00", "2026-10-20", None), ("450.00", "2026-10-26", None)])
+            self.client("Diego", "Rocha", "VIP", "2015", "old client",
+                        [("129.90", "2026-11-04", None)])
+            self.client("Eva", "Castro", "VIP", "2019", "dedicated server, pays on time",
+                        [("549.00", "2026-10-01", "2026-09-29 10:00:00"),
+                         ("549.00", "2026-11-01", "2026-10-28 10:00:00")], "2026-12-01")
+            self.client("Fábio", "Nunes", "Revendas", "2020", "reseller, not VIP (yet)",
+                        [("299.00", "2026-11-02", None)])
+            for key, subject, priority in (("Carla", "Migração para o servidor novo", "Medium"),
+                                           ("Diego", "E-mail fora do ar", "High")):
+                opened = s.open_ticket(self[key].id, self.site.departments["Suporte"], subject,
+                                       priority)
+                assert opened.ticket_id is not None
+                self[key].tickets.append(opened.ticket_id)
+                n.say(f"  {key} has ticket #{opened.ticket_id} open in Suporte: \"{subject}\" "
+                      f"({priority})")
+
+    def client(self, first: str, last: str, group: str, since: str, role: str,
+               bills: list[Bill], next_due: str | None = None) -> None:
+        self.cast[first] = add_person(self.site, self.n, first, last, group, since, role,
+                                      bills, next_due)
+
+    # --- the days ---------------------------------------------------------------------------
+
+    def day0(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(0, {s: "Carla" for s in c["Carla"].services})
+        n.check(all(self.site.store.get_memory(c[k].id).pinned
+                    for k in ("Ana", "Bruno", "Carla", "Diego", "Eva")),
+                "the five VIP members were adopted as pinned (the owner chose them)")
+        self.group_is("Carla", "Clientes", "Carla left VIP for the default group Clientes")
+        n.check(n.left_vip_in(c["Carla"].id, "PreCronJob"),
+                "…during PreCronJob, so the cron's suspension step no longer saw her as exempt")
+        n.check(all(n.service_status(sid) == "Suspended" for sid in c["Carla"].services),
+                "Carla's services are Suspended")
+        payers = ("Ana", "Bruno", "Diego", "Eva")
+        n.check(all(n.group_of(c[k].id) == "VIP" and n.service_status(c[k].services[0])
+                    == "Active" for k in payers),
+                "Ana, Bruno, Diego and Eva (nothing overdue past the grace) stay in VIP, "
+                "services Active")
+        self.priorities_are("Carla", ["Low"], "Carla's open ticket was lowered to Low")
+        self.n.show_note(c["Carla"].tickets[0], f"#{c['Carla'].invoices[0]}",
+                       f"#{c['Carla'].invoices[1]}")
+        self.priorities_are("Diego", ["High"], "Diego's ticket stays High (VIP and current: "
+                                               "priority_vip = keep)")
+        self.at(0, "10:00", "staff move Fábio (reseller) from Revendas into VIP by hand")
+        self.s.update_client(c["Fábio"].id, groupid=self.vip)
+        n.settle()
+        memory = self.site.store.get_memory(c["Fábio"].id)
+        n.check(memory.pinned and memory.home_group_id == self.site.groups["Revendas"],
+                "Fábio is pinned, with Revendas recorded as his home group", memory)
+
+    def day1(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(1)
+        ticket = c["Carla"].tickets[0]
+        self.at(1, "10:00", f"staff raise Carla's ticket #{ticket} to High by hand (a big "
+                            "client)")
+        self.s.update_ticket(ticket, priority="High")
+        n.settle()
+        self.at(1, "10:30", f"Carla replies on ticket #{ticket}")
+        self.s.client_reply(ticket, "Precisamos migrar ainda esta semana.")
+        n.settle()
+        self.priorities_are("Carla", ["High"], "vipgate leaves the staff's High alone")
+        self.at(1, "11:00", "staff move Eva out of VIP to Clientes by hand")
+        self.s.update_client(c["Eva"].id, groupid=self.site.groups["Clientes"])
+        n.settle()
+        memory = self.site.store.get_memory(c["Eva"].id)
+        n.check(memory.excluded and not memory.pinned, "Eva is unpinned and excluded", memory)
+
+    def day2(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(2)
+        decided = self.site.worker.engine.plan(c["Eva"].id)
+        n.say("    vipgate's decision for Eva: "
+              f"\"{decided.decision.reasons[0] if decided else '?'}\"")
+        rules = eligible(self.site.api.read_client_state(c["Eva"].id), Membership(),
+                         self.site.settings.policy, self.s.today)
+        n.say(f"    without the exclusion the rules would say: \"{rules.reasons[0]}\"")
+        group = n.group_of(c["Eva"].id)
+        n.check(rules.ok and group == "Clientes", "Eva stays in Clientes after the cron's full "
+                "reconcile: she pays and meets the rules, but staff took her out", group)
+        self.at(2, "10:00", f"Ana pays invoice #{c['Ana'].invoices[0]} ({brl('89.90')}, due "
+                            "tomorrow)")
+        self.s.add_payment(c["Ana"].invoices[0])
+        n.settle()
+        self.group_is("Ana", "VIP", "Ana stays in VIP")
+        first, second = c["Carla"].invoices
+        self.at(2, "11:00", f"Carla pays invoice #{first} ({brl('1200')}) but not #{second}")
+        self.s.add_payment(first)
+        n.settle()
+        self.carla_out(Decimal("450.00"))
+        n.check(n.service_status(c["Carla"].services[0]) == "Active",
+                f"WHMCS reactivated service #{c['Carla'].services[0]} (AutoUnsuspend)")
+
+    def carla_out(self, owed: Decimal) -> None:
+        cached = self.site.store.get_standing(self["Carla"].id)
+        found = cached.overdue_total if cached else None
+        self.group_is("Carla", "Clientes", "Carla stays out of VIP while an overdue balance "
+                                           "remains")
+        self.n.check(found == owed, f"her overdue balance is {brl(owed)}", found)
+
+    def day3(self) -> None:
+        c = self.cast
+        self.morning(3)
+        invoice = c["Carla"].invoices[1]
+        self.at(3, "10:00", f"Carla pays {brl('200')} of invoice #{invoice} (partial payment)")
+        self.s.add_payment(invoice, "200.00")
+        self.n.settle()
+        self.carla_out(Decimal("250.00"))
+
+    def day4(self) -> None:
+        self.morning(4)
+        self.group_is("Fábio", "Revendas", "Fábio left VIP for his home group Revendas (the "
+                                           "one he had before VIP)")
+
+    def day5(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(5)
+        self.group_is("Bruno", "Clientes", "Bruno (the friend) left VIP for Clientes")
+        self.at(5, "10:00", "Bruno opens a ticket in Suporte: \"Site lento\" (Medium)")
+        ticket, error = n.open_ticket(c["Bruno"].id, "Suporte", "Site lento", "Medium")
+        n.settle()
+        n.check(ticket is not None and error is None,
+                "accepted: Bruno is overdue, not suspended (block_when = suspended)", error)
+        if ticket is not None:
+            c["Bruno"].tickets.append(ticket)
+            self.priorities_are("Bruno", ["Low"], f"ticket #{ticket} got Low priority")
+            self.n.show_note(ticket, f"#{c['Bruno'].invoices[0]}", brl("59.90"))
+
+    def day6(self) -> None:
+        c = self.cast
+        self.morning(6, {c["Fábio"].services[0]: "Fábio"})
+        self.group_is("Diego", "Clientes", "Diego left VIP for Clientes")
+        self.priorities_are("Diego", ["Low"], "Diego's High ticket was lowered to Low")
+        self.n.show_note(c["Diego"].tickets[0], f"#{c['Diego'].invoices[0]}")
+
+    def day7(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(7, {c["Bruno"].services[0]: "Bruno"})
+        invoice = c["Bruno"].invoices[0]
+        self.at(7, "10:00", "Bruno (suspended) tries to open a ticket in Suporte: \"Site fora "
+                            "do ar\"")
+        ticket, error = n.open_ticket(c["Bruno"].id, "Suporte", "Site fora do ar", "High")
+        n.say(f"    WHMCS shows him: \"{error}\"")
+        n.check(ticket is None and error is not None and f"#{invoice}" in error
+                and brl("59.90") in error,
+                f"blocked, told why: invoice #{invoice} and the amount", (ticket, error))
+        self.at(7, "10:05", "Bruno opens a ticket in Financeiro: \"Segunda via do boleto\"")
+        ticket, error = n.open_ticket(c["Bruno"].id, "Financeiro", "Segunda via do boleto",
+                                      "Medium")
+        n.settle()
+        n.check(ticket is not None, "accepted: Financeiro is a billing department", error)
+        if ticket is not None:
+            c["Bruno"].tickets.append(ticket)
+        self.priorities_are("Bruno", ["Low", "Low"], "both of Bruno's tickets are Low")
+        self.at(7, "11:00", f"Diego pays invoice #{c['Diego'].invoices[0]} ({brl('129.90')})")
+        self.s.add_payment(c["Diego"].invoices[0])
+        n.settle()
+        self.group_is("Diego", "VIP", "Diego is back in VIP at once")
+        self.priorities_are("Diego", ["High"], "Diego's ticket is back to High, the priority "
+                                               "it had")
+
+    def day8(self) -> None:
+        n, c = self.n, self.cast
+        self.morning(8)
+        n.check(n.service_status(c["Diego"].services[0]) == "Active",
+                "Diego, who paid yesterday, was not suspended today")
+        self.at(8, "10:00", f"Bruno pays invoice #{c['Bruno'].invoices[0]} ({brl('59.90')})")
+        self.s.add_payment(c["Bruno"].invoices[0])
+        n.settle()
+        self.group_is("Bruno", "VIP", "Bruno is back in VIP at once")
+        n.check(n.service_status(c["Bruno"].services[0]) == "Active",
+                "WHMCS reactivated his service (AutoUnsuspend)")
+        self.priorities_are("Bruno", ["Medium", "Medium"],
+                            "his tickets are back to Medium, the priority they had")
+
+    def day9(self) -> None:
+        """Reliability: the bridge is down while Carla pays the rest."""
+        n, c, site = self.n, self.cast, self.site
+        self.morning(9)
+        n.say("Reliability: the bridge goes down (a deploy, say) while Carla pays the rest")
+        self.at(9, "10:00", "the bridge stops")
+        site.bridge.stop()
+        invoice = c["Carla"].invoices[1]
+        self.at(9, "10:30", f"Carla pays the remaining {brl('250')} of invoice #{invoice}")
+        self.s.add_payment(invoice)
+        waiting = site.forwarder.spooled()
+        hooks = _spooled_hooks(site)
+        n.say(f"    WHMCS keeps working; the stub spooled {len(waiting)} event(s) in "
+              f"mod_vipgate_spool: {', '.join(hooks)}")
+        n.check(hooks == ["AddInvoicePayment", "AfterModuleUnsuspend", "InvoicePaid"],
+                "the payment's three events wait in WHMCS's database", hooks)
+        self.at(9, "11:00", "the bridge is back")
+        site.bridge.start()
+        self.at(9, "11:05", "WHMCS's cron runs again (every 5 minutes): AfterCronJob flushes "
+                            "the spool, oldest first")
+        self.s.run_hook("AfterCronJob", {})
+        arrived = {row.webhook_id for row in site.store.events(limit=100000)}
+        n.settle()
+        n.check(not site.forwarder.spooled() and set(waiting) <= arrived,
+                f"spool empty, all {len(waiting)} events in the inbox under their ids, none "
+                "lost")
+        self.group_is("Carla", "VIP", "Carla (balance zero) is back in VIP")
+        n.check(all(n.service_status(sid) == "Active" for sid in c["Carla"].services),
+                "both of Carla's services are Active")
+        self.priorities_are("Carla", ["High"], "her ticket keeps the High staff chose")
+        forged = requests.post(f"{site.bridge.url}/hooks/whmcs", timeout=5, data=(
+            b'{"hook":"InvoicePaid","vars":{"invoiceid":"%d"},"occurred_at":'
+            b'"2026-11-11T11:10:00-03:00"}' % c["Fábio"].invoices[0]), headers={
+            "Content-Type": "application/json", "webhook-id": "msg_forged",
+            "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"})
+        n.say(f"11:10 someone posts a forged InvoicePaid for Fábio: HTTP {forged.status_code} "
+              f"{forged.json().get('error')}")
+        n.check(forged.status_code == 401 and site.store.get_event("msg_forged") is None,
+                "refused, not stored")
+        self.group_is("Fábio", "Revendas", "Fábio, who never paid, stays out of VIP")
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def summary(self) -> None:
+        n = self.n
+        n.say()
+        n.say("── where everyone is now " + "─" * 60)
+        n.say(f"  {'client':<13} {'group':<9} {'vipgate':<9} {'standing':<22} "
+              f"{'services':<22} open tickets")
+        for person in self.cast.values():
+            memory = self.site.store.get_memory(person.id)
+            flags = "excluded" if memory.excluded else "pinned" if memory.pinned else "rules"
+            services = ", ".join(f"#{s} {n.service_status(s)}" for s in person.services)
+            tickets = ", ".join(f"#{t} {p} ({d})" for t, d, p in n.open_tickets(person.id))
+            n.say(f"  {person.name:<13} {n.group_of(person.id):<9} {flags:<9} "
+                  f"{n.standing(person.id):<22} {services:<22} {tickets or '-'}")
+
+
+def _spooled_hooks(site: Installation) -> list[str]:
+    with contextlib.closing(sqlite3.connect(site.workdir / "whmcs.db")) as conn:
+        try:
+            return [r[0] for r in conn.execute("SELECT hook FROM mod_vipgate_spool ORDER BY id")]
+        except sqlite3.OperationalError:
+            return []
 
 
 def run_demo(*, port: int = 0, wait: Callable[[], None] | None = None,
-             out: Callable[[str], None] = print) -> int:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="vipgate-demo-"))
-    settings = default_settings().replace(
-        bridge={"database_url": f"sqlite:///{workdir}/vipgate.db"})
-    store = open_store(settings)
-    secret = webhook_secrets(settings, store)[0]
-    bridge = Bridge(create_app(settings, store=store), port)
-    url = bridge.start()
-    (workdir / "whmcs" / "includes" / "hooks").mkdir(parents=True)
-    hooks_dir = install_stub(workdir / "whmcs", url, secret)[0].parent
-    spool_db = workdir / "whmcs.db"
-    forwarder: Forwarder
-    if php_available():
-        forwarder = PhpForwarder(hooks_dir, spool_db, workdir / "module-log.jsonl")
-        how = "the real PHP stub, run by php"
+             out: Callable[[str], None] = print, use_php: bool | None = None) -> int:
+    """Play the seed story; 0 when every check passed, else 1. ``wait`` keeps the servers up
+    until it returns (Ctrl-C); ``use_php`` None: the real stub when ``php`` is installed."""
+    site = install(START, port=port, use_php=use_php)
+    n = Narrator(site, out)
+    story = Story(site, n)
+    try:
+        story.intro()
+        out("")
+        story.seed()
+        for day in (story.day0, story.day1, story.day2, story.day3, story.day4, story.day5,
+                    story.day6, story.day7, story.day8, story.day9):
+            day()
+        story.summary()
+    except Exception as exc:
+        n.check(False, "the story ran to the end", f"{type(exc).__name__}: {exc}")
+    out("")
+    total = n.passed + len(n.failed)
+    if n.failed:
+        out(f"{len(n.failed)} of {total} checks FAILED:")
+        for claim in n.failed:
+            out(f"  ✗ {claim}")
     else:
-        forwarder = PythonForwarder(f"{url}/hooks/whmcs", secret, spool_db)
-        how = ("a Python emulation of the stub (install php-cli php-curl php-sqlite3 for the "
-               "real one)")
-    out(f"vipgate demo: bridge at {url}, store {workdir}/vipgate.db, hooks fired through {how}")
-    out(f"  WHMCS folder {workdir}/whmcs with includes/hooks/vipgate.php and its config")
-
-    def step(title: str, hook: str, variables: dict[str, Any]) -> list[Any]:
-        seen = len(store.events())
-        returns = forwarder.fire(hook, variables)
-        out(f"- {title}: {hook}")
-        for line in _stored(store, seen):
-            out(line)
-        return returns
-
-    out("\n1. WHMCS events reach the bridge's inbox, signed, only whitelisted fields")
-    step("staff move client 12 from group 1 (VIP) to 2", "ClientEdit", {
-        "userid": 12, "groupid": "2", "status": "Active", "password": "never sent",
-        "olddata": {"groupid": "1", "status": "Active", "email": "x@example.com"}})
-    step("invoice 1042 paid (WHMCS passes an Invoice object)", "InvoicePaid", {
-        "invoiceid": "1042", "invoice": {"__object__": {"id": 1042}}})
-    step("cron suspends service 77 (params carry server passwords)", "AfterModuleSuspend", {
-        "params": {"serviceid": "77", "userid": "12", "pid": "3", "password": "secret",
-                   "serverpassword": "secret", "serveraccesshash": "secret"}})
-
-    out("\n2. The bridge goes down: WHMCS keeps working, events wait in mod_vipgate_spool")
-    bridge.stop()
-    for hook, variables in (("AddInvoicePayment", {"invoiceid": "1043"}),
-                            ("TicketOpen", {"ticketid": "501", "userid": "12", "deptid": "1",
-                                            "priority": "High", "message": "not forwarded"}),
-                            ("InvoicePaid", {"invoiceid": "1043"})):
-        forwarder.fire(hook, variables)
-        out(f"- {hook} while the bridge is down")
-    waiting = forwarder.spooled()
-    out(f"  spooled in WHMCS's database: {len(waiting)} event(s) {waiting}")
-
-    out("\n3. The bridge is back; the next cron run (AfterCronJob) flushes the spool, oldest first")
-    bridge.start()
-    seen = len(store.events())
-    forwarder.fire("AfterCronJob", {})
-    for line in _stored(store, seen):
-        out(line)
-    arrived = [row.webhook_id for row in store.events()[seen:]]
-    lost = [msg_id for msg_id in waiting if msg_id not in arrived]
-    out(f"  spool now {len(forwarder.spooled())}; lost {len(lost)}; same ids as spooled: "
-        f"{arrived[:len(waiting)] == waiting}")
-
-    out("\n4. Forged and replayed requests")
-    forged = requests.post(f"{url}/hooks/whmcs", data=b'{"hook":"PreCronJob","vars":{},'
-                           b'"occurred_at":"2026-11-21T10:00:00+00:00"}',
-                           headers={"Content-Type": "application/json", "webhook-id": "msg_x",
-                                    "webhook-timestamp": str(int(time.time())),
-                                    "webhook-signature": "v1,AAAA"},
-                           timeout=5)
-    out(f"- forged signature: HTTP {forged.status_code} {forged.json()}")
-    first = store.events()[0]
-    body = json.dumps({"hook": first.hook, "vars": first.vars,
-                       "occurred_at": "2026-11-21T10:00:00+00:00"}).encode()
-    headers = signed_headers([secret], first.webhook_id, int(time.time()), body)
-    replay = requests.post(f"{url}/hooks/whmcs", data=body, timeout=5,
-                           headers={**headers, "Content-Type": "application/json"})
-    out(f"- {first.webhook_id} sent again, freshly signed: HTTP {replay.status_code} "
-        f"{replay.json()}")
-    total = len(store.events())
-    out(f"  inbox holds {total} event(s), each stored once: {store.inbox_counts()}")
-
-    health = requests.get(f"{url}/healthz", timeout=5).json()
-    out(f"\nhealth: {health}")
-    out(f"endpoints: {url}/hooks/whmcs  {url}/healthz  {url}/metrics")
-    if wait is not None:
-        out("Ctrl-C to stop.")
-        with contextlib.suppress(KeyboardInterrupt):
-            wait()
-    bridge.stop()
-    store.dispose()
-    return 0 if not lost else 1
+        out(f"all {total} checks passed")
+    out("")
+    out(f"bridge  {site.bridge.url}/hooks/whmcs   {site.bridge.url}/healthz   "
+        f"{site.bridge.url}/metrics")
+    out(f"WHMCS   {site.whmcs.url}/includes/api.php   (identifier {API_ID}, secret "
+        f"{API_SECRET})")
+    try:
+        if wait is not None:
+            out("Ctrl-C to stop.")
+            with contextlib.suppress(KeyboardInterrupt):
+                wait()
+    finally:
+        site.close()
+    return 1 if n.failed else 0

@@ -1,29 +1,113 @@
-"""The quick-start demo runs end to end, through the real stub and through the emulation."""
+"""``vipgate demo`` plays the seed story end to end and checks it: through the CLI with the
+real PHP stub, and through the stub's Python emulation.
+
+Without ``php`` (with curl and pdo_sqlite) the PHP test fails; set VIPGATE_TEST_SKIP_PHP=1 to
+skip it on purpose.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 import bridge.demo
+from bridge.cli import cli
 from bridge.demo import run_demo
+from bridge.demo_story import Narrator
+from bridge.sandbox.forwarder import php_available
 
 
-@pytest.mark.parametrize("through", ["php", "python"])
-def test_demo_loses_nothing_and_refuses_forgeries(monkeypatch, tmp_path, through) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    if through == "python":
-        monkeypatch.setattr(bridge.demo, "php_available", lambda: False)
+@pytest.fixture(autouse=True)
+def _throwaway_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the demo's mkdtemp lands here
+
+
+def assert_the_story(text: str) -> None:
+    """The key facts of the seed story, as the demo prints them."""
+    assert "✗" not in text, "\n".join(line for line in text.splitlines() if "✗" in line)
+    assert re.search(r"all \d+ checks passed", text)
+    # 1. adoption
+    assert len(re.findall(r"^    \w+: \"in VIP group 1 when vipgate first saw the client: "
+                          r"adopted as pinned", text, re.MULTILINE)) == 5
+    # 2. removal before the cron's suspension step, with the reasons, to the home group
+    assert re.search(r"Carla: left VIP for Clientes — \"standing overdue: invoice #3 "
+                     r"R\$ 1,200\.00 overdue 13 days > grace 3; invoice #4 R\$ 450\.00 overdue "
+                     r"7 days > grace 3\"", text)
+    assert "Bruno: left VIP for Clientes — \"standing overdue: invoice #2 R$ 59.90 overdue " \
+           "4 days > grace 3\"" in text
+    assert "Fábio: left VIP for Revendas" in text
+    assert "during PreCronJob, so the cron's suspension step no longer saw her" in text
+    # 3. suspensions
+    assert "cron: suspended service #3 (Carla), service #4 (Carla)" in text
+    assert "cron: suspended service #2 (Bruno)" in text
+    # 4. and 5. payment restores VIP at once; a partial payment does not
+    assert "Diego: back in VIP (from Clientes) — standing current" in text
+    assert "Bruno: back in VIP (from Clientes) — standing current" in text
+    assert "✓ her overdue balance is R$ 250,00" in text
+    assert "Carla: back in VIP (from Clientes) — standing current" in text
+    # 6. low priority, staff note, the gate's message with the invoice, Financeiro open
+    assert "Bruno: ticket #3 priority Medium → Low" in text
+    assert "| - Fatura #2: R$ 59,90, venceu em 03/11/2026 (4 dias de atraso)" in text
+    assert ("WHMCS shows him: \"Sua conta tem faturas vencidas (#2; total R$ 59,90). Enquanto "
+            "não forem pagas, só é possível abrir chamados no departamento financeiro.") in text
+    assert "✓ accepted: Financeiro is a billing department" in text
+    # 7. the priority they had comes back
+    assert "Diego: ticket #2 priority Low → High" in text
+    assert "Bruno: ticket #3 priority Low → Medium" in text
+    # 8. staff overrides are followed
+    assert "✓ vipgate leaves the staff's High alone" in text
+    assert ("Eva: staff decision followed — \"staff moved the client out of VIP to group 2: "
+            "unpinned and excluded\"") in text
+    assert "✓ Eva stays in Clientes after the cron's full reconcile" in text
+    # reliability: spooled while the bridge was down, flushed, none lost; forgery refused
+    assert "spooled 3 event(s) in mod_vipgate_spool" in text
+    assert "✓ spool empty, all 3 events in the inbox under their ids, none lost" in text
+    assert "HTTP 401 invalid_signature" in text
+    assert re.search(r"Fábio Nunes +Revendas +pinned +suspended \(R\$ 299,00\)", text)
+    assert "/includes/api.php" in text and "/healthz" in text and "/metrics" in text
+
+
+def test_demo_through_the_cli_with_the_real_php_stub() -> None:
+    if not php_available():
+        if os.environ.get("VIPGATE_TEST_SKIP_PHP") == "1":
+            pytest.skip("VIPGATE_TEST_SKIP_PHP=1")
+        pytest.fail("php with curl and pdo_sqlite is not installed (Debian: apt-get install "
+                    "php-cli php-curl php-sqlite3), or set VIPGATE_TEST_SKIP_PHP=1")
+    result = CliRunner().invoke(cli, ["demo", "--no-wait"])
+    assert result.exit_code == 0, result.output
+    assert "hooks fired through the real PHP stub" in result.output
+    assert_the_story(result.output)
+
+
+def test_demo_through_the_python_emulation() -> None:
     lines: list[str] = []
-    assert run_demo(out=lines.append) == 0
+    assert run_demo(out=lines.append, use_php=False) == 0
     text = "\n".join(lines)
-    assert ("real PHP stub" in text) is (through == "php")
-    assert "spooled in WHMCS's database: 3 event(s)" in text
-    assert "spool now 0; lost 0; same ids as spooled: True" in text
-    assert "HTTP 401" in text and "'status': 'duplicate'" in text
-    assert "never sent" not in text and "'secret'" not in text and "'password'" not in text
+    assert "hooks fired through a Python emulation of the stub" in text
+    assert_the_story(text)
 
 
-def test_python_forwarder_ignores_hooks_the_stub_does_not_register(tmp_path) -> None:
+def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Narrator, "priority", lambda self, ticket_id: "Medium")
+
+    def crash(self: bridge.demo.Story) -> None:
+        raise RuntimeError("the sandbox fell over")
+
+    monkeypatch.setattr(bridge.demo.Story, "day1", crash)
+    lines: list[str] = []
+    assert run_demo(out=lines.append, use_php=False) == 1
+    text = "\n".join(lines)
+    assert "✗ Carla's open ticket was lowered to Low (found: ['Medium'])" in text
+    assert "✗ the story ran to the end (found: RuntimeError: the sandbox fell over)" in text
+    assert re.search(r"\d+ of \d+ checks FAILED:", text)
+
+
+def test_python_forwarder_ignores_hooks_the_stub_does_not_register(tmp_path: Path) -> None:
     from bridge.sandbox.forwarder import PythonForwarder
 
     # nothing listens on port 9: a forwarded hook would be spooled

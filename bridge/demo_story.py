@@ -1,0 +1,360 @@
+"""The installation behind ``vipgate demo`` and the way it tells what happens.
+
+:func:`install` wires a whole installation on embedded defaults in a throw-away folder: the
+sandbox WHMCS (SQLite, served over HTTP), the bridge (SQLite, served over HTTP, with its
+engine), the PHP stub installed with ``install_stub`` and run by ``php`` (else its Python
+emulation) and a worker that the story drains after each step. :class:`Narrator` prints what
+vipgate did (from its audit log) and checks every claim the story makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from bridge import create_app
+from bridge.engine.worker import Worker
+from bridge.model import AuditEntry
+from bridge.policy.gate import format_money
+from bridge.runtime import open_store, runtime, webhook_secrets
+from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
+from bridge.sandbox.serve import RunningSandbox, start_sandbox
+from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
+from bridge.settings import Settings, default_settings
+from bridge.store import Store
+from bridge.stub_install import install_stub
+from bridge.whmcs import WhmcsClient
+
+TIMEZONE = "America/Sao_Paulo"
+API_ID = "vipgate-demo"
+API_SECRET = "demo-api-secret"  # noqa: S105 (the throw-away sandbox's API credential)
+ACTIVE_TICKETS = "All Active Tickets"
+WEEKDAYS = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
+
+
+def wall() -> datetime:
+    """The service's clock (signatures, inbox): the real one, as the stub signs with it."""
+    return datetime.now(UTC)
+
+
+def brl(amount: Decimal | str) -> str:
+    """``R$ 1.200,00``."""
+    return format_money(Decimal(str(amount)), "R$ ", "", "pt_BR")
+
+
+def day_name(day: date) -> str:
+    return f"{WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+
+
+@dataclass
+class Person:
+    """One client of the story and what it has in WHMCS."""
+
+    name: str
+    id: int
+    services: list[int] = field(default_factory=list)
+    invoices: list[int] = field(default_factory=list)
+    tickets: list[int] = field(default_factory=list)
+
+
+Bill = tuple[str, str, str | None]  # amount, due date, paid at (None = unpaid)
+
+
+@dataclass
+class BridgeServer:
+    """The bridge on loopback in a thread; stoppable and restartable on the same port."""
+
+    app: Flask
+    port: int = 0
+    server: BaseWSGIServer | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+                                       name="vipgate-demo-bridge")
+        self.thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            if self.thread is not None:
+                self.thread.join(timeout=5)
+            self.server = self.thread = None
+
+
+@dataclass
+class Installation:
+    """Everything the demo runs; :meth:`close` stops and releases it."""
+
+    workdir: Path
+    sandbox: Sandbox
+    whmcs: RunningSandbox
+    settings: Settings
+    store: Store
+    bridge: BridgeServer
+    forwarder: Forwarder
+    worker: Worker
+    api: WhmcsClient
+    groups: dict[str, int]
+    departments: dict[str, int]
+    currency: int
+
+    def close(self) -> None:
+        self.bridge.stop()
+        self.whmcs.stop()
+        self.api.close()
+        self.store.dispose()
+        self.sandbox.dispose()
+
+
+def install(start: datetime, *, port: int = 0, use_php: bool | None = None) -> Installation:
+    """A whole installation in a new throw-away folder; the sandbox clock fixed at ``start``
+    (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="vipgate-demo-"))
+    holder: dict[str, Forwarder] = {}
+    sandbox = Sandbox(f"sqlite:///{workdir}/whmcs.db", clock=SandboxClock(start, timezone=TIMEZONE),
+                      seed=2026, fire=lambda hook, variables: holder["f"].fire(hook, variables)
+                      if "f" in holder else [])
+    sandbox.add_api_credential(API_ID, API_SECRET, description="vipgate")
+    with sandbox.quiet():
+        groups = {"VIP": sandbox.add_group("VIP", susptermexempt=True),
+                  "Clientes": sandbox.add_group("Clientes"),
+                  "Revendas": sandbox.add_group("Revendas")}
+        departments = {"Suporte": sandbox.add_department("Suporte"),
+                       "Financeiro": sandbox.add_department("Financeiro")}
+        currency = sandbox.add_currency("BRL", "R$ ", "", default=True)
+    served = start_sandbox(sandbox)
+    settings = default_settings().replace(
+        bridge={"database_url": f"sqlite:///{workdir}/vipgate.db", "timezone": TIMEZONE,
+                "language": "pt_BR"},
+        whmcs={"url": served.url, "identifier": API_ID, "secret": API_SECRET,
+               "timeout_seconds": 10},
+        policy={"vip_group_id": groups["VIP"], "default_group_id": groups["Clientes"],
+                "grace_days": 3, "min_tenure_months": 18, "min_spend": "1000"},
+        tickets={"billing_departments": str(departments["Financeiro"]),
+                 "priority_vip": "keep"})
+    store = open_store(settings)
+    secret = webhook_secrets(settings, store)[0]  # generated once, kept in vipgate's database
+    app = create_app(settings, store=store, clock=wall,
+                     business_clock=lambda: sandbox.clock.aware)
+    bridge = BridgeServer(app, port)
+    bridge.start()
+    (workdir / "whmcs" / "includes" / "hooks").mkdir(parents=True)
+    hooks_dir = install_stub(workdir / "whmcs", bridge.url, secret,
+                             fail_open=settings.tickets.fail_open)[0].parent
+    spool_db = workdir / "whmcs.db"  # the stub spools into WHMCS's own database
+    if php_available() if use_php is None else use_php:
+        holder["f"] = PhpForwarder(hooks_dir, spool_db, workdir / "module-log.jsonl")
+    else:
+        holder["f"] = PythonForwarder(f"{bridge.url}/hooks/whmcs", secret, spool_db)
+    with app.app_context():
+        engine = runtime().engine
+    assert engine is not None
+    return Installation(workdir, sandbox, served, settings, store, bridge, holder["f"],
+                        Worker(engine, clock=wall, name="demo-worker"),
+                        WhmcsClient(settings.whmcs), groups, departments, currency)
+
+
+def add_person(site: Installation, n: Narrator, first: str, last: str, group: str, since: str,
+               role: str, bills: list[Bill], next_due: str | None = None) -> Person:
+    """Seed a client (no hooks fire inside ``sandbox.quiet()``): one monthly service per
+    unpaid bill, paid bills on the first service; prints one line about it."""
+    s = site.sandbox
+    cid = s.add_client(first, last, groupid=site.groups[group], datecreated=f"{since}-03-10",
+                       currency=site.currency, language="portuguese-br")
+    person = Person(f"{first} {last}", cid)
+    n.names[cid] = first
+    owed = []
+    domain = f"{first}{last}".lower().replace("á", "a") + ".com.br"
+    for amount, due, paid in bills:
+        if paid is None or not person.services:
+            person.services.append(s.add_service(
+                cid, next_due or due, "Monthly", amount,
+                domain=("loja." if person.services else "") + domain))
+        issued = date.fromisoformat(due) - timedelta(days=14)
+        person.invoices.append(s.add_invoice(
+            cid, due, [("Hosting", person.services[-1], f"Hospedagem {domain}", amount)],
+            date=issued, status="Paid" if paid else "Unpaid", datepaid=paid))
+        when = f"paid {paid[8:10]}/{paid[5:7]}" if paid else f"due {date.fromisoformat(due):%d/%m}"
+        owed.append(f"invoice #{person.invoices[-1]} {brl(amount)} {when}")
+    n.say(f"  {person.name:<13} {group:<9} since {since}, {role}: {'; '.join(owed)}")
+    return person
+
+
+@dataclass
+class Narrator:
+    """Prints the story: what vipgate did (its audit log), the cron, and checked claims."""
+
+    site: Installation
+    out: Callable[[str], None]
+    names: dict[int, str] = field(default_factory=dict)  # client id → first name
+    failed: list[str] = field(default_factory=list)
+    passed: int = 0
+    seen_audit: int = 0
+    left_vip: set[int] = field(default_factory=set)
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def group_name(self, group_id: int | str | None) -> str:
+        wanted = int(group_id or 0)
+        return next((n for n, g in self.site.groups.items() if g == wanted), f"group {wanted}")
+
+    def group_of(self, client_id: int) -> str:
+        row = self.site.sandbox.client(client_id)
+        return self.group_name(row["groupid"] if row else 0)
+
+    def priority(self, ticket_id: int) -> str:
+        row = self.site.sandbox.ticket(ticket_id)
+        return str(row["urgency"]) if row else "?"
+
+    def service_status(self, service_id: int) -> str:
+        row = self.site.sandbox.service(service_id)
+        return str(row["domainstatus"]) if row else "?"
+
+    def standing(self, client_id: int) -> str:
+        cached = self.site.store.get_standing(client_id)
+        if cached is None:
+            return "unknown"
+        owed = f" ({brl(cached.overdue_total)})" if cached.overdue_total else ""
+        return cached.standing + owed
+
+    def open_tickets(self, client_id: int) -> list[tuple[int, str, str]]:
+        """(id, department, priority) of the client's active tickets, from WHMCS's API."""
+        return sorted((t.id, self._dept(t.deptid), t.priority) for t in
+                      self.site.api.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS))
+
+    def _dept(self, dept_id: int) -> str:
+        return next((n for n, d in self.site.departments.items() if d == dept_id), str(dept_id))
+
+    def note(self, ticket_id: int) -> str:
+        """The newest staff note on the ticket, from GetTicket."""
+        notes = self.site.api.get_ticket(ticket_id).notes
+        return notes[-1].message.replace("\r\n", "\n") if notes else ""
+
+    # --- printing ---------------------------------------------------------------------------
+
+    def say(self, text: str = "") -> None:
+        self.out(text)
+
+    def check(self, ok: bool, claim: str, found: object = None) -> bool:
+        """Print a checked claim: ✓, or ✗ with what was found instead."""
+        if ok:
+            self.passed += 1
+            self.out(f"    ✓ {claim}")
+        else:
+            self.failed.append(claim)
+            self.out(f"    ✗ {claim}" + (f" (found: {found})" if found is not None else ""))
+        return ok
+
+    def group_is(self, client_id: int, group: str, claim: str) -> None:
+        found = self.group_of(client_id)
+        self.check(found == group, claim, found)
+
+    def priorities_are(self, tickets: list[int], wanted: list[str], claim: str) -> None:
+        found = [self.priority(t) for t in tickets]
+        self.check(found == wanted, claim, found)
+
+    def show_note(self, ticket: int, *must_contain: str) -> None:
+        """Print the newest staff note on ``ticket`` and check what it must list."""
+        text = self.note(ticket)
+        self.out(f"    staff note on ticket #{ticket} (GetTicket → notes):")
+        for line in text.splitlines():
+            self.out(f"      | {line}")
+        self.check(bool(text) and all(m in text for m in must_contain),
+                   f"the note lists {', '.join(must_contain)}", text or "no note")
+
+    def left_vip_in(self, client_id: int, hook: str) -> bool:
+        """Whether the client's last group change was made while handling ``hook``."""
+        moves = self.site.store.audit_log(client_id=client_id, action="group")
+        event = moves[-1].event_id if moves else None
+        row = self.site.store.get_event(event) if event else None
+        return row is not None and row.hook == hook
+
+    def settle(self) -> None:
+        """Let the worker drain the inbox, then tell what vipgate did (new audit rows)."""
+        for outcome in self.site.worker.drain():
+            if outcome.state not in ("done", "deferred"):
+                self.check(False, f"inbox event {outcome.row_id} ({outcome.hook}) processed",
+                           f"{outcome.state}: {outcome.error}")
+        self.report(self.site.store.audit_log(since_id=self.seen_audit))
+
+    def report(self, entries: Iterable[AuditEntry]) -> None:
+        hook_shown = None
+        for entry in entries:
+            self.seen_audit = max(self.seen_audit, entry.id or 0)
+            hook = self._hook(entry.event_id)
+            if hook != hook_shown:
+                self.out(f"  vipgate, on {hook}:")
+                hook_shown = hook
+            self.out(f"    {self.describe(entry)}")
+
+    def _hook(self, event_id: str | None) -> str:
+        row = self.site.store.get_event(event_id) if event_id else None
+        return row.hook if row else "a direct reconcile"
+
+    def describe(self, entry: AuditEntry) -> str:
+        """One audit row as a sentence (the engine's reasons quoted as they are)."""
+        who = self.names.get(entry.client_id or 0, f"client {entry.client_id}")
+        why = "; ".join(entry.reasons)
+        if entry.action == "membership" and entry.actor == "vipgate":
+            return f"{who}: \"{why}\""
+        if entry.action == "membership":
+            return f"{who}: staff decision followed — \"{why}\""
+        if entry.action == "group":
+            standing = next((r for r in entry.reasons if r.startswith("standing ")), why)
+            if entry.after == str(self.site.groups["VIP"]):
+                again = "back in" if entry.client_id in self.left_vip else "moved into"
+                return f"{who}: {again} VIP (from {self.group_name(entry.before)}) — {standing}"
+            self.left_vip.add(entry.client_id or 0)
+            return f"{who}: left VIP for {self.group_name(entry.after)} — \"{standing}\""
+        if entry.action == "ticket_priority":
+            return (f"{who}: ticket #{entry.ticket_id} priority {entry.before} → {entry.after}"
+                    f" ({'; '.join(entry.reasons)})")
+        if entry.action == "ticket_note":
+            return f"{who}: ticket #{entry.ticket_id} staff note added ({why})"
+        return f"{who}: {entry.action} {entry.before} → {entry.after} ({why})"
+
+    def cron(self, summary: CronSummary, expect_suspended: dict[int, str]) -> None:
+        """Tell (and check) what the day's cron did."""
+        for invoice_id in summary.invoices_created:
+            row = self.site.sandbox.invoice(invoice_id) or {}
+            self.out(f"  cron: generated invoice #{invoice_id} for "
+                     f"{self.names.get(int(row.get('userid', 0)), '?')} "
+                     f"({brl(row.get('total', 0))}, due {row.get('duedate'):%d/%m})")
+        if summary.suspended:
+            shown = ", ".join(f"service #{s} ({expect_suspended.get(s, '?')})"
+                              for s in summary.suspended)
+            days = self.site.sandbox.setting("AutoSuspensionDays")
+            self.out(f"  cron: suspended {shown}: overdue more than AutoSuspensionDays {days}")
+        else:
+            self.out("  cron: nothing to suspend")
+        wanted = ", ".join(f"#{s}" for s in sorted(expect_suspended)) or "nothing"
+        self.check(sorted(summary.suspended) == sorted(expect_suspended)
+                   and not summary.spared_exempt_group,
+                   f"the cron suspended {wanted}; no overdue client was left in the exempt "
+                   "VIP group", (summary.suspended, summary.spared_exempt_group))
+
+    def open_ticket(self, client_id: int, dept: str, subject: str,
+                    priority: str) -> tuple[int | None, str | None]:
+        """The client submits the Open Ticket form; returns (ticket id, error shown)."""
+        result = self.site.sandbox.open_ticket(client_id, self.site.departments[dept], subject,
+                                               priority)
+        return result.ticket_id, result.error
