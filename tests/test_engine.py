@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -376,3 +376,33 @@ def test_seed_story_through_the_real_php_stub(database_url: str, tmp_path: Path)
         w.drain()
         assert w.group(carla) == w.vip
         assert w.forwarder.kind == "php" and w.forwarder.spooled() == []
+
+
+def test_a_promise_to_pay_counts_as_current_for_tickets_but_not_for_vip(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.store.set_promise(ana, date(2026, 11, 6), "paga na sexta", "staff", wall())
+    ticket = w.sandbox.open_ticket(ana, w.support, "Ajuda", "Medium").ticket_id
+    w.drain()
+    assert w.group(ana) == w.regular  # VIP only by payment (promise_restores_vip off)
+    assert w.priority(ticket) == "Medium"  # tickets: current while the promise holds
+    assert w.api().get_ticket(ticket).notes == ()
+    assert w.store.get_standing(ana).standing == "current"  # type: ignore[union-attr]
+    w.sandbox.advance(days=5)  # the promise expired on the 6th
+    w.sandbox.client_reply(ticket, "e aí?")
+    w.drain()
+    assert w.priority(ticket) == "Low"
+
+
+def test_promise_restores_vip_when_the_setting_says_so(database_url: str,
+                                                        tmp_path: Path) -> None:
+    with make_world(database_url, tmp_path, policy={"promise_restores_vip": True}) as w:
+        ana, _, _ = vip_client(w, "Ana")
+        w.store.set_promise(ana, date(2026, 11, 6), "", "staff", wall())
+        w.sandbox.update_client(ana, firstname="Ana")
+        w.drain()
+        assert w.group(ana) == w.vip
+        w.store.clear_promise(ana)
+        w.sandbox.update_client(ana, firstname="Ana Maria")
+        w.drain()
+        assert w.group(ana) == w.regular
