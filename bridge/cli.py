@@ -192,7 +192,7 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
 @cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Check the configuration and the database; print warnings."""
+    """Check the configuration, the database and WHMCS's API; print policy warnings."""
     settings = _settings(ctx)
     click.echo(f"settings: {settings.source}")
     problems = 0
@@ -208,7 +208,19 @@ def check(ctx: click.Context) -> None:
         problems += 1
     finally:
         store.dispose()
-    for warning in warnings(settings):
+    found = warnings(settings)
+    if settings.whmcs.url:
+        from bridge.checks import check_whmcs
+        from bridge.whmcs import WhmcsClient, WhmcsError
+
+        try:
+            with WhmcsClient(settings.whmcs, attempts=1) as client:
+                found += check_whmcs(client, settings.policy)
+            click.echo(f"whmcs: ok ({settings.whmcs.url})")
+        except WhmcsError as exc:
+            click.echo(f"whmcs: {exc}")
+            problems += 1
+    for warning in found:
         click.echo(f"warning: {warning}")
     if problems:
         raise Failure(f"check failed: {problems} problem(s)", 1)

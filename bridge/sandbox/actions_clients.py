@@ -318,6 +318,15 @@ def get_currencies(sb: Sandbox, p: Params) -> dict[str, Any]:
     return {"totalresults": s(len(currencies)), "currencies": nest("currency", currencies)}
 
 
+@action("GetConfigurationValue")
+def get_configuration_value(sb: Sandbox, p: Params) -> dict[str, Any]:
+    """A tblconfiguration value. WHMCS's documentation does not say what an unknown setting
+    answers; the sandbox answers an empty value, as a missing row reads in WHMCS's code."""
+    if not p.has("setting"):
+        raise WhmcsError("Setting is required")
+    return {"setting": p.get("setting"), "value": sb.setting(p.get("setting"))}
+
+
 @action("LogActivity")
 def log_activity(sb: Sandbox, p: Params) -> dict[str, Any]:
     if not p.has("description"):

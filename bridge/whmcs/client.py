@@ -133,6 +133,11 @@ class WhmcsClient:
         return p.load(p.ClientDetailsSchema, client if isinstance(client, dict) else data,
                       "GetClientsDetails")
 
+    def get_configuration_value(self, setting: str) -> str:
+        """A WHMCS system setting (tblconfiguration), e.g. ``AutoSuspensionDays``."""
+        value = self.call("GetConfigurationValue", {"setting": setting}).get("value")
+        return "" if value is None else str(value)
+
     def get_client_groups(self) -> tuple[ClientGroup, ...]:
         data = self.call("GetClientGroups")
         return tuple(p.load_rows(p.ClientGroupSchema, data.get("groups"), "group",
