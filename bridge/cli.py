@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy as sa
 
-from bridge.settings import ConfigError, Settings, load_settings
+from bridge.settings import ConfigError, Settings, load_settings, shown_url
 from bridge.store import DatabaseNotReady, Store
 
 T = TypeVar("T")
@@ -35,8 +35,9 @@ def _settings(ctx: click.Context) -> Settings:
         raise Failure(str(exc), 2) from None
 
 
-def _database_failure(exc: sa.exc.SQLAlchemyError, url: str) -> Failure:
-    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+def database_failure(exc: sa.exc.SQLAlchemyError, url: str) -> Failure:
+    """One line naming the database (password hidden) and the driver's reason."""
+    where = shown_url(url)
     reason = str(getattr(exc, "orig", exc)).splitlines()[0]
     return Failure(f"database error at {where}: {reason}", 1)
 
@@ -48,7 +49,7 @@ def _opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
     except DatabaseNotReady as exc:
         raise Failure(str(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
-        raise _database_failure(exc, settings.bridge.database_url) from None
+        raise database_failure(exc, settings.bridge.database_url) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,7 +154,7 @@ def db_upgrade(ctx: click.Context) -> None:
     try:
         revision = store.upgrade()
     except sa.exc.SQLAlchemyError as exc:
-        raise _database_failure(exc, settings.bridge.database_url) from None
+        raise database_failure(exc, settings.bridge.database_url) from None
     finally:
         store.dispose()
     click.echo(f"vipgate: database at revision {revision}")
@@ -204,7 +205,7 @@ def check(ctx: click.Context) -> None:
         click.echo(f"database: {exc}")
         problems += 1
     except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"database: {_database_failure(exc, settings.bridge.database_url).message}")
+        click.echo(f"database: {database_failure(exc, settings.bridge.database_url).message}")
         problems += 1
     finally:
         store.dispose()

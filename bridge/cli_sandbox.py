@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from bridge.sandbox.clock import add_months
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
-from bridge.sandbox.schema import php_unserialize_ips, tblclientgroups, tblclients, tbldeviceauth
+from bridge.sandbox.schema import php_unserialize_ips
 from bridge.sandbox.whmcs import Sandbox
-from bridge.settings import check_webhook_secret
+from bridge.settings import check_webhook_secret, shown_url
 from bridge.stub_install import HOOK_PATH, StubInstallError, install_stub
 
 DEFAULT_DATABASE_URL = "sqlite:///whmcs-sandbox.db"
@@ -77,7 +77,7 @@ def prepare_sandbox(database_url: str = DEFAULT_DATABASE_URL, *, seed: bool = Tr
         forwarder, hooks = _forwarder(url, *target, use_php=use_php)
     sandbox = Sandbox(database_url, fire=forwarder.fire if forwarder else None)
     try:
-        seeded = seed_sandbox(sandbox) if seed and _is_empty(sandbox) else []
+        seeded = seed_sandbox(sandbox) if seed and sandbox.is_empty() else []
         identifier, api_secret, credential = _credential(sandbox, identifier, api_secret)
     except BaseException:
         sandbox.dispose()
@@ -133,22 +133,13 @@ def _forwarder(url: sa.engine.URL, bridge_url: str, webhook_secret: str, *,
             f"forwarded to {endpoint} through the real PHP stub ({stub})")
 
 
-def _is_empty(sandbox: Sandbox) -> bool:
-    with sandbox.engine.connect() as conn:
-        return not any(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
-                       for table in (tblclients, tblclientgroups))
-
-
 def _credential(sandbox: Sandbox, identifier: str | None,
                 api_secret: str | None) -> tuple[str, str, str]:
     if identifier is None or api_secret is None:
         identifier, api_secret = secrets.token_hex(16), secrets.token_hex(16)
         sandbox.add_api_credential(identifier, api_secret, description="vipgate sandbox")
         return identifier, api_secret, "generated"
-    with sandbox.engine.connect() as conn:
-        exists = conn.execute(sa.select(tbldeviceauth.c.id).where(
-            tbldeviceauth.c.identifier == identifier)).first() is not None
-    if not exists:
+    if not sandbox.has_api_credential(identifier):
         sandbox.add_api_credential(identifier, api_secret, description="vipgate sandbox")
         return identifier, api_secret, "created"
     if sandbox.authenticate(identifier, api_secret) is None:
@@ -234,7 +225,7 @@ def seed_sandbox(sandbox: Sandbox) -> list[str]:
 
 def banner(setup: SandboxSetup, url: str, database_url: str) -> list[str]:
     """What ``vipgate sandbox`` prints once the port is bound (``url``: WHMCS base URL)."""
-    where = sa.engine.make_url(database_url).render_as_string(hide_password=True)
+    where = shown_url(database_url)
     ips = ", ".join(php_unserialize_ips(setup.sandbox.setting("APIAllowedIPs"))) or "none"
     lines = [f"vipgate sandbox: WHMCS API at {url}/includes/api.php", f"  database {where}"]
     if setup.seeded:
@@ -273,7 +264,7 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
                     bridge_url: str | None, webhook_secret: str | None,
                     identifier: str | None, api_secret: str | None) -> None:
     """Run the sandbox WHMCS alone: its API at http://HOST:PORT/includes/api.php."""
-    from bridge.cli import Failure  # here: bridge.cli imports this module at its end
+    from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
     from bridge.sandbox.serve import serve_sandbox
 
     try:
@@ -283,9 +274,7 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
     except SandboxSetupError as exc:
         raise Failure(str(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
-        where = sa.engine.make_url(database_url).render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise Failure(f"database error at {where}: {reason}", 1) from None
+        raise database_failure(exc, database_url) from None
 
     bound = False
 

@@ -171,6 +171,13 @@ class _Timezone(mf.Field):
         return text
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
 def check_webhook_secret(secret: str) -> bytes:
     """Return the HMAC key of a ``whsec_`` secret, or raise ValueError saying what is wrong."""
     if not secret.startswith("whsec_"):

@@ -338,10 +338,7 @@ class Store:
             "updated_at": utc_naive(row.updated_at),
         }
         with self.engine.begin() as conn:
-            updated = conn.execute(standing.update().where(
-                standing.c.client_id == row.client_id).values(**values)).rowcount
-            if not updated:
-                conn.execute(standing.insert().values(client_id=row.client_id, **values))
+            self._upsert(conn, standing, "client_id", row.client_id, values)
 
     def get_standing(self, client_id: int) -> CachedStanding | None:
         with self.engine.connect() as conn:

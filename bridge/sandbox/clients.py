@@ -203,6 +203,17 @@ class ClientsMixin(SandboxCore):
                 role_ids=json.dumps([role_id]), description=description,
                 created_at=self.now, updated_at=self.now)).inserted_primary_key[0])
 
+    def has_api_credential(self, identifier: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(tbldeviceauth.c.id).where(
+                tbldeviceauth.c.identifier == identifier)).first() is not None
+
+    def is_empty(self) -> bool:
+        """No client and no client group yet: a new installation."""
+        with self.engine.connect() as conn:
+            return not any(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                           for table in (tblclients, tblclientgroups))
+
     def authenticate(self, identifier: str, secret: str) -> set[str] | None:
         """The allowed (lower-cased) actions for this credential; None if it is not valid."""
         with self.engine.connect() as conn:
