@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
 
 
-from bridge.cli_sandbox import sandbox_command  # noqa: E402 (added after the built-in commands)
+from bridge.cli_resync import resync_command  # noqa: E402 (added after the built-in commands)
+from bridge.cli_sandbox import sandbox_command  # noqa: E402
 
+cli.add_command(resync_command)
 cli.add_command(sandbox_command)

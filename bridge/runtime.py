@@ -48,10 +48,12 @@ def make_engine(settings: Settings, store: Store, *, now: Callable[[], datetime]
     """The engine; None when ``[whmcs] url`` is empty and no client factory is given
     (nothing can be reconciled then)."""
     from bridge.engine.reconcile import Engine
+    from bridge.resync.runner import RateLimiter
 
     if whmcs is None and not settings.whmcs.url:
         return None
-    return Engine(settings, store, whmcs=whmcs, now=now)
+    return Engine(settings, store, whmcs=whmcs, now=now,
+                  throttle=RateLimiter(settings.resync.rate_per_second))
 
 
 def make_runtime(settings: Settings | None, *, store: Store | None,

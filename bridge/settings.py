@@ -62,9 +62,10 @@ class _Int(mf.Field):
 
 
 class _Float(mf.Field):
-    def __init__(self, default: float, lo: float, hi: float, **kw: Any) -> None:
+    def __init__(self, default: float, lo: float, hi: float, unit: str = "seconds",
+                 **kw: Any) -> None:
         super().__init__(load_default=default, **kw)
-        self.lo, self.hi = lo, hi
+        self.lo, self.hi, self.unit = lo, hi, unit
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> float:
         try:
@@ -72,7 +73,8 @@ class _Float(mf.Field):
         except ValueError:
             number = float("nan")
         if not self.lo <= number <= self.hi:
-            raise ValidationError(f"expected a number of seconds from {self.lo:g} to {self.hi:g}")
+            raise ValidationError(f"expected a number of {self.unit} from {self.lo:g} to "
+                                  f"{self.hi:g}")
         return number
 
 
@@ -272,6 +274,13 @@ class TicketSettings:
     fail_open: bool
 
 
+@dataclass(frozen=True)
+class ResyncSettings:
+    source: str  # auto (db when [whmcs] database_url is set, else api), db, api
+    concurrency: int  # clients applied at once
+    rate_per_second: float  # WHMCS API writes per second, across the process
+
+
 class _Section(Schema):
     dataclass: type
 
@@ -344,6 +353,13 @@ class TicketSchema(_Section):
     fail_open = _Bool(True)
 
 
+class ResyncSchema(_Section):
+    dataclass = ResyncSettings
+    source = _Choice("auto", ("auto", "db", "api"))
+    concurrency = _Int(4, 1, 32)
+    rate_per_second = _Float(10.0, 0.1, 1000.0, unit="writes per second")
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "bridge": BridgeSchema,
     "webhook": WebhookSchema,
@@ -351,6 +367,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "policy": PolicySchema,
     "admin": AdminSchema,
     "tickets": TicketSchema,
+    "resync": ResyncSchema,
 }
 
 
@@ -362,6 +379,7 @@ class Settings:
     policy: PolicySettings
     admin: AdminSettings
     tickets: TicketSettings
+    resync: ResyncSettings
     source: str = "embedded defaults"
 
     def replace(self, **sections: Mapping[str, Any]) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets as pysecrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -325,31 +326,13 @@ class Store:
     # --- standing cache ------------------------------------------------------------------
 
     def put_standing(self, row: CachedStanding) -> None:
-        values = {
-            "standing": row.standing,
-            "overdue_days": row.overdue_days,
-            "overdue_total": row.overdue_total,
-            "invoices": json.dumps([
-                {"id": i.invoice_id, "number": i.number, "balance": str(i.balance),
-                 "due_date": i.due_date} for i in row.invoices]),
-            "currency_prefix": row.currency_prefix,
-            "currency_suffix": row.currency_suffix,
-            "language": row.language,
-            "updated_at": utc_naive(row.updated_at),
-        }
         with self.engine.begin() as conn:
-            self._upsert(conn, standing, "client_id", row.client_id, values)
+            self._upsert(conn, standing, "client_id", row.client_id, _standing_values(row))
 
     def get_standing(self, client_id: int) -> CachedStanding | None:
         with self.engine.connect() as conn:
             row = conn.execute(standing.select().where(standing.c.client_id == client_id)).first()
-        if row is None:
-            return None
-        invoices = tuple(OverdueInvoice(i["id"], i["number"], Decimal(i["balance"]),
-                                        i["due_date"]) for i in json.loads(row.invoices))
-        return CachedStanding(row.client_id, row.standing, row.overdue_days,
-                              Decimal(row.overdue_total), invoices, row.currency_prefix,
-                              row.currency_suffix, row.language, row.updated_at)
+        return None if row is None else _standing(row)
 
 
     # --- the engine's memory -------------------------------------------------------------
@@ -378,12 +361,84 @@ class Store:
         with self.engine.connect() as conn:
             return {r.client_id: _memory(r) for r in conn.execute(query)}
 
+    def _keyset(self, table: sa.Table, keys: tuple[str, ...], client_ids: list[int] | None,
+                page: int) -> Iterator[Any]:
+        """Rows ordered by ``keys``, read a page at a time (no read held open between pages,
+        so writers are not blocked while a long resync streams them)."""
+        columns = [table.c[k] for k in keys]
+        last: tuple[Any, ...] | None = None
+        while True:
+            query = table.select().order_by(*columns).limit(page)
+            if client_ids is not None:
+                query = query.where(table.c.client_id.in_(client_ids))
+            if last is not None:
+                query = query.where(sa.tuple_(*columns) > sa.tuple_(*last))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            yield from rows
+            if len(rows) < page:
+                return
+            last = tuple(getattr(rows[-1], k) for k in keys)
+
+    def iter_memories(self, client_ids: list[int] | None = None, *,
+                      page: int = 5000) -> Iterator[ClientMemory]:
+        """Every remembered client (or those of ``client_ids``), by client id."""
+        return map(_memory, self._keyset(membership, ("client_id",), client_ids, page))
+
+    def iter_ticket_memories(self, client_ids: list[int] | None = None, *,
+                             page: int = 5000) -> Iterator[TicketMemory]:
+        """Every ticket record, by client id then ticket id."""
+        for r in self._keyset(managed_ticket, ("client_id", "ticket_id"), client_ids, page):
+            yield TicketMemory(r.ticket_id, r.client_id, r.original_priority,
+                               r.managed_priority, r.pending_priority, r.note_key)
+
+    def iter_standings(self, client_ids: list[int] | None = None, *,
+                       page: int = 5000) -> Iterator[CachedStanding]:
+        """The standing cache, by client id."""
+        return map(_standing, self._keyset(standing, ("client_id",), client_ids, page))
+
+    def promises(self) -> dict[int, tuple[date, str]]:
+        """Every promise to pay (few: staff register them one by one)."""
+        with self.engine.connect() as conn:
+            return {r.client_id: (r.until, r.note) for r in conn.execute(promise.select())}
+
+    def add_memories(self, memories: list[ClientMemory], now: datetime) -> int:
+        """Record clients seen for the first time, in one go; a client another writer
+        recorded meanwhile keeps its row. Returns how many were added."""
+        if not memories:
+            return 0
+        ids = [m.client_id for m in memories]
+        with self.engine.begin() as conn:
+            present = set(conn.execute(sa.select(membership.c.client_id)
+                                       .where(membership.c.client_id.in_(ids))).scalars())
+            rows = [_memory_values(m, now) | {"client_id": m.client_id}
+                    for m in memories if m.client_id not in present]
+            if rows:
+                conn.execute(membership.insert(), rows)
+        return len(rows)
+
+    def put_standings(self, rows: list[CachedStanding], *, older_than: datetime) -> int:
+        """Write many cache rows; a row another writer refreshed after ``older_than`` (it
+        saw newer WHMCS data than this batch) is left alone. Returns how many were written."""
+        written = 0
+        cutoff = utc_naive(older_than)
+        with self.engine.begin() as conn:
+            for row in rows:
+                values = _standing_values(row)
+                done = conn.execute(standing.update().where(
+                    standing.c.client_id == row.client_id,
+                    standing.c.updated_at <= cutoff).values(**values)).rowcount
+                if not done and conn.execute(sa.select(standing.c.client_id).where(
+                        standing.c.client_id == row.client_id)).first() is None:
+                    conn.execute(standing.insert().values(client_id=row.client_id, **values))
+                    done = 1
+                written += done
+        return written
+
     def save_memory(self, memory: ClientMemory, now: datetime) -> None:
         with self.engine.begin() as conn:
-            self._upsert(conn, membership, "client_id", memory.client_id, {
-                "pinned": memory.pinned, "excluded": memory.excluded,
-                "home_group_id": memory.home_group_id, "last_group_id": memory.last_group_id,
-                "pending_group_id": memory.pending_group_id, "updated_at": utc_naive(now)})
+            self._upsert(conn, membership, "client_id", memory.client_id,
+                         _memory_values(memory, now))
 
     def ticket_memories(self, client_id: int) -> dict[int, TicketMemory]:
         with self.engine.connect() as conn:
@@ -448,6 +503,35 @@ class Store:
             rows = conn.execute(query.order_by(audit.c.id).limit(limit)).all()
         return [AuditEntry(r.at, r.actor, r.action, r.client_id, r.ticket_id, r.before, r.after,
                            tuple(json.loads(r.reasons)), r.event_id, r.id) for r in rows]
+
+
+def _memory_values(memory: ClientMemory, now: datetime) -> dict[str, Any]:
+    return {"pinned": memory.pinned, "excluded": memory.excluded,
+            "home_group_id": memory.home_group_id, "last_group_id": memory.last_group_id,
+            "pending_group_id": memory.pending_group_id, "updated_at": utc_naive(now)}
+
+
+def _standing_values(row: CachedStanding) -> dict[str, Any]:
+    return {
+        "standing": row.standing,
+        "overdue_days": row.overdue_days,
+        "overdue_total": row.overdue_total,
+        "invoices": json.dumps([
+            {"id": i.invoice_id, "number": i.number, "balance": str(i.balance),
+             "due_date": i.due_date} for i in row.invoices]),
+        "currency_prefix": row.currency_prefix,
+        "currency_suffix": row.currency_suffix,
+        "language": row.language,
+        "updated_at": utc_naive(row.updated_at),
+    }
+
+
+def _standing(row: Any) -> CachedStanding:
+    invoices = tuple(OverdueInvoice(i["id"], i["number"], Decimal(i["balance"]),
+                                    i["due_date"]) for i in json.loads(row.invoices))
+    return CachedStanding(row.client_id, row.standing, row.overdue_days,
+                          Decimal(row.overdue_total), invoices, row.currency_prefix,
+                          row.currency_suffix, row.language, row.updated_at)
 
 
 def _memory(row: Any) -> ClientMemory:

@@ -55,6 +55,7 @@ class World:
     support: int
     billing: int
     stop: list[Callable[[], None]] = field(default_factory=list)
+    whmcs_database_url: str = ""  # the sandbox's tables (what a WHMCS database reader reads)
 
     def drain(self) -> list[Outcome]:
         """Process every due inbox event (the bridge's own echoes included)."""
@@ -92,9 +93,11 @@ def _settings(database_url: str, whmcs_url: str, vip: int, regular: int, billing
 
 @contextmanager
 def make_world(database_url: str, tmp: Path, *, php: bool = False,
+               whmcs_database_url: str | None = None,
                **sections: dict[str, Any]) -> Iterator[World]:
     holder: dict[str, Forwarder] = {}
-    sandbox = Sandbox(f"sqlite:///{tmp}/whmcs.db", clock=SandboxClock(START), seed=11,
+    whmcs_database_url = whmcs_database_url or f"sqlite:///{tmp}/whmcs.db"
+    sandbox = Sandbox(whmcs_database_url, clock=SandboxClock(START), seed=11,
                       fire=lambda hook, variables: holder["f"].fire(hook, variables)
                       if "f" in holder else [])
     sandbox.add_api_credential(API_ID, API_SECRET)
@@ -124,7 +127,7 @@ def make_world(database_url: str, tmp: Path, *, php: bool = False,
         holder["f"] = PythonForwarder(f"{bridge_url}/hooks/whmcs", SECRET, tmp / "spool.db")
     world = World(sandbox, served, settings, store, engine,
                   Worker(engine, clock=wall, name="test-worker"), bridge_url, holder["f"],
-                  vip, regular, support, billing)
+                  vip, regular, support, billing, whmcs_database_url=whmcs_database_url)
     try:
         yield world
     finally:

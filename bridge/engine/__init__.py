@@ -6,7 +6,7 @@ and reconciles their subjects, one client at a time, with retries and dead lette
 """
 
 from bridge.engine.plan import Change, ClientPlan, OpenTicket, plan_client
-from bridge.engine.reconcile import ClientResult, Engine, FullResult, ReconcileError
+from bridge.engine.reconcile import ClientResult, Engine, ReconcileError
 
-__all__ = ["Change", "ClientPlan", "ClientResult", "Engine", "FullResult", "OpenTicket",
+__all__ = ["Change", "ClientPlan", "ClientResult", "Engine", "OpenTicket",
            "ReconcileError", "plan_client"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -26,7 +25,7 @@ from bridge.model import AuditEntry, TicketMemory
 from bridge.policy.state import Promise
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.whmcs import WhmcsClient, WhmcsError, WhmcsNotFound
+from bridge.whmcs import WhmcsClient, WhmcsNotFound
 
 log = logging.getLogger("vipgate.engine")
 
@@ -51,35 +50,28 @@ class ClientResult:
     applied: list[Change] = field(default_factory=list)
 
 
-@dataclass
-class FullResult:
-    seen: int = 0
-    reconciled: int = 0
-    busy: int = 0  # held by another worker at the time (it is reconciling them anyway)
-    changes: int = 0
-    complete: bool = True  # False: stopped at the deadline
-    failures: list[tuple[int, str]] = field(default_factory=list)
-
-
 class Engine:
     """Reconciles clients. Thread-safe: each thread gets its own WHMCS client (one
     ``requests.Session`` per thread)."""
 
     def __init__(self, settings: Settings, store: Store, *,
                  whmcs: Callable[[], WhmcsClient] | None = None,
-                 now: Callable[[], datetime], name: str = "engine") -> None:
+                 now: Callable[[], datetime], name: str = "engine",
+                 throttle: Callable[[], None] | None = None) -> None:
         self.settings = settings
+        # Called before every write to WHMCS ([resync] rate_per_second); None = no limit.
+        self.throttle = throttle
         self.store = store
         self.now = now
         self.name = name
-        self._make_whmcs = whmcs or (lambda: WhmcsClient(settings.whmcs))
+        self.make_whmcs = whmcs or (lambda: WhmcsClient(settings.whmcs))
         self._local = threading.local()
         self._zone = ZoneInfo(settings.bridge.timezone)
 
     def whmcs(self) -> WhmcsClient:
         client = getattr(self._local, "whmcs", None)
         if client is None:
-            client = self._local.whmcs = self._make_whmcs()
+            client = self._local.whmcs = self.make_whmcs()
         return client
 
     def today(self, moment: datetime | None = None) -> date:
@@ -120,8 +112,10 @@ class Engine:
                 client_id, promise=Promise(*promise) if promise else None)
         except WhmcsNotFound:
             return None
-        tickets = tuple(OpenTicket(t.id, t.deptid, t.priority, t.status)
-                        for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS))
+        tickets = tuple(sorted(
+            (OpenTicket(t.id, t.deptid, t.priority, t.status)
+             for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS)),
+            key=lambda t: t.id))
         now = self.now()
         return plan_client(client, tickets, self.store.get_memory(client_id),
                            self.store.ticket_memories(client_id), self.settings.policy,
@@ -136,10 +130,13 @@ class Engine:
             return ClientResult(client_id, None)
         return ClientResult(client_id, plan, self.apply(plan, event_id=event_id))
 
-    def apply(self, plan: ClientPlan, *, event_id: str | None = None) -> list[Change]:
-        """Apply ``plan``'s changes to WHMCS and record them; returns what was applied."""
+    def apply(self, plan: ClientPlan, *, event_id: str | None = None,
+              applied: list[Change] | None = None) -> list[Change]:
+        """Apply ``plan``'s changes to WHMCS and record them; returns what was applied. Each
+        change is appended to ``applied`` as it lands, so a caller still knows what landed
+        when a later change fails."""
         store, whmcs, cid = self.store, self.whmcs(), plan.client_id
-        applied: list[Change] = []
+        applied = [] if applied is None else applied
 
         def audit(action: str, change: Change | None = None, *, before: str | None = None,
                   after: str | None = None, reasons: tuple[str, ...] = (),
@@ -157,6 +154,7 @@ class Engine:
         if group is not None:
             target = int(group.after or 0)
             store.save_memory(replace(plan.memory, pending_group_id=target), self.now())
+            self._throttle()
             whmcs.update_client_group(cid, target)
             applied.append(group)
             audit("group", group)
@@ -177,12 +175,17 @@ class Engine:
             log.info("client %s: %s", cid, "; ".join(c.summary for c in applied))
         return applied
 
+    def _throttle(self) -> None:
+        if self.throttle is not None:
+            self.throttle()
+
     def _apply_priority(self, change: Change, record: TicketMemory,
                         final: TicketMemory) -> TicketMemory:
         assert change.ticket_id is not None and change.after is not None
         intent = replace(record, original_priority=final.original_priority,
                          pending_priority=change.after)
         self.store.save_ticket_memory(intent, self.now())
+        self._throttle()
         self.whmcs().update_ticket_priority(change.ticket_id, change.after)
         done = replace(intent, managed_priority=change.after, pending_priority=None)
         self.store.save_ticket_memory(done, self.now())
@@ -197,6 +200,7 @@ class Engine:
                      change.ticket_id)
         else:
             self.store.save_ticket_memory(replace(record, note_key=PENDING + key), self.now())
+            self._throttle()
             self.whmcs().add_ticket_note(change.ticket_id, change.text)
         done = replace(record, note_key=key)
         self.store.save_ticket_memory(done, self.now())
@@ -211,32 +215,3 @@ class Engine:
             if message.startswith(head) and all(i in message for i in invoices):
                 return True
         return False
-
-    # --- everyone ---------------------------------------------------------------------------
-
-    def reconcile_all(self, *, acquire: Callable[[int], bool], release: Callable[[int], None],
-                      event_id: str | None = None, deadline: float | None = None,
-                      client_ids: Iterable[int] | None = None) -> FullResult:
-        """Reconcile every client (or ``client_ids``), each under its lease, until
-        ``deadline`` (``time.monotonic()``). One client failing does not stop the others."""
-        result = FullResult()
-        ids = client_ids if client_ids is not None else (
-            c.id for c in self.whmcs().iter_clients())
-        for client_id in ids:
-            if deadline is not None and time.monotonic() > deadline:
-                result.complete = False
-                break
-            result.seen += 1
-            if not acquire(client_id):
-                result.busy += 1
-                continue
-            try:
-                done = self.reconcile_client(client_id, event_id=event_id)
-                result.reconciled += 1
-                result.changes += len(done.applied)
-            except WhmcsError as exc:
-                result.failures.append((client_id, str(exc)))
-                log.warning("client %s: %s", client_id, exc)
-            finally:
-                release(client_id)
-        return result

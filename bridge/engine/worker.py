@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 import hooks
 from bridge import queue
 from bridge.engine.reconcile import Engine, ReconcileError
+from bridge.resync import make_source
+from bridge.resync.runner import Resync, ResyncResult
 from bridge.store import InboxRow
 from bridge.whmcs import WhmcsError
 from hooks.registry import Subjects
@@ -70,6 +72,17 @@ class Worker:
 
     # --- processing -----------------------------------------------------------------------
 
+    def full_reconcile(self, event_id: str, deadline: float | None) -> ResyncResult:
+        """PreCronJob and DailyCronJob: the resync's bulk path (``vipgate resync``), from the
+        WHMCS database when ``[whmcs] database_url`` is set, else the API's bulk lists."""
+        source = make_source(self.engine)
+        try:
+            return Resync(self.engine, source, owner=self.name, clock=self.clock,
+                          lease=self.lease).run(
+                dry_run=False, deadline=deadline, event_id=event_id)
+        finally:
+            source.dispose()
+
     def run_once(self) -> list[Outcome]:
         """Claim a batch of due rows and process them; returns what happened to each."""
         rows = queue.claim(self.store, self.name, self.clock(), lease=self.lease,
@@ -109,9 +122,8 @@ class Worker:
             return self._complete(row, outcome)
         try:
             if subjects.everyone:
-                full = self.engine.reconcile_all(acquire=self.acquire, release=self.release,
-                                                 event_id=row.webhook_id, deadline=deadline)
-                outcome.clients, outcome.changes = full.reconciled, full.changes
+                full = self.full_reconcile(row.webhook_id, deadline)
+                outcome.clients, outcome.changes = full.clients, full.applied
                 if full.failures:
                     raise ReconcileError(full.failures)
                 if not full.complete:

@@ -63,6 +63,11 @@ class ClientState:
     invoices: tuple[Invoice, ...]
     services: tuple[Service, ...]
     promise: Promise | None
+    # Total of the invoices paid within the look-back window (``add_months(today,
+    # -lookback_months) <= datepaid <= today``) when a bulk reader summed it in SQL; then
+    # ``invoices`` needs to hold only the owed ones and the ones paid late in the window.
+    # None: the policy sums ``invoices``.
+    paid_in_window: Decimal | None = None
 
 
 @dataclass(frozen=True)

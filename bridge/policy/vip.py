@@ -90,8 +90,11 @@ def _criteria(client: ClientState, settings: PolicySettings, today: date) -> lis
     checks += [(False, text) for text in late] or [
         (True, f"no invoice paid more than {tolerance} days late in the last "
                f"{settings.lookback_months} months")]
-    spent = sum((inv.total for inv in client.invoices if inv.status == PAID
-                 and inv.datepaid is not None and start <= inv.datepaid <= today), Decimal(0))
+    spent = client.paid_in_window
+    if spent is None:
+        spent = sum((inv.total for inv in client.invoices if inv.status == PAID
+                     and inv.datepaid is not None and start <= inv.datepaid <= today),
+                    Decimal(0))
     enough = spent >= settings.min_spend
     checks.append((enough, f"paid {money(spent)} since {start.isoformat()} {versus(enough)} "
                            f"min_spend {money(settings.min_spend)}"))

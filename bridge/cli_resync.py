@@ -1,0 +1,232 @@
+"""``vipgate resync``: reconcile every client (or some) from one bulk read of WHMCS.
+
+Prints the plan as a table (client, change, reasons) and a summary, or one JSON object with
+``--json``; ``--dry-run`` changes nothing. On a terminal a progress bar (tqdm, on stderr)
+shows the rate and the ETA; otherwise a log line on stderr every 10% of the clients.
+
+Exit codes: 0 all good, 1 some changes failed (each listed with WHMCS's message) or the run
+did not complete, 2 usage or configuration error (unreachable databases included).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, Any
+
+import click
+import sqlalchemy as sa
+
+from bridge.settings import Settings, shown_url
+
+COLUMNS = "{client:>9}  {change:<40}  {reasons}"
+
+
+def describe(change: Any, vip_group_id: int) -> str:
+    """``group 2 -> 1 (into VIP)``, ``ticket #16 priority Medium -> Low``, ..."""
+    if change.kind == "group":
+        into = change.after == str(vip_group_id)
+        return f"group {change.before} -> {change.after} ({'into' if into else 'out of'} VIP)"
+    if change.kind == "ticket_priority":
+        return f"ticket #{change.ticket_id} priority {change.before} -> {change.after}"
+    return f"ticket #{change.ticket_id} staff note"
+
+
+class TablePrinter:
+    """The plan/result as an aligned table, one line per change, streamed."""
+
+    def __init__(self, out: IO[str], vip_group_id: int, dry_run: bool) -> None:
+        self.out, self.vip, self.dry_run = out, vip_group_id, dry_run
+        self.lines = 0
+
+    def __call__(self, change: Any) -> None:
+        if not self.lines:
+            self.out.write(COLUMNS.format(client="client", change="change",
+                                          reasons="reasons") + "\n")
+        self.lines += 1
+        status = ""
+        if not self.dry_run:
+            status = "applied: " if change.applied else f"FAILED ({change.error}): "
+        self.out.write(COLUMNS.format(client=change.client_id,
+                                      change=describe(change, self.vip),
+                                      reasons=status + "; ".join(change.reasons)) + "\n")
+
+    def summary(self, result: Any) -> None:
+        s = result.summary()
+        mode = "dry run" if result.dry_run else "applied"
+        if not self.lines:
+            self.out.write("nothing to change\n" if result.complete else "")
+        standing = s["standing"]
+        changes = s["changes"]
+        self.out.write(
+            f"\nresync ({mode}, source {result.source}): {result.clients} clients in "
+            f"{result.seconds:.2f} s; standing: {standing['current']} current, "
+            f"{standing['overdue']} overdue, {standing['suspended']} suspended; "
+            f"{result.in_vip} in VIP after the plan\n"
+            f"changes: {changes['group']} group ({changes['vip_in']} into VIP, "
+            f"{changes['vip_out']} out of VIP), {changes['ticket_priority']} ticket priority, "
+            f"{changes['ticket_note']} staff note\n")
+        if result.dry_run:
+            self.out.write("dry run: nothing was changed\n")
+        else:
+            self.out.write(f"applied {result.applied}, failed {result.failed}, busy "
+                           f"{result.busy} (a worker had them), gone {result.gone}\n")
+        if not result.complete:
+            self.out.write("stopped before the end: run again to finish\n")
+
+
+class JsonPrinter:
+    """``{"changes": [...], "summary": {...}}``, the changes streamed as they come."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.count = 0
+        out.write('{"changes": [')
+
+    def __call__(self, change: Any) -> None:
+        self.out.write(("," if self.count else "") + "\n  "
+                       + json.dumps(change.as_json(), ensure_ascii=False))
+        self.count += 1
+
+    def summary(self, result: Any) -> None:
+        self.out.write(("\n" if self.count else "") + '], "summary": '
+                       + json.dumps(result.summary(), ensure_ascii=False) + "}\n")
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise a line on stderr every 10% of the clients."""
+
+    def __init__(self, total: int, tty: bool, err: IO[str]) -> None:
+        self.total, self.err, self.done = total, err, 0
+        self.bar: Any = None
+        self.started = time.monotonic()
+        self.step = max(1, total // 10)
+        if tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
+                            desc="resync", smoothing=0.1, mininterval=0.2)
+
+    def __call__(self, _client_id: int) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.done % self.step == 0:
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.err.write(f"vipgate: resync {self.done}/{self.total} clients read "
+                           f"({rate:,.0f}/s)\n")
+            self.err.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...],
+               source: str | None, as_json: bool, out: IO[str], err: IO[str],
+               tty: bool, fail: Callable[[str, int], Exception],
+               now: Callable[[], datetime] | None = None) -> int:
+    """The command without click: returns the exit code; ``fail(message, code)`` makes the
+    exception for one-line failures; ``now`` is the business clock (tests pass the
+    sandbox's)."""
+    from bridge import utc_now
+    from bridge.engine.reconcile import Engine
+    from bridge.resync import SourceUnavailable, make_source, source_kind
+    from bridge.resync.runner import RateLimiter, Resync
+    from bridge.runtime import open_store
+    from bridge.store import DatabaseNotReady
+    from bridge.whmcs import WhmcsClient, WhmcsError
+
+    kind = source_kind(settings, source)
+    if kind == "api" and not settings.whmcs.url:
+        raise fail("[whmcs] url is empty: the api source needs WHMCS's API (or set [whmcs] "
+                   "database_url and use --source db)", 2)
+    if not dry_run and not settings.whmcs.url:
+        raise fail("[whmcs] url is empty: applying needs WHMCS's API (--dry-run only plans)", 2)
+    try:
+        store = open_store(settings)
+    except DatabaseNotReady as exc:
+        raise fail(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise fail(_db_error("vipgate's database", exc, settings.bridge.database_url), 2) \
+            from None
+
+    def whmcs() -> WhmcsClient:
+        return WhmcsClient(settings.whmcs)
+
+    engine = Engine(settings, store, whmcs=whmcs, now=now or utc_now,
+                    throttle=RateLimiter(settings.resync.rate_per_second))
+    try:
+        reader = make_source(engine, kind)
+    except SourceUnavailable as exc:
+        store.dispose()
+        raise fail(str(exc), 2) from None
+    except sa.exc.ArgumentError as exc:
+        store.dispose()
+        raise fail(f"[whmcs] database_url: {exc}", 2) from None
+    ids = tuple(sorted(set(client_ids))) or None
+    try:
+        try:
+            total = reader.count(ids)
+        except sa.exc.SQLAlchemyError as exc:
+            raise fail(_db_error("WHMCS's database", exc, settings.whmcs.database_url), 2) \
+                from None
+        except WhmcsError as exc:
+            raise fail(f"WHMCS's API: {exc}", 2) from None
+        printer: Any = JsonPrinter(out) if as_json else TablePrinter(
+            out, settings.policy.vip_group_id, dry_run)
+        progress = Progress(total, tty, err)
+        try:
+            result = Resync(engine, reader).run(dry_run=dry_run, client_ids=ids,
+                                                on_change=printer, on_client=progress)
+        except sa.exc.SQLAlchemyError as exc:
+            raise fail(_db_error("a database", exc, ""), 1) from None
+        except WhmcsError as exc:
+            raise fail(f"WHMCS's API: {exc}", 1) from None
+        finally:
+            progress.close()
+        printer.summary(result)
+        out.flush()
+        if ids is not None and result.clients < len(ids):
+            err.write(f"vipgate: {len(ids) - result.clients} of the given client ids are not "
+                      "in WHMCS\n")
+        if result.failures:
+            for client_id, message in result.failures:
+                err.write(f"vipgate: client {client_id}: {message}\n")
+            return 1
+        return 0 if result.complete else 1
+    finally:
+        reader.dispose()
+        store.dispose()
+
+
+def _db_error(what: str, exc: sa.exc.SQLAlchemyError, url: str) -> str:
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+    where = f" at {shown_url(url)}" if url else ""
+    return f"{what}{where}: {reason}"
+
+
+@click.command("resync")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--client", "client_ids", multiple=True, type=click.IntRange(1),
+              metavar="ID", help="Only this client (repeat for more).")
+@click.option("--source", type=click.Choice(["db", "api"]), default=None,
+              help="Read WHMCS's database (read-only) or its API "
+                   "(default: [resync] source; auto = db when [whmcs] database_url is set).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def resync_command(ctx: click.Context, dry_run: bool, client_ids: tuple[int, ...],
+                   source: str | None, as_json: bool) -> None:
+    """Reconcile every client (or --client ones) from one bulk read; print plan and result."""
+    from bridge.cli import Failure, _settings
+
+    settings = _settings(ctx)
+    code = run_resync(settings, dry_run=dry_run, client_ids=client_ids, source=source,
+                      as_json=as_json, out=sys.stdout, err=sys.stderr,
+                      tty=sys.stderr.isatty(), fail=Failure)
+    if code:
+        raise Failure("resync: some changes failed or the run did not finish (see above)",
+                      code)

@@ -1,0 +1,390 @@
+"""``vipgate resync``: both sources plan the same, dry runs change nothing, applying is
+idempotent and resumable, failures are reported, bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bridge.cli import Failure
+from bridge.cli_resync import run_resync
+from bridge.engine.plan import Change
+from bridge.model import ClientMemory
+from bridge.resync.runner import RateLimiter, Resync
+from bridge.resync.snapshot import merge
+from bridge.resync.source_api import WhmcsApiReader
+from bridge.resync.source_db import ReadOnlyViolation, WhmcsDbReader
+from bridge.sandbox.schema import metadata
+from bridge.settings import Settings
+from bridge.store import Store
+from tests.resync_data import Population, populate
+from tests.world import World, make_world
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    with make_world(database_url, tmp_path,
+                    whmcs={"database_url": f"sqlite:///{tmp_path}/whmcs.db"}) as w:
+        yield w
+
+
+@pytest.fixture
+def people(world: World) -> Population:
+    w = world
+    return populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support,
+                    billing=w.billing)
+
+
+def db_reader(w: World) -> WhmcsDbReader:
+    return WhmcsDbReader(w.whmcs_database_url)
+
+
+def api_reader(w: World) -> WhmcsApiReader:
+    return WhmcsApiReader(w.api)
+
+
+def plans(w: World, source: Any, client_ids: list[int] | None = None
+          ) -> dict[int, tuple[Change, ...]]:
+    return {s.plan.client_id: s.plan.changes for s in Resync(w.engine, source).scan(client_ids)}
+
+
+def cli(w: World, *args: str, settings: Settings | None = None) -> tuple[int, str, str]:
+    """``vipgate resync ARGS`` in-process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    flags = set(args)
+    ids = tuple(int(a) for a in args if a.isdigit())
+    source = next((a for a in args if a in ("db", "api")), None)
+    try:
+        code = run_resync(settings or w.settings, dry_run="--dry-run" in flags,
+                          client_ids=ids, source=source, as_json="--json" in flags,
+                          out=out, err=err, tty=False, fail=Failure,
+                          now=lambda: w.sandbox.clock.aware)
+    except Failure as exc:
+        err.write(exc.message + "\n")
+        code = exc.exit_code
+    return code, out.getvalue(), err.getvalue()
+
+
+def whmcs_fingerprint(w: World) -> dict[str, list[tuple[Any, ...]]]:
+    with w.sandbox.engine.connect() as conn:
+        return {name: [tuple(r) for r in conn.execute(table.select().order_by(*table.primary_key))]
+                for name, table in metadata.tables.items()
+                if name not in ("tblactivitylog",)}
+
+
+def vipgate_fingerprint(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    names = ("membership", "managed_ticket", "standing", "audit", "client_lease", "promise",
+             "inbox")
+    tables = sa.MetaData()
+    tables.reflect(store.engine, only=names)
+    with store.engine.connect() as conn:
+        return {n: [tuple(r) for r in conn.execute(tables.tables[n].select())] for n in names}
+
+
+# --- the two sources --------------------------------------------------------------------------
+
+
+def test_db_and_api_sources_give_identical_plans(world: World, people: Population) -> None:
+    w = world
+    from_db, from_api = plans(w, db_reader(w)), plans(w, api_reader(w))
+    assert from_db == from_api
+    assert sorted(from_db) == sorted(people.clients)
+    # ... and the same as the engine's per-client path an event takes
+    per_client = {c: w.engine.plan(c) for c in people.clients}
+    assert from_db == {c: p.changes for c, p in per_client.items() if p is not None}
+    kinds = {c.kind for changes in from_db.values() for c in changes}
+    assert kinds == {"group", "ticket_priority", "ticket_note"}  # the data is not trivial
+    for client in people.vip_owing:
+        assert any(c.kind == "group" and c.before == str(w.vip) for c in from_db[client])
+
+
+@pytest.mark.mariadb
+def test_db_source_reads_a_mariadb_whmcs(mariadb_url: str, tmp_path: Path) -> None:
+    with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path,
+                    whmcs_database_url=mariadb_url,
+                    whmcs={"database_url": mariadb_url}) as w:
+        people = populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support,
+                          billing=w.billing, count=20)
+        from_db = plans(w, db_reader(w))
+        assert from_db == plans(w, api_reader(w))
+        assert sorted(from_db) == people.clients
+        code, out, _ = cli(w)
+        assert code == 0 and f"applied {sum(map(len, from_db.values()))}," in out
+        assert all(not changes for changes in plans(w, db_reader(w)).values())
+
+
+def test_some_clients_only(world: World, people: Population) -> None:
+    w = world
+    some = people.vip_owing[:2]
+    for reader in (db_reader(w), api_reader(w)):
+        found = plans(w, reader, some)
+        assert sorted(found) == sorted(some)
+        assert all(any(c.kind == "group" for c in changes) for changes in found.values())
+
+
+def test_the_db_reader_refuses_to_write(world: World, people: Population) -> None:
+    reader = db_reader(world)
+    before = whmcs_fingerprint(world)
+    with reader.engine.connect() as conn, pytest.raises(ReadOnlyViolation, match="read-only"):
+        conn.execute(sa.text("UPDATE tblclients SET groupid = 0"))
+    with reader.engine.connect() as conn, pytest.raises(Exception, match="readonly"):
+        # past the statement check, the session itself is read-only (PRAGMA query_only)
+        raw = conn.connection.driver_connection
+        raw.execute("DELETE FROM tblclients")  # type: ignore[union-attr]
+    assert whmcs_fingerprint(world) == before
+
+
+@pytest.mark.mariadb
+def test_the_db_reader_refuses_to_write_on_mariadb(mariadb_url: str) -> None:
+    from bridge.sandbox.whmcs import Sandbox
+
+    sandbox = Sandbox(mariadb_url)
+    with sandbox.quiet():
+        sandbox.add_client("Ana", "Lima")
+    reader = WhmcsDbReader(mariadb_url)
+    try:
+        with reader.engine.connect() as conn:
+            with pytest.raises(ReadOnlyViolation):
+                conn.execute(sa.text("DELETE FROM tblclients"))
+            raw = conn.connection.driver_connection
+            cursor = raw.cursor()  # type: ignore[union-attr]
+            with pytest.raises(Exception, match="READ ONLY"):
+                cursor.execute("DELETE FROM tblclients")
+        assert reader.count() == 1
+    finally:
+        reader.dispose()
+        sandbox.dispose()
+
+
+# --- dry run, apply, re-run ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["db", "api"])
+def test_dry_run_prints_the_plan_and_writes_nothing_anywhere(world: World, people: Population,
+                                                             source: str) -> None:
+    w = world
+    whmcs_before, vipgate_before = whmcs_fingerprint(w), vipgate_fingerprint(w.store)
+    calls = len(w.sandbox.api_log)
+    code, out, err = cli(w, "--dry-run", source)
+    assert code == 0, err
+    assert whmcs_fingerprint(w) == whmcs_before
+    assert vipgate_fingerprint(w.store) == vipgate_before
+    actions = {c["action"] for c in list(w.sandbox.api_log)[calls:]}
+    assert actions <= {"GetClients", "GetInvoices", "GetInvoice", "GetClientsProducts",
+                       "GetTickets", "GetCurrencies"}
+    assert ("GetClientsDetails" in actions) is False  # bulk lists, no per-client loop
+    first = people.vip_owing[0]
+    line = next(x for x in out.splitlines() if x.split()[:1] == [str(first)])
+    assert f"group {w.vip} -> " in line and "(out of VIP)" in line and "overdue" in line
+    assert "dry run: nothing was changed" in out
+    assert f"resync (dry run, source {source}): {len(people.clients)} clients" in out
+
+
+def test_json_output(world: World, people: Population) -> None:
+    code, out, _ = cli(world, "--dry-run", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"summary", "changes"}
+    assert data["summary"]["clients"] == len(people.clients)
+    assert data["summary"]["dry_run"] is True
+    group = next(c for c in data["changes"] if c["kind"] == "group")
+    assert set(group) == {"client_id", "kind", "ticket_id", "from", "to", "reasons", "applied"}
+    assert isinstance(group["from"], int) and isinstance(group["to"], int)
+    assert group["ticket_id"] is None and group["applied"] is False and group["reasons"]
+    assert sum(data["summary"]["changes"][k] for k in ("group", "ticket_priority",
+                                                       "ticket_note")) == len(data["changes"])
+
+
+@pytest.mark.parametrize("source", ["db", "api"])
+def test_apply_then_a_rerun_applies_nothing(world: World, people: Population,
+                                            source: str) -> None:
+    w = world
+    code, out, err = cli(w, "--json", source)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["changes"] and all(c["applied"] for c in data["changes"])
+    for client in people.vip_owing:
+        assert w.group(client) != w.vip
+    audited = w.store.audit_log(action="group")
+    assert len(audited) == data["summary"]["changes"]["group"]
+    assert all(a.reasons for a in audited)
+    assert len(list(w.store.iter_memories())) == len(people.clients)
+    again = json.loads(cli(w, "--json", source)[1])
+    assert again["changes"] == [] and again["summary"]["applied"] == 0
+    # the standing cache serves the gate for everyone
+    for client in people.clients:
+        assert w.store.get_standing(client) is not None
+
+
+def test_a_whmcs_failure_mid_apply_is_reported_and_a_rerun_completes(
+        world: World, people: Population) -> None:
+    w = world
+    w.sandbox.faults.push("html", action="UpdateClient", times=100)
+    code, out, err = cli(w, "db")
+    assert code == 1
+    assert "FAILED (" in out and "client " in err
+    failed = out.count("FAILED (")
+    assert failed >= 1
+    w.sandbox.faults.clear()
+    code, out, err = cli(w, "db")
+    assert code == 0, err
+    assert out.count("applied: ") >= failed and "FAILED" not in out
+    code, out, _ = cli(w, "db")
+    assert code == 0 and "nothing to change" in out
+
+
+def test_an_interrupted_run_is_finished_by_the_next(world: World, people: Population) -> None:
+    w = world
+    import time
+
+    cut = Resync(w.engine, db_reader(w)).run(dry_run=False, deadline=time.monotonic() - 1)
+    assert not cut.complete and cut.applied == 0
+    done = Resync(w.engine, db_reader(w)).run(dry_run=False)
+    assert done.complete and done.ok and done.applied > 0
+    assert Resync(w.engine, db_reader(w)).run(dry_run=False).applied == 0
+
+
+def test_clients_held_by_a_worker_are_left_to_it(world: World, people: Population) -> None:
+    from bridge import queue
+
+    w = world
+    held = people.vip_owing[0]
+    assert queue.acquire_client(w.store, held, "someone", w.engine.now(),
+                                lease=timedelta(minutes=5))
+    result = Resync(w.engine, db_reader(w)).run(dry_run=False)
+    assert result.busy == 1 and w.group(held) == w.vip
+    queue.release_client(w.store, held, "someone")
+    Resync(w.engine, db_reader(w)).run(dry_run=False)
+    assert w.group(held) != w.vip
+
+
+def test_first_sight_and_cache_bookkeeping_are_bulk(world: World, people: Population) -> None:
+    w = world
+    result = Resync(w.engine, db_reader(w)).run(dry_run=False)
+    changed = {c for c, changes in plans(w, db_reader(w)).items() if changes}
+    assert not changed
+    assert result.recorded + result.applied > 0
+    memories = {m.client_id: m for m in w.store.iter_memories()}
+    assert set(memories) == set(people.clients)
+    assert all(m.last_group_id == w.group(c) for c, m in memories.items())
+
+
+def test_precronjob_reads_the_whmcs_database_when_configured(world: World,
+                                                             people: Population) -> None:
+    w = world
+    calls = len(w.sandbox.api_log)
+    w.forwarder.fire("PreCronJob", {})
+    w.drain()
+    actions = [c["action"] for c in list(w.sandbox.api_log)[calls:]]
+    # the full reconcile read nothing through the API before writing (the reads after are
+    # the per-client reconciles of vipgate's own echoes, ClientEdit)
+    assert actions[0] in ("UpdateClient", "UpdateTicket", "AddTicketNote")
+    for client in people.vip_owing:
+        assert w.group(client) != w.vip
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_db_source_without_a_database_url_is_a_usage_error(world: World) -> None:
+    settings = world.settings.replace(whmcs={"database_url": ""})
+    code, _, err = cli(world, "--dry-run", "db", settings=settings)
+    assert code == 2 and err.count("\n") == 1 and "[whmcs] database_url is empty" in err
+
+
+def test_an_unreachable_whmcs_database_exits_2(world: World) -> None:
+    settings = world.settings.replace(
+        whmcs={"database_url": "mysql+pymysql://reader:pw@127.0.0.1:1/whmcs"})
+    code, _, err = cli(world, "--dry-run", "db", settings=settings)
+    assert code == 2 and err.count("\n") == 1
+    assert "WHMCS's database at mysql+pymysql://reader:***@127.0.0.1:1/whmcs" in err
+
+
+def test_an_unreachable_vipgate_database_exits_2(world: World) -> None:
+    settings = world.settings.replace(
+        bridge={"database_url": "mysql+pymysql://root@127.0.0.1:1/vipgate"})
+    code, _, err = cli(world, "--dry-run", "db", settings=settings)
+    assert code == 2 and err.count("\n") == 1 and "vipgate's database" in err
+
+
+def test_applying_without_the_api_exits_2(world: World) -> None:
+    settings = world.settings.replace(whmcs={"url": ""})
+    code, _, err = cli(world, "db", settings=settings)
+    assert code == 2 and "applying needs WHMCS's API" in err
+
+
+def test_bad_arguments_exit_2_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for args, expected in ((["--client", "abc"], "--client"), (["--client", "0"], "--client"),
+                           (["--source", "ftp"], "--source")):
+        done = subprocess.run([sys.executable, "-m", "bridge", "resync", "--dry-run", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and expected in done.stderr
+
+
+def test_a_bad_resync_setting_names_the_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "vipgate.ini").write_text("[resync]\nconcurrency = 0\n")
+    done = subprocess.run([sys.executable, "-m", "bridge", "resync", "--dry-run"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "[resync] concurrency = '0'" in done.stderr and "1 to 32" in done.stderr
+
+
+# --- pieces -------------------------------------------------------------------------------------
+
+
+def test_merge_joins_sorted_streams_and_skips_orphans() -> None:
+    clients = [(1,), (3,), (4,)]
+    invoices = [(0, "orphan"), (1, "a"), (1, "b"), (2, "deleted client"), (4, "c")]
+    tickets: list[tuple[int, str]] = [(3, "t")]
+    assert list(merge(clients, invoices, tickets)) == [
+        ((1,), [(1, "a"), (1, "b")], []), ((3,), [], [(3, "t")]), ((4,), [(4, "c")], [])]
+
+
+def test_rate_limiter_spaces_calls() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    limit = RateLimiter(4, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        limit()
+    assert slept == [0.25, 0.25, 0.25, 0.25]
+
+
+def test_store_keyset_iterators_page_through_everything(store: Store) -> None:
+    now = datetime(2026, 11, 21, tzinfo=UTC)
+    added = store.add_memories([ClientMemory(c, last_group_id=1, known=True)
+                                for c in range(1, 26)], now)
+    assert added == 25
+    assert store.add_memories([ClientMemory(3, last_group_id=9, known=True),
+                               ClientMemory(30, known=True)], now) == 1
+    seen = [m.client_id for m in store.iter_memories(page=7)]
+    assert seen == [*range(1, 26), 30]
+    assert store.get_memory(3).last_group_id == 1  # an existing row is kept
+    assert [m.client_id for m in store.iter_memories([5, 30, 99], page=1)] == [5, 30]
+
+
+def test_window_of_today() -> None:
+    from bridge.resync.snapshot import Window
+    from bridge.settings import default_settings
+
+    policy = default_settings().policy
+    window = Window.of(date(2026, 3, 31), policy)
+    assert window.start == date(2025, 3, 31) and window.today == date(2026, 3, 31)
