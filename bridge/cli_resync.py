@@ -110,11 +110,11 @@ class Progress:
             self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
                             desc="resync", smoothing=0.1, mininterval=0.2)
 
-    def __call__(self, _client_id: int) -> None:
-        self.done += 1
+    def __call__(self, count: int) -> None:
+        before, self.done = self.done, self.done + count
         if self.bar is not None:
-            self.bar.update(1)
-        elif self.done % self.step == 0:
+            self.bar.update(count)
+        elif before // self.step != self.done // self.step:
             rate = self.done / max(time.monotonic() - self.started, 1e-6)
             self.err.write(f"vipgate: resync {self.done}/{self.total} clients read "
                            f"({rate:,.0f}/s)\n")
@@ -181,7 +181,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
         progress = Progress(total, tty, err)
         try:
             result = Resync(engine, reader).run(dry_run=dry_run, client_ids=ids,
-                                                on_change=printer, on_client=progress)
+                                                on_change=printer, on_progress=progress)
         except sa.exc.SQLAlchemyError as exc:
             raise fail(_db_error("a database", exc, ""), 1) from None
         except WhmcsError as exc:

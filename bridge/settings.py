@@ -278,6 +278,7 @@ class TicketSettings:
 class ResyncSettings:
     source: str  # auto (db when [whmcs] database_url is set, else api), db, api
     concurrency: int  # clients applied at once
+    processes: int  # processes a database scan of everyone is split over
     rate_per_second: float  # WHMCS API writes per second, across the process
 
 
@@ -357,6 +358,7 @@ class ResyncSchema(_Section):
     dataclass = ResyncSettings
     source = _Choice("auto", ("auto", "db", "api"))
     concurrency = _Int(4, 1, 32)
+    processes = _Int(2, 1, 16)
     rate_per_second = _Float(10.0, 0.1, 1000.0, unit="writes per second")
 
 

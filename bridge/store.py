@@ -362,7 +362,7 @@ class Store:
             return {r.client_id: _memory(r) for r in conn.execute(query)}
 
     def _keyset(self, table: sa.Table, keys: tuple[str, ...], client_ids: list[int] | None,
-                page: int) -> Iterator[Any]:
+                page: int, id_range: tuple[int, int] | None = None) -> Iterator[Any]:
         """Rows ordered by ``keys``, read a page at a time (no read held open between pages,
         so writers are not blocked while a long resync streams them)."""
         columns = [table.c[k] for k in keys]
@@ -371,6 +371,8 @@ class Store:
             query = table.select().order_by(*columns).limit(page)
             if client_ids is not None:
                 query = query.where(table.c.client_id.in_(client_ids))
+            if id_range is not None:
+                query = query.where(table.c.client_id.between(*id_range))
             if last is not None:
                 query = query.where(sa.tuple_(*columns) > sa.tuple_(*last))
             with self.engine.connect() as conn:
@@ -380,22 +382,26 @@ class Store:
                 return
             last = tuple(getattr(rows[-1], k) for k in keys)
 
-    def iter_memories(self, client_ids: list[int] | None = None, *,
-                      page: int = 5000) -> Iterator[ClientMemory]:
-        """Every remembered client (or those of ``client_ids``), by client id."""
-        return map(_memory, self._keyset(membership, ("client_id",), client_ids, page))
+    def iter_memories(self, client_ids: list[int] | None = None, *, page: int = 5000,
+                      id_range: tuple[int, int] | None = None) -> Iterator[ClientMemory]:
+        """Every remembered client (or those of ``client_ids``, or in ``id_range``), by id."""
+        return map(_memory, self._keyset(membership, ("client_id",), client_ids, page,
+                                         id_range))
 
-    def iter_ticket_memories(self, client_ids: list[int] | None = None, *,
-                             page: int = 5000) -> Iterator[TicketMemory]:
+    def iter_ticket_memories(self, client_ids: list[int] | None = None, *, page: int = 5000,
+                             id_range: tuple[int, int] | None = None
+                             ) -> Iterator[TicketMemory]:
         """Every ticket record, by client id then ticket id."""
-        for r in self._keyset(managed_ticket, ("client_id", "ticket_id"), client_ids, page):
+        for r in self._keyset(managed_ticket, ("client_id", "ticket_id"), client_ids, page,
+                              id_range):
             yield TicketMemory(r.ticket_id, r.client_id, r.original_priority,
                                r.managed_priority, r.pending_priority, r.note_key)
 
-    def iter_standings(self, client_ids: list[int] | None = None, *,
-                       page: int = 5000) -> Iterator[CachedStanding]:
+    def iter_standings(self, client_ids: list[int] | None = None, *, page: int = 5000,
+                       id_range: tuple[int, int] | None = None) -> Iterator[CachedStanding]:
         """The standing cache, by client id."""
-        return map(_standing, self._keyset(standing, ("client_id",), client_ids, page))
+        return map(_standing, self._keyset(standing, ("client_id",), client_ids, page,
+                                           id_range))
 
     def promises(self) -> dict[int, tuple[date, str]]:
         """Every promise to pay (few: staff register them one by one)."""

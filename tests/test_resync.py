@@ -259,7 +259,7 @@ def test_clients_held_by_a_worker_are_left_to_it(world: World, people: Populatio
     assert queue.acquire_client(w.store, held, "someone", w.engine.now(),
                                 lease=timedelta(minutes=5))
     result = Resync(w.engine, db_reader(w)).run(dry_run=False)
-    assert result.busy == 1 and w.group(held) == w.vip
+    assert (result.busy, w.group(held)) == (1, w.vip), result
     queue.release_client(w.store, held, "someone")
     Resync(w.engine, db_reader(w)).run(dry_run=False)
     assert w.group(held) != w.vip
@@ -388,3 +388,29 @@ def test_window_of_today() -> None:
     policy = default_settings().policy
     window = Window.of(date(2026, 3, 31), policy)
     assert window.start == date(2025, 3, 31) and window.today == date(2026, 3, 31)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_scan_split_over_processes_plans_the_same(world: World, people: Population,
+                                                    dry_run: bool,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    w = world
+    alone = Resync(w.engine, db_reader(w))
+    alone.settings = w.settings.replace(resync={"processes": 1})
+    alone.range_size = 7
+    expected = alone.run(dry_run=True)
+    assert "client id ranges" not in caplog.text
+    changes: list[Any] = []
+    split = Resync(w.engine, db_reader(w))
+    split.range_size = 7  # 40 clients: 6 ranges over 2 processes
+    assert len(db_reader(w).id_ranges(7)) == 6
+    with caplog.at_level("INFO", logger="vipgate.resync"):
+        found = split.run(dry_run=dry_run, on_change=changes.append)
+    assert "scanning 6 client id ranges in 2 " in caplog.text
+    assert found.summary()["changes"] == expected.summary()["changes"]
+    assert found.clients == len(people.clients) and found.standing == expected.standing
+    if dry_run:
+        assert [c.client_id for c in changes] == sorted(c.client_id for c in changes)
+    else:
+        assert found.ok and found.applied == len(changes) > 0
+        assert Resync(w.engine, db_reader(w)).run(dry_run=True).planned.total() == 0

@@ -134,7 +134,10 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings
                 "membership", "unknown", "pinned",
                 (f"in VIP group {vip} when vipgate first saw the client: adopted as pinned "
                  "(the owner chose it)",), actor="vipgate"),)
-        return replace(memory, last_group_id=group_id, known=True), ()
+        # (built directly: dataclasses.replace is slow, and a resync meets 1M clients here)
+        return ClientMemory(memory.client_id, memory.pinned, memory.excluded,
+                            memory.home_group_id, group_id, memory.pending_group_id,
+                            known=True), ()
     if memory.last_group_id == group_id:
         return memory, ()
     change = follow_staff_change(memory.last_group_id, group_id, vip, False, policy)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from bridge.policy.gate import format_money
 from bridge.policy.standing import Standing, describe
@@ -48,6 +49,7 @@ class MembershipChange:
         return Membership(self.pinned, self.excluded, home)
 
 
+@lru_cache(maxsize=8192)  # a resync asks for the same few thousand (day, months) pairs
 def add_months(day: date, months: int) -> date:
     """``day`` moved by whole months, clamped to the month's end (31 Jan + 1 = 28/29 Feb)."""
     index = day.year * 12 + day.month - 1 + months

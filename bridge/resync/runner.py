@@ -28,9 +28,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bridge import queue
 from bridge.engine.plan import Change, ClientPlan, plan_client
@@ -38,12 +39,15 @@ from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
 from bridge.policy.state import Promise
 from bridge.resync.snapshot import ClientSnapshot, Source, Window, merge
+from bridge.settings import Settings
+from bridge.store import Store
 from bridge.whmcs import WhmcsError
 
 log = logging.getLogger("vipgate.resync")
 
 BATCH = 20  # clients read again, leased and applied together
 BOOKKEEPING_BATCH = 1000
+RANGE_CLIENTS = 25_000  # clients per range when scanning in several processes
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class Resync:
         self.lease = lease
         self.clock = clock or engine.now  # the leases' clock
         self.concurrency = concurrency or self.settings.resync.concurrency
+        self.range_size = RANGE_CLIENTS
 
     # --- planning -----------------------------------------------------------------------------
 
@@ -161,15 +166,21 @@ class Resync:
         return Window.of(self.engine.today(now), self.settings.policy)
 
     def scan(self, client_ids: Iterable[int] | None = None, *,
-             now: datetime | None = None) -> Iterator[_Scanned]:
-        """Every client's plan (or those of ``client_ids``), in client id order."""
+             now: datetime | None = None,
+             id_range: tuple[int, int] | None = None) -> Iterator[_Scanned]:
+        """Every client's plan (or those of ``client_ids``, or with ids in ``id_range``,
+        bounds included), in client id order."""
         now = now or self.engine.now()
         window = self.window(now)
         ids = None if client_ids is None else sorted(set(client_ids))
         promises = self.store.promises()
-        rows = merge(self.source.scan(window, ids),
-                     self.store.iter_memories(ids), self.store.iter_ticket_memories(ids),
-                     self.store.iter_standings(ids),
+        store = self.store
+        snapshots = (self.source.scan(window, ids) if id_range is None
+                     else self.source.scan(window, id_range=id_range))  # type: ignore[call-arg]
+        rows = merge(snapshots,
+                     store.iter_memories(ids, id_range=id_range),
+                     store.iter_ticket_memories(ids, id_range=id_range),
+                     store.iter_standings(ids, id_range=id_range),
                      key=_client_id)
         for snapshot, memories, tickets, cached in rows:
             yield self._plan(snapshot, memories[0] if memories else None,
@@ -197,57 +208,75 @@ class Resync:
     def run(self, *, dry_run: bool, client_ids: Iterable[int] | None = None,
             deadline: float | None = None, event_id: str | None = None,
             on_change: Callable[[PlannedChange], None] | None = None,
-            on_client: Callable[[int], None] | None = None) -> ResyncResult:
+            on_progress: Callable[[int], None] | None = None) -> ResyncResult:
         """Plan, and unless ``dry_run`` apply. ``deadline`` (``time.monotonic()``) stops the
         scan and the applying (the result is then not ``complete``); ``on_change`` sees every
-        planned (dry run) or attempted change, ``on_client`` every client scanned."""
+        planned (dry run) or attempted change, ``on_progress`` how many clients were just
+        scanned."""
         started = time.monotonic()
         result = ResyncResult(dry_run, self.source.name)
         now = self.engine.now()
-        work: list[int] = []
-        first_seen: list[ClientMemory] = []
-        caches: list[CachedStanding] = []
-        for scanned in self.scan(client_ids, now=now):
-            if deadline is not None and time.monotonic() > deadline:
-                result.complete = False
-                break
-            plan = scanned.plan
-            result.clients += 1
-            result.standing[plan.standing.kind] += 1
-            result.in_vip += plan.decision.in_vip
-            for change in plan.changes:
-                result.planned[change.kind] += 1
-                if change.kind == "group":
-                    vip = str(self.settings.policy.vip_group_id)
-                    result.planned["vip_in" if change.after == vip else "vip_out"] += 1
-                if dry_run and on_change:
-                    on_change(PlannedChange.of(change))
-            if on_client:
-                on_client(plan.client_id)
-            if dry_run:
-                continue
-            if _needs_lease(scanned):
-                work.append(plan.client_id)
-                continue
-            if not scanned.memory.known:
-                first_seen.append(plan.memory_after)
-            if _cache_differs(scanned.cached, plan.cache):
-                caches.append(plan.cache)
-            if len(first_seen) >= BOOKKEEPING_BATCH or len(caches) >= BOOKKEEPING_BATCH:
-                self._bookkeeping(first_seen, caches, now, result)
+        tally = _Tally(dry_run, self.settings.policy.vip_group_id, on_change)
+        ranges = self._ranges(client_ids)
+        if ranges is None:
+            for scanned in self.scan(client_ids, now=now):
+                if deadline is not None and time.monotonic() > deadline:
+                    tally.complete = False
+                    break
+                tally.add(scanned)
+                if on_progress:
+                    on_progress(1)
+                if tally.bookkeeping_due:
+                    self._bookkeeping(tally, now)
+        else:
+            for part in self._scan_in_processes(ranges, now, dry_run, deadline):
+                tally.merge(part)
+                if on_progress:
+                    on_progress(part.clients)
+                self._bookkeeping(tally, now)
+        tally.into(result)
         if not dry_run:
-            self._bookkeeping(first_seen, caches, now, result)
-            self._apply(work, result, deadline=deadline, event_id=event_id,
+            self._bookkeeping(tally, now)
+            result.recorded, result.cached = tally.recorded, tally.cached
+            self._apply(tally.work, result, deadline=deadline, event_id=event_id,
                         on_change=on_change)
         result.seconds = time.monotonic() - started
         return result
 
-    def _bookkeeping(self, first_seen: list[ClientMemory], caches: list[CachedStanding],
-                     now: datetime, result: ResyncResult) -> None:
-        result.recorded += self.store.add_memories(first_seen, now)
-        result.cached += self.store.put_standings(caches, older_than=now)
-        first_seen.clear()
-        caches.clear()
+    # --- scanning in several processes (the database source, everyone) ------------------------
+
+    def _ranges(self, client_ids: Iterable[int] | None) -> list[tuple[int, int]] | None:
+        """Client id ranges to scan in separate processes, or None to scan here."""
+        processes = self.settings.resync.processes
+        split = getattr(self.source, "id_ranges", None)
+        if client_ids is not None or processes <= 1 or split is None:
+            return None
+        ranges: list[tuple[int, int]] = split(self.range_size)
+        return ranges if len(ranges) > 1 else None
+
+    def _scan_in_processes(self, ranges: list[tuple[int, int]], now: datetime, dry_run: bool,
+                           deadline: float | None) -> Iterator[_Tally]:
+        """Each range planned in a child process (the driver's row decoding and the policy
+        are CPU-bound Python: one core each); parts come back in client id order."""
+        import multiprocessing
+
+        # fork is cheap, but not safe once threads run (a served bridge); spawn then
+        method = "fork" if threading.active_count() == 1 else "spawn"
+        context = multiprocessing.get_context(method)
+        job = _Job(self.settings, getattr(self.source, "url", ""), now, dry_run, deadline)
+        workers = min(self.settings.resync.processes, len(ranges))
+        log.info("scanning %d client id ranges in %d %s processes", len(ranges), workers,
+                 method)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield from pool.map(_scan_range, [(job, lo, hi) for lo, hi in ranges])
+
+    def _bookkeeping(self, tally: _Tally, now: datetime) -> None:
+        if tally.dry_run:
+            return
+        tally.recorded += self.store.add_memories(tally.first_seen, now)
+        tally.cached += self.store.put_standings(tally.caches, older_than=now)
+        tally.first_seen.clear()
+        tally.caches.clear()
 
     def _apply(self, work: list[int], result: ResyncResult, *, deadline: float | None,
                event_id: str | None,
@@ -320,6 +349,111 @@ class Resync:
             return
         for change in applied:
             report(PlannedChange.of(change, applied=True))
+
+
+class _Tally:
+    """What a scan adds up to: counts, the changes (dry run), the clients to apply under
+    their leases, and the bulk bookkeeping. Picklable: a child process returns one."""
+
+    def __init__(self, dry_run: bool, vip_group_id: int,
+                 on_change: Callable[[PlannedChange], None] | None = None) -> None:
+        self.dry_run, self.vip = dry_run, str(vip_group_id)
+        self.on_change = on_change
+        self.changes: list[PlannedChange] | None = None  # kept when nobody listens
+        self.clients = self.in_vip = self.recorded = self.cached = 0
+        self.standing: Counter[str] = Counter()
+        self.planned: Counter[str] = Counter()
+        self.work: list[int] = []
+        self.first_seen: list[ClientMemory] = []
+        self.caches: list[CachedStanding] = []
+        self.complete = True
+
+    def add(self, scanned: _Scanned) -> None:
+        plan = scanned.plan
+        self.clients += 1
+        self.standing[plan.standing.kind] += 1
+        self.in_vip += plan.decision.in_vip
+        for change in plan.changes:
+            self.planned[change.kind] += 1
+            if change.kind == "group":
+                self.planned["vip_in" if change.after == self.vip else "vip_out"] += 1
+            if self.dry_run:
+                self._report(PlannedChange.of(change))
+        if self.dry_run:
+            return
+        if _needs_lease(scanned):
+            self.work.append(plan.client_id)
+            return
+        if not scanned.memory.known:
+            self.first_seen.append(plan.memory_after)
+        if _cache_differs(scanned.cached, plan.cache):
+            self.caches.append(plan.cache)
+
+    def _report(self, change: PlannedChange) -> None:
+        if self.on_change is not None:
+            self.on_change(change)
+        elif self.changes is not None:
+            self.changes.append(change)
+
+    @property
+    def bookkeeping_due(self) -> bool:
+        return len(self.first_seen) >= BOOKKEEPING_BATCH or len(self.caches) >= BOOKKEEPING_BATCH
+
+    def merge(self, part: _Tally) -> None:
+        self.clients += part.clients
+        self.in_vip += part.in_vip
+        self.standing.update(part.standing)
+        self.planned.update(part.planned)
+        for change in part.changes or ():
+            self._report(change)
+        self.work += part.work
+        self.first_seen += part.first_seen
+        self.caches += part.caches
+        self.complete = self.complete and part.complete
+
+    def into(self, result: ResyncResult) -> None:
+        result.clients, result.in_vip = self.clients, self.in_vip
+        result.standing, result.planned = self.standing, self.planned
+        result.complete = self.complete
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "on_change": None}
+
+
+@dataclass(frozen=True)
+class _Job:
+    settings: Settings
+    source_url: str
+    now: datetime
+    dry_run: bool
+    deadline: float | None
+
+
+_CHILD: dict[str, Resync] = {}
+
+
+def _scan_range(task: tuple[_Job, int, int]) -> _Tally:
+    """In a child process: plan the clients with ids in [lo, hi] (reads only)."""
+    from bridge.resync.source_db import WhmcsDbReader
+
+    job, lo, hi = task
+    resync = _CHILD.get("resync")
+    if resync is None:
+        store = Store(job.settings.bridge.database_url)
+        engine = Engine(job.settings, store, whmcs=_no_api, now=lambda: job.now)
+        resync = _CHILD["resync"] = Resync(engine, WhmcsDbReader(job.source_url))
+    tally = _Tally(job.dry_run, job.settings.policy.vip_group_id)
+    tally.changes = []
+    for scanned in resync.scan(now=job.now, id_range=(lo, hi)):
+        if job.deadline is not None and time.monotonic() > job.deadline:
+            tally.complete = False
+            break
+        tally.add(scanned)
+    return tally
+
+
+def _no_api() -> Any:
+    raise RuntimeError("a scanning process does not call WHMCS's API")
 
 
 def _client_id(row: object) -> int:

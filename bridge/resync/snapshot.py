@@ -49,6 +49,8 @@ class Source(Protocol):
 
     def scan(self, window: Window, client_ids: Iterable[int] | None = None
              ) -> Iterator[ClientSnapshot]: ...
+    # A source that can be split for scanning in several processes also has
+    # ``id_ranges(size) -> list[(lo, hi)]``, ``scan(window, id_range=(lo, hi))`` and ``url``.
 
     def dispose(self) -> None: ...
 

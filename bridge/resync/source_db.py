@@ -106,16 +106,23 @@ class WhmcsDbReader:
 
     # --- the queries -------------------------------------------------------------------------
 
-    def _queries(self, window: Window, client_ids: Sequence[int] | None
-                 ) -> tuple[sa.Select[Any], ...]:
+    def _queries(self, window: Window, client_ids: Sequence[int] | None,
+                 id_range: tuple[int, int] | None = None) -> tuple[sa.Select[Any], ...]:
         c, i, a, h, t = tblclients.c, tblinvoices.c, tblaccounts.c, tblhosting.c, tbltickets.c
         start = datetime.combine(window.start, time())
         end = datetime.combine(window.today + timedelta(days=1), time())
         paid_in_window = sa.and_(i.status == PAID, i.datepaid >= start, i.datepaid < end)
         spent = (sa.select(i.userid.label("userid"), sa.func.sum(i.total).label("spent"))
                  .where(paid_in_window))
-        if client_ids is not None:
-            spent = spent.where(i.userid.in_(client_ids))
+        def only(column: Any) -> Any:
+            """The subset of clients read: some ids, an id range, or everyone."""
+            if client_ids is not None:
+                return column.in_(client_ids)
+            if id_range is not None:
+                return column.between(*id_range)
+            return sa.true()
+
+        spent = spent.where(only(i.userid))
         spent_sq = spent.group_by(i.userid).subquery("spent")
         day, cents = self._day, self._cents
         clients = (sa.select(c.id, c.status, c.groupid, day(c.datecreated), c.language,
@@ -144,12 +151,8 @@ class WhmcsDbReader:
         tickets = (sa.select(t.userid, t.id, t.did, t.urgency, t.status)
                    .where(t.merged_ticket_id == 0, t.userid > 0, t.status.in_(active))
                    .order_by(t.userid, t.id))
-        if client_ids is not None:
-            clients = clients.where(c.id.in_(client_ids))
-            invoices = invoices.where(i.userid.in_(client_ids))
-            services = services.where(h.userid.in_(client_ids))
-            tickets = tickets.where(t.userid.in_(client_ids))
-        return clients, invoices, services, tickets
+        return (clients.where(only(c.id)), invoices.where(only(i.userid)),
+                services.where(only(h.userid)), tickets.where(only(t.userid)))
 
     # Dates travel as day numbers (``date.toordinal()``; NULL for WHMCS's zero dates) and money
     # as whole cents: integers are what the driver decodes fastest, and there are millions.
@@ -188,19 +191,31 @@ class WhmcsDbReader:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def scan(self, window: Window, client_ids: Iterable[int] | None = None
-             ) -> Iterator[ClientSnapshot]:
-        """Every client (or those of ``client_ids``), ordered by id."""
+    def scan(self, window: Window, client_ids: Iterable[int] | None = None, *,
+             id_range: tuple[int, int] | None = None) -> Iterator[ClientSnapshot]:
+        """Every client (or those of ``client_ids``, or with ids in ``id_range``), by id."""
         if client_ids is None:
-            yield from self._scan(window, None)
+            yield from self._scan(window, None, id_range)
             return
         ids = sorted(set(client_ids))
         for n in range(0, len(ids), ID_BATCH):
             yield from self._scan(window, ids[n:n + ID_BATCH])
 
-    def _scan(self, window: Window, client_ids: Sequence[int] | None
-              ) -> Iterator[ClientSnapshot]:
-        queries = self._queries(window, client_ids)
+    def id_ranges(self, size: int) -> list[tuple[int, int]]:
+        """Client id ranges (bounds included) of about ``size`` clients each, covering all."""
+        c = tblclients.c
+        with self.engine.connect() as conn:
+            low, high, count = conn.execute(sa.select(sa.func.min(c.id), sa.func.max(c.id),
+                                                      sa.func.count())).one()
+        if not count:
+            return []
+        parts = max(1, -(-count // size))
+        width = -(-(high - low + 1) // parts)
+        return [(lo, min(lo + width - 1, high)) for lo in range(low, high + 1, width)]
+
+    def _scan(self, window: Window, client_ids: Sequence[int] | None,
+              id_range: tuple[int, int] | None = None) -> Iterator[ClientSnapshot]:
+        queries = self._queries(window, client_ids, id_range)
         money = self.currencies()
         conns = [self.engine.connect() for _ in queries]
         try:
