@@ -221,6 +221,21 @@ def check(ctx: click.Context) -> None:
         except WhmcsError as exc:
             click.echo(f"whmcs: {exc}")
             problems += 1
+    if settings.whmcs.database_url:
+        from bridge.resync.source_db import WhmcsDbReader
+
+        where = shown_url(settings.whmcs.database_url)
+        try:
+            reader = WhmcsDbReader(settings.whmcs.database_url)
+            try:
+                click.echo(f"whmcs database: ok ({where}, {reader.count()} clients, "
+                           "read-only session)")
+            finally:
+                reader.dispose()
+        except sa.exc.SQLAlchemyError as exc:
+            failure = database_failure(exc, settings.whmcs.database_url)
+            click.echo(f"whmcs database: {failure.message}")
+            problems += 1
     for warning in found:
         click.echo(f"warning: {warning}")
     if problems:

@@ -64,3 +64,20 @@ def test_check_warns_that_a_zero_min_spend_promotes_every_old_paying_client() ->
     assert any("min_spend is 0" in w for w in warnings(base))
     narrowed = base.replace(policy={"min_spend": "500"})
     assert not any("min_spend" in w for w in warnings(narrowed))
+
+
+def test_check_reaches_the_read_only_whmcs_database(tmp_path) -> None:
+    from bridge.sandbox.whmcs import Sandbox
+
+    sandbox = Sandbox(f"sqlite:///{tmp_path}/whmcs.db")
+    with sandbox.quiet():
+        sandbox.add_client("Ana", "Lima")
+    sandbox.dispose()
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path}/whmcs.db"
+    result = run("check", cwd=tmp_path, env={"VIPGATE_WHMCS_DATABASE_URL": url})
+    assert "whmcs database: ok (sqlite:///" in result.stdout and "1 clients" in result.stdout
+    result = run("check", cwd=tmp_path, env={
+        "VIPGATE_WHMCS_DATABASE_URL": "mysql+pymysql://ro:secretpw@127.0.0.1:1/whmcs"})
+    assert result.returncode == 1 and "whmcs database: database error at" in result.stdout
+    assert "secretpw" not in result.stdout + result.stderr

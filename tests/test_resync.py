@@ -414,3 +414,20 @@ def test_a_scan_split_over_processes_plans_the_same(world: World, people: Popula
     else:
         assert found.ok and found.applied == len(changes) > 0
         assert Resync(w.engine, db_reader(w)).run(dry_run=True).planned.total() == 0
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    from bridge.cli_resync import Progress
+
+    err = io.StringIO()
+    lines = Progress(40, tty=False, err=err)
+    for _ in range(40):
+        lines(1)
+    lines.close()
+    assert err.getvalue().count("clients read") == 10 and "40/40 clients read" in err.getvalue()
+    err = io.StringIO()
+    bar = Progress(40, tty=True, err=err)
+    bar(25)
+    bar(15)
+    bar.close()
+    assert "40/40" in err.getvalue() and "client/s" in err.getvalue()

@@ -171,6 +171,63 @@ class CpuMeter:
         return t.user + t.system
 
 
+# --- memory of a process tree ------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``/proc/PID/task/TID/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError):
+                    todo += [int(c) for c in
+                             Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+    return found
+
+
+def _rss_pss_kb(pid: int) -> tuple[int, int]:
+    rss = pss = 0
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss
+
+
+class TreeMemory:
+    """Samples the memory of a process and its descendants (the resync may scan in several
+    processes: ``wait4``'s ru_maxrss is the largest single process, not their sum). RSS
+    summed counts the pages forked processes share once per process; PSS splits them."""
+
+    INTERVAL = 0.25  # reading smaps_rollup costs CPU the measured run would miss
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.rss_kb = self.pss_kb = 0
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = _tree(self.pid)
+            sizes = [_rss_pss_kb(pid) for pid in pids]
+            self.rss_kb = max(self.rss_kb, sum(r for r, _ in sizes))
+            self.pss_kb = max(self.pss_kb, sum(p for _, p in sizes))
+            self.processes = max(self.processes, sum(1 for r, _ in sizes if r))
+            self._stop.wait(self.INTERVAL)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # --- child processes ---------------------------------------------------------------------------
 
 
@@ -179,7 +236,10 @@ class ChildRun:
     argv: list[str]
     wall: float
     returncode: int
-    maxrss_mb: float
+    maxrss_mb: float  # the largest single process of the tree (wait4)
+    tree_rss_mb: float  # sampled peak of the tree's summed RSS
+    tree_pss_mb: float  # sampled peak of the tree's summed PSS
+    processes: int  # most processes seen at once in the tree
     cpu: Cpu
     stdout: Path
     stderr: Path
@@ -192,11 +252,13 @@ def child_env() -> dict[str, str]:
 
 def run_child(argv: list[str], out: Path, err: Path, meter: CpuMeter,
               timeout: float) -> ChildRun:
-    """Run ``argv``; its wall time, exit code, peak RSS and CPU (``os.wait4``: this child's
-    own rusage, not the maximum over every child so far)."""
+    """Run ``argv``; its wall time, exit code, CPU and largest RSS (``os.wait4``: this child
+    and the descendants it waited for, not every child so far), and its tree's memory
+    (sampled)."""
     with out.open("wb") as stdout, err.open("wb") as stderr, meter.measure() as cpu:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=child_env(), cwd=REPO)
+        memory = TreeMemory(proc.pid)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
@@ -207,10 +269,12 @@ def run_child(argv: list[str], out: Path, err: Path, meter: CpuMeter,
             raise
         finally:
             timer.cancel()
+            memory.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         cpu.child = usage.ru_utime + usage.ru_stime
-    return ChildRun(argv, wall, proc.returncode, usage.ru_maxrss / 1024, cpu, out, err)
+    return ChildRun(argv, wall, proc.returncode, usage.ru_maxrss / 1024,
+                    memory.rss_kb / 1024, memory.pss_kb / 1024, memory.processes, cpu, out, err)
 
 
 def check_child(run: ChildRun, what: str) -> None:
@@ -244,7 +308,10 @@ def parse_resync_json(path: Path) -> tuple[dict[str, Any], int]:
 @dataclass
 class DryRun:
     wall: float
-    maxrss_mb: float
+    maxrss_mb: float  # largest single process
+    tree_rss_mb: float
+    tree_pss_mb: float  # what the targets are checked against
+    processes: int
     cpu: Cpu
     inner_seconds: float  # the summary's "seconds": the scan and plan inside the process
     clients: int
@@ -282,13 +349,19 @@ class Bench:
         self.naive_ids: list[int] = []
         self.commands: list[str] = []
         self.today = datetime.now(ZoneInfo(TIMEZONE)).date()
+        self.processes = 1  # [resync] processes, as vipgate reads the generated config
 
     def python_bridge(self, config: Path, *rest: str) -> list[str]:
         return [sys.executable, "-m", "bridge", "--config", str(config), *rest]
 
     def dataset(self, label: str, url: str) -> Dataset:
         config = self.tmp / f"vipgate-{label}.ini"
-        config.write_text(CONFIG.format(store=self.store, timezone=TIMEZONE, url=url))
+        text = CONFIG.format(store=self.store, timezone=TIMEZONE, url=url)
+        if self.args.processes is not None:
+            text += f"\n[resync]\nprocesses = {self.args.processes}\n"
+        config.write_text(text)
+        resync = load_settings(config, environ={}).resync
+        self.processes = getattr(resync, "processes", 1)  # older vipgate: one process
         return Dataset(label, url, count_clients(url, label), config)
 
     def window(self, config: Path) -> Any:
@@ -318,7 +391,8 @@ class Bench:
         check_child(run, f"vipgate resync ({ds.label})")
         summary, lines = parse_resync_json(out)
         out.unlink()
-        return DryRun(run.wall, run.maxrss_mb, run.cpu, float(summary["seconds"]),
+        return DryRun(run.wall, run.maxrss_mb, run.tree_rss_mb, run.tree_pss_mb,
+                      run.processes, run.cpu, float(summary["seconds"]),
                       int(summary["clients"]), dict(summary["changes"]), lines,
                       bool(summary["complete"]))
 
@@ -347,7 +421,8 @@ class Bench:
             dry = self.dry_run(ds, n)
             ds.dry_runs.append(dry)
             log(f"{ds.label} round {n}/{runs}: dry run {dry.wall:.2f} s, "
-                f"{dry.maxrss_mb:.0f} MB, {dry.clients:,} clients, "
+                f"{dry.tree_pss_mb:.0f} MB PSS in {dry.processes} processes, "
+                f"{dry.clients:,} clients, "
                 f"{sum(dry.changes[k] for k in ('group', 'ticket_priority', 'ticket_note')):,}"
                 " changes")
             if with_help:
@@ -437,6 +512,19 @@ def count_clients(url: str, label: str) -> int:
     return found
 
 
+def git_state() -> str:
+    """HEAD's short hash, and "+ changes" when the working tree differs (bridge/ is being
+    worked on while this runs: the figures are of that tree)."""
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "bridge")
+    return head + (" + uncommitted changes in bridge/" if dirty else "")
+
+
 def machine(urls: list[str]) -> dict[str, Any]:
     info: dict[str, Any] = {
         "nproc": len(os.sched_getaffinity(0)),
@@ -447,6 +535,7 @@ def machine(urls: list[str]) -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "load_average_at_start": os.getloadavg(),
+        "git": git_state(),
     }
     engine = sa.create_engine(urls[0])
     try:
@@ -483,6 +572,7 @@ def total_changes(dry: DryRun) -> int:
 
 
 def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
+    args = bench.args
     sets = [ds for ds in sets if ds.dry_runs]
     if not sets:
         return ""
@@ -501,6 +591,10 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
                  + ", ".join(f"{k} {v:,} MB" for k, v in info["database_size_mb"].items())
                  + f"; load average at start {load}.")
     lines.append("")
+    lines.append(f"vipgate at git {info.get('git', '?')}; `[resync] processes` = "
+                 f"{bench.processes}" + (" (--processes)" if args.processes else
+                                         " (vipgate's default)") + ".")
+    lines.append("")
     lines.append("Each figure is the median of the runs below: " + ", ".join(
         f"{len(ds.dry_runs)} for {ds.label}" for ds in sets)
         + (f", {len(bench.naive)} naive" if bench.naive else "") + ".")
@@ -509,7 +603,10 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
 
     floor = median([t.seconds for t in small.floors])
     dry = median([d.wall for d in small.dry_runs])
-    rss = median([d.maxrss_mb for d in small.dry_runs])
+    rss = median([d.tree_pss_mb for d in small.dry_runs])
+    rss_sum = median([d.tree_rss_mb for d in small.dry_runs])
+    rss_one = median([d.maxrss_mb for d in small.dry_runs])
+    procs = max(d.processes for d in small.dry_runs)
     inner = median([d.inner_seconds for d in small.dry_runs])
     start = median([t.seconds for t in bench.helps])
     start_rss = median([t.maxrss_mb for t in bench.helps])
@@ -522,8 +619,10 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
     lines.append(f"| resync dry run via db, {small.clients:,} clients, wall | {dry:.2f} s "
                  f"(in-process {inner:.2f} s) | ≤ {DRY_RUN_SECONDS:g} s | "
                  f"{yes(dry <= DRY_RUN_SECONDS)} |")
-    lines.append(f"| resync dry run, peak RSS | {rss:.0f} MB | ≤ {DRY_RUN_MB:g} MB | "
-                 f"{yes(rss <= DRY_RUN_MB)} |")
+    lines.append(f"| resync dry run, peak memory: PSS of its {procs} "
+                 f"process{'es' if procs > 1 else ''} "
+                 f"(RSS summed {rss_sum:.0f} MB; largest process {rss_one:.0f} MB) | "
+                 f"{rss:.0f} MB | ≤ {DRY_RUN_MB:g} MB | {yes(rss <= DRY_RUN_MB)} |")
     lines.append(f"| dry run / floor | {dry / floor:.2f}× | ≤ {FLOOR_RATIO:g}× | "
                  f"{yes(dry / floor <= FLOOR_RATIO)} |")
     lines.append(f"| (dry run − process start) / floor | {(dry - start) / floor:.2f}× | | |")
@@ -545,7 +644,9 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
     if big is not None:
         big_floor = median([t.seconds for t in big.floors])
         big_dry = median([d.wall for d in big.dry_runs])
-        big_rss = median([d.maxrss_mb for d in big.dry_runs])
+        big_rss = median([d.tree_pss_mb for d in big.dry_runs])
+        big_sum = median([d.tree_rss_mb for d in big.dry_runs])
+        big_one = median([d.maxrss_mb for d in big.dry_runs])
         done = all(d.complete and d.clients == big.clients for d in big.dry_runs)
         lines.append(f"| bare scan floor, {big.clients:,} clients ({big.floors[0].rows:,} "
                      f"rows) | {big_floor:.2f} s | | |")
@@ -553,7 +654,8 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
                      f"(in-process {median([d.inner_seconds for d in big.dry_runs]):.2f} s; "
                      f"{big_dry / big.clients * 1e6:.0f} µs/client vs "
                      f"{per_client * 1e6:.0f} at 100k) | completes | {yes(done)} |")
-        lines.append(f"| resync dry run {big.clients:,}, peak RSS | {big_rss:.0f} MB "
+        lines.append(f"| resync dry run {big.clients:,}, peak memory: PSS (RSS summed "
+                     f"{big_sum:.0f} MB; largest process {big_one:.0f} MB) | {big_rss:.0f} MB "
                      f"({big_rss / rss:.2f}× the 100k figure) | ≤ {RSS_GROWTH:g}× "
                      f"({rss * RSS_GROWTH:.0f} MB) | {yes(big_rss <= rss * RSS_GROWTH)} |")
         lines.append(f"| dry run / floor, {big.clients:,} | {big_dry / big_floor:.2f}× | "
@@ -563,17 +665,21 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
     lines += ["## Runs", "",
               "`other`: the CPU the rest of the machine used meanwhile, in cores on average "
               f"(flagged above {OTHER_WARN}); `db`: MariaDB's CPU seconds (other clients' "
-              "queries included); `child`: the dry run process's CPU seconds.", "",
+              "queries included); `child`: the dry run's CPU seconds (its worker processes "
+              "included); memory: peaks sampled every 0.25 s over the dry run and its worker "
+              "processes (PSS shares the pages forked processes have in common; RSS summed "
+              "counts them once per process), and the largest single process (`wait4`).", "",
               "| set | run | floor s | floor db / other | dry run s | in-process s "
-              "| peak RSS MB | child CPU s | db CPU s | dry run other | clients "
-              "| changes (group / priority / note) |",
+              "| PSS / RSS summed / largest MB (processes) | child CPU s | db CPU s "
+              "| dry run other | clients | changes (group / priority / note) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in sets:
         for n, (fl, d) in enumerate(zip(ds.floors, ds.dry_runs, strict=False), 1):
             lines.append(
                 f"| {ds.label} | {n} | {fl.seconds:.2f} | {fl.cpu.mariadb:.2f} / "
                 f"{_other(fl.cpu)} | {d.wall:.2f} | "
-                f"{d.inner_seconds:.2f} | {d.maxrss_mb:.0f} | {d.cpu.child:.2f} | "
+                f"{d.inner_seconds:.2f} | {d.tree_pss_mb:.0f} / {d.tree_rss_mb:.0f} / "
+                f"{d.maxrss_mb:.0f} ({d.processes}) | {d.cpu.child:.2f} | "
                 f"{d.cpu.mariadb:.2f} | {_other(d.cpu)} | {d.clients:,} | "
                 f"{total_changes(d):,} ({d.changes['group']:,} / "
                 f"{d.changes['ticket_priority']:,} / {d.changes['ticket_note']:,}) |")
@@ -596,9 +702,13 @@ def report(bench: Bench, info: dict[str, Any], sets: list[Dataset]) -> str:
               *bench.commands, "```", "", f"`{small.config.name}` (and the same with the 1M "
               "URL for 1M):", "", "```ini",
               CONFIG.format(store="<tmpdir>/vipgate.db", timezone=TIMEZONE,
-                            url=shown_url(small.url)).rstrip(), "```", "",
+                            url=shown_url(small.url)).rstrip()
+              + (f"\n\n[resync]\nprocesses = {args.processes}" if args.processes else ""),
+              "```", "",
               "The floor: `WhmcsDbReader(url).floor(Window.of(today, policy))` in the "
-              "benchmark's process (the same bulk queries, every row read, nothing built). The "
+              "benchmark's process (the resync's bulk queries over every client at once, every row "
+              "read, nothing built; the resync itself splits them by client id range when it "
+              "scans in several processes). The "
               "naive loop: the sandbox WHMCS (`Sandbox(url)` + `start_sandbox`, werkzeug on "
               "127.0.0.1, in the benchmark's process) and `WhmcsClient.call` of "
               "`GetClientsDetails` (clientid, stats 0), `GetInvoices` (userid, limitnum 1000) "
@@ -651,6 +761,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also the 1M-client database (slow: minutes)")
     parser.add_argument("--million-runs", type=int, default=None, metavar="N",
                         help="rounds on the 1M database (default: --runs)")
+    parser.add_argument("--processes", type=int, default=None, metavar="N",
+                        help="write [resync] processes = N into the config (default: not "
+                             "set, vipgate's default)")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds before a dry run is killed (default: %(default)s)")
     parser.add_argument("--json", type=Path, metavar="PATH",

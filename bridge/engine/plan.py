@@ -194,7 +194,7 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
                               str(decision.target_group_id), decision.reasons))
     kind = ticket_standing(current)
     desired = desired_priority(kind, decision.in_vip, ticket_settings)
-    note = staff_note(current, ticket_settings, language)
+    note = staff_note(current, ticket_settings, language) if tickets else None
     overdue_ids = frozenset(i.invoice.id for i in current.overdue)
     records: dict[int, TicketMemory] = {}
     for ticket in tickets:

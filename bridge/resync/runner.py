@@ -47,7 +47,7 @@ log = logging.getLogger("vipgate.resync")
 
 BATCH = 20  # clients read again, leased and applied together
 BOOKKEEPING_BATCH = 1000
-RANGE_CLIENTS = 25_000  # clients per range when scanning in several processes
+RANGE_CLIENTS = 50_000  # clients per range when scanning in several processes
 
 
 @dataclass(frozen=True)
