@@ -107,6 +107,7 @@ class Progress:
         if tty:
             from tqdm import tqdm
 
+            tqdm.monitor_interval = 0  # no monitor thread: a scan may fork its processes
             self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
                             desc="resync", smoothing=0.1, mininterval=0.2)
 

@@ -424,22 +424,28 @@ class Store:
         return len(rows)
 
     def put_standings(self, rows: list[CachedStanding], *, older_than: datetime) -> int:
-        """Write many cache rows; a row another writer refreshed after ``older_than`` (it
-        saw newer WHMCS data than this batch) is left alone. Returns how many were written."""
-        written = 0
+        """Write many cache rows in a few statements; a row another writer refreshed after
+        ``older_than`` (it saw newer WHMCS data than this batch) is left alone. Returns how
+        many were written."""
+        if not rows:
+            return 0
         cutoff = utc_naive(older_than)
+        c = standing.c
         with self.engine.begin() as conn:
-            for row in rows:
-                values = _standing_values(row)
-                done = conn.execute(standing.update().where(
-                    standing.c.client_id == row.client_id,
-                    standing.c.updated_at <= cutoff).values(**values)).rowcount
-                if not done and conn.execute(sa.select(standing.c.client_id).where(
-                        standing.c.client_id == row.client_id)).first() is None:
-                    conn.execute(standing.insert().values(client_id=row.client_id, **values))
-                    done = 1
-                written += done
-        return written
+            present = dict(conn.execute(sa.select(c.client_id, c.updated_at).where(
+                c.client_id.in_([r.client_id for r in rows]))).all())
+            fresh = [{"client_id": r.client_id, **_standing_values(r)}
+                     for r in rows if r.client_id not in present]
+            stale = [{"cid": r.client_id, **_standing_values(r)} for r in rows
+                     if r.client_id in present and present[r.client_id] <= cutoff]
+            if fresh:
+                conn.execute(standing.insert(), fresh)
+            if stale:
+                names = [k for k in stale[0] if k != "cid"]
+                conn.execute(standing.update()
+                             .where(c.client_id == sa.bindparam("cid"), c.updated_at <= cutoff)
+                             .values({k: sa.bindparam(k) for k in names}), stale)
+        return len(fresh) + len(stale)
 
     def save_memory(self, memory: ClientMemory, now: datetime) -> None:
         with self.engine.begin() as conn:

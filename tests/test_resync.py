@@ -390,9 +390,9 @@ def test_window_of_today() -> None:
     assert window.start == date(2025, 3, 31) and window.today == date(2026, 3, 31)
 
 
-@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize(("dry_run", "method"), [(True, "spawn"), (False, "fork")])
 def test_a_scan_split_over_processes_plans_the_same(world: World, people: Population,
-                                                    dry_run: bool,
+                                                    dry_run: bool, method: str,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     w = world
     alone = Resync(w.engine, db_reader(w))
@@ -403,10 +403,11 @@ def test_a_scan_split_over_processes_plans_the_same(world: World, people: Popula
     changes: list[Any] = []
     split = Resync(w.engine, db_reader(w))
     split.range_size = 7  # 40 clients: 6 ranges over 2 processes
+    split.start_method = method  # fork as the CLI does (the children use no thread here)
     assert len(db_reader(w).id_ranges(7)) == 6
     with caplog.at_level("INFO", logger="vipgate.resync"):
         found = split.run(dry_run=dry_run, on_change=changes.append)
-    assert "scanning 6 client id ranges in 2 " in caplog.text
+    assert f"scanning 6 client id ranges in 2 {method} processes" in caplog.text
     assert found.summary()["changes"] == expected.summary()["changes"]
     assert found.clients == len(people.clients) and found.standing == expected.standing
     if dry_run:
@@ -431,3 +432,22 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
     bar(15)
     bar.close()
     assert "40/40" in err.getvalue() and "client/s" in err.getvalue()
+
+
+def test_put_standings_inserts_updates_and_spares_fresher_rows(store: Store) -> None:
+    from decimal import Decimal
+
+    from bridge.model import CachedStanding
+
+    def row(client_id: int, standing: str, at: datetime) -> CachedStanding:
+        return CachedStanding(client_id, standing, 0, Decimal(0), (), "R$ ", "", None, at)
+
+    then = datetime(2026, 11, 20, tzinfo=UTC)
+    scan = datetime(2026, 11, 21, tzinfo=UTC)
+    later = datetime(2026, 11, 22, tzinfo=UTC)
+    store.put_standing(row(1, "overdue", then))
+    store.put_standing(row(2, "overdue", later))  # a worker saw newer data after the scan
+    written = store.put_standings([row(c, "current", scan) for c in (1, 2, 3)], older_than=scan)
+    assert written == 2
+    assert [store.get_standing(c).standing for c in (1, 2, 3)] == [  # type: ignore[union-attr]
+        "current", "overdue", "current"]

@@ -159,6 +159,7 @@ class Resync:
         self.clock = clock or engine.now  # the leases' clock
         self.concurrency = concurrency or self.settings.resync.concurrency
         self.range_size = RANGE_CLIENTS
+        self.start_method: str | None = None  # None: fork unless threads run, then spawn
 
     # --- planning -----------------------------------------------------------------------------
 
@@ -261,8 +262,13 @@ class Resync:
         import multiprocessing
 
         # fork is cheap, but not safe once threads run (a served bridge); spawn then
-        method = "fork" if threading.active_count() == 1 else "spawn"
+        method = self.start_method or ("fork" if threading.active_count() == 1 else "spawn")
         context = multiprocessing.get_context(method)
+        if method == "fork":
+            # No pooled connection may be inherited: a child closing it would close the
+            # parent's session too. Both engines reconnect when next used.
+            self.source.dispose()
+            self.store.engine.dispose()
         job = _Job(self.settings, getattr(self.source, "url", ""), now, dry_run, deadline)
         workers = min(self.settings.resync.processes, len(ranges))
         log.info("scanning %d client id ranges in %d %s processes", len(ranges), workers,
