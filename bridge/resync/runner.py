@@ -167,10 +167,11 @@ class Resync:
         return Window.of(self.engine.today(now), self.settings.policy)
 
     def scan(self, client_ids: Iterable[int] | None = None, *,
-             now: datetime | None = None,
-             id_range: tuple[int, int] | None = None) -> Iterator[_Scanned]:
+             now: datetime | None = None, id_range: tuple[int, int] | None = None,
+             with_cache: bool = True) -> Iterator[_Scanned]:
         """Every client's plan (or those of ``client_ids``, or with ids in ``id_range``,
-        bounds included), in client id order."""
+        bounds included), in client id order. ``with_cache`` False skips reading the standing
+        cache (a dry run does not compare it)."""
         now = now or self.engine.now()
         window = self.window(now)
         ids = None if client_ids is None else sorted(set(client_ids))
@@ -181,7 +182,7 @@ class Resync:
         rows = merge(snapshots,
                      store.iter_memories(ids, id_range=id_range),
                      store.iter_ticket_memories(ids, id_range=id_range),
-                     store.iter_standings(ids, id_range=id_range),
+                     store.iter_standings(ids, id_range=id_range) if with_cache else (),
                      key=_client_id)
         for snapshot, memories, tickets, cached in rows:
             yield self._plan(snapshot, memories[0] if memories else None,
@@ -220,7 +221,7 @@ class Resync:
         tally = _Tally(dry_run, self.settings.policy.vip_group_id, on_change)
         ranges = self._ranges(client_ids)
         if ranges is None:
-            for scanned in self.scan(client_ids, now=now):
+            for scanned in self.scan(client_ids, now=now, with_cache=not dry_run):
                 if deadline is not None and time.monotonic() > deadline:
                     tally.complete = False
                     break
@@ -450,7 +451,7 @@ def _scan_range(task: tuple[_Job, int, int]) -> _Tally:
         resync = _CHILD["resync"] = Resync(engine, WhmcsDbReader(job.source_url))
     tally = _Tally(job.dry_run, job.settings.policy.vip_group_id)
     tally.changes = []
-    for scanned in resync.scan(now=job.now, id_range=(lo, hi)):
+    for scanned in resync.scan(now=job.now, id_range=(lo, hi), with_cache=not job.dry_run):
         if job.deadline is not None and time.monotonic() > job.deadline:
             tally.complete = False
             break
