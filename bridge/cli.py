@@ -35,11 +35,13 @@ def _settings(ctx: click.Context) -> Settings:
         raise Failure(str(exc), 2) from None
 
 
-def database_failure(exc: sa.exc.SQLAlchemyError, url: str) -> Failure:
-    """One line naming the database (password hidden) and the driver's reason."""
-    where = shown_url(url)
+def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
+                     what: str = "database", exit_code: int = 1) -> Failure:
+    """One line naming the database (password hidden; ``url`` None when it is not known)
+    and the driver's reason."""
+    where = f" at {shown_url(url)}" if url else ""
     reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-    return Failure(f"database error at {where}: {reason}", 1)
+    return Failure(f"{what} error{where}: {reason}", exit_code)
 
 
 def _opening(settings: Settings, open_: Callable[[Settings], T]) -> T:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import click
 import sqlalchemy as sa
 
-from bridge.settings import Settings, shown_url
+from bridge.settings import Settings
 
 COLUMNS = "{client:>9}  {change:<40}  {reasons}"
 
@@ -128,55 +128,53 @@ class Progress:
 
 def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...],
                source: str | None, as_json: bool, out: IO[str], err: IO[str],
-               tty: bool, fail: Callable[[str, int], Exception],
-               now: Callable[[], datetime] | None = None) -> int:
-    """The command without click: returns the exit code; ``fail(message, code)`` makes the
-    exception for one-line failures; ``now`` is the business clock (tests pass the
-    sandbox's)."""
+               tty: bool, now: Callable[[], datetime] | None = None) -> int:
+    """The command without click: returns the exit code, or raises ``Failure`` (one line);
+    ``now`` is the business clock (tests pass the sandbox's)."""
     from bridge import utc_now
-    from bridge.engine.reconcile import Engine
+    from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
     from bridge.resync import SourceUnavailable, make_source, source_kind
-    from bridge.resync.runner import RateLimiter, Resync
-    from bridge.runtime import open_store
+    from bridge.resync.runner import Resync
+    from bridge.runtime import make_engine, open_store
     from bridge.store import DatabaseNotReady
     from bridge.whmcs import WhmcsClient, WhmcsError
 
     kind = source_kind(settings, source)
     if kind == "api" and not settings.whmcs.url:
-        raise fail("[whmcs] url is empty: the api source needs WHMCS's API (or set [whmcs] "
-                   "database_url and use --source db)", 2)
+        raise Failure("[whmcs] url is empty: the api source needs WHMCS's API (or set [whmcs] "
+                      "database_url and use --source db)", 2)
     if not dry_run and not settings.whmcs.url:
-        raise fail("[whmcs] url is empty: applying needs WHMCS's API (--dry-run only plans)", 2)
+        raise Failure("[whmcs] url is empty: applying needs WHMCS's API (--dry-run only plans)", 2)
     try:
         store = open_store(settings)
     except DatabaseNotReady as exc:
-        raise fail(str(exc), 2) from None
+        raise Failure(str(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
-        raise fail(_db_error("vipgate's database", exc, settings.bridge.database_url), 2) \
-            from None
+        raise database_failure(exc, settings.bridge.database_url, what="vipgate database",
+                               exit_code=2) from None
 
     def whmcs() -> WhmcsClient:
         return WhmcsClient(settings.whmcs)
 
-    engine = Engine(settings, store, whmcs=whmcs, now=now or utc_now,
-                    throttle=RateLimiter(settings.resync.rate_per_second))
+    engine = make_engine(settings, store, now=now or utc_now, whmcs=whmcs)
+    assert engine is not None  # a client factory is given
     try:
         reader = make_source(engine, kind)
     except SourceUnavailable as exc:
         store.dispose()
-        raise fail(str(exc), 2) from None
+        raise Failure(str(exc), 2) from None
     except sa.exc.ArgumentError as exc:
         store.dispose()
-        raise fail(f"[whmcs] database_url: {exc}", 2) from None
+        raise Failure(f"[whmcs] database_url: {exc}", 2) from None
     ids = tuple(sorted(set(client_ids))) or None
     try:
         try:
             total = reader.count(ids)
         except sa.exc.SQLAlchemyError as exc:
-            raise fail(_db_error("WHMCS's database", exc, settings.whmcs.database_url), 2) \
-                from None
+            raise database_failure(exc, settings.whmcs.database_url, what="WHMCS database",
+                                   exit_code=2) from None
         except WhmcsError as exc:
-            raise fail(f"WHMCS's API: {exc}", 2) from None
+            raise Failure(f"WHMCS's API: {exc}", 2) from None
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
             out, settings.policy.vip_group_id, dry_run)
         progress = Progress(total, tty, err)
@@ -184,9 +182,9 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
             result = Resync(engine, reader).run(dry_run=dry_run, client_ids=ids,
                                                 on_change=printer, on_progress=progress)
         except sa.exc.SQLAlchemyError as exc:
-            raise fail(_db_error("a database", exc, ""), 1) from None
+            raise database_failure(exc, None) from None
         except WhmcsError as exc:
-            raise fail(f"WHMCS's API: {exc}", 1) from None
+            raise Failure(f"WHMCS's API: {exc}", 1) from None
         finally:
             progress.close()
         printer.summary(result)
@@ -202,12 +200,6 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
     finally:
         reader.dispose()
         store.dispose()
-
-
-def _db_error(what: str, exc: sa.exc.SQLAlchemyError, url: str) -> str:
-    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-    where = f" at {shown_url(url)}" if url else ""
-    return f"{what}{where}: {reason}"
 
 
 @click.command("resync")
@@ -227,7 +219,7 @@ def resync_command(ctx: click.Context, dry_run: bool, client_ids: tuple[int, ...
     settings = _settings(ctx)
     code = run_resync(settings, dry_run=dry_run, client_ids=client_ids, source=source,
                       as_json=as_json, out=sys.stdout, err=sys.stderr,
-                      tty=sys.stderr.isatty(), fail=Failure)
+                      tty=sys.stderr.isatty())
     if code:
         raise Failure("resync: some changes failed or the run did not finish (see above)",
                       code)

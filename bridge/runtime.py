@@ -47,8 +47,7 @@ def make_engine(settings: Settings, store: Store, *, now: Callable[[], datetime]
                 whmcs: Callable[[], WhmcsClient] | None = None) -> Engine | None:
     """The engine; None when ``[whmcs] url`` is empty and no client factory is given
     (nothing can be reconciled then)."""
-    from bridge.engine.reconcile import Engine
-    from bridge.resync.runner import RateLimiter
+    from bridge.engine.reconcile import Engine, RateLimiter
 
     if whmcs is None and not settings.whmcs.url:
         return None

@@ -837,3 +837,22 @@ def test_invoice_rows_convert_to_policy_or_raise_whmcs_or_value_errors(found) ->
         except WhmcsError:
             continue
         assert isinstance(converted, state.Invoice)
+
+
+def test_currencies_and_the_client_count(whmcs, make) -> None:
+    whmcs.queue += [
+        ok(totalresults="2", currencies={"currency": [
+            {"id": "1", "code": "BRL", "prefix": "R$ ", "suffix": "", "format": "1",
+             "rate": "1.00000"},
+            {"id": "2", "code": "USD", "prefix": "$", "suffix": " USD", "format": "1",
+             "rate": "0.19000"}]}),
+        ok(totalresults="1234", startnumber=0, numreturned=1,
+           clients={"client": [{"id": "1"}]}),
+        ok(totalresults="0", currencies="")]
+    client = make().client
+    brl, usd = client.get_currencies()
+    assert (brl.id, brl.prefix, brl.rate) == (1, "R$ ", Decimal("1"))
+    assert (usd.code, usd.suffix, usd.rate) == ("USD", " USD", Decimal("0.19"))
+    assert client.count_clients() == 1234
+    assert client.get_currencies() == ()
+    assert whmcs.actions() == ["GetCurrencies", "GetClients", "GetCurrencies"]

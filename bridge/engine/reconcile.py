@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bridge.engine.plan import PENDING, Change, ClientPlan, OpenTicket, plan_client
 from bridge.model import AuditEntry, TicketMemory
-from bridge.policy.state import Promise
+from bridge.policy.state import ClientState, Promise
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.whmcs import WhmcsClient, WhmcsNotFound
@@ -31,6 +32,20 @@ log = logging.getLogger("vipgate.engine")
 
 ACTIVE_TICKETS = "All Active Tickets"  # GetTickets' filter for every status shown as active
 ACTOR = "vipgate"
+
+
+def read_client(whmcs: WhmcsClient, client_id: int, *, promise: Promise | None = None
+                ) -> tuple[ClientState, tuple[OpenTicket, ...]] | None:
+    """One client's state and active tickets (by id) through the API's per-client calls;
+    None when WHMCS no longer has it."""
+    try:
+        client = whmcs.read_client_state(client_id, promise=promise)
+    except WhmcsNotFound:
+        return None
+    tickets = sorted((OpenTicket(t.id, t.deptid, t.priority, t.status)
+                      for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS)),
+                     key=lambda t: t.id)
+    return client, tuple(tickets)
 
 
 class ReconcileError(Exception):
@@ -48,6 +63,25 @@ class ClientResult:
     client_id: int
     plan: ClientPlan | None  # None: the client no longer exists in WHMCS
     applied: list[Change] = field(default_factory=list)
+
+
+class RateLimiter:
+    """At most ``rate`` calls per second across threads (evenly spaced)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate
+        self.clock, self.sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            self.sleep(at - now)
 
 
 class Engine:
@@ -105,17 +139,12 @@ class Engine:
 
     def plan(self, client_id: int) -> ClientPlan | None:
         """Read the client and plan; None when WHMCS no longer has it."""
-        whmcs = self.whmcs()
         promise = self.store.get_promise(client_id)
-        try:
-            client = whmcs.read_client_state(
-                client_id, promise=Promise(*promise) if promise else None)
-        except WhmcsNotFound:
+        found = read_client(self.whmcs(), client_id,
+                            promise=Promise(*promise) if promise else None)
+        if found is None:
             return None
-        tickets = tuple(sorted(
-            (OpenTicket(t.id, t.deptid, t.priority, t.status)
-             for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS)),
-            key=lambda t: t.id))
+        client, tickets = found
         now = self.now()
         return plan_client(client, tickets, self.store.get_memory(client_id),
                            self.store.ticket_memories(client_id), self.settings.policy,

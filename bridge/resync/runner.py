@@ -115,25 +115,6 @@ class ResyncResult:
                 "seconds": round(self.seconds, 3)}
 
 
-class RateLimiter:
-    """At most ``rate`` calls per second across threads (evenly spaced)."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.interval = 1.0 / rate
-        self.clock, self.sleep = clock, sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> None:
-        with self._lock:
-            now = self.clock()
-            at = max(now, self._next)
-            self._next = at + self.interval
-        if at > now:
-            self.sleep(at - now)
-
-
 @dataclass
 class _Scanned:
     """A client as the scan planned it, with what vipgate had stored."""

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from bridge.engine.plan import OpenTicket
-from bridge.engine.reconcile import ACTIVE_TICKETS
+from bridge.engine.reconcile import ACTIVE_TICKETS, read_client
 from bridge.policy.state import OWED_STATUSES, PAID, SUSPENDED, ClientState, Invoice
 from bridge.resync.snapshot import ClientSnapshot, Window
 from bridge.whmcs import WhmcsClient, WhmcsNotFound
@@ -58,8 +58,7 @@ class WhmcsApiReader:
         """How many clients a scan will hand out (GetClients' ``totalresults``)."""
         if client_ids is not None:
             return len(set(client_ids))
-        data = self.client().call("GetClients", {"limitstart": 0, "limitnum": 1})
-        return int(str(data.get("totalresults") or 0) or 0)
+        return self.client().count_clients()
 
     def scan(self, window: Window, client_ids: Iterable[int] | None = None
              ) -> Iterator[ClientSnapshot]:
@@ -73,15 +72,9 @@ class WhmcsApiReader:
     def _some(self, ids: list[int]) -> Iterator[ClientSnapshot]:
         whmcs = self.client()
         for client_id in ids:
-            try:
-                client = whmcs.read_client_state(client_id)
-            except WhmcsNotFound:
-                continue
-            tickets = sorted((OpenTicket(t.id, t.deptid, t.priority, t.status)
-                              for t in whmcs.iter_tickets(clientid=client_id,
-                                                          status=ACTIVE_TICKETS)),
-                             key=lambda t: t.id)
-            yield ClientSnapshot(client, tuple(tickets))
+            found = read_client(whmcs, client_id)
+            if found is not None:
+                yield ClientSnapshot(*found)
 
     # --- everyone: bulk lists -------------------------------------------------------------------
 
@@ -152,10 +145,8 @@ class WhmcsApiReader:
 
 
 def _default_currency(whmcs: WhmcsClient) -> tuple[str, str]:
-    rows = whmcs.call("GetCurrencies").get("currencies") or {}
-    found = rows.get("currency", []) if isinstance(rows, dict) else []
+    found = whmcs.get_currencies()
     if not found:
         return ("", "")
-    base = next((c for c in found if Decimal(str(c.get("rate") or 0)) == 1), found[0])
-    return (str(base.get("prefix") or ""), str(base.get("suffix") or ""))
-
+    base = next((c for c in found if c.rate == 1), found[0])
+    return (base.prefix, base.suffix)

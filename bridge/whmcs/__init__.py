@@ -19,6 +19,7 @@ from bridge.whmcs.models import (
     ClientDetails,
     ClientGroup,
     ClientSummary,
+    Currency,
     Department,
     InvoiceDetails,
     InvoiceItem,
@@ -31,7 +32,7 @@ from bridge.whmcs.models import (
 )
 
 __all__ = [
-    "ClientDetails", "ClientGroup", "ClientSummary", "Department", "InvoiceDetails",
+    "ClientDetails", "ClientGroup", "ClientSummary", "Currency", "Department", "InvoiceDetails",
     "InvoiceItem", "InvoiceSummary", "Product", "Ticket", "TicketDetails", "TicketNote",
     "Transaction", "WhmcsApiError", "WhmcsAuthError", "WhmcsClient", "WhmcsConfigError",
     "WhmcsError", "WhmcsNotFound", "WhmcsResponseError", "WhmcsUnavailable",

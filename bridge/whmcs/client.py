@@ -24,6 +24,7 @@ from bridge.whmcs.models import (
     ClientDetails,
     ClientGroup,
     ClientSummary,
+    Currency,
     Department,
     InvoiceDetails,
     InvoiceSummary,
@@ -137,6 +138,16 @@ class WhmcsClient:
         """A WHMCS system setting (tblconfiguration), e.g. ``AutoSuspensionDays``."""
         value = self.call("GetConfigurationValue", {"setting": setting}).get("value")
         return "" if value is None else str(value)
+
+    def count_clients(self) -> int:
+        """How many clients WHMCS has (GetClients' ``totalresults``, one row asked for)."""
+        data = self.call("GetClients", {"limitstart": 0, "limitnum": 1})
+        return p.count(data.get("totalresults")) or 0
+
+    def get_currencies(self) -> tuple[Currency, ...]:
+        data = self.call("GetCurrencies")
+        return tuple(p.load_rows(p.CurrencySchema, data.get("currencies"), "currency",
+                                 "GetCurrencies"))
 
     def get_client_groups(self) -> tuple[ClientGroup, ...]:
         data = self.call("GetClientGroups")

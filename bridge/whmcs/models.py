@@ -61,6 +61,17 @@ class ClientDetails:
 
 
 @dataclass(frozen=True)
+class Currency:
+    """One row of GetCurrencies (WHMCS does not say which is the default)."""
+
+    id: int
+    code: str
+    prefix: str
+    suffix: str
+    rate: Decimal
+
+
+@dataclass(frozen=True)
 class ClientGroup:
     id: int
     name: str

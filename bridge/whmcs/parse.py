@@ -72,6 +72,15 @@ class ClientDetailsSchema(_Response):
         return _alias(_alias(data, "id", "client_id"), "id", "userid")
 
 
+class CurrencySchema(_Response):
+    model = m.Currency
+    id = Int(required=True)
+    code = Text()
+    prefix = Text()
+    suffix = Text()
+    rate = Money()
+
+
 class ClientGroupSchema(_Response):
     model = m.ClientGroup
     id = Int(required=True)
