@@ -1,4 +1,4 @@
-"""vipgate's bridge: the Flask service WHMCS forwards hook events to."""
+"""vipgate's bridge: the Flask service WHMCS forwards hook events to, and its admin page."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     ``[whmcs]``). The app's engine (``runtime().engine``) serves PreCronJob synchronously;
     ``vipgate serve`` also runs a worker over it in a thread, ``vipgate worker`` in its own
     process."""
-    from bridge import errors, health, webhook
+    from bridge import admin, errors, health, webhook
 
     runtime: Runtime = make_runtime(settings, store=store, clock=clock,
                                     business_clock=business_clock, whmcs=whmcs)
@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     errors.register(app)
+    admin.init_app(app, runtime)
     return app

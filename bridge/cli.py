@@ -162,6 +162,49 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"vipgate: database at revision {revision}")
 
 
+@cli.group()
+def admin() -> None:
+    """Accounts of the admin page (/admin)."""
+
+
+@admin.command("create-user")
+@click.argument("name")
+@click.pass_context
+def admin_create_user(ctx: click.Context, name: str) -> None:
+    """Create an admin account, or set a new password for an existing one.
+
+    The password is asked for twice on a terminal, else read from the first line of stdin
+    (``printf '%s\\n' "$PASSWORD" | vipgate admin create-user NAME``)."""
+    from datetime import UTC, datetime
+
+    from bridge import accounts
+    from bridge.runtime import open_store
+
+    settings = _settings(ctx)
+    try:
+        accounts.check_name(name)
+    except accounts.AccountError as exc:
+        raise Failure(f"admin create-user: NAME {name!r}: {exc}", 2) from None
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                                err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        accounts.check_password(password)
+    except accounts.AccountError as exc:
+        raise Failure(f"admin create-user: password: {exc}", 2) from None
+    store = _opening(settings, open_store)
+    try:
+        done = accounts.create_user(store, name, password, datetime.now(UTC))
+    except sa.exc.SQLAlchemyError as exc:
+        raise database_failure(exc, settings.bridge.database_url) from None
+    finally:
+        store.dispose()
+    what = "created" if done == "created" else "password changed (its sessions end)"
+    click.echo(f"vipgate: admin account {name} {what}")
+
+
 @cli.command("install-stub")
 @click.argument("whmcs_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--url", default=None, help="Bridge URL as WHMCS reaches it "
@@ -203,6 +246,13 @@ def check(ctx: click.Context) -> None:
     try:
         store.require_current()
         click.echo(f"database: ok ({store.engine.dialect.name}, revision {store.revision()})")
+        from bridge.overrides import effective, overrides
+
+        saved = overrides(store)
+        if saved:  # what the admin page saved is what is in force
+            settings = effective(settings, saved)
+            click.echo(f"settings saved from the admin page: {len(saved)} "
+                       f"({', '.join(f'[{s}] {k}' for s, k in sorted(saved))})")
     except DatabaseNotReady as exc:
         click.echo(f"database: {exc}")
         problems += 1

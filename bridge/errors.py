@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -17,7 +17,11 @@ def error_response(status: int, code: str, message: str,
 
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
+    def _http_error(exc: HTTPException) -> Response | tuple[str, int]:
+        if request.path.startswith("/admin"):
+            from bridge.admin import admin_error_page
+
+            return admin_error_page(exc)
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 413:
             code = "payload_too_large"

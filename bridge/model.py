@@ -28,6 +28,12 @@ class CachedStanding:
     currency_suffix: str
     language: str | None
     updated_at: datetime
+    # What the VIP decision saw (None in rows written before these were kept): the client's
+    # standing before a promise to pay counts, the group after the plan, VIP eligibility.
+    billing_standing: str | None = None
+    group_id: int | None = None
+    in_vip: bool | None = None
+    eligible: bool | None = None
 
 
 @dataclass(frozen=True)

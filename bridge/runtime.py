@@ -1,4 +1,7 @@
-"""What a running vipgate holds: settings, store, clock, metrics and the webhook secrets."""
+"""What a running vipgate holds: settings, store, clock, metrics and the webhook secrets.
+
+The settings are live (``bridge.overrides.LiveSettings``): the file's, with what was saved
+from the admin page over them, reloaded when the page saves a change."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 from bridge.metrics import Metrics, make_metrics
+from bridge.overrides import LiveSettings
 from bridge.settings import Settings, load_settings
 from bridge.store import Store
 
@@ -20,12 +24,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Runtime:
-    settings: Settings
+    live: LiveSettings
     store: Store
     clock: Callable[[], datetime]
     metrics: Metrics
     secrets: tuple[str, ...]  # the first signs, all verify
     engine: Engine | None = None  # None when WHMCS's API is not configured
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now."""
+        return self.live()
 
 
 def open_store(settings: Settings) -> Store:
@@ -44,14 +53,16 @@ def webhook_secrets(settings: Settings, store: Store) -> tuple[str, ...]:
 
 
 def make_engine(settings: Settings, store: Store, *, now: Callable[[], datetime],
-                whmcs: Callable[[], WhmcsClient] | None = None) -> Engine | None:
-    """The engine; None when ``[whmcs] url`` is empty and no client factory is given
-    (nothing can be reconciled then)."""
+                whmcs: Callable[[], WhmcsClient] | None = None,
+                live: LiveSettings | None = None) -> Engine | None:
+    """The engine, following the settings in force (``live``, made over ``settings`` when
+    not given); None when ``[whmcs] url`` is empty and no client factory is given (nothing
+    can be reconciled then)."""
     from bridge.engine.reconcile import Engine, RateLimiter
 
     if whmcs is None and not settings.whmcs.url:
         return None
-    return Engine(settings, store, whmcs=whmcs, now=now,
+    return Engine(live or LiveSettings(settings, store), store, whmcs=whmcs, now=now,
                   throttle=RateLimiter(settings.resync.rate_per_second))
 
 
@@ -61,8 +72,9 @@ def make_runtime(settings: Settings | None, *, store: Store | None,
                  whmcs: Callable[[], WhmcsClient] | None = None) -> Runtime:
     settings = settings if settings is not None else load_settings()
     store = store if store is not None else open_store(settings)
-    engine = make_engine(settings, store, now=business_clock or clock, whmcs=whmcs)
-    return Runtime(settings, store, clock, make_metrics(), webhook_secrets(settings, store),
+    live = LiveSettings(settings, store)
+    engine = make_engine(settings, store, now=business_clock or clock, whmcs=whmcs, live=live)
+    return Runtime(live, store, clock, make_metrics(), webhook_secrets(settings, store),
                    engine)
 
 

@@ -133,6 +133,42 @@ class _IdList(mf.Field):
         return tuple(sorted({int(p) for p in parts}))
 
 
+# Placeholders the client-facing block message may use (bridge.policy.gate fills them).
+TEMPLATE_FIELDS = ("invoices", "total", "days", "link")
+DEFAULT_BLOCK_MESSAGES = {
+    "pt_BR": ("Sua conta tem faturas vencidas ({invoices}; total {total}). Enquanto não forem "
+              "pagas, só é possível abrir chamados no departamento financeiro. Pague em: {link}"),
+    "en": ("Your account has overdue invoices ({invoices}; total {total}). Until they are paid, "
+           "tickets can only be opened in the billing department. Pay here: {link}"),
+}
+
+
+class _Template(mf.Field):
+    """A message with ``{placeholder}`` fields from :data:`TEMPLATE_FIELDS`."""
+
+    def __init__(self, default: str, **kw: Any) -> None:
+        super().__init__(load_default=default, **kw)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
+        import string
+
+        text = " ".join(str(value).split())
+        allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+        if not text or len(text) > 1000:
+            raise ValidationError(f"expected a message of 1 to 1000 characters; it may use "
+                                  f"{allowed}")
+        try:
+            used = [name for _, name, spec, conv in string.Formatter().parse(text)
+                    if name is not None]
+        except ValueError:
+            raise ValidationError("expected { and } only around a placeholder (" + allowed
+                                  + "); write {{ or }} for a literal brace") from None
+        unknown = sorted({n for n in used if n not in TEMPLATE_FIELDS})
+        if unknown:
+            raise ValidationError(f"unknown placeholder {{{unknown[0]}}}; expected {allowed}")
+        return text
+
+
 class _Url(mf.Field):
     def __init__(self, schemes: tuple[str, ...] = ("http", "https"), **kw: Any) -> None:
         super().__init__(load_default="", **kw)
@@ -272,6 +308,11 @@ class TicketSettings:
     block_after_days: int
     staff_note: bool
     fail_open: bool
+    block_message_pt_br: str = DEFAULT_BLOCK_MESSAGES["pt_BR"]
+    block_message_en: str = DEFAULT_BLOCK_MESSAGES["en"]
+
+    def block_message(self, language: str) -> str:
+        return self.block_message_pt_br if language == "pt_BR" else self.block_message_en
 
 
 @dataclass(frozen=True)
@@ -352,6 +393,8 @@ class TicketSchema(_Section):
     block_after_days = _Int(0, 0, 365)
     staff_note = _Bool(True)
     fail_open = _Bool(True)
+    block_message_pt_br = _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"])
+    block_message_en = _Template(DEFAULT_BLOCK_MESSAGES["en"])
 
 
 class ResyncSchema(_Section):

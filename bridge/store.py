@@ -72,6 +72,10 @@ standing = sa.Table(
     sa.Column("currency_suffix", sa.String(16), nullable=False, server_default=""),
     sa.Column("language", sa.String(32), nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("billing_standing", sa.String(16), nullable=True),
+    sa.Column("group_id", sa.Integer, nullable=True),
+    sa.Column("in_vip", sa.Boolean, nullable=True),
+    sa.Column("eligible", sa.Boolean, nullable=True),
 )
 
 membership = sa.Table(
@@ -127,6 +131,65 @@ audit = sa.Table(
     sa.Column("event_id", sa.String(255), nullable=True),
     sa.Index("ix_audit_client_at", "client_id", "at"),
     sa.Index("ix_audit_at", "at"),
+)
+
+# --- the admin page's tables (bridge.accounts, bridge.overrides, bridge.snapshots) --------
+
+admin_user = sa.Table(
+    "admin_user", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("last_login_at", sa.DateTime, nullable=True),
+)
+
+# Failed logins per account name (known or not, so the answer never tells which names exist).
+login_throttle = sa.Table(
+    "login_throttle", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_failure_at", sa.DateTime, nullable=True),
+    sa.Column("locked_until", sa.DateTime, nullable=True),
+)
+
+# Settings saved from the admin page: they override the file and the environment.
+setting_override = sa.Table(
+    "setting_override", metadata,
+    sa.Column("section", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False),
+)
+
+# Every change of a setting from the page (who, when, old -> new); the highest id is the
+# settings version every process compares to know when to reload.
+setting_change = sa.Table(
+    "setting_change", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("section", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("old", sa.Text, nullable=True),  # None: the file's (or default) value was in force
+    sa.Column("new", sa.Text, nullable=True),  # None: reset to the file's value
+)
+
+# One row per day (WHMCS time zone): the delinquency figures of the dashboard.
+daily_snapshot = sa.Table(
+    "daily_snapshot", metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("taken_at", sa.DateTime, nullable=False),
+    sa.Column("clients", sa.Integer, nullable=False),
+    sa.Column("delinquent", sa.Integer, nullable=False),
+    sa.Column("overdue", sa.Integer, nullable=False),
+    sa.Column("suspended", sa.Integer, nullable=False),
+    sa.Column("overdue_total", sa.Numeric(16, 2), nullable=False),
+    sa.Column("vip_members", sa.Integer, nullable=False),
+    sa.Column("vip_removed", sa.Integer, nullable=False),
+    sa.Column("vip_restored", sa.Integer, nullable=False),
+    sa.Column("aging", sa.Text, nullable=False),  # JSON {"1-7": n, ...}
+    sa.Column("by_due_day", sa.Text, nullable=False),  # JSON {"1": n, ..., "31": n}
 )
 
 # Built once: rebuilding the statement per event cost ~0.2 ms (bench/ingest profile).
@@ -535,6 +598,10 @@ def _standing_values(row: CachedStanding) -> dict[str, Any]:
         "currency_suffix": row.currency_suffix,
         "language": row.language,
         "updated_at": utc_naive(row.updated_at),
+        "billing_standing": row.billing_standing,
+        "group_id": row.group_id,
+        "in_vip": row.in_vip,
+        "eligible": row.eligible,
     }
 
 
@@ -543,7 +610,10 @@ def _standing(row: Any) -> CachedStanding:
                                     i["due_date"]) for i in json.loads(row.invoices))
     return CachedStanding(row.client_id, row.standing, row.overdue_days,
                           Decimal(row.overdue_total), invoices, row.currency_prefix,
-                          row.currency_suffix, row.language, row.updated_at)
+                          row.currency_suffix, row.language, row.updated_at,
+                          row.billing_standing, row.group_id,
+                          None if row.in_vip is None else bool(row.in_vip),
+                          None if row.eligible is None else bool(row.eligible))
 
 
 def _memory(row: Any) -> ClientMemory:

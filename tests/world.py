@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from werkzeug.serving import make_server
 
 from bridge import create_app
@@ -56,6 +57,7 @@ class World:
     billing: int
     stop: list[Callable[[], None]] = field(default_factory=list)
     whmcs_database_url: str = ""  # the sandbox's tables (what a WHMCS database reader reads)
+    app: Flask | None = None  # the bridge's app (its admin page: world.app.test_client())
 
     def drain(self) -> list[Outcome]:
         """Process every due inbox event (the bridge's own echoes included)."""
@@ -127,7 +129,8 @@ def make_world(database_url: str, tmp: Path, *, php: bool = False,
         holder["f"] = PythonForwarder(f"{bridge_url}/hooks/whmcs", SECRET, tmp / "spool.db")
     world = World(sandbox, served, settings, store, engine,
                   Worker(engine, clock=wall, name="test-worker"), bridge_url, holder["f"],
-                  vip, regular, support, billing, whmcs_database_url=whmcs_database_url)
+                  vip, regular, support, billing, whmcs_database_url=whmcs_database_url,
+                  app=app)
     try:
         yield world
     finally:

@@ -227,5 +227,9 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
     # Records of tickets not open now are kept as they are: a reopened ticket still gets
     # its original priority back.
     return ClientPlan(client.id, current, decision, memory, tuple(changes),
-                      observations, records, cached_standing(client, current, now),
+                      observations, records,
+                      replace(cached_standing(client, current, now),
+                              billing_standing=current.kind,
+                              group_id=decision.target_group_id, in_vip=decision.in_vip,
+                              eligible=decision.eligible),
                       current.reasons)

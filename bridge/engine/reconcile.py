@@ -88,19 +88,27 @@ class Engine:
     """Reconciles clients. Thread-safe: each thread gets its own WHMCS client (one
     ``requests.Session`` per thread)."""
 
-    def __init__(self, settings: Settings, store: Store, *,
+    def __init__(self, settings: Settings | Callable[[], Settings], store: Store, *,
                  whmcs: Callable[[], WhmcsClient] | None = None,
                  now: Callable[[], datetime], name: str = "engine",
                  throttle: Callable[[], None] | None = None) -> None:
-        self.settings = settings
+        # Fixed settings, or a callable giving the ones in force (bridge.overrides.LiveSettings:
+        # what the admin page saves takes effect without a restart).
+        self._settings = settings
+        first = self.settings
         # Called before every write to WHMCS ([resync] rate_per_second); None = no limit.
         self.throttle = throttle
         self.store = store
         self.now = now
         self.name = name
-        self.make_whmcs = whmcs or (lambda: WhmcsClient(settings.whmcs))
+        self.make_whmcs = whmcs or (lambda: WhmcsClient(first.whmcs))
         self._local = threading.local()
-        self._zone = ZoneInfo(settings.bridge.timezone)
+        self._zone = ZoneInfo(first.bridge.timezone)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force now."""
+        return self._settings if isinstance(self._settings, Settings) else self._settings()
 
     def whmcs(self) -> WhmcsClient:
         client = getattr(self._local, "whmcs", None)

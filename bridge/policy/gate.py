@@ -13,13 +13,6 @@ from decimal import Decimal
 from bridge.model import CachedStanding
 from bridge.settings import TicketSettings
 
-MESSAGES = {
-    "pt_BR": ("Sua conta tem faturas vencidas ({invoices}; total {total}). Enquanto não forem "
-              "pagas, só é possível abrir chamados no departamento financeiro. Pague em: {link}"),
-    "en": ("Your account has overdue invoices ({invoices}; total {total}). Until they are paid, "
-           "tickets can only be opened in the billing department. Pay here: {link}"),
-}
-
 
 @dataclass(frozen=True)
 class GateAnswer:
@@ -76,7 +69,8 @@ def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
     base = whmcs_url.rstrip("/")
     link = (f"{base}/viewinvoice.php?id={first}" if first else f"{base}/clientarea.php"
             ) if base else "clientarea.php?action=invoices"
-    message = MESSAGES[language].format(invoices=numbers, total=total, link=link)
+    message = settings.block_message(language).format(
+        invoices=numbers, total=total, link=link, days=standing.overdue_days)
     return GateAnswer((message,), f"standing {standing.standing}, overdue "
                                   f"{standing.overdue_days} days, department {department_id} "
                                   "is not a billing department")

@@ -33,6 +33,7 @@ class VipDecision:
     reasons: tuple[str, ...]
     # set when vipgate moves the client into VIP: the group to go back to when it leaves
     record_home_group_id: int | None = None
+    eligible: bool | None = None  # None: no VIP group is managed
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,11 @@ def vip_decision(client: ClientState, membership: Membership, standing: Standing
     if verdict.ok and paying:
         home = None if client.group_id == vip else client.group_id
         reasons.append(f"in VIP group {vip}")
-        return VipDecision(True, vip, tuple(reasons), home)
+        return VipDecision(True, vip, tuple(reasons), home, eligible=True)
     target = _leave_to(client, membership, settings)
     where = "stays in" if target == client.group_id else "leaves VIP for"
     reasons.append(f"not in VIP: {where} group {target}")
-    return VipDecision(False, target, tuple(reasons))
+    return VipDecision(False, target, tuple(reasons), eligible=verdict.ok)
 
 
 def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,

@@ -1,0 +1,59 @@
+"""Log in and log out. Failed logins are throttled per account name in the database
+(``bridge.accounts``); a successful login starts a new session (no fixation)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, flash, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import InputRequired, Length
+
+from bridge import accounts
+from bridge.admin.common import audit, bp, rt, service_now
+
+log = logging.getLogger("vipgate.admin")
+
+
+class LoginForm(FlaskForm):
+    name = StringField("Account", validators=[InputRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    form = LoginForm()
+    if form.validate_on_submit():
+        result = accounts.login(rt().store, form.name.data or "", form.password.data or "",
+                                rt().settings.admin, service_now())
+        if result.ok:
+            target = request.args.get("next") or ""
+            session.clear()
+            session.permanent = True
+            session["admin"], session["fp"] = result.name, result.fingerprint
+            from flask import g
+            g.admin = result.name
+            audit("admin_login", reasons=(f"logged in from {request.remote_addr}",))
+            log.info("admin %s logged in", result.name)
+            if not (target.startswith("/admin") and not target.startswith("//")):
+                target = url_for("admin.overview")
+            return redirect(target)
+        if result.locked_until is not None:
+            log.warning("admin login locked for account name %r", form.name.data)
+            minutes = max(1, -int(-(result.locked_until - service_now().replace(tzinfo=None))
+                                  .total_seconds() // 60))
+            form.password.errors = [f"Too many failed logins for this account: try again in "
+                                    f"{minutes} minute(s)."]
+            return render_template("admin/login.html", form=form), 429
+        form.password.errors = ["Wrong account name or password."]
+        return render_template("admin/login.html", form=form), 401
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("admin.login"))

@@ -1,0 +1,13 @@
+"""Placeholder: replaced by the page's own module."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from bridge.admin.common import bp
+
+
+@bp.route("/inbox", endpoint="inbox")
+def view() -> str:
+    return render_template("admin/error.html", code=501, title="inbox",
+                           message="This page is being built.")

@@ -1,0 +1,176 @@
+"""Settings saved from the admin page: validated like the file, versioned, live everywhere.
+
+The ``[policy]`` and ``[tickets]`` keys can be changed on the page. A saved value overrides the
+file and the environment; every change is recorded (who, when, old -> new) in
+``setting_change``, whose highest id is the settings version. :class:`LiveSettings` gives each
+process the settings in force: it compares the version at most every ``ttl`` seconds and
+rebuilds when it moved, so a change takes effect in every gunicorn worker and every
+``vipgate worker`` without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+import sqlalchemy as sa
+from marshmallow import ValidationError
+
+from bridge.settings import SECTIONS, ConfigError, Settings, _unparse
+from bridge.store import Store, setting_change, setting_override, utc_naive
+
+log = logging.getLogger("vipgate.settings")
+
+EDITABLE_SECTIONS = ("policy", "tickets")
+
+
+def editable_keys() -> list[tuple[str, str]]:
+    """(section, key) of every setting the page can change, in the file's order."""
+    return [(section, f.name) for section in EDITABLE_SECTIONS
+            for f in fields(SECTIONS[section].dataclass)]
+
+
+def text_of(settings: Settings, section: str, key: str) -> str:
+    """A setting's value in the form the file and the page use (``on``, ``1,4``, ``89.90``)."""
+    return _unparse(getattr(getattr(settings, section), key))
+
+
+def parse(section: str, key: str, value: str) -> str:
+    """``value`` checked like the file would be, in canonical text; ValueError says what is
+    expected."""
+    if (section, key) not in editable_keys():
+        raise ValueError(f"[{section}] {key} cannot be changed from the admin page")
+    field = SECTIONS[section]().fields[key]
+    try:
+        return _unparse(field.deserialize(value))
+    except ValidationError as exc:
+        messages = exc.messages
+        raise ValueError(messages[0] if isinstance(messages, list) else str(messages)) from None
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    id: int
+    at: datetime
+    actor: str
+    section: str
+    key: str
+    old: str | None  # None: the file's (or embedded default) value was in force
+    new: str | None  # None: back to the file's value
+
+
+def overrides(store: Store) -> dict[tuple[str, str], str]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(setting_override.c.section, setting_override.c.key,
+                                      setting_override.c.value)).all()
+    return {(r.section, r.key): r.value for r in rows}
+
+
+def version(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(setting_change.c.id))).scalar() or 0)
+
+
+def effective(base: Settings, saved: Mapping[tuple[str, str], str]) -> Settings:
+    """``base`` (file and environment) with the saved values over it."""
+    sections: dict[str, dict[str, str]] = {}
+    for (section, key), value in saved.items():
+        if (section, key) in editable_keys():  # a key a later version dropped is ignored
+            sections.setdefault(section, {})[key] = value
+    return base.replace(**sections) if sections else base
+
+
+def save(store: Store, base: Settings, wanted: Mapping[tuple[str, str], str], *, actor: str,
+         now: datetime) -> tuple[list[SettingChange], dict[tuple[str, str], str]]:
+    """Validate every value of ``wanted``; when all are good, store the ones that differ from
+    what is in force, with their history, in one transaction. Returns (changes, errors);
+    nothing is stored when there are errors. A value equal to the file's drops the override.
+    """
+    errors: dict[tuple[str, str], str] = {}
+    parsed: dict[tuple[str, str], str] = {}
+    for (section, key), value in wanted.items():
+        try:
+            parsed[(section, key)] = parse(section, key, value)
+        except ValueError as exc:
+            errors[(section, key)] = str(exc)
+    if errors:
+        return [], errors
+    at = utc_naive(now)
+    changes: list[SettingChange] = []
+    with store.engine.begin() as conn:
+        saved = {(r.section, r.key): r.value for r in conn.execute(sa.select(
+            setting_override.c.section, setting_override.c.key, setting_override.c.value))}
+        in_force = effective(base, saved)
+        for (section, key), value in parsed.items():
+            old = text_of(in_force, section, key)
+            if value == old:
+                continue
+            where = (setting_override.c.section == section) & (setting_override.c.key == key)
+            if value == text_of(base, section, key):
+                conn.execute(setting_override.delete().where(where))
+            elif (section, key) in saved:
+                conn.execute(setting_override.update().where(where).values(
+                    value=value, updated_at=at, updated_by=actor[:64]))
+            else:
+                conn.execute(setting_override.insert().values(
+                    section=section, key=key, value=value, updated_at=at,
+                    updated_by=actor[:64]))
+            row = {"at": at, "actor": actor[:64], "section": section, "key": key,
+                   "old": old, "new": value}
+            new_id = conn.execute(setting_change.insert().values(**row)).inserted_primary_key
+            changes.append(SettingChange(int(new_id[0]), **row))
+        try:  # the whole set must still build (it always should: each value was checked)
+            effective(base, {**saved, **{k: v for k, v in parsed.items()}})
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return changes, {}
+
+
+def history(store: Store, *, limit: int = 50, offset: int = 0) -> list[SettingChange]:
+    """Changes, newest first."""
+    query = (setting_change.select().order_by(setting_change.c.id.desc())
+             .limit(limit).offset(offset))
+    with store.engine.connect() as conn:
+        return [SettingChange(r.id, r.at, r.actor, r.section, r.key, r.old, r.new)
+                for r in conn.execute(query)]
+
+
+class LiveSettings:
+    """The settings in force for this process: the file's, with the page's saved values over
+    them, reloaded when another process saved a change (checked at most every ``ttl`` s).
+    Calling the object returns the current :class:`Settings`."""
+
+    def __init__(self, base: Settings, store: Store, *, ttl: float = 2.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.base, self.store, self.ttl, self.monotonic = base, store, ttl, monotonic
+        self._lock = threading.Lock()
+        self._version = -1
+        self._checked = float("-inf")
+        self._settings = base
+
+    def __call__(self) -> Settings:
+        if self.monotonic() - self._checked >= self.ttl:
+            self.reload()
+        return self._settings
+
+    def reload(self) -> Settings:
+        """Compare the version now and rebuild when it moved."""
+        with self._lock:
+            try:
+                current = version(self.store)
+                if current != self._version:
+                    self._settings = effective(self.base, overrides(self.store))
+                    self._version = current
+            except sa.exc.SQLAlchemyError as exc:  # keep what is in force; try again later
+                log.warning("settings: cannot read saved settings: %s",
+                            str(getattr(exc, "orig", exc)).splitlines()[0])
+            except ConfigError as exc:
+                log.error("settings: saved settings are not valid, using the file's: %s", exc)
+                self._settings = self.base
+                self._version = current
+            self._checked = self.monotonic()
+            return self._settings
