@@ -13,15 +13,17 @@ cron run, and a forged request refused.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 
 import requests
 
+from bridge import accounts
 from bridge.demo_story import (
     API_ID,
     API_SECRET,
@@ -391,6 +393,10 @@ def run_demo(*, port: int = 0, wait: Callable[[], None] | None = None,
         f"{site.bridge.url}/metrics")
     out(f"WHMCS   {site.whmcs.url}/includes/api.php   (identifier {API_ID}, secret "
         f"{API_SECRET})")
+    password = secrets.token_urlsafe(12)
+    accounts.create_user(site.store, "admin", password, datetime.now(UTC))
+    out(f"admin   {site.bridge.url}/admin/   (account admin, password {password}; the "
+        "dashboard, the roster and every client's reasons after the story)")
     try:
         if wait is not None:
             out("Ctrl-C to stop.")

@@ -150,7 +150,8 @@ def install(start: datetime, *, port: int = 0, use_php: bool | None = None) -> I
         policy={"vip_group_id": groups["VIP"], "default_group_id": groups["Clientes"],
                 "grace_days": 3, "min_tenure_months": 18, "min_spend": "1000"},
         tickets={"billing_departments": str(departments["Financeiro"]),
-                 "priority_vip": "keep"})
+                 "priority_vip": "keep"},
+        admin={"secure_cookies": "off"})  # the demo serves plain HTTP on loopback
     store = open_store(settings)
     secret = webhook_secrets(settings, store)[0]  # generated once, kept in vipgate's database
     app = create_app(settings, store=store, clock=wall,
