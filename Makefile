@@ -20,8 +20,9 @@ prerequisites:
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
+# Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
 test: prerequisites $(VENV)/.installed lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,15 +1,66 @@
 """Policy warnings that need WHMCS's own settings (``vipgate check``; the admin overview).
 
 ``whmcs_warnings`` is pure: it compares vipgate's policy with what WHMCS reports — its
-automatic suspension settings and its client groups.
+automatic suspension settings and its client groups. ``missing_actions`` and
+``permission_warnings`` are pure too: they read the answers of :func:`probe_permissions`,
+which asks WHMCS, without changing anything, whether the API credential's roles allow each
+action vipgate uses. :func:`read_facts` gathers all of it in one pass and
+:func:`facts_warnings` turns it into sentences, so a caller may keep the facts a while and
+still judge them against the policy in force.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.settings import PolicySettings
-from bridge.whmcs import ClientGroup, WhmcsClient
+from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
+
+# The WHMCS API actions vipgate calls (bridge/whmcs/client.py), and what each is for.
+READ_ACTIONS: dict[str, str] = {
+    "GetClients": "list clients (resync, client search)",
+    "GetClientsDetails": "read a client",
+    "GetInvoices": "read a client's invoices",
+    "GetInvoice": "read an invoice's balance",
+    "GetClientsProducts": "read a client's services (suspended standing)",
+    "GetTickets": "list a client's tickets",
+    "GetTicket": "read a ticket",
+    "GetClientGroups": "read the client groups (VIP group checks)",
+    "GetSupportDepartments": "read the support departments",
+    "GetConfigurationValue": "read WHMCS's automation settings",
+    "GetCurrencies": "read the currencies",
+}
+WRITE_ACTIONS: dict[str, str] = {
+    "UpdateClient": "move clients in and out of the VIP group",
+    "UpdateTicket": "set ticket priorities",
+    "AddTicketNote": "add staff notes to tickets",
+}
+NEEDED_ACTIONS: tuple[str, ...] = (*READ_ACTIONS, *WRITE_ACTIONS)
+
+# One harmless call per action. Reads ask for one row, or for an id that cannot exist; writes
+# name an id that cannot exist (WHMCS ids start at 1), so they can only fail. WHMCS checks the
+# credential's API roles before it looks at the parameters (whmcs-reference §2.1, §5): a role
+# without the action answers 'Invalid Permissions: API action "..." is not allowed', a role
+# with it gets as far as "... Not Found" (or succeeds).
+PROBES: dict[str, dict[str, Any]] = {
+    "GetClients": {"limitstart": 0, "limitnum": 1},
+    "GetClientsDetails": {"clientid": 0},
+    "GetInvoices": {"limitstart": 0, "limitnum": 1},
+    "GetInvoice": {"invoiceid": 0},
+    "GetClientsProducts": {"limitstart": 0, "limitnum": 1},
+    "GetTickets": {"limitstart": 0, "limitnum": 1, "ignore_dept_assignments": True},
+    "GetTicket": {"ticketid": 0},
+    "GetClientGroups": {},
+    "GetSupportDepartments": {"ignore_dept_assignments": True},
+    "GetConfigurationValue": {"setting": "AutoSuspension"},
+    "GetCurrencies": {},
+    "UpdateClient": {"clientid": 0},
+    "UpdateTicket": {"ticketid": 0},
+    "AddTicketNote": {"ticketid": 0, "message": "vipgate permission check"},
+}
 
 
 def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
@@ -44,3 +95,109 @@ def check_whmcs(client: WhmcsClient, policy: PolicySettings) -> list[str]:
     return whmcs_warnings(policy, client.get_client_groups(),
                           client.get_configuration_value("AutoSuspension"),
                           client.get_configuration_value("AutoSuspensionDays"))
+
+
+# --- API credential permissions ---------------------------------------------------------------
+
+
+def is_permission_denied(message: str) -> bool:
+    """Whether a ``result=error`` message is WHMCS refusing the action for the API role."""
+    return message.strip().lower().startswith("invalid permissions")
+
+
+def probe_permissions(client: WhmcsClient, actions: Sequence[str] = NEEDED_ACTIONS, *,
+                      deadline: float | None = None,
+                      monotonic: Callable[[], float] = time.monotonic) -> dict[str, str | None]:
+    """Call each action once with :data:`PROBES`' harmless parameters; nothing is changed.
+
+    Returns action -> None when WHMCS answered success, else WHMCS's error message (a
+    permission refusal, or "... Not Found": the role let the call through). Actions left when
+    ``deadline`` (a ``monotonic`` time) has passed are not called and not in the answer.
+    Raises what the credential as a whole runs into (``WhmcsAuthError`` for a wrong secret or
+    IP, ``WhmcsUnavailable``): no action can be judged then."""
+    answers: dict[str, str | None] = {}
+    for action in actions:
+        if deadline is not None and monotonic() >= deadline:
+            break
+        try:
+            client.call(action, PROBES.get(action, {}))
+            answers[action] = None
+        except WhmcsAuthError as exc:
+            if not is_permission_denied(exc.message):
+                raise
+            answers[action] = exc.message
+        except WhmcsApiError as exc:
+            answers[action] = exc.message
+    return answers
+
+
+def missing_actions(answers: Mapping[str, str | None],
+                    needed: Sequence[str] = NEEDED_ACTIONS) -> list[str]:
+    """The needed actions WHMCS refused for want of permission, in ``needed``'s order.
+    ``answers`` is what :func:`probe_permissions` returns; an action not in it was not asked
+    and is not reported."""
+    return [action for action in needed
+            if (message := answers.get(action)) is not None and is_permission_denied(message)]
+
+
+def permission_warnings(missing: Sequence[str]) -> list[str]:
+    """One sentence per action the credential lacks, saying what vipgate cannot do."""
+    found = []
+    for action in missing:
+        kind, purpose = (("write", WRITE_ACTIONS[action]) if action in WRITE_ACTIONS else
+                         ("read", READ_ACTIONS.get(action, "")))
+        found.append(f"the WHMCS API credential lacks permission for {action} ({kind}): "
+                     f"vipgate cannot {purpose}; allow it in the credential's API role in "
+                     "WHMCS (Manage API Credentials > API Roles)")
+    return found
+
+
+# --- everything WHMCS can tell, in one pass ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhmcsFacts:
+    """What WHMCS reported: its groups and suspension settings (None when they could not be
+    read) and the permission probe's answers (``unchecked``: actions not asked in time)."""
+
+    groups: tuple[ClientGroup, ...] | None
+    auto_suspension: str | None
+    auto_suspension_days: str | None
+    answers: Mapping[str, str | None] = field(default_factory=dict)
+    unchecked: tuple[str, ...] = ()
+
+
+def read_facts(client: WhmcsClient, *, deadline: float | None = None,
+               monotonic: Callable[[], float] = time.monotonic) -> WhmcsFacts:
+    """Read WHMCS's groups and suspension settings, then probe every other needed action.
+    Reading the settings probes their actions, so each action is called about once."""
+    answers: dict[str, str | None] = {}
+
+    def read(action: str, do: Callable[[], Any]) -> Any:
+        try:
+            value = do()
+        except WhmcsAuthError as exc:
+            if not is_permission_denied(exc.message):
+                raise
+            answers[action] = exc.message
+            return None
+        answers[action] = None
+        return value
+
+    groups = read("GetClientGroups", client.get_client_groups)
+    suspension = read("GetConfigurationValue",
+                      lambda: (client.get_configuration_value("AutoSuspension"),
+                               client.get_configuration_value("AutoSuspensionDays")))
+    rest = [a for a in NEEDED_ACTIONS if a not in answers]
+    answers.update(probe_permissions(client, rest, deadline=deadline, monotonic=monotonic))
+    return WhmcsFacts(groups, *(suspension or (None, None)), answers=answers,
+                      unchecked=tuple(a for a in NEEDED_ACTIONS if a not in answers))
+
+
+def facts_warnings(facts: WhmcsFacts, policy: PolicySettings) -> list[str]:
+    """Permission warnings first, then the policy warnings the facts allow judging."""
+    found = permission_warnings(missing_actions(facts.answers))
+    if facts.groups is not None and facts.auto_suspension is not None:
+        found += whmcs_warnings(policy, facts.groups, facts.auto_suspension,
+                                facts.auto_suspension_days or "")
+    return found

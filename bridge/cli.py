@@ -263,12 +263,13 @@ def check(ctx: click.Context) -> None:
         store.dispose()
     found = warnings(settings)
     if settings.whmcs.url:
-        from bridge.checks import check_whmcs
+        from bridge.checks import facts_warnings, read_facts
         from bridge.whmcs import WhmcsClient, WhmcsError
 
         try:
             with WhmcsClient(settings.whmcs, attempts=1) as client:
-                found += check_whmcs(client, settings.policy)
+                # policy warnings, and the API actions the credential's role lacks
+                found += facts_warnings(read_facts(client), settings.policy)
             click.echo(f"whmcs: ok ({settings.whmcs.url})")
         except WhmcsError as exc:
             click.echo(f"whmcs: {exc}")

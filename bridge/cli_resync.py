@@ -176,7 +176,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
         except WhmcsError as exc:
             raise Failure(f"WHMCS's API: {exc}", 2) from None
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
-            out, settings.policy.vip_group_id, dry_run)
+            out, engine.settings.policy.vip_group_id, dry_run)
         progress = Progress(total, tty, err)
         try:
             result = Resync(engine, reader).run(dry_run=dry_run, client_ids=ids,

@@ -10,46 +10,113 @@ rebuilds when it moved, so a change takes effect in every gunicorn worker and ev
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError
+from marshmallow import fields as mf
 
-from bridge.settings import SECTIONS, ConfigError, Settings, _unparse
+from bridge.settings import (
+    SECTIONS,
+    ConfigError,
+    Settings,
+    _Bool,
+    _Choice,
+    _IdList,
+    _Int,
+    _Money,
+    _Template,
+    _unparse,
+)
 from bridge.store import Store, setting_change, setting_override, utc_naive
 
 log = logging.getLogger("vipgate.settings")
 
 EDITABLE_SECTIONS = ("policy", "tickets")
+# What a block message template is tried with before it is accepted (see parse).
+_SAMPLE_FILL = {"invoices": "#1042, #1057", "total": "R$ 189,80", "days": 12,
+                "link": "https://whmcs.example.com/viewinvoice.php?id=1042"}
 
 
 def editable_keys() -> list[tuple[str, str]]:
     """(section, key) of every setting the page can change, in the file's order."""
-    return [(section, f.name) for section in EDITABLE_SECTIONS
-            for f in fields(SECTIONS[section].dataclass)]
+    return list(_editable())
+
+
+@functools.cache
+def _editable() -> tuple[tuple[str, str], ...]:
+    return tuple((section, f.name) for section in EDITABLE_SECTIONS
+                 for f in fields(SECTIONS[section].dataclass))
+
+
+@functools.cache
+def _field(section: str, key: str) -> mf.Field:
+    return SECTIONS[section]().fields[key]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What kind of value a key takes, for a form to offer the right input."""
+
+    kind: str  # int | money | bool | choice | ids | template | text
+    choices: tuple[str, ...] = ()
+    lo: int | None = None
+    hi: int | None = None
+
+
+def key_info(section: str, key: str) -> KeyInfo:
+    field = _field(section, key)
+    if isinstance(field, _Int):
+        return KeyInfo("int", lo=field.lo, hi=field.hi)
+    if isinstance(field, _Choice):
+        return KeyInfo("choice", choices=field.choices)
+    for kind, type_ in (("money", _Money), ("bool", _Bool), ("ids", _IdList),
+                        ("template", _Template)):
+        if isinstance(field, type_):
+            return KeyInfo(kind)
+    return KeyInfo("text")
+
+
+def _canonical(section: str, key: str, value: Any) -> str:
+    """The text the page stores and compares for a value (``Decimal("0")`` and ``0.00`` are
+    the same amount: both become ``0.00``)."""
+    text = _unparse(value)
+    try:
+        return _unparse(_field(section, key).deserialize(text))
+    except ValidationError:
+        return text
 
 
 def text_of(settings: Settings, section: str, key: str) -> str:
     """A setting's value in the form the file and the page use (``on``, ``1,4``, ``89.90``)."""
-    return _unparse(getattr(getattr(settings, section), key))
+    return _canonical(section, key, getattr(getattr(settings, section), key))
 
 
 def parse(section: str, key: str, value: str) -> str:
     """``value`` checked like the file would be, in canonical text; ValueError says what is
-    expected."""
-    if (section, key) not in editable_keys():
+    expected (the wording of the config error for that key)."""
+    if (section, key) not in _editable():
         raise ValueError(f"[{section}] {key} cannot be changed from the admin page")
-    field = SECTIONS[section]().fields[key]
+    field = _field(section, key)
     try:
-        return _unparse(field.deserialize(value))
+        parsed = field.deserialize(value)
     except ValidationError as exc:
         messages = exc.messages
         raise ValueError(messages[0] if isinstance(messages, list) else str(messages)) from None
+    if isinstance(field, _Template):  # a format spec like {total:d} would fail at the gate
+        try:
+            parsed.format(**_SAMPLE_FILL)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            raise ValueError(f"a placeholder cannot be filled ({exc}); write each one plainly, "
+                             "like {total}") from None
+    return _unparse(parsed)
 
 
 @dataclass(frozen=True)
@@ -59,8 +126,10 @@ class SettingChange:
     actor: str
     section: str
     key: str
-    old: str | None  # None: the file's (or embedded default) value was in force
-    new: str | None  # None: back to the file's value
+    # The values in force before and after, as text; the rows this module writes always hold
+    # both (a change back to the file's value shows that value).
+    old: str | None
+    new: str | None
 
 
 def overrides(store: Store) -> dict[tuple[str, str], str]:
@@ -76,11 +145,17 @@ def version(store: Store) -> int:
 
 
 def effective(base: Settings, saved: Mapping[tuple[str, str], str]) -> Settings:
-    """``base`` (file and environment) with the saved values over it."""
+    """``base`` (file and environment) with the saved values over it. A key this version does
+    not know, or a value it no longer accepts, is skipped (the file's value stays in force)."""
     sections: dict[str, dict[str, str]] = {}
     for (section, key), value in saved.items():
-        if (section, key) in editable_keys():  # a key a later version dropped is ignored
-            sections.setdefault(section, {})[key] = value
+        if (section, key) not in _editable():
+            continue
+        try:
+            sections.setdefault(section, {})[key] = parse(section, key, value)
+        except ValueError as exc:
+            log.error("settings: saved [%s] %s is not valid, the file's value stays in force: "
+                      "%s", section, key, exc)
     return base.replace(**sections) if sections else base
 
 
@@ -89,6 +164,7 @@ def save(store: Store, base: Settings, wanted: Mapping[tuple[str, str], str], *,
     """Validate every value of ``wanted``; when all are good, store the ones that differ from
     what is in force, with their history, in one transaction. Returns (changes, errors);
     nothing is stored when there are errors. A value equal to the file's drops the override.
+    Each value is checked alone: the settings have no rule across keys.
     """
     errors: dict[tuple[str, str], str] = {}
     parsed: dict[tuple[str, str], str] = {}
@@ -123,10 +199,6 @@ def save(store: Store, base: Settings, wanted: Mapping[tuple[str, str], str], *,
                    "old": old, "new": value}
             new_id = conn.execute(setting_change.insert().values(**row)).inserted_primary_key
             changes.append(SettingChange(int(new_id[0]), **row))
-        try:  # the whole set must still build (it always should: each value was checked)
-            effective(base, {**saved, **{k: v for k, v in parsed.items()}})
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
     return changes, {}
 
 
@@ -137,6 +209,24 @@ def history(store: Store, *, limit: int = 50, offset: int = 0) -> list[SettingCh
     with store.engine.connect() as conn:
         return [SettingChange(r.id, r.at, r.actor, r.section, r.key, r.old, r.new)
                 for r in conn.execute(query)]
+
+
+def history_count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(setting_change))
+                   .scalar() or 0)
+
+
+def changed_since(store: Store, seen_version: int) -> dict[tuple[str, str], str | None]:
+    """Keys changed after ``seen_version``, each with the value it had at that version (the
+    ``old`` of its first later change): what a form rendered then showed."""
+    query = (sa.select(setting_change.c.section, setting_change.c.key, setting_change.c.old)
+             .where(setting_change.c.id > seen_version).order_by(setting_change.c.id))
+    found: dict[tuple[str, str], str | None] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(query):
+            found.setdefault((row.section, row.key), row.old)
+    return found
 
 
 class LiveSettings:

@@ -2,7 +2,9 @@
 
 An inbox row moves ``queued -> processing -> done``; a failed attempt goes to ``retrying``
 (due again after a jittered step of :data:`RETRY_SCHEDULE`) and, after :data:`MAX_ATTEMPTS`
-or a permanent failure, to ``dead`` until an admin requeues it.
+or a permanent failure, to ``dead`` until an admin requeues it. From the admin page's inbox an
+admin may retry a ``dead`` or ``retrying`` row at once (:func:`retry_now`) or give up on a
+``queued``, ``retrying`` or ``dead`` one (:func:`discard`: ``discarded``, never claimed).
 
 A claim is a lease: ``locked_by`` names the worker and ``locked_until`` says until when. A row
 left in ``processing`` after its lease ran out belongs to a dead worker and is claimed again.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -129,6 +132,23 @@ _EXTEND = inbox.update().where(_HELD).values(locked_until=_until)
 _REQUEUE_DEAD = inbox.update().where(inbox.c.id == _row_id, inbox.c.state == "dead").values(
     state="queued", attempts=0, next_attempt_at=_now, finished_at=None, locked_by=None,
     locked_until=None)
+# The admin's actions: conditional on the state the admin saw, so a row a worker claimed (or
+# finished, or failed again) meanwhile is left alone and the admin is told.
+RETRYABLE = ("dead", "retrying")
+DISCARDABLE = ("queued", "retrying", "dead")
+_seen = sa.bindparam("seen", type_=sa.String)
+_RETRY_NOW = inbox.update().where(
+    inbox.c.id == _row_id, inbox.c.state == _seen, inbox.c.state.in_(RETRYABLE)).values(
+    state="queued", attempts=0, next_attempt_at=_now, finished_at=None, locked_by=None,
+    locked_until=None)
+_DISCARD = inbox.update().where(
+    inbox.c.id == _row_id, inbox.c.state == _seen, inbox.c.state.in_(DISCARDABLE)).values(
+    state="discarded", finished_at=_now, locked_by=None, locked_until=None,
+    last_error=sa.func.substr(
+        sa.bindparam("note", type_=sa.String) + sa.case(
+            (inbox.c.last_error.is_(None), ""),
+            else_=sa.literal("\nlast error: ", sa.String) + inbox.c.last_error),
+        1, MAX_ERROR_CHARS))
 _DEAD_LETTERS = inbox.select().where(inbox.c.state == "dead").order_by(inbox.c.id).limit(
     sa.bindparam("limit"))
 _DUE_COUNT = sa.select(sa.func.count()).select_from(inbox).where(_CLAIMABLE)
@@ -297,11 +317,78 @@ def requeue_dead(store: Store, row_id: int, now: datetime) -> bool:
     return done == 1
 
 
+def retry_now(store: Store, row_id: int, now: datetime, *, seen_state: str) -> bool:
+    """An admin's "retry now": a ``dead`` or ``retrying`` row is queued, due at ``now``, with
+    no attempts (a fresh schedule: the admin looked at it) and its last error kept until the
+    next attempt. Only while the row is still in ``seen_state``: False when it is not (a
+    worker claimed it, or it was done, retried or discarded meanwhile)."""
+    if seen_state not in RETRYABLE:
+        return False
+    with store.engine.begin() as conn:
+        done = conn.execute(_RETRY_NOW, {"row_id": row_id, "seen": seen_state,
+                                         "now": utc_naive(now)}).rowcount
+    return done == 1
+
+
+def discard(store: Store, row_id: int, now: datetime, *, seen_state: str, note: str) -> bool:
+    """An admin gives up on a ``queued``, ``retrying`` or ``dead`` row: it becomes
+    ``discarded`` (kept, never claimed; its webhook id stays known, so a redelivery is still a
+    duplicate). ``note`` (who and why) goes before the last error. Only while the row is still
+    in ``seen_state``; False otherwise."""
+    if seen_state not in DISCARDABLE:
+        return False
+    with store.engine.begin() as conn:
+        done = conn.execute(_DISCARD, {"row_id": row_id, "seen": seen_state,
+                                       "now": utc_naive(now), "note": note}).rowcount
+    return done == 1
+
+
 def dead_letters(store: Store, limit: int = 100) -> list[InboxRow]:
     """Dead rows, oldest id first."""
     with store.engine.connect() as conn:
         rows = conn.execute(_DEAD_LETTERS, {"limit": limit}).all()
     return [inbox_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An inbox row as the admin page lists it: the row, who holds it, when it ended."""
+
+    row: InboxRow
+    locked_by: str | None
+    locked_until: datetime | None
+    finished_at: datetime | None
+
+
+# How each state is listed: what is due next first; dead and finished rows newest first.
+# Queued, retrying and dead read ix_inbox_state_next; done reads the primary key backwards
+# (recent rows are mostly done), so a long history costs nothing.
+_LIST_ORDER: dict[str, tuple[Any, ...]] = {
+    "queued": (inbox.c.next_attempt_at, inbox.c.id),
+    "retrying": (inbox.c.next_attempt_at, inbox.c.id),
+    "processing": (inbox.c.id,),
+    "dead": (inbox.c.next_attempt_at.desc(), inbox.c.id.desc()),
+    "done": (inbox.c.id.desc(),),
+    "discarded": (inbox.c.id.desc(),),
+}
+
+
+def _listed(row: Any) -> Listed:
+    return Listed(inbox_row(row), row.locked_by, row.locked_until, row.finished_at)
+
+
+def list_state(store: Store, state: str, *, limit: int, offset: int = 0) -> list[Listed]:
+    """A page of the rows in ``state`` (one of ``_LIST_ORDER``), in that state's order."""
+    query = inbox.select().where(inbox.c.state == state).order_by(
+        *_LIST_ORDER[state]).limit(limit).offset(offset)
+    with store.engine.connect() as conn:
+        return [_listed(r) for r in conn.execute(query)]
+
+
+def get_row(store: Store, row_id: int) -> Listed | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(inbox.select().where(inbox.c.id == row_id)).first()
+    return None if row is None else _listed(row)
 
 
 def due_count(store: Store, now: datetime) -> int:

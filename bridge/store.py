@@ -171,8 +171,9 @@ setting_change = sa.Table(
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("section", sa.String(32), nullable=False),
     sa.Column("key", sa.String(64), nullable=False),
-    sa.Column("old", sa.Text, nullable=True),  # None: the file's (or default) value was in force
-    sa.Column("new", sa.Text, nullable=True),  # None: reset to the file's value
+    # The values in force before and after, as text (bridge.overrides always writes both)
+    sa.Column("old", sa.Text, nullable=True),
+    sa.Column("new", sa.Text, nullable=True),
 )
 
 # One row per day (WHMCS time zone): the delinquency figures of the dashboard.
@@ -195,7 +196,8 @@ daily_snapshot = sa.Table(
 # Built once: rebuilding the statement per event cost ~0.2 ms (bench/ingest profile).
 INSERT_INBOX = inbox.insert()
 
-INBOX_STATES = ("queued", "processing", "retrying", "done", "dead")
+# "discarded": an admin gave up on the event (bridge.queue.discard); no worker claims it.
+INBOX_STATES = ("queued", "processing", "retrying", "done", "dead", "discarded")
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -230,6 +232,10 @@ def make_engine(url: str, **pool_overrides: Any) -> Engine:
         "pool_timeout": 10,
         "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30,
                          "charset": "utf8mb4"},
+        # No gap locks: concurrent writers of different clients never deadlock on a range.
+        # Every read-modify-write here is a conditional UPDATE or a claim with SKIP LOCKED,
+        # which need no repeatable read.
+        "isolation_level": "READ COMMITTED",
     }
     return sa.create_engine(url, **{**options, **pool_overrides})
 
@@ -257,6 +263,83 @@ class InboxRow:
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One client of the admin page's VIP roster: vipgate's memory of it and its cached
+    standing (None: no reconcile has cached it yet)."""
+
+    client_id: int
+    pinned: bool
+    excluded: bool
+    home_group_id: int | None
+    last_group_id: int | None
+    standing: CachedStanding | None
+
+
+@dataclass(frozen=True)
+class PromiseRecord:
+    """A promise to pay as staff registered it."""
+
+    client_id: int
+    until: date
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+# The admin page's roster tabs (see Store.roster).
+ROSTER_TABS = ("members", "pinned", "excluded", "eligible", "all")
+
+
+def _roster_filters(vip_group_id: int) -> dict[str, sa.ColumnElement[bool]]:
+    """Each roster tab as a condition over membership LEFT JOIN standing.
+
+    A member is a client whose group vipgate last saw (or set) in WHMCS is the VIP group:
+    what WHMCS holds, not what the last plan wanted (a resync caches its decisions before
+    applying them)."""
+    m, s = membership.c, standing.c
+    if vip_group_id:
+        member: sa.ColumnElement[bool] = m.last_group_id == vip_group_id
+        outside = sa.or_(m.last_group_id.is_(None), m.last_group_id != vip_group_id)
+    else:  # no VIP group managed: nobody is a member
+        member, outside = sa.false(), sa.true()
+    return {"members": member, "pinned": m.pinned == sa.true(),
+            "excluded": m.excluded == sa.true(),
+            "eligible": sa.and_(s.eligible == sa.true(), outside), "all": sa.true()}
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the admin page's audit log is narrowed to; ``since``/``until`` are naive UTC
+    (``since`` inclusive, ``until`` exclusive)."""
+
+    client_id: int | None = None
+    action: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _audit_where(query: Any, filters: AuditFilter) -> Any:
+    """``query`` narrowed by ``filters``: client and time use ix_audit_client_at / ix_audit_at,
+    action and actor are checked on the rows those indexes give."""
+    c = audit.c
+    for column, value in ((c.client_id, filters.client_id), (c.action, filters.action),
+                          (c.actor, filters.actor)):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(c.at >= utc_naive(filters.since))
+    if filters.until is not None:
+        query = query.where(c.at < utc_naive(filters.until))
+    return query
+
+
+def audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(row.at, row.actor, row.action, row.client_id, row.ticket_id, row.before,
+                      row.after, tuple(json.loads(row.reasons)), row.event_id, row.id)
 
 
 class DatabaseNotReady(Exception):
@@ -317,6 +400,19 @@ class Store:
     def meta_get(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def meta_put(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing what was there (the last writer wins)."""
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    if not conn.execute(meta.update().where(meta.c.key == key)
+                                        .values(value=value)).rowcount:
+                        conn.execute(meta.insert().values(key=key, value=value))
+                return
+            except sa.exc.IntegrityError:  # another process inserted the key meanwhile
+                if attempt:
+                    raise
 
     def meta_ensure(self, key: str, make: Any) -> str:
         """The stored value of ``key``, storing ``make()`` first if there is none.
@@ -397,16 +493,52 @@ class Store:
             row = conn.execute(standing.select().where(standing.c.client_id == client_id)).first()
         return None if row is None else _standing(row)
 
+    def roster(self, tab: str, vip_group_id: int, *, client_ids: list[int] | None = None,
+               offset: int = 0, limit: int = 50) -> list[RosterRow]:
+        """A page of the remembered clients in roster ``tab`` (:data:`ROSTER_TABS`), by id."""
+        where = _roster_filters(vip_group_id)[tab]
+        query = (sa.select(*membership.c).select_from(membership.outerjoin(
+            standing, standing.c.client_id == membership.c.client_id)).where(where)
+            .order_by(membership.c.client_id).offset(offset).limit(limit))
+        if client_ids is not None:
+            query = query.where(membership.c.client_id.in_(client_ids))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            ids = [r.client_id for r in rows]
+            cached = {r.client_id: _standing(r) for r in conn.execute(
+                standing.select().where(standing.c.client_id.in_(ids)))} if ids else {}
+        return [RosterRow(r.client_id, bool(r.pinned), bool(r.excluded), r.home_group_id,
+                          r.last_group_id, cached.get(r.client_id)) for r in rows]
+
+    def roster_counts(self, vip_group_id: int, *,
+                      client_ids: list[int] | None = None) -> dict[str, int]:
+        """How many remembered clients each roster tab holds (one pass over the table)."""
+        filters = _roster_filters(vip_group_id)
+        query = sa.select(*(sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
+                            .label(tab) for tab, where in filters.items())).select_from(
+            membership.outerjoin(standing, standing.c.client_id == membership.c.client_id))
+        if client_ids is not None:
+            query = query.where(membership.c.client_id.in_(client_ids))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one()
+        return {tab: int(row._mapping[tab]) for tab in filters}
+
 
     # --- the engine's memory -------------------------------------------------------------
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, key: str, key_value: int,
                 values: dict[str, Any]) -> None:
-        """Update the row, or insert it. Callers hold the client's lease, so no other writer
-        races for the same key."""
-        column = table.c[key]
-        if not conn.execute(table.update().where(column == key_value).values(**values)).rowcount:
-            conn.execute(table.insert().values({key: key_value, **values}))
+        """Insert the row, or update it when the key exists, in one statement (an UPDATE that
+        finds nothing followed by an INSERT takes gap locks on MariaDB, and two clients'
+        rows written at once deadlocked)."""
+        row = {key: key_value, **values}
+        if conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).values(row)
+                         .on_conflict_do_update(index_elements=[key], set_=values))
+        else:
+            conn.execute(mysql.insert(table).values(row).on_duplicate_key_update(**values))
 
     def get_memory(self, client_id: int) -> ClientMemory:
         with self.engine.connect() as conn:
@@ -548,6 +680,14 @@ class Store:
             self._upsert(conn, promise, "client_id", client_id, {
                 "until": until, "note": note, "created_by": by, "created_at": utc_naive(now)})
 
+    def promise_records(self) -> list[PromiseRecord]:
+        """Every promise to pay with who registered it, latest ``until`` first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(promise.select().order_by(promise.c.until.desc(),
+                                                          promise.c.client_id)).all()
+        return [PromiseRecord(r.client_id, r.until, r.note, r.created_by, r.created_at)
+                for r in rows]
+
     def clear_promise(self, client_id: int) -> None:
         with self.engine.begin() as conn:
             conn.execute(promise.delete().where(promise.c.client_id == client_id))
@@ -566,6 +706,46 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(audit.insert(), rows)
 
+    def audit_page(self, filters: AuditFilter, *, limit: int,
+                   offset: int = 0) -> list[AuditEntry]:
+        """A page of the rows ``filters`` match, newest first (by ``at``, then id)."""
+        query = _audit_where(audit.select(), filters).order_by(
+            audit.c.at.desc(), audit.c.id.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [audit_entry(r) for r in conn.execute(query)]
+
+    def audit_count(self, filters: AuditFilter, *, cap: int | None = None) -> int:
+        """How many rows ``filters`` match, counting no further than ``cap``."""
+        ids = _audit_where(sa.select(audit.c.id), filters)
+        if cap is not None:
+            ids = ids.limit(cap)
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(ids.subquery()))
+                       .scalar() or 0)
+
+    def iter_audit(self, filters: AuditFilter, *, page: int = 1000) -> Iterator[AuditEntry]:
+        """Every row ``filters`` match, newest first, a page at a time (keyset on (at, id):
+        no read held open between pages; rows added meanwhile are newer and not included)."""
+        c = audit.c
+        last: tuple[datetime, int] | None = None
+        while True:
+            query = _audit_where(audit.select(), filters)
+            if last is not None:
+                query = query.where(sa.or_(c.at < last[0],
+                                           sa.and_(c.at == last[0], c.id < last[1])))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(c.at.desc(), c.id.desc()).limit(page)).all()
+            yield from map(audit_entry, rows)
+            if len(rows) < page:
+                return
+            last = (rows[-1].at, rows[-1].id)
+
+    def audit_actions(self) -> list[str]:
+        """The actions present in the audit log, sorted (no index on ``action``: this reads
+        the whole table; the admin page keeps the answer a while)."""
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(audit.c.action).distinct()).scalars())
+
     def audit_log(self, *, client_id: int | None = None, action: str | None = None,
                   since_id: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """Audit rows, oldest first, after ``since_id``."""
@@ -576,6 +756,15 @@ class Store:
             query = query.where(audit.c.action == action)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(audit.c.id).limit(limit)).all()
+        return [AuditEntry(r.at, r.actor, r.action, r.client_id, r.ticket_id, r.before, r.after,
+                           tuple(json.loads(r.reasons)), r.event_id, r.id) for r in rows]
+
+    def recent_audit(self, client_id: int, limit: int = 50) -> list[AuditEntry]:
+        """A client's newest audit rows, newest first."""
+        query = audit.select().where(audit.c.client_id == client_id).order_by(
+            audit.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [AuditEntry(r.at, r.actor, r.action, r.client_id, r.ticket_id, r.before, r.after,
                            tuple(json.loads(r.reasons)), r.event_id, r.id) for r in rows]
 

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,9 +20,13 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from bridge import create_app
+from bridge.sandbox.serve import RunningSandbox, start_sandbox
+from bridge.sandbox.whmcs import Sandbox
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
+from tests.admin_helpers import AdminSession
 from tests.helpers import SECRET, Clock
+from tests.world import World, make_world
 
 MYSQL_SERVER_URL = os.environ.get("VIPGATE_TEST_MYSQL_URL",
                                   "mysql+pymysql://root@127.0.0.1:3306").rstrip("/")
@@ -113,3 +118,25 @@ def live_bridge(settings: Settings, store: Store) -> Iterator[LiveBridge]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def served(sandbox: Sandbox) -> Iterator[RunningSandbox]:
+    """The module's ``sandbox`` fixture served over HTTP."""
+    running = start_sandbox(sandbox)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    """A whole installation (tests/world.py); modules with their own ``world`` override it."""
+    with make_world(database_url, tmp_path) as w:
+        yield w
+
+
+@pytest.fixture
+def admin(world: World) -> AdminSession:
+    """The world's admin page, logged in."""
+    assert world.app is not None
+    return AdminSession(world.app)

@@ -51,7 +51,7 @@ def test_every_admin_route_requires_login(admin_app: Flask) -> None:
     assert {endpoint for _, endpoint, _ in rules} >= {
         "admin.overview", "admin.dashboard", "admin.settings", "admin.roster", "admin.clients",
         "admin.audit", "admin.inbox", "admin.promises", "admin.logout"}
-    for path, endpoint, methods in rules:
+    for path, _endpoint, methods in rules:
         for method in methods:
             answer = client.open(path, method=method)
             assert answer.status_code in (302, 400), (method, path)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bridge import create_app, health
-from bridge.sandbox.serve import RunningSandbox, start_sandbox
+from bridge.sandbox.serve import RunningSandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings
 from bridge.store import Store
@@ -39,13 +39,6 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     sandbox.add_group("VIP", susptermexempt=True)
     yield sandbox
     sandbox.dispose()
-
-
-@pytest.fixture
-def served(sandbox: Sandbox) -> Iterator[RunningSandbox]:
-    running = start_sandbox(sandbox)
-    yield running
-    running.stop()
 
 
 AppFactory = Callable[..., Flask]

@@ -1,13 +1,236 @@
-"""Placeholder: replaced by the page's own module."""
+"""Client lookup: find a client (by id, or by name/e-mail through WHMCS's GetClients search)
+and see why vipgate treats it as it does: standing and VIP decision with their reasons (a
+fresh plan: WHMCS is read, nothing applied), the changes a reconcile would make, open tickets
+with vipgate's record of their priority, membership memory, promise to pay, history; plus a
+"reconcile now" button. When WHMCS cannot answer, the cached standing is shown instead.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import islice
 
-from bridge.admin.common import bp
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+
+from bridge.admin import membership
+from bridge.admin.common import audit, bp, business_today, rt, whmcs
+from bridge.admin.localtime import shown
+from bridge.engine.plan import ClientPlan
+from bridge.engine.reconcile import ACTIVE_TICKETS
+from bridge.model import CachedStanding
+from bridge.policy.gate import format_money
+from bridge.whmcs import WhmcsError, WhmcsNotFound
+from bridge.whmcs.models import ClientDetails, Ticket
+
+SEARCH_LIMIT = 50  # GetClients rows read for a name/e-mail search
+TICKET_LIMIT = 100  # open tickets shown
+HISTORY = 50  # audit rows on the client page; the audit page has the rest
+
+
+def group_label(group_id: int | None, vip_group_id: int,
+                names: Mapping[int, str] | None = None) -> str:
+    """A group for people: its name when WHMCS gave the names, else its id."""
+    if group_id is None:
+        return "not seen yet"
+    if group_id == 0:
+        return "no group"
+    name = (names or {}).get(group_id)
+    if vip_group_id and group_id == vip_group_id:
+        return f"VIP: {name} ({group_id})" if name else f"VIP ({group_id})"
+    return f"{name} ({group_id})" if name else f"group {group_id}"
+
+
+def client_name(first: str, last: str, company: str) -> str:
+    name = f"{first} {last}".strip()
+    if company:
+        name = f"{name} ({company})" if name else company
+    return name
+
+
+@dataclass
+class Found:
+    """A search: ``ids`` None when there was nothing to search for."""
+
+    query: str = ""
+    ids: list[int] | None = None
+    names: dict[int, str] = field(default_factory=dict)
+    emails: dict[int, str] = field(default_factory=dict)
+    notice: str | None = None
+    more: bool = False  # more matches than SEARCH_LIMIT
+    missing: set[int] = field(default_factory=set)  # ids WHMCS says it does not have
+
+
+def find_clients(query: str) -> Found:
+    """A client id (``42`` or ``#42``), or a name/e-mail prefix searched in WHMCS (the first
+    :data:`SEARCH_LIMIT` matches). WHMCS's answer is never required for an id."""
+    query = query.strip()[:100]
+    found = Found(query)
+    if not query:
+        return found
+    api = whmcs()
+    if query.lstrip("#").isdigit():
+        cid = int(query.lstrip("#"))
+        found.ids = [cid]
+        if api is not None:
+            try:
+                details = api.get_client(cid)
+                found.names[cid] = client_name(details.firstname, details.lastname,
+                                               details.companyname)
+                found.emails[cid] = details.email
+            except WhmcsNotFound:
+                found.notice = f"WHMCS has no client {cid}."
+                found.missing.add(cid)
+            except WhmcsError as exc:
+                found.notice = f"WHMCS could not be asked for the client's name: {exc}"
+        return found
+    found.ids = []
+    if api is None:
+        found.notice = "Searching by name or e-mail needs WHMCS's API ([whmcs] url)."
+        return found
+    try:
+        rows = list(islice(api.iter_clients(search=query, page_size=SEARCH_LIMIT + 1),
+                           SEARCH_LIMIT + 1))
+    except WhmcsError as exc:
+        found.notice = f"WHMCS could not be searched: {exc}"
+        return found
+    found.more = len(rows) > SEARCH_LIMIT
+    for row in rows[:SEARCH_LIMIT]:
+        found.ids.append(row.id)
+        found.names[row.id] = client_name(row.firstname, row.lastname, row.companyname)
+        found.emails[row.id] = row.email
+    return found
 
 
 @bp.route("/clients", endpoint="clients")
-def view() -> str:
-    return render_template("admin/error.html", code=501, title="clients",
-                           message="This page is being built.")
+def clients() -> str | Response:
+    query = request.args.get("q", "").strip()
+    if query.lstrip("#").isdigit():
+        return redirect(url_for("admin.client", client_id=int(query.lstrip("#"))))
+    found = find_clients(query)
+    store, vip = rt().store, rt().settings.policy.vip_group_id
+    rows = {r.client_id: r for r in store.roster("all", vip, client_ids=found.ids,
+                                                 limit=SEARCH_LIMIT)} if found.ids else {}
+    return render_template("admin/clients.html", title="Clients", found=found, rows=rows,
+                           vip=vip, group_label=group_label)
+
+
+# --- one client -------------------------------------------------------------------------------
+
+@dataclass
+class Live:
+    """What WHMCS says now, and the plan vipgate makes from it (nothing applied)."""
+
+    details: ClientDetails
+    plan: ClientPlan
+    tickets: list[Ticket]
+    groups: dict[int, str]  # group names by id
+
+
+def read_live(client_id: int) -> tuple[Live | None, str | None]:
+    """WHMCS's view and the plan, or (None, why not). 404 when WHMCS has no such client."""
+    engine, api = rt().engine, whmcs()
+    if engine is None or api is None:
+        return None, "No WHMCS API is configured ([whmcs] url)."
+    try:
+        try:
+            details = api.get_client(client_id)
+        except WhmcsNotFound:
+            abort(404, f"WHMCS has no client {client_id}.")
+        plan = engine.plan(client_id)
+        if plan is None:
+            abort(404, f"WHMCS has no client {client_id}.")
+        tickets = list(islice(api.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS),
+                              TICKET_LIMIT))
+        groups = {g.id: g.name for g in api.get_client_groups()}
+    except WhmcsError as exc:
+        return None, f"WHMCS could not be read ({exc})."
+    return Live(details, plan, tickets, groups), None
+
+
+def cached_reasons(cached: CachedStanding) -> list[str]:
+    """The cached standing in words (the cache keeps the invoices, not the sentences)."""
+    def money(amount: Decimal) -> str:
+        return format_money(amount, cached.currency_prefix, cached.currency_suffix, "en")
+
+    lines = [f"invoice #{i.number} {money(i.balance)} due {i.due_date}" for i in cached.invoices]
+    if cached.overdue_total:
+        lines.append(f"overdue total {money(cached.overdue_total)}, oldest "
+                     f"{cached.overdue_days} days")
+    return lines or ["nothing overdue past the grace"]
+
+
+@dataclass(frozen=True)
+class TicketLine:
+    id: int
+    tid: str
+    subject: str
+    deptid: int
+    billing: bool
+    status: str
+    priority: str
+    planned: str | None  # the priority a reconcile would set
+    original: str | None
+    managed: str | None
+    note_key: str | None
+
+
+def ticket_lines(client_id: int, live: Live | None) -> list[TicketLine]:
+    """Open tickets (from WHMCS) with vipgate's record; without WHMCS, the records alone."""
+    records = rt().store.ticket_memories(client_id)
+    billing = set(rt().settings.tickets.billing_departments)
+    if live is None:
+        return [TicketLine(r.ticket_id, "", "", 0, False, "", "", None, r.original_priority,
+                           r.managed_priority, r.note_key) for r in records.values()]
+    planned = {c.ticket_id: c.after for c in live.plan.changes if c.kind == "ticket_priority"}
+    lines = []
+    for t in live.tickets:
+        record = records.get(t.id)
+        lines.append(TicketLine(
+            t.id, t.tid, t.subject, t.deptid, t.deptid in billing, t.status, t.priority,
+            planned.get(t.id), record.original_priority if record else None,
+            record.managed_priority if record else None, record.note_key if record else None))
+    return lines
+
+
+@bp.route("/clients/<int:client_id>", endpoint="client")
+def client(client_id: int) -> str:
+    store = rt().store
+    live, notice = read_live(client_id)
+    promise = store.get_promise(client_id)
+    cached = store.get_standing(client_id)
+    return render_template(
+        "admin/client.html", title=f"Client {client_id}", client_id=client_id, live=live,
+        notice=notice, cached=cached, cached_reasons=cached_reasons(cached) if cached else [],
+        memory=store.get_memory(client_id), tickets=ticket_lines(client_id, live),
+        promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
+        history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
+        vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
+        tz=rt().settings.bridge.timezone,
+        name=client_name(live.details.firstname, live.details.lastname,
+                         live.details.companyname) if live else "")
+
+
+@bp.route("/clients/<int:client_id>/reconcile", methods=["POST"], endpoint="client_reconcile")
+def reconcile(client_id: int) -> Response:
+    """Make WHMCS match policy for this client now (under its lease), audited."""
+    def work() -> None:
+        done = membership.reconcile_now(client_id)
+        if done.skipped:
+            flash("No WHMCS API is configured ([whmcs] url): nothing to reconcile.", "error")
+            return
+        if done.gone:
+            flash(f"WHMCS has no client {client_id}.", "error")
+            return
+        after = done.summary if done.error is None else f"failed: {done.error}"
+        audit("reconcile", client_id=client_id, after=after,
+              reasons=tuple(c.summary for c in done.applied) or ("nothing to change",))
+        if done.error:
+            landed = f" Applied before the failure: {done.summary}." if done.applied else ""
+            flash(f"WHMCS failed: {done.error}.{landed}", "error")
+        else:
+            flash(f"Reconciled client {client_id}: {done.summary}.")
+
+    membership.with_client(client_id, work)
+    return redirect(url_for("admin.client", client_id=client_id))

@@ -7,9 +7,10 @@ import csv
 import io
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, request, session, url_for
 
@@ -67,7 +68,7 @@ def business_today() -> date:
     engine = runtime().engine
     if engine is not None:
         return engine.today()
-    return business_now().date()
+    return business_now().astimezone(ZoneInfo(runtime().settings.bridge.timezone)).date()
 
 
 def audit(action: str, *, client_id: int | None = None, ticket_id: int | None = None,
@@ -78,10 +79,30 @@ def audit(action: str, *, client_id: int | None = None, ticket_id: int | None = 
                                           ticket_id, before, after, tuple(reasons))])
 
 
+PAGE_WHMCS_TIMEOUT = 5.0  # seconds: a page waits at most this long for one WHMCS answer
+
+
 def whmcs() -> WhmcsClient | None:
-    """A WHMCS API client for this request, or None when ``[whmcs] url`` is not set."""
+    """A WHMCS API client for this request (one attempt, at most ``PAGE_WHMCS_TIMEOUT`` s, so
+    a page with WHMCS down answers quickly with a notice), or None when ``[whmcs] url`` is
+    not set."""
     engine = runtime().engine
-    return engine.whmcs() if engine is not None else None
+    if engine is None:
+        return None
+    client = g.get("vipgate_whmcs")
+    if client is None:
+        configured = engine.settings.whmcs
+        client = WhmcsClient(replace(configured, timeout_seconds=min(
+            configured.timeout_seconds, PAGE_WHMCS_TIMEOUT)), attempts=1)
+        g.vipgate_whmcs = client
+    return client
+
+
+@bp.teardown_request
+def _close_whmcs(_exc: BaseException | None) -> None:
+    client = g.pop("vipgate_whmcs", None)
+    if client is not None:
+        client.close()
 
 
 @dataclass(frozen=True)

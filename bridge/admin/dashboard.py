@@ -1,13 +1,284 @@
-"""Placeholder: replaced by the page's own module."""
+"""The delinquency dashboard: the daily snapshots (``bridge.snapshots``) as charts with their
+numbers beside them, a CSV export, and a button that takes today's snapshot now.
+
+Snapshots are taken after every complete full reconcile (PreCronJob, DailyCronJob,
+``vipgate resync``); the button counts the standing cache as it is.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from bridge.admin.common import bp
+from flask import Response, abort, flash, render_template, request
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
+
+from bridge import snapshots
+from bridge.admin import charts
+from bridge.admin.charts import Series
+from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
+from bridge.admin.localtime import shown
+from bridge.policy.gate import format_money
+from bridge.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
+from bridge.store import Store
+
+RANGES = (7, 30, 90, 365)
+DEFAULT_DAYS = 30
+RANGE_ERROR = "Choose one of " + ", ".join(map(str, RANGES[:-1])) + f" or {RANGES[-1]} days."
+
+
+class RangeForm(FlaskForm):
+    """The range selector (a GET form: nothing changes, so no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    days = SelectField("Range", coerce=int, default=DEFAULT_DAYS,
+                       choices=[SelectChoice(str(n), f"Last {n} days") for n in RANGES])
+
+
+class SnapshotForm(FlaskForm):
+    """The "Take a snapshot now" button (its CSRF token only)."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart with its numbers: the table's columns and rows (already formatted)."""
+
+    ident: str
+    heading: str
+    svg: Markup
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    value: str
+    detail: str = ""
+    delta: str = ""  # "+3 vs 2026-11-20"
+    trend: str = ""  # worse | better | "" (CSS class delta-<trend>)
+
+
+def _range() -> tuple[RangeForm, int, bool]:
+    """The range asked for (days), and whether it was valid (else the default is used)."""
+    form = RangeForm(formdata=request.args or None)
+    if not request.args or form.validate():
+        return form, form.days.data or DEFAULT_DAYS, True
+    form.days.errors = [RANGE_ERROR]
+    return form, DEFAULT_DAYS, False
+
+
+def _today() -> date:
+    """Today in WHMCS's time zone, by the business clock."""
+    return snapshots.business_day(business_now(), rt().settings.bridge.timezone)
 
 
 @bp.route("/dashboard", endpoint="dashboard")
-def view() -> str:
-    return render_template("admin/error.html", code=501, title="dashboard",
-                           message="This page is being built.")
+def view() -> tuple[str, int]:
+    form, days, valid = _range()
+    store = rt().store
+    until = _today()
+    since = until - timedelta(days=days - 1)
+    rows = snapshots.snapshots(store, since, until)
+    last = snapshots.latest(store)
+    previous = snapshots.before(store, last.day) if last else None
+    split = snapshots.currency_split(store, last.day) if last else None
+    money = _money_format(split)
+    context = {
+        "form": form, "days": days, "since": since, "until": until, "rows": rows,
+        "last": last, "previous": previous, "split": split if split and len(split) > 1 else None,
+        "mixed": split is None or len(split) > 1,
+        "headlines": _headlines(last, previous, money) if last else [],
+        "panels": _panels(rows, since, until, last, money) if last else [],
+        "taken_at": shown(last.taken_at) if last else "",
+        "reconcile": _reconcile(store),
+        "snapshot_form": SnapshotForm(),
+    }
+    return render_template("admin/dashboard.html", **context), 200 if valid else 400
+
+
+@bp.route("/dashboard.csv", endpoint="dashboard_csv")
+def csv_export() -> Response:
+    _, days, valid = _range()
+    if not valid:
+        abort(400, f"days: {RANGE_ERROR}")
+    until = _today()
+    since = until - timedelta(days=days - 1)
+    header = ["day", "taken_at_utc", "clients", "delinquent", "overdue", "suspended",
+              "share_percent", "overdue_total", "vip_members", "vip_removed", "vip_restored",
+              *(f"aging_{label.replace('-', '_').replace('+', '_plus')}"
+                for label, _, _ in AGING_BUCKETS),
+              *(f"due_day_{d}" for d in DUE_DAYS)]
+    rows = ([s.day.isoformat(), s.taken_at.isoformat(sep=" "), s.clients, s.delinquent,
+             s.overdue, s.suspended, f"{s.share:.2f}", str(s.overdue_total), s.vip_members,
+             s.vip_removed, s.vip_restored, *s.aging.values(), *s.by_due_day.values()]
+            for s in snapshots.snapshots(rt().store, since, until))
+    return csv_response(f"vipgate-delinquency-{since}-{until}.csv", header, rows)
+
+
+@bp.route("/dashboard/snapshot", methods=["POST"], endpoint="dashboard_snapshot")
+def take_snapshot() -> Response:
+    form = SnapshotForm()
+    if not form.validate_on_submit():
+        abort(400)
+    settings = rt().settings
+    now = business_now()
+    day = snapshots.business_day(now, settings.bridge.timezone)
+    snapshot, currencies = snapshots.compute(rt().store, day, now,
+                                             settings.policy.vip_group_id,
+                                             timezone=settings.bridge.timezone)
+    if not snapshot.clients:
+        flash("The standing cache is empty, so there is nothing to count: run a full "
+              "reconcile first ('vipgate resync').", "error")
+        return back_to("admin.dashboard")
+    if not snapshots.save(rt().store, snapshot, currencies):
+        flash(f"A snapshot of {day} taken later than now is already stored; it was kept.",
+              "warning")
+        return back_to("admin.dashboard")
+    audit("snapshot", after=day.isoformat(), reasons=(
+        f"snapshot of {day} taken from the standing cache: {snapshot.clients} clients, "
+        f"{snapshot.delinquent} delinquent",))
+    flash(f"Snapshot of {day} taken: {snapshot.delinquent} delinquent of "
+          f"{snapshot.clients} clients.")
+    return back_to("admin.dashboard")
+
+
+# --- building the page ------------------------------------------------------------------------
+
+
+def _reconcile(store: Store) -> dict[str, Any] | None:
+    """The last full reconcile, its time shown in WHMCS's time zone."""
+    record = snapshots.last_full_reconcile(store)
+    if record is not None:
+        record["at"] = shown(datetime.fromisoformat(record["at"]))
+    return record
+
+
+def _money_format(split: Sequence[CurrencyTotal] | None) -> Callable[[Decimal], str]:
+    """Amounts with the currency's prefix/suffix when the delinquent owe in one currency."""
+    if split and len(split) == 1:
+        prefix, suffix = split[0].prefix, split[0].suffix
+        return lambda amount: format_money(amount, prefix, suffix, "en")
+    return lambda amount: format_money(amount, "", "", "en")
+
+
+def _delta(now: float, before: float, text: str) -> tuple[str, str]:
+    """(``+3``, worse|better|"") for a figure where more is worse."""
+    if now == before:
+        return "no change", ""
+    return ("+" if now > before else "−") + text, "worse" if now > before else "better"
+
+
+def _headlines(last: Snapshot, previous: Snapshot | None,
+               money: Callable[[Decimal], str]) -> list[Headline]:
+    def compared(figure: Callable[[Snapshot], float], text: Callable[[float], str]
+                 ) -> dict[str, str]:
+        if previous is None:
+            return {}
+        now, before = figure(last), figure(previous)
+        delta, trend = _delta(now, before, text(abs(now - before)))
+        return {"delta": f"{delta} vs {previous.day}", "trend": trend}
+
+    return [
+        Headline("Delinquent clients", f"{last.delinquent:,}",
+                 f"{last.overdue:,} overdue, {last.suspended:,} suspended",
+                 **compared(lambda s: s.delinquent, lambda d: f"{d:,.0f}")),
+        Headline("Overdue amount", money(last.overdue_total),
+                 "owed past the grace by the delinquent clients",
+                 **compared(lambda s: float(s.overdue_total),
+                            lambda d: money(Decimal(str(d)).quantize(Decimal("0.01"))))),
+        Headline("Share of clients", f"{last.share:.1f}%",
+                 f"of {last.clients:,} clients in the standing cache",
+                 **compared(lambda s: round(s.share, 1), lambda d: f"{d:.1f} points")),
+        Headline("VIP members", f"{last.vip_members:,}", "clients vipgate keeps in VIP"),
+        Headline("Out of / into VIP", f"{last.vip_removed:,} / {last.vip_restored:,}",
+                 f"vipgate's VIP removals / restorations and additions on {last.day}"),
+    ]
+
+
+def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
+            money: Callable[[Decimal], str]) -> list[Panel]:
+    days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    labels = [d.isoformat() for d in days]
+    by_day = {s.day: s for s in rows}
+    newest_first = sorted(rows, key=lambda s: s.day, reverse=True)
+    span = f"from {since} to {until}"
+
+    def per_day(ident: str, heading: str, value: Callable[[Snapshot], float], unit: str,
+                fmt: Callable[[float], str], *, integer: bool,
+                axis: Callable[[float], str] | None = None) -> Panel:
+        values = [None if d not in by_day else value(by_day[d]) for d in days]
+        known = [v for v in values if v is not None]
+        desc = (f"{heading} per day {span}: " + (
+            f"{len(known)} days with a snapshot, latest {fmt(known[-1])}, highest "
+            f"{fmt(max(known))}." if known else "no snapshot in this range."))
+        svg = charts.line_chart(labels, [Series(heading, values)], chart_id=ident,
+                                title=f"{heading} per day", desc=desc, fmt=fmt,
+                                axis=axis, integer=integer)
+        return Panel(ident, heading, svg, ("Day", unit),
+                     [(s.day.isoformat(), fmt(value(s))) for s in newest_first])
+
+    def amount(value: float) -> str:
+        return money(Decimal(str(value)).quantize(Decimal("0.01")))
+
+    panels = [
+        per_day("chart-delinquent", "Delinquent clients", lambda s: s.delinquent, "Clients",
+                charts.plain, integer=True, axis=charts.compact),
+        per_day("chart-amount", "Overdue amount", lambda s: float(s.overdue_total), "Amount",
+                amount, integer=False, axis=charts.compact),
+        per_day("chart-share", "Share of clients delinquent", lambda s: s.share, "Share",
+                lambda v: f"{v:.1f}%", integer=False),
+    ]
+    removed = [None if d not in by_day else by_day[d].vip_removed for d in days]
+    restored = [None if d not in by_day else by_day[d].vip_restored for d in days]
+    moves_desc = (f"VIP removals and restorations per day {span}: "
+                  f"{sum(v or 0 for v in removed)} removals, "
+                  f"{sum(v or 0 for v in restored)} restorations or additions.")
+    panels.append(Panel(
+        "chart-vip", "VIP removals and restorations",
+        charts.bar_chart(labels, [Series("Removed", removed),
+                                  Series("Restored or added", restored)],
+                         chart_id="chart-vip", title="VIP removals and restorations per day",
+                         desc=moves_desc, integer=True),
+        ("Day", "Removed", "Restored or added"),
+        [(s.day.isoformat(), str(s.vip_removed), str(s.vip_restored)) for s in newest_first],
+        "vipgate's own moves out of VIP (unpaid) and into VIP (paid again, or newly "
+        "eligible); staff moves are not counted."))
+    aging = [last.aging[label] for label, _, _ in AGING_BUCKETS]
+    panels.append(Panel(
+        "chart-aging", f"Aging on {last.day}",
+        charts.bar_chart([f"{label} d" for label, _, _ in AGING_BUCKETS],
+                         [Series("Delinquent clients", aging)], chart_id="chart-aging",
+                         title=f"Delinquent clients by days overdue on {last.day}",
+                         desc="; ".join(f"{label} days: {n}" for (label, _, _), n in
+                                        zip(AGING_BUCKETS, aging, strict=True)) + ".",
+                         integer=True),
+        ("Days overdue", "Clients"),
+        [(f"{label} days", f"{n:,}") for (label, _, _), n in zip(AGING_BUCKETS, aging,
+                                                                  strict=True)],
+        "Days since the oldest overdue invoice's due date, as the policy counts them "
+        "(business days when grace_in_business_days is on)."))
+    due = [last.by_due_day[d] for d in DUE_DAYS]
+    busiest = [str(d) for d in DUE_DAYS if due[d - 1] and due[d - 1] == max(due)]
+    panels.append(Panel(
+        "chart-due-day", f"By due day of month on {last.day}",
+        charts.bar_chart([str(d) for d in DUE_DAYS], [Series("Delinquent clients", due)],
+                         chart_id="chart-due-day",
+                         title=f"Delinquent clients by due day of month on {last.day}",
+                         desc=f"Delinquent clients by the day of month their oldest overdue "
+                              f"invoice was due; most on day(s) {', '.join(busiest) or '-'}.",
+                         integer=True),
+        ("Due day", "Clients"),
+        [(str(d), f"{n:,}") for d, n in zip(DUE_DAYS, due, strict=True) if n],
+        "Day of month of the oldest overdue invoice's due date; days with no client are "
+        "left out of the table."))
+    return panels

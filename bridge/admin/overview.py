@@ -1,13 +1,231 @@
-"""Placeholder: replaced by the page's own module."""
+"""The overview (``/admin/``): can vipgate reach WHMCS (API and database) and its own database,
+how full is the inbox, when did the last full reconcile run, and what in vipgate's settings or
+WHMCS's works against the policy.
+
+Every check degrades to a line on the page, never an error page. The slow ones (WHMCS's
+settings and the API permission probe, the WHMCS database) are kept :data:`CHECK_TTL` per
+process; WHMCS's reachability is /healthz's own cached check (``bridge.health``).
+"""
 
 from __future__ import annotations
 
-from flask import render_template
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from bridge.admin.common import bp
+import sqlalchemy as sa
+from flask import current_app, render_template, url_for
+
+from bridge import health
+from bridge.admin.common import bp, rt
+from bridge.admin.localtime import shown
+from bridge.checks import NEEDED_ACTIONS, WRITE_ACTIONS, WhmcsFacts, facts_warnings, read_facts
+from bridge.checks import is_permission_denied as denied
+from bridge.settings import Settings, WhmcsSettings, shown_url
+from bridge.whmcs import WhmcsClient, WhmcsError
+
+log = logging.getLogger("vipgate.admin")
+
+CHECK_TTL = timedelta(seconds=60)
+WHMCS_TIMEOUT_SECONDS = 3.0  # per call
+FACTS_BUDGET_SECONDS = 8.0  # the permission probe stops asking after this
+LAST_RECONCILE_KEY = "last_full_reconcile"
+_CACHE_KEY = "vipgate.admin_overview_checks"
+_cache_lock = threading.Lock()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the page: ``ok`` None when there is nothing to check."""
+
+    ok: bool | None
+    text: str
+    checked_at: datetime | None = None
+
+
+class SlowChecks:
+    """Results of slow checks, each kept ``ttl`` (thread-safe: while one request checks a
+    key, the others wait for its answer instead of asking too; other keys do not wait)."""
+
+    def __init__(self, ttl: timedelta = CHECK_TTL) -> None:
+        self.ttl = ttl
+        self._locks_lock = threading.Lock()
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._kept: dict[tuple[Any, ...], tuple[datetime, Any]] = {}
+
+    def get(self, key: tuple[Any, ...], now: datetime,
+            compute: Callable[[], T]) -> tuple[T, datetime]:
+        """(the value, when it was computed)."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] <= now < kept[0] + self.ttl:
+                return kept[1], kept[0]
+            value = compute()
+            self._kept[key] = (now, value)
+            return value, now
+
+
+def slow_checks() -> SlowChecks:
+    """This app's cache, made on first use."""
+    with _cache_lock:
+        checks = current_app.extensions.get(_CACHE_KEY)
+        if checks is None:
+            checks = current_app.extensions[_CACHE_KEY] = SlowChecks()
+        return checks
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+def whmcs_api(settings: Settings) -> Check:
+    if not settings.whmcs.url:
+        return Check(None, "not configured: [whmcs] url is empty, vipgate cannot reach WHMCS")
+    status = health.whmcs_probe().status(settings.whmcs, rt().clock)
+    at = datetime.fromisoformat(status["checked_at"])
+    if status["ok"]:
+        return Check(True, f"reachable ({settings.whmcs.url})", at)
+    return Check(False, f"not usable ({settings.whmcs.url}): {status['error']}", at)
+
+
+def _read_facts(whmcs: WhmcsSettings) -> WhmcsFacts | str:
+    """WHMCS's settings and the permission probe, or why they could not be read."""
+    quick = dataclasses.replace(
+        whmcs, timeout_seconds=min(whmcs.timeout_seconds, WHMCS_TIMEOUT_SECONDS))
+    try:
+        with WhmcsClient(quick, attempts=1) as client:
+            return read_facts(client, deadline=time.monotonic() + FACTS_BUDGET_SECONDS)
+    except WhmcsError as exc:
+        return str(exc)
+    except Exception as exc:  # the page must answer whatever the client raises
+        log.exception("overview: reading WHMCS's settings failed unexpectedly")
+        return f"unexpected error ({type(exc).__name__})"
+
+
+def whmcs_facts(settings: Settings, api: Check) -> tuple[WhmcsFacts | str | None, datetime | None]:
+    """The cached facts (or the error text); None when WHMCS's API is not usable."""
+    if not api.ok:
+        return None, None
+    key = ("facts", settings.whmcs.url, settings.whmcs.identifier)
+    return slow_checks().get(key, rt().clock(), lambda: _read_facts(settings.whmcs))
+
+
+def _whmcs_database(url: str) -> Check:
+    from bridge.cli import database_failure
+    from bridge.resync.source_db import WhmcsDbReader
+
+    reader = None
+    try:
+        reader = WhmcsDbReader(url)
+        reader.ping()
+        return Check(True, f"reachable ({shown_url(url)}, {reader.count()} clients, "
+                           "read-only session)")
+    except sa.exc.SQLAlchemyError as exc:
+        return Check(False, database_failure(exc, url, what="WHMCS database").message)
+    except Exception as exc:  # the page must answer whatever the driver raises
+        log.exception("overview: WHMCS database check failed unexpectedly")
+        return Check(False, f"WHMCS database at {shown_url(url)}: unexpected error "
+                            f"({type(exc).__name__})")
+    finally:
+        if reader is not None:
+            reader.dispose()
+
+
+def whmcs_database(settings: Settings) -> Check:
+    url = settings.whmcs.database_url
+    if not url:
+        return Check(None, "not configured ([whmcs] database_url is empty): vipgate reads "
+                           "WHMCS through its API")
+    check, at = slow_checks().get(("whmcs_db", url), rt().clock(),
+                                  lambda: _whmcs_database(url))
+    return dataclasses.replace(check, checked_at=at)
+
+
+def vipgate_database() -> tuple[Check, dict[str, int] | None, int | None]:
+    """(the check, inbox depth by state, settings saved from the page)."""
+    from bridge.overrides import overrides
+
+    store = rt().store
+    try:
+        store.ping()
+        check = Check(True, f"reachable ({store.engine.dialect.name}, "
+                            f"{shown_url(store.url)}, revision {store.revision()})")
+        return check, store.inbox_counts(), len(overrides(store))
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return Check(False, f"database error at {shown_url(store.url)}: {reason}"), None, None
+
+
+def last_reconcile() -> dict[str, Any] | str | None:
+    """The last full reconcile as its writer left it; None: never; a str: why it is
+    unreadable."""
+    try:
+        raw = rt().store.meta_get(LAST_RECONCILE_KEY)
+    except sa.exc.SQLAlchemyError:
+        return "unknown: vipgate's database is not reachable"
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+        at = datetime.fromisoformat(str(value["at"]))
+    except (ValueError, TypeError, KeyError):
+        return f"unreadable (meta {LAST_RECONCILE_KEY} = {raw[:80]!r})"
+    return {"at": at, "clients": value.get("clients"), "applied": value.get("applied"),
+            "failed": value.get("failed"), "complete": bool(value.get("complete"))}
+
+
+def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
+    """(action, read/write, allowed/missing/not checked) for every needed action."""
+    rows = []
+    for action in NEEDED_ACTIONS:
+        kind = "write" if action in WRITE_ACTIONS else "read"
+        if action not in facts.answers:
+            state = "not checked"
+        else:
+            message = facts.answers[action]
+            state = "missing" if message is not None and denied(message) else "allowed"
+        rows.append((action, kind, state))
+    return rows
+
+
+# --- the page ---------------------------------------------------------------------------------
 
 
 @bp.route("/", endpoint="overview")
 def view() -> str:
-    return render_template("admin/error.html", code=501, title="overview",
-                           message="This page is being built.")
+    from bridge.cli import warnings as config_warnings
+
+    settings = rt().settings
+    api = whmcs_api(settings)
+    facts, facts_at = whmcs_facts(settings, api)
+    policy_warnings: list[str] = []
+    facts_note = ""
+    if isinstance(facts, WhmcsFacts):
+        policy_warnings = facts_warnings(facts, settings.policy)
+        if facts.groups is None or facts.auto_suspension is None:
+            facts_note = ("WHMCS's groups or suspension settings could not be read (see the "
+                          "permissions): the policy checks against them were skipped")
+        elif facts.unchecked:
+            facts_note = (f"WHMCS answered slowly: {', '.join(facts.unchecked)} not checked "
+                          "this time")
+    elif isinstance(facts, str):
+        facts_note = f"reading WHMCS's settings failed: {facts}"
+    elif settings.whmcs.url:
+        facts_note = "WHMCS's API cannot be used: its settings could not be checked"
+    database, counts, saved = vipgate_database()
+    return render_template(
+        "admin/overview.html", title="Overview", shown=shown, api=api,
+        whmcs_db=whmcs_database(settings), database=database, counts=counts, saved=saved,
+        reconcile=last_reconcile(), settings=settings,
+        config_warnings=config_warnings(settings), policy_warnings=policy_warnings,
+        facts_note=facts_note, facts_at=facts_at,
+        permissions=permission_rows(facts) if isinstance(facts, WhmcsFacts) else [],
+        ttl=int(CHECK_TTL.total_seconds()), dead_url=url_for("admin.inbox", state="dead"))

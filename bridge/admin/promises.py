@@ -1,13 +1,128 @@
-"""Placeholder: replaced by the page's own module."""
+"""Promises to pay: staff register that a client promised to pay by a date. Until then the
+client counts as current for its tickets (and for VIP when ``[policy] promise_restores_vip``
+is on). One promise per client: a new one replaces the old. Creating or cancelling reconciles
+the client at once, under its lease, so its tickets follow without waiting for an event.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
+from datetime import date, timedelta
 
-from bridge.admin.common import bp
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
+
+from bridge.admin import membership
+from bridge.admin.common import (
+    admin_name,
+    audit,
+    back_to,
+    bp,
+    business_now,
+    business_today,
+    page_from_request,
+    rt,
+)
+from bridge.admin.localtime import shown
+
+MAX_DAYS_AHEAD = 90  # a promise further out is a payment plan, not a promise
+NOTE_MAX = 500
 
 
-@bp.route("/promises", endpoint="promises")
-def view() -> str:
-    return render_template("admin/error.html", code=501, title="promises",
-                           message="This page is being built.")
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class PromiseForm(FlaskForm):
+    client_id = IntegerField("Client id", validators=[
+        InputRequired("Enter the client's id."),
+        NumberRange(min=1, message="A client id is a whole number from 1.")])
+    until = DateField("Pays by", validators=[
+        InputRequired("Enter the date the client promised to pay by.")])
+    note = TextAreaField("Note", filters=[_strip], validators=[
+        DataRequired("Write what was agreed (kept in the audit log)."),
+        Length(max=NOTE_MAX, message=f"At most {NOTE_MAX} characters.")])
+
+    def validate_until(self, field: DateField) -> None:
+        if field.data is None:  # not a date: DateField said so
+            return
+        today: date = business_today()
+        if field.data < today:
+            raise ValidationError(f"The date is in the past: today is {today.isoformat()}.")
+        last = today + timedelta(days=MAX_DAYS_AHEAD)
+        if field.data > last:
+            raise ValidationError(f"At most {MAX_DAYS_AHEAD} days ahead "
+                                  f"(until {last.isoformat()}).")
+
+
+def _render(form: PromiseForm, status: int = 200) -> tuple[str, int]:
+    today = business_today()
+    records = rt().store.promise_records()
+    active = sorted((r for r in records if r.until >= today), key=lambda r: r.until)
+    expired = [r for r in records if r.until < today]
+    page = page_from_request(len(expired))
+    return render_template(
+        "admin/promises.html", title="Promises to pay", form=form, today=today,
+        active=active, expired=expired[page.offset:page.offset + page.size], page=page,
+        max_days=MAX_DAYS_AHEAD, note_max=NOTE_MAX, shown=shown,
+        tz=rt().settings.bridge.timezone,
+        restores_vip=rt().settings.policy.promise_restores_vip), status
+
+
+@bp.route("/promises", methods=["GET", "POST"], endpoint="promises")
+def promises() -> tuple[str, int] | Response:
+    if request.method == "GET":
+        wanted = request.args.get("client_id", "")
+        form = PromiseForm(data={"client_id": int(wanted)} if wanted.isdigit() else None)
+        return _render(form)
+    form = PromiseForm()
+    if not form.validate_on_submit():
+        return _render(form, 400)
+    client_id, until, note = int(form.client_id.data or 0), form.until.data, form.note.data
+    assert until is not None and note is not None
+    exists = membership.client_exists(client_id)
+    if exists is False:
+        form.client_id.errors = [*form.client_id.errors, f"WHMCS has no client {client_id}."]
+        return _render(form, 400)
+    if exists is None and rt().engine is not None:
+        flash(f"WHMCS could not be reached to check that client {client_id} exists.",
+              "warning")
+
+    def work() -> None:
+        store = rt().store
+        previous = store.get_promise(client_id)
+        store.set_promise(client_id, until, note, admin_name(), business_now())
+        audit("promise", client_id=client_id,
+              before=f"until {previous[0].isoformat()}" if previous else None,
+              after=f"until {until.isoformat()}", reasons=(note,))
+        what = f"Promise to pay by {until.isoformat()} saved for client {client_id}"
+        if previous:
+            what += f" (it replaces the one until {previous[0].isoformat()})"
+        membership.flash_reconciled(membership.reconcile_now(client_id), what,
+                                    later="its tickets will follow")
+
+    if not membership.with_client(client_id, work):
+        return _render(form, 409)
+    return redirect(url_for("admin.promises"))
+
+
+@bp.route("/promises/<int:client_id>/cancel", methods=["POST"], endpoint="promise_cancel")
+def cancel(client_id: int) -> Response:
+    """Cancel (or, once expired, remove) a client's promise; reconcile the client."""
+    def work() -> None:
+        store = rt().store
+        previous = store.get_promise(client_id)
+        if previous is None:
+            flash(f"Client {client_id} has no promise to pay.", "warning")
+            return
+        store.clear_promise(client_id)
+        audit("promise_cancel", client_id=client_id,
+              before=f"until {previous[0].isoformat()}", after=None,
+              reasons=(f"promise cancelled: {previous[1]}",))
+        membership.flash_reconciled(membership.reconcile_now(client_id),
+                                    f"Promise of client {client_id} cancelled",
+                                    later="its tickets will follow")
+
+    membership.with_client(client_id, work)
+    return back_to("admin.promises")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from bridge.model import CachedStanding
-from bridge.settings import TicketSettings
+from bridge.settings import DEFAULT_BLOCK_MESSAGES, TicketSettings
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,31 @@ def is_blocked(standing: CachedStanding, settings: TicketSettings) -> bool:
     return settings.block_after_days > 0 and late_enough
 
 
+def pay_link(standing: CachedStanding, whmcs_url: str) -> str:
+    """Where the client pays: its oldest overdue invoice, else its client area."""
+    first = standing.invoices[0].invoice_id if standing.invoices else None
+    base = whmcs_url.rstrip("/")
+    if not base:
+        return "clientarea.php?action=invoices"
+    return f"{base}/viewinvoice.php?id={first}" if first else f"{base}/clientarea.php"
+
+
+def render_block_message(template: str, standing: CachedStanding, language: str,
+                         whmcs_url: str) -> str:
+    """The block message a client reads: ``template`` filled with the client's overdue
+    invoices, total (in its currency and the message's language), days and pay link. A
+    template that cannot be filled (a format spec the values do not take) gives the default
+    message of that language rather than no answer."""
+    values = {"invoices": ", ".join(f"#{i.number}" for i in standing.invoices) or "-",
+              "total": format_money(standing.overdue_total, standing.currency_prefix,
+                                    standing.currency_suffix, language),
+              "days": standing.overdue_days, "link": pay_link(standing, whmcs_url)}
+    try:
+        return template.format(**values)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return DEFAULT_BLOCK_MESSAGES["pt_BR" if language == "pt_BR" else "en"].format(**values)
+
+
 def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
            settings: TicketSettings, default_language: str, whmcs_url: str) -> GateAnswer:
     if by_admin:
@@ -62,15 +87,8 @@ def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
         return GateAnswer((), f"standing {standing.standing} is not blocked "
                               f"(block_when={settings.block_when})")
     language = language_of(standing.language, default_language)
-    numbers = ", ".join(f"#{i.number}" for i in standing.invoices) or "-"
-    total = format_money(standing.overdue_total, standing.currency_prefix,
-                         standing.currency_suffix, language)
-    first = standing.invoices[0].invoice_id if standing.invoices else None
-    base = whmcs_url.rstrip("/")
-    link = (f"{base}/viewinvoice.php?id={first}" if first else f"{base}/clientarea.php"
-            ) if base else "clientarea.php?action=invoices"
-    message = settings.block_message(language).format(
-        invoices=numbers, total=total, link=link, days=standing.overdue_days)
+    message = render_block_message(settings.block_message(language), standing, language,
+                                   whmcs_url)
     return GateAnswer((message,), f"standing {standing.standing}, overdue "
                                   f"{standing.overdue_days} days, department {department_id} "
                                   "is not a billing department")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge import queue
+from bridge import queue, snapshots
 from bridge.engine.plan import Change, ClientPlan, plan_client
 from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
@@ -195,7 +195,8 @@ class Resync:
         """Plan, and unless ``dry_run`` apply. ``deadline`` (``time.monotonic()``) stops the
         scan and the applying (the result is then not ``complete``); ``on_change`` sees every
         planned (dry run) or attempted change, ``on_progress`` how many clients were just
-        scanned."""
+        scanned. Applying to everyone is recorded for the admin page, and a complete run
+        takes the day's delinquency snapshot (``bridge.snapshots``)."""
         started = time.monotonic()
         result = ResyncResult(dry_run, self.source.name)
         now = self.engine.now()
@@ -224,7 +225,21 @@ class Resync:
             self._apply(tally.work, result, deadline=deadline, event_id=event_id,
                         on_change=on_change)
         result.seconds = time.monotonic() - started
+        if client_ids is None and not dry_run:
+            self._record_full_run(result)
         return result
+
+    def _record_full_run(self, result: ResyncResult) -> None:
+        """After applying to everyone: the run is kept for the admin page, and a complete
+        run takes the day's delinquency snapshot from the refreshed standing cache."""
+        snapshots.record_full_reconcile(self.store, self.clock(), clients=result.clients,
+                                        applied=result.applied, failed=result.failed,
+                                        complete=result.complete)
+        if result.complete:
+            now = self.engine.now()
+            snapshots.take_snapshot(self.store, self.engine.today(now), now,
+                                    self.settings.policy.vip_group_id,
+                                    timezone=self.settings.bridge.timezone)
 
     # --- scanning in several processes (the database source, everyone) ------------------------
 

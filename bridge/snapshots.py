@@ -1,0 +1,285 @@
+"""Daily delinquency snapshots: the figures the admin dashboard charts, one row per day.
+
+A snapshot is counted from vipgate's standing cache (``standing``), which a complete resync
+has just brought up to date, with set-based SQL (the cache can hold a million clients):
+
+- a client's standing is its *billing* standing (``billing_standing``; ``standing``, the
+  ticket standing, for rows written before that was kept), so a promise to pay does not hide
+  a debt; delinquent = overdue + suspended;
+- the overdue amount is the sum of the delinquent clients' ``overdue_total``. Currencies are
+  not converted: with several currencies the sum mixes them; the latest snapshot's split by
+  currency is kept beside it (:func:`currency_split`);
+- aging buckets by ``overdue_days`` (the oldest overdue invoice's days past its due date, as
+  the policy counts them: business days when ``grace_in_business_days`` is on);
+- by due day of month: the day of month of the oldest overdue invoice's due date, read from
+  the cache's invoice list (oldest first). ``snapshot day - overdue_days`` would be cheaper
+  but is not the due date when days are business days;
+- VIP removals and restorations: vipgate's own group changes out of and into the VIP group
+  (``audit`` rows, action ``group``, actor ``vipgate``) during the day in WHMCS's time zone.
+
+The dashboard reads the rows back with :func:`snapshots`, :func:`latest` and :func:`before`.
+Every non-dry-run full reconcile is recorded in the meta key ``last_full_reconcile``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from bridge.store import Store, audit, daily_snapshot, standing, utc_naive
+
+AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("1-7", 1, 7), ("8-15", 8, 15), ("16-30", 16, 30), ("31-60", 31, 60), ("60+", 61, None))
+DUE_DAYS = tuple(range(1, 32))
+DELINQUENT = ("overdue", "suspended")
+LAST_FULL_RECONCILE = "last_full_reconcile"
+CURRENCY_SPLIT = "daily_snapshot_currencies"
+CENTS = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One day's figures (``day`` in WHMCS's time zone; ``taken_at`` naive UTC)."""
+
+    day: date
+    taken_at: datetime
+    clients: int  # rows in the standing cache
+    delinquent: int  # overdue + suspended
+    overdue: int
+    suspended: int
+    overdue_total: Decimal  # summed over currencies, not converted
+    vip_members: int
+    vip_removed: int
+    vip_restored: int
+    aging: Mapping[str, int]  # AGING_BUCKETS labels -> delinquent clients
+    by_due_day: Mapping[int, int]  # 1..31 -> delinquent clients
+
+    @property
+    def share(self) -> float:
+        """Delinquent clients as a percentage of the clients in the cache."""
+        return 100.0 * self.delinquent / self.clients if self.clients else 0.0
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    prefix: str
+    suffix: str
+    clients: int
+    amount: Decimal
+
+
+# --- taking a snapshot ------------------------------------------------------------------------
+
+
+def take_snapshot(store: Store, day: date, taken_at: datetime, vip_group_id: int, *,
+                  timezone: str) -> Snapshot:
+    """Count ``day``'s figures from the standing cache and the audit log, and store them
+    (a day's latest snapshot wins). ``timezone`` is WHMCS's (``[bridge] timezone``): it
+    decides which audit rows fall on ``day``."""
+    snapshot, currencies = compute(store, day, taken_at, vip_group_id, timezone=timezone)
+    save(store, snapshot, currencies)
+    return snapshot
+
+
+def compute(store: Store, day: date, taken_at: datetime, vip_group_id: int, *,
+            timezone: str) -> tuple[Snapshot, list[CurrencyTotal]]:
+    """``day``'s figures and the overdue amount by currency, without storing anything."""
+    kind = sa.func.coalesce(standing.c.billing_standing, standing.c.standing)
+    delinquent = kind.in_(DELINQUENT)
+    days = standing.c.overdue_days
+
+    def count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    def aged(low: int, high: int | None) -> sa.ColumnElement[bool]:
+        if high is None:
+            return sa.and_(delinquent, days >= low)
+        if low == AGING_BUCKETS[0][1]:  # 0 days cannot be past the grace; counted as 1-7
+            return sa.and_(delinquent, days <= high)
+        return sa.and_(delinquent, days.between(low, high))
+
+    totals = sa.select(
+        sa.func.count().label("clients"),
+        count(kind == "overdue").label("overdue"),
+        count(kind == "suspended").label("suspended"),
+        count(standing.c.in_vip == sa.true()).label("vip_members"),
+        *(count(aged(low, high)).label(f"aged_{n}")
+          for n, (_, low, high) in enumerate(AGING_BUCKETS)))
+    due_day = sa.cast(sa.func.substr(_oldest_due_date(store), 9, 2), sa.Integer)
+    cents = sa.cast(sa.func.round(standing.c.overdue_total * 100), sa.BigInteger)
+    split = (sa.select(standing.c.currency_prefix, standing.c.currency_suffix,
+                       due_day.label("due_day"), sa.func.count().label("clients"),
+                       sa.func.sum(cents).label("cents"))
+             .where(delinquent)
+             .group_by(standing.c.currency_prefix, standing.c.currency_suffix, due_day))
+    start, end = day_bounds(day, timezone)
+    vip = str(vip_group_id)
+    moves = sa.select(count(audit.c.before == vip).label("removed"),
+                      count(audit.c.after == vip).label("restored")).where(
+        audit.c.action == "group", audit.c.actor == "vipgate",
+        audit.c.at >= start, audit.c.at < end)
+    with store.engine.connect() as conn:
+        row = conn.execute(totals).one()
+        groups = conn.execute(split).all()
+        moved = conn.execute(moves).one()
+    by_due_day = dict.fromkeys(DUE_DAYS, 0)
+    by_currency: dict[tuple[str, str], list[int]] = {}  # (prefix, suffix) -> [clients, cents]
+    for prefix, suffix, dom, clients, amount in groups:
+        if dom in by_due_day:
+            by_due_day[dom] += int(clients)
+        tally = by_currency.setdefault((prefix, suffix), [0, 0])
+        tally[0] += int(clients)
+        tally[1] += int(amount or 0)
+    currencies = [CurrencyTotal(p, s, n, _money(c)) for (p, s), (n, c) in
+                  sorted(by_currency.items(), key=lambda item: (-item[1][0], item[0]))]
+    overdue, suspended = int(row.overdue), int(row.suspended)
+    snapshot = Snapshot(
+        day=day, taken_at=utc_naive(taken_at).replace(microsecond=0), clients=int(row.clients),
+        delinquent=overdue + suspended, overdue=overdue, suspended=suspended,
+        overdue_total=_money(sum(cents for _, cents in by_currency.values())),
+        vip_members=int(row.vip_members), vip_removed=int(moved.removed),
+        vip_restored=int(moved.restored),
+        aging={label: int(getattr(row, f"aged_{n}"))
+               for n, (label, _, _) in enumerate(AGING_BUCKETS)},
+        by_due_day=by_due_day)
+    return snapshot, currencies
+
+
+def _oldest_due_date(store: Store) -> sa.ColumnElement[Any]:
+    """The first (oldest) invoice's ``due_date`` in the cache's JSON list, as text."""
+    path = "$[0].due_date"
+    if store.engine.dialect.name == "sqlite":
+        return sa.func.json_extract(standing.c.invoices, path)
+    return sa.func.json_unquote(sa.func.json_extract(standing.c.invoices, path))
+
+
+def _money(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(CENTS)
+
+
+def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
+    """``day`` in ``timezone`` as a half-open range of naive UTC datetimes (the audit's)."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return utc_naive(start), utc_naive(end)
+
+
+def business_day(moment: datetime, timezone: str) -> date:
+    """The calendar day of ``moment`` (naive = UTC) in ``timezone``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+# --- storing and reading ------------------------------------------------------------------
+
+
+def save(store: Store, snapshot: Snapshot, currencies: Sequence[CurrencyTotal] = ()) -> bool:
+    """Insert or replace ``snapshot.day``'s row, unless a snapshot of that day taken later
+    is stored (the latest wins). Returns whether the row was written; the overdue amount by
+    currency is then kept as the latest split."""
+    values = _values(snapshot)
+    c = daily_snapshot.c
+    written = False
+    for attempt in range(2):
+        try:
+            with store.engine.begin() as conn:
+                if conn.execute(daily_snapshot.update()
+                                .where(c.day == snapshot.day, c.taken_at <= snapshot.taken_at)
+                                .values(values)).rowcount:
+                    written = True
+                elif conn.execute(sa.select(c.day).where(c.day == snapshot.day)).first() is None:
+                    conn.execute(daily_snapshot.insert().values(day=snapshot.day, **values))
+                    written = True
+            break
+        except sa.exc.IntegrityError:  # another process inserted the day meanwhile
+            if attempt:
+                raise
+    if written:
+        store.meta_put(CURRENCY_SPLIT, json.dumps({
+            "day": snapshot.day.isoformat(),
+            "totals": [{"prefix": t.prefix, "suffix": t.suffix, "clients": t.clients,
+                        "amount": str(t.amount)} for t in currencies]}))
+    return written
+
+
+def _values(s: Snapshot) -> dict[str, Any]:
+    return {"taken_at": s.taken_at, "clients": s.clients, "delinquent": s.delinquent,
+            "overdue": s.overdue, "suspended": s.suspended, "overdue_total": s.overdue_total,
+            "vip_members": s.vip_members, "vip_removed": s.vip_removed,
+            "vip_restored": s.vip_restored, "aging": json.dumps(dict(s.aging)),
+            "by_due_day": json.dumps({str(d): n for d, n in s.by_due_day.items()})}
+
+
+def snapshots(store: Store, since: date, until: date) -> list[Snapshot]:
+    """The snapshots of ``since`` to ``until`` (both included), oldest first."""
+    c = daily_snapshot.c
+    query = daily_snapshot.select().where(c.day.between(since, until)).order_by(c.day)
+    with store.engine.connect() as conn:
+        return [_snapshot(r) for r in conn.execute(query)]
+
+
+def latest(store: Store) -> Snapshot | None:
+    """The newest snapshot, or None when none was taken yet."""
+    return _one(store, daily_snapshot.select().order_by(daily_snapshot.c.day.desc()).limit(1))
+
+
+def before(store: Store, day: date) -> Snapshot | None:
+    """The newest snapshot of a day before ``day``."""
+    c = daily_snapshot.c
+    return _one(store, daily_snapshot.select().where(c.day < day)
+                .order_by(c.day.desc()).limit(1))
+
+
+def _one(store: Store, query: sa.Select[Any]) -> Snapshot | None:
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _snapshot(row)
+
+
+def _snapshot(row: Any) -> Snapshot:
+    aging = json.loads(row.aging)
+    due = json.loads(row.by_due_day)
+    return Snapshot(row.day, row.taken_at, row.clients, row.delinquent, row.overdue,
+                    row.suspended, Decimal(row.overdue_total).quantize(CENTS), row.vip_members,
+                    row.vip_removed, row.vip_restored,
+                    {label: int(aging.get(label, 0)) for label, _, _ in AGING_BUCKETS},
+                    {d: int(due.get(str(d), 0)) for d in DUE_DAYS})
+
+
+def currency_split(store: Store, day: date) -> list[CurrencyTotal] | None:
+    """The overdue amount by currency of ``day``'s snapshot, when it is the latest one
+    stored (only the latest split is kept); None otherwise."""
+    text = store.meta_get(CURRENCY_SPLIT)
+    if text is None:
+        return None
+    data = json.loads(text)
+    if data.get("day") != day.isoformat():
+        return None
+    return [CurrencyTotal(t["prefix"], t["suffix"], int(t["clients"]), Decimal(t["amount"]))
+            for t in data["totals"]]
+
+
+# --- the last full reconcile ------------------------------------------------------------------
+
+
+def record_full_reconcile(store: Store, at: datetime, *, clients: int, applied: int,
+                          failed: int, complete: bool) -> None:
+    """Keep what the last non-dry-run full reconcile did (the Overview page shows it)."""
+    moment = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    store.meta_put(LAST_FULL_RECONCILE, json.dumps({
+        "at": moment.replace(microsecond=0).isoformat(), "clients": clients,
+        "applied": applied, "failed": failed, "complete": complete}))
+
+
+def last_full_reconcile(store: Store) -> dict[str, Any] | None:
+    text = store.meta_get(LAST_FULL_RECONCILE)
+    return None if text is None else dict(json.loads(text))

@@ -1,0 +1,217 @@
+"""Client lookup over a whole installation: search, the client page (a fresh plan with its
+reasons, tickets with vipgate's record, membership, promise, history), "reconcile now", and
+what the page does when WHMCS cannot answer. On SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+
+from bridge import queue
+from bridge.model import CachedStanding, ClientMemory
+from bridge.store import Store
+from tests.admin_helpers import ADMIN, AdminSession
+from tests.admin_world import customer, flashes, listed, reconcile, text
+from tests.world import World, wall
+
+
+def section(page: str, title: str) -> str:
+    """The card headed ``title`` on the client page (text, entities decoded)."""
+    return text(page).split(f"<h2>{title}</h2>")[1].split("</section>")[0]
+
+
+def test_client_page_shows_the_plan_with_its_reasons_and_applies_nothing(
+        world: World, admin: AdminSession) -> None:
+    ana, _, invoice = customer(world, "Ana", group=world.vip)  # due 28 Oct: 5 days overdue
+    page = admin.text(f"/admin/clients/{ana}")
+    assert f"Client #{ana} · Ana Silva" in page
+    standing = section(page, "Standing")
+    assert 'badge-overdue">overdue' in standing
+    assert f"invoice #{invoice} $89.90 USD overdue 5 days > grace 3" in standing
+    decision = section(page, "VIP decision")
+    assert "eligible: pinned by staff" in decision
+    assert f"not in VIP: leaves VIP for group {world.regular}" in decision
+    planned = section(page, "What a reconcile would change")
+    assert f"group {world.vip} -> {world.regular}" in planned
+    assert "adopted as pinned" in planned
+    assert world.group(ana) == world.vip  # a plan only: nothing applied
+    assert world.store.audit_log(client_id=ana) == []
+
+
+def test_open_tickets_show_priority_and_vipgates_record(world: World,
+                                                       admin: AdminSession) -> None:
+    ana, _, invoice = customer(world, "Ana", group=world.vip)
+    ticket = world.sandbox.open_ticket(ana, world.support, "Site lento", "Medium")
+    world.drain()
+    assert world.priority(ticket.ticket_id) == "Low"
+    page = section(admin.text(f"/admin/clients/{ana}"), "Open tickets")
+    row = page.split(f"#{ticket.ticket_id}")[1].split("</tr>")[0]
+    cells = [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    # subject, department, priority now, a reconcile sets, original, managed, staff note
+    assert cells[0] == "Site lento" and cells[1] == str(world.support)
+    assert cells[2:] == ["Low", "—", "Medium", "Low", f"ids:{invoice}"]
+
+
+def test_history_lists_the_clients_audit_entries_newest_first(world: World,
+                                                              admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    reconcile(world, ana)
+    history = section(admin.text(f"/admin/clients/{ana}"), "History")
+    group = history.index(f"{world.vip} → {world.regular}")
+    adopted = history.index("unknown → pinned")
+    assert group < adopted  # newest first
+    assert f"/admin/audit?client_id={ana}" in history
+
+
+def test_reconcile_now_applies_the_plan_and_is_audited(world: World,
+                                                       admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    answer = admin.post(f"/admin/clients/{ana}/reconcile")
+    assert answer.status_code == 302 and answer.headers["Location"] == f"/admin/clients/{ana}"
+    assert world.group(ana) == world.regular
+    page = admin.text(answer.headers["Location"])
+    assert ("message", f"Reconciled client {ana}: group {world.vip} -> {world.regular}.") \
+        in flashes(page)
+    [entry] = world.store.audit_log(client_id=ana, action="reconcile")
+    assert entry.actor == ADMIN and entry.reasons == (f"group {world.vip} -> {world.regular}",)
+    again = admin.post(f"/admin/clients/{ana}/reconcile")
+    assert ("message", f"Reconciled client {ana}: nothing to change.") \
+        in flashes(admin.text(again.headers["Location"]))
+    assert len(world.store.audit_log(client_id=ana, action="reconcile")) == 2
+
+
+def test_reconcile_now_on_a_busy_client_changes_nothing(world: World,
+                                                        admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    assert queue.acquire_client(world.store, ana, "worker-elsewhere", wall(),
+                                lease=timedelta(minutes=5))
+    answer = admin.post(f"/admin/clients/{ana}/reconcile")
+    assert world.group(ana) == world.vip
+    assert world.store.audit_log(client_id=ana) == []
+    [(kind, message)] = flashes(admin.text(answer.headers["Location"]))
+    assert kind == "warning" and "busy" in message
+
+
+def test_whmcs_down_shows_the_cached_standing_with_a_notice(world: World,
+                                                            admin: AdminSession) -> None:
+    ana, _, invoice = customer(world, "Ana", group=world.vip)
+    world.sandbox.open_ticket(ana, world.support, "Site lento", "Medium")
+    world.drain()
+    world.sandbox.faults.push("html", times=100)
+    page = admin.text(f"/admin/clients/{ana}")
+    assert "WHMCS could not be read" in page and "Showing the standing vipgate cached" in page
+    standing = section(page, "Standing")
+    assert 'badge-overdue">overdue' in standing and "(cached)" in standing
+    assert f"invoice #{invoice} $89.90 USD due 2026-10-28" in standing
+    tickets = section(page, "Open tickets")
+    assert "Medium" in tickets and "vipgate's records only" in tickets
+
+
+def test_reconcile_now_with_whmcs_down_says_so_and_is_audited(world: World,
+                                                              admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    world.sandbox.faults.push("html", times=100)
+    answer = admin.post(f"/admin/clients/{ana}/reconcile")
+    assert answer.status_code == 302
+    world.sandbox.faults.clear()
+    [(kind, message)] = flashes(admin.text(answer.headers["Location"]))
+    assert kind == "error" and message.startswith("WHMCS failed: WHMCS GetClientsDetails")
+    [entry] = world.store.audit_log(client_id=ana, action="reconcile")
+    assert entry.actor == ADMIN and (entry.after or "").startswith("failed: ")
+    assert world.group(ana) == world.vip
+
+
+def test_an_unknown_client_is_a_404(world: World, admin: AdminSession) -> None:
+    page = admin.text("/admin/clients/9999", status=404)
+    assert "WHMCS has no client 9999." in page
+
+
+def test_search_by_name_lists_matches_with_vipgates_view(world: World,
+                                                         admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    anabel, _, _ = customer(world, "Anabel", group=world.regular, paid="2026-10-28")
+    customer(world, "Bruno", group=world.regular)
+    reconcile(world, ana)
+    page = admin.text("/admin/clients?q=Ana")
+    assert listed(page) == [ana, anabel]
+    rows = text(page)
+    assert "Anabel Silva" in rows and "anabel.silva@example.com" in rows
+    assert 'badge-overdue">overdue' in rows and "not reconciled yet" in rows
+
+
+def test_search_by_id_opens_the_client_page(world: World, admin: AdminSession) -> None:
+    answer = admin.get("/admin/clients?q=%2342")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/clients/42"
+
+
+def test_membership_buttons_on_the_client_page_record_the_reason(
+        world: World, admin: AdminSession) -> None:
+    bruno, _, _ = customer(world, "Bruno", group=world.regular, due="2026-11-20",
+                           paid="2026-10-20")
+    page = admin.text(f"/admin/clients/{bruno}")
+    assert 'name="reason"' in section(page, "Membership")
+    admin.post(f"/admin/clients/{bruno}/membership",
+               {"action": "exclude", "reason": "pediu para sair",
+                "next": f"/admin/clients/{bruno}"})
+    [entry] = world.store.audit_log(client_id=bruno, action="exclude")
+    assert entry.reasons[-1] == "pediu para sair"
+    assert world.store.get_memory(bruno).excluded
+    assert 'badge-bad">excluded' in section(admin.text(f"/admin/clients/{bruno}"),
+                                            "Membership")
+
+
+def test_client_page_shows_an_active_promise(world: World, admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    world.store.set_promise(ana, date(2026, 11, 6), "paga na sexta", "bob", wall())
+    promise = section(admin.text(f"/admin/clients/{ana}"), "Promise to pay")
+    assert 'badge-ok">active' in promise and "until 2026-11-06" in promise
+    assert "paga na sexta" in promise and f"/admin/promises?client_id={ana}" in promise
+    standing = section(admin.text(f"/admin/clients/{ana}"), "Standing")
+    assert "promise to pay active" in standing
+
+
+def test_reconcile_without_csrf_token_is_refused(world: World, admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    answer = admin.client.post(f"/admin/clients/{ana}/reconcile")
+    assert answer.status_code == 400
+    assert world.group(ana) == world.vip
+    assert world.store.audit_log(client_id=ana) == []
+
+
+@pytest.mark.parametrize("path", ["/admin/clients", "/admin/clients/1"])
+def test_client_pages_need_a_login(world: World, path: str) -> None:
+    assert world.app is not None
+    answer = world.app.test_client().get(path)
+    assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"]
+
+
+@pytest.mark.parametrize(("path", "notice"), [
+    ("/admin/clients/7", "No WHMCS API is configured ([whmcs] url)."),
+    ("/admin/clients?q=Ana", "Searching by name or e-mail needs WHMCS's API ([whmcs] url)."),
+    ("/admin/roster?tab=all&q=Ana", "Searching by name or e-mail needs WHMCS's API"),
+    ("/admin/roster?tab=all&q=7", ""),
+])
+def test_pages_work_without_a_whmcs_api(app: Flask, store: Store, path: str,
+                                        notice: str) -> None:
+    store.put_standing(CachedStanding(7, "overdue", 9, Decimal("50.00"), (), "R$ ", "", None,
+                                      wall(), "overdue"))
+    store.save_memory(ClientMemory(7, pinned=True, last_group_id=2), wall())
+    page = text(AdminSession(app).text(path))
+    assert notice in page
+    if "q=Ana" not in path:
+        assert 'badge-overdue">overdue' in page and "R$ 50.00" in page
+
+
+def test_pinning_without_a_whmcs_api_is_remembered_for_the_next_reconcile(
+        app: Flask, store: Store) -> None:
+    admin = AdminSession(app)
+    answer = admin.post("/admin/clients/7/membership", {"action": "exclude"})
+    assert store.get_memory(7).excluded
+    assert ("warning", "Client 7 excluded. No WHMCS API is configured: the group will be "
+            "fixed at the next reconcile.") in flashes(admin.text(answer.headers["Location"]))
+    [entry] = store.audit_log(client_id=7)
+    assert (entry.action, entry.actor) == ("exclude", ADMIN)
