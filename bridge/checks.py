@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.settings import PolicySettings
+import sqlalchemy as sa
+
+from bridge.settings import PolicySettings, Settings, shown_url
 from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
 
 # The WHMCS API actions vipgate calls (bridge/whmcs/client.py), and what each is for.
@@ -200,4 +202,51 @@ def facts_warnings(facts: WhmcsFacts, policy: PolicySettings) -> list[str]:
     if facts.groups is not None and facts.auto_suspension is not None:
         found += whmcs_warnings(policy, facts.groups, facts.auto_suspension,
                                 facts.auto_suspension_days or "")
+    return found
+
+
+def database_error(exc: sa.exc.SQLAlchemyError, url: str | None, *,
+                   what: str = "database") -> str:
+    """One line naming the database (password hidden; ``url`` None when it is not known) and
+    the driver's reason."""
+    where = f" at {shown_url(url)}" if url else ""
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+    return f"{what} error{where}: {reason}"
+
+
+def whmcs_database_status(url: str) -> tuple[bool, str]:
+    """Open the read-only WHMCS database and count its clients: (True, what was found) or
+    (False, the error in one line)."""
+    from bridge.resync.source_db import WhmcsDbReader
+
+    reader = None
+    try:
+        reader = WhmcsDbReader(url)
+        return True, f"{shown_url(url)}, {reader.count()} clients, read-only session"
+    except sa.exc.SQLAlchemyError as exc:
+        return False, database_error(exc, url)
+    finally:
+        if reader is not None:
+            reader.dispose()
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Configuration that works but is probably not what the operator wants (``vipgate
+    check``; the admin overview)."""
+    found = []
+    if not settings.webhook.secrets:
+        found.append("[webhook] secrets is empty: a secret generated into vipgate's database "
+                     "is used (fine for the demo; set one for production)")
+    if not settings.bridge.public_url:
+        found.append("[bridge] public_url is empty: install-stub needs --url")
+    if not settings.whmcs.url:
+        found.append("[whmcs] url is empty: vipgate cannot reach WHMCS's API")
+    policy = settings.policy
+    if not policy.vip_group_id:
+        found.append("[policy] vip_group_id is 0: no VIP group is managed")
+    elif not policy.min_spend:
+        found.append(f"[policy] min_spend is 0: every Active client of at least "
+                     f"{policy.min_tenure_months} months without a late payment is eligible, "
+                     "and the next reconcile moves those who pay into VIP (exempt from "
+                     "suspension); set min_spend, min_tenure_months to narrow it")
     return found

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy as sa
 
-from bridge.settings import ConfigError, Settings, load_settings, shown_url
+from bridge.settings import ConfigError, Settings, load_settings
 from bridge.store import DatabaseNotReady, Store
 
 T = TypeVar("T")
@@ -39,9 +39,9 @@ def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
                      what: str = "database", exit_code: int = 1) -> Failure:
     """One line naming the database (password hidden; ``url`` None when it is not known)
     and the driver's reason."""
-    where = f" at {shown_url(url)}" if url else ""
-    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-    return Failure(f"{what} error{where}: {reason}", exit_code)
+    from bridge.checks import database_error
+
+    return Failure(database_error(exc, url, what=what), exit_code)
 
 
 def _opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
@@ -261,7 +261,9 @@ def check(ctx: click.Context) -> None:
         problems += 1
     finally:
         store.dispose()
-    found = warnings(settings)
+    from bridge.checks import config_warnings
+
+    found = config_warnings(settings)
     if settings.whmcs.url:
         from bridge.checks import facts_warnings, read_facts
         from bridge.whmcs import WhmcsClient, WhmcsError
@@ -275,46 +277,16 @@ def check(ctx: click.Context) -> None:
             click.echo(f"whmcs: {exc}")
             problems += 1
     if settings.whmcs.database_url:
-        from bridge.resync.source_db import WhmcsDbReader
+        from bridge.checks import whmcs_database_status
 
-        where = shown_url(settings.whmcs.database_url)
-        try:
-            reader = WhmcsDbReader(settings.whmcs.database_url)
-            try:
-                click.echo(f"whmcs database: ok ({where}, {reader.count()} clients, "
-                           "read-only session)")
-            finally:
-                reader.dispose()
-        except sa.exc.SQLAlchemyError as exc:
-            failure = database_failure(exc, settings.whmcs.database_url)
-            click.echo(f"whmcs database: {failure.message}")
-            problems += 1
+        ok, text = whmcs_database_status(settings.whmcs.database_url)
+        click.echo(f"whmcs database: {'ok (' + text + ')' if ok else text}")
+        problems += not ok
     for warning in found:
         click.echo(f"warning: {warning}")
     if problems:
         raise Failure(f"check failed: {problems} problem(s)", 1)
     click.echo("check: ok")
-
-
-def warnings(settings: Settings) -> list[str]:
-    """Configuration that works but is probably not what the operator wants."""
-    found = []
-    if not settings.webhook.secrets:
-        found.append("[webhook] secrets is empty: a secret generated into vipgate's database "
-                     "is used (fine for the demo; set one for production)")
-    if not settings.bridge.public_url:
-        found.append("[bridge] public_url is empty: install-stub needs --url")
-    if not settings.whmcs.url:
-        found.append("[whmcs] url is empty: vipgate cannot reach WHMCS's API")
-    policy = settings.policy
-    if not policy.vip_group_id:
-        found.append("[policy] vip_group_id is 0: no VIP group is managed")
-    elif not policy.min_spend:
-        found.append(f"[policy] min_spend is 0: every Active client of at least "
-                     f"{policy.min_tenure_months} months without a late payment is eligible, "
-                     "and the next reconcile moves those who pay into VIP (exempt from "
-                     "suspension); set min_spend, min_tenure_months to narrow it")
-    return found
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -281,5 +281,16 @@ def record_full_reconcile(store: Store, at: datetime, *, clients: int, applied: 
 
 
 def last_full_reconcile(store: Store) -> dict[str, Any] | None:
+    """What :func:`record_full_reconcile` kept, with ``at`` as an aware datetime; None when no
+    full reconcile ran yet. ValueError, naming the stored text, when it cannot be read."""
     text = store.meta_get(LAST_FULL_RECONCILE)
-    return None if text is None else dict(json.loads(text))
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+        at = datetime.fromisoformat(str(value["at"]))
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(f"unreadable (meta {LAST_FULL_RECONCILE} = {text[:80]!r})") from None
+    return {"at": at if at.tzinfo else at.replace(tzinfo=UTC),
+            "clients": value.get("clients"), "applied": value.get("applied"),
+            "failed": value.get("failed"), "complete": bool(value.get("complete"))}

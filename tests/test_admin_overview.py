@@ -259,7 +259,7 @@ def test_the_whmcs_database_is_checked_when_configured(make: Make, sandbox: Sand
     bad = card(page_of(make({"database_url": f"mysql+pymysql://root:pw@127.0.0.1:{port}/"
                                              "whmcs"})), "whmcs-db")
     assert 'badge-bad">down' in bad
-    assert f"WHMCS database error at mysql+pymysql://root:***@127.0.0.1:{port}/whmcs" in bad
+    assert f"database error at mysql+pymysql://root:***@127.0.0.1:{port}/whmcs" in bad
     assert ":pw@" not in bad
 
 

@@ -57,7 +57,7 @@ def test_serve_refuses_an_unmigrated_mariadb(mariadb_url, tmp_path) -> None:
 
 
 def test_check_warns_that_a_zero_min_spend_promotes_every_old_paying_client() -> None:
-    from bridge.cli import warnings
+    from bridge.checks import config_warnings as warnings
     from bridge.settings import default_settings
 
     base = default_settings().replace(policy={"vip_group_id": 4})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -157,9 +157,12 @@ def take_snapshot() -> Response:
 
 def _reconcile(store: Store) -> dict[str, Any] | None:
     """The last full reconcile, its time shown in WHMCS's time zone."""
-    record = snapshots.last_full_reconcile(store)
+    try:
+        record = snapshots.last_full_reconcile(store)
+    except ValueError:
+        return None  # the Overview says why it cannot be read
     if record is not None:
-        record["at"] = shown(datetime.fromisoformat(record["at"]))
+        record["at"] = shown(record["at"])
     return record
 
 

@@ -10,7 +10,6 @@ process; WHMCS's reachability is /healthz's own cached check (``bridge.health``)
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -25,9 +24,19 @@ from flask import current_app, render_template, url_for
 from bridge import health
 from bridge.admin.common import bp, rt
 from bridge.admin.localtime import shown
-from bridge.checks import NEEDED_ACTIONS, WRITE_ACTIONS, WhmcsFacts, facts_warnings, read_facts
+from bridge.checks import (
+    NEEDED_ACTIONS,
+    WRITE_ACTIONS,
+    WhmcsFacts,
+    config_warnings,
+    database_error,
+    facts_warnings,
+    read_facts,
+    whmcs_database_status,
+)
 from bridge.checks import is_permission_denied as denied
 from bridge.settings import Settings, WhmcsSettings, shown_url
+from bridge.snapshots import last_full_reconcile
 from bridge.whmcs import WhmcsClient, WhmcsError
 
 log = logging.getLogger("vipgate.admin")
@@ -35,7 +44,6 @@ log = logging.getLogger("vipgate.admin")
 CHECK_TTL = timedelta(seconds=60)
 WHMCS_TIMEOUT_SECONDS = 3.0  # per call
 FACTS_BUDGET_SECONDS = 8.0  # the permission probe stops asking after this
-LAST_RECONCILE_KEY = "last_full_reconcile"
 _CACHE_KEY = "vipgate.admin_overview_checks"
 _cache_lock = threading.Lock()
 T = TypeVar("T")
@@ -119,24 +127,13 @@ def whmcs_facts(settings: Settings, api: Check) -> tuple[WhmcsFacts | str | None
 
 
 def _whmcs_database(url: str) -> Check:
-    from bridge.cli import database_failure
-    from bridge.resync.source_db import WhmcsDbReader
-
-    reader = None
     try:
-        reader = WhmcsDbReader(url)
-        reader.ping()
-        return Check(True, f"reachable ({shown_url(url)}, {reader.count()} clients, "
-                           "read-only session)")
-    except sa.exc.SQLAlchemyError as exc:
-        return Check(False, database_failure(exc, url, what="WHMCS database").message)
+        ok, text = whmcs_database_status(url)
     except Exception as exc:  # the page must answer whatever the driver raises
         log.exception("overview: WHMCS database check failed unexpectedly")
         return Check(False, f"WHMCS database at {shown_url(url)}: unexpected error "
                             f"({type(exc).__name__})")
-    finally:
-        if reader is not None:
-            reader.dispose()
+    return Check(ok, f"reachable ({text})" if ok else text)
 
 
 def whmcs_database(settings: Settings) -> Check:
@@ -160,26 +157,18 @@ def vipgate_database() -> tuple[Check, dict[str, int] | None, int | None]:
                             f"{shown_url(store.url)}, revision {store.revision()})")
         return check, store.inbox_counts(), len(overrides(store))
     except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        return Check(False, f"database error at {shown_url(store.url)}: {reason}"), None, None
+        return Check(False, database_error(exc, store.url)), None, None
 
 
 def last_reconcile() -> dict[str, Any] | str | None:
-    """The last full reconcile as its writer left it; None: never; a str: why it is
+    """The last full reconcile (``bridge.snapshots``); None: never; a str: why it is
     unreadable."""
     try:
-        raw = rt().store.meta_get(LAST_RECONCILE_KEY)
+        return last_full_reconcile(rt().store)
     except sa.exc.SQLAlchemyError:
         return "unknown: vipgate's database is not reachable"
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-        at = datetime.fromisoformat(str(value["at"]))
-    except (ValueError, TypeError, KeyError):
-        return f"unreadable (meta {LAST_RECONCILE_KEY} = {raw[:80]!r})"
-    return {"at": at, "clients": value.get("clients"), "applied": value.get("applied"),
-            "failed": value.get("failed"), "complete": bool(value.get("complete"))}
+    except ValueError as exc:
+        return str(exc)
 
 
 def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
@@ -201,8 +190,6 @@ def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
 
 @bp.route("/", endpoint="overview")
 def view() -> str:
-    from bridge.cli import warnings as config_warnings
-
     settings = rt().settings
     api = whmcs_api(settings)
     facts, facts_at = whmcs_facts(settings, api)
