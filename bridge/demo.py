@@ -268,6 +268,9 @@ class Story:
         n.check(ticket is None and error is not None and f"#{invoice}" in error
                 and brl("59.90") in error,
                 f"blocked, told why: invoice #{invoice} and the amount", (ticket, error))
+        self.at(7, "10:02", "what WHMCS's pages show of vipgate now (issue 6: staff and Bruno "
+                            "see his standing)")
+        n.show_whmcs_pages(c["Bruno"], c["Bruno"].tickets[0], invoice, brl("59.90"))
         self.at(7, "10:05", "Bruno opens a ticket in Financeiro: \"Segunda via do boleto\"")
         ticket, error = n.open_ticket(c["Bruno"].id, "Financeiro", "Segunda via do boleto",
                                       "Medium")
@@ -355,6 +358,22 @@ class Story:
                   f"{n.standing(person.id):<22} {services:<22} {tickets or '-'}")
 
 
+    def page_urls(self) -> list[str]:
+        """The sandbox WHMCS's pages where vipgate shows itself, for the final lines: Fábio
+        (suspended, never paid) and Bruno's first ticket."""
+        url, fabio, bruno = self.site.whmcs.url, self.cast.get("Fábio"), self.cast.get("Bruno")
+        lines = []
+        if fabio is not None:
+            lines.append(f"pages   {url}/admin/clientssummary.php?userid={fabio.id}   "
+                         f"{url}/clientarea.php?uid={fabio.id}   "
+                         f"{url}/submitticket.php?uid={fabio.id}   (Fábio, suspended)")
+        if bruno is not None and bruno.tickets:
+            lines.append(f"        {url}/admin/supporttickets.php?action=view&id="
+                         f"{bruno.tickets[0]}   (Bruno's ticket; the sandbox has no login: "
+                         "uid picks the client)")
+        return lines
+
+
 def _spooled_hooks(site: Installation) -> list[str]:
     with contextlib.closing(sqlite3.connect(site.workdir / "whmcs.db")) as conn:
         try:
@@ -397,6 +416,8 @@ def run_demo(*, port: int = 0, wait: Callable[[], None] | None = None,
     accounts.create_user(site.store, "admin", password, datetime.now(UTC))
     out(f"admin   {site.bridge.url}/admin/   (account admin, password {password}; the "
         "dashboard, the roster and every client's reasons after the story)")
+    for line in story.page_urls():
+        out(line)
     try:
         if wait is not None:
             out("Ctrl-C to stop.")

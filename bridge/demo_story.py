@@ -9,7 +9,9 @@ vipgate did (from its audit log) and checks every claim the story makes.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +28,7 @@ from bridge.engine.worker import Worker
 from bridge.model import AuditEntry
 from bridge.policy.gate import format_money
 from bridge.runtime import open_store, runtime, webhook_secrets
+from bridge.sandbox import pages
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
@@ -39,6 +42,13 @@ API_ID = "vipgate-demo"
 API_SECRET = "demo-api-secret"  # noqa: S105 (the throw-away sandbox's API credential)
 ACTIVE_TICKETS = "All Active Tickets"
 WEEKDAYS = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
+
+
+def plain(markup: str) -> list[str]:
+    """HTML as its lines of text: tags stripped, entities decoded, blank lines dropped."""
+    text = re.sub(r"<br\s*/?>|</(?:p|li|div|h\d|tr|option)>", "\n", markup)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 def wall() -> datetime:
@@ -353,9 +363,39 @@ class Narrator:
                    f"the cron suspended {wanted}; no overdue client was left in the exempt "
                    "VIP group", (summary.suspended, summary.spared_exempt_group))
 
+    def show_whmcs_pages(self, person: Person, ticket_id: int, invoice: int,
+                         amount: str) -> None:
+        """Print (and check) what WHMCS's pages show of vipgate for a delinquent client: the
+        badge staff see on a ticket, the first lines of the client summary panel, and the
+        departments and notice the client sees on Open Ticket (the sandbox's pages)."""
+        s, first = self.site.sandbox, person.name.split()[0]
+        badge = " ".join(plain(pages.hook_output(pages.render_ticket_view(s, ticket_id))))
+        self.out(f"    staff open ticket #{ticket_id} in WHMCS and read:")
+        self.out(f"      | {badge}")
+        summary = plain(pages.hook_output(pages.render_client_summary(s, person.id)))
+        self.out(f"    …and on {first}'s client summary:")
+        for line in summary[:6]:
+            self.out(f"      | {line}")
+        self.check(amount in badge and all(w in " ".join(summary) for w in
+                                           (f"#{invoice}", amount)),
+                   f"staff see {first}'s standing on the ticket ({amount}) and on the client "
+                   f"summary (invoice #{invoice})", (badge, summary[:6]))
+        offered = pages.submit_ticket_vars(s, person.id)
+        names = [str(d.get("name")) for d in offered["departments"]]
+        notice = plain(str(offered.get("vipgate_notice") or ""))
+        self.out(f"    {first} opens Open Ticket in the client area: offered "
+                 f"{', '.join(names) or 'nothing'}, and told:")
+        for line in notice:
+            self.out(f"      | {line}")
+        self.check(names == ["Financeiro"] and all(w in " ".join(notice) for w in
+                                                    (f"#{invoice}", amount)),
+                   f"{first} is offered only Financeiro and told why: invoice #{invoice}, "
+                   f"{amount}", (names, notice))
+
     def open_ticket(self, client_id: int, dept: str, subject: str,
                     priority: str) -> tuple[int | None, str | None]:
         """The client submits the Open Ticket form; returns (ticket id, error shown)."""
         result = self.site.sandbox.open_ticket(client_id, self.site.departments[dept], subject,
                                                priority)
         return result.ticket_id, result.error
+

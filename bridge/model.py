@@ -34,6 +34,10 @@ class CachedStanding:
     group_id: int | None = None
     in_vip: bool | None = None
     eligible: bool | None = None
+    # The sentences behind the standing and the VIP decision, as the engine wrote them
+    # (English; empty in rows written before they were kept).
+    standing_reasons: tuple[str, ...] = ()
+    vip_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

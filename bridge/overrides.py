@@ -39,7 +39,7 @@ from bridge.store import Store, setting_change, setting_override, utc_naive
 
 log = logging.getLogger("vipgate.settings")
 
-EDITABLE_SECTIONS = ("policy", "tickets")
+EDITABLE_SECTIONS = ("policy", "tickets", "panels")
 # What a block message template is tried with before it is accepted (see parse).
 _SAMPLE_FILL = {"invoices": "#1042, #1057", "total": "R$ 189,80", "days": 12,
                 "link": "https://whmcs.example.com/viewinvoice.php?id=1042"}

@@ -141,6 +141,23 @@ class NoVars(_Vars):
     pass
 
 
+class ClientSummaryVars(_Vars):
+    userid = WhmcsId(required=True)
+
+
+class TicketViewVars(_Vars):
+    ticketid = WhmcsId(required=True)
+    userid = WhmcsId()  # looked up by the stub in tbltickets; 0 or absent for a guest
+
+
+class ClientPageVars(_Vars):
+    """Client-area pages: the stub adds the logged-in client (0 = nobody) and the language
+    the page is shown in (a WHMCS language name)."""
+
+    userid = WhmcsId()
+    language = _text(64)
+
+
 VARS_SCHEMAS: dict[str, type[Schema]] = {
     "InvoiceCreated": InvoiceCreatedVars,
     "InvoicePaid": InvoiceVars,
@@ -160,6 +177,10 @@ VARS_SCHEMAS: dict[str, type[Schema]] = {
     "PreCronJob": NoVars,
     "AfterCronJob": NoVars,
     "DailyCronJob": NoVars,
+    "AdminAreaClientSummaryPage": ClientSummaryVars,
+    "AdminAreaViewTicketPage": TicketViewVars,
+    "ClientAreaPageSubmitTicket": ClientPageVars,
+    "ClientAreaHomepage": ClientPageVars,
 }
 assert set(VARS_SCHEMAS) == set(HOOK_SPEC), "every hook in the spec needs a payload schema"
 

@@ -316,6 +316,12 @@ class TicketSettings:
 
 
 @dataclass(frozen=True)
+class PanelSettings:
+    home_banner: bool  # the overdue banner on the client-area home page
+    admin_url: str  # where staff's browsers reach vipgate's admin page ("" = public_url)
+
+
+@dataclass(frozen=True)
 class ResyncSettings:
     source: str  # auto (db when [whmcs] database_url is set, else api), db, api
     concurrency: int  # clients applied at once
@@ -397,6 +403,12 @@ class TicketSchema(_Section):
     block_message_en = _Template(DEFAULT_BLOCK_MESSAGES["en"])
 
 
+class PanelSchema(_Section):
+    dataclass = PanelSettings
+    home_banner = _Bool(True)
+    admin_url = _Url()
+
+
 class ResyncSchema(_Section):
     dataclass = ResyncSettings
     source = _Choice("auto", ("auto", "db", "api"))
@@ -412,6 +424,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "policy": PolicySchema,
     "admin": AdminSchema,
     "tickets": TicketSchema,
+    "panels": PanelSchema,
     "resync": ResyncSchema,
 }
 
@@ -424,6 +437,7 @@ class Settings:
     policy: PolicySettings
     admin: AdminSettings
     tickets: TicketSettings
+    panels: PanelSettings
     resync: ResyncSettings
     source: str = "embedded defaults"
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.settings import check_webhook_secret
 
@@ -35,6 +35,7 @@ class SignatureError(Exception):
 class Verified:
     msg_id: str
     timestamp: int
+    secret: str = field(default="", repr=False)  # the one that matched: answers are signed with it
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -97,5 +98,5 @@ def verify(secrets: Iterable[str], headers: Mapping[str, str], body: bytes, now:
         expected = base64.b64decode(sign(secret, msg_id, timestamp, body)[3:])
         # compare against every offered signature, constant time each
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
-            return Verified(msg_id, timestamp)
+            return Verified(msg_id, timestamp, secret)
     raise SignatureError("invalid_signature", "webhook-signature does not match the body")

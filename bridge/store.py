@@ -76,6 +76,8 @@ standing = sa.Table(
     sa.Column("group_id", sa.Integer, nullable=True),
     sa.Column("in_vip", sa.Boolean, nullable=True),
     sa.Column("eligible", sa.Boolean, nullable=True),
+    sa.Column("standing_reasons", sa.Text, nullable=True),  # JSON list of sentences
+    sa.Column("vip_reasons", sa.Text, nullable=True),  # JSON list of sentences
 )
 
 membership = sa.Table(
@@ -655,6 +657,14 @@ class Store:
                                           r.managed_priority, r.pending_priority, r.note_key)
                 for r in rows}
 
+    def ticket_memory(self, ticket_id: int) -> TicketMemory | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(managed_ticket.select().where(
+                managed_ticket.c.ticket_id == ticket_id)).first()
+        return None if r is None else TicketMemory(r.ticket_id, r.client_id, r.original_priority,
+                                                   r.managed_priority, r.pending_priority,
+                                                   r.note_key)
+
     def save_ticket_memory(self, memory: TicketMemory, now: datetime) -> None:
         """Store the record, or drop it when it is empty."""
         with self.engine.begin() as conn:
@@ -791,6 +801,8 @@ def _standing_values(row: CachedStanding) -> dict[str, Any]:
         "group_id": row.group_id,
         "in_vip": row.in_vip,
         "eligible": row.eligible,
+        "standing_reasons": json.dumps(list(row.standing_reasons)),
+        "vip_reasons": json.dumps(list(row.vip_reasons)),
     }
 
 
@@ -802,7 +814,12 @@ def _standing(row: Any) -> CachedStanding:
                           row.currency_suffix, row.language, row.updated_at,
                           row.billing_standing, row.group_id,
                           None if row.in_vip is None else bool(row.in_vip),
-                          None if row.eligible is None else bool(row.eligible))
+                          None if row.eligible is None else bool(row.eligible),
+                          _sentences(row.standing_reasons), _sentences(row.vip_reasons))
+
+
+def _sentences(text: str | None) -> tuple[str, ...]:
+    return tuple(str(s) for s in json.loads(text)) if text else ()
 
 
 def _memory(row: Any) -> ClientMemory:

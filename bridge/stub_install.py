@@ -25,6 +25,7 @@ STUB_DEFAULTS = {
     "timeout_ms": 2000,
     "validation_timeout_ms": 1500,
     "precron_timeout_ms": 120000,
+    "panel_timeout_ms": 1000,
     "flush_max_rows": 500,
     "flush_max_seconds": 20,
 }

@@ -1,22 +1,26 @@
 """``POST /hooks/whmcs``: verify the raw bytes, validate, store, answer. No business work here,
-except the synchronous gate, which reads only the local standing cache."""
+except the synchronous answers (the ticket gate and the panels inside WHMCS's pages), which
+read only vipgate's own tables and are signed like the request."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
 import hooks
+from bridge import panels
 from bridge.errors import error_response
 from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.runtime import Runtime, runtime
-from bridge.signing import SignatureError, verify
+from bridge.signing import SignatureError, Verified, signed_headers, verify
 from bridge.store import InboxEvent
 
 bp = Blueprint("webhook", __name__)
@@ -35,7 +39,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_verified_json(rt: Runtime) -> Any:
+def _read_verified_json(rt: Runtime) -> tuple[Any, Verified]:
     limit = rt.settings.webhook.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise Rejected(413, "payload_too_large", f"body is larger than {limit} bytes")
@@ -45,8 +49,8 @@ def _read_verified_json(rt: Runtime) -> Any:
                        {"content-type": [request.mimetype or "missing"]})
     body = request.get_data(cache=False)  # werkzeug stops reading past MAX_CONTENT_LENGTH
     try:
-        verify(rt.secrets, request.headers, body, rt.clock().timestamp(),
-               rt.settings.webhook.tolerance_seconds)
+        verified = verify(rt.secrets, request.headers, body, rt.clock().timestamp(),
+                          rt.settings.webhook.tolerance_seconds)
     except SignatureError as exc:
         raise Rejected(401, exc.code, exc.message) from None
     try:
@@ -55,20 +59,47 @@ def _read_verified_json(rt: Runtime) -> Any:
         raise Rejected(400, "invalid_json", f"body is not valid UTF-8 (byte {exc.start})") \
             from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant), verified
     except RecursionError:
         raise Rejected(400, "invalid_json", "body is nested too deeply") from None
     except ValueError as exc:
         raise Rejected(400, "invalid_json", f"body is not valid JSON: {exc}") from None
 
 
-def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion) -> Response:
+def _signed_answer(rt: Runtime, verified: Verified, answer: dict[str, Any]) -> Response:
+    """A synchronous answer, signed like the request (same webhook id, the secret that
+    verified it, a fresh timestamp): the stub puts what it gets into WHMCS's pages and its
+    ticket gate, so it uses only answers that verify."""
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    headers = signed_headers([verified.secret], verified.msg_id, int(rt.clock().timestamp()),
+                             body)
+    return Response(body, status=200, mimetype="application/json", headers=headers)
+
+
+def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, Any]:
     cached = rt.store.get_standing(question.client_id) if question.client_id else None
+    settings = rt.settings
     answer = gate.decide(cached, question.department_id, question.by_admin,
-                         rt.settings.tickets, rt.settings.bridge.language, rt.settings.whmcs.url)
+                         settings.tickets, settings.bridge.language, settings.whmcs.url)
     log.info("gate client=%s department=%s blocked=%s reason=%s", question.client_id,
              question.department_id, bool(answer.errors), answer.reason)
-    return jsonify({"errors": list(answer.errors)})
+    return {"errors": list(answer.errors)}
+
+
+def _business_today(rt: Runtime) -> date:
+    if rt.engine is not None:
+        return rt.engine.today()
+    return rt.clock().astimezone(ZoneInfo(rt.settings.bridge.timezone)).date()
+
+
+def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQuestion,
+                 verified: Verified) -> Response:
+    if isinstance(question, hooks.TicketGateQuestion):
+        return _signed_answer(rt, verified, _answer_gate(rt, question))
+    answer = panels.answer(rt.store, rt.settings, question, today=_business_today(rt))
+    log.info("panel %s client=%s ticket=%s: %d characters", question.panel,
+             question.client_id, question.ticket_id, len(answer["html"]))
+    return _signed_answer(rt, verified, answer)
 
 
 def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
@@ -98,7 +129,7 @@ def receive() -> Response:
     started = time.perf_counter()
     hook, outcome = "unknown", "rejected"
     try:
-        document = _read_verified_json(rt)
+        document, verified = _read_verified_json(rt)
         try:
             event = load_event(document)
         except ValidationError as exc:
@@ -108,9 +139,9 @@ def receive() -> Response:
             raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
         hook = event["hook"]
         result = hooks.registry.dispatch(hook, event["vars"])
-        if isinstance(result, hooks.TicketGateQuestion):
+        if isinstance(result, (hooks.TicketGateQuestion, hooks.PanelQuestion)):
             outcome = "answered"
-            return _answer_sync(rt, result)
+            return _answer_sync(rt, result, verified)
         msg_id = request.headers["webhook-id"]
         client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
         outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],

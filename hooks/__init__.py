@@ -4,11 +4,19 @@ The modules are imported here, explicitly: importing ``hooks`` registers every h
 checks that each hook in the spec has exactly one.
 """
 
-from hooks import clients, cron, invoices, modules, tickets
-from hooks.registry import HOOK_SPEC, Registry, RegistryError, Subjects, TicketGateQuestion
+from hooks import clients, cron, invoices, modules, panels, tickets
+from hooks.registry import (
+    HOOK_SPEC,
+    PanelQuestion,
+    Registry,
+    RegistryError,
+    Subjects,
+    TicketGateQuestion,
+)
 from hooks.registry import registry as registry
 
 registry.check_complete()
 
-__all__ = ["HOOK_SPEC", "Registry", "RegistryError", "Subjects", "TicketGateQuestion",
-           "clients", "cron", "invoices", "modules", "registry", "tickets"]
+__all__ = ["HOOK_SPEC", "PanelQuestion", "Registry", "RegistryError", "Subjects",
+           "TicketGateQuestion", "clients", "cron", "invoices", "modules", "panels", "registry",
+           "tickets"]

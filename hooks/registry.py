@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ HOOK_SPEC: dict[str, HookSpec] = _spec(
     ("PreCronJob", False, "WHMCS's daily cron is about to run"),
     ("AfterCronJob", False, "WHMCS's cron finished a run (every few minutes)"),
     ("DailyCronJob", False, "WHMCS's daily cron finished"),
+    ("AdminAreaClientSummaryPage", True, "staff opened a client's summary (answered at once)"),
+    ("AdminAreaViewTicketPage", True, "staff opened a ticket (answered at once)"),
+    ("ClientAreaPageSubmitTicket", True,
+     "a client opened the submit-ticket page (answered at once)"),
+    ("ClientAreaHomepage", True, "a client opened the client area home (answered at once)"),
 )
 
 
@@ -68,6 +73,22 @@ class TicketGateQuestion:
     client_id: int
     department_id: int
     by_admin: bool
+
+
+PanelKind = Literal["client_summary", "ticket_badge", "submit_ticket", "home_banner"]
+
+
+@dataclass(frozen=True)
+class PanelQuestion:
+    """Asked synchronously by a WHMCS page hook: what should this page show of vipgate?
+
+    ``client_id`` 0 means unknown (nobody logged in, a ticket from a guest); ``language`` is
+    the WHMCS language name the page is shown in, when the stub knows it."""
+
+    panel: PanelKind
+    client_id: int
+    ticket_id: int | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)

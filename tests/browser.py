@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright import sync_api
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 # Headless, no sandbox (root in CI), and nothing that reaches for the internet: the machine's
@@ -38,3 +42,31 @@ def screenshot(page: object, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, for a module's tests."""
+    path = chromium_path()
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, headless=True,
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@contextmanager
+def watched_page(browser: Any, base_url: str, width: int, height: int) -> Iterator[Any]:
+    """A page in a fresh context; script errors and CSP violations in its console fail the
+    test (an HTTP error status, such as a wrong password's 401, is the page's answer, not a
+    fault of the page)."""
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  base_url=base_url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+            and not m.text.startswith("Failed to load resource") else None)
+    yield page
+    context.close()
+    assert not errors, f"the browser console reported: {errors}"

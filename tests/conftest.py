@@ -28,6 +28,8 @@ from tests.admin_helpers import AdminSession
 from tests.helpers import SECRET, Clock
 from tests.world import World, make_world
 
+pytest_plugins = ["tests.php_helpers"]
+
 MYSQL_SERVER_URL = os.environ.get("VIPGATE_TEST_MYSQL_URL",
                                   "mysql+pymysql://root@127.0.0.1:3306").rstrip("/")
 

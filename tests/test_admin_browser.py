@@ -21,7 +21,7 @@ from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
 from bridge.store import InboxEvent
 from tests.admin_world import customer, reconcile
-from tests.browser import CHROMIUM_ARGS, chromium_path, screenshot
+from tests.browser import launched_chromium, screenshot, watched_page
 from tests.world import World, make_world, wall
 
 pytestmark = pytest.mark.browser
@@ -70,28 +70,14 @@ def _dead_letter(w: World, client_id: int) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    path = chromium_path()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, headless=True,
-                                              args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def page(browser: Any, world: World, cast: dict[str, int]) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                  base_url=world.bridge_url)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    # Script errors and CSP violations; an HTTP error status (a wrong password's 401) is the
-    # page's answer, not a fault of the page.
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-            and not m.text.startswith("Failed to load resource") else None)
-    yield page
-    context.close()
-    assert not errors, f"the browser console reported: {errors}"
+    with watched_page(browser, world.bridge_url, 1280, 860) as opened:
+        yield opened
 
 
 def log_in(page: Any) -> None:

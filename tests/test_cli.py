@@ -22,7 +22,7 @@ def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comple
 def test_db_upgrade_then_check_on_embedded_defaults(tmp_path) -> None:
     result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "revision 0003" in result.stdout and (tmp_path / "vipgate.db").exists()
+    assert "revision 0004" in result.stdout and (tmp_path / "vipgate.db").exists()
     result = run("check", cwd=tmp_path)
     assert result.returncode == 0 and "check: ok" in result.stdout
 

@@ -56,6 +56,14 @@ def assert_the_story(text: str) -> None:
     assert ("WHMCS shows him: \"Sua conta tem faturas vencidas (#2; total R$ 59,90). Enquanto "
             "não forem pagas, só é possível abrir chamados no departamento financeiro.") in text
     assert "✓ accepted: Financeiro is a billing department" in text
+    # 6. …and WHMCS's own pages show it (issue 6): the ticket badge and the client summary
+    # for staff, only the billing department with the reason for the client
+    assert "| vipgate · Suspenso · 6 dias · R$ 59,90 · 1 fatura" in text
+    assert "| Faturas vencidas: 1 fatura · R$ 59,90" in text
+    assert ("✓ staff see Bruno's standing on the ticket (R$ 59,90) and on the client summary "
+            "(invoice #2)") in text
+    assert "Bruno opens Open Ticket in the client area: offered Financeiro, and told:" in text
+    assert "✓ Bruno is offered only Financeiro and told why: invoice #2, R$ 59,90" in text
     # 7. the priority they had comes back
     assert "Diego: ticket #2 priority Low → High" in text
     assert "Bruno: ticket #3 priority Low → Medium" in text
@@ -70,6 +78,9 @@ def assert_the_story(text: str) -> None:
     assert "HTTP 401 invalid_signature" in text
     assert re.search(r"Fábio Nunes +Revendas +pinned +suspended \(R\$ 299,00\)", text)
     assert "/includes/api.php" in text and "/healthz" in text and "/metrics" in text
+    assert re.search(r"^pages   http://\S+/admin/clientssummary\.php\?userid=6 .*"
+                     r"/submitticket\.php\?uid=6", text, re.MULTILINE)
+    assert "/admin/supporttickets.php?action=view&id=3" in text
 
 
 def test_demo_through_the_cli_with_the_real_php_stub() -> None:

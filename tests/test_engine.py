@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -402,3 +404,45 @@ def test_promise_restores_vip_when_the_setting_says_so(database_url: str,
         w.sandbox.update_client(ana, firstname="Ana Maria")
         w.drain()
         assert w.group(ana) == w.regular
+
+
+@pytest.mark.parametrize("php", [False, pytest.param(True, marks=pytest.mark.php)])
+def test_staff_and_the_client_see_vipgate_inside_whmcs(database_url: str, tmp_path: Path,
+                                                       php: bool) -> None:
+    """Issue 6's "done when", in the sandbox: after the cron suspends Bruno, staff see his
+    standing on the client summary and the ticket page, and he is offered only billing with
+    the reason, in his language (Portuguese) or the page's (English)."""
+    from bridge.sandbox.pages import (
+        hook_output,
+        render_client_summary,
+        render_ticket_view,
+        submit_ticket_vars,
+    )
+
+    def text(markup: str) -> str:
+        return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(markup)).split())
+
+    hostile = '<script>alert("x")</script>'
+    with make_world(database_url, tmp_path, php=php) as w:
+        bruno, _, invoice = vip_client(w, hostile, due="2026-10-26")  # a hostile name
+        w.sandbox.update_client(bruno, language="portuguese-br", companyname=hostile)
+        ticket = w.sandbox.open_ticket(bruno, w.support, hostile, "Medium").ticket_id
+        w.sandbox.run_cron()
+        w.drain()
+        summary = text(hook_output(render_client_summary(w.sandbox, bruno)))
+        assert "Standing: Suspended · 7 days" in summary  # staff: [bridge] language = en
+        assert f"#{invoice}" in summary
+        assert "Why this standing:" in summary and "grace 3" in summary
+        assert f"group: {w.vip} → {w.regular} (vipgate)" in summary
+        badge = text(hook_output(render_ticket_view(w.sandbox, ticket)))
+        assert badge.startswith("vipgate · Suspended · 7 days")
+        assert "priority lowered by vipgate (was Medium)" in badge
+        offered = submit_ticket_vars(w.sandbox, bruno)
+        assert [d["id"] for d in offered["departments"]] == [w.billing]
+        assert "só o departamento financeiro" in text(offered["vipgate_notice"])
+        assert f"#{invoice}" in text(offered["vipgate_notice"])
+        for page in (render_client_summary(w.sandbox, bruno), render_ticket_view(w.sandbox, ticket),
+                     str(offered["vipgate_notice"])):
+            assert "<script" not in page
+        if w.forwarder.kind == "php":
+            assert w.forwarder.spooled() == []

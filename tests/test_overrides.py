@@ -88,11 +88,12 @@ def test_good_value_is_stored_in_canonical_form(section: str, key: str, value: s
     assert parse(section, key, value) == canonical
 
 
-def test_every_policy_and_tickets_key_is_editable_and_nothing_else() -> None:
+def test_every_policy_tickets_and_panels_key_is_editable_and_nothing_else() -> None:
     keys = editable_keys()
-    assert {s for s, _ in keys} == {"policy", "tickets"}
+    assert {s for s, _ in keys} == {"policy", "tickets", "panels"}
     assert ("policy", "grace_days") in keys and ("tickets", "block_message_pt_br") in keys
-    assert len(keys) == len(set(keys)) == 12 + 11
+    assert ("panels", "home_banner") in keys
+    assert len(keys) == len(set(keys)) == 12 + 11 + 2
 
 
 # --- save and history ------------------------------------------------------------------------

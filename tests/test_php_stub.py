@@ -12,22 +12,15 @@ import base64
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from standardwebhooks import Webhook
 
 from bridge import stub_install
 from bridge.model import CachedStanding, OverdueInvoice
@@ -39,13 +32,13 @@ from bridge.stub_install import StubInstallError, install_stub
 from hooks.registry import HOOK_SPEC
 from tests.conftest import LiveBridge
 from tests.helpers import FIXED_NOW, SECRET
+from tests.php_helpers import SECRET_KEY_B64, CaptureServer, Whmcs, verified, whmcs_folder
 from whmcs_php_stub import STUB_PATH, stub_source
 
 pytestmark = pytest.mark.php
 
 GENERIC_REFUSAL = ("Support tickets are temporarily unavailable. "
                    "Please try again in a few minutes.")
-SECRET_KEY_B64 = SECRET[len("whsec_"):]
 ID_PATTERN = re.compile(r"^msg_[0-9a-f]{32}$")
 
 # (vars WHMCS passes, vars the bridge must store); None = answered, not stored
@@ -111,204 +104,6 @@ def settings(database_url: str) -> Settings:
     return default_settings().replace(bridge={"database_url": database_url},
                                       webhook={"secrets": SECRET},
                                       tickets={"billing_departments": "2"})
-
-
-@pytest.fixture(scope="session")
-def php() -> str:
-    path = shutil.which("php")
-    if path is None:
-        if os.environ.get("VIPGATE_TEST_SKIP_PHP") == "1":
-            pytest.skip("VIPGATE_TEST_SKIP_PHP=1")
-        pytest.fail("php is not on PATH: install php-cli with the curl, sqlite3 and mysql "
-                    "extensions (Debian: apt-get install php-cli php-curl php-sqlite3 "
-                    "php-mysql), or set VIPGATE_TEST_SKIP_PHP=1 to skip these tests on purpose")
-    return path
-
-
-# --- a WHMCS folder with the stub installed ---------------------------------------------------
-
-
-@dataclass
-class Whmcs:
-    """A throw-away WHMCS folder; ``fire`` runs one hook through the installed stub."""
-
-    root: Path
-    php: str
-    log: Path
-    pdo_env: dict[str, str]
-    spool_url: str  # SQLAlchemy URL of the same database, to read the spool table
-
-    @property
-    def hook_dir(self) -> Path:
-        return self.root / "includes" / "hooks"
-
-    def install(self, url: str, *, fail_open: bool = True) -> None:
-        install_stub(self.root, url, SECRET, fail_open=fail_open)
-
-    def set_config(self, key: str, value: str) -> None:
-        path = self.hook_dir / "_vipgate_config.php"
-        text, count = re.subn(rf"'{key}' => [^,]+,", f"'{key}' => {value},",
-                              path.read_text())
-        assert count == 1
-        path.write_text(text)
-
-    def run(self, hook: str, variables: dict[str, Any] | None = None, *,
-            repeat: int = 1) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env}
-        return subprocess.run(
-            [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
-             json.dumps(variables or {}), str(repeat)],
-            capture_output=True, text=True, env=env, timeout=60, check=False)
-
-    def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run the hook; php must exit 0 and print nothing but the result (no warnings)."""
-        done = self.run(hook, variables)
-        assert done.returncode == 0, done.stderr + done.stdout
-        assert done.stderr == ""
-        return json.loads(done.stdout)
-
-    def logged(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def spool(self) -> list[dict[str, Any]]:
-        engine = sa.create_engine(self.spool_url)
-        try:
-            if not sa.inspect(engine).has_table("mod_vipgate_spool"):
-                return []
-            with engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(sa.text(
-                    "SELECT id, webhook_id, hook, body, created_at, attempts, last_error "
-                    "FROM mod_vipgate_spool ORDER BY id"))]
-        finally:
-            engine.dispose()
-
-
-def _whmcs_folder(tmp_path: Path) -> Path:
-    root = tmp_path / "whmcs"
-    (root / "includes").mkdir(parents=True)
-    return root
-
-
-@pytest.fixture
-def whmcs(tmp_path: Path, php: str) -> Iterator[Whmcs]:
-    db = tmp_path / "whmcs.db"
-    site = Whmcs(_whmcs_folder(tmp_path), php, tmp_path / "module-log.jsonl",
-                 {"VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{db}"}, f"sqlite:///{db}")
-    yield site
-    # whatever a test did, the secret never reaches the module log
-    text = site.log.read_text() if site.log.exists() else ""
-    assert SECRET not in text and SECRET_KEY_B64 not in text
-
-
-@pytest.fixture
-def whmcs_on_mariadb(whmcs: Whmcs, mariadb_url: str) -> Whmcs:
-    """The same WHMCS folder, its database a throw-away MariaDB database (mysql PDO)."""
-    url = sa.engine.make_url(mariadb_url)
-    whmcs.pdo_env = {
-        "VIPGATE_SANDBOX_PDO_DSN": f"mysql:host={url.host};port={url.port or 3306};"
-                                f"dbname={url.database};charset=utf8mb4",
-        "VIPGATE_SANDBOX_PDO_USER": url.username or "",
-        "VIPGATE_SANDBOX_PDO_PASSWORD": url.password or "",
-    }
-    whmcs.spool_url = mariadb_url
-    return whmcs
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def whmcs_any_db(request: pytest.FixtureRequest, whmcs: Whmcs) -> Whmcs:
-    if request.param == "mariadb":
-        return request.getfixturevalue("whmcs_on_mariadb")
-    return whmcs
-
-
-@pytest.fixture
-def closed_url() -> Iterator[str]:
-    """A loopback port that refuses connections (bound, never listening)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-
-
-# --- a capturing HTTP server --------------------------------------------------------------------
-
-
-@dataclass
-class Captured:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class CaptureServer:
-    """Records raw requests; answers ``status`` with ``answer``, or never (``hang``)."""
-
-    status: int = 202
-    answer: bytes = b'{"id": "x", "status": "queued"}'
-    hang: bool = False
-    requests: list[Captured] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    url: str = ""
-
-    def start(self) -> ThreadingHTTPServer:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.requests.append(Captured(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                    time.time()))
-                if owner.hang:
-                    owner.release.wait(15)
-                    self.close_connection = True
-                    return
-                self.send_response(owner.status)
-                if 300 <= owner.status < 400:
-                    self.send_header("Location", "/hooks/elsewhere")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(owner.answer)))
-                self.end_headers()
-                self.wfile.write(owner.answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        self.url = f"http://127.0.0.1:{server.server_port}"
-        return server
-
-
-@pytest.fixture
-def capture() -> Iterator[Callable[..., CaptureServer]]:
-    started: list[tuple[CaptureServer, ThreadingHTTPServer]] = []
-
-    def make(**kw: Any) -> CaptureServer:
-        box = CaptureServer(**kw)
-        started.append((box, box.start()))
-        return box
-
-    yield make
-    for box, server in started:
-        box.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def verified(request: Captured) -> dict[str, Any]:
-    """The request's body, after checking its signature with the standardwebhooks package."""
-    return Webhook(SECRET).verify(request.body, request.headers)
 
 
 # --- the PHP file itself ------------------------------------------------------------------------
@@ -674,7 +469,7 @@ def test_secret_never_appears_in_the_module_log(
 
 def test_install_stub_writes_the_stub_and_settings_php_can_read(
         tmp_path: Path, php: str) -> None:
-    root = _whmcs_folder(tmp_path)  # no includes/hooks yet: created
+    root = whmcs_folder(tmp_path)  # no includes/hooks yet: created
     url = "https://bridge.example.com/vip'gate\\x/"
     stub, config = install_stub(root, url, SECRET, fail_open=False)
     assert stub == root / "includes/hooks/vipgate.php"
@@ -687,8 +482,8 @@ def test_install_stub_writes_the_stub_and_settings_php_can_read(
     assert json.loads(done.stdout) == {
         "url": "https://bridge.example.com/vip'gate\\x/hooks/whmcs", "secret": SECRET,
         "connect_timeout_ms": 1000, "timeout_ms": 2000, "validation_timeout_ms": 1500,
-        "precron_timeout_ms": 120000, "fail_open": False, "flush_max_rows": 500,
-        "flush_max_seconds": 20}
+        "precron_timeout_ms": 120000, "panel_timeout_ms": 1000, "fail_open": False,
+        "flush_max_rows": 500, "flush_max_seconds": 20}
     assert sorted(p.name for p in config.parent.iterdir()) == ["_vipgate_config.php",
                                                                "vipgate.php"]
     # without WHMCS, the settings file refuses to run
@@ -706,7 +501,7 @@ def _not_whmcs(tmp_path: Path) -> Path:
 
 
 def _hooks_is_a_file(tmp_path: Path) -> Path:
-    root = _whmcs_folder(tmp_path)
+    root = whmcs_folder(tmp_path)
     (root / "includes" / "hooks").write_text("")
     return root
 
@@ -718,15 +513,15 @@ SHORT_SECRET = "whsec_" + base64.b64encode(b"too short").decode()
     (_missing, "http://127.0.0.1:8080", SECRET, "does not exist"),
     (_not_whmcs, "http://127.0.0.1:8080", SECRET, "is not a WHMCS folder"),
     (_hooks_is_a_file, "http://127.0.0.1:8080", SECRET, "cannot create"),
-    (_whmcs_folder, "ftp://127.0.0.1", SECRET, "must start with http:// or https://"),
-    (_whmcs_folder, "127.0.0.1:8080", SECRET, "must start with http:// or https://"),
-    (_whmcs_folder, "http://", SECRET, "must start with http:// or https://"),
-    (_whmcs_folder, "http://127.0.0.1:8080/?x=1", SECRET, "no query"),
-    (_whmcs_folder, "http://127.0.0.1:8080/a b", SECRET, "spaces"),
-    (_whmcs_folder, "http://127.0.0.1:8080", "", "webhook secret is not valid"),
-    (_whmcs_folder, "http://127.0.0.1:8080", SECRET_KEY_B64, "webhook secret is not valid"),
-    (_whmcs_folder, "http://127.0.0.1:8080", "whsec_not*base64", "webhook secret is not valid"),
-    (_whmcs_folder, "http://127.0.0.1:8080", SHORT_SECRET, "webhook secret is not valid"),
+    (whmcs_folder, "ftp://127.0.0.1", SECRET, "must start with http:// or https://"),
+    (whmcs_folder, "127.0.0.1:8080", SECRET, "must start with http:// or https://"),
+    (whmcs_folder, "http://", SECRET, "must start with http:// or https://"),
+    (whmcs_folder, "http://127.0.0.1:8080/?x=1", SECRET, "no query"),
+    (whmcs_folder, "http://127.0.0.1:8080/a b", SECRET, "spaces"),
+    (whmcs_folder, "http://127.0.0.1:8080", "", "webhook secret is not valid"),
+    (whmcs_folder, "http://127.0.0.1:8080", SECRET_KEY_B64, "webhook secret is not valid"),
+    (whmcs_folder, "http://127.0.0.1:8080", "whsec_not*base64", "webhook secret is not valid"),
+    (whmcs_folder, "http://127.0.0.1:8080", SHORT_SECRET, "webhook secret is not valid"),
 ])
 def test_install_stub_refuses(tmp_path: Path, folder: Callable[[Path], Path], url: str,
                               secret: str, message: str) -> None:
@@ -742,7 +537,7 @@ def test_install_stub_refuses(tmp_path: Path, folder: Callable[[Path], Path], ur
 
 def test_install_stub_failing_midway_leaves_no_half_written_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _whmcs_folder(tmp_path)
+    root = whmcs_folder(tmp_path)
     stub, config = install_stub(root, "http://old.example", SECRET)
     old_config = config.read_text()
     real_replace = os.replace

@@ -6,12 +6,23 @@ import pytest
 
 import hooks
 from bridge.payloads import VARS_SCHEMAS
-from hooks.registry import HOOK_SPEC, Registry, RegistryError, Subjects, TicketGateQuestion
+from hooks.registry import (
+    HOOK_SPEC,
+    PanelQuestion,
+    Registry,
+    RegistryError,
+    Subjects,
+    TicketGateQuestion,
+)
 
 
 def test_every_hook_in_the_spec_has_one_handler_and_one_schema() -> None:
     assert set(hooks.registry.handlers) == set(HOOK_SPEC) == set(VARS_SCHEMAS)
-    assert len(HOOK_SPEC) == 18
+    assert len(HOOK_SPEC) == 22
+    sync = {name for name, spec in HOOK_SPEC.items() if spec.sync}
+    assert sync == {"TicketOpenValidation", "AdminAreaClientSummaryPage",
+                    "AdminAreaViewTicketPage", "ClientAreaPageSubmitTicket",
+                    "ClientAreaHomepage"}
 
 
 def test_unknown_hook_fails_at_registration_naming_it() -> None:
@@ -53,6 +64,13 @@ def test_incomplete_registry_is_reported() -> None:
     ("AfterCronJob", {}, Subjects()),
     ("TicketOpenValidation", {"clientId": 4, "departmentId": 2, "isAdmin": True},
      TicketGateQuestion(4, 2, True)),
+    ("AdminAreaClientSummaryPage", {"userid": 4}, PanelQuestion("client_summary", 4)),
+    ("AdminAreaViewTicketPage", {"ticketid": 8, "userid": 4},
+     PanelQuestion("ticket_badge", 4, ticket_id=8)),
+    ("AdminAreaViewTicketPage", {"ticketid": 8}, PanelQuestion("ticket_badge", 0, ticket_id=8)),
+    ("ClientAreaPageSubmitTicket", {"userid": 4, "language": "english"},
+     PanelQuestion("submit_ticket", 4, language="english")),
+    ("ClientAreaHomepage", {"userid": 4, "language": ""}, PanelQuestion("home_banner", 4)),
 ])
 def test_handlers_map_events_to_subjects(hook, variables, expected) -> None:
     assert hooks.registry.dispatch(hook, variables) == expected

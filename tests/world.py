@@ -121,12 +121,16 @@ def make_world(database_url: str, tmp: Path, *, php: bool = False,
     with app.app_context():
         engine = runtime().engine
     assert engine is not None
+    # The stub keeps its spool in WHMCS's own database and reads tbltickets there, as in a
+    # real WHMCS; a sandbox on MariaDB gets a spool file of its own.
+    whmcs_file = whmcs_database_url.removeprefix("sqlite:///")
+    spool = Path(whmcs_file) if whmcs_file != whmcs_database_url else tmp / "spool.db"
     if php:
         (tmp / "whmcs" / "includes" / "hooks").mkdir(parents=True)
         hooks_dir = install_stub(tmp / "whmcs", bridge_url, SECRET)[0].parent
-        holder["f"] = PhpForwarder(hooks_dir, tmp / "spool.db", tmp / "module-log.jsonl")
+        holder["f"] = PhpForwarder(hooks_dir, spool, tmp / "module-log.jsonl")
     else:
-        holder["f"] = PythonForwarder(f"{bridge_url}/hooks/whmcs", SECRET, tmp / "spool.db")
+        holder["f"] = PythonForwarder(f"{bridge_url}/hooks/whmcs", SECRET, spool)
     world = World(sandbox, served, settings, store, engine,
                   Worker(engine, clock=wall, name="test-worker"), bridge_url, holder["f"],
                   vip, regular, support, billing, whmcs_database_url=whmcs_database_url,

@@ -14,6 +14,14 @@
  *   webhook id and a fresh signature, on AfterCronJob.
  * - TicketOpenValidation is answered by the bridge at once; if it does not answer in time the
  *   ticket is allowed (fail_open) or refused with a short generic message.
+ * - Four page hooks show vipgate inside WHMCS, answered by the bridge within one second or
+ *   not at all (the page then shows nothing of vipgate): the client summary panel and the
+ *   ticket badge for staff (AdminAreaClientSummaryPage, AdminAreaViewTicketPage), the
+ *   billing-only departments with a notice (ClientAreaPageSubmitTicket: template variables
+ *   `departments` and `vipgate_notice`) and the overdue banner (ClientAreaHomepage).
+ * - Synchronous answers are used only when signed by the bridge for this very request (same
+ *   webhook id, the same secret, a timestamp within five minutes): nobody between WHMCS and
+ *   the bridge can put HTML into WHMCS's pages or decide the ticket gate.
  *
  * Installed into includes/hooks/ by `vipgate install-stub`, which also writes the settings
  * file _vipgate_config.php beside it (the leading underscore keeps WHMCS from loading it as
@@ -36,6 +44,7 @@ function vipgate_defaults()
         'timeout_ms' => 2000,
         'validation_timeout_ms' => 1500,
         'precron_timeout_ms' => 120000,
+        'panel_timeout_ms' => 1000,
         'fail_open' => true,
         'flush_max_rows' => 500,
         'flush_max_seconds' => 20,
@@ -88,7 +97,20 @@ function vipgate_whitelist()
         'PreCronJob' => [],
         'AfterCronJob' => [],
         'DailyCronJob' => [],
+        // Page hooks: the stub builds these vars itself (the client from the page or the
+        // session, the ticket's client from tbltickets).
+        'AdminAreaClientSummaryPage' => ['userid'],
+        'AdminAreaViewTicketPage' => ['ticketid', 'userid'],
+        'ClientAreaPageSubmitTicket' => ['language', 'userid'],
+        'ClientAreaHomepage' => ['language', 'userid'],
     ];
+}
+
+/** The hooks answered at once by the bridge (never spooled). */
+function vipgate_sync_hooks()
+{
+    return ['TicketOpenValidation', 'AdminAreaClientSummaryPage', 'AdminAreaViewTicketPage',
+        'ClientAreaPageSubmitTicket', 'ClientAreaHomepage'];
 }
 
 /** Keys of $source named in $keys whose values are scalars (objects, arrays, null dropped). */
@@ -169,16 +191,20 @@ function vipgate_timeout_ms($config, $hook)
     if ($hook === 'TicketOpenValidation') {
         return min(1500, max(100, (int) $config['validation_timeout_ms']));
     }
+    if (in_array($hook, vipgate_sync_hooks(), true)) {
+        return min(1000, max(100, (int) $config['panel_timeout_ms']));
+    }
     return min(2000, max(100, (int) $config['timeout_ms']));
 }
 
 /**
  * POST one event, signed with the time of this attempt. Returns ['outcome' => 'ok' | 'retry'
- * | 'permanent', 'status' => HTTP status or 0, 'error' => text, 'body' => answer].
+ * | 'permanent', 'status' => HTTP status or 0, 'error' => text, 'body' => answer,
+ * 'headers' => [lower-case name => value]].
  */
 function vipgate_post($config, $id, $body, $timeoutMs)
 {
-    $result = ['outcome' => 'retry', 'status' => 0, 'error' => '', 'body' => ''];
+    $result = ['outcome' => 'retry', 'status' => 0, 'error' => '', 'body' => '', 'headers' => []];
     if (!function_exists('curl_init')) {
         $result['error'] = 'the PHP curl extension is not installed';
         return $result;
@@ -202,7 +228,15 @@ function vipgate_post($config, $id, $body, $timeoutMs)
         $result['error'] = 'curl_init failed';
         return $result;
     }
+    $answerHeaders = [];
     curl_setopt_array($curl, [
+        CURLOPT_HEADERFUNCTION => function ($handle, $line) use (&$answerHeaders) {
+            $parts = explode(':', $line, 2);
+            if (count($parts) === 2) {
+                $answerHeaders[strtolower(trim($parts[0]))] = trim($parts[1]);
+            }
+            return strlen($line);
+        },
         CURLOPT_POST => true,
         CURLOPT_POSTFIELDS => $body,
         CURLOPT_HTTPHEADER => $headers,
@@ -222,6 +256,7 @@ function vipgate_post($config, $id, $body, $timeoutMs)
         curl_close($curl);
     }
     $result['body'] = is_string($answer) ? $answer : '';
+    $result['headers'] = $answerHeaders;
     $status = $result['status'];
     if (!$errno && $status >= 200 && $status < 300) {
         $result['outcome'] = 'ok';
@@ -439,6 +474,63 @@ function vipgate_after_cron_job($vars)
 }
 
 /**
+ * Why a synchronous answer cannot be used ('' when it can): it must carry the bridge's
+ * signature over its exact body, for the webhook id this request was sent with, made with
+ * this stub's secret less than five minutes ago.
+ */
+function vipgate_answer_problem($config, $id, $result)
+{
+    $headers = $result['headers'];
+    foreach (['webhook-id', 'webhook-timestamp', 'webhook-signature'] as $name) {
+        if (!isset($headers[$name]) || $headers[$name] === '') {
+            return 'the answer is not signed (no ' . $name . ' header)';
+        }
+    }
+    if (!hash_equals($id, $headers['webhook-id'])) {
+        return 'the answer is signed for another request';
+    }
+    $timestamp = $headers['webhook-timestamp'];
+    if (!ctype_digit($timestamp) || abs(time() - (int) $timestamp) > 300) {
+        return 'the answer\'s signature is not from the last five minutes';
+    }
+    $expected = vipgate_signature($config['secret'], $id, $timestamp, $result['body']);
+    foreach (explode(' ', $headers['webhook-signature']) as $offered) {
+        if (hash_equals($expected, $offered)) {
+            return '';
+        }
+    }
+    return 'the answer\'s signature does not match';
+}
+
+/**
+ * Ask the bridge a synchronous question: the decoded, verified JSON answer, or null when
+ * there is no usable answer in time (logged once, with what WHMCS does instead: $instead).
+ */
+function vipgate_ask($config, $hook, $vars, $instead)
+{
+    $event = null;
+    try {
+        $event = vipgate_event($hook, $vars);
+        $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
+        $problem = $result['outcome'] === 'ok' ? vipgate_answer_problem($config, $event['id'], $result)
+            : $result['error'];
+        $answer = $problem === '' ? json_decode($result['body'], true) : null;
+        if ($problem === '' && is_array($answer)) {
+            return $answer;
+        }
+        if ($problem === '') {
+            $problem = 'HTTP ' . $result['status'] . ' with a body that is not a JSON object';
+        }
+        vipgate_log($hook, vipgate_log_request($config, $event),
+            'no answer from the bridge (' . $problem . '), ' . $instead);
+    } catch (\Throwable $e) {
+        vipgate_log($hook, $event === null ? '' : vipgate_log_request($config, $event),
+            'unexpected error: ' . get_class($e) . ': ' . $e->getMessage() . '; ' . $instead);
+    }
+    return null;
+}
+
+/**
  * TicketOpenValidation, answered by the bridge at once: the first error it gives blocks the
  * ticket. Without an answer in time the ticket is allowed (fail_open) or refused with a
  * generic message. Never spooled.
@@ -452,22 +544,19 @@ function vipgate_ticket_open_validation($vars)
         if ($config === null) {
             return '';
         }
-        $event = vipgate_event($hook, $vars);
-        $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
-        if ($result['outcome'] === 'ok') {
-            $answer = json_decode($result['body'], true);
-            if (is_array($answer) && isset($answer['errors']) && is_array($answer['errors'])) {
-                foreach ($answer['errors'] as $error) {
-                    if (is_string($error) && $error !== '') {
-                        return $error;
-                    }
+        $instead = 'ticket ' . ($config['fail_open'] ? 'allowed' : 'refused');
+        $answer = vipgate_ask($config, $hook, $vars, $instead);
+        if ($answer !== null && isset($answer['errors']) && is_array($answer['errors'])) {
+            foreach ($answer['errors'] as $error) {
+                if (is_string($error) && $error !== '') {
+                    return $error;
                 }
-                return '';
             }
-            $result['error'] = 'HTTP ' . $result['status'] . ' without an errors list';
+            return '';
         }
-        vipgate_log($hook, vipgate_log_request($config, $event), 'no answer from the bridge ('
-            . $result['error'] . '), ticket ' . ($config['fail_open'] ? 'allowed' : 'refused'));
+        if ($answer !== null) {
+            vipgate_log($hook, '', 'the bridge answered without an errors list, ' . $instead);
+        }
     } catch (\Throwable $e) {
         vipgate_log($hook, '', 'unexpected error: ' . get_class($e) . ': ' . $e->getMessage());
     }
@@ -477,10 +566,152 @@ function vipgate_ticket_open_validation($vars)
     return 'Support tickets are temporarily unavailable. Please try again in a few minutes.';
 }
 
-/** The hooks forwarded without waiting for an answer (all but the two named below). */
+/** A WHMCS id (int or digit string) as int; 0 for anything else. */
+function vipgate_id($value)
+{
+    if (is_int($value)) {
+        return max(0, $value);
+    }
+    return is_string($value) && ctype_digit($value) ? (int) $value : 0;
+}
+
+/**
+ * The logged-in client of a client-area page: from the page's variables (clientsdetails,
+ * or WHMCS 8's client object), else the session; 0 when nobody is logged in.
+ */
+function vipgate_client_id($vars)
+{
+    if (isset($vars['clientsdetails']) && is_array($vars['clientsdetails'])) {
+        foreach (['userid', 'id'] as $key) {
+            if (isset($vars['clientsdetails'][$key]) && vipgate_id($vars['clientsdetails'][$key]) > 0) {
+                return vipgate_id($vars['clientsdetails'][$key]);
+            }
+        }
+    }
+    if (isset($vars['client']) && is_object($vars['client']) && isset($vars['client']->id)) {
+        return vipgate_id($vars['client']->id);
+    }
+    return isset($_SESSION['uid']) ? vipgate_id($_SESSION['uid']) : 0;
+}
+
+/** The language a client-area page is shown in (a WHMCS name such as portuguese-br). */
+function vipgate_page_language($vars)
+{
+    if (isset($vars['language']) && is_string($vars['language']) && $vars['language'] !== '') {
+        return $vars['language'];
+    }
+    return isset($_SESSION['Language']) && is_string($_SESSION['Language']) ? $_SESSION['Language'] : '';
+}
+
+/** The client a ticket belongs to, from WHMCS's own table (0 for a guest or on error). */
+function vipgate_ticket_client($ticketId)
+{
+    try {
+        $row = vipgate_sql(vipgate_pdo(), 'SELECT userid FROM tbltickets WHERE id = ?', [$ticketId])
+            ->fetch(PDO::FETCH_NUM);
+        return $row ? vipgate_id((string) $row[0]) : 0;
+    } catch (\Throwable $e) {
+        vipgate_log('AdminAreaViewTicketPage', '', 'cannot read the ticket\'s client: ' . $e->getMessage());
+        return 0;
+    }
+}
+
+/** The HTML of a page hook's answer ('' when there is none). */
+function vipgate_page_html($hook, $vars)
+{
+    try {
+        $config = vipgate_config();
+        $answer = $config === null ? null : vipgate_ask($config, $hook, $vars, 'nothing shown');
+        return $answer !== null && isset($answer['html']) && is_string($answer['html']) ? $answer['html'] : '';
+    } catch (\Throwable $e) {
+        vipgate_log($hook, '', 'unexpected error: ' . get_class($e) . ': ' . $e->getMessage());
+        return '';
+    }
+}
+
+/** AdminAreaClientSummaryPage: vipgate's panel on the client summary. */
+function vipgate_admin_client_summary($vars)
+{
+    $clientId = is_array($vars) && isset($vars['userid']) ? vipgate_id($vars['userid']) : 0;
+    return $clientId > 0 ? vipgate_page_html('AdminAreaClientSummaryPage', ['userid' => $clientId]) : '';
+}
+
+/** AdminAreaViewTicketPage: a one-line badge with the standing of the ticket's client. */
+function vipgate_admin_view_ticket($vars)
+{
+    $ticketId = is_array($vars) && isset($vars['ticketid']) ? vipgate_id($vars['ticketid']) : 0;
+    if ($ticketId <= 0) {
+        return '';
+    }
+    return vipgate_page_html('AdminAreaViewTicketPage',
+        ['ticketid' => $ticketId, 'userid' => vipgate_ticket_client($ticketId)]);
+}
+
+/**
+ * ClientAreaPageSubmitTicket: for a client the ticket gate would block, only the departments
+ * the bridge names (billing) stay on the page, with `vipgate_notice` saying why (show it in
+ * the template with {$vipgate_notice nofilter}). Anyone else: the page is left as it is.
+ */
+function vipgate_client_submit_ticket($vars)
+{
+    $hook = 'ClientAreaPageSubmitTicket';
+    try {
+        $vars = is_array($vars) ? $vars : [];
+        $clientId = vipgate_client_id($vars);
+        $config = $clientId > 0 ? vipgate_config() : null;
+        if ($config === null) {
+            return [];
+        }
+        $answer = vipgate_ask($config, $hook, ['userid' => $clientId, 'language' => vipgate_page_language($vars)],
+            'the page is left as it is');
+        if ($answer === null || !isset($answer['departments']) || !is_array($answer['departments'])) {
+            return [];
+        }
+        $allowed = array_map('intval', $answer['departments']);
+        $departments = [];
+        $offered = isset($vars['departments']) && is_array($vars['departments']) ? $vars['departments'] : [];
+        foreach ($offered as $department) {
+            $id = 0;
+            if (is_array($department) && isset($department['id'])) {
+                $id = vipgate_id($department['id']);
+            } elseif (is_object($department) && isset($department->id)) {
+                $id = vipgate_id($department->id);
+            }
+            if (in_array($id, $allowed, true)) {
+                $departments[] = $department;
+            }
+        }
+        $returned = [
+            'departments' => $departments,
+            'vipgate_notice' => isset($answer['html']) && is_string($answer['html']) ? $answer['html'] : '',
+            'vipgate_blocked' => true,
+        ];
+        $chosen = isset($vars['deptid']) ? vipgate_id($vars['deptid']) : 0;
+        if ($chosen > 0 && !in_array($chosen, $allowed, true) && $allowed) {
+            $returned['deptid'] = $allowed[0];
+        }
+        return $returned;
+    } catch (\Throwable $e) {
+        vipgate_log($hook, '', 'unexpected error: ' . get_class($e) . ': ' . $e->getMessage());
+        return [];
+    }
+}
+
+/** ClientAreaHomepage: the overdue banner (the bridge answers '' when it is off). */
+function vipgate_client_homepage($vars)
+{
+    $clientId = vipgate_client_id(is_array($vars) ? $vars : []);
+    if ($clientId <= 0) {
+        return '';
+    }
+    return vipgate_page_html('ClientAreaHomepage',
+        ['userid' => $clientId, 'language' => vipgate_page_language(is_array($vars) ? $vars : [])]);
+}
+
+/** The hooks forwarded without waiting for an answer (all but those registered below). */
 function vipgate_async_hooks()
 {
-    return array_values(array_diff(array_keys(vipgate_whitelist()), ['TicketOpenValidation', 'AfterCronJob']));
+    return array_values(array_diff(array_keys(vipgate_whitelist()), array_merge(vipgate_sync_hooks(), ['AfterCronJob'])));
 }
 
 foreach (vipgate_async_hooks() as $vipgateHook) {
@@ -490,4 +721,8 @@ foreach (vipgate_async_hooks() as $vipgateHook) {
 }
 unset($vipgateHook);
 add_hook('TicketOpenValidation', 1, 'vipgate_ticket_open_validation');
+add_hook('AdminAreaClientSummaryPage', 1, 'vipgate_admin_client_summary');
+add_hook('AdminAreaViewTicketPage', 1, 'vipgate_admin_view_ticket');
+add_hook('ClientAreaPageSubmitTicket', 1, 'vipgate_client_submit_ticket');
+add_hook('ClientAreaHomepage', 1, 'vipgate_client_homepage');
 add_hook('AfterCronJob', 1, 'vipgate_after_cron_job');

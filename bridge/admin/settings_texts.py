@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-SECTION_TITLES = {"policy": "Policy: standing and VIP", "tickets": "Tickets"}
+SECTION_TITLES = {"policy": "Policy: standing and VIP", "tickets": "Tickets",
+                  "panels": "Inside WHMCS"}
 TEXTS: dict[tuple[str, str], tuple[str, str]] = {
     ("policy", "vip_group_id"): ("VIP group", "The client group vipgate manages; none = no VIP "
                                  "group yet."),
@@ -61,4 +62,9 @@ TEXTS: dict[tuple[str, str], tuple[str, str]] = {
     ("tickets", "block_message_en"): ("Block message (English)", "What a blocked client is "
                                       "told in English. Placeholders: {invoices}, {total}, "
                                       "{days}, {link}; {{ or }} for a brace."),
+    ("panels", "home_banner"): ("Client-area banner", "Show overdue clients a banner with "
+                                "what they owe and pay links on the client-area home."),
+    ("panels", "admin_url"): ("Admin page address", "Where staff's browsers reach vipgate's "
+                              "admin page, for the link on the client summary panel; empty = "
+                              "[bridge] public_url."),
 }

@@ -231,5 +231,7 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
                       replace(cached_standing(client, current, now),
                               billing_standing=current.kind,
                               group_id=decision.target_group_id, in_vip=decision.in_vip,
-                              eligible=decision.eligible),
+                              eligible=decision.eligible,
+                              standing_reasons=current.reasons,
+                              vip_reasons=decision.reasons),
                       current.reasons)

@@ -10,6 +10,8 @@ JSON (XML and NVP are not emulated).
 
 The fault switch (``sandbox.faults``) makes the next calls answer HTTP 500, answer late, or
 answer an HTML error page, as a real WHMCS behind a web server sometimes does.
+
+The admin and client area pages vipgate shows itself on are :mod:`bridge.sandbox.pages`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flask import Flask, Response, request
 from bridge.sandbox.actions_common import ACTIONS, Params, registered_actions
 from bridge.sandbox.core import WhmcsError
 from bridge.sandbox.faults import Fault
+from bridge.sandbox.pages import register_pages
 
 if TYPE_CHECKING:
     from bridge.sandbox.whmcs import Sandbox
@@ -47,10 +50,15 @@ def create_sandbox_app(sandbox: Sandbox) -> Flask:
     def api_php() -> Response:
         return answer(sandbox, Params(request.form), request.remote_addr or "")
 
+    register_pages(app, sandbox)  # the admin and client area pages vipgate shows itself on
+
     @app.get("/")
     def index() -> Response:
         return Response("vipgate sandbox WHMCS: POST /includes/api.php\nactions: "
-                        + ", ".join(registered_actions()) + "\n", mimetype="text/plain")
+                        + ", ".join(registered_actions()) + "\npages: "
+                        "/admin/clientssummary.php?userid=N, "
+                        "/admin/supporttickets.php?action=view&id=N, /clientarea.php?uid=N, "
+                        "/submitticket.php?uid=N[&step=2&deptid=D]\n", mimetype="text/plain")
 
     return app
 

@@ -23,10 +23,14 @@ from typing import Any, Protocol
 import requests
 
 from bridge.payloads import whitelist
-from bridge.signing import signed_headers
+from bridge.signing import SignatureError, signed_headers, verify
 
 PHP_DIR = Path(__file__).with_name("php")
 MODULE_HOOKS = ("AfterModuleSuspend", "AfterModuleUnsuspend")
+PAGE_HOOKS = ("AdminAreaClientSummaryPage", "AdminAreaViewTicketPage",
+              "ClientAreaPageSubmitTicket", "ClientAreaHomepage")
+PAGE_TIMEOUT = 1.0  # seconds: a page waits this long for vipgate, then shows nothing of it
+ANSWER_TOLERANCE = 300  # seconds: how old a signed synchronous answer may be
 RETRYABLE_4XX = (401, 408, 429)
 FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try again in a few "
                        "minutes.")
@@ -100,8 +104,12 @@ class PythonForwarder:
     kind: str = "python"
 
     def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        variables = dict(variables)
+        session = variables.pop("__session__", None) or {}
         if hook not in whitelist():
             return []  # the stub registers only the hooks it forwards
+        if hook in PAGE_HOOKS:
+            return self._page(hook, variables, session)
         if hook == "TicketOpenValidation":
             error = self._validate(variables)
             return [error] if error else []
@@ -153,19 +161,70 @@ class PythonForwarder:
             return "permanent", error
         return "retry", error
 
-    def _validate(self, variables: dict[str, Any]) -> str:
-        msg_id, body = self.event("TicketOpenValidation", variables)
+    def ask(self, hook: str, variables: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """A synchronous question: the answer, only when the bridge signed it for this
+        request (same id, this secret, recent); else None."""
+        msg_id, body = self.event(hook, variables)
         headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
         headers["Content-Type"] = "application/json"
         try:
-            response = requests.post(self.url, data=body, headers=headers, timeout=(1.0, 1.5),
-                                     allow_redirects=False)
-            errors = response.json()["errors"] if response.status_code == 200 else None
-        except (requests.RequestException, ValueError, KeyError, TypeError):
-            errors = None
-        if errors is None:
+            response = requests.post(self.url, data=body, headers=headers,
+                                     timeout=(min(1.0, timeout), timeout), allow_redirects=False)
+            if response.status_code != 200 or response.headers.get("webhook-id") != msg_id:
+                return None
+            verify([self.secret], response.headers, response.content, self.clock(),
+                   ANSWER_TOLERANCE)
+            answer = response.json()
+        except (requests.RequestException, ValueError, SignatureError):
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def _validate(self, variables: dict[str, Any]) -> str:
+        answer = self.ask("TicketOpenValidation", variables, 1.5)
+        errors = answer.get("errors") if answer is not None else None
+        if not isinstance(errors, list):
             return "" if self.fail_open else FAIL_CLOSED_MESSAGE
-        return str(errors[0]) if errors else ""
+        return next((e for e in errors if isinstance(e, str) and e), "")
+
+    def _page(self, hook: str, variables: dict[str, Any], session: dict[str, Any]) -> list[Any]:
+        """The stub's page hooks: HTML for the staff and home pages, template variables for
+        the submit-ticket page; nothing when the bridge gives no signed answer in time."""
+        if hook == "AdminAreaClientSummaryPage":
+            asked = {"userid": _whmcs_id(variables.get("userid"))}
+        elif hook == "AdminAreaViewTicketPage":
+            ticket = _whmcs_id(variables.get("ticketid"))
+            asked = {"ticketid": ticket, "userid": self._ticket_client(ticket)}
+        else:
+            asked = {"userid": _client_id(variables, session),
+                     "language": _page_language(variables, session)}
+        if not asked.get("userid") and not asked.get("ticketid"):
+            return []
+        answer = self.ask(hook, asked, PAGE_TIMEOUT) or {}
+        html = answer.get("html") if isinstance(answer.get("html"), str) else ""
+        if hook != "ClientAreaPageSubmitTicket":
+            return [html] if html else []
+        allowed = answer.get("departments")
+        if not isinstance(allowed, list):
+            return []
+        ids = [_whmcs_id(d) for d in allowed]
+        returned: dict[str, Any] = {
+            "departments": [d for d in variables.get("departments") or []
+                            if isinstance(d, dict) and _whmcs_id(d.get("id")) in ids],
+            "vipgate_notice": html, "vipgate_blocked": True}
+        chosen = _whmcs_id(variables.get("deptid"))
+        if chosen and chosen not in ids and ids:
+            returned["deptid"] = ids[0]
+        return [returned]
+
+    def _ticket_client(self, ticket_id: int) -> int:
+        """The ticket's client from WHMCS's tbltickets (the stub reads WHMCS's database)."""
+        try:
+            with sqlite3.connect(self.spool_db) as conn:
+                row = conn.execute("SELECT userid FROM tbltickets WHERE id = ?",
+                                   (ticket_id,)).fetchone()
+        except sqlite3.Error:
+            return 0
+        return _whmcs_id(row[0]) if row else 0
 
     def _spool(self, msg_id: str, hook: str, body: bytes, error: str) -> None:
         with sqlite3.connect(self.spool_db) as conn:
@@ -189,3 +248,27 @@ class PythonForwarder:
                                  "last_error = ? WHERE id = ?", (error[:1000], row_id))
                     break
                 conn.execute("DELETE FROM mod_vipgate_spool WHERE id = ?", (row_id,))
+
+
+def _whmcs_id(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+def _client_id(variables: dict[str, Any], session: dict[str, Any]) -> int:
+    details = variables.get("clientsdetails")
+    if isinstance(details, dict):
+        for key in ("userid", "id"):
+            if _whmcs_id(details.get(key)):
+                return _whmcs_id(details.get(key))
+    return _whmcs_id(session.get("uid"))
+
+
+def _page_language(variables: dict[str, Any], session: dict[str, Any]) -> str:
+    for value in (variables.get("language"), session.get("Language")):
+        if isinstance(value, str) and value:
+            return value
+    return ""

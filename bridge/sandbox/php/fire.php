@@ -8,7 +8,9 @@
  * with the decoded vars REPEAT times (default 1) and prints one JSON object:
  *   {"returns": [...truthy results of the last run...], "calls_ms": [...], "elapsed_ms": total}
  * where calls_ms times each run of the hook inside php (php start-up excluded).
- * In VARS_JSON a value {"__object__": {...}} becomes a PHP object (WHMCS passes some).
+ * In VARS_JSON a value {"__object__": {...}} becomes a PHP object (WHMCS passes some), and a
+ * top-level "__session__" object becomes $_SESSION (a logged-in client's session: uid,
+ * Language) instead of a hook variable.
  */
 
 require __DIR__ . '/bootstrap.php';
@@ -37,6 +39,11 @@ if (!is_array($vars)) {
     exit(2);
 }
 $vars = vipgate_test_objects($vars);
+$_SESSION = [];
+if (isset($vars['__session__']) && is_array($vars['__session__'])) {
+    $_SESSION = $vars['__session__'];
+}
+unset($vars['__session__']);
 
 require rtrim($hookDir, '/') . '/vipgate.php';
 

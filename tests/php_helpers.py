@@ -1,0 +1,233 @@
+"""The PHP test bench, shared by the stub's tests: the real ``php`` running the installed stub
+in a throw-away WHMCS folder (``Whmcs``), and a capturing HTTP server standing in for the
+bridge (``CaptureServer``). Loaded as a pytest plugin by conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from standardwebhooks import Webhook
+
+from bridge.sandbox.forwarder import PHP_DIR
+from bridge.stub_install import install_stub
+from tests.helpers import SECRET
+
+SECRET_KEY_B64 = SECRET[len("whsec_"):]
+
+
+@pytest.fixture(scope="session")
+def php() -> str:
+    path = shutil.which("php")
+    if path is None:
+        if os.environ.get("VIPGATE_TEST_SKIP_PHP") == "1":
+            pytest.skip("VIPGATE_TEST_SKIP_PHP=1")
+        pytest.fail("php is not on PATH: install php-cli with the curl, sqlite3 and mysql "
+                    "extensions (Debian: apt-get install php-cli php-curl php-sqlite3 "
+                    "php-mysql), or set VIPGATE_TEST_SKIP_PHP=1 to skip these tests on purpose")
+    return path
+
+
+# --- a WHMCS folder with the stub installed ---------------------------------------------------
+
+
+@dataclass
+class Whmcs:
+    """A throw-away WHMCS folder; ``fire`` runs one hook through the installed stub."""
+
+    root: Path
+    php: str
+    log: Path
+    pdo_env: dict[str, str]
+    spool_url: str  # SQLAlchemy URL of the same database, to read the spool table
+
+    @property
+    def hook_dir(self) -> Path:
+        return self.root / "includes" / "hooks"
+
+    def install(self, url: str, *, fail_open: bool = True) -> None:
+        install_stub(self.root, url, SECRET, fail_open=fail_open)
+
+    def set_config(self, key: str, value: str) -> None:
+        path = self.hook_dir / "_vipgate_config.php"
+        text, count = re.subn(rf"'{key}' => [^,]+,", f"'{key}' => {value},",
+                              path.read_text())
+        assert count == 1
+        path.write_text(text)
+
+    def run(self, hook: str, variables: dict[str, Any] | None = None, *,
+            repeat: int = 1) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env}
+        return subprocess.run(
+            [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
+             json.dumps(variables or {}), str(repeat)],
+            capture_output=True, text=True, env=env, timeout=60, check=False)
+
+    def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run the hook; php must exit 0 and print nothing but the result (no warnings)."""
+        done = self.run(hook, variables)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert done.stderr == ""
+        return json.loads(done.stdout)
+
+    def logged(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def spool(self) -> list[dict[str, Any]]:
+        engine = sa.create_engine(self.spool_url)
+        try:
+            if not sa.inspect(engine).has_table("mod_vipgate_spool"):
+                return []
+            with engine.connect() as conn:
+                return [dict(r._mapping) for r in conn.execute(sa.text(
+                    "SELECT id, webhook_id, hook, body, created_at, attempts, last_error "
+                    "FROM mod_vipgate_spool ORDER BY id"))]
+        finally:
+            engine.dispose()
+
+
+def whmcs_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "whmcs"
+    (root / "includes").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def whmcs(tmp_path: Path, php: str) -> Iterator[Whmcs]:
+    db = tmp_path / "whmcs.db"
+    site = Whmcs(whmcs_folder(tmp_path), php, tmp_path / "module-log.jsonl",
+                 {"VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{db}"}, f"sqlite:///{db}")
+    yield site
+    # whatever a test did, the secret never reaches the module log
+    text = site.log.read_text() if site.log.exists() else ""
+    assert SECRET not in text and SECRET_KEY_B64 not in text
+
+
+@pytest.fixture
+def whmcs_on_mariadb(whmcs: Whmcs, mariadb_url: str) -> Whmcs:
+    """The same WHMCS folder, its database a throw-away MariaDB database (mysql PDO)."""
+    url = sa.engine.make_url(mariadb_url)
+    whmcs.pdo_env = {
+        "VIPGATE_SANDBOX_PDO_DSN": f"mysql:host={url.host};port={url.port or 3306};"
+                                f"dbname={url.database};charset=utf8mb4",
+        "VIPGATE_SANDBOX_PDO_USER": url.username or "",
+        "VIPGATE_SANDBOX_PDO_PASSWORD": url.password or "",
+    }
+    whmcs.spool_url = mariadb_url
+    return whmcs
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def whmcs_any_db(request: pytest.FixtureRequest, whmcs: Whmcs) -> Whmcs:
+    if request.param == "mariadb":
+        return request.getfixturevalue("whmcs_on_mariadb")
+    return whmcs
+
+
+@pytest.fixture
+def closed_url() -> Iterator[str]:
+    """A loopback port that refuses connections (bound, never listening)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+# --- a capturing HTTP server --------------------------------------------------------------------
+
+
+@dataclass
+class Captured:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class CaptureServer:
+    """Records raw requests; answers ``status`` with ``answer``, or never (``hang``)."""
+
+    status: int = 202
+    answer: bytes = b'{"id": "x", "status": "queued"}'
+    hang: bool = False
+    # extra answer headers, made from the request (e.g. a signature, forged or not)
+    answer_headers: Callable[[Captured], dict[str, str]] | None = None
+    requests: list[Captured] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def start(self) -> ThreadingHTTPServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                owner.requests.append(Captured(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                    time.time()))
+                if owner.hang:
+                    owner.release.wait(15)
+                    self.close_connection = True
+                    return
+                self.send_response(owner.status)
+                if 300 <= owner.status < 400:
+                    self.send_header("Location", "/hooks/elsewhere")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(owner.answer)))
+                if owner.answer_headers is not None:
+                    for name, value in owner.answer_headers(owner.requests[-1]).items():
+                        self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(owner.answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_port}"
+        return server
+
+
+@pytest.fixture
+def capture() -> Iterator[Callable[..., CaptureServer]]:
+    started: list[tuple[CaptureServer, ThreadingHTTPServer]] = []
+
+    def make(**kw: Any) -> CaptureServer:
+        box = CaptureServer(**kw)
+        started.append((box, box.start()))
+        return box
+
+    yield make
+    for box, server in started:
+        box.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def verified(request: Captured) -> dict[str, Any]:
+    """The request's body, after checking its signature with the standardwebhooks package."""
+    return Webhook(SECRET).verify(request.body, request.headers)
