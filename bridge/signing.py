@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -38,12 +39,18 @@ class Verified:
     secret: str = field(default="", repr=False)  # the one that matched: answers are signed with it
 
 
+# The HMAC key of each secret, decoded once (a handful of secrets per process; an invalid one
+# raises ValueError every time, lru_cache keeps no exceptions).
+_key = functools.lru_cache(maxsize=32)(check_webhook_secret)
+
+
+def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    return hmac.digest(key, b"%s.%d.%s" % (msg_id.encode(), timestamp, body), hashlib.sha256)
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one secret: ``v1,<base64 HMAC>``."""
-    key = check_webhook_secret(secret)
-    digest = hmac.new(key, b"%s.%d.%s" % (msg_id.encode(), timestamp, body),
-                      hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(_digest(_key(secret), msg_id, timestamp, body)).decode()
 
 
 def signed_headers(secrets: Iterable[str], msg_id: str, timestamp: int,
@@ -95,7 +102,7 @@ def verify(secrets: Iterable[str], headers: Mapping[str, str], body: bytes, now:
     if not offered:
         raise SignatureError("invalid_signature", "webhook-signature has no v1 signature")
     for secret in secrets:
-        expected = base64.b64decode(sign(secret, msg_id, timestamp, body)[3:])
+        expected = _digest(_key(secret), msg_id, timestamp, body)
         # compare against every offered signature, constant time each
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return Verified(msg_id, timestamp, secret)

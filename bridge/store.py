@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets as pysecrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,6 +30,8 @@ from bridge.model import (
     OverdueInvoice,
     TicketMemory,
 )
+
+log = logging.getLogger("vipgate.store")
 
 metadata = sa.MetaData()
 
@@ -196,7 +200,25 @@ daily_snapshot = sa.Table(
 )
 
 # Built once: rebuilding the statement per event cost ~0.2 ms (bench/ingest profile).
+# SQLite's inbox writes go through it; MariaDB/MySQL's through INBOX_INSERT_SQL below.
 INSERT_INBOX = inbox.insert()
+
+# The inbox INSERT as the MariaDB/MySQL writer sends it to PyMySQL ("format" parameters):
+# webhook_id, hook, client_id, payload, occurred_at, received_at, next_attempt_at.
+# tests/test_store_ingest_perf_guard.py checks it against the ``inbox`` table.
+INBOX_INSERT_SQL = (
+    "INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, received_at, state, "
+    "attempts, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, 'queued', 0, %s)")
+
+# A pooled inbox connection idle for longer than this is pinged before it is used (a MariaDB
+# restart or a server-side kill while it sat in the pool is found there, and the pool
+# reconnects). One used more recently is not pinged: if it turns out dead, the write is
+# retried once on a new connection, provided the failed attempt failed within
+# INBOX_RETRY_WITHIN_SECONDS (a dead connection fails at once; a hung server, which only the
+# 30 s read_timeout ends, is not waited for twice).
+IDLE_PING_SECONDS = 5.0
+INBOX_RETRY_WITHIN_SECONDS = 2.0
+_IDLE_SINCE = "vipgate_idle_since"
 
 # "discarded": an admin gave up on the event (bridge.queue.discard); no worker claims it.
 INBOX_STATES = ("queued", "processing", "retrying", "done", "dead", "discarded")
@@ -212,8 +234,8 @@ def utc_naive(moment: datetime) -> datetime:
 def make_engine(url: str, **pool_overrides: Any) -> Engine:
     """An engine with the pool and timeouts reliability-security.md asks for.
 
-    ``pool_overrides`` replace pool options on MariaDB/MySQL (bench/ingest/whatif.py uses them
-    to price the pre-ping and the reset on return)."""
+    ``pool_overrides`` replace pool options on MariaDB/MySQL (make_inbox_engine and the
+    resync's WHMCS reader use them)."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -240,6 +262,90 @@ def make_engine(url: str, **pool_overrides: Any) -> Engine:
         "isolation_level": "READ COMMITTED",
     }
     return sa.create_engine(url, **{**options, **pool_overrides})
+
+
+def uses_pymysql(engine: Engine) -> bool:
+    return engine.dialect.name in ("mysql", "mariadb") and engine.dialect.driver == "pymysql"
+
+
+def make_inbox_engine(url: str, **pool_overrides: Any) -> Engine:
+    """The pool of the inbox writer (MariaDB/MySQL through PyMySQL), apart from the store's.
+
+    Its connections are in autocommit mode, so storing an event is one round trip: an
+    autocommit INSERT is a transaction of its own, which MariaDB commits (redo log flushed,
+    as for a COMMIT) before it answers. Nothing else runs on these connections, so no
+    transaction can be open when one goes back to the pool, and the pool's ROLLBACK on return
+    is off. Instead of a ping at every checkout (``pool_pre_ping``), a connection is pinged
+    only when it sat idle for more than IDLE_PING_SECONDS; ``write_inbox`` retries once on a
+    new connection when a more recent one turns out dead."""
+    engine = make_engine(url, **{"isolation_level": "AUTOCOMMIT", "pool_pre_ping": False,
+                                 "pool_reset_on_return": None, **pool_overrides})
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "checkin")
+    def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                # like pool_pre_ping: drop this connection (and older ones), connect anew
+                raise sa.exc.InvalidatePoolError(str(exc)) from exc
+            raise
+
+    return engine
+
+
+def write_inbox(engine: Engine, values: tuple[Any, ...]) -> None:
+    """INBOX_INSERT_SQL with ``values`` on a connection of ``make_inbox_engine``'s pool.
+
+    Returns once MariaDB has committed the row. Errors are raised as SQLAlchemy's own
+    (``sa.exc.IntegrityError`` for a duplicate webhook id, ``sa.exc.OperationalError`` when
+    MariaDB cannot be reached...), as through a SQLAlchemy connection. A connection found dead
+    is discarded and the write retried once on a new one (see INBOX_RETRY_WITHIN_SECONDS); the
+    UNIQUE key keeps that safe when the lost attempt was committed after all: the retry then
+    fails as a duplicate."""
+    dialect = engine.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+
+    def wrapped(exc: Exception, lost: bool = False) -> sa.exc.DBAPIError:
+        return sa.exc.DBAPIError.instance(
+            INBOX_INSERT_SQL, values, exc, dbapi_error, hide_parameters=engine.hide_parameters,
+            connection_invalidated=lost, dialect=dialect)
+
+    for attempt in (1, 2):
+        try:
+            connection = engine.raw_connection()
+        except dbapi_error as exc:  # cannot connect
+            raise wrapped(exc) from exc
+        started = time.monotonic()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(INBOX_INSERT_SQL, values)
+            cursor.close()
+        except dbapi_error as exc:
+            lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
+            if lost:
+                connection.invalidate(exc)
+            connection.close()  # back to the pool: autocommit left no transaction open
+            if (lost and attempt == 1
+                    and time.monotonic() - started < INBOX_RETRY_WITHIN_SECONDS):
+                log.warning("inbox: connection lost (%s), writing again on a new one", exc)
+                continue
+            raise wrapped(exc, lost) from exc
+        except BaseException:
+            # interrupted mid-statement (a worker timeout...): the protocol state is unknown
+            connection.invalidate()
+            connection.close()
+            raise
+        connection.close()
+        return
 
 
 @dataclass(frozen=True)
@@ -352,6 +458,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # MariaDB/MySQL: the inbox's writes have a pool of their own (make_inbox_engine)
+        self.inbox_engine = make_inbox_engine(url) if uses_pymysql(self.engine) else None
 
     # --- schema ---------------------------------------------------------------------------
 
@@ -396,6 +504,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.inbox_engine is not None:
+            self.inbox_engine.dispose()
 
     # --- meta ----------------------------------------------------------------------------
 
@@ -440,21 +550,23 @@ class Store:
     # --- inbox ---------------------------------------------------------------------------
 
     def enqueue(self, event: InboxEvent) -> Literal["queued", "duplicate"]:
-        """Store an event once; a webhook id seen before is a duplicate and changes nothing."""
-        row = {
-            "webhook_id": event.webhook_id,
-            "hook": event.hook,
-            "client_id": event.client_id,
-            "payload": json.dumps(event.vars, separators=(",", ":"), sort_keys=True),
-            "occurred_at": utc_naive(event.occurred_at),
-            "received_at": utc_naive(event.received_at),
-            "state": "queued",
-            "attempts": 0,
-            "next_attempt_at": utc_naive(event.received_at),
-        }
+        """Store an event once; a webhook id seen before is a duplicate and changes nothing.
+        Returns once the row is committed."""
+        received_at = utc_naive(event.received_at)
+        payload = json.dumps(event.vars, separators=(",", ":"), sort_keys=True)
         try:
-            with self.engine.begin() as conn:
-                conn.execute(INSERT_INBOX, row)
+            if self.inbox_engine is not None:
+                write_inbox(self.inbox_engine, (
+                    event.webhook_id, event.hook, event.client_id, payload,
+                    utc_naive(event.occurred_at), received_at, received_at))
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(INSERT_INBOX, {
+                        "webhook_id": event.webhook_id, "hook": event.hook,
+                        "client_id": event.client_id, "payload": payload,
+                        "occurred_at": utc_naive(event.occurred_at),
+                        "received_at": received_at, "state": "queued", "attempts": 0,
+                        "next_attempt_at": received_at})
         except sa.exc.IntegrityError:
             if self.get_event(event.webhook_id) is None:
                 raise

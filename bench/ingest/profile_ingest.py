@@ -10,11 +10,14 @@ Prints, per request:
 1. wall and CPU time of the whole request, bridge vs hello-world (no profiler);
 2. the same split by stage (signature, JSON, marshmallow, dispatch, store, response), by
    wrapping the functions ``bridge.webhook`` calls (no profiler);
-3. what MariaDB saw from the bridge's connection (``SHOW SESSION STATUS`` deltas: statements,
-   commits, rollbacks, pings) and what each kind of round trip costs on this machine;
-4. what each hot-path change saves, one at a time: schemas made once and a prebuilt INSERT
-   (in the bridge since 5a26e20, measured against the per-request way they replaced), and
-   whatif.py's no pool pre-ping, no reset-on-return;
+3. what MariaDB saw from the bridge's inbox connection (``SHOW SESSION STATUS`` deltas:
+   statements, commits, rollbacks, pings) and what each kind of round trip costs on this
+   machine;
+4. what each hot-path change saves, one at a time, against the ways they replaced: schemas
+   made once and a prebuilt INSERT (5a26e20); the envelope without a key field on ``vars``,
+   and the inbox writer (one autocommit INSERT on a pool of its own, pinged only after idle,
+   no reset on return) of session 5, next to the older ``engine.begin()`` path with and
+   without its pre-ping and reset-on-return ROLLBACK;
 5. a cProfile breakdown by package and the top functions by cumulative time (the profiler
    roughly doubles the CPU time; use it for proportions only).
 
@@ -65,8 +68,17 @@ def split(raw: bytes) -> tuple[dict[str, str], bytes]:
 
 
 def session_status(store: Store) -> dict[str, int]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.text("SHOW SESSION STATUS")).all()
+    """The status counters of the connection the inbox writes go through (the inbox writer's
+    pool holds a single connection when requests come one at a time)."""
+    engine = store.inbox_engine or store.engine
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SHOW SESSION STATUS")
+        rows = cursor.fetchall()
+        cursor.close()
+    finally:
+        raw.close()
     return {k: int(v) for k, v in rows if k in STATUS}
 
 
@@ -115,14 +127,19 @@ def round_trips(store: Store, n: int) -> dict[str, tuple[float, float]]:
             timings[name][0] += time.perf_counter() - wall
             timings[name][1] += time.process_time() - cpu
 
+        insert = ("INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, "
+                  "received_at, state, attempts, next_attempt_at) VALUES (%s, 'InvoicePaid', "
+                  "NULL, '{}', NOW(), NOW(), 'queued', 0, NOW())")
         for i in range(n):
             timed("COM_PING (pool_pre_ping)", lambda: dbapi.ping(False))
-            timed("INSERT inbox row", lambda i=i: cursor.execute(
-                "INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, "
-                "received_at, state, attempts, next_attempt_at) VALUES (%s, 'InvoicePaid', "
-                "NULL, '{}', NOW(), NOW(), 'queued', 0, NOW())", (f"rt_{i}",)))
+            timed("INSERT inbox row", lambda i=i: cursor.execute(insert, (f"rt_{i}",)))
             timed("COMMIT (redo log flush)", dbapi.commit)
             timed("ROLLBACK (pool reset on return)", dbapi.rollback)
+        dbapi.autocommit(True)
+        for i in range(n):
+            timed("autocommit INSERT (flush included; the bridge now)",
+                  lambda i=i: cursor.execute(insert, (f"ac_{i}",)))
+        dbapi.autocommit(False)
         cursor.close()
     finally:
         raw.close()
@@ -130,12 +147,14 @@ def round_trips(store: Store, n: int) -> dict[str, tuple[float, float]]:
 
 
 def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float]]:
-    """CPU and wall ms per call of load_event and of the inbox INSERT + COMMIT: the way before
-    5a26e20, the bridge's way now, and whatif.py's pool options, one at a time."""
+    """CPU and wall ms per call of load_event and of storing one inbox row: the ways before
+    5a26e20 and before session 5, the bridge's way now, and the floor, one at a time."""
     from datetime import UTC, datetime
 
-    from bridge.payloads import VARS_SCHEMAS, Envelope, load_event
-    from bridge.store import inbox
+    from marshmallow import fields
+
+    from bridge.payloads import _VARS, VARS_SCHEMAS, Envelope, load_event
+    from bridge.store import INBOX_INSERT_SQL, inbox, write_inbox
 
     document = {"hook": "ClientEdit", "occurred_at": "2026-11-21T11:59:00+00:00",
                 "vars": {"userid": "42", "groupid": "3", "status": "Active",
@@ -149,12 +168,30 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
                 "payload": '{"invoiceid":1}', "occurred_at": moment, "received_at": moment,
                 "state": "queued", "attempts": 0, "next_attempt_at": moment}
 
+    def values() -> tuple[Any, ...]:
+        return (f"alt_{next(counter)}", "InvoicePaid", None, '{"invoiceid":1}', moment, moment,
+                moment)
+
+    class KeyedEnvelope(Envelope):  # the envelope before session 5: every vars key checked
+        vars = fields.Dict(keys=fields.String(), required=True)
+
+    keyed = KeyedEnvelope()
+
+    def keyed_load_event() -> Any:
+        envelope = keyed.load(document)
+        return _VARS[envelope["hook"]].load(envelope["vars"])
+
     prebuilt = inbox.insert()
+    # store.engine is the engine every other query uses; the inbox went through it, with its
+    # pre-ping and reset-on-return, before session 5
     no_ping = sa.create_engine(url, pool_pre_ping=False, pool_size=3, max_overflow=2)
     no_reset = sa.create_engine(url, pool_pre_ping=False, pool_reset_on_return=None,
                                 pool_size=3, max_overflow=2)
     raw = store.engine.raw_connection()
     cursor = raw.driver_connection.cursor()
+    floor = store.engine.raw_connection()
+    floor.driver_connection.autocommit(True)
+    floor_cursor = floor.driver_connection.cursor()
     statement = ("INSERT INTO inbox (webhook_id, hook, client_id, payload, occurred_at, "
                  "received_at, state, attempts, next_attempt_at) VALUES (%(webhook_id)s, "
                  "%(hook)s, %(client_id)s, %(payload)s, %(occurred_at)s, %(received_at)s, "
@@ -174,15 +211,24 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
         cursor.execute(statement, row())
         raw.driver_connection.commit()
 
+    def raw_autocommit() -> None:
+        floor_cursor.execute(INBOX_INSERT_SQL, values())
+
+    assert store.inbox_engine is not None
+
     cases: list[tuple[str, Callable[[], Any]]] = [
         ("schemas made per request (before 5a26e20)", lambda: VARS_SCHEMAS["ClientEdit"]().load(
             Envelope().load(document)["vars"])),
-        ("load_event as the bridge does (schemas made once)", lambda: load_event(document)),
+        ("schemas made once, vars keys checked (before s5)", keyed_load_event),
+        ("load_event as the bridge does now", lambda: load_event(document)),
         ("insert().values(**row) per event (before 5a26e20)", per_event_insert),
-        ("prebuilt insert() + parameters (the bridge now)", with_engine(store.engine)),
+        ("prebuilt insert(), engine.begin() (before s5)", with_engine(store.engine)),
         ("... and pool_pre_ping=False", with_engine(no_ping)),
         ("... and pool_reset_on_return=None", with_engine(no_reset)),
-        ("raw PyMySQL INSERT + COMMIT (the floor)", raw_pymysql),
+        ("raw PyMySQL INSERT + COMMIT", raw_pymysql),
+        ("write_inbox: autocommit INSERT (the bridge now)",
+         lambda: write_inbox(store.inbox_engine, values())),
+        ("raw PyMySQL autocommit INSERT (the floor)", raw_autocommit),
     ]
     results = []
     try:
@@ -196,6 +242,9 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
     finally:
         cursor.close()
         raw.close()
+        floor_cursor.close()
+        floor.driver_connection.autocommit(False)
+        floor.close()
         no_ping.dispose()
         no_reset.dispose()
     return results
@@ -270,7 +319,7 @@ def main() -> None:
         wsgi = app.wsgi_app
         app.wsgi_app = stages.wrap("Flask wsgi_app (everything above + Flask)", wsgi)
         before = session_status(store)
-        pool_size = store.engine.pool.checkedin()
+        pool_size = (store.inbox_engine or store.engine).pool.checkedin()
         requests = batch("stages")
         wall0, cpu0 = time.perf_counter(), time.process_time()
         drive(client, requests, 202)
@@ -291,7 +340,7 @@ def main() -> None:
         for label, (w, c) in rows:
             print(f"   {label:48s} {w / n * 1000:7.3f} / {c / n * 1000:7.3f}")
 
-        print(f"\n3. MariaDB statements per ingest request, from the bridge's own connection "
+        print(f"\n3. MariaDB statements per ingest request, from the bridge's inbox connection "
               f"(pool held {pool_size} connection(s); +-1 over {n} for the SHOW itself):")
         print("   " + ", ".join(f"{k} {(after[k] - before[k]) / n:.2f}" for k in STATUS))
         print("   cost of each round trip on a raw PyMySQL connection (wall ms / cpu ms):")

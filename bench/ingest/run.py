@@ -12,7 +12,7 @@ What it does, in order (about two and a half minutes with the defaults):
 2. starts gunicorns on free loopback ports, same settings (``--workers 4 --worker-class
    sync``): the bridge (``bridge:create_app()``, settings from ``VIPGATE_*`` variables), the
    hello-world app (``hello:app``, beside this file) and, with ``--whatif``, the bridge with
-   the hot-path changes of ``whatif.py``;
+   the inbox written the way it was before session 5 (``whatif.py``);
 3. peak throughput, closed loop: wrk with ``requests.lua``, which walks a file of signed,
    unique requests generated right before each phase; a warm-up, then rounds alternating the
    endpoints until ``--rounds`` of them were not disturbed by other work on the machine;
@@ -468,7 +468,8 @@ def ms(us: float) -> str:
     return f"{us / 1000:.1f}"
 
 
-LABELS = {"hello": "hello-world", "ingest": "ingest", "whatif": "ingest, whatif.py variant"}
+LABELS = {"hello": "hello-world", "ingest": "ingest",
+          "whatif": "ingest, inbox as before session 5 (whatif.py)"}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -567,8 +568,9 @@ def main() -> int:
     parser.add_argument("--time-limit", type=int, default=480,
                         help="abort (and clean up) after this many seconds")
     parser.add_argument("--whatif", action="store_true",
-                        help="add a third server: the bridge with the hot-path changes of "
-                             "whatif.py (bench only), measured like the others")
+                        help="add a third server: the bridge with the inbox written as "
+                             "before session 5 (whatif.py, bench only), measured like the "
+                             "others")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     parser.add_argument("--report", type=Path, metavar="JSON",
                         help="only print the tables of an earlier run's --json file")
@@ -629,7 +631,7 @@ def main() -> int:
             "ingest": Gunicorn("ingest", "bridge:create_app()", str(REPO), free_port(),
                                args.workers, bridge_env, workdir),
         }
-        if args.whatif:  # the bridge with the hot-path changes of whatif.py patched in
+        if args.whatif:  # the bridge with the inbox written as before session 5 (whatif.py)
             endpoints["whatif"] = Gunicorn("whatif", "whatif:create_app()", f"{HERE},{REPO}",
                                            free_port(), args.workers, bridge_env, workdir)
         for name, server in endpoints.items():

@@ -1,19 +1,19 @@
 """What-if variant of the bridge, for ``run.py --whatif`` only: NOT a fix, not used by
-vipgate. It serves the unchanged ``bridge.create_app()`` with two pool options changed, to
-price them under the same harness:
+vipgate. It serves the unchanged ``bridge.create_app()`` with the inbox written the way it was
+before session 5, to measure what the inbox writer buys under the same harness, in the same
+run:
 
-1. no ``pool_pre_ping`` (a COM_PING round trip before every checkout);
-2. no pool reset on return (a ROLLBACK round trip after every ``engine.begin()`` that already
-   committed).
+- through the store's SQLAlchemy engine (``engine.begin()``), so four round trips per event:
+  the pool's pre-ping, the INSERT, a COMMIT, and the pool's reset-on-return ROLLBACK;
+- instead of the inbox writer's own pool (``bridge.store.make_inbox_engine``): one autocommit
+  INSERT per event, a ping only after IDLE_PING_SECONDS of idleness, no reset on return.
 
-Both are robustness trade-offs the bridge makes on purpose; read the figures as "what these
-cost", not as a recommendation. (Earlier versions also patched in schemas and the INSERT built
-once; those are in the bridge itself since commit 5a26e20.)
+Everything else (signature, validation, schemas made once, ...) is the bridge as it is.
+(Earlier versions of this file priced the pre-ping and the reset-on-return on the store's
+engine, and before that the schemas and the INSERT built once; all of those are settled.)
 """
 
 from __future__ import annotations
-
-import functools
 
 from flask import Flask
 
@@ -22,6 +22,6 @@ from bridge import create_app as _create_app
 
 
 def create_app() -> Flask:
-    bridge.store.make_engine = functools.partial(
-        bridge.store.make_engine, pool_pre_ping=False, pool_reset_on_return=None)
+    # Store() then makes no inbox writer, and enqueue takes its SQLAlchemy path
+    bridge.store.uses_pymysql = lambda _engine: False
     return _create_app()
