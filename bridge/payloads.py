@@ -8,13 +8,14 @@ coerced here.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from hooks.registry import HOOK_SPEC
 
-MAX_ID = 2**32 - 1  # WHMCS ids are int(10)
+MAX_ID = 2**31 - 1  # WHMCS ids are signed int(10), and so are vipgate's id columns
 PRIORITIES = ("Low", "Medium", "High")
 CLIENT_STATUSES = ("Active", "Inactive", "Closed")
 
@@ -27,7 +28,9 @@ class WhmcsId(fields.Integer):
             f"Must be a WHMCS id from 0 to {MAX_ID}.")), **kw)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> int:
-        if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+        # 5.0 is the JSON (and JSON Schema) integer 5; 5.5 is not an id
+        if (isinstance(value, float) and not value.is_integer()) or (
+                isinstance(value, str) and not value.strip().isdigit()):
             raise ValidationError("Not a valid WHMCS id (whole number).")
         return super()._deserialize(value, attr, data, **kw)
 
@@ -69,6 +72,8 @@ class SystemOrAdmin(fields.Field):
     """InvoiceCreated's ``user``: the string "system" or an admin id (int or digits)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 5.0 is the JSON integer 5
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
             return str(value)
         if isinstance(value, str) and len(value) <= 64:
@@ -191,8 +196,13 @@ class Envelope(Schema):
 
     hook = fields.String(required=True, validate=validate.OneOf(
         list(HOOK_SPEC), error="Unknown hook; expected one of the hooks vipgate forwards."))
-    vars = fields.Dict(keys=fields.String(), required=True)
-    occurred_at = fields.AwareDateTime(required=True, format="iso")
+    # No key field: a JSON object's keys are always strings, and checking each one cost more
+    # than the rest of the envelope (the vars schema below names every key it accepts).
+    vars = fields.Dict(required=True)
+    # What a DATETIME column holds once in UTC (year 1 at +01:00 is year 0 in UTC: a 500).
+    occurred_at = fields.AwareDateTime(required=True, format="iso", validate=validate.Range(
+        datetime(1000, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        error="Must be between 1000-01-01 and 9999-12-31 in UTC."))
 
 
 # Schemas hold no per-load state: made once, shared by every request (the bench showed
