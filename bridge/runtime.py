@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -35,6 +36,13 @@ class Runtime:
     def settings(self) -> Settings:
         """The settings in force now."""
         return self.live()
+
+    def business_today(self) -> date:
+        """Today in WHMCS's time zone, by the business clock (the engine's, which the demo
+        runs ahead; the service clock when no engine is configured)."""
+        if self.engine is not None:
+            return self.engine.today()
+        return self.clock().astimezone(ZoneInfo(self.settings.bridge.timezone)).date()
 
 
 def open_store(settings: Settings) -> Store:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
@@ -86,17 +84,11 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
     return {"errors": list(answer.errors)}
 
 
-def _business_today(rt: Runtime) -> date:
-    if rt.engine is not None:
-        return rt.engine.today()
-    return rt.clock().astimezone(ZoneInfo(rt.settings.bridge.timezone)).date()
-
-
 def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQuestion,
                  verified: Verified) -> Response:
     if isinstance(question, hooks.TicketGateQuestion):
         return _signed_answer(rt, verified, _answer_gate(rt, question))
-    answer = panels.answer(rt.store, rt.settings, question, today=_business_today(rt))
+    answer = panels.answer(rt.store, rt.settings, question, today=rt.business_today())
     log.info("panel %s client=%s ticket=%s: %d characters", question.panel,
              question.client_id, question.ticket_id, len(answer["html"]))
     return _signed_answer(rt, verified, answer)

@@ -44,9 +44,10 @@ def screenshot(page: object, name: str) -> Path:
     return path
 
 
-@contextmanager
-def launched_chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, for a module's tests."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, shared by a module's tests (this file is a pytest plugin,
+    loaded by conftest.py)."""
     path = chromium_path()
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=path, headless=True,

@@ -28,7 +28,7 @@ from tests.admin_helpers import AdminSession
 from tests.helpers import SECRET, Clock
 from tests.world import World, make_world
 
-pytest_plugins = ["tests.php_helpers"]
+pytest_plugins = ["tests.php_helpers", "tests.browser"]
 
 MYSQL_SERVER_URL = os.environ.get("VIPGATE_TEST_MYSQL_URL",
                                   "mysql+pymysql://root@127.0.0.1:3306").rstrip("/")

@@ -21,7 +21,7 @@ from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
 from bridge.store import InboxEvent
 from tests.admin_world import customer, reconcile
-from tests.browser import launched_chromium, screenshot, watched_page
+from tests.browser import screenshot, watched_page
 from tests.world import World, make_world, wall
 
 pytestmark = pytest.mark.browser
@@ -66,12 +66,6 @@ def _dead_letter(w: World, client_id: int) -> None:
     assert row.webhook_id == "msg_browser_dead_letter"
     queue.fail(w.store, row.id, "browser-test", now,
                "WhmcsUnavailable: WHMCS did not answer (connection refused)", permanent=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 @pytest.fixture

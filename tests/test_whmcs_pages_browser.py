@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.admin_world import customer
-from tests.browser import launched_chromium, screenshot, watched_page
+from tests.browser import screenshot, watched_page
 from tests.world import World, make_world
 
 pytestmark = pytest.mark.browser
@@ -41,12 +41,6 @@ def suspended(world: World) -> dict[str, int]:
     assert row is not None and row["domainstatus"] == "Suspended"
     assert w.group(client) == w.regular
     return {"client": client, "ticket": opened.ticket_id, "invoice": invoice}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, request, session, url_for
 
@@ -65,10 +64,7 @@ def business_now() -> datetime:
 
 
 def business_today() -> date:
-    engine = runtime().engine
-    if engine is not None:
-        return engine.today()
-    return business_now().astimezone(ZoneInfo(runtime().settings.bridge.timezone)).date()
+    return runtime().business_today()
 
 
 def audit(action: str, *, client_id: int | None = None, ticket_id: int | None = None,

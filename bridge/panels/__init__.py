@@ -6,6 +6,7 @@ stub gives up after one second and shows nothing. What each panel shows: ``view`
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from bridge.panels.view import (
@@ -56,7 +57,7 @@ def admin_link(settings: Settings, client_id: int) -> str:
 
 
 def answer(store: Store, settings: Settings, question: PanelQuestion, *,
-           today: Any) -> dict[str, Any]:
+           today: date) -> dict[str, Any]:
     """The JSON answer for one page hook: ``{"html": ...}``, plus ``departments`` (the ids
     the page may offer, or null for no restriction) for the submit-ticket page."""
     if question.panel in ("submit_ticket", "home_banner") and not question.client_id:
