@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
@@ -136,8 +137,16 @@ def receive() -> Response:
             return _answer_sync(rt, result, verified)
         msg_id = request.headers["webhook-id"]
         client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
-        outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
-                                              event["occurred_at"], rt.clock()))
+        try:
+            outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
+                                                  event["occurred_at"], rt.clock()))
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            # The database is away (restarting, unreachable): nothing was stored, and the
+            # stub spools the event and sends it again; one line, not a traceback per event.
+            log.warning("event %s not stored, the database does not answer: %s", msg_id,
+                        exc.orig if exc.orig is not None else exc)
+            raise Rejected(503, "database_unavailable", "vipgate's database does not answer; "
+                           "the event was not stored, send it again later") from None
         log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
         answer: dict[str, Any] = {"id": msg_id, "status": outcome}
         if hook == SYNC_RECONCILE_HOOK and outcome == "queued" and rt.engine is not None:

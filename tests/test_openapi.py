@@ -168,7 +168,7 @@ def errors_raised_by_webhook() -> set[tuple[int, str]]:
 def documented_errors() -> dict[int, set[str]]:
     documented: dict[int, set[str]] = {}
     for status, response in HOOK_OPERATION["responses"].items():
-        if not status.startswith("4"):
+        if not status.startswith(("4", "5")):
             continue
         schema = _ref(response["content"]["application/json"]["schema"])
         error = schema["properties"]["error"]

@@ -317,6 +317,26 @@ def test_healthz_is_503_when_the_database_is_gone(client, store, monkeypatch) ->
     assert response.status_code == 503 and response.json["database"]["ok"] is False
 
 
+def test_an_event_the_database_cannot_take_is_a_503_in_one_log_line(
+        client, store, monkeypatch, caplog) -> None:
+    import sqlalchemy as sa
+
+    def away(event: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, ConnectionRefusedError(111, "refused"))
+
+    monkeypatch.setattr(store, "enqueue", away)
+    with caplog.at_level("WARNING", logger="vipgate.webhook"):
+        response = post_signed(client, envelope("InvoicePaid", {"invoiceid": 7}),
+                               msg_id="msg_db_away")
+    assert response.status_code == 503
+    assert response.json["error"] == "database_unavailable" and response.json["fields"] == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        "event msg_db_away not stored, the database does not answer: [Errno 111] refused"]
+    assert all(r.exc_info is None for r in caplog.records)
+    monkeypatch.undo()
+    assert store.get_event("msg_db_away") is None  # the stub sends it again later
+
+
 def test_metrics_count_events_by_hook_and_outcome(client) -> None:
     post_signed(client, envelope("PreCronJob"), msg_id="msg_m1")
     post_signed(client, envelope("PreCronJob"), msg_id="msg_m1")

@@ -1,0 +1,320 @@
+"""The soak's processes: a MariaDB server of its own, the bridge under gunicorn, the
+``vipgate worker`` processes (kept alive like systemd's ``Restart=always``), and a sampler of
+their memory. Everything on 127.0.0.1, every process in a session of its own so that the
+clean-up can signal exactly what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident memory of ``pid`` in KiB, None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def kill_first(pids: list[int]) -> int | None:
+    """SIGKILL the first of ``pids``; its pid (None when there is none)."""
+    if not pids:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pids[0], signal.SIGKILL)
+    return pids[0]
+
+
+def _stop_group(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
+                timeout: float = 15.0) -> None:
+    """Signal ``proc``; SIGKILL its whole session when it lingers."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything it left behind in its session
+
+
+# --- MariaDB -------------------------------------------------------------------------------
+
+
+class MariaDb:
+    """A MariaDB server of the soak's own (its own data folder and port), so that restarting
+    it disturbs nothing else on the machine (the test suite's server, say)."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.datadir = workdir / "mariadb"
+        self.port = port or free_port()
+        self.log_path = workdir / "mariadb.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        self.installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}"
+
+    def install(self) -> None:
+        if not Path(self.binary).exists() or self.installer is None:
+            raise RuntimeError("MariaDB's server is not installed (mariadbd and "
+                               "mariadb-install-db; apt-get install mariadb-server)")
+        with open(self.log_path, "ab") as out:
+            subprocess.run([self.installer, "--no-defaults", f"--datadir={self.datadir}",
+                            "--user=root", "--auth-root-authentication-method=normal",
+                            "--skip-test-db"], stdout=out, stderr=subprocess.STDOUT,
+                           check=True, timeout=120)
+
+    def start(self, timeout: float = 60.0) -> None:
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "--no-defaults", f"--datadir={self.datadir}",
+                 f"--port={self.port}", "--bind-address=127.0.0.1",
+                 f"--socket={self.datadir}/mysqld.sock", "--user=root",
+                 f"--pid-file={self.datadir}/mysqld.pid", "--skip-log-bin",
+                 "--innodb-buffer-pool-size=128M", "--max-connections=200",
+                 "--innodb-flush-log-at-trx-commit=1"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mariadbd exited with {self.proc.returncode}; see "
+                                   f"{self.log_path}")
+            if self.answers():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"mariadbd did not answer within {timeout:.0f} s")
+
+    def answers(self) -> bool:
+        try:
+            pymysql.connect(host="127.0.0.1", port=self.port, user="root",
+                            connect_timeout=1).close()
+        except pymysql.MySQLError:
+            return False
+        return True
+
+    def sql(self, statement: str) -> None:
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+
+    def crash(self) -> None:
+        """SIGKILL: what a power cut or the OOM killer does (InnoDB recovers on start)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        _stop_group(self.proc, timeout=60)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+
+# --- the bridge under gunicorn ----------------------------------------------------------------
+
+# Every request: time, status, microseconds, webhook id, method and path (one line each).
+ACCESS_FORMAT = '%(t)s %(s)s %(D)s %({webhook-id}i)s %(m)s %(U)s'
+
+
+class Gunicorn:
+    """``bridge:create_app()`` under gunicorn (sync workers), settings from ``VIPGATE_CONFIG``,
+    an access log with each request's webhook id and time taken."""
+
+    def __init__(self, workdir: Path, port: int, workers: int, env: dict[str, str]) -> None:
+        self.workdir, self.port, self.workers, self.env = workdir, port, workers, env
+        self.access_log = workdir / "gunicorn-access.log"
+        self.error_log = workdir / "gunicorn.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--workers", str(self.workers),
+                "--worker-class", "sync", "--bind", f"127.0.0.1:{self.port}",
+                "--timeout", "150", "--graceful-timeout", "20",
+                "--access-logfile", str(self.access_log), "--access-logformat", ACCESS_FORMAT,
+                "--error-logfile", str(self.error_log), "--log-level", "info",
+                "bridge:create_app()"]
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see "
+                                   f"{self.error_log}")
+            if len(children(self.proc.pid)) >= self.workers and self.healthy():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"gunicorn not ready within {timeout:.0f} s; see {self.error_log}")
+
+    def healthy(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
+                                        timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        return children(self.proc.pid) if self.proc is not None else []
+
+    def kill_worker(self) -> int | None:
+        """SIGKILL one worker (gunicorn's master starts another); its pid."""
+        return kill_first(self.worker_pids())
+
+    def stop(self) -> None:
+        _stop_group(self.proc, timeout=30)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+
+# --- the vipgate workers ------------------------------------------------------------------
+
+
+@dataclass
+class Workers:
+    """``count`` ``vipgate worker`` processes, each started again ``restart_delay`` seconds
+    after it dies (as systemd's ``Restart=always`` with ``RestartSec=1`` would)."""
+
+    count: int
+    env: dict[str, str]
+    workdir: Path
+    restart_delay: float = 1.0
+    procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+    restarts: int = 0
+    deaths: list[tuple[float, int, int]] = field(default_factory=list)  # (time, pid, code)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        out = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 (the child keeps it)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "bridge", "worker", "--idle", "0.2"], cwd=self.workdir,
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            out.close()
+
+    def start(self) -> None:
+        with self._lock:
+            self.procs = [self._spawn() for _ in range(self.count)]
+        self._thread = threading.Thread(target=self._watch, name="soak-workers", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            for i, proc in enumerate(list(self.procs)):
+                if proc is not None and proc.poll() is not None:
+                    self.deaths.append((time.time(), proc.pid, proc.returncode))
+                    if self._stop.wait(self.restart_delay):
+                        return
+                    with self._lock:
+                        self.procs[i] = self._spawn()
+                        self.restarts += 1
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p is not None and p.poll() is None]
+
+    def kill_one(self) -> int | None:
+        return kill_first(self.pids())
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for proc in self.procs:
+            _stop_group(proc, timeout=20)
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+@dataclass
+class Sampler:
+    """Every ``every`` seconds, the resident memory of each process of each role."""
+
+    roles: dict[str, Callable[[], list[int]]]
+    every: float = 2.0
+    samples: list[tuple[float, str, int, int]] = field(default_factory=list)  # t, role, pid, KiB
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="soak-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
+
+    def sample(self) -> None:
+        now = time.time()
+        for role, pids in self.roles.items():
+            for pid in pids():
+                kib = rss_kib(pid)
+                if kib is not None:
+                    self.samples.append((now, role, pid, kib))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

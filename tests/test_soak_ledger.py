@@ -1,0 +1,134 @@
+"""bench/soak/ledger.py: the soak's accounting complains about every way an event can go
+wrong (lost before or after the acknowledgement, stuck, applied twice, left in the spool) and
+about slow recovery and growing memory; a clean run has no problem."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("soak_ledger", SOAK / "ledger.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+ledger = _load()
+T0 = 1_800_000_000.0
+
+
+def row(n: int, hook: str = "InvoicePaid", state: str = "done", *, at: float = T0 + 10,
+        lag: float = 1.0, attempts: int = 1) -> object:
+    return ledger.InboxRow(f"msg_{n}", hook, state, attempts, at, at,
+                           at + lag if state in ("done", "dead") else None, None)
+
+
+def req(n: int, status: int = 202, at: float = T0 + 10, micros: int = 3000) -> object:
+    return ledger.Request(at, status, micros, f"msg_{n}", "POST", "/hooks/whmcs")
+
+
+def clean_run(**changes: object) -> dict[str, object]:
+    inputs: dict[str, object] = {
+        "fired": {"InvoicePaid": 3, "AfterCronJob": 1},
+        "access": [req(1), req(2), req(3), req(4)],
+        "module_log": [],
+        "inbox": [row(1), row(2), row(3), row(4, "AfterCronJob")],
+        "spooled": [],
+        "audit": [{"event_id": "msg_1", "action": "group", "client_id": 7, "ticket_id": None,
+                   "before": "2", "after": "1"}],
+        "faults": [ledger.Fault("whmcs_down", T0 + 5, T0 + 10)],
+        "memory": [(T0 + s, "gunicorn worker", 11, 80_000) for s in range(0, 60, 2)],
+        "resync_changes": 0,
+        "warmup_until": T0,
+    }
+    inputs.update(changes)
+    return inputs
+
+
+def test_a_clean_run_has_no_problem_and_counts_right() -> None:
+    result = ledger.account(**clean_run())
+    assert result.problems == []
+    events = result.figures["events"]
+    assert (events["sent"], events["stored"], events["applied"], events["lost"],
+            events["duplicate_deliveries"], events["applied_twice"]) == (4, 4, 4, 0, 0, 0)
+    assert result.figures["latency_ms"]["ingest_202"]["p50"] == 3.0
+    recovery = result.figures["recovery"][0]
+    assert recovery["events_in_window"] == 4 and recovery["recovery_s"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("changes", "complaint"), [
+    ({"inbox": [row(1), row(2), row(4, "AfterCronJob")]},
+     "answered 202 but not in the inbox"),
+    ({"inbox": [row(1), row(2), row(4, "AfterCronJob")], "access": [req(1), req(2), req(4)]},
+     "InvoicePaid: WHMCS fired 3 event(s)"),
+    ({"inbox": [row(1), row(2), row(3, state="retrying"), row(4, "AfterCronJob")]},
+     "not settled"),
+    ({"spooled": ["msg_9"]}, "still in the stub's spool"),
+    ({"module_log": [{"action": "InvoicePaid", "request": {"webhook_id": "msg_8"},
+                      "response": "bridge unreachable (x) and the event could not be "
+                                  "spooled, it is lost: disk full"}]},
+     "could neither send nor spool"),
+    ({"module_log": [{"action": "InvoicePaid", "request": {"webhook_id": "msg_8"},
+                      "response": "bridge rejected the event, not retried: HTTP 400"}]},
+     "refused by the bridge"),
+    ({"audit": [{"event_id": "msg_1", "action": "group", "client_id": 7, "ticket_id": None,
+                 "before": "2", "after": "1"}] * 2}, "applied more than once"),
+    ({"resync_changes": 2}, "planned 2 change(s)"),
+    ({"resync_changes": None}, "did not give a plan"),
+    ({"access": [req(1), req(2), req(3), req(4), req(5, 500, at=T0 + 40)]},
+     "5xx outside any fault window"),
+    ({"memory": [(T0 + s, "vipgate worker", 12, 80_000 + s * 2_000) for s in range(0, 60, 2)]},
+     "memory of vipgate worker 12 grew"),
+    ({"fired": {"InvoicePaid": 2, "AfterCronJob": 1}}, "vipgate stored 3 event(s), WHMCS fired"),
+])
+def test_each_way_of_going_wrong_is_a_problem(changes: dict[str, object], complaint: str) -> None:
+    problems = ledger.account(**clean_run(**changes)).problems
+    assert any(complaint in p for p in problems), problems
+
+
+def test_redeliveries_are_counted_not_lost_and_a_dropped_heartbeat_is_expected() -> None:
+    result = ledger.account(**clean_run(
+        fired={"InvoicePaid": 3, "AfterCronJob": 2},
+        access=[req(1), req(1, at=T0 + 20), req(2), req(3), req(4)],
+        module_log=[{"action": "AfterCronJob", "request": {"webhook_id": "msg_5"},
+                     "response": "bridge unreachable, heartbeat not spooled: curl error 7"},
+                    {"action": "InvoicePaid", "request": {"webhook_id": "msg_1"},
+                     "response": "bridge unreachable, event spooled: HTTP 503"}]))
+    assert result.problems == []
+    events = result.figures["events"]
+    assert events["duplicate_deliveries"] == 1 and events["events_delivered_more_than_once"] == 1
+    assert events["heartbeats_not_spooled"] == 1 and events["spooled_by_the_stub"] == 1
+
+
+def test_recovery_waits_for_the_slowest_event_of_the_fault_window() -> None:
+    inbox = [row(1, at=T0 + 6, lag=40), row(2), row(3, at=T0 + 30), row(4, "AfterCronJob")]
+    result = ledger.account(**clean_run(inbox=inbox))
+    recovery = result.figures["recovery"][0]
+    assert recovery["backlog_applied_s"] == pytest.approx(36.0)
+    assert recovery["events_in_window"] == 3  # msg_3 came after the fault
+
+
+def test_access_lines_are_parsed_and_others_skipped() -> None:
+    lines = ['[22/Nov/2026:10:00:00 +0000] 202 4711 msg_abc POST /hooks/whmcs',
+             '[22/Nov/2026:10:00:01 +0000] 200 120 - GET /healthz', "garbage"]
+    parsed = ledger.parse_access(lines)
+    assert [(r.status, r.micros, r.webhook_id, r.path) for r in parsed] == [
+        (202, 4711, "msg_abc", "/hooks/whmcs"), (200, 120, "-", "/healthz")]
+    assert parsed[1].at - parsed[0].at == 1
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = list(range(1, 101))
+    assert ledger.percentile(values, 50) == 50
+    assert ledger.percentile(values, 99) == 99
+    assert ledger.percentile([], 50) is None
