@@ -9,7 +9,9 @@ admin may retry a ``dead`` or ``retrying`` row at once (:func:`retry_now`) or gi
 A claim is a lease: ``locked_by`` names the worker and ``locked_until`` says until when. A row
 left in ``processing`` after its lease ran out belongs to a dead worker and is claimed again.
 Every change a worker makes to a claimed row is conditional on ``locked_by`` still naming it,
-so a worker whose lease was taken over cannot overwrite the new owner's work.
+so a worker whose lease was taken over cannot overwrite the new owner's work. Leases are short
+and a busy worker renews all of its own at once (:func:`extend_held`); a worker interrupted by
+an error gives back everything it still holds (:func:`release_held`).
 
 Claiming is safe with several claimers on both dialects:
 
@@ -118,17 +120,32 @@ _FAIL = inbox.update().where(_HELD, inbox.c.attempts == sa.bindparam("seen_attem
     finished_at=sa.bindparam("finished"), last_error=sa.bindparam("error"),
     locked_by=None, locked_until=None)
 
-# MySQL/MariaDB evaluate single-table SET assignments left to right, each seeing the values
-# assigned before it; SQLite (and the SQL standard) use the old row throughout. Setting state
-# before attempts makes both read the old attempts.
-_DEFER = inbox.update().where(_HELD).ordered_values(
-    (inbox.c.state, sa.case((inbox.c.attempts <= 1, "queued"), else_="retrying")),
-    (inbox.c.attempts, sa.case((inbox.c.attempts > 0, inbox.c.attempts - 1), else_=0)),
-    (inbox.c.next_attempt_at, _until),
-    (inbox.c.locked_by, None),
-    (inbox.c.locked_until, None),
-)
+# Every row a worker holds (the rest of its batch too): what a heartbeat extends and what a
+# worker gives back after an error left rows behind.
+_ALL_HELD = sa.and_(inbox.c.locked_by == _worker, inbox.c.state == "processing")
+
+
+def _giving_back(held: Any) -> sa.Update:
+    """The rows ``held`` selects go back without their attempt counted, due at ``until``;
+    ``error``, when not NULL, replaces the last error (the admin page shows why)."""
+    # MySQL/MariaDB evaluate single-table SET assignments left to right, each seeing the values
+    # assigned before it; SQLite (and the SQL standard) use the old row throughout. Setting
+    # state before attempts makes both read the old attempts.
+    return inbox.update().where(held).ordered_values(
+        (inbox.c.state, sa.case((inbox.c.attempts <= 1, "queued"), else_="retrying")),
+        (inbox.c.attempts, sa.case((inbox.c.attempts > 0, inbox.c.attempts - 1), else_=0)),
+        (inbox.c.next_attempt_at, _until),
+        (inbox.c.last_error, sa.func.coalesce(sa.bindparam("error", type_=sa.Text),
+                                              inbox.c.last_error)),
+        (inbox.c.locked_by, None),
+        (inbox.c.locked_until, None),
+    )
+
+
+_DEFER = _giving_back(_HELD)
+_GIVE_BACK = _giving_back(_ALL_HELD)
 _EXTEND = inbox.update().where(_HELD).values(locked_until=_until)
+_EXTEND_ALL = inbox.update().where(_ALL_HELD).values(locked_until=_until)
 _REQUEUE_DEAD = inbox.update().where(inbox.c.id == _row_id, inbox.c.state == "dead").values(
     state="queued", attempts=0, next_attempt_at=_now, finished_at=None, locked_by=None,
     locked_until=None)
@@ -166,6 +183,12 @@ _EXTEND_CLIENT = client_lease.update().where(
 _RELEASE_CLIENT = client_lease.update().where(
     client_lease.c.client_id == _client_id, client_lease.c.locked_by == _worker,
 ).values(locked_by=None, locked_until=None)
+# client_lease has no index on locked_by: these two read the whole table. They run only when
+# a worker's step outlasts a third of its lease (heartbeat) or after an error (give back).
+_EXTEND_CLIENTS = client_lease.update().where(client_lease.c.locked_by == _worker).values(
+    locked_until=_until)
+_RELEASE_CLIENTS = client_lease.update().where(client_lease.c.locked_by == _worker).values(
+    locked_by=None, locked_until=None)
 
 
 def _row_locks(dialect: Any) -> bool:
@@ -288,14 +311,18 @@ def fail(store: Store, row_id: int, worker: str, now: datetime, error: str, *,
     return new_state if written == 1 else "lost"
 
 
-def defer(store: Store, row_id: int, worker: str, now: datetime, delay: timedelta) -> bool:
-    """Give a held row back without counting the attempt (e.g. its client is busy elsewhere).
+def defer(store: Store, row_id: int, worker: str, now: datetime, delay: timedelta, *,
+          error: str | None = None) -> bool:
+    """Give a held row back without counting the attempt (e.g. its client is busy elsewhere,
+    or WHMCS is down).
 
     The row is due again at now+delay, as ``queued`` if it had no other attempt, else as
-    ``retrying``. False if the worker no longer holds it."""
+    ``retrying``. ``error``, when given, becomes its last error (else the last one is kept).
+    False if the worker no longer holds it."""
     with store.engine.begin() as conn:
-        done = conn.execute(_DEFER, {"row_id": row_id, "worker": worker,
-                                     "until": utc_naive(now) + delay}).rowcount
+        done = conn.execute(_DEFER, {
+            "row_id": row_id, "worker": worker, "until": utc_naive(now) + delay,
+            "error": None if error is None else error[:MAX_ERROR_CHARS]}).rowcount
     return done == 1
 
 
@@ -305,6 +332,32 @@ def extend(store: Store, row_id: int, worker: str, now: datetime, lease: timedel
         done = conn.execute(_EXTEND, {"row_id": row_id, "worker": worker,
                                       "until": utc_naive(now) + lease}).rowcount
     return done == 1
+
+
+def extend_held(store: Store, worker: str, now: datetime, *,
+                lease: timedelta) -> tuple[int, int]:
+    """Heartbeat of a whole worker: push to now+lease the lease of every row it holds in
+    ``processing`` (the batch waiting its turn too) and of every client lease it holds.
+    Returns (rows, clients) extended; rows and leases taken over by others are left alone."""
+    params = {"worker": worker, "until": utc_naive(now) + lease}
+    with store.engine.begin() as conn:
+        rows = conn.execute(_EXTEND_ALL, params).rowcount
+        clients = conn.execute(_EXTEND_CLIENTS, params).rowcount
+    return rows, clients
+
+
+def release_held(store: Store, worker: str, now: datetime, *,
+                 delay: timedelta = timedelta(0)) -> int:
+    """Give back everything ``worker`` holds: every row still ``processing`` under its name as
+    :func:`defer` would (attempt not counted, due at now+delay, last error kept) and its client
+    leases. For a worker that holds nothing by design at that point (the top of its loop) but
+    was interrupted by an error, and for the rest of a batch it will not work on. Returns how
+    many rows went back."""
+    with store.engine.begin() as conn:
+        rows = conn.execute(_GIVE_BACK, {"worker": worker, "until": utc_naive(now) + delay,
+                                         "error": None}).rowcount
+        conn.execute(_RELEASE_CLIENTS, {"worker": worker})
+    return rows
 
 
 # --- dead letters and counts -------------------------------------------------------------

@@ -98,12 +98,16 @@ def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQu
 def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
     """PreCronJob: the event is stored first (nothing is lost if this request dies), then
     processed here, bounded by ``precron_wait_seconds``, so that VIP removals land before the
-    cron's suspension step. What is left when time runs out goes back to the worker."""
+    cron's suspension step. What is left when time runs out goes back to the worker, and so
+    does the event when WHMCS is unavailable (due at once, its attempt not counted: the
+    background worker probes WHMCS and waits out the outage; this request never sleeps). The
+    worker's heartbeat keeps the event's and the clients' leases while this runs."""
     from bridge import queue
     from bridge.engine.worker import Worker, monotonic_deadline, worker_name
 
     assert rt.engine is not None
-    worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"))
+    worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"),
+                    pause_on_outage=False)
     row = rt.store.get_event(msg_id)
     claimed = row and queue.claim_row(rt.store, row.id, worker.name, rt.clock(),
                                       lease=worker.lease)

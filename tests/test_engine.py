@@ -10,12 +10,13 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from bridge import queue
-from bridge.engine.worker import Worker
+from bridge.engine.worker import LEASE, Worker
 from bridge.signing import signed_headers
 from tests.helpers import SECRET
 from tests.world import World, make_world, wall
@@ -194,10 +195,12 @@ def test_suspended_client_blocked_outside_billing_with_the_invoices(world: World
 
 
 def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(world: World) -> None:
+    """WHMCS answers (its GetClientGroups probe works) but fails this event's reads: the
+    failure is the event's own, counted and retried on the schedule, then dead."""
     w = world
     ana, _, _ = vip_client(w, "Ana")
     w.sandbox.update_client(ana, firstname="Ana")
-    w.sandbox.faults.push("http_error", times=1000)
+    w.sandbox.faults.push("http_error", times=1000, action="GetClientsDetails")
     [outcome] = w.drain()
     assert outcome.state == "retrying" and "WhmcsUnavailable" in (outcome.error or "")
     row = w.store.events()[-1]
@@ -214,6 +217,32 @@ def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(world: World)
     assert queue.requeue_dead(w.store, row.id, later)
     w.drain()
     assert w.group(ana) == w.regular
+
+
+def test_whmcs_down_defers_events_without_attempts_and_the_backlog_follows_it_back(
+        world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    bia, _, _ = vip_client(w, "Bia")
+    w.sandbox.update_client(ana, firstname="Ana")
+    w.sandbox.update_client(bia, firstname="Bia")
+    w.sandbox.faults.push("http_error", times=1000)  # every call, the probe's too
+    now = wall()
+    w.worker.clock = lambda: now  # type: ignore[method-assign]
+    [outcome] = w.drain()  # the first event fails, the probe fails: paused, the rest given back
+    assert outcome.state == "deferred" and (outcome.error or "").startswith("WHMCS unavailable")
+    assert w.worker.paused is not None
+    rows = w.store.events()
+    assert [(r.state, r.attempts) for r in rows] == [("queued", 0), ("queued", 0)]
+    assert (rows[0].last_error or "").startswith("WHMCS unavailable: WHMCS GetClientsDetails")
+    assert w.drain() == []  # paused: nothing claimed
+    w.sandbox.faults.clear()
+    w.worker.clock = lambda: now + timedelta(seconds=1)  # type: ignore[method-assign]
+    outcomes = w.drain()  # the probe succeeds: the backlog is applied at once
+    assert w.worker.paused is None
+    assert {o.state for o in outcomes} == {"done"}
+    assert (w.group(ana), w.group(bia)) == (w.regular, w.regular)
+    assert {r.attempts for r in w.store.events()[:2]} == {1}
 
 
 def test_result_error_is_retried_with_whmcs_message(world: World) -> None:
@@ -252,8 +281,12 @@ def test_a_worker_killed_mid_event_is_reclaimed_and_the_change_applied_once(
     assert w.group(ana) == w.regular  # WHMCS has the change; the event is still "processing"
     first, echo = w.store.events()  # the hint, and the ClientEdit of vipgate's own write
     assert first.state == "processing" and echo.state == "queued"
-    assert [o.row_id for o in w.worker.run_once()] == [echo.id]  # the first is still leased
-    other = Worker(w.engine, clock=lambda: wall() + timedelta(minutes=10), name="other")
+    # The killed worker never comes back; another one finds the first event still leased...
+    survivor = Worker(w.engine, clock=wall, name="survivor")
+    assert [o.row_id for o in survivor.run_once()] == [echo.id]
+    # ...for one short lease only: nothing renews it any more.
+    other = Worker(w.engine, clock=lambda: wall() + LEASE + timedelta(seconds=1),
+                   name="other")
     outcomes = other.drain()
     assert outcomes and all(o.state == "done" for o in outcomes)
     assert len(actions(w, "UpdateClient")) == 1  # applied once
@@ -293,17 +326,39 @@ def test_duplicated_and_reordered_events_reach_the_same_state(world: World) -> N
     assert finals[0] == finals[1] == (w.regular, "Low", "overdue")
 
 
+def post_precron(w: World, msg_id: str) -> dict[str, Any]:
+    """WHMCS's cron fires PreCronJob: the bridge's answer (202), once it has reconciled."""
+    body = json.dumps({"hook": "PreCronJob", "vars": {},
+                       "occurred_at": "2026-11-02T09:00:00+00:00"}).encode()
+    headers = signed_headers([SECRET], msg_id, int(time.time()), body)
+    answer = requests.post(f"{w.bridge_url}/hooks/whmcs", data=body, timeout=30,
+                           headers={**headers, "Content-Type": "application/json"})
+    assert answer.status_code == 202
+    return answer.json()
+
+
 def test_precronjob_is_answered_after_reconciling_everyone(world: World) -> None:
     w = world
     ana, _, _ = vip_client(w, "Ana")
     vip_client(w, "Carla", due="2026-11-20", paid=True)
-    body = json.dumps({"hook": "PreCronJob", "vars": {},
-                       "occurred_at": "2026-11-02T09:00:00+00:00"}).encode()
-    headers = signed_headers([SECRET], "msg_precron_1", int(time.time()), body)
-    answer = requests.post(f"{w.bridge_url}/hooks/whmcs", data=body, timeout=30,
-                           headers={**headers, "Content-Type": "application/json"})
-    assert answer.status_code == 202
-    assert answer.json()["reconciled"] == {"state": "done", "clients": 2, "changes": 1}
+    answer = post_precron(w, "msg_precron_1")
+    assert answer["reconciled"] == {"state": "done", "clients": 2, "changes": 1}
+    assert w.group(ana) == w.regular
+
+
+def test_precronjob_with_whmcs_down_goes_back_to_the_worker_at_once(world: World) -> None:
+    w = world
+    ana, _, _ = vip_client(w, "Ana")
+    w.sandbox.faults.push("http_error", times=1000)
+    answer = post_precron(w, "msg_precron_down")
+    assert answer["reconciled"]["state"] == "deferred"
+    row = w.store.get_event("msg_precron_down")
+    assert row is not None and (row.state, row.attempts) == ("queued", 0)
+    assert (row.last_error or "").startswith("WHMCS unavailable: ")
+    assert len(actions(w, "GetClientGroups")) == 0  # the request did not probe, nor wait
+    w.sandbox.faults.clear()
+    w.drain()
+    assert w.store.get_event("msg_precron_down").state == "done"  # type: ignore[union-attr]
     assert w.group(ana) == w.regular
 
 

@@ -24,8 +24,10 @@ from bridge.queue import (
     due_count,
     extend,
     extend_client,
+    extend_held,
     fail,
     release_client,
+    release_held,
     requeue_dead,
 )
 from bridge.store import InboxEvent, InboxRow, Store, client_lease, inbox
@@ -319,6 +321,61 @@ def test_defer_gives_the_row_back_without_using_an_attempt(store) -> None:
     row = _row(store, rid)
     assert (row.state, row.attempts, row.last_error) == ("retrying", 1, "boom")
     assert claim(store, "w", now, lease=LEASE)[0].attempts == 2
+
+
+def test_defer_may_say_why(store) -> None:
+    [rid] = _enqueue(store, 1)
+    claim(store, "w", NOW, lease=LEASE)
+    fail(store, rid, "w", NOW, "boom", rng=lambda: 0.0)
+    now = _row(store, rid).next_attempt_at
+    claim(store, "w", now, lease=LEASE)
+    assert defer(store, rid, "w", now, SECOND, error="WHMCS unavailable: " + "x" * 3000)
+    row = _row(store, rid)
+    assert (row.state, row.attempts, row.next_attempt_at) == ("retrying", 1, now + SECOND)
+    assert row.last_error == ("WHMCS unavailable: " + "x" * 3000)[:2000]
+
+
+def _holding(store: Store, worker: str) -> list[int]:
+    """Three rows, of which ``worker`` holds the first two; it holds clients 7 and 8 too,
+    "other" holds client 9."""
+    ids = _enqueue(store, 3)
+    assert [r.id for r in claim(store, worker, NOW, lease=LEASE, limit=2)] == ids[:2]
+    for client_id in (7, 8):
+        assert acquire_client(store, client_id, worker, NOW, lease=LEASE)
+    assert acquire_client(store, 9, "other", NOW, lease=LEASE)
+    return ids
+
+
+def test_extend_held_renews_every_row_and_client_the_worker_holds(store) -> None:
+    first, second, free = _holding(store, "w")
+    later = NOW + LEASE - SECOND
+    assert extend_held(store, "w", later, lease=LEASE) == (2, 2)
+    assert {_row(store, i).locked_until for i in (first, second)} == {later + LEASE}
+    assert {_lease(store, c).locked_until for c in (7, 8)} == {later + LEASE}
+    assert _lease(store, 9).locked_until == NOW + LEASE  # another worker's: untouched
+    assert _row(store, free).locked_until is None
+    assert [r.id for r in claim(store, "rival", NOW + LEASE + SECOND, lease=LEASE)] == [free]
+    assert [r.id for r in claim(store, "rival", later + LEASE + SECOND, lease=LEASE)] == [
+        first, second]
+    assert extend_held(store, "w", later + LEASE + SECOND, lease=LEASE) == (0, 2)
+    assert extend_held(store, "nobody", NOW, lease=LEASE) == (0, 0)
+
+
+def test_release_held_gives_everything_back_without_counting_attempts(store) -> None:
+    done, held, free = _holding(store, "w")
+    assert complete(store, done, "w", NOW)
+    assert release_held(store, "w", NOW, delay=2 * SECOND) == 1
+    row = _row(store, held)
+    assert (row.state, row.attempts, row.next_attempt_at, row.locked_by, row.locked_until) == (
+        "queued", 0, NOW + 2 * SECOND, None, None)
+    assert _row(store, done).state == "done"
+    assert {_lease(store, c).locked_by for c in (7, 8)} == {None}
+    assert _lease(store, 9).locked_by == "other"
+    assert acquire_client(store, 7, "rival", NOW, lease=LEASE)
+    assert [r.id for r in claim(store, "rival", NOW, lease=LEASE)] == [free]
+    assert [(r.id, r.attempts) for r in claim(store, "rival", NOW + 2 * SECOND,
+                                              lease=LEASE)] == [(held, 1)]
+    assert release_held(store, "w", NOW) == 0  # nothing left: a no-op
 
 
 # --- per-client leases -------------------------------------------------------------------

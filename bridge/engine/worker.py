@@ -5,6 +5,18 @@ MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A failed event i
 the Standard Webhooks schedule and then dead-lettered, kept with its last error
 (``bridge.queue``). The worker's clock is the service's clock (leases, retry times); the
 engine's clock is the business clock.
+
+Faults cost seconds, not a lease or a retry step:
+
+- Leases are short (:data:`LEASE`) and renewed by a heartbeat while an event is processed
+  (``bridge.engine.liveness.Heartbeat``), so a killed worker's rows and clients are free again
+  within :data:`LEASE`.
+- An error that escapes a round (the database went away mid-batch) leaves rows and client
+  leases behind; the next round gives them all back first (``queue.release_held``).
+- WHMCS being down is not the event's fault: when an event fails with ``WhmcsUnavailable`` and a
+  cheap read of WHMCS fails too, the event goes back without its attempt counted and the worker
+  pauses claiming (``liveness.Pause``: 1 s, doubling up to 30 s), probing WHMCS before it claims
+  again. When the probe succeeds the failure is the event's own: counted, retried, dead-lettered.
 """
 
 from __future__ import annotations
@@ -20,18 +32,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+
 import hooks
 from bridge import queue
+from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
 from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
 from bridge.store import InboxRow
-from bridge.whmcs import WhmcsError
+from bridge.whmcs import WhmcsError, WhmcsUnavailable
 from hooks.registry import Subjects
 
 log = logging.getLogger("vipgate.worker")
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=30)  # renewed every third of it while an event is processed
 BUSY_DELAY = timedelta(seconds=2)
 
 
@@ -50,9 +65,14 @@ class Outcome:
 
 
 class Worker:
+    """``pause_on_outage`` False (the PreCronJob request, which must not wait): an event that
+    fails with WHMCS unavailable goes back to the background worker, due at once and its
+    attempt not counted, without probing WHMCS or pausing."""
+
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime],
                  name: str | None = None, lease: timedelta = LEASE, batch: int = 10,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random, pause_on_outage: bool = True,
+                 beat_seconds: float | None = None) -> None:
         self.engine = engine
         self.store = engine.store
         self.clock = clock
@@ -60,6 +80,10 @@ class Worker:
         self.lease = lease
         self.batch = batch
         self.rng = rng
+        self.pause_on_outage = pause_on_outage
+        self.beat_seconds = lease.total_seconds() / 3 if beat_seconds is None else beat_seconds
+        self.paused: Pause | None = None  # WHMCS found down: no claim before paused.until
+        self._holding = False  # a round did not finish: rows or client leases may be left
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -70,7 +94,124 @@ class Worker:
     def release(self, client_id: int) -> None:
         queue.release_client(self.store, client_id, self.name)
 
-    # --- processing -----------------------------------------------------------------------
+    def beat(self) -> None:
+        """Renew every lease this worker holds (its claimed rows, its clients)."""
+        queue.extend_held(self.store, self.name, self.clock(), lease=self.lease)
+
+    # --- WHMCS outages --------------------------------------------------------------------
+
+    def probe(self) -> str | None:
+        """None when WHMCS answers a cheap read, else why it is unavailable."""
+        return probe_whmcs(self.engine.whmcs(), self.name)
+
+    def ready(self) -> bool:
+        """Whether to claim now: not while paused; when a pause ends, WHMCS is probed first
+        (back: the pause ends; still down: the next, longer pause starts)."""
+        if self.paused is None:
+            return True
+        now = self.clock()
+        if now < self.paused.until:
+            return False
+        down = self.probe()
+        if down is not None:
+            self.paused = next_pause(self.paused, now)
+            log.debug("worker %s: WHMCS still unavailable, pausing %s s: %s", self.name,
+                      self.paused.delay.total_seconds(), down)
+            return False
+        log.info("worker %s: WHMCS is back, resuming (down since %s)", self.name,
+                 self.paused.since.isoformat(timespec="seconds"))
+        self.paused = None
+        return True
+
+    def _whmcs_down(self, row: InboxRow, outcome: Outcome, exc: Exception) -> Outcome | None:
+        """After ``exc`` (WHMCS unavailable, or clients of a full reconcile failed): give the
+        row back, its attempt not counted, when WHMCS is down (a failed probe; a PreCronJob
+        request gives a WhmcsUnavailable back without asking). None: WHMCS answers, the failure
+        is the event's."""
+        if self.pause_on_outage:
+            down = self.probe()
+            if down is None:
+                return None
+            if self.paused is None:
+                log.warning("worker %s: WHMCS unavailable, pausing: %s", self.name, down)
+            now = self.clock()
+            self.paused = next_pause(self.paused, now)
+            delay = self.paused.delay
+        elif isinstance(exc, WhmcsUnavailable):
+            now, delay = self.clock(), timedelta(0)
+        else:  # a request cannot tell a full reconcile's failures from an outage: as before
+            return None
+        outcome.error = f"WHMCS unavailable: {exc}"
+        log.info("event %s (%s) deferred: %s", row.webhook_id, row.hook, outcome.error)
+        outcome.state = "deferred"
+        if not queue.defer(self.store, row.id, self.name, now, delay, error=outcome.error):
+            outcome.state = "lost"
+        return outcome
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run_once(self) -> list[Outcome]:
+        """Claim a batch of due rows and process them; returns what happened to each.
+
+        Nothing is claimed while WHMCS is found down (see :meth:`ready`); a batch cut short by
+        an outage goes back at once. What an earlier, interrupted round left held is given
+        back first."""
+        if self._holding:
+            given = queue.release_held(self.store, self.name, self.clock())
+            log.info("worker %s: gave back %d event(s) left from an interrupted round",
+                     self.name, given)
+            self._holding = False
+        if not self.ready():
+            return []
+        self._holding = True
+        rows = queue.claim(self.store, self.name, self.clock(), lease=self.lease,
+                           limit=self.batch)
+        outcomes: list[Outcome] = []
+        for row in rows:
+            if self.paused is not None:  # WHMCS went down: the rest waits for the pause
+                queue.release_held(self.store, self.name, self.clock(),
+                                   delay=self.paused.delay)
+                break
+            outcomes.append(self.process(row))
+        self._holding = False
+        return outcomes
+
+    def drain(self, max_rounds: int = 1000) -> list[Outcome]:
+        """Process until nothing is due, or WHMCS is found down (demo and tests); deferred
+        rows are retried."""
+        outcomes: list[Outcome] = []
+        for _ in range(max_rounds):
+            batch = self.run_once()
+            if not batch:
+                break
+            outcomes += batch
+        return outcomes
+
+    def _wait_seconds(self, idle: float) -> float:
+        """How long to wait after a round that found nothing: ``idle``, or what is left of
+        a pause."""
+        if self.paused is None:
+            return idle
+        return max(idle, (self.paused.until - self.clock()).total_seconds())
+
+    def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
+        log.info("worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                # the database is away (restarting): one line a round, not a traceback
+                log.warning("worker %s: round failed, the database does not answer: %s",
+                            self.name, exc.orig if exc.orig is not None else exc)
+                busy = []
+            except Exception:  # keep the loop alive whatever happened
+                log.exception("worker %s: round failed", self.name)
+                busy = []
+            if not busy:
+                stop.wait(self._wait_seconds(idle_seconds))
+        log.info("worker %s stopped", self.name)
+
+    # --- one event ------------------------------------------------------------------------
 
     def full_reconcile(self, event_id: str, deadline: float | None) -> ResyncResult:
         """PreCronJob and DailyCronJob: the resync's bulk path (``vipgate resync``), from the
@@ -83,36 +224,13 @@ class Worker:
         finally:
             source.dispose()
 
-    def run_once(self) -> list[Outcome]:
-        """Claim a batch of due rows and process them; returns what happened to each."""
-        rows = queue.claim(self.store, self.name, self.clock(), lease=self.lease,
-                           limit=self.batch)
-        return [self.process(row) for row in rows]
-
-    def drain(self, max_rounds: int = 1000) -> list[Outcome]:
-        """Process until nothing is due (demo and tests); deferred rows are retried."""
-        outcomes: list[Outcome] = []
-        for _ in range(max_rounds):
-            batch = self.run_once()
-            if not batch:
-                break
-            outcomes += batch
-        return outcomes
-
-    def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
-        log.info("worker %s started", self.name)
-        while not stop.is_set():
-            try:
-                busy = self.run_once()
-            except Exception:  # the database may be away for a while; keep the loop alive
-                log.exception("worker %s: claiming failed", self.name)
-                busy = []
-            if not busy:
-                stop.wait(idle_seconds)
-        log.info("worker %s stopped", self.name)
-
     def process(self, row: InboxRow, *, deadline: float | None = None) -> Outcome:
-        """Handle one claimed row and settle it (done, deferred, retrying or dead)."""
+        """Handle one claimed row and settle it (done, deferred, retrying or dead), renewing
+        this worker's leases meanwhile."""
+        with Heartbeat(self.beat, self.beat_seconds, self.name):
+            return self._process(row, deadline)
+
+    def _process(self, row: InboxRow, deadline: float | None) -> Outcome:
         outcome = Outcome(row.id, row.hook, "done")
         try:
             subjects = hooks.registry.dispatch(row.hook, row.vars)
@@ -127,36 +245,49 @@ class Worker:
                 if full.failures:
                     raise ReconcileError(full.failures)
                 if not full.complete:
-                    queue.defer(self.store, row.id, self.name, self.clock(), timedelta(0))
-                    outcome.state = "deferred"
-                    return outcome
-                return self._complete(row, outcome)
-            client_ids = self.engine.clients_for(subjects.clients, subjects.invoices,
-                                                 subjects.tickets)
-            busy = [c for c in client_ids if not self.acquire(c)]
-            held = [c for c in client_ids if c not in busy]
-            try:
-                if busy:
-                    queue.defer(self.store, row.id, self.name, self.clock(), BUSY_DELAY)
-                    outcome.state = "deferred"
-                    return outcome
-                for client_id in held:
-                    done = self.engine.reconcile_client(client_id, event_id=row.webhook_id)
-                    outcome.clients += 1
-                    outcome.changes += len(done.applied)
-            finally:
-                for client_id in held:
-                    self.release(client_id)
-            return self._complete(row, outcome)
+                    return self._defer(row, outcome, timedelta(0))
+            elif not self._reconcile_clients(row, subjects, outcome):
+                return self._defer(row, outcome, BUSY_DELAY)
+        except (WhmcsUnavailable, ReconcileError) as exc:
+            return self._whmcs_down(row, outcome, exc) or self._failed(row, outcome, exc)
         except Exception as exc:
-            log.warning("event %s (%s) failed: %s", row.webhook_id, row.hook, exc,
-                        exc_info=not isinstance(exc, ReconcileError | WhmcsError))
-            return self._fail(row, outcome, f"{type(exc).__name__}: {exc}")
+            return self._failed(row, outcome, exc)
+        return self._complete(row, outcome)
+
+    def _reconcile_clients(self, row: InboxRow, subjects: Subjects, outcome: Outcome) -> bool:
+        """Reconcile the event's clients under their leases; False when one is busy."""
+        client_ids = self.engine.clients_for(subjects.clients, subjects.invoices,
+                                             subjects.tickets)
+        held: list[int] = []
+        try:
+            for client_id in client_ids:
+                if not self.acquire(client_id):
+                    return False
+                held.append(client_id)
+            for client_id in held:
+                done = self.engine.reconcile_client(client_id, event_id=row.webhook_id)
+                outcome.clients += 1
+                outcome.changes += len(done.applied)
+        finally:
+            for client_id in held:
+                self.release(client_id)
+        return True
+
+    def _defer(self, row: InboxRow, outcome: Outcome, delay: timedelta) -> Outcome:
+        outcome.state = "deferred"
+        if not queue.defer(self.store, row.id, self.name, self.clock(), delay):
+            outcome.state = "lost"
+        return outcome
 
     def _complete(self, row: InboxRow, outcome: Outcome) -> Outcome:
         if not queue.complete(self.store, row.id, self.name, self.clock()):
             outcome.state = "lost"
         return outcome
+
+    def _failed(self, row: InboxRow, outcome: Outcome, exc: Exception) -> Outcome:
+        log.warning("event %s (%s) failed: %s", row.webhook_id, row.hook, exc,
+                    exc_info=not isinstance(exc, ReconcileError | WhmcsError))
+        return self._fail(row, outcome, f"{type(exc).__name__}: {exc}")
 
     def _fail(self, row: InboxRow, outcome: Outcome, error: str, *,
               permanent: bool = False) -> Outcome:
