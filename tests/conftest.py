@@ -30,6 +30,14 @@ from tests.world import World, make_world
 
 pytest_plugins = ["tests.php_helpers", "tests.browser"]
 
+# Started first, so that under pytest-xdist one worker runs it while the other goes through
+# the rest instead of the whole suite waiting for it at the end.
+LONG_TESTS = ("tests/test_soak.py::",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable
+
 MYSQL_SERVER_URL = os.environ.get("VIPGATE_TEST_MYSQL_URL",
                                   "mysql+pymysql://root@127.0.0.1:3306").rstrip("/")
 

@@ -49,7 +49,7 @@ def clean_run(**changes: object) -> dict[str, object]:
         "faults": [ledger.Fault("whmcs_down", T0 + 5, T0 + 10)],
         "memory": [(T0 + s, "gunicorn worker", 11, 80_000) for s in range(0, 60, 2)],
         "resync_changes": 0,
-        "warmup_until": T0,
+        "warmup_s": 0.0,
     }
     inputs.update(changes)
     return inputs
@@ -89,6 +89,9 @@ def test_a_clean_run_has_no_problem_and_counts_right() -> None:
      "5xx outside any fault window"),
     ({"memory": [(T0 + s, "vipgate worker", 12, 80_000 + s * 2_000) for s in range(0, 60, 2)]},
      "memory of vipgate worker 12 grew"),
+    ({"memory": [(T0 + s, "gunicorn worker", 11, 80_000) for s in range(0, 60, 2)]
+      + [(T0 + s, "gunicorn worker", 13, 55_000 if s < 40 else 90_000)
+         for s in range(30, 70, 2)], "warmup_s": 0.0}, "memory of gunicorn worker 13 grew"),
     ({"fired": {"InvoicePaid": 2, "AfterCronJob": 1}}, "vipgate stored 3 event(s), WHMCS fired"),
 ])
 def test_each_way_of_going_wrong_is_a_problem(changes: dict[str, object], complaint: str) -> None:
@@ -108,6 +111,15 @@ def test_redeliveries_are_counted_not_lost_and_a_dropped_heartbeat_is_expected()
     events = result.figures["events"]
     assert events["duplicate_deliveries"] == 1 and events["events_delivered_more_than_once"] == 1
     assert events["heartbeats_not_spooled"] == 1 and events["spooled_by_the_stub"] == 1
+
+
+def test_a_process_started_late_is_judged_after_its_own_warm_up() -> None:
+    late_start = [(T0 + s, "gunicorn worker", 13, 55_000 if s < 40 else 90_000)
+                  for s in range(30, 80, 2)]
+    memory = [(T0 + s, "gunicorn worker", 11, 80_000) for s in range(0, 80, 2)] + late_start
+    result = ledger.account(**clean_run(memory=memory, warmup_s=15.0))
+    assert result.problems == []
+    assert {m["pid"] for m in result.figures["memory"]} == {11, 13}
 
 
 def test_recovery_waits_for_the_slowest_event_of_the_fault_window() -> None:

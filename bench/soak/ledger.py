@@ -30,6 +30,9 @@ FAULT_SLACK = 10.0
 # Memory: a process "grew" when its late resident size exceeds its early one by this much.
 GROWTH_KIB = 16 * 1024
 GROWTH_RATIO = 0.15
+# ... judged only for processes that lived through this share of the run (gunicorn's workers
+# before the bridge's restart do; a worker started after a SIGKILL may not).
+LIVED_SHARE = 0.4
 
 _ACCESS = re.compile(r"\[(?P<t>[^\]]+)\] (?P<status>\d{3}) (?P<us>\d+) (?P<id>\S+) "
                      r"(?P<method>\S+) (?P<path>\S+)")
@@ -108,12 +111,12 @@ def account(*, fired: Mapping[str, int], access: Sequence[Request],
             module_log: Sequence[Mapping[str, Any]], inbox: Sequence[InboxRow],
             spooled: Sequence[str], audit: Sequence[Mapping[str, Any]],
             faults: Sequence[Fault], memory: Sequence[tuple[float, str, int, int]],
-            resync_changes: int | None, warmup_until: float) -> Ledger:
+            resync_changes: int | None, warmup_s: float) -> Ledger:
     ledger = Ledger()
     _events(ledger, fired, access, module_log, inbox, spooled, audit)
     _latency(ledger, access, inbox, faults)
     _recovery(ledger, access, inbox, faults)
-    _memory(ledger, memory, warmup_until)
+    _memory(ledger, memory, warmup_s)
     ledger.figures["resync_dry_run_changes"] = resync_changes
     if resync_changes is None:
         ledger.problems.append("the final resync --dry-run did not give a plan")
@@ -289,13 +292,16 @@ def _recovery(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRo
 
 
 def _memory(ledger: Ledger, samples: Sequence[tuple[float, str, int, int]],
-            warmup_until: float) -> None:
-    """Per process that lived through most of the run: resident size early (after the
-    warm-up) and late (the last fifth of its samples)."""
+            warmup_s: float) -> None:
+    """Per process that lived through :data:`LIVED_SHARE` of the run: resident size early
+    (its first fifth of samples after its own warm-up, ``warmup_s`` from its first sample:
+    a worker started by a fault warms up too) and late (its last fifth)."""
     series: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
     for at, role, pid, kib in samples:
-        if at >= warmup_until:
-            series[(role, pid)].append((at, kib))
+        series[(role, pid)].append((at, kib))
+    series = {key: [p for p in points if p[0] >= points[0][0] + warmup_s]
+              for key, points in series.items()}
+    series = {key: points for key, points in series.items() if points}
     if not series:
         ledger.figures["memory"] = []
         return
@@ -304,7 +310,7 @@ def _memory(ledger: Ledger, samples: Sequence[tuple[float, str, int, int]],
     rows = []
     for (role, pid), points in sorted(series.items()):
         lived = points[-1][0] - points[0][0]
-        if len(points) < 10 or lived < 0.6 * (end - start):
+        if len(points) < 10 or lived < LIVED_SHARE * (end - start):
             continue
         fifth = max(2, len(points) // 5)
         early = statistics.median(k for _, k in points[:fifth])

@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             inbox=[r for r in inbox_rows(url) if r.webhook_id not in before_load],
             spooled=spooled(workdir / "whmcs.db"), audit=audit_rows(url), faults=faults,
             memory=sampler.samples, resync_changes=changes,
-            warmup_until=t0 + min(60.0, args.duration * 0.15))
+            warmup_s=min(60.0, args.duration * 0.15))
         problems = fault_errors + result.problems
         unexercised = sorted(set(whitelist()) - set(fired_hooks) - {"ClientClose"})
         if unexercised:
