@@ -1,4 +1,5 @@
-"""The one-minute soak (bench/soak/run.py --duration 60): gunicorn, a MariaDB server of its own,
+"""The one-minute soak (bench/soak/run.py --duration 60, a lighter load than the default so
+that it fits beside the rest of the suite on two cores): gunicorn, a MariaDB server of its own,
 two vipgate workers and the sandbox WHMCS firing every forwarded hook through the real PHP stub,
 with every fault of the schedule injected once; at the end nothing is lost, stuck, applied
 twice or left in the spool, and a fresh ``resync --dry-run`` plans nothing.
@@ -23,13 +24,14 @@ pytestmark = [pytest.mark.php, pytest.mark.mariadb]
 def test_one_minute_soak_with_every_fault_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     done = subprocess.run(
-        [sys.executable, str(RUN), "--duration", "60", "--clients", "150",
+        [sys.executable, str(RUN), "--duration", "60", "--clients", "100", "--actors", "3",
+         "--rate", "2.5", "--cron-every", "15", "--gunicorn-workers", "2",
          "--settle-timeout", "240",
          "--json", str(out)], capture_output=True, text=True, timeout=480, check=False)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-3000:]}"
     results = json.loads(out.read_text())
     events = results["figures"]["events"]
-    assert events["sent"] > 100 and events["lost"] == 0 and events["unsettled"] == 0
+    assert events["sent"] > 60 and events["lost"] == 0 and events["unsettled"] == 0
     assert events["applied"] + events["dead_lettered"] == events["stored"]
     assert events["dead_lettered"] == 0 and events["applied_twice"] == 0
     assert results["figures"]["resync_dry_run_changes"] == 0
