@@ -25,6 +25,7 @@ from bridge.store import InboxEvent
 bp = Blueprint("webhook", __name__)
 SYNC_RECONCILE_HOOK = "PreCronJob"
 log = logging.getLogger("vipgate.webhook")
+DATABASE_AWAY = (sa.exc.OperationalError, sa.exc.InterfaceError)
 
 
 class Rejected(Exception):
@@ -85,6 +86,14 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
     return {"errors": list(answer.errors)}
 
 
+def _database_away(msg_id: str, exc: sa.exc.DBAPIError, what: str) -> Rejected:
+    """The database is away (restarting, unreachable): a 503, and one log line rather than
+    a traceback per request."""
+    log.warning("event %s: the database does not answer: %s", msg_id,
+                exc.orig if exc.orig is not None else exc)
+    return Rejected(503, "database_unavailable", f"vipgate's database does not answer; {what}")
+
+
 def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQuestion,
                  verified: Verified) -> Response:
     if isinstance(question, hooks.TicketGateQuestion):
@@ -138,19 +147,22 @@ def receive() -> Response:
         result = hooks.registry.dispatch(hook, event["vars"])
         if isinstance(result, (hooks.TicketGateQuestion, hooks.PanelQuestion)):
             outcome = "answered"
-            return _answer_sync(rt, result, verified)
+            try:
+                return _answer_sync(rt, result, verified)
+            except DATABASE_AWAY as exc:
+                # No answer: the page shows nothing of vipgate, the gate fails open (or
+                # closed, as [tickets] fail_open says).
+                raise _database_away(request.headers["webhook-id"], exc,
+                                     "no answer for now") from None
         msg_id = request.headers["webhook-id"]
         client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
         try:
             outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
                                                   event["occurred_at"], rt.clock()))
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            # The database is away (restarting, unreachable): nothing was stored, and the
-            # stub spools the event and sends it again; one line, not a traceback per event.
-            log.warning("event %s not stored, the database does not answer: %s", msg_id,
-                        exc.orig if exc.orig is not None else exc)
-            raise Rejected(503, "database_unavailable", "vipgate's database does not answer; "
-                           "the event was not stored, send it again later") from None
+        except DATABASE_AWAY as exc:
+            # Nothing was stored; the stub spools the event and sends it again.
+            raise _database_away(msg_id, exc, "the event was not stored, send it again "
+                                 "later") from None
         log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
         answer: dict[str, Any] = {"id": msg_id, "status": outcome}
         if hook == SYNC_RECONCILE_HOOK and outcome == "queued" and rt.engine is not None:

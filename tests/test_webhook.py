@@ -331,10 +331,24 @@ def test_an_event_the_database_cannot_take_is_a_503_in_one_log_line(
     assert response.status_code == 503
     assert response.json["error"] == "database_unavailable" and response.json["fields"] == {}
     assert [r.getMessage() for r in caplog.records] == [
-        "event msg_db_away not stored, the database does not answer: [Errno 111] refused"]
+        "event msg_db_away: the database does not answer: [Errno 111] refused"]
     assert all(r.exc_info is None for r in caplog.records)
     monkeypatch.undo()
     assert store.get_event("msg_db_away") is None  # the stub sends it again later
+
+
+def test_a_synchronous_question_the_database_cannot_answer_is_a_503(
+        gate_client, store, monkeypatch) -> None:
+    import sqlalchemy as sa
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, ConnectionRefusedError(111, "refused"))
+
+    monkeypatch.setattr(store, "get_standing", away)
+    response = post_signed(gate_client, envelope("TicketOpenValidation", {
+        "clientId": "12", "departmentId": "1"}), msg_id="msg_gate_away")
+    assert response.status_code == 503 and response.json["error"] == "database_unavailable"
+    assert "webhook-signature" not in response.headers  # not an answer: the stub fails open
 
 
 def test_metrics_count_events_by_hook_and_outcome(client) -> None:
