@@ -36,7 +36,6 @@ import logging
 import os
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -212,6 +211,8 @@ def run_faults(stage: Stage, plan: list[tuple[float, str]], t0: float, stop: thr
 
 
 def query(url: str, sql: str) -> list[sa.Row[Any]]:
+    """Read vipgate's tables directly, not through bridge.store: the account must not depend
+    on the code it checks."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -232,12 +233,9 @@ def audit_rows(url: str) -> list[dict[str, Any]]:
         url, "SELECT event_id, action, client_id, ticket_id, `before`, `after` FROM audit")]
 
 
-def spooled(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        try:
-            return [r[0] for r in conn.execute("SELECT webhook_id FROM mod_vipgate_spool")]
-        except sqlite3.OperationalError:
-            return []
+def spooled(whmcs: Whmcs) -> list[str]:
+    """Webhook ids still in the stub's spool (read as the forwarder reads it)."""
+    return whmcs.forwarder.spooled() if whmcs.forwarder is not None else []
 
 
 def unsettled(url: str) -> int:
@@ -250,7 +248,7 @@ def settle(stage: Stage, load: Load, url: str, limit: float) -> float:
     started = time.monotonic()
     last_cron = 0.0
     while time.monotonic() - started < limit:
-        pending_spool = spooled(stage.workdir / "whmcs.db")
+        pending_spool = spooled(stage.whmcs)
         if pending_spool and time.monotonic() - last_cron > 15:
             load.cron()  # AfterCronJob flushes the spool
             last_cron = time.monotonic()
@@ -476,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                                  if r.at >= t0 - 1 and r.webhook_id not in before_load],
             module_log=module_log(workdir / "module-log.jsonl"),
             inbox=[r for r in inbox_rows(url) if r.webhook_id not in before_load],
-            spooled=spooled(workdir / "whmcs.db"), audit=audit_rows(url), faults=faults,
+            spooled=spooled(whmcs), audit=audit_rows(url), faults=faults,
             memory=sampler.samples, resync_changes=changes,
             warmup_s=min(60.0, args.duration * 0.15))
         problems = fault_errors + result.problems
