@@ -47,6 +47,7 @@ class ClientMemory:
     ``pinned``/``excluded``/``home_group_id``: see ``bridge.policy.state.Membership``.
     ``last_group_id``: the group vipgate last saw the client in, or set (None = never seen): a
     different group at the next reconcile that vipgate did not set was changed by staff.
+    ``held_since``: a staff hold, see ``bridge.policy.state.Membership``.
     ``pending_group_id``: a group vipgate is writing to WHMCS right now; recorded before the
     write so that a crash between the write and its confirmation is still recognised as
     vipgate's own change.
@@ -59,6 +60,8 @@ class ClientMemory:
     last_group_id: int | None = None
     pending_group_id: int | None = None
     known: bool = False  # a row exists
+    # Staff put the client into VIP while it owed: kept there until it is paid up (aware UTC).
+    held_since: datetime | None = None
 
 
 @dataclass(frozen=True)

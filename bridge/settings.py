@@ -285,6 +285,7 @@ class PolicySettings:
     late_tolerance_days: int
     lookback_months: int
     min_spend: Decimal
+    promote_by_rules: bool
     promise_restores_vip: bool
     follow_staff_changes: bool
 
@@ -376,6 +377,7 @@ class PolicySchema(_Section):
     late_tolerance_days = _Int(5, 0, 365)
     lookback_months = _Int(12, 1, 120)
     min_spend = _Money("0")
+    promote_by_rules = _Bool(False)
     promise_restores_vip = _Bool(False)
     follow_staff_changes = _Bool(True)
 

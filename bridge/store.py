@@ -93,6 +93,7 @@ membership = sa.Table(
     sa.Column("last_group_id", sa.Integer, nullable=True),
     sa.Column("pending_group_id", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("held_since", sa.DateTime, nullable=True),  # staff hold (migration 0005)
 )
 
 managed_ticket = sa.Table(
@@ -384,6 +385,7 @@ class RosterRow:
     home_group_id: int | None
     last_group_id: int | None
     standing: CachedStanding | None
+    held_since: datetime | None = None  # a staff hold (aware UTC)
 
 
 @dataclass(frozen=True)
@@ -622,7 +624,9 @@ class Store:
             cached = {r.client_id: _standing(r) for r in conn.execute(
                 standing.select().where(standing.c.client_id.in_(ids)))} if ids else {}
         return [RosterRow(r.client_id, bool(r.pinned), bool(r.excluded), r.home_group_id,
-                          r.last_group_id, cached.get(r.client_id)) for r in rows]
+                          r.last_group_id, cached.get(r.client_id),
+                          None if r.held_since is None else r.held_since.replace(tzinfo=UTC))
+                for r in rows]
 
     def roster_counts(self, vip_group_id: int, *,
                       client_ids: list[int] | None = None) -> dict[str, int]:
@@ -894,7 +898,8 @@ class Store:
 def _memory_values(memory: ClientMemory, now: datetime) -> dict[str, Any]:
     return {"pinned": memory.pinned, "excluded": memory.excluded,
             "home_group_id": memory.home_group_id, "last_group_id": memory.last_group_id,
-            "pending_group_id": memory.pending_group_id, "updated_at": utc_naive(now)}
+            "pending_group_id": memory.pending_group_id, "updated_at": utc_naive(now),
+            "held_since": None if memory.held_since is None else utc_naive(memory.held_since)}
 
 
 def _standing_values(row: CachedStanding) -> dict[str, Any]:
@@ -936,7 +941,9 @@ def _sentences(text: str | None) -> tuple[str, ...]:
 
 def _memory(row: Any) -> ClientMemory:
     return ClientMemory(row.client_id, bool(row.pinned), bool(row.excluded), row.home_group_id,
-                        row.last_group_id, row.pending_group_id, known=True)
+                        row.last_group_id, row.pending_group_id, known=True,
+                        held_since=None if row.held_since is None
+                        else row.held_since.replace(tzinfo=UTC))
 
 
 def inbox_row(row: Any) -> InboxRow:

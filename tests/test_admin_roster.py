@@ -21,7 +21,8 @@ from tests.world import World, make_world, wall
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     # min_spend 500: a client paying 89.90 a month is not eligible by the rules
-    with make_world(database_url, tmp_path, policy={"min_spend": "500"}) as w:
+    with make_world(database_url, tmp_path, policy={"min_spend": "500",
+                                                    "promote_by_rules": True}) as w:
         yield w
 
 

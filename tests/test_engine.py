@@ -117,6 +117,30 @@ def test_staff_moving_a_client_out_of_vip_is_followed_not_fought(world: World) -
     assert memory.pinned and not memory.excluded and memory.home_group_id == w.regular
 
 
+def test_staff_putting_an_owing_client_into_vip_is_respected_until_it_pays(world: World
+                                                                          ) -> None:
+    """A staff hold: not taken back out while it owes; paid up, the normal rules apply."""
+    w = world
+    bruno, _, invoice = vip_client(w, "Bruno")  # owes since 2026-10-28: leaves VIP
+    w.sandbox.update_client(bruno, firstname="Bruno")
+    w.drain()
+    assert w.group(bruno) == w.regular
+    w.sandbox.update_client(bruno, groupid=w.vip)  # staff, in the admin area, while he owes
+    w.drain()
+    assert w.group(bruno) == w.vip  # not fought
+    memory = w.store.get_memory(bruno)
+    assert memory.pinned and memory.held_since is not None
+    cached = w.store.get_standing(bruno)
+    assert cached is not None and cached.in_vip
+    assert any(r.startswith("staff hold since") for r in cached.vip_reasons)
+    w.sandbox.add_payment(invoice)
+    w.drain()
+    assert w.group(bruno) == w.vip and w.store.get_memory(bruno).held_since is None
+    ended = [e for e in w.store.audit_log(client_id=bruno) if e.actor == "vipgate"
+             and e.action == "membership"]
+    assert any("the staff hold since" in e.reasons[0] for e in ended)
+
+
 def test_ticket_priority_lowered_with_a_note_and_restored_on_payment(world: World) -> None:
     w = world
     ana, _, invoice = vip_client(w, "Ana")

@@ -1,6 +1,7 @@
-"""Properties of the pure plan, with WHMCS simulated as plain data: after a reconcile VIP never
-holds a client who owes past the grace; a second reconcile changes nothing; the same payments in
-any order end in the same state; staff decisions are followed."""
+"""Properties of the pure plan, with WHMCS simulated as plain data: after a reconcile VIP
+never holds a client who owes past the grace (but for a staff hold); a second reconcile
+changes nothing; the same payments in any order end in the same state; staff decisions are
+followed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ TODAY = date(2026, 11, 21)
 NOW = datetime(2026, 11, 21, 12, 0)
 VIP, REGULAR, OTHER = 5, 2, 7
 BASE = default_settings().replace(policy={"vip_group_id": VIP, "default_group_id": REGULAR,
-                                          "min_tenure_months": 0})
+                                          "min_tenure_months": 0, "promote_by_rules": True})
 PRIORITY = st.sampled_from(["Low", "Medium", "High"])
 
 
@@ -82,7 +83,7 @@ def test_after_a_reconcile_vip_holds_no_client_owing_past_the_grace(world) -> No
     client, tickets, memory = world
     first = plan(client, tickets, memory, {})
     after, *_ = apply(first, client, tickets)
-    if after.group_id == VIP:
+    if after.group_id == VIP and not first.decision.held:  # a staff hold is staff's decision
         assert first.standing.kind == "current"
         assert first.standing.overdue_total == 0
 
@@ -146,3 +147,47 @@ def test_a_pending_priority_write_that_did_not_land_is_not_mistaken_for_staff() 
              {9: record})
     assert [(c.kind, c.after) for c in p.changes if c.kind == "ticket_priority"] == [
         ("ticket_priority", "Low")]
+
+
+OWED = Invoice(1, "1", "Unpaid", date(2026, 10, 1), date(2026, 10, 10), Decimal(10),
+               Decimal(10), None)
+
+
+def test_staff_putting_an_owing_client_into_vip_is_a_hold_kept_until_paid_up() -> None:
+    """Respected, not fought: no change back out of VIP while it owes; once paid up the hold
+    ends and the normal rules apply (pinned: it stays, and leaves again if it stops paying)."""
+    owing = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    memory = ClientMemory(1, last_group_id=REGULAR, known=True)
+    moved = plan(owing, (), memory, {})
+    assert moved.changes == () and moved.decision.held and moved.decision.in_vip
+    assert moved.memory.held_since == NOW and moved.memory.pinned
+    assert moved.observations[0].actor == "staff"
+    assert "a staff hold, kept in VIP until it is paid up" in moved.observations[0].reasons[1]
+    assert any(r.startswith("staff hold since 2026-11-21 12:00 UTC") for r in
+               moved.decision.reasons)
+    # the next reconcile (still owing) keeps it, and changes nothing
+    again = plan(owing, (), moved.memory_after, {})
+    assert again.changes == () and again.observations == () and again.decision.held
+    # paid up: the hold ends, in VIP by the pin
+    paid = replace(owing, invoices=(replace(OWED, status="Paid", balance=Decimal(0),
+                                            datepaid=TODAY),))
+    ended = plan(paid, (), again.memory_after, {})
+    assert ended.changes == () and ended.memory.held_since is None
+    assert [(o.actor, o.before, o.after) for o in ended.observations] == [
+        ("vipgate", "pinned+held", "pinned")]
+    # owing again later: the normal rules take it out of VIP
+    late = plan(owing, (), ended.memory_after, {})
+    assert [c.after for c in late.changes if c.kind == "group"] == [str(REGULAR)]
+
+
+def test_staff_putting_a_paying_client_into_vip_starts_no_hold() -> None:
+    paying = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (), (), None)
+    p = plan(paying, (), ClientMemory(1, last_group_id=REGULAR, known=True), {})
+    assert p.memory.held_since is None and p.memory.pinned and not p.decision.held
+
+
+def test_staff_taking_a_held_client_out_of_vip_ends_the_hold() -> None:
+    owing = ClientState(1, "Active", REGULAR, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    memory = ClientMemory(1, pinned=True, last_group_id=VIP, known=True, held_since=NOW)
+    p = plan(owing, (), memory, {})
+    assert p.changes == () and p.memory.held_since is None and p.memory.excluded

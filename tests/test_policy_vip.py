@@ -27,12 +27,18 @@ from tests.test_policy_standing import (
     clients,
     inv,
     policies,
-    policy,
     suspended_service,
 )
 from tests.test_policy_standing import client as make_client
+from tests.test_policy_standing import policy as base_policy
 
 VIP, HOME, DEFAULT = 5, 2, 9
+
+
+def policy(**values: object) -> PolicySettings:
+    """The tests of the eligibility rules turn them on (the default is off, tested below)."""
+    return base_policy(**{"promote_by_rules": True, **values})
+
 PINNED = Membership(pinned=True)
 NOBODY = Membership()
 
@@ -50,6 +56,28 @@ def decide(state: ClientState, membership: Membership = NOBODY, **values: object
 
 
 # --- eligibility -------------------------------------------------------------------------
+
+
+def test_by_default_the_rules_promote_nobody_into_vip() -> None:
+    """A first run must never move paying clients INTO the group exempt from suspension."""
+    rules = base_policy(default_group_id=DEFAULT)
+    state = make_client(*GOOD_HISTORY, group_id=HOME)
+    verdict = eligible(state, NOBODY, rules, TODAY)
+    assert not verdict.ok
+    assert verdict.reasons == ("not eligible: not put in VIP by staff, and promote_by_rules "
+                               "is off",)
+    decision = vip_decision(state, NOBODY, standing(state, rules, TODAY), rules, TODAY)
+    assert decision.target_group_id == HOME and not decision.in_vip
+
+
+def test_by_default_a_pinned_client_still_leaves_when_owing_and_returns_when_paid() -> None:
+    rules = base_policy(default_group_id=DEFAULT)
+    owing = make_client(inv(7, days=10), group_id=VIP)
+    out = vip_decision(owing, PINNED, standing(owing, rules, TODAY), rules, TODAY)
+    assert out.target_group_id == DEFAULT and not out.in_vip
+    paid_up = make_client(*GOOD_HISTORY, group_id=DEFAULT)
+    back = vip_decision(paid_up, PINNED, standing(paid_up, rules, TODAY), rules, TODAY)
+    assert back.target_group_id == VIP and back.in_vip
 
 GOOD_HISTORY = (paid(1, 2), paid(2, 3))
 

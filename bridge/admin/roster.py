@@ -18,6 +18,7 @@ from bridge.admin import membership  # noqa: F401  (the pin/unpin/exclude/includ
 from bridge.admin.clients import find_clients, group_label
 from bridge.admin.common import bp, page_from_request, rt
 from bridge.policy.gate import format_money
+from bridge.policy.vip import hold_time
 from bridge.store import ROSTER_TABS, RosterRow
 
 TABS: dict[str, str] = {
@@ -44,6 +45,7 @@ class Line:
     promise: bool  # a promise to pay makes the client current for tickets
     overdue: str
     pending: str | None  # what the next reconcile will do with the group, if anything
+    held: str | None = None  # "staff hold since ...": staff put it in VIP while it owed
 
 
 def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
@@ -59,8 +61,10 @@ def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
                        + f" · {cached.overdue_days} days")
         if cached.in_vip is not None and cached.in_vip != member and vip_group_id:
             pending = "joins VIP" if cached.in_vip else "leaves VIP"
+    held = None if row.held_since is None else f"staff hold since {hold_time(row.held_since)}"
     return Line(row.client_id, name, row.pinned, row.excluded, member,
-                group_label(row.last_group_id, vip_group_id), kind, promise, overdue, pending)
+                group_label(row.last_group_id, vip_group_id), kind, promise, overdue, pending,
+                held)
 
 
 @bp.route("/roster", endpoint="roster")

@@ -19,6 +19,9 @@ TEXTS: dict[tuple[str, str], tuple[str, str]] = {
                                        "in \"Payment Pending\" (bank clearing)."),
     ("policy", "min_overdue_amount"): ("Minimum overdue amount", "Overdue balances below this "
                                        "amount are ignored."),
+    ("policy", "promote_by_rules"): ("Promote by rules", "Move clients into VIP by the rules "
+                                     "below (tenure, payment history, spend); off = VIP is "
+                                     "whoever staff put there."),
     ("policy", "min_tenure_months"): ("Minimum tenure (months)", "VIP eligibility by rule: "
                                       "account age in months."),
     ("policy", "late_tolerance_days"): ("Late payment tolerance (days)", "VIP eligibility: no "

@@ -32,7 +32,7 @@ from bridge.policy.tickets import (
     ticket_action,
     ticket_standing,
 )
-from bridge.policy.vip import VipDecision, follow_staff_change, vip_decision
+from bridge.policy.vip import VipDecision, follow_staff_change, hold_time, vip_decision
 from bridge.settings import PolicySettings, TicketSettings
 
 ChangeKind = Literal["group", "ticket_priority", "ticket_note"]
@@ -111,7 +111,7 @@ class ClientPlan:
 
 
 def _membership(memory: ClientMemory) -> Membership:
-    return Membership(memory.pinned, memory.excluded, memory.home_group_id)
+    return Membership(memory.pinned, memory.excluded, memory.home_group_id, memory.held_since)
 
 
 def settle_group(memory: ClientMemory, group_id: int) -> ClientMemory:
@@ -123,9 +123,13 @@ def settle_group(memory: ClientMemory, group_id: int) -> ClientMemory:
     return replace(memory, last_group_id=last, pending_group_id=None)
 
 
-def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings
+def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
+                 owing: bool = False, now: datetime | None = None
                  ) -> tuple[ClientMemory, tuple[Observation, ...]]:
-    """Follow a group change vipgate did not make; adopt a VIP member seen the first time."""
+    """Follow a group change vipgate did not make; adopt a VIP member seen the first time.
+
+    Staff moving an ``owing`` client into VIP starts a staff hold at ``now``: kept in VIP until
+    it is paid up (see :func:`end_hold`)."""
     vip = policy.vip_group_id
     if memory.last_group_id is None:
         if vip and group_id == vip and not memory.pinned:
@@ -146,13 +150,31 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings
         return moved, ()
     followed = change.apply(_membership(memory))
     before = _describe(memory)
+    held = followed.held_since
+    reasons: tuple[str, ...] = (change.reason,)
+    if followed.pinned and group_id == vip and owing and now is not None:
+        held = now
+        reasons += ("the client owes: a staff hold, kept in VIP until it is paid up",)
     moved = replace(moved, pinned=followed.pinned, excluded=followed.excluded,
-                    home_group_id=followed.home_group_id)
-    return moved, (Observation("membership", before, _describe(moved), (change.reason,)),)
+                    home_group_id=followed.home_group_id, held_since=held)
+    return moved, (Observation("membership", before, _describe(moved), reasons),)
+
+
+def end_hold(memory: ClientMemory, paid_up: bool
+             ) -> tuple[ClientMemory, tuple[Observation, ...]]:
+    """A staff hold lasts until the client is paid up; then the normal rules apply."""
+    if memory.held_since is None or not paid_up:
+        return memory, ()
+    ended = replace(memory, held_since=None)
+    return ended, (Observation(
+        "membership", _describe(memory), _describe(ended),
+        (f"paid up: the staff hold since {hold_time(memory.held_since)} ends; the normal "
+         "rules apply",), actor="vipgate"),)
 
 
 def _describe(memory: ClientMemory) -> str:
-    flags = [name for name, on in (("pinned", memory.pinned), ("excluded", memory.excluded)) if on]
+    flags = [name for name, on in (("pinned", memory.pinned), ("excluded", memory.excluded),
+                                   ("held", memory.held_since is not None)) if on]
     return "+".join(flags) or "rules"
 
 
@@ -185,8 +207,11 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
                 now: datetime) -> ClientPlan:
     """Everything vipgate wants for ``client`` at ``today`` (WHMCS time zone)."""
     memory = settle_group(memory, client.group_id)
-    memory, observations = follow_staff(memory, client.group_id, policy)
     current = standing_mod.standing(client, policy, today)
+    memory, observations = follow_staff(memory, client.group_id, policy,
+                                        owing=current.kind != "current", now=now)
+    memory, hold_ended = end_hold(memory, current.kind == "current")
+    observations += hold_ended
     decision = vip_decision(client, _membership(memory), current, policy, today)
     changes: list[Change] = []
     if decision.target_group_id != client.group_id:

@@ -88,6 +88,8 @@ def _vip_line(standing: CachedStanding, memory: ClientMemory | None, language: s
         parts.append(text(language, "pinned"))
     if memory is not None and memory.excluded:
         parts.append(text(language, "excluded"))
+    if memory is not None and memory.held_since is not None:
+        parts.append(text(language, "held", since=format_date(memory.held_since, language)))
     return "; ".join(parts)
 
 

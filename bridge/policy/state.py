@@ -8,7 +8,7 @@ currency (vipgate never converts currencies).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 # Invoice statuses (tblinvoices.status) under which money is still owed.
@@ -77,8 +77,11 @@ class Membership:
     ``pinned``: in VIP whatever the eligibility rules say (staff put them there, or adoption).
     ``excluded``: on the exclusion list, never in VIP. ``home_group_id``: the group the client
     had before vipgate moved it into VIP (None = unknown, use ``default_group_id``).
+    ``held_since``: staff put the client into VIP while it owed; that decision is respected, not
+    fought: the client stays in VIP until it is paid up, then the normal rules apply.
     """
 
     pinned: bool = False
     excluded: bool = False
     home_group_id: int | None = None
+    held_since: datetime | None = None

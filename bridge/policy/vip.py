@@ -1,7 +1,9 @@
 """VIP membership: in the VIP group ⇔ eligible AND paying.
 
-Eligible: pinned (by staff or by adoption), or long enough a client, paying on time and
-spending enough in the look-back window; never when excluded or not Active. Paying: standing
+Eligible: pinned (by staff or by adoption), or, only with ``promote_by_rules``, long enough a
+client, paying on time and spending enough in the look-back window; never when excluded or not
+Active. Rule-based promotion is off by default: on a first run it would move most old paying
+clients INTO the group WHMCS exempts from suspension. Paying: standing
 ``current`` (an active promise to pay counts only with ``promise_restores_vip``).
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
@@ -34,6 +36,7 @@ class VipDecision:
     # set when vipgate moves the client into VIP: the group to go back to when it leaves
     record_home_group_id: int | None = None
     eligible: bool | None = None  # None: no VIP group is managed
+    held: bool = False  # kept in VIP by a staff hold while owing
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class MembershipChange:
 
     def apply(self, membership: Membership) -> Membership:
         home = membership.home_group_id if self.home_group_id is None else self.home_group_id
-        return Membership(self.pinned, self.excluded, home)
+        return Membership(self.pinned, self.excluded, home,
+                          membership.held_since if self.pinned else None)
 
 
 @lru_cache(maxsize=8192)  # a resync asks for the same few thousand (day, months) pairs
@@ -116,6 +120,9 @@ def eligible(client: ClientState, membership: Membership, settings: PolicySettin
         return Verdict(False, ("not eligible: " + "; ".join(blockers),))
     if membership.pinned:
         return Verdict(True, ("eligible: pinned by staff",))
+    if not settings.promote_by_rules:
+        return Verdict(False, ("not eligible: not put in VIP by staff, and promote_by_rules "
+                               "is off",))
     checks = _criteria(client, settings, today)
     ok = all(passed for passed, _ in checks)
     head = "eligible: all rules met" if ok else "not eligible: a rule is not met"
@@ -157,10 +164,19 @@ def vip_decision(client: ClientState, membership: Membership, standing: Standing
         home = None if client.group_id == vip else client.group_id
         reasons.append(f"in VIP group {vip}")
         return VipDecision(True, vip, tuple(reasons), home, eligible=True)
+    if membership.held_since is not None and client.group_id == vip:
+        reasons.append(f"staff hold since {hold_time(membership.held_since)}: staff put the "
+                       "client into VIP while it owed; it stays until it is paid up")
+        return VipDecision(True, vip, tuple(reasons), eligible=verdict.ok, held=True)
     target = _leave_to(client, membership, settings)
     where = "stays in" if target == client.group_id else "leaves VIP for"
     reasons.append(f"not in VIP: {where} group {target}")
     return VipDecision(False, target, tuple(reasons), eligible=verdict.ok)
+
+
+def hold_time(moment: datetime) -> str:
+    """``2026-12-03 14:05 UTC``: when a staff hold began, as reasons show it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
@@ -168,7 +184,8 @@ def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
                         ) -> MembershipChange | None:
     """A group change vipgate did not make is a staff decision, to be followed, not fought.
 
-    Moved into VIP: pinned (and taken off the exclusion list), home = the group it came from.
+    Moved into VIP: pinned (and taken off the exclusion list), home = the group it came from;
+    when the client owes, the engine also records a staff hold (``Membership.held_since``).
     Moved out of VIP: unpinned and excluded, or the eligibility rules would put the client
     straight back on the next reconcile.
     """

@@ -1,0 +1,25 @@
+"""A staff hold: when staff put a client into VIP while it owes, vipgate keeps it there (a
+staff decision, respected) until the client is paid up; ``held_since`` says since when.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-03
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("membership") as batch:
+        batch.add_column(sa.Column("held_since", sa.DateTime, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("membership") as batch:
+        batch.drop_column("held_since")
