@@ -128,10 +128,14 @@ class Progress:
 
 def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...],
                source: str | None, as_json: bool, out: IO[str], err: IO[str],
-               tty: bool, now: Callable[[], datetime] | None = None) -> int:
+               tty: bool, now: Callable[[], datetime] | None = None, yes: bool = False,
+               ask: Callable[[str], bool] | None = None) -> int:
     """The command without click: returns the exit code, or raises ``Failure`` (one line);
-    ``now`` is the business clock (tests pass the sandbox's)."""
-    from bridge import utc_now
+    ``now`` is the business clock (tests pass the sandbox's).
+
+    On an installation that never applied a full reconcile (``bridge.first_run``), applying to
+    everyone first plans, shows the plan's summary and needs ``yes`` or ``ask``'s answer."""
+    from bridge import first_run, utc_now
     from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
     from bridge.resync import SourceUnavailable, make_source, source_kind
     from bridge.resync.runner import Resync
@@ -175,6 +179,9 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
                                    exit_code=2) from None
         except WhmcsError as exc:
             raise Failure(f"WHMCS's API: {exc}", 2) from None
+        if ids is None and not dry_run and not first_run.confirmed(store):
+            _confirm_first_run(engine, reader, total, yes=yes, ask=ask,
+                               shown=err if as_json else out, err=err, tty=tty)
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
             out, engine.settings.policy.vip_group_id, dry_run)
         progress = Progress(total, tty, err)
@@ -202,6 +209,37 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
         store.dispose()
 
 
+def _confirm_first_run(engine: Any, reader: Any, total: int, *, yes: bool,
+                       ask: Callable[[str], bool] | None, shown: IO[str], err: IO[str],
+                       tty: bool) -> None:
+    """The first full reconcile: plan it, show the summary, apply only when confirmed."""
+    from bridge import first_run
+    from bridge.cli import Failure
+    from bridge.resync.runner import Resync
+
+    progress = Progress(total, tty, err)
+    try:
+        plan = Resync(engine, reader).run(dry_run=True, on_progress=progress)
+    finally:
+        progress.close()
+    summary = plan.summary()
+    first_run.record_plan(engine.store, summary, engine.now())
+    shown.write("This installation has never applied a full reconcile. The plan: "
+                f"{first_run.describe(summary)}.\n"
+                "(vipgate resync --dry-run lists every change with its reasons.)\n")
+    shown.flush()
+    if not plan.complete:
+        raise Failure("the plan did not finish: nothing was changed", 1)
+    if yes:
+        pass
+    elif ask is None:
+        raise Failure("first full reconcile not confirmed: review the plan above and run "
+                      "again with --yes (or confirm it on the admin overview)", 2)
+    elif not ask("Apply these changes to WHMCS?"):
+        raise Failure("not confirmed: nothing was changed", 1)
+    first_run.confirm(engine.store, by="vipgate resync", at=engine.now())
+
+
 @click.command("resync")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--client", "client_ids", multiple=True, type=click.IntRange(1),
@@ -210,16 +248,22 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
               help="Read WHMCS's database (read-only) or its API "
                    "(default: [resync] source; auto = db when [whmcs] database_url is set).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--yes", is_flag=True,
+              help="Apply the first full reconcile of this installation without asking.")
 @click.pass_context
 def resync_command(ctx: click.Context, dry_run: bool, client_ids: tuple[int, ...],
-                   source: str | None, as_json: bool) -> None:
+                   source: str | None, as_json: bool, yes: bool) -> None:
     """Reconcile every client (or --client ones) from one bulk read; print plan and result."""
     from bridge.cli import Failure, _settings
 
     settings = _settings(ctx)
+    ask = None
+    if sys.stdin.isatty():
+        def ask(question: str) -> bool:
+            return click.confirm(question, default=False, err=True)
     code = run_resync(settings, dry_run=dry_run, client_ids=client_ids, source=source,
                       as_json=as_json, out=sys.stdout, err=sys.stderr,
-                      tty=sys.stderr.isatty())
+                      tty=sys.stderr.isatty(), yes=yes, ask=ask)
     if code:
         raise Failure("resync: some changes failed or the run did not finish (see above)",
                       code)

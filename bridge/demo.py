@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import requests
 
-from bridge import accounts
+from bridge import accounts, first_run
 from bridge.demo_story import (
     API_ID,
     API_SECRET,
@@ -139,6 +139,25 @@ class Story:
                bills: list[Bill], next_due: str | None = None) -> None:
         self.cast[first] = add_person(self.site, self.n, first, last, group, since, role,
                                       bills, next_due)
+
+    def first_run(self) -> None:
+        """A new installation's first full reconcile waits for the owner's confirmation."""
+        n, store = self.n, self.site.store
+        n.say()
+        n.say("vipgate is installed. Until the owner confirms its first full reconcile, WHMCS's "
+              "cron only plans it:")
+        self.site.worker.full_reconcile("demo-first-plan", None)
+        waiting = first_run.waiting_plan(store)
+        n.check(waiting is not None and waiting.vip_in == 0 and waiting.vip_out == 1,
+                "the plan waits on the admin overview: 1 out of VIP (Carla owes), nobody moved "
+                "INTO the group exempt from suspension", waiting)
+        if waiting is not None:
+            n.say(f"  plan: {first_run.describe(waiting.summary)}")
+        n.check(self.n.group_of(self.cast["Carla"].id) == "VIP",
+                "nothing applied yet: Carla is still in VIP")
+        first_run.confirm(store, by="the owner, on the admin overview", at=self.s.clock.aware)
+        n.say("  the owner reads the plan and presses Confirm: from the next cron on, vipgate "
+              "applies")
 
     # --- the days ---------------------------------------------------------------------------
 
@@ -391,6 +410,7 @@ def run_demo(*, port: int = 0, wait: Callable[[], None] | None = None,
         story.intro()
         out("")
         story.seed()
+        story.first_run()
         for day in (story.day0, story.day1, story.day2, story.day3, story.day4, story.day5,
                     story.day6, story.day7, story.day8, story.day9):
             day()

@@ -147,6 +147,30 @@ def test_the_last_full_reconcile_comes_from_its_meta_row(
     assert "never" not in last
 
 
+def test_a_first_full_reconcile_waits_on_the_page_until_an_admin_confirms_it(
+        app: Flask, store: Store) -> None:
+    from bridge import first_run
+
+    session = AdminSession(app)
+    assert 'id="first-run"' not in page_of(session)  # nothing planned yet
+    summary = {"clients": 120, "changes": {"group": 4, "vip_in": 1, "vip_out": 3,
+                                           "ticket_priority": 2, "ticket_note": 1}}
+    first_run.record_plan(store, summary, datetime(2026, 11, 21, 9, 0))
+    waiting = card(page_of(session), "first-run")
+    assert ("120 clients: 4 group changes (1 into VIP, 3 out of VIP), 2 ticket priority, "
+            "1 staff note") in waiting
+    assert "1 into VIP</span> The VIP group is exempt from suspension" in waiting
+    assert session.post("/admin/first-run/confirm", data={"csrf_token": ""}).status_code == 400
+    assert first_run.waiting_plan(store) is not None
+    done = session.post("/admin/first-run/confirm", follow_redirects=True)
+    assert done.status_code == 200
+    page = html.unescape(done.get_data(as_text=True))
+    assert 'id="first-run"' not in page and "Confirmed: the next WHMCS cron run" in page
+    assert f"first run confirmed by {session.name}" in card(page, "last-reconcile")
+    entry = store.audit_log(action="first_reconcile_confirmed")[0]
+    assert entry.actor == session.name and "4 group changes" in entry.reasons[0]
+
+
 def test_settings_saved_from_the_page_are_counted(app: Flask, store: Store,
                                                   settings: Settings, clock: Clock) -> None:
     changes, errors = overrides.save(store, settings, {("policy", "grace_days"): "2",

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bridge import first_run
 from bridge.cli import Failure
 from bridge.cli_resync import run_resync
 from bridge.engine.plan import Change
@@ -65,7 +66,8 @@ def cli(w: World, *args: str, settings: Settings | None = None) -> tuple[int, st
     try:
         code = run_resync(settings or w.settings, dry_run="--dry-run" in flags,
                           client_ids=ids, source=source, as_json="--json" in flags,
-                          out=out, err=err, tty=False, now=lambda: w.sandbox.clock.aware)
+                          out=out, err=err, tty=False, now=lambda: w.sandbox.clock.aware,
+                          yes="--yes" in flags)
     except Failure as exc:
         err.write(exc.message + "\n")
         code = exc.exit_code
@@ -115,7 +117,7 @@ def test_db_source_reads_a_mariadb_whmcs(mariadb_url: str, tmp_path: Path) -> No
         from_db = plans(w, db_reader(w))
         assert from_db == plans(w, api_reader(w))
         assert sorted(from_db) == people.clients
-        code, out, _ = cli(w)
+        code, out, _ = cli(w, "--yes")
         assert code == 0 and f"applied {sum(map(len, from_db.values()))}," in out
         assert all(not changes for changes in plans(w, db_reader(w)).values())
 
@@ -206,7 +208,7 @@ def test_json_output(world: World, people: Population) -> None:
 def test_apply_then_a_rerun_applies_nothing(world: World, people: Population,
                                             source: str) -> None:
     w = world
-    code, out, err = cli(w, "--json", source)
+    code, out, err = cli(w, "--json", "--yes", source)
     assert code == 0, err
     data = json.loads(out)
     assert data["changes"] and all(c["applied"] for c in data["changes"])
@@ -216,7 +218,7 @@ def test_apply_then_a_rerun_applies_nothing(world: World, people: Population,
     assert len(audited) == data["summary"]["changes"]["group"]
     assert all(a.reasons for a in audited)
     assert len(list(w.store.iter_memories())) == len(people.clients)
-    again = json.loads(cli(w, "--json", source)[1])
+    again = json.loads(cli(w, "--json", source)[1])  # confirmed once: no --yes needed
     assert again["changes"] == [] and again["summary"]["applied"] == 0
     # the standing cache serves the gate for everyone
     for client in people.clients:
@@ -227,7 +229,7 @@ def test_a_whmcs_failure_mid_apply_is_reported_and_a_rerun_completes(
         world: World, people: Population) -> None:
     w = world
     w.sandbox.faults.push("html", action="UpdateClient", times=100)
-    code, out, err = cli(w, "db")
+    code, out, err = cli(w, "db", "--yes")
     assert code == 1
     assert "FAILED (" in out and "client " in err
     failed = out.count("FAILED (")
@@ -451,3 +453,97 @@ def test_put_standings_inserts_updates_and_spares_fresher_rows(store: Store) -> 
     assert written == 2
     assert [store.get_standing(c).standing for c in (1, 2, 3)] == [  # type: ignore[union-attr]
         "current", "overdue", "current"]
+
+
+# --- a first run that cannot hurt ------------------------------------------------------------
+
+
+@pytest.fixture
+def new_install(database_url: str, tmp_path: Path) -> Iterator[World]:
+    """An installation that never applied a full reconcile."""
+    with make_world(database_url, tmp_path, first_run_confirmed=False,
+                    whmcs={"database_url": f"sqlite:///{tmp_path}/whmcs.db"}) as w:
+        yield w
+
+
+def test_a_first_applying_resync_needs_yes_and_changes_nothing_without_it(
+        new_install: World) -> None:
+    w = new_install
+    populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support, billing=w.billing)
+    before = whmcs_fingerprint(w)
+    code, out, err = cli(w, "db")
+    assert code == 2
+    assert "This installation has never applied a full reconcile. The plan:" in out
+    assert "0 into VIP" in out  # promote_by_rules is off: nobody is moved INTO VIP
+    assert err.splitlines()[-1] == ("first full reconcile not confirmed: review the plan above "
+                                    "and run again with --yes (or confirm it on the admin "
+                                    "overview)")
+    assert whmcs_fingerprint(w) == before
+    waiting = first_run.waiting_plan(w.store)
+    assert waiting is not None and waiting.vip_out > 0 and waiting.vip_in == 0
+    # a dry run and a resync of some clients are not gated
+    assert cli(w, "--dry-run", "db")[0] == 0
+    code, out, err = cli(w, "--yes", "db")
+    assert code == 0, err and "applied" in out
+    assert whmcs_fingerprint(w) != before
+    confirmation = first_run.confirmation(w.store)
+    assert confirmation is not None and confirmation.by == "vipgate resync"
+    assert first_run.waiting_plan(w.store) is None
+    code, out, _ = cli(w, "db")  # confirmed once: no question again
+    assert code == 0 and "never applied" not in out
+
+
+@pytest.mark.parametrize(("answer", "code"), [(False, 1), (True, 0)])
+def test_a_first_applying_resync_asks_on_a_terminal(new_install: World, answer: bool,
+                                                    code: int) -> None:
+    w = new_install
+    populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support, billing=w.billing)
+    before = whmcs_fingerprint(w)
+    asked: list[str] = []
+
+    def ask(question: str) -> bool:
+        asked.append(question)
+        return answer
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        got = run_resync(w.settings, dry_run=False, client_ids=(), source="db", as_json=True,
+                         out=out, err=err, tty=False, now=lambda: w.sandbox.clock.aware,
+                         ask=ask)
+    except Failure as exc:
+        got = exc.exit_code
+        assert exc.message == "not confirmed: nothing was changed"
+    assert asked == ["Apply these changes to WHMCS?"] and got == code
+    assert "The plan:" in err.getvalue()  # with --json the summary goes to stderr
+    assert (whmcs_fingerprint(w) == before) is (not answer)
+    if answer:
+        assert json.loads(out.getvalue())["summary"]["applied"] > 0
+
+
+def test_before_confirmation_the_cron_only_plans_and_the_plan_waits(new_install: World
+                                                                    ) -> None:
+    w = new_install
+    people = populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support,
+                      billing=w.billing)
+    before = whmcs_fingerprint(w)
+    w.sandbox.run_hook("PreCronJob", {})
+    w.drain()
+    assert whmcs_fingerprint(w) == before  # planned, not applied
+    waiting = first_run.waiting_plan(w.store)
+    assert waiting is not None and waiting.vip_out == len(people.vip_owing)
+    first_run.confirm(w.store, by="admin", at=w.engine.now())
+    w.sandbox.run_hook("PreCronJob", {})
+    w.drain()
+    assert all(w.group(c) != w.vip for c in people.vip_owing)
+    assert first_run.waiting_plan(w.store) is None
+
+
+def test_an_installation_that_applied_a_full_reconcile_before_counts_as_confirmed(
+        new_install: World) -> None:
+    from bridge import snapshots
+
+    w = new_install
+    assert not first_run.confirmed(w.store)
+    snapshots.record_full_reconcile(w.store, w.engine.now(), clients=3, applied=1, failed=0,
+                                    complete=True)
+    assert first_run.confirmed(w.store)

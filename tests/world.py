@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bridge import create_app
+from bridge import create_app, first_run
 from bridge.engine.reconcile import Engine
 from bridge.engine.worker import Outcome, Worker
 from bridge.runtime import runtime
@@ -95,8 +95,10 @@ def _settings(database_url: str, whmcs_url: str, vip: int, regular: int, billing
 
 @contextmanager
 def make_world(database_url: str, tmp: Path, *, php: bool = False,
-               whmcs_database_url: str | None = None,
+               whmcs_database_url: str | None = None, first_run_confirmed: bool = True,
                **sections: dict[str, Any]) -> Iterator[World]:
+    """A sandbox WHMCS and a bridge; by default an installation past its first full reconcile
+    (``first_run_confirmed=False``: a new one, whose cron full reconciles only plan)."""
     holder: dict[str, Forwarder] = {}
     whmcs_database_url = whmcs_database_url or f"sqlite:///{tmp}/whmcs.db"
     sandbox = Sandbox(whmcs_database_url, clock=SandboxClock(START), seed=11,
@@ -112,6 +114,8 @@ def make_world(database_url: str, tmp: Path, *, php: bool = False,
     settings = _settings(database_url, served.url, vip, regular, billing, **sections)
     store = Store(database_url)
     store.upgrade()
+    if first_run_confirmed:
+        first_run.confirm(store, by="tests", at=wall())
     app = create_app(settings, store=store, clock=wall,
                      business_clock=lambda: sandbox.clock.aware)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         gunicorn.start()
         whmcs.install_stub(workdir / "whmcs", f"http://127.0.0.1:{gunicorn.port}", secret,
                            workdir / "module-log.jsonl", workdir / "whmcs.db")
-        done = vipgate(stage, "resync", "--json")  # installation day: repair the drift first
+        done = vipgate(stage, "resync", "--json", "--yes")  # installation day: repair the drift
         if done.returncode:
             raise RuntimeError(f"first resync: {done.stderr.strip()[-500:]}")
         first = json.loads(done.stdout)

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import current_app, render_template, url_for
+from flask import Response, abort, current_app, flash, render_template, url_for
+from flask_wtf import FlaskForm
 
-from bridge import health
-from bridge.admin.common import bp, rt
+from bridge import first_run, health
+from bridge.admin.common import admin_name, audit, back_to, bp, business_now, rt
 from bridge.admin.localtime import shown
 from bridge.checks import (
     NEEDED_ACTIONS,
@@ -171,6 +172,37 @@ def last_reconcile() -> dict[str, Any] | str | None:
         return str(exc)
 
 
+class ConfirmFirstRunForm(FlaskForm):
+    """The "Confirm" button of the first full reconcile (its CSRF token only)."""
+
+
+def first_run_state() -> first_run.WaitingPlan | first_run.Confirmation | str | None:
+    """The plan waiting for confirmation, or who confirmed; a str: why it is unknown."""
+    try:
+        return first_run.waiting_plan(rt().store) or first_run.confirmation(rt().store)
+    except sa.exc.SQLAlchemyError:
+        return "unknown: vipgate's database is not reachable"
+    except ValueError as exc:
+        return str(exc)
+
+
+@bp.route("/first-run/confirm", methods=["POST"], endpoint="confirm_first_run")
+def confirm_first_run() -> Response:
+    """From now on WHMCS's cron applies full reconciles (the next one re-plans first)."""
+    if not ConfirmFirstRunForm().validate_on_submit():
+        abort(400)
+    store = rt().store
+    waiting = first_run.waiting_plan(store)
+    if waiting is not None:
+        first_run.confirm(store, by=admin_name(), at=business_now())
+        audit("first_reconcile_confirmed", reasons=(
+            "the first full reconcile was confirmed; the plan shown: "
+            + first_run.describe(waiting.summary),))
+        flash("Confirmed: the next WHMCS cron run (or vipgate resync) applies the full "
+              "reconcile.", "ok")
+    return back_to("admin.overview")
+
+
 def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
     """(action, read/write, allowed/missing/not checked) for every needed action."""
     rows = []
@@ -211,7 +243,8 @@ def view() -> str:
     return render_template(
         "admin/overview.html", title="Overview", shown=shown, api=api,
         whmcs_db=whmcs_database(settings), database=database, counts=counts, saved=saved,
-        reconcile=last_reconcile(), settings=settings,
+        reconcile=last_reconcile(), settings=settings, first=first_run_state(),
+        first_form=ConfirmFirstRunForm(), describe_plan=first_run.describe,
         config_warnings=config_warnings(settings), policy_warnings=policy_warnings,
         facts_note=facts_note, facts_at=facts_at,
         permissions=permission_rows(facts) if isinstance(facts, WhmcsFacts) else [],

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 import hooks
-from bridge import queue
+from bridge import first_run, queue
 from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
 from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
@@ -215,14 +215,23 @@ class Worker:
 
     def full_reconcile(self, event_id: str, deadline: float | None) -> ResyncResult:
         """PreCronJob and DailyCronJob: the resync's bulk path (``vipgate resync``), from the
-        WHMCS database when ``[whmcs] database_url`` is set, else the API's bulk lists."""
+        WHMCS database when ``[whmcs] database_url`` is set, else the API's bulk lists.
+
+        Until a first full reconcile has been confirmed (``bridge.first_run``) it only plans,
+        and the plan waits on the admin overview."""
         source = make_source(self.engine)
+        gated = not first_run.confirmed(self.store)
         try:
-            return Resync(self.engine, source, owner=self.name, clock=self.clock,
-                          lease=self.lease).run(
-                dry_run=False, deadline=deadline, event_id=event_id)
+            result = Resync(self.engine, source, owner=self.name, clock=self.clock,
+                            lease=self.lease).run(
+                dry_run=gated, deadline=deadline, event_id=event_id)
         finally:
             source.dispose()
+        if gated and result.complete:
+            first_run.record_plan(self.store, result.summary(), self.clock())
+            log.info("full reconcile only planned, waiting for confirmation (vipgate resync or "
+                     "the admin overview): %s", first_run.describe(result.summary()))
+        return result
 
     def process(self, row: InboxRow, *, deadline: float | None = None) -> Outcome:
         """Handle one claimed row and settle it (done, deferred, retrying or dead), renewing
