@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint prerequisites clean
+.PHONY: demo test lint prerequisites clean screenshots
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(VENV)/.installed
 # Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
 test: prerequisites $(VENV)/.installed lint
 	$(BIN)/python -m pytest -n 2
+
+# The browser tests again, writing their screenshots into docs/screenshots/ (the README's).
+screenshots: prerequisites $(VENV)/.installed
+	VIPGATE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -p no:randomly
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -244,9 +244,9 @@ def config_warnings(settings: Settings) -> list[str]:
     policy = settings.policy
     if not policy.vip_group_id:
         found.append("[policy] vip_group_id is 0: no VIP group is managed")
-    elif not policy.min_spend:
-        found.append(f"[policy] min_spend is 0: every Active client of at least "
-                     f"{policy.min_tenure_months} months without a late payment is eligible, "
-                     "and the next reconcile moves those who pay into VIP (exempt from "
-                     "suspension); set min_spend, min_tenure_months to narrow it")
+    elif policy.promote_by_rules and not policy.min_spend:
+        found.append("[policy] promote_by_rules is on and min_spend is 0: every Active client "
+                     f"of at least {policy.min_tenure_months} months without a late payment is "
+                     "eligible, and the next reconcile moves those who pay into VIP (exempt "
+                     "from suspension); set min_spend, min_tenure_months to narrow it")
     return found

@@ -3,7 +3,9 @@
 Debian's ``chromium`` (``/usr/bin/chromium``, or ``VIPGATE_TEST_CHROMIUM``) is used: Playwright
 cannot download its own browser on a machine without internet. Without it the browser tests
 fail, so a missing browser is never mistaken for a pass; ``VIPGATE_TEST_SKIP_BROWSER=1`` skips
-them on purpose. Screenshots of each page go to ``docs/screenshots/`` (the README shows them).
+them on purpose. Screenshots of each page go to ``build/screenshots/`` (ignored by git, so a
+test run leaves the tree clean); ``make screenshots`` (``VIPGATE_UPDATE_SCREENSHOTS=1``) writes
+them to ``docs/screenshots/``, which the README shows.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 import pytest
 from playwright import sync_api
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+_ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = (_ROOT / "docs" / "screenshots" if os.environ.get("VIPGATE_UPDATE_SCREENSHOTS")
+               == "1" else _ROOT / "build" / "screenshots")
 # Headless, no sandbox (root in CI), and nothing that reaches for the internet: the machine's
 # closed network refuses it, many connections at a time.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,7 +41,7 @@ def chromium_path() -> str:
 
 
 def screenshot(page: object, name: str) -> Path:
-    """Save a full-page screenshot as docs/screenshots/NAME.png."""
+    """Save a full-page screenshot as NAME.png in :data:`SCREENSHOTS`."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ One installation (sandbox WHMCS + bridge on SQLite, tests/world.py) is shared by
 a VIP member who pays, a VIP member who owes, a regular client who pays but is not eligible
 by the rules (min_spend 500), a full resync (so the dashboard has a snapshot), and a dead
 letter. Each test logs in from a fresh browser context. Screenshots of every page are saved
-under docs/screenshots/.
+where tests/browser.py says (docs/screenshots/ with ``make screenshots``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from bridge.store import Store
 from tests.helpers import SECRET
 
 
@@ -22,7 +23,8 @@ def run(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.Comple
 def test_db_upgrade_then_check_on_embedded_defaults(tmp_path) -> None:
     result = run("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "revision 0004" in result.stdout and (tmp_path / "vipgate.db").exists()
+    head = Store(f"sqlite:///{tmp_path}/head.db").head()  # the newest migration
+    assert f"revision {head}\n" in result.stdout and (tmp_path / "vipgate.db").exists()
     result = run("check", cwd=tmp_path)
     assert result.returncode == 0 and "check: ok" in result.stdout
 
@@ -60,7 +62,9 @@ def test_check_warns_that_a_zero_min_spend_promotes_every_old_paying_client() ->
     from bridge.checks import config_warnings as warnings
     from bridge.settings import default_settings
 
-    base = default_settings().replace(policy={"vip_group_id": 4})
+    assert not any("min_spend" in w for w in warnings(default_settings().replace(
+        policy={"vip_group_id": 4})))  # promote_by_rules is off by default: nobody promoted
+    base = default_settings().replace(policy={"vip_group_id": 4, "promote_by_rules": True})
     assert any("min_spend is 0" in w for w in warnings(base))
     narrowed = base.replace(policy={"min_spend": "500"})
     assert not any("min_spend" in w for w in warnings(narrowed))

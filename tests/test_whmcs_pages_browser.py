@@ -1,7 +1,7 @@
 """vipgate inside WHMCS, in a real browser: the sandbox WHMCS's client summary, ticket view and
 Open Ticket pages (bridge/sandbox/pages.py) of a whole installation (tests/world.py), where a
 VIP client who stopped paying left VIP and was suspended by the cron. Headless Chromium driven
-by Playwright; screenshots go to docs/screenshots/whmcs-*.png."""
+by Playwright; screenshots whmcs-*.png go where tests/browser.py says."""
 
 from __future__ import annotations
 
