@@ -369,6 +369,24 @@ def test_ticket_gate_returns_the_bridge_error_outside_billing_departments(
     assert live_bridge.store.events() == []
 
 
+@pytest.mark.parametrize("raw", [
+    {"priority": "x"}, {"priority": ""}, {}, {"priority": "x" * 5000}, {"priority": ["High"]},
+    {"priority": True},
+], ids=["any string", "empty", "absent", "very long", "an array", "not a string"])
+def test_ticket_gate_refuses_a_blocked_client_whatever_urgency_it_posts(
+        whmcs: Whmcs, live_bridge: LiveBridge, raw: dict[str, Any]) -> None:
+    """WHMCS hands TicketOpenValidation the raw form field ``urgency``; a 400 from the bridge
+    would make the stub fail open and let the blocked client through."""
+    live_bridge.store.put_standing(_suspended(42))
+    whmcs.install(live_bridge.url)
+    question = {k: v for k, v in HOOK_SAMPLES["TicketOpenValidation"][0].items()
+                if k != "priority"}
+    (refusal,) = whmcs.fire("TicketOpenValidation", {**question, "departmentId": 5,
+                                                     **raw})["returns"]
+    assert "#1042" in refusal
+    assert whmcs.logged() == []
+
+
 @pytest.mark.parametrize(("fail_open", "returns"), [(True, []), (False, [GENERIC_REFUSAL])])
 def test_ticket_gate_when_the_bridge_is_down(whmcs: Whmcs, closed_url: str, fail_open: bool,
                                              returns: list[str]) -> None:

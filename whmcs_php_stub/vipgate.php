@@ -143,6 +143,10 @@ function vipgate_pick_vars($hook, $vars)
         $source = $vars['params'];
     }
     $picked = vipgate_pick_scalars($source, $keys);
+    if ($hook === 'TicketOpenValidation' && isset($picked['priority'])) {
+        // the raw form field urgency: any text; the bridge takes up to 255 bytes of it
+        $picked['priority'] = substr((string) $picked['priority'], 0, 255);
+    }
     if ($hook === 'ClientEdit' && isset($source['olddata']) && is_array($source['olddata'])) {
         $old = vipgate_pick_scalars($source['olddata'], ['groupid', 'status']);
         if ($old) {
