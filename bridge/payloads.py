@@ -179,6 +179,7 @@ VARS_SCHEMAS: dict[str, type[Schema]] = {
     "ClientEdit": ClientEditVars,
     "ClientClose": ClientCloseVars,
     "TicketOpen": TicketOpenVars,
+    "TicketOpenAdmin": TicketOpenVars,
     "TicketUserReply": TicketUserReplyVars,
     "TicketPriorityChange": TicketPriorityChangeVars,
     "TicketOpenValidation": TicketOpenValidationVars,

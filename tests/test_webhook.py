@@ -34,6 +34,8 @@ SAMPLE_VARS: dict[str, dict[str, Any]] = {
     "ClientClose": {"userid": "12"},
     "TicketOpen": {"ticketid": "501", "ticketmask": "ABC-123456", "userid": "12",
                    "deptid": "1", "priority": "Medium"},
+    "TicketOpenAdmin": {"ticketid": "502", "ticketmask": "ABC-654321", "userid": "12",
+                        "deptid": "1", "priority": "Low"},
     "TicketUserReply": {"ticketid": "501", "replyid": "9", "userid": "12", "deptid": "1",
                         "priority": "High", "status": "Customer-Reply"},
     "TicketPriorityChange": {"ticketid": "501", "priority": "Low"},

@@ -91,6 +91,7 @@ function vipgate_whitelist()
         'ClientEdit' => ['groupid', 'language', 'olddata', 'status', 'userid'],
         'ClientClose' => ['userid'],
         'TicketOpen' => $ticket,
+        'TicketOpenAdmin' => $ticket,
         'TicketUserReply' => array_merge($ticket, ['replyid', 'status']),
         'TicketPriorityChange' => ['priority', 'ticketid'],
         'TicketOpenValidation' => ['clientId', 'contactId', 'departmentId', 'isAdmin', 'priority'],
