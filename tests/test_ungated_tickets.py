@@ -163,3 +163,20 @@ def test_a_ticket_opened_before_the_client_was_blocked_is_left_alone(
         w.drain()
         assert department(w, opened.ticket_id) == w.support
         assert replies(w, opened.ticket_id) == []
+
+
+@pytest.mark.php
+def test_through_the_real_php_stub_an_emailed_ticket_is_moved_and_a_staff_one_is_not(
+        database_url: str, tmp_path: Path) -> None:
+    with make_world(database_url, tmp_path, php=True) as w:
+        ana, invoice, email = suspended_client(w)
+        emailed = w.sandbox.pipe_ticket(email, w.support, "Socorro", "Site fora").ticket_id
+        by_staff = w.sandbox.open_ticket(ana, w.support, "Ligação", "Medium", "Combinado",
+                                         admin=True).ticket_id
+        assert emailed and by_staff
+        w.drain()
+        assert "TicketOpenAdmin" in [r.hook for r in w.store.events()]
+        assert department(w, emailed) == w.billing
+        [reply] = replies(w, emailed)
+        assert f"#{invoice}" in reply["message"]
+        assert department(w, by_staff) == w.support and replies(w, by_staff) == []
