@@ -17,6 +17,9 @@ from hooks.registry import HOOK_SPEC
 
 MAX_ID = 2**31 - 1  # WHMCS ids are signed int(10), and so are vipgate's id columns
 PRIORITIES = ("Low", "Medium", "High")
+# TicketOpenValidation's priority is the client area's raw form field ``urgency`` (any text,
+# empty, or left out); the gate never reads it, so any string up to this length is taken.
+RAW_PRIORITY_MAX = 255
 CLIENT_STATUSES = ("Active", "Inactive", "Closed")
 
 
@@ -139,7 +142,7 @@ class TicketOpenValidationVars(_Vars):
     contactId = WhmcsId()
     isAdmin = WhmcsBool()
     departmentId = WhmcsId(required=True)
-    priority = _priority()
+    priority = _text(RAW_PRIORITY_MAX)  # raw: WHMCS normalises it only after the hook
 
 
 class NoVars(_Vars):
@@ -176,6 +179,7 @@ VARS_SCHEMAS: dict[str, type[Schema]] = {
     "ClientEdit": ClientEditVars,
     "ClientClose": ClientCloseVars,
     "TicketOpen": TicketOpenVars,
+    "TicketOpenAdmin": TicketOpenVars,
     "TicketUserReply": TicketUserReplyVars,
     "TicketPriorityChange": TicketPriorityChangeVars,
     "TicketOpenValidation": TicketOpenValidationVars,

@@ -311,6 +311,9 @@ class TicketSettings:
     fail_open: bool
     block_message_pt_br: str = DEFAULT_BLOCK_MESSAGES["pt_BR"]
     block_message_en: str = DEFAULT_BLOCK_MESSAGES["en"]
+    # A blocked client's ticket that never met the gate (e-mail piping, the API):
+    # move_and_reply, reply or keep.
+    ungated_tickets: str = "move_and_reply"
 
     def block_message(self, language: str) -> str:
         return self.block_message_pt_br if language == "pt_BR" else self.block_message_en
@@ -390,6 +393,9 @@ class AdminSchema(_Section):
     lockout_minutes = _Int(15, 1, 1440)
 
 
+UNGATED_TICKETS = ("move_and_reply", "reply", "keep")
+
+
 class TicketSchema(_Section):
     dataclass = TicketSettings
     billing_departments = _IdList()
@@ -401,6 +407,7 @@ class TicketSchema(_Section):
     block_after_days = _Int(0, 0, 365)
     staff_note = _Bool(True)
     fail_open = _Bool(True)
+    ungated_tickets = _Choice("move_and_reply", UNGATED_TICKETS)
     block_message_pt_br = _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"])
     block_message_en = _Template(DEFAULT_BLOCK_MESSAGES["en"])
 

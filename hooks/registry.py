@@ -37,6 +37,7 @@ HOOK_SPEC: dict[str, HookSpec] = _spec(
     ("ClientEdit", False, "a client was edited (client area, admin area or API)"),
     ("ClientClose", False, "a client was closed"),
     ("TicketOpen", False, "a client opened a ticket"),
+    ("TicketOpenAdmin", False, "staff opened a ticket for a client"),
     ("TicketUserReply", False, "a client replied to a ticket"),
     ("TicketPriorityChange", False, "a ticket's priority changed"),
     ("TicketOpenValidation", True, "a client is about to open a ticket (answered at once)"),
@@ -60,6 +61,9 @@ class Subjects:
     invoices: frozenset[int] = frozenset()
     tickets: frozenset[int] = frozenset()
     everyone: bool = False
+    # Tickets a client just opened (TicketOpen), as (ticket id, department opened in): the
+    # engine checks whether one got round the ticket gate (e-mail piping never meets it).
+    opened: frozenset[tuple[int, int]] = frozenset()
 
     @property
     def empty(self) -> bool:

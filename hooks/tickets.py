@@ -1,13 +1,24 @@
 """Ticket events: new tickets and replies get the priority their client's standing calls for;
-a priority change may be staff overriding vipgate, which the engine then leaves alone."""
+a priority change may be staff overriding vipgate, which the engine then leaves alone; a
+client's new ticket that got round the gate is handled as the gate would have."""
 
 from hooks.registry import Subjects, TicketGateQuestion, on
 
 
-@on("TicketOpen", "TicketUserReply")
+@on("TicketOpenAdmin", "TicketUserReply")
 def ticket_activity(ticketid: int, userid: int | None) -> Subjects:
     clients = frozenset({userid}) if userid else frozenset()
     return Subjects(clients=clients, tickets=frozenset({ticketid}))
+
+
+@on("TicketOpen")
+def ticket_opened(ticketid: int, userid: int | None, deptid: int | None) -> Subjects:
+    """Opened by the client (the client area, after the gate) or e-mailed in (never met the
+    gate): the engine acts as the gate would have when it finds the second kind. Tickets
+    staff open (TicketOpenAdmin) are staff's choice and get only the priority matrix."""
+    clients = frozenset({userid}) if userid else frozenset()
+    return Subjects(clients=clients, tickets=frozenset({ticketid}),
+                    opened=frozenset({(ticketid, deptid or 0)}) if userid else frozenset())
 
 
 @on("TicketPriorityChange")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from bridge.model import CachedStanding, OverdueInvoice
-from bridge.policy.gate import decide, format_money, language_of
+from bridge.policy.gate import decide, format_money, language_of, ungated_ticket
 from bridge.settings import default_settings
 from tests.helpers import FIXED_NOW
 
@@ -62,3 +64,56 @@ def test_message_language_follows_the_client(client_language, default, expected)
 def test_helpers() -> None:
     assert language_of("Portuguese-PT", "en") == "pt_BR"
     assert format_money(Decimal("0.5"), "$", " USD", "en") == "$0.50 USD"
+
+
+# --- tickets that never met the gate --------------------------------------------------------
+
+OPENED = FIXED_NOW + timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(("case", "gate_saw", "now", "opened_in", "dept_now", "replied",
+                          "settings", "moved", "answered", "why"), [
+    ("e-mailed in by a suspended client", standing("suspended"), standing("suspended"), 1, 1,
+     False, {}, 2, True, "without passing the gate"),
+    ("reply only", standing("suspended"), standing("suspended"), 1, 1, False,
+     {"ungated_tickets": "reply"}, None, True, "without passing the gate"),
+    ("keep", standing("suspended"), standing("suspended"), 1, 1, False,
+     {"ungated_tickets": "keep"}, None, False, "ungated_tickets = keep"),
+    ("moved already (interrupted run)", standing("suspended"), standing("suspended"), 1, 2,
+     False, {}, None, True, "already in billing department 2"),
+    ("answered already (event again)", standing("suspended"), standing("suspended"), 1, 2,
+     True, {}, None, False, "already has a staff reply"),
+    ("staff answered it", standing("suspended"), standing("suspended"), 1, 1, True, {}, None,
+     False, "already has a staff reply"),
+    ("opened in billing", standing("suspended"), standing("suspended"), 2, 2, False, {},
+     None, False, "billing department"),
+    ("not blocked when opened", standing("overdue"), standing("suspended"), 1, 1, False, {},
+     None, False, "would have let it through"),
+    ("paid since", standing("suspended"), standing("current"), 1, 1, False, {}, None, False,
+     "no longer blocked"),
+    ("no standing known", None, standing("suspended"), 1, 1, False, {}, None, False,
+     "no standing known"),
+    ("standing recomputed after the ticket", replace(standing("suspended"),
+     updated_at=OPENED + timedelta(seconds=1)), standing("suspended"), 1, 1, False, {}, None,
+     False, "what the gate saw is unknown"),
+    ("no billing department set", standing("suspended"), standing("suspended"), 1, 1, False,
+     {"billing_departments": ""}, None, True, "no billing department is set"),
+])
+def test_ungated_ticket_acts_as_the_gate_would_have(case, gate_saw, now, opened_in, dept_now,
+                                                    replied, settings, moved, answered,
+                                                    why) -> None:
+    action = ungated_ticket(gate_saw, now, OPENED, opened_in, dept_now, replied,
+                            tickets(**settings), "pt_BR", "https://billing.example.com")
+    assert action.move_to == moved, case
+    assert (action.reply is not None) == answered, case
+    assert any(why in r for r in action.reasons), (case, action.reasons)
+
+
+def test_ungated_ticket_reply_is_the_gate_message_in_the_clients_language() -> None:
+    now = standing("suspended", language="english")
+    action = ungated_ticket(standing("suspended"), now, OPENED, 1, 1, False, tickets(),
+                            "pt_BR", "https://billing.example.com")
+    assert action.reply == decide(now, 1, False, tickets(), "pt_BR",
+                                  "https://billing.example.com").errors[0]
+    assert action.reply is not None and action.reply.startswith("Your account")
+    assert "R$ 1,234.50" in action.reply and "viewinvoice.php?id=1042" in action.reply

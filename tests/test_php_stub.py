@@ -81,6 +81,11 @@ HOOK_SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
                     "priority": "Medium"},
                    {"ticketid": 501, "ticketmask": "ABC-123456", "userid": 42, "deptid": 1,
                     "priority": "Medium"}),
+    "TicketOpenAdmin": ({"ticketid": 502, "ticketmask": "ABC-654321", "userid": 42,
+                         "deptid": 1, "deptname": "Suporte", "subject": "Ligação",
+                         "message": "Como combinado", "priority": "Low"},
+                        {"ticketid": 502, "ticketmask": "ABC-654321", "userid": 42, "deptid": 1,
+                         "priority": "Low"}),
     "TicketUserReply": ({"ticketid": 501, "replyid": 9, "userid": 42, "deptid": 1,
                          "deptname": "Suporte", "subject": "Site fora", "message": "E agora?",
                          "priority": "Medium", "status": "Customer-Reply"},
@@ -367,6 +372,24 @@ def test_ticket_gate_returns_the_bridge_error_outside_billing_departments(
     assert whmcs.fire("TicketOpenValidation", billing)["returns"] == []
     assert whmcs.logged() == [] and whmcs.spool() == []
     assert live_bridge.store.events() == []
+
+
+@pytest.mark.parametrize("raw", [
+    {"priority": "x"}, {"priority": ""}, {}, {"priority": "x" * 5000}, {"priority": ["High"]},
+    {"priority": True},
+], ids=["any string", "empty", "absent", "very long", "an array", "not a string"])
+def test_ticket_gate_refuses_a_blocked_client_whatever_urgency_it_posts(
+        whmcs: Whmcs, live_bridge: LiveBridge, raw: dict[str, Any]) -> None:
+    """WHMCS hands TicketOpenValidation the raw form field ``urgency``; a 400 from the bridge
+    would make the stub fail open and let the blocked client through."""
+    live_bridge.store.put_standing(_suspended(42))
+    whmcs.install(live_bridge.url)
+    question = {k: v for k, v in HOOK_SAMPLES["TicketOpenValidation"][0].items()
+                if k != "priority"}
+    (refusal,) = whmcs.fire("TicketOpenValidation", {**question, "departmentId": 5,
+                                                     **raw})["returns"]
+    assert "#1042" in refusal
+    assert whmcs.logged() == []
 
 
 @pytest.mark.parametrize(("fail_open", "returns"), [(True, []), (False, [GENERIC_REFUSAL])])

@@ -18,7 +18,7 @@ from hooks.registry import (
 
 def test_every_hook_in_the_spec_has_one_handler_and_one_schema() -> None:
     assert set(hooks.registry.handlers) == set(HOOK_SPEC) == set(VARS_SCHEMAS)
-    assert len(HOOK_SPEC) == 22
+    assert len(HOOK_SPEC) == 23
     sync = {name for name, spec in HOOK_SPEC.items() if spec.sync}
     assert sync == {"TicketOpenValidation", "AdminAreaClientSummaryPage",
                     "AdminAreaViewTicketPage", "ClientAreaPageSubmitTicket",
@@ -54,7 +54,11 @@ def test_incomplete_registry_is_reported() -> None:
     ("AfterModuleSuspend", {"serviceid": 9, "userid": 3}, Subjects(clients=frozenset({3}))),
     ("ClientAdd", {"client_id": 4}, Subjects(clients=frozenset({4}))),
     ("ClientEdit", {"userid": 4, "groupid": 2}, Subjects(clients=frozenset({4}))),
+    ("TicketOpen", {"ticketid": 8, "userid": 4, "deptid": 3},
+     Subjects(clients=frozenset({4}), tickets=frozenset({8}), opened=frozenset({(8, 3)}))),
     ("TicketOpen", {"ticketid": 8, "userid": 4},
+     Subjects(clients=frozenset({4}), tickets=frozenset({8}), opened=frozenset({(8, 0)}))),
+    ("TicketOpenAdmin", {"ticketid": 8, "userid": 4, "deptid": 3},
      Subjects(clients=frozenset({4}), tickets=frozenset({8}))),
     ("TicketOpen", {"ticketid": 8, "userid": 0}, Subjects(tickets=frozenset({8}))),
     ("TicketPriorityChange", {"ticketid": 8, "priority": "Low"},

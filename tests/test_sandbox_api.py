@@ -681,6 +681,40 @@ def test_open_ticket_blocked_by_validation_creates_nothing(api: Api, world: Worl
     assert api.ok("GetTickets", clientid=world.bruno)["totalresults"] == "1"
 
 
+def test_staff_opening_a_ticket_fires_ticket_open_admin_not_ticket_open(
+        api: Api, world: World, recorder: Recorder) -> None:
+    body = api.ok("OpenTicket", clientid=world.bruno, deptid=world.support, subject="Call",
+                  message="As agreed on the phone", priority="Low", admin="1")
+    assert recorder.names() == ["TicketOpenValidation", "TicketOpenAdmin"]
+    assert recorder.vars("TicketOpenValidation")[0]["isAdmin"] is True
+    assert recorder.vars("TicketOpenAdmin")[0] == {
+        "ticketid": int(body["id"]), "ticketmask": body["tid"], "userid": world.bruno,
+        "deptid": world.support, "deptname": "Support", "subject": "Call",
+        "message": "As agreed on the phone", "priority": "Low"}
+
+
+def test_a_piped_email_fires_ticket_open_without_validation(sandbox: Sandbox, world: World,
+                                                           recorder: Recorder) -> None:
+    """E-mail piping skips TicketOpenValidation (code written from the hook docs would
+    expect every client ticket to pass it)."""
+    email = sandbox.client(world.bruno)["email"]
+    opened = sandbox.pipe_ticket(email, world.support, "Help", "Sent by e-mail")
+    assert recorder.names() == ["TicketOpen"]
+    assert recorder.vars("TicketOpen")[0] == {
+        "ticketid": opened.ticket_id, "ticketmask": opened.tid, "userid": world.bruno,
+        "deptid": world.support, "deptname": "Support", "subject": "Help",
+        "message": "Sent by e-mail", "priority": "Medium"}
+
+
+def test_a_piped_email_from_an_unknown_address_is_a_guest_ticket(
+        sandbox: Sandbox, world: World, recorder: Recorder) -> None:
+    opened = sandbox.pipe_ticket("stranger@example.test", world.support, "Hi", "Who am I")
+    ticket = sandbox.ticket(opened.ticket_id)
+    assert ticket is not None and (ticket["userid"], ticket["email"]) == (
+        0, "stranger@example.test")
+    assert recorder.vars("TicketOpen")[0]["userid"] == 0
+
+
 def test_get_support_departments_counts_and_int_total(api: Api, world: World) -> None:
     body = api.ok("GetSupportDepartments")
     assert body["totalresults"] == 2

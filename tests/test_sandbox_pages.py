@@ -227,7 +227,7 @@ def test_the_hidden_department_is_never_offered(site: Site) -> None:
 def test_posting_the_form_opens_the_ticket(site: Site) -> None:
     response = site.http.post(f"/submitticket.php?uid={site.ana}", data={
         "deptid": site.billing, "subject": "Segunda via", "message": "Boleto, por favor",
-        "priority": "Low"})
+        "urgency": "Low"})
     html = response.get_data(as_text=True)
     [opened] = fired(site, "TicketOpen")
     assert opened["deptid"] == site.billing and opened["subject"] == "Segunda via"
@@ -240,11 +240,32 @@ def test_a_refused_ticket_shows_the_validation_error_and_keeps_the_form(site: Si
     site.hooks.returns["TicketOpenValidation"] = ["Fatura #12 vencida & <não paga>"]
     html = site.http.post(f"/submitticket.php?uid={site.ana}", data={
         "deptid": site.support, "subject": "Ajuda", "message": "Site lento",
-        "priority": "High"}).get_data(as_text=True)
+        "urgency": "High"}).get_data(as_text=True)
     assert "Fatura #12 vencida &amp; &lt;não paga&gt;" in text_of(html, "errors")
     assert 'value="Ajuda"' in html and "Site lento" in html
     assert fired(site, "TicketOpen") == []
     assert fired(site, "TicketOpenValidation")[-1]["departmentId"] == site.support
+
+
+@pytest.mark.parametrize(("form", "validated", "stored"), [
+    ({"urgency": "x"}, {"priority": "x"}, "Medium"),
+    ({"urgency": ""}, {"priority": ""}, "Medium"),
+    ({}, {}, "Medium"),  # a theme without the field: the key is left out
+    ({"urgency": "low"}, {"priority": "low"}, "Medium"),
+    ({"urgency": "High"}, {"priority": "High"}, "High"),
+])
+def test_the_form_hands_validation_the_raw_urgency_and_stores_medium_for_any_other(
+        site: Site, form: dict[str, str], validated: dict[str, str], stored: str) -> None:
+    """WHMCS's client area passes the posted ``urgency`` to TicketOpenValidation as it came
+    (code written from the hook docs would send a normalised priority)."""
+    site.http.post(f"/submitticket.php?uid={site.ana}", data={
+        "deptid": site.support, "subject": "Ajuda", "message": "Site lento", **form})
+    [validation] = fired(site, "TicketOpenValidation")[-1:]
+    assert {k: v for k, v in validation.items() if k == "priority"} == validated
+    [opened] = fired(site, "TicketOpen")[-1:]
+    assert opened["priority"] == stored
+    ticket = site.sandbox.ticket(opened["ticketid"])
+    assert ticket is not None and ticket["urgency"] == stored
 
 
 # --- escaping and errors ------------------------------------------------------------------

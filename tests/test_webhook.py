@@ -34,6 +34,8 @@ SAMPLE_VARS: dict[str, dict[str, Any]] = {
     "ClientClose": {"userid": "12"},
     "TicketOpen": {"ticketid": "501", "ticketmask": "ABC-123456", "userid": "12",
                    "deptid": "1", "priority": "Medium"},
+    "TicketOpenAdmin": {"ticketid": "502", "ticketmask": "ABC-654321", "userid": "12",
+                        "deptid": "1", "priority": "Low"},
     "TicketUserReply": {"ticketid": "501", "replyid": "9", "userid": "12", "deptid": "1",
                         "priority": "High", "status": "Customer-Reply"},
     "TicketPriorityChange": {"ticketid": "501", "priority": "Low"},
@@ -223,6 +225,13 @@ BAD_INPUT = [
      "vars.olddata.password"),
     ("isAdmin not a boolean", Bad(body=envelope("TicketOpenValidation", {
         "departmentId": "1", "isAdmin": "maybe"})), 400, "invalid_payload", "vars.isAdmin"),
+    ("raw priority not a string", Bad(body=envelope("TicketOpenValidation", {
+        "departmentId": "1", "priority": 3})), 400, "invalid_payload", "vars.priority"),
+    ("raw priority a list", Bad(body=envelope("TicketOpenValidation", {
+        "departmentId": "1", "priority": ["High"]})), 400, "invalid_payload", "vars.priority"),
+    ("raw priority absurdly long", Bad(body=envelope("TicketOpenValidation", {
+        "departmentId": "1", "priority": "x" * 256})), 400, "invalid_payload",
+     "vars.priority"),
 ]
 
 
@@ -282,6 +291,22 @@ def test_suspended_client_is_told_why_outside_billing(gate_client, store) -> Non
     assert "#1042, #1043" in message and "R$ 189,80" in message
     assert "https://billing.example.com/viewinvoice.php?id=1042" in message
     assert store.inbox_fingerprint() == before  # a question, not an event to store
+
+
+@pytest.mark.parametrize("raw", [
+    {"priority": "x"}, {"priority": ""}, {}, {"priority": "urgent!"}, {"priority": "x" * 255},
+    {"priority": "Médio"},
+], ids=["any string", "empty", "absent", "punctuation", "longest taken", "not ascii"])
+def test_the_gate_refuses_whatever_raw_priority_the_client_area_sends(
+        gate_client, store, raw) -> None:
+    """The client area hands TicketOpenValidation the raw form field ``urgency``: a blocked
+    client posting ``urgency=x`` must be refused, not answered 400 (the stub fails open)."""
+    store.put_standing(_suspended(12))
+    response = post_signed(gate_client, envelope("TicketOpenValidation", {
+        "clientId": "12", "departmentId": "1", "isAdmin": False, **raw}))
+    assert response.status_code == 200
+    (message,) = response.json["errors"]
+    assert "#1042, #1043" in message
 
 
 @pytest.mark.parametrize(("variables", "why"), [

@@ -91,6 +91,7 @@ function vipgate_whitelist()
         'ClientEdit' => ['groupid', 'language', 'olddata', 'status', 'userid'],
         'ClientClose' => ['userid'],
         'TicketOpen' => $ticket,
+        'TicketOpenAdmin' => $ticket,
         'TicketUserReply' => array_merge($ticket, ['replyid', 'status']),
         'TicketPriorityChange' => ['priority', 'ticketid'],
         'TicketOpenValidation' => ['clientId', 'contactId', 'departmentId', 'isAdmin', 'priority'],
@@ -143,6 +144,10 @@ function vipgate_pick_vars($hook, $vars)
         $source = $vars['params'];
     }
     $picked = vipgate_pick_scalars($source, $keys);
+    if ($hook === 'TicketOpenValidation' && isset($picked['priority'])) {
+        // the raw form field urgency: any text; the bridge takes up to 255 bytes of it
+        $picked['priority'] = substr((string) $picked['priority'], 0, 255);
+    }
     if ($hook === 'ClientEdit' && isset($source['olddata']) && is_array($source['olddata'])) {
         $old = vipgate_pick_scalars($source['olddata'], ['groupid', 'status']);
         if ($old) {

@@ -59,6 +59,11 @@ TEXTS: dict[tuple[str, str], tuple[str, str]] = {
     ("tickets", "fail_open"): ("Fail open", "If the bridge does not answer in time, let the "
                                "ticket through (on) or refuse it (off). Written into the PHP "
                                "stub: run vipgate install-stub again after a change."),
+    ("tickets", "ungated_tickets"): ("Tickets that skip the gate", "A blocked client's "
+                                     "ticket that arrives outside billing without meeting the "
+                                     "gate (e-mailed in): move_and_reply = move it to the first "
+                                     "billing department and reply with the block message; "
+                                     "reply = only reply; keep = leave it."),
     ("tickets", "block_message_pt_br"): ("Block message (Português)", "What a blocked client "
                                          "is told in Portuguese. Placeholders: {invoices}, "
                                          "{total}, {days}, {link}; {{ or }} for a brace."),

@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from bridge.engine.plan import PENDING, Change, ClientPlan, OpenTicket, plan_client
-from bridge.model import AuditEntry, TicketMemory
+from bridge.model import AuditEntry, CachedStanding, TicketMemory
+from bridge.policy.gate import ungated_ticket
 from bridge.policy.state import ClientState, Promise
 from bridge.settings import Settings
 from bridge.store import Store
@@ -46,6 +47,11 @@ def read_client(whmcs: WhmcsClient, client_id: int, *, promise: Promise | None =
                       for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS)),
                      key=lambda t: t.id)
     return client, tuple(tickets)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC moment (vipgate's tables hold naive UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ReconcileError(Exception):
@@ -159,13 +165,70 @@ class Engine:
                            self.settings.tickets, self.settings.bridge.language,
                            self.today(now), now)
 
-    def reconcile_client(self, client_id: int, *, event_id: str | None = None) -> ClientResult:
-        """Make WHMCS match policy for one client. The caller holds the client's lease."""
+    def reconcile_client(self, client_id: int, *, event_id: str | None = None,
+                         opened: Iterable[tuple[int, int]] = (),
+                         opened_at: datetime | None = None) -> ClientResult:
+        """Make WHMCS match policy for one client. The caller holds the client's lease.
+
+        ``opened``: tickets the client just opened (TicketOpen), as (ticket id, department
+        opened in), at ``opened_at`` (when WHMCS does not say); each one that got round the
+        ticket gate is handled as the gate would have (``bridge.policy.gate.ungated_ticket``)
+        before the plan is applied, so the standing cache still shows what the gate saw."""
+        gate_saw = self.store.get_standing(client_id) if opened else None
         plan = self.plan(client_id)
         if plan is None:
             log.info("client %s no longer exists in WHMCS", client_id)
             return ClientResult(client_id, None)
+        for ticket_id, department in sorted(opened):
+            self._ungated(plan, ticket_id, department, gate_saw,
+                          opened_at or self.now(), event_id)
         return ClientResult(client_id, plan, self.apply(plan, event_id=event_id))
+
+    def _ungated(self, plan: ClientPlan, ticket_id: int, opened_in: int,
+                 gate_saw: CachedStanding | None, opened_at: datetime,
+                 event_id: str | None) -> None:
+        """Move and/or answer a new ticket that got round the gate ([tickets]
+        ungated_tickets). Idempotent: a ticket in billing is not moved again and one with a
+        staff reply is not answered again, so a repeated event changes nothing."""
+        settings = self.settings
+        if settings.tickets.ungated_tickets == "keep" or gate_saw is None:
+            return
+        try:
+            ticket = self.whmcs().get_ticket(ticket_id)
+        except WhmcsNotFound:
+            log.info("ticket %s no longer exists", ticket_id)
+            return
+        if ticket.userid != plan.client_id:
+            return
+        # When it was opened: WHMCS's own record (its local time, on the clock the cache's
+        # business clock follows), else when the event says it happened.
+        if ticket.date is not None:
+            opened_at = ticket.date.replace(tzinfo=self._zone)
+        action = ungated_ticket(
+            replace(gate_saw, updated_at=as_utc(gate_saw.updated_at)), plan.cache,
+            as_utc(opened_at), opened_in or ticket.deptid, ticket.deptid,
+            ticket.staff_replied, settings.tickets, settings.bridge.language,
+            settings.whmcs.url)
+        if not action.changes:
+            log.info("ticket %s of client %s left where it is: %s", ticket_id,
+                     plan.client_id, "; ".join(action.reasons))
+            return
+
+        def audit(kind: str, before: str | None, after: str | None) -> None:
+            self.store.add_audit([AuditEntry(self.now(), ACTOR, kind, plan.client_id,
+                                             ticket_id, before, after, action.reasons,
+                                             event_id)])
+
+        if action.move_to is not None:
+            self._throttle()
+            self.whmcs().move_ticket(ticket_id, action.move_to)
+            audit("ticket_department", str(ticket.deptid), str(action.move_to))
+        if action.reply is not None:
+            self._throttle()
+            self.whmcs().add_ticket_reply(ticket_id, action.reply, adminusername=ACTOR)
+            audit("ticket_reply", None, action.reply)
+        log.info("ticket %s of client %s got round the gate: %s", ticket_id, plan.client_id,
+                 "; ".join(action.reasons))
 
     def apply(self, plan: ClientPlan, *, event_id: str | None = None,
               applied: list[Change] | None = None) -> list[Change]:

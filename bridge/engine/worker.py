@@ -274,7 +274,9 @@ class Worker:
                     return False
                 held.append(client_id)
             for client_id in held:
-                done = self.engine.reconcile_client(client_id, event_id=row.webhook_id)
+                done = self.engine.reconcile_client(
+                    client_id, event_id=row.webhook_id, opened=subjects.opened,
+                    opened_at=row.occurred_at)
                 outcome.clients += 1
                 outcome.changes += len(done.applied)
         finally:

@@ -2,12 +2,14 @@
 
 Answered inside the webhook request from the standing cache only, so it stays within
 milliseconds. Billing departments are always open; staff (``isAdmin``) are never blocked;
-a client vipgate has no standing for is let through (fail open).
+a client vipgate has no standing for is let through (fail open). ``ungated_ticket`` acts as
+the gate would have on a client's ticket that never met it (e-mail piping).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from bridge.model import CachedStanding
@@ -92,3 +94,66 @@ def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
     return GateAnswer((message,), f"standing {standing.standing}, overdue "
                                   f"{standing.overdue_days} days, department {department_id} "
                                   "is not a billing department")
+
+
+@dataclass(frozen=True)
+class UngatedAction:
+    """What to do with a client's new ticket that may have got round the gate (e-mailed in):
+    move it to ``move_to`` (a department id) and/or post ``reply`` (the block message).
+    Both None = leave it; ``reasons`` say why either way."""
+
+    move_to: int | None
+    reply: str | None
+    reasons: tuple[str, ...]
+
+    @property
+    def changes(self) -> bool:
+        return self.move_to is not None or self.reply is not None
+
+
+def ungated_ticket(gate_saw: CachedStanding | None, standing_now: CachedStanding | None,
+                   opened_at: datetime, opened_in: int, department_now: int,
+                   staff_replied: bool, settings: TicketSettings, default_language: str,
+                   whmcs_url: str) -> UngatedAction:
+    """Act on a client's new ticket as the gate would have.
+
+    ``gate_saw`` is the standing the gate reads (vipgate's cache) as it was before this
+    ticket's event was handled: the gate, asked when the ticket was opened (``opened_at``) in
+    department ``opened_in``, would have read exactly that row when it was written before
+    then. If that row refuses the ticket, the ticket cannot have passed the gate (it came by
+    e-mail, through the API, or while the stub failed open) and, while ``standing_now``
+    still blocks, it is moved to the first billing department and/or answered with the
+    block message in the client's language. A row written after the ticket was opened says
+    nothing of what the gate saw: the ticket is left alone, as are tickets a staff member
+    (or vipgate, earlier) already answered, so the action happens once.
+    """
+    mode = settings.ungated_tickets
+    if mode == "keep":
+        return UngatedAction(None, None, ("ungated_tickets = keep",))
+    if staff_replied:
+        return UngatedAction(None, None, ("the ticket already has a staff reply",))
+    if gate_saw is None:
+        return UngatedAction(None, None, ("no standing known when the ticket was opened: the "
+                                          "gate would have let it through",))
+    if gate_saw.updated_at > opened_at:
+        return UngatedAction(None, None, (
+            f"the standing was recomputed at {gate_saw.updated_at.isoformat()}, after the "
+            f"ticket was opened at {opened_at.isoformat()}: what the gate saw is unknown",))
+    then = decide(gate_saw, opened_in, False, settings, default_language, whmcs_url)
+    if not then.errors:
+        return UngatedAction(None, None, (f"the gate would have let it through: {then.reason}",))
+    now = decide(standing_now, opened_in, False, settings, default_language, whmcs_url)
+    if not now.errors:
+        return UngatedAction(None, None, (f"no longer blocked: {now.reason}",))
+    reasons = [f"opened in department {opened_in} without passing the gate, which would "
+               f"have refused it ({then.reason})"]
+    move_to = None
+    if mode == "move_and_reply":
+        if department_now in settings.billing_departments:
+            reasons.append(f"already in billing department {department_now}")
+        elif settings.billing_departments:
+            move_to = settings.billing_departments[0]
+            reasons.append(f"moved to billing department {move_to}")
+        else:
+            reasons.append("no billing department is set: not moved")
+    return UngatedAction(move_to, now.errors[0], (*reasons, "answered with the block message"))

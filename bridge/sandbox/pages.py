@@ -11,7 +11,8 @@ pages. Each fires the hook WHMCS fires there and puts the hook's answer where WH
   step 2), step 2 is the form with a department ``<select>``; both run
   ClientAreaPageSubmitTicket, merge the template variables it returns over the page's (later
   wins) and show ``vipgate_notice`` above the departments. ``POST`` submits the form as the
-  client area does (:meth:`Sandbox.open_ticket`: TicketOpenValidation, then TicketOpen).
+  client area does (:meth:`Sandbox.submit_ticket_form`: TicketOpenValidation with the raw
+  form field ``urgency``, then TicketOpen).
 
 The sandbox has no client login: ``uid`` picks the client whose PHP session the client-area
 hooks run in (``__session__`` = ``{"uid": id, "Language": name}``, which the forwarder moves
@@ -211,7 +212,7 @@ def render_submit_ticket(sandbox: Sandbox, uid: Any, step: Any = 1, deptid: Any 
                    notice=Markup(str(variables.get("vipgate_notice") or "")),  # noqa: S704
                    form_url=f"submitticket.php?uid={uid_}&step=2&deptid={chosen}",
                    subject=form.get("subject", ""), message=form.get("message", ""),
-                   priority=form.get("priority", "Medium"), errors=errors or [],
+                   priority=form.get("urgency", "Medium"), errors=errors or [],
                    opened=opened)
 
 
@@ -224,14 +225,13 @@ def submit_ticket(sandbox: Sandbox, uid: Any, form: Mapping[str, str], *,
     if dept not in {d["id"] for d in departments(sandbox)}:
         raise PageNotFound(f"Department ID Not Found: {dept}")
     subject, message = form.get("subject", "").strip(), form.get("message", "").strip()
-    priority = form.get("priority", "Medium")
     errors = [text for text, missing in (("Subject is required", not subject),
-                                         ("Message is required", not message),
-                                         ("Invalid priority", priority not in
-                                          ("Low", "Medium", "High"))) if missing]
+                                         ("Message is required", not message)) if missing]
     opened = None
     if not errors:
-        result = sandbox.open_ticket(int(client["id"]), dept, subject, priority, message)
+        # The raw form field, whatever it holds (or left out): WHMCS's own handling.
+        result = sandbox.submit_ticket_form(int(client["id"]), dept, subject, message,
+                                            form.get("urgency"))
         errors, opened = list(result.errors), result.tid
     return render_submit_ticket(sandbox, client["id"], 2, dept, systemurl=systemurl,
                                 form={} if opened else form, errors=errors, opened=opened)

@@ -1,5 +1,6 @@
-"""Support tickets: the client area's Open Ticket form (TicketOpenValidation, then TicketOpen),
-replies, staff notes and UpdateTicket."""
+"""Support tickets: the client area's Open Ticket form (TicketOpenValidation with the raw
+``urgency``, then TicketOpen), OpenTicket (staff: TicketOpenAdmin), e-mail piping (TicketOpen
+without TicketOpenValidation), replies, staff notes and UpdateTicket."""
 
 from __future__ import annotations
 
@@ -91,38 +92,74 @@ class TicketsMixin(ServicesMixin):
     def open_ticket(self, client: int, dept: int, subject: str, priority: str = "Medium",
                     message: str = "Hello, I need help.", *, admin: bool = False,
                     service_id: int | None = None) -> TicketOpenResult:
-        """Submit a ticket as the client area does (``admin=True``: as the admin area / API
-        with admin): TicketOpenValidation runs first and a non-empty returned string blocks
-        the submission; otherwise the ticket is stored and TicketOpen (TicketOpenAdmin)
-        fires."""
+        """OpenTicket through the API (``admin=True``: with ``admin``, as staff do from the
+        admin area): the priority must be Low, Medium or High; TicketOpenValidation runs
+        (``isAdmin`` as given) and a non-empty returned string blocks the submission;
+        otherwise the ticket is stored and TicketOpen (TicketOpenAdmin for staff) fires."""
+        if priority not in PRIORITIES:
+            raise WhmcsError(INVALID_PRIORITY)
+        return self._open(client, dept, subject, message, priority, priority, admin=admin,
+                          service_id=service_id)
+
+    def submit_ticket_form(self, client: int, dept: int, subject: str,
+                           message: str = "Hello, I need help.", urgency: str | None = None,
+                           *, service_id: int | None = None) -> TicketOpenResult:
+        """The client area's Open Ticket form posted. WHMCS hands TicketOpenValidation the
+        raw form field ``urgency`` as ``priority`` (any string, empty, or the key left out
+        when the theme has no such field, ``urgency=None``) and only afterwards stores
+        Medium when it is not Low, Medium or High."""
+        stored = urgency if urgency in PRIORITIES else "Medium"
+        return self._open(client, dept, subject, message, urgency, stored,
+                          service_id=service_id)
+
+    def pipe_ticket(self, email: str, dept: int, subject: str,
+                    message: str = "Hello, I need help.", *, name: str = "") -> TicketOpenResult:
+        """An e-mail piped into department ``dept``: from a client's address it becomes that
+        client's ticket, from any other a guest's. Piping never runs TicketOpenValidation:
+        the ticket is stored (priority Medium) and TicketOpen fires."""
         with self.engine.connect() as conn:
-            client_row = self._require(conn, tblclients, client, "Client ID Not Found")
+            row = conn.execute(sa.select(tblclients.c.id).where(
+                tblclients.c.email == email)).first()
+        return self._open(int(row.id) if row else 0, dept, subject, message, None, "Medium",
+                          validate=False, guest=(name or email, email))
+
+    def _open(self, client: int, dept: int, subject: str, message: str,
+              raw_priority: str | None, priority: str, *, admin: bool = False,
+              service_id: int | None = None, validate: bool = True,
+              guest: tuple[str, str] = ("", "")) -> TicketOpenResult:
+        with self.engine.connect() as conn:
+            client_row = self._require(conn, tblclients, client, "Client ID Not Found") \
+                if client or validate else None
             dept_row = self._require(conn, tblticketdepartments, dept,
                                      "Department ID not found")
         if not subject:
             raise WhmcsError("Subject is required")
         if not message:
             raise WhmcsError("Message is required")
-        if priority not in PRIORITIES:
-            raise WhmcsError(INVALID_PRIORITY)
-        errors = _validation_errors(self.run_hook("TicketOpenValidation", {
-            "clientId": int(client), "contactId": 0, "name": "", "email": "",
-            "isAdmin": admin, "departmentId": int(dept), "subject": subject,
-            "message": message, "priority": priority,
-            "relatedService": f"S{service_id}" if service_id else "", "customfields": []}))
-        if errors:
-            return TicketOpenResult(None, None, None, errors)
+        if validate:
+            fields: dict[str, Any] = {
+                "clientId": int(client), "contactId": 0, "name": "", "email": "",
+                "isAdmin": admin, "departmentId": int(dept), "subject": subject,
+                "message": message, "priority": raw_priority,
+                "relatedService": f"S{service_id}" if service_id else "", "customfields": []}
+            if raw_priority is None:
+                del fields["priority"]
+            errors = _validation_errors(self.run_hook("TicketOpenValidation", fields))
+            if errors:
+                return TicketOpenResult(None, None, None, errors)
+        userid = int(client_row["id"]) if client_row else 0
         with self.transaction() as conn:
             tid = self._new_mask(conn)
             access = "".join(self.random.choices(string.ascii_letters + string.digits, k=8))
             ticket_id = int(conn.execute(tbltickets.insert().values(
-                tid=tid, did=int(dept), userid=int(client), c=access, ipaddress="127.0.0.1",
+                tid=tid, did=int(dept), userid=userid, c=access, ipaddress="127.0.0.1",
+                name="" if userid else guest[0], email="" if userid else guest[1],
                 date=self.now, title=subject, message=message, status="Open",
                 urgency=priority, admin=SANDBOX_ADMIN if admin else "", lastreply=self.now,
                 service=f"S{service_id}" if service_id else "", updated_at=self.now,
             )).inserted_primary_key[0])
         self.run_hook("TicketOpenAdmin" if admin else "TicketOpen", {
-            "ticketid": ticket_id, "ticketmask": tid, "userid": int(client_row["id"]),
+            "ticketid": ticket_id, "ticketmask": tid, "userid": userid,
             "deptid": int(dept), "deptname": dept_row["name"], "subject": subject,
             "message": message, "priority": priority})
         return TicketOpenResult(ticket_id, tid, access)

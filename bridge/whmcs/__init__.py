@@ -28,12 +28,14 @@ from bridge.whmcs.models import (
     Ticket,
     TicketDetails,
     TicketNote,
+    TicketReply,
     Transaction,
 )
 
 __all__ = [
     "ClientDetails", "ClientGroup", "ClientSummary", "Currency", "Department", "InvoiceDetails",
     "InvoiceItem", "InvoiceSummary", "Product", "Ticket", "TicketDetails", "TicketNote",
+    "TicketReply",
     "Transaction", "WhmcsApiError", "WhmcsAuthError", "WhmcsClient", "WhmcsConfigError",
     "WhmcsError", "WhmcsNotFound", "WhmcsResponseError", "WhmcsUnavailable",
 ]

@@ -223,6 +223,10 @@ class WhmcsClient:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
         self.call("UpdateTicket", {"ticketid": ticket_id, "priority": priority})
 
+    def move_ticket(self, ticket_id: int, department_id: int) -> None:
+        """UpdateTicket ``deptid``: the ticket moves to another department."""
+        self.call("UpdateTicket", {"ticketid": ticket_id, "deptid": department_id})
+
     def add_ticket_note(self, ticket_id: int, message: str, *, markdown: bool = False) -> None:
         """A staff-only note. Not idempotent: after ``WhmcsUnavailable(maybe_applied=True)``
         look at ``get_ticket(...).notes`` before adding it again."""

@@ -215,11 +215,27 @@ class TicketNote:
 
 
 @dataclass(frozen=True)
+class TicketReply:
+    """One entry of GetTicket's ``replies``: the opening message (id 0) and each reply;
+    ``admin`` is the staff member's name, empty for the client's own."""
+
+    id: int
+    date: datetime | None
+    admin: str
+
+
+@dataclass(frozen=True)
 class TicketDetails(Ticket):
-    """GetTicket: a ticket with its department name and staff notes (replies are left out)."""
+    """GetTicket: a ticket with its department name, staff notes and replies (who and when,
+    not the text)."""
 
     deptname: str = ""
     notes: tuple[TicketNote, ...] = ()
+    replies: tuple[TicketReply, ...] = ()
+
+    @property
+    def staff_replied(self) -> bool:
+        return any(r.admin.strip() for r in self.replies if r.id)
 
 
 @dataclass(frozen=True)

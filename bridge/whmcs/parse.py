@@ -181,10 +181,18 @@ class TicketNoteSchema(_Response):
     admin = Text()
 
 
+class TicketReplySchema(_Response):
+    model = m.TicketReply
+    id = Int(0, data_key="replyid")
+    date = DateTime()
+    admin = Text()
+
+
 class TicketDetailsSchema(TicketSchema):
     model = m.TicketDetails
     deptname = Text()
     notes = Rows(TicketNoteSchema, "note")
+    replies = Rows(TicketReplySchema, "reply")
 
     @pre_load
     def _ids(self, data: Any, **kwargs: Any) -> Any:
