@@ -130,6 +130,10 @@ def good_value(field: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(["system", "", "3"]) | st.integers(0, MAX_ID)
     if kind == "Nested":
         return fixed_dictionaries_for(field.schema)
+    if kind == "Integer":
+        return st.integers(0, MAX_ID)
+    if kind == "List":
+        return st.lists(good_value(field.inner), max_size=3)
     choices = [v for v in field.validators if isinstance(v, validate.OneOf)]
     if choices:
         return st.sampled_from(list(choices[0].choices))
