@@ -15,7 +15,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
@@ -656,3 +656,104 @@ def test_install_stub_failing_midway_leaves_no_half_written_file(
     assert config.read_text() != old_config and "new.example" in config.read_text()
     assert sorted(p.name for p in stub.parent.iterdir()) == ["_vipgate_config.php",
                                                              "vipgate.php"]
+
+
+# --- the System Activity Log (what an operator sees on a default WHMCS) ------------------------
+
+
+def test_default_whmcs_keeps_no_module_log_but_the_activity_log_shows_a_rejection(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """WHMCS writes logModuleCall only in Module Debug Mode (off by default): a stub that
+    reports only there leaves no trace at all."""
+    whmcs.module_debug = False
+    whmcs.install(capture(status=400, answer=b'{"error": "invalid_payload"}').url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert whmcs.logged() == []
+    [line] = whmcs.activity()
+    assert line.startswith("vipgate: the bridge rejected a InvoicePaid event")
+    assert "invalid_payload" in line and "30 days" in line
+
+
+def test_module_debug_mode_is_read_from_tblconfiguration(
+        whmcs: Whmcs, closed_url: str) -> None:
+    whmcs.module_debug = False
+    whmcs.install(closed_url)
+    whmcs.query("mod_vipgate_spool", "SELECT 1")  # nothing yet
+    engine = sa.create_engine(whmcs.spool_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE tblconfiguration (setting VARCHAR(64) PRIMARY KEY, "
+                             "value TEXT NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO tblconfiguration VALUES ('ModuleDebugMode', 'on')"))
+    engine.dispose()
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert [e["action"] for e in whmcs.logged()] == ["InvoicePaid"]
+
+
+def _age_spool(whmcs: Whmcs) -> None:
+    whmcs.query("mod_vipgate_spool", "UPDATE mod_vipgate_spool SET created_at = :at",
+                at=datetime(2000, 1, 1))
+
+
+def _fill_spool(whmcs: Whmcs) -> None:
+    for i in range(100):
+        whmcs.query("mod_vipgate_spool", "INSERT INTO mod_vipgate_spool (webhook_id, hook, "
+                    "body, created_at, attempts) VALUES (:id, 'InvoicePaid', '{}', :at, 1)",
+                    id=f"msg_fill{i}", at=datetime.now(UTC).replace(tzinfo=None))
+
+
+def _spool_unusable(whmcs: Whmcs) -> None:
+    whmcs.query("mod_vipgate_spool", "DROP TABLE mod_vipgate_spool")
+    whmcs.query("tblactivitylog", "SELECT 1")
+    engine = sa.create_engine(whmcs.spool_url)
+    with engine.begin() as conn:  # a table of that name the stub cannot write into
+        conn.execute(sa.text("CREATE TABLE mod_vipgate_spool (id INTEGER PRIMARY KEY, "
+                             "rejected_at DATETIME NULL)"))
+    engine.dispose()
+
+
+def _no_change(whmcs: Whmcs) -> None:
+    pass
+
+
+# (kind, bridge, set-up after the first failed event, hook fired, words of the activity line)
+ACTIVITY_KINDS = [
+    ("unreachable", "closed", _age_spool, "InvoicePaid", "has not taken events for"),
+    ("spool growing", "closed", _fill_spool, "InvoicePaid", "events are waiting"),
+    ("rejected", 400, _no_change, "InvoicePaid", "rejected a InvoicePaid event"),
+    ("gate without answer", "closed", _no_change, "TicketOpenValidation",
+     "ticket gate got no usable answer"),
+    ("event lost", "closed", _spool_unusable, "ClientClose", "event (msg_"),
+    ("config", "no settings", _no_change, "InvoicePaid", "settings file"),
+]
+
+
+@pytest.mark.parametrize(("kind", "bridge", "setup", "hook", "words"), ACTIVITY_KINDS,
+                         ids=[k[0] for k in ACTIVITY_KINDS])
+def test_each_kind_reaches_the_activity_log_once_per_ten_minutes(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer], closed_url: str,
+        kind: str, bridge: str | int, setup: Callable[[Whmcs], None], hook: str,
+        words: str) -> None:
+    whmcs = whmcs_any_db
+    whmcs.module_debug = False
+    url = capture(status=bridge).url if isinstance(bridge, int) else closed_url
+    whmcs.install(url.replace("http://", "http://admin:pa55word@"))
+    if bridge == "no settings":
+        (whmcs.hook_dir / "_vipgate_config.php").unlink()
+    variables = HOOK_SAMPLES[hook][0]
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})  # something in the spool to age or fill
+    setup(whmcs)
+    whmcs.query("mod_vipgate_state", "DELETE FROM mod_vipgate_state")  # forget the first
+    whmcs.query("tblactivitylog", "DELETE FROM tblactivitylog")
+    for _ in range(3):
+        whmcs.fire(hook, variables)
+    lines = [line for line in whmcs.activity() if words in line]
+    assert len(lines) == 1, whmcs.activity()
+    # ten minutes later (the throttle's timestamp moved back), once more
+    whmcs.query("mod_vipgate_state", "UPDATE mod_vipgate_state SET at = at - 601")
+    whmcs.fire(hook, variables)
+    assert len([line for line in whmcs.activity() if words in line]) == 2, kind
+    text = " ".join(whmcs.activity())
+    assert text.startswith("vipgate: ")
+    for secret in (SECRET, SECRET_KEY_B64, base64.b64decode(SECRET_KEY_B64).decode(
+            errors="replace"), "pa55word"):
+        assert secret not in text
