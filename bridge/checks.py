@@ -14,11 +14,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import sqlalchemy as sa
 
 from bridge.settings import PolicySettings, Settings, shown_url
+from bridge.store import StubReport
 from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
 
 # The WHMCS API actions vipgate calls (bridge/whmcs/client.py), and what each is for.
@@ -250,3 +252,38 @@ def config_warnings(settings: Settings) -> list[str]:
                      "eligible, and the next reconcile moves those who pay into VIP (exempt "
                      "from suspension); set min_spend, min_tenure_months to narrow it")
     return found
+
+
+# --- what the PHP stub reports ----------------------------------------------------------------
+
+
+def bridge_version() -> str:
+    """This bridge's version (the installed package's)."""
+    try:
+        return metadata.version("vipgate")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def stub_warnings(report: StubReport, bridge: str) -> list[str]:
+    """A stub of another version than the bridge, and the events the bridge refused that the
+    stub keeps (its heartbeat's report), one line each."""
+    found = []
+    if report.version is not None and report.version != bridge:
+        sent = (f"version {report.version}" if report.version
+                else "no version (older than this bridge)")
+        found.append(f"the PHP stub in WHMCS sends {sent}, this bridge is {bridge}: run "
+                     "vipgate install-stub with this bridge's version (events the one does "
+                     "not know the other may leave out)")
+    if report.rejected_count:
+        found.append(f"the bridge refused {report.rejected_count} event(s) the PHP stub "
+                     "keeps as rejected in mod_vipgate_spool (30 days)"
+                     + (f"; last: {rejected_line(report.rejected[0])}" if report.rejected
+                        else ""))
+    return found
+
+
+def rejected_line(event: Mapping[str, Any]) -> str:
+    """One rejected event as a line: when, hook, webhook id, why."""
+    return (f"{event.get('rejected_at', '?')} {event.get('hook', '?')} "
+            f"{event.get('webhook_id', '?')}: {event.get('reason', '') or 'no reason given'}")

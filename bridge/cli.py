@@ -235,6 +235,26 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
         click.echo(f"vipgate: wrote {path}")
 
 
+def _check_stub(store: Store) -> list[str]:
+    """Print what the PHP stub last reported (its version, the events the bridge refused);
+    return the warnings about it."""
+    from bridge.checks import bridge_version, rejected_line, stub_warnings
+
+    report = store.stub_report()
+    bridge = bridge_version()
+    if report.version is None:
+        click.echo(f"stub: not heard from yet (bridge {bridge})")
+    else:
+        click.echo(f"stub: version {report.version or 'not sent'}, last seen "
+                   f"{report.seen_at:%Y-%m-%d %H:%M} UTC (bridge {bridge})")
+    if report.rejected_count:
+        click.echo(f"stub: {report.rejected_count} rejected event(s) kept in its spool, "
+                   f"reported {report.reported_at:%Y-%m-%d %H:%M} UTC; the newest:")
+        for event in report.rejected:
+            click.echo(f"  rejected: {rejected_line(event)}")
+    return stub_warnings(report, bridge)
+
+
 @cli.command()
 @click.pass_context
 def check(ctx: click.Context) -> None:
@@ -243,9 +263,11 @@ def check(ctx: click.Context) -> None:
     click.echo(f"settings: {settings.source}")
     problems = 0
     store = Store(settings.bridge.database_url)
+    stub_found: list[str] = []
     try:
         store.require_current()
         click.echo(f"database: ok ({store.engine.dialect.name}, revision {store.revision()})")
+        stub_found = _check_stub(store)
         from bridge.overrides import effective, overrides
 
         saved = overrides(store)
@@ -263,7 +285,7 @@ def check(ctx: click.Context) -> None:
         store.dispose()
     from bridge.checks import config_warnings
 
-    found = config_warnings(settings)
+    found = config_warnings(settings) + stub_found
     if settings.whmcs.url:
         from bridge.checks import facts_warnings, read_facts
         from bridge.whmcs import WhmcsClient, WhmcsError

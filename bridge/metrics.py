@@ -18,6 +18,7 @@ class Metrics:
     registry: CollectorRegistry
     events: Counter
     latency: Histogram
+    ignored_vars: Counter
 
 
 def make_metrics() -> Metrics:
@@ -33,4 +34,7 @@ def make_metrics() -> Metrics:
     latency = Histogram("vipgate_ingest_seconds", "Time to answer POST /hooks/whmcs",
                         buckets=(.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5),
                         **kwargs)
-    return Metrics(registry, events, latency)
+    ignored_vars = Counter("vipgate_ignored_vars", "vars keys the bridge does not know, left "
+                           "out of accepted events (a stub newer than the bridge)",
+                           ["hook", "key"], **kwargs)
+    return Metrics(registry, events, latency, ignored_vars)

@@ -1,9 +1,10 @@
 """marshmallow schemas for what the PHP stub forwards: the envelope and each hook's ``vars``.
 
 The stub whitelists these exact keys (see ``whmcs_php_stub/vipgate.php``; a test keeps the two
-lists equal). Unknown keys are rejected, so contract drift shows up as a 400, not as silently
-ignored data. WHMCS sends numbers as strings ("12"), booleans as "on"/""/1/true; both are
-coerced here.
+lists equal). A ``vars`` key the bridge does not know is left out, not refused: a stub newer
+than the bridge may send keys this bridge has never heard of, and refusing them would lose the
+event (``load_event`` names them; the webhook counts and logs them). WHMCS sends numbers as
+strings ("12"), booleans as "on"/""/1/true; both are coerced here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from hooks.registry import HOOK_SPEC
 
@@ -64,7 +65,7 @@ def _priority(**kw: Any) -> fields.String:
 
 class _Vars(Schema):
     class Meta:
-        unknown = RAISE
+        unknown = EXCLUDE  # left out and named by load_event (version skew), not refused
 
 
 class InvoiceVars(_Vars):
@@ -149,6 +150,23 @@ class NoVars(_Vars):
     pass
 
 
+class RejectedEvent(_Vars):
+    """One event the bridge refused, as the stub keeps it in its spool."""
+
+    webhook_id = _text(255, required=True)
+    hook = _text(64, required=True)
+    rejected_at = _text(40, required=True)  # ISO 8601 in UTC, as the stub wrote it
+    reason = _text(1000)
+
+
+class AfterCronJobVars(_Vars):
+    """The heartbeat: the stub's report of the events the bridge refused, kept 30 days in its
+    spool (no keys: none)."""
+
+    rejected_count = fields.Integer(strict=True, validate=validate.Range(0, MAX_ID))
+    rejected_recent = fields.List(fields.Nested(RejectedEvent), validate=validate.Length(max=50))
+
+
 class ClientSummaryVars(_Vars):
     userid = WhmcsId(required=True)
 
@@ -184,7 +202,7 @@ VARS_SCHEMAS: dict[str, type[Schema]] = {
     "TicketPriorityChange": TicketPriorityChangeVars,
     "TicketOpenValidation": TicketOpenValidationVars,
     "PreCronJob": NoVars,
-    "AfterCronJob": NoVars,
+    "AfterCronJob": AfterCronJobVars,
     "DailyCronJob": NoVars,
     "AdminAreaClientSummaryPage": ClientSummaryVars,
     "AdminAreaViewTicketPage": TicketViewVars,
@@ -233,8 +251,29 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+def unknown_keys(schema: Schema, values: Any, prefix: str = "") -> list[str]:
+    """The keys of ``values`` that ``schema`` does not name, dotted (``olddata.x``), nested
+    objects and lists of objects included; what ``EXCLUDE`` leaves out."""
+    if not isinstance(values, dict):
+        return []
+    found = []
+    for key, value in values.items():
+        field = schema.fields.get(key)
+        if field is None:
+            found.append(f"{prefix}{key}")
+        elif isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+            found += unknown_keys(field.schema, value, f"{prefix}{key}.")
+        elif (isinstance(field, fields.List) and isinstance(field.inner, fields.Nested)
+              and isinstance(value, list)):
+            for item in value:
+                found += [k for k in unknown_keys(field.inner.schema, item, f"{prefix}{key}.")
+                          if k not in found]
+    return found
+
+
 def load_event(document: Any) -> dict[str, Any]:
-    """Validate a parsed body; return ``{"hook", "vars", "occurred_at"}`` with coerced vars.
+    """Validate a parsed body; return ``{"hook", "vars", "occurred_at", "ignored"}`` with
+    coerced vars; ``ignored``: the vars keys left out as unknown (dotted paths).
 
     Raises ValidationError whose ``messages`` use the dotted paths of ``flatten_errors``.
     """
@@ -248,4 +287,5 @@ def load_event(document: Any) -> dict[str, Any]:
         variables = _VARS[envelope["hook"]].load(envelope["vars"])
     except ValidationError as exc:
         raise ValidationError(flatten_errors(exc.messages, "vars")) from None
-    return {"hook": envelope["hook"], "vars": variables, "occurred_at": envelope["occurred_at"]}
+    return {"hook": envelope["hook"], "vars": variables, "occurred_at": envelope["occurred_at"],
+            "ignored": unknown_keys(_VARS[envelope["hook"]], envelope["vars"])}

@@ -349,6 +349,27 @@ def write_inbox(engine: Engine, values: tuple[Any, ...]) -> None:
         return
 
 
+STUB_VERSION = "stub_version"  # meta keys: what the PHP stub last told
+STUB_REJECTED = "stub_rejected"
+
+
+@dataclass(frozen=True)
+class StubReport:
+    """The stub's last version (None: never heard from; ``""``: a stub too old to say) and its
+    last report of rejected events: how many, the newest few (dicts with ``webhook_id``,
+    ``hook``, ``rejected_at``, ``reason``). Times are naive UTC."""
+
+    version: str | None
+    seen_at: datetime | None
+    rejected_count: int
+    rejected: tuple[dict[str, Any], ...]
+    reported_at: datetime | None
+
+
+def _naive_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 @dataclass(frozen=True)
 class InboxEvent:
     webhook_id: str
@@ -544,6 +565,29 @@ class Store:
         stored = self.meta_get(key)
         assert stored is not None
         return stored
+
+    # --- what the PHP stub reports ------------------------------------------------------
+
+    def put_stub_version(self, version: str, now: datetime) -> None:
+        """The version the stub last sent (``""``: one too old to send any), and when."""
+        self.meta_put(STUB_VERSION, json.dumps({"version": version,
+                                                "seen_at": utc_naive(now).isoformat()}))
+
+    def put_stub_rejected(self, count: int, recent: list[dict[str, Any]], now: datetime) -> None:
+        """The heartbeat's report of the events the bridge refused (kept in the stub's spool):
+        how many, the newest few; replaces the previous report."""
+        self.meta_put(STUB_REJECTED, json.dumps({
+            "count": count, "recent": recent, "reported_at": utc_naive(now).isoformat()},
+            sort_keys=True))
+
+    def stub_report(self) -> StubReport:
+        """What the stub last told: its version and the rejected events (empty if nothing)."""
+        version = json.loads(self.meta_get(STUB_VERSION) or "null") or {}
+        rejected = json.loads(self.meta_get(STUB_REJECTED) or "null") or {}
+        return StubReport(
+            version.get("version"), _naive_time(version.get("seen_at")),
+            int(rejected.get("count", 0)), tuple(rejected.get("recent", ())),
+            _naive_time(rejected.get("reported_at")))
 
     def webhook_secret(self) -> str:
         """The generated secret used when ``[webhook] secrets`` is empty (embedded defaults)."""

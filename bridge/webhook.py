@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
 import hooks
@@ -26,6 +27,47 @@ bp = Blueprint("webhook", __name__)
 SYNC_RECONCILE_HOOK = "PreCronJob"
 log = logging.getLogger("vipgate.webhook")
 DATABASE_AWAY = (sa.exc.OperationalError, sa.exc.InterfaceError)
+STUB_VERSION_HEADER = "vipgate-stub-version"
+HEARTBEAT_HOOK = "AfterCronJob"
+_ignored_logged: set[tuple[str, str]] = set()  # (hook, key) already logged by this process
+IGNORED_LOGGED_MAX = 1000
+
+
+def _note_ignored(rt: Runtime, hook: str, keys: list[str]) -> None:
+    """vars keys this bridge does not know (a newer stub): counted, logged once per hook and
+    key per process, and otherwise left out; the event itself is taken."""
+    for key in keys:
+        key = key[:64]
+        rt.metrics.ignored_vars.labels(hook=hook, key=key).inc()
+        if (hook, key) not in _ignored_logged and len(_ignored_logged) < IGNORED_LOGGED_MAX:
+            _ignored_logged.add((hook, key))
+            log.warning("hook %s: vars key %r is unknown to this bridge and was left out (a "
+                        "stub newer than the bridge? stub version %s); logged once", hook, key,
+                        _stub_version() or "not sent")
+
+
+def _stub_version() -> str:
+    """The version the stub names in its request ("" for a stub too old to name one)."""
+    return re.sub(r"[^0-9A-Za-z.+_-]", "", request.headers.get(STUB_VERSION_HEADER, ""))[:64]
+
+
+def _note_stub(rt: Runtime, hook: str, variables: dict[str, Any]) -> None:
+    """Record the stub's version (on each heartbeat, and when this process sees it change)
+    and, from the heartbeat, its report of the events the bridge refused. A database that
+    does not answer costs the record, not the request."""
+    version = _stub_version()
+    now = rt.clock()
+    last = current_app.extensions.setdefault("vipgate.stub_version_recorded", {})
+    try:
+        if hook == HEARTBEAT_HOOK or last.get("version") != version:
+            rt.store.put_stub_version(version, now)
+            last["version"] = version
+        if hook == HEARTBEAT_HOOK:
+            recent = variables.get("rejected_recent") or []
+            rt.store.put_stub_rejected(variables.get("rejected_count", len(recent)), recent, now)
+    except DATABASE_AWAY as exc:
+        log.warning("cannot record what the stub reported: %s",
+                    exc.orig if exc.orig is not None else exc)
 
 
 class Rejected(Exception):
@@ -144,9 +186,12 @@ def receive() -> Response:
             path, problems = next(iter(fields.items()))
             raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
         hook = event["hook"]
+        if event["ignored"]:
+            _note_ignored(rt, hook, event["ignored"])
         result = hooks.registry.dispatch(hook, event["vars"])
         if isinstance(result, (hooks.TicketGateQuestion, hooks.PanelQuestion)):
             outcome = "answered"
+            _note_stub(rt, hook, event["vars"])
             try:
                 return _answer_sync(rt, result, verified)
             except DATABASE_AWAY as exc:
@@ -164,6 +209,8 @@ def receive() -> Response:
             raise _database_away(msg_id, exc, "the event was not stored, send it again "
                                  "later") from None
         log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
+        if outcome == "queued":
+            _note_stub(rt, hook, event["vars"])
         answer: dict[str, Any] = {"id": msg_id, "status": outcome}
         if hook == SYNC_RECONCILE_HOOK and outcome == "queued" and rt.engine is not None:
             answer["reconciled"] = _reconcile_now(rt, msg_id)

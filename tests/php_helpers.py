@@ -54,6 +54,9 @@ class Whmcs:
     log: Path
     pdo_env: dict[str, str]
     spool_url: str  # SQLAlchemy URL of the same database, to read the spool table
+    # Module Debug Mode (the module log is kept only with it on). On for most tests, which
+    # read the detail; off is WHMCS's default.
+    module_debug: bool = True
 
     @property
     def hook_dir(self) -> Path:
@@ -71,7 +74,8 @@ class Whmcs:
 
     def run(self, hook: str, variables: dict[str, Any] | None = None, *,
             repeat: int = 1) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env}
+        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
+               "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else ""}
         return subprocess.run(
             [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
              json.dumps(variables or {}), str(repeat)],
@@ -89,15 +93,27 @@ class Whmcs:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def spool(self) -> list[dict[str, Any]]:
+    def spool(self, *, rejected: bool = False) -> list[dict[str, Any]]:
+        """The spooled events waiting to be sent (or, ``rejected``, those the bridge refused)."""
+        rows = self.query("mod_vipgate_spool",
+                          "SELECT id, webhook_id, hook, body, created_at, attempts, last_error, "
+                          "rejected_at FROM mod_vipgate_spool ORDER BY id")
+        return [r for r in rows if (r["rejected_at"] is not None) == rejected]
+
+    def activity(self) -> list[str]:
+        """The System Activity Log (tblactivitylog), oldest first."""
+        return [r["description"] for r in self.query(
+            "tblactivitylog", "SELECT description FROM tblactivitylog ORDER BY id")]
+
+    def query(self, table: str, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows of ``sql`` on the WHMCS database ([] when ``table`` does not exist yet)."""
         engine = sa.create_engine(self.spool_url)
         try:
-            if not sa.inspect(engine).has_table("mod_vipgate_spool"):
+            if not sa.inspect(engine).has_table(table):
                 return []
-            with engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(sa.text(
-                    "SELECT id, webhook_id, hook, body, created_at, attempts, last_error "
-                    "FROM mod_vipgate_spool ORDER BY id"))]
+            with engine.begin() as conn:
+                result = conn.execute(sa.text(sql), params)
+                return [dict(r._mapping) for r in result] if result.returns_rows else []
         finally:
             engine.dispose()
 

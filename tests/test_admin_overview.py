@@ -307,3 +307,68 @@ def test_vipgate_check_prints_the_permission_warnings(served: RunningSandbox,
     assert ("warning: the WHMCS API credential lacks permission for UpdateTicket (write): "
             "vipgate cannot set ticket priorities") in done.stdout
     assert done.stdout.count("lacks permission") == 1
+
+
+# --- what the PHP stub reports: its version, the events the bridge refused -------------------
+
+REJECTED = [{"webhook_id": "msg_r2", "hook": "ClientEdit",
+             "rejected_at": "2026-11-21T10:05:00+00:00",
+             "reason": "HTTP 400: invalid field vars.status"},
+            {"webhook_id": "msg_r1", "hook": "InvoicePaid",
+             "rejected_at": "2026-11-21T10:00:00+00:00", "reason": "HTTP 413: too large"}]
+
+
+def test_stub_not_heard_from_is_said_without_a_warning(app: Flask) -> None:
+    page = page_of(AdminSession(app))
+    assert "not heard from yet" in card(page, "stub")
+    assert not [w for w in warnings_of(page) if "PHP stub" in w]
+
+
+@pytest.mark.parametrize(("sent", "shown", "warned"), [
+    ("same", "same", None),
+    ("0.0.9", "mismatch", "sends version 0.0.9, this bridge is"),
+    ("", "mismatch", "sends no version (older than this bridge)"),
+])
+def test_stub_version_mismatch_on_the_overview(app: Flask, store: Store, clock: Clock,
+                                               sent: str, shown: str, warned: str | None) -> None:
+    store.put_stub_version(overview.bridge_version() if sent == "same" else sent, clock())
+    page = page_of(AdminSession(app))
+    assert f'badge-warning">{shown}' in card(page, "stub") or (
+        shown == "same" and 'badge-ok">same' in card(page, "stub"))
+    found = [w for w in warnings_of(page) if "PHP stub" in w]
+    assert len(found) == (1 if warned else 0)
+    assert not warned or warned in found[0]
+
+
+def test_rejected_events_are_listed_on_the_overview(app: Flask, store: Store,
+                                                    clock: Clock) -> None:
+    store.put_stub_version(overview.bridge_version(), clock())
+    store.put_stub_rejected(7, REJECTED, clock())
+    page = page_of(AdminSession(app))
+    stub = card(page, "stub")
+    assert "7 rejected" in stub
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td><code>(.*?)</code></td>"
+                      r"<td>(.*?)</td></tr>", stub)
+    assert rows == [(e["rejected_at"], e["hook"], e["webhook_id"], e["reason"])
+                    for e in REJECTED]
+    [warning] = [w for w in warnings_of(page) if "refused" in w]
+    assert warning.startswith("the bridge refused 7 event(s)")
+    assert "msg_r2: HTTP 400: invalid field vars.status" in warning
+
+
+def test_vipgate_check_prints_the_stub_version_and_rejected_events(
+        store: Store, clock: Clock, database_url: str, tmp_path: Path) -> None:
+    store.put_stub_version("0.0.9", clock())
+    store.put_stub_rejected(2, REJECTED, clock())
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VIPGATE_")},
+           "VIPGATE_BRIDGE_DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "-m", "bridge", "check"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"stub: version 0.0.9, last seen {clock():%Y-%m-%d %H:%M} UTC (bridge " in out
+    assert ("  rejected: 2026-11-21T10:05:00+00:00 ClientEdit msg_r2: HTTP 400: invalid field "
+            "vars.status") in out
+    assert "  rejected: 2026-11-21T10:00:00+00:00 InvoicePaid msg_r1: HTTP 413" in out
+    assert "warning: the PHP stub in WHMCS sends version 0.0.9, this bridge is" in out
+    assert "warning: the bridge refused 2 event(s)" in out

@@ -130,6 +130,10 @@ def good_value(field: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(["system", "", "3"]) | st.integers(0, MAX_ID)
     if kind == "Nested":
         return fixed_dictionaries_for(field.schema)
+    if kind == "Integer":
+        return st.integers(0, MAX_ID)
+    if kind == "List":
+        return st.lists(good_value(field.inner), max_size=3)
     choices = [v for v in field.validators if isinstance(v, validate.OneOf)]
     if choices:
         return st.sampled_from(list(choices[0].choices))
@@ -185,9 +189,10 @@ documents = st.one_of(envelopes(), envelopes(), envelopes(), random_json)
 
 def _typed(event: dict[str, Any]) -> None:
     """What a valid event must look like, whatever came in."""
-    assert set(event) == {"hook", "vars", "occurred_at"}
+    assert set(event) == {"hook", "vars", "occurred_at", "ignored"}
     assert event["hook"] in HOOK_SPEC
     assert set(event["vars"]) <= set(KEYS[event["hook"]])
+    assert all(isinstance(key, str) for key in event["ignored"])
     schema = VARS_SCHEMAS[event["hook"]]()
     for key, value in event["vars"].items():
         field = schema.fields[key]
@@ -198,6 +203,10 @@ def _typed(event: dict[str, Any]) -> None:
             assert type(value) is bool, (key, value)
         elif kind == "Nested":
             assert isinstance(value, dict), (key, value)
+        elif kind == "Integer":
+            assert type(value) is int and 0 <= value <= MAX_ID, (key, value)
+        elif kind == "List":
+            assert isinstance(value, list) and all(isinstance(v, dict) for v in value)
         else:
             assert isinstance(value, str), (key, value)
     moment = event["occurred_at"]

@@ -15,12 +15,14 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bridge import stub_install
 from bridge.model import CachedStanding, OverdueInvoice
@@ -230,32 +232,36 @@ def test_signatures_verify_with_the_standardwebhooks_package(
     assert server.requests[0].headers["webhook-id"] != server.requests[1].headers["webhook-id"]
 
 
-@pytest.mark.parametrize(("status", "spooled"), [
-    (500, True), (502, True), (503, True), (429, True), (401, True), (408, True),
-    (302, True),  # not followed; a moved bridge is a setting to fix, the events wait
-    (400, False), (404, False), (413, False), (415, False),
-    (202, False),
+# 401 is a secret or a clock to fix on one side, after which the same event is accepted: kept
+# and retried like an outage, not rejected.
+@pytest.mark.parametrize(("status", "kept"), [
+    (500, "waiting"), (502, "waiting"), (503, "waiting"), (429, "waiting"), (401, "waiting"),
+    (408, "waiting"),
+    (302, "waiting"),  # not followed; a moved bridge is a setting to fix, the events wait
+    (400, "rejected"), (404, "rejected"), (413, "rejected"), (415, "rejected"),
+    (202, None),
 ])
-def test_bridge_answer_decides_whether_the_event_is_spooled(
+def test_bridge_answer_decides_whether_the_event_waits_or_is_kept_as_rejected(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], status: int,
-        spooled: bool) -> None:
+        kept: str | None) -> None:
     server = capture(status=status, answer=b'{"error": "x", "message": "y"}')
     whmcs.install(server.url)
     assert whmcs.fire("InvoicePaid", {"invoiceid": 7})["returns"] == []
     assert len(server.requests) == 1  # one attempt, no redirect followed
-    rows = whmcs.spool()
-    assert [r["webhook_id"] for r in rows] == (
-        [server.requests[0].headers["webhook-id"]] if spooled else [])
-    if spooled:
+    waiting, rejected = whmcs.spool(), whmcs.spool(rejected=True)
+    rows = waiting if kept == "waiting" else rejected
+    assert [r["webhook_id"] for r in waiting + rejected] == (
+        [server.requests[0].headers["webhook-id"]] if kept else [])
+    if kept:
         assert rows[0]["body"].encode() == server.requests[0].body
         assert rows[0]["attempts"] == 1 and f"HTTP {status}" in rows[0]["last_error"]
     logged = whmcs.logged()
-    if 200 <= status < 300:
+    if kept is None:
         assert logged == []
     else:
         assert len(logged) == 1 and logged[0]["module"] == "vipgate"
         assert logged[0]["action"] == "InvoicePaid"
-        assert ("spooled" if spooled else "not retried") in logged[0]["response"]
+        assert ("spooled" if kept == "waiting" else "kept as rejected") in logged[0]["response"]
 
 
 def test_bridge_that_never_answers_costs_at_most_the_timeout_and_flush_resigns(
@@ -330,22 +336,117 @@ def test_spool_and_flush_work_on_sqlite_and_mysql(
     assert whmcs.spool() == []
 
 
-def test_flush_drops_what_the_bridge_rejects_and_stops_at_flush_max_rows(
+def test_flush_keeps_what_the_bridge_rejects_and_the_heartbeat_reports_it(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
     whmcs.install(closed_url)
     for invoice in (1, 2, 3, 4):
         whmcs.fire("InvoicePaid", {"invoiceid": invoice})
     ids = [r["webhook_id"] for r in whmcs.spool()]
 
-    rejecting = capture(status=400)
+    rejecting = capture(status=400, answer=b'{"error": "invalid_payload", "message": "no"}')
     whmcs.install(rejecting.url)
     whmcs.set_config("flush_max_rows", "2")
     whmcs.fire("AfterCronJob", {})
-    # two rows sent and dropped (logged), then the AfterCronJob event itself (rejected too)
+    # two rows sent and kept as rejected, then the heartbeat itself (rejected too, not kept)
     assert [r.headers["webhook-id"] for r in rejecting.requests[:2]] == ids[:2]
     assert len(rejecting.requests) == 3
     assert [r["webhook_id"] for r in whmcs.spool()] == ids[2:]
-    assert len([e for e in whmcs.logged() if "dropped" in e["response"]]) == 2
+    rejected = whmcs.spool(rejected=True)
+    assert [r["webhook_id"] for r in rejected] == ids[:2]
+    assert all("HTTP 400" in r["last_error"] and "invalid_payload" in r["last_error"]
+               for r in rejected)
+    assert len([e for e in whmcs.logged() if "kept as rejected" in e["response"]]) == 2
+
+    bridge = capture()
+    whmcs.install(bridge.url)
+    whmcs.fire("AfterCronJob", {})
+    # the waiting ones are sent, the rejected ones never again; the heartbeat reports them
+    assert [r.headers["webhook-id"] for r in bridge.requests[:2]] == ids[2:]
+    heartbeat = verified(bridge.requests[2])
+    assert heartbeat["hook"] == "AfterCronJob"
+    assert heartbeat["vars"]["rejected_count"] == 2
+    recent = heartbeat["vars"]["rejected_recent"]
+    assert {e["webhook_id"] for e in recent} == set(ids[:2])
+    assert all(e["hook"] == "InvoicePaid" and "invalid_payload" in e["reason"]
+               and datetime.fromisoformat(e["rejected_at"]).tzinfo is not None for e in recent)
+    assert whmcs.spool() == [] and len(whmcs.spool(rejected=True)) == 2
+
+
+def test_heartbeat_without_rejected_events_sends_no_vars(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """So that a bridge older than the report still takes the heartbeat."""
+    bridge = capture()
+    whmcs.install(bridge.url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    whmcs.fire("AfterCronJob", {"rejected_count": 5})  # WHMCS's vars are not the report
+    assert b'"vars":{}' in bridge.requests[1].body
+
+
+def test_rejected_events_are_kept_30_days(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    whmcs = whmcs_any_db
+    whmcs.install(capture(status=422).url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    whmcs.fire("InvoicePaid", {"invoiceid": 2})
+    first, second = whmcs.spool(rejected=True)
+    whmcs.query("mod_vipgate_spool", "UPDATE mod_vipgate_spool SET rejected_at = :at "
+                "WHERE id = :id", at=datetime(2000, 1, 1), id=first["id"])
+    whmcs.install(capture().url)
+    whmcs.fire("AfterCronJob", {})
+    assert [r["id"] for r in whmcs.spool(rejected=True)] == [second["id"]]
+
+
+def test_rejected_report_reaches_the_bridge_with_the_stub_version(
+        whmcs: Whmcs, live_bridge: LiveBridge, capture: Callable[..., CaptureServer]) -> None:
+    whmcs.install(capture(status=400, answer=b'{"error": "invalid_payload"}').url)
+    whmcs.fire("ClientClose", {"userid": 42})
+    [row] = whmcs.spool(rejected=True)
+    whmcs.install(live_bridge.url)
+    whmcs.fire("AfterCronJob", {})
+    report = live_bridge.store.stub_report()
+    assert report.version == _stub_version(whmcs) == version("vipgate")
+    assert report.rejected_count == 1
+    [event] = report.rejected
+    assert event["webhook_id"] == row["webhook_id"] and event["hook"] == "ClientClose"
+    assert "invalid_payload" in event["reason"]
+
+
+def _stub_version(whmcs: Whmcs) -> str:
+    return _php_eval(whmcs, "echo json_encode(vipgate_version());")
+
+
+def test_every_request_names_the_stub_version(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    server = capture()
+    whmcs.install(server.url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    whmcs.fire("TicketOpenValidation", HOOK_SAMPLES["TicketOpenValidation"][0])
+    assert [r.headers["vipgate-stub-version"] for r in server.requests] == [
+        version("vipgate")] * 2
+    verified(server.requests[0])  # the signature covers the body alone, as before
+
+
+def test_spool_made_by_an_older_stub_gains_the_rejected_column(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    whmcs = whmcs_any_db
+    whmcs.install(capture().url)
+    engine = sa.create_engine(whmcs.spool_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE mod_vipgate_spool (id INTEGER PRIMARY KEY, webhook_id VARCHAR(64) "
+            "NOT NULL, hook VARCHAR(64) NOT NULL, body TEXT NOT NULL, created_at DATETIME NOT "
+            "NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO mod_vipgate_spool VALUES (1, 'msg_old', 'InvoicePaid', :body, "
+            "'2026-01-01 00:00:00', 1, 'x')"), {"body": json.dumps({
+                "hook": "InvoicePaid", "vars": {"invoiceid": 1},
+                "occurred_at": "2026-01-01T00:00:00+00:00"})})
+    engine.dispose()
+    rejecting = capture(status=400)
+    whmcs.install(rejecting.url)
+    whmcs.fire("AfterCronJob", {})
+    assert rejecting.requests[0].headers["webhook-id"] == "msg_old"
+    assert [r["webhook_id"] for r in whmcs.spool(rejected=True)] == ["msg_old"]
 
 
 # --- TicketOpenValidation -------------------------------------------------------------------
@@ -578,3 +679,104 @@ def test_install_stub_failing_midway_leaves_no_half_written_file(
     assert config.read_text() != old_config and "new.example" in config.read_text()
     assert sorted(p.name for p in stub.parent.iterdir()) == ["_vipgate_config.php",
                                                              "vipgate.php"]
+
+
+# --- the System Activity Log (what an operator sees on a default WHMCS) ------------------------
+
+
+def test_default_whmcs_keeps_no_module_log_but_the_activity_log_shows_a_rejection(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """WHMCS writes logModuleCall only in Module Debug Mode (off by default): a stub that
+    reports only there leaves no trace at all."""
+    whmcs.module_debug = False
+    whmcs.install(capture(status=400, answer=b'{"error": "invalid_payload"}').url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert whmcs.logged() == []
+    [line] = whmcs.activity()
+    assert line.startswith("vipgate: the bridge rejected a InvoicePaid event")
+    assert "invalid_payload" in line and "30 days" in line
+
+
+def test_module_debug_mode_is_read_from_tblconfiguration(
+        whmcs: Whmcs, closed_url: str) -> None:
+    whmcs.module_debug = False
+    whmcs.install(closed_url)
+    whmcs.query("mod_vipgate_spool", "SELECT 1")  # nothing yet
+    engine = sa.create_engine(whmcs.spool_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE tblconfiguration (setting VARCHAR(64) PRIMARY KEY, "
+                             "value TEXT NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO tblconfiguration VALUES ('ModuleDebugMode', 'on')"))
+    engine.dispose()
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert [e["action"] for e in whmcs.logged()] == ["InvoicePaid"]
+
+
+def _age_spool(whmcs: Whmcs) -> None:
+    whmcs.query("mod_vipgate_spool", "UPDATE mod_vipgate_spool SET created_at = :at",
+                at=datetime(2000, 1, 1))
+
+
+def _fill_spool(whmcs: Whmcs) -> None:
+    for i in range(100):
+        whmcs.query("mod_vipgate_spool", "INSERT INTO mod_vipgate_spool (webhook_id, hook, "
+                    "body, created_at, attempts) VALUES (:id, 'InvoicePaid', '{}', :at, 1)",
+                    id=f"msg_fill{i}", at=datetime.now(UTC).replace(tzinfo=None))
+
+
+def _spool_unusable(whmcs: Whmcs) -> None:
+    whmcs.query("mod_vipgate_spool", "DROP TABLE mod_vipgate_spool")
+    whmcs.query("tblactivitylog", "SELECT 1")
+    engine = sa.create_engine(whmcs.spool_url)
+    with engine.begin() as conn:  # a table of that name the stub cannot write into
+        conn.execute(sa.text("CREATE TABLE mod_vipgate_spool (id INTEGER PRIMARY KEY, "
+                             "rejected_at DATETIME NULL)"))
+    engine.dispose()
+
+
+def _no_change(whmcs: Whmcs) -> None:
+    pass
+
+
+# (kind, bridge, set-up after the first failed event, hook fired, words of the activity line)
+ACTIVITY_KINDS = [
+    ("unreachable", "closed", _age_spool, "InvoicePaid", "has not taken events for"),
+    ("spool growing", "closed", _fill_spool, "InvoicePaid", "events are waiting"),
+    ("rejected", 400, _no_change, "InvoicePaid", "rejected a InvoicePaid event"),
+    ("gate without answer", "closed", _no_change, "TicketOpenValidation",
+     "ticket gate got no usable answer"),
+    ("event lost", "closed", _spool_unusable, "ClientClose", "event (msg_"),
+    ("config", "no settings", _no_change, "InvoicePaid", "settings file"),
+]
+
+
+@pytest.mark.parametrize(("kind", "bridge", "setup", "hook", "words"), ACTIVITY_KINDS,
+                         ids=[k[0] for k in ACTIVITY_KINDS])
+def test_each_kind_reaches_the_activity_log_once_per_ten_minutes(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer], closed_url: str,
+        kind: str, bridge: str | int, setup: Callable[[Whmcs], None], hook: str,
+        words: str) -> None:
+    whmcs = whmcs_any_db
+    whmcs.module_debug = False
+    url = capture(status=bridge).url if isinstance(bridge, int) else closed_url
+    whmcs.install(url.replace("http://", "http://admin:pa55word@"))
+    if bridge == "no settings":
+        (whmcs.hook_dir / "_vipgate_config.php").unlink()
+    variables = HOOK_SAMPLES[hook][0]
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})  # something in the spool to age or fill
+    setup(whmcs)
+    whmcs.query("mod_vipgate_state", "DELETE FROM mod_vipgate_state")  # forget the first
+    whmcs.query("tblactivitylog", "DELETE FROM tblactivitylog")
+    for _ in range(3):
+        whmcs.fire(hook, variables)
+    lines = [line for line in whmcs.activity() if words in line]
+    assert len(lines) == 1, whmcs.activity()
+    # ten minutes later (the throttle's timestamp moved back), once more
+    whmcs.query("mod_vipgate_state", "UPDATE mod_vipgate_state SET at = at - 601")
+    whmcs.fire(hook, variables)
+    assert len([line for line in whmcs.activity() if words in line]) == 2, kind
+    text = " ".join(whmcs.activity())
+    assert text.startswith("vipgate: ")
+    for secret in (SECRET, SECRET_KEY_B64, base64.b64decode(SECRET_KEY_B64).decode(
+            errors="replace"), "pa55word"):
+        assert secret not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -212,17 +213,16 @@ BAD_INPUT = [
      "invalid_payload", "vars.invoiceid"),
     ("id a boolean", Bad(body=envelope("InvoicePaid", {"invoiceid": True})), 400,
      "invalid_payload", "vars.invoiceid"),
-    ("field not whitelisted", Bad(body=envelope("AfterModuleSuspend", {
-        "serviceid": "1", "userid": "2", "password": "hunter2"})), 400, "invalid_payload",
-     "vars.password"),
     ("priority not a WHMCS priority", Bad(body=envelope("TicketPriorityChange", {
         "ticketid": "1", "priority": "Urgent"})), 400, "invalid_payload", "vars.priority"),
     ("client status unknown", Bad(body=envelope("ClientEdit", {"userid": "1",
                                                                "status": "Gone"})),
      400, "invalid_payload", "vars.status"),
-    ("olddata with an unknown key", Bad(body=envelope("ClientEdit", {
-        "userid": "1", "olddata": {"password": "x"}})), 400, "invalid_payload",
-     "vars.olddata.password"),
+    ("heartbeat count negative", Bad(body=envelope("AfterCronJob", {"rejected_count": -1})),
+     400, "invalid_payload", "vars.rejected_count"),
+    ("heartbeat rejected event without its id", Bad(body=envelope("AfterCronJob", {
+        "rejected_recent": [{"hook": "InvoicePaid", "rejected_at": "x"}]})), 400,
+     "invalid_payload", "vars.rejected_recent"),
     ("isAdmin not a boolean", Bad(body=envelope("TicketOpenValidation", {
         "departmentId": "1", "isAdmin": "maybe"})), 400, "invalid_payload", "vars.isAdmin"),
     ("raw priority not a string", Bad(body=envelope("TicketOpenValidation", {
@@ -386,6 +386,49 @@ def test_metrics_count_events_by_hook_and_outcome(client) -> None:
     assert 'vipgate_events_received_total{hook="unknown",outcome="rejected"} 1.0' in text
     assert "vipgate_ingest_seconds_bucket" in text
     assert SECRET not in text
+
+
+@pytest.mark.parametrize(("hook", "variables", "stored", "ignored"), [
+    ("AfterModuleSuspend", {"serviceid": "1", "userid": "2", "password": "hunter2"},
+     {"serviceid": 1, "userid": 2}, ["password"]),
+    ("ClientEdit", {"userid": "1", "olddata": {"groupid": "2", "email": "x"}, "brand_new": 1},
+     {"userid": 1, "olddata": {"groupid": 2}}, ["olddata.email", "brand_new"]),
+])
+def test_unknown_vars_keys_are_left_out_counted_and_logged_once(
+        client, store, caplog, hook, variables, stored, ignored) -> None:
+    """A stub newer than the bridge may send keys the bridge does not know: the event is
+    taken, without them."""
+    from bridge import webhook
+
+    webhook._ignored_logged.clear()
+    with caplog.at_level(logging.WARNING, logger="vipgate.webhook"):
+        for n in range(2):
+            response = post_signed(client, envelope(hook, variables), msg_id=f"msg_new{n}")
+            assert response.status_code == 202, response.json
+    assert [e.vars for e in store.events()] == [stored, stored]
+    text = client.get("/metrics").get_data(as_text=True)
+    for key in ignored:
+        assert f'vipgate_ignored_vars_total{{hook="{hook}",key="{key}"}} 2.0' in text
+        assert len([r for r in caplog.records if repr(key) in r.getMessage()]) == 1
+    assert "hunter2" not in caplog.text
+
+
+def test_stub_version_and_heartbeat_report_are_recorded(client, store) -> None:
+    assert store.stub_report().version is None  # never heard from
+    post_signed(client, envelope("InvoicePaid", {"invoiceid": "1"}))
+    assert store.stub_report().version == ""  # a stub too old to say
+    recent = [{"webhook_id": "msg_r1", "hook": "InvoicePaid",
+               "rejected_at": "2026-11-21T10:00:00+00:00", "reason": "HTTP 400: no"}]
+    post_signed(client, envelope("AfterCronJob", {"rejected_count": 3,
+                                                  "rejected_recent": recent}),
+                extra_headers={"vipgate-stub-version": "9.9.9"})
+    report = store.stub_report()
+    assert (report.version, report.rejected_count, report.rejected) == ("9.9.9", 3,
+                                                                        tuple(recent))
+    assert report.seen_at == report.reported_at == FIXED_NOW.replace(tzinfo=None)
+    post_signed(client, envelope("AfterCronJob", {}),
+                extra_headers={"vipgate-stub-version": "9.9.9"})
+    assert (store.stub_report().rejected_count, store.stub_report().rejected) == (0, ())
 
 
 @pytest.mark.parametrize("user", ["system", 3, "3"])

@@ -8,10 +8,17 @@
  *
  * - Short timeouts (connect <= 1 s, total <= 2 s, TicketOpenValidation <= 1.5 s); PreCronJob
  *   alone may wait long (precron_timeout_ms), since no person waits on the cron.
- * - Never throws into WHMCS; failures go to the module log (logModuleCall), never the secret.
- * - When the bridge is unreachable (or answers 5xx, 429, 401, 408) the event is kept in the
- *   table mod_vipgate_spool of the WHMCS database and sent again, oldest first, with the same
- *   webhook id and a fresh signature, on AfterCronJob.
+ * - Never throws into WHMCS; failures go to the module log (logModuleCall) in detail, which
+ *   WHMCS writes only with Module Debug Mode on, and what an operator must see (the bridge
+ *   unreachable for minutes, events rejected or lost, the spool growing, the ticket gate
+ *   without an answer) also to the System Activity Log (logActivity), at most once per kind
+ *   every ten minutes. Never the secret.
+ * - When the bridge is unreachable (or answers 5xx, 3xx, 429, 401, 408) the event is kept in
+ *   the table mod_vipgate_spool of the WHMCS database and sent again, oldest first, with the
+ *   same webhook id and a fresh signature, on AfterCronJob. An event the bridge refuses (any
+ *   other 4xx) stays there too, marked rejected with the reason, for 30 days, never retried;
+ *   the AfterCronJob heartbeat reports those to the bridge.
+ * - Every request names this stub's version (header vipgate-stub-version).
  * - TicketOpenValidation is answered by the bridge at once; if it does not answer in time the
  *   ticket is allowed (fail_open) or refused with a short generic message.
  * - Four page hooks show vipgate inside WHMCS, answered by the bridge within one second or
@@ -33,6 +40,23 @@ if (!defined('WHMCS')) {
 }
 
 use WHMCS\Database\Capsule;
+
+/** This stub's version, sent with every request (equal to the bridge package's; a test checks). */
+function vipgate_version()
+{
+    return '0.1.0';
+}
+
+/** Seconds between two System Activity Log entries of one kind. */
+const VIPGATE_ACTIVITY_EVERY = 600;
+/** A bridge not taking events for this many seconds is reported as unreachable. */
+const VIPGATE_UNREACHABLE_AFTER = 300;
+/** Waiting events from which the spool is reported as growing. */
+const VIPGATE_SPOOL_WARN_ROWS = 100;
+/** How long a rejected event is kept in the spool, in seconds (30 days). */
+const VIPGATE_REJECTED_KEEP = 2592000;
+/** Rejected events listed in the heartbeat (the newest). */
+const VIPGATE_REJECTED_LISTED = 10;
 
 /** Settings used when _vipgate_config.php leaves a key out. */
 function vipgate_defaults()
@@ -57,6 +81,8 @@ function vipgate_config()
     $path = __DIR__ . '/_vipgate_config.php';
     if (!is_file($path)) {
         vipgate_log('config', $path, 'settings file is missing; run vipgate install-stub');
+        vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is '
+            . 'missing: nothing is sent to the bridge; run vipgate install-stub');
         return null;
     }
     $loaded = include $path;
@@ -64,6 +90,8 @@ function vipgate_config()
         || !is_string($loaded['url']) || !preg_match('#^https?://[^/\s]+#i', $loaded['url'])) {
         vipgate_log('config', $path, 'settings file must return an array with an http(s) url '
             . 'and a secret; run vipgate install-stub');
+        vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is not '
+            . 'usable: nothing is sent to the bridge; run vipgate install-stub');
         return null;
     }
     return array_merge(vipgate_defaults(), $loaded);
@@ -96,7 +124,8 @@ function vipgate_whitelist()
         'TicketPriorityChange' => ['priority', 'ticketid'],
         'TicketOpenValidation' => ['clientId', 'contactId', 'departmentId', 'isAdmin', 'priority'],
         'PreCronJob' => [],
-        'AfterCronJob' => [],
+        // The stub's own report, not WHMCS's vars: events the bridge rejected (spool).
+        'AfterCronJob' => ['rejected_count', 'rejected_recent'],
         'DailyCronJob' => [],
         // Page hooks: the stub builds these vars itself (the client from the page or the
         // session, the ticket's client from tbltickets).
@@ -147,6 +176,9 @@ function vipgate_pick_vars($hook, $vars)
     if ($hook === 'TicketOpenValidation' && isset($picked['priority'])) {
         // the raw form field urgency: any text; the bridge takes up to 255 bytes of it
         $picked['priority'] = substr((string) $picked['priority'], 0, 255);
+    }
+    if ($hook === 'AfterCronJob' && isset($source['rejected_recent']) && is_array($source['rejected_recent'])) {
+        $picked['rejected_recent'] = array_values($source['rejected_recent']);
     }
     if ($hook === 'ClientEdit' && isset($source['olddata']) && is_array($source['olddata'])) {
         $old = vipgate_pick_scalars($source['olddata'], ['groupid', 'status']);
@@ -219,7 +251,9 @@ function vipgate_post($config, $id, $body, $timeoutMs)
         $headers = [
             'Content-Type: application/json',
             'Expect:',
-            'User-Agent: vipgate-whmcs-stub/1',
+            'User-Agent: vipgate-whmcs-stub/' . vipgate_version(),
+            // A header, not a body field: a bridge older than this stub ignores it.
+            'vipgate-stub-version: ' . vipgate_version(),
             'webhook-id: ' . $id,
             'webhook-timestamp: ' . $timestamp,
             'webhook-signature: ' . vipgate_signature($config['secret'], $id, $timestamp, $body),
@@ -266,6 +300,8 @@ function vipgate_post($config, $id, $body, $timeoutMs)
     if (!$errno && $status >= 200 && $status < 300) {
         $result['outcome'] = 'ok';
     } elseif (!$errno && $status >= 400 && $status < 500 && !in_array($status, [401, 408, 429], true)) {
+        // Refused: sending it again gets the same answer. 401 is not: a secret or a clock to
+        // fix, after which the same event is accepted, so it is kept and retried.
         $result['outcome'] = 'permanent';
     }
     if (!$errno && $result['outcome'] !== 'ok') {
@@ -274,7 +310,7 @@ function vipgate_post($config, $id, $body, $timeoutMs)
     return $result;
 }
 
-/** Write to the WHMCS module log; never throws. */
+/** Write to the WHMCS module log (kept by WHMCS only in Module Debug Mode); never throws. */
 function vipgate_log($action, $request, $response)
 {
     try {
@@ -288,11 +324,17 @@ function vipgate_log($action, $request, $response)
     }
 }
 
+/** A URL as it may be shown: no credentials. */
+function vipgate_shown_url($url)
+{
+    return preg_replace('#//[^/@]*@#', '//', (string) $url);
+}
+
 /** What is logged about an event: never the secret, nor credentials in the URL. */
 function vipgate_log_request($config, $event)
 {
     return [
-        'url' => preg_replace('#//[^/@]*@#', '//', (string) $config['url']),
+        'url' => vipgate_shown_url($config['url']),
         'webhook_id' => $event['id'],
         'body' => $event['body'],
     ];
@@ -312,7 +354,8 @@ function vipgate_sql($pdo, $sql, $params = [])
         throw new RuntimeException('cannot prepare: ' . implode(' ', $pdo->errorInfo()));
     }
     foreach (array_values($params) as $i => $value) {
-        $statement->bindValue($i + 1, $value, is_int($value) ? PDO::PARAM_INT : PDO::PARAM_STR);
+        $statement->bindValue($i + 1, $value, is_int($value) ? PDO::PARAM_INT : (
+            $value === null ? PDO::PARAM_NULL : PDO::PARAM_STR));
     }
     if ($statement->execute() === false) {
         throw new RuntimeException('cannot execute: ' . implode(' ', $statement->errorInfo()));
@@ -320,14 +363,105 @@ function vipgate_sql($pdo, $sql, $params = [])
     return $statement;
 }
 
-function vipgate_spool_table_exists($pdo)
+/** A DATETIME column's value for $now (seconds since 1970), in UTC. */
+function vipgate_sql_time($now)
+{
+    return gmdate('Y-m-d H:i:s', $now);
+}
+
+/** Whether a query runs (the table, or the column, is there). */
+function vipgate_sql_works($pdo, $sql)
 {
     try {
-        vipgate_sql($pdo, 'SELECT COUNT(*) FROM mod_vipgate_spool WHERE 1 = 0');
+        vipgate_sql($pdo, $sql);
         return true;
     } catch (\Throwable $e) {
         return false;
     }
+}
+
+/**
+ * The stub's own small table of named timestamps, shared by WHMCS's PHP processes (which
+ * share nothing else): when each kind was last written to the activity log, since when the
+ * heartbeat has failed.
+ */
+function vipgate_state_create($pdo)
+{
+    $mysql = $pdo->getAttribute(PDO::ATTR_DRIVER_NAME) === 'mysql';
+    vipgate_sql($pdo, 'CREATE TABLE IF NOT EXISTS mod_vipgate_state ('
+        . ' name VARCHAR(64) NOT NULL PRIMARY KEY,'
+        . ' at BIGINT NOT NULL)' . ($mysql ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''));
+}
+
+/**
+ * Take the right to act on $name now, if nobody took it in the last $every seconds: one
+ * UPDATE (or INSERT) decides, so two processes never both win. Throws when the database
+ * cannot be used.
+ */
+function vipgate_state_claim($pdo, $name, $now, $every)
+{
+    $sql = 'UPDATE mod_vipgate_state SET at = ? WHERE name = ? AND at <= ?';
+    try {
+        $claimed = vipgate_sql($pdo, $sql, [$now, $name, $now - $every])->rowCount() > 0;
+    } catch (\Throwable $e) {
+        vipgate_state_create($pdo);
+        $claimed = false;
+    }
+    if ($claimed) {
+        return true;
+    }
+    try {
+        vipgate_sql($pdo, 'INSERT INTO mod_vipgate_state (name, at) VALUES (?, ?)', [$name, $now]);
+        return true;
+    } catch (\Throwable $e) {
+        return false; // there already, within $every (or another process inserted it now)
+    }
+}
+
+/** The timestamp stored under $name, or null. */
+function vipgate_state_get($pdo, $name)
+{
+    try {
+        $row = vipgate_sql($pdo, 'SELECT at FROM mod_vipgate_state WHERE name = ?', [$name])
+            ->fetch(PDO::FETCH_NUM);
+    } catch (\Throwable $e) {
+        return null;
+    }
+    return $row ? (int) $row[0] : null;
+}
+
+/**
+ * Write to WHMCS's System Activity Log (always kept, unlike the module log), at most once per
+ * $kind every VIPGATE_ACTIVITY_EVERY seconds across all of WHMCS's processes. $message must
+ * hold no secret. Never throws; without a usable database nothing is written (the module
+ * log has the detail).
+ */
+function vipgate_activity($kind, $message, $now = null)
+{
+    try {
+        if (!function_exists('logActivity')) {
+            return;
+        }
+        $now = $now === null ? time() : $now;
+        if (!vipgate_state_claim(vipgate_pdo(), 'activity:' . $kind, $now, VIPGATE_ACTIVITY_EVERY)) {
+            return;
+        }
+        logActivity('vipgate: ' . $message);
+    } catch (\Throwable $e) {
+        vipgate_log('activity', '', 'cannot write to the activity log: ' . $e->getMessage());
+    }
+}
+
+/** An error text short enough for the activity log. */
+function vipgate_short($text)
+{
+    $text = preg_replace('/\s+/', ' ', (string) $text);
+    return strlen($text) > 300 ? substr($text, 0, 300) . '...' : $text;
+}
+
+function vipgate_spool_table_exists($pdo)
+{
+    return vipgate_sql_works($pdo, 'SELECT COUNT(*) FROM mod_vipgate_spool WHERE 1 = 0');
 }
 
 function vipgate_spool_create($pdo)
@@ -341,7 +475,8 @@ function vipgate_spool_create($pdo)
             . ' body TEXT NOT NULL,'
             . ' created_at DATETIME NOT NULL,'
             . ' attempts INTEGER NOT NULL DEFAULT 0,'
-            . ' last_error TEXT NULL)';
+            . ' last_error TEXT NULL,'
+            . ' rejected_at DATETIME NULL)';
     } elseif ($driver === 'mysql') {
         $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
             . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
@@ -351,6 +486,7 @@ function vipgate_spool_create($pdo)
             . ' created_at DATETIME NOT NULL,'
             . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
             . ' last_error TEXT NULL,'
+            . ' rejected_at DATETIME NULL,'
             . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
             . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
     } else {
@@ -359,21 +495,88 @@ function vipgate_spool_create($pdo)
     vipgate_sql($pdo, $sql);
 }
 
-/** Keep an event for the next AfterCronJob; the table is created on first use. */
-function vipgate_spool($event, $error)
+/**
+ * The spool table as this stub uses it: created on first use; a table made by an older stub
+ * gains the rejected_at column (NULL: waiting to be sent; set: refused by the bridge).
+ */
+function vipgate_spool_ensure($pdo)
+{
+    if (vipgate_sql_works($pdo, 'SELECT rejected_at FROM mod_vipgate_spool WHERE 1 = 0')) {
+        return;
+    }
+    if (!vipgate_spool_table_exists($pdo)) {
+        vipgate_spool_create($pdo);
+        return;
+    }
+    try {
+        vipgate_sql($pdo, 'ALTER TABLE mod_vipgate_spool ADD COLUMN rejected_at DATETIME NULL');
+    } catch (\Throwable $e) {
+        if (!vipgate_sql_works($pdo, 'SELECT rejected_at FROM mod_vipgate_spool WHERE 1 = 0')) {
+            throw $e; // not another process adding it at the same time
+        }
+    }
+}
+
+/**
+ * Keep an event: waiting for the next AfterCronJob, or ($rejected) refused by the bridge,
+ * with the reason, never sent again.
+ */
+function vipgate_spool($event, $error, $rejected = false)
 {
     $pdo = vipgate_pdo();
-    $sql = 'INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, attempts, last_error)'
-        . ' VALUES (?, ?, ?, ?, ?, ?)';
-    $row = [$event['id'], $event['hook'], $event['body'], gmdate('Y-m-d H:i:s'), 1, substr($error, 0, 1000)];
+    $sql = 'INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, attempts, last_error,'
+        . ' rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)';
+    $now = vipgate_sql_time(time());
+    $row = [$event['id'], $event['hook'], $event['body'], $now, 1, substr($error, 0, 1000),
+        $rejected ? $now : null];
     try {
         vipgate_sql($pdo, $sql, $row);
     } catch (\Throwable $e) {
-        if (vipgate_spool_table_exists($pdo)) {
+        if (vipgate_sql_works($pdo, 'SELECT rejected_at FROM mod_vipgate_spool WHERE 1 = 0')) {
             throw $e;
         }
-        vipgate_spool_create($pdo);
+        vipgate_spool_ensure($pdo);
         vipgate_sql($pdo, $sql, $row);
+    }
+}
+
+/** The activity-log line about an event the bridge refused. */
+function vipgate_rejected_activity($event, $error)
+{
+    vipgate_activity('rejected', 'the bridge rejected a ' . $event['hook'] . ' event ('
+        . $event['id'] . '): ' . vipgate_short($error) . '. It is kept in mod_vipgate_spool, '
+        . 'marked rejected, for 30 days and reported to the bridge; see vipgate check.');
+}
+
+/**
+ * After an event could not be delivered: report in the activity log a bridge that has not
+ * taken events for VIPGATE_UNREACHABLE_AFTER seconds (oldest waiting event, or failing
+ * heartbeats), and a spool of VIPGATE_SPOOL_WARN_ROWS waiting events or more.
+ */
+function vipgate_report_backlog($pdo, $config, $error, $now)
+{
+    $waiting = 0;
+    $since = vipgate_state_get($pdo, 'heartbeat_failing_since');
+    if (vipgate_spool_table_exists($pdo)) {
+        vipgate_spool_ensure($pdo);
+        $row = vipgate_sql($pdo, 'SELECT COUNT(*), MIN(created_at) FROM mod_vipgate_spool'
+            . ' WHERE rejected_at IS NULL')->fetch(PDO::FETCH_NUM);
+        $waiting = (int) $row[0];
+        $oldest = $row[1] === null ? false : strtotime($row[1] . ' UTC');
+        if ($oldest !== false) {
+            $since = $since === null ? $oldest : min($since, $oldest);
+        }
+    }
+    $url = vipgate_shown_url($config['url']);
+    if ($since !== null && $now - $since >= VIPGATE_UNREACHABLE_AFTER) {
+        vipgate_activity('unreachable', 'the bridge at ' . $url . ' has not taken events for '
+            . (int) floor(($now - $since) / 60) . ' minutes (' . $waiting . ' waiting in '
+            . 'mod_vipgate_spool, sent again on each cron run); last error: '
+            . vipgate_short($error), $now);
+    }
+    if ($waiting >= VIPGATE_SPOOL_WARN_ROWS) {
+        vipgate_activity('spool', $waiting . ' events are waiting in mod_vipgate_spool for the '
+            . 'bridge at ' . $url . '; last error: ' . vipgate_short($error), $now);
     }
 }
 
@@ -387,17 +590,34 @@ function vipgate_forward($hook, $vars)
         }
         $event = vipgate_event($hook, $vars);
         $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
+        if ($hook === 'AfterCronJob') {
+            vipgate_note_heartbeat($result['outcome'] !== 'retry');
+        }
         if ($result['outcome'] === 'ok') {
             return;
         }
         $request = vipgate_log_request($config, $event);
         if ($result['outcome'] === 'permanent') {
-            vipgate_log($hook, $request, 'bridge rejected the event, not retried: ' . $result['error']);
+            vipgate_rejected_activity($event, $result['error']);
+            if ($hook === 'AfterCronJob') {
+                // A heartbeat every cron run: the reason is in the activity log, once.
+                vipgate_log($hook, $request, 'bridge rejected the heartbeat: ' . $result['error']);
+                return;
+            }
+            try {
+                vipgate_spool($event, $result['error'], true);
+                vipgate_log($hook, $request, 'bridge rejected the event, kept as rejected, '
+                    . 'not retried: ' . $result['error']);
+            } catch (\Throwable $e) {
+                vipgate_log($hook, $request, 'bridge rejected the event (' . $result['error']
+                    . ') and it could not be kept: ' . $e->getMessage());
+            }
             return;
         }
         if ($hook === 'AfterCronJob') {
             // A heartbeat every cron run, with nothing to reconcile: not worth a spool row.
             vipgate_log($hook, $request, 'bridge unreachable, heartbeat not spooled: ' . $result['error']);
+            vipgate_report_backlog(vipgate_pdo(), $config, $result['error'], time());
             return;
         }
         try {
@@ -406,16 +626,42 @@ function vipgate_forward($hook, $vars)
         } catch (\Throwable $e) {
             vipgate_log($hook, $request, 'bridge unreachable (' . $result['error']
                 . ') and the event could not be spooled, it is lost: ' . $e->getMessage());
+            vipgate_activity('lost', 'a ' . $hook . ' event (' . $event['id'] . ') is lost: the '
+                . 'bridge did not take it (' . vipgate_short($result['error']) . ') and it could '
+                . 'not be kept in mod_vipgate_spool (' . vipgate_short($e->getMessage()) . ')');
+            return;
         }
+        vipgate_report_backlog(vipgate_pdo(), $config, $result['error'], time());
     } catch (\Throwable $e) {
         vipgate_log($hook, '', 'unexpected error: ' . get_class($e) . ': ' . $e->getMessage());
     }
 }
 
 /**
+ * Remember since when the heartbeat fails (the bridge may be down with nothing spooled);
+ * forgotten once it gets through. Never throws.
+ */
+function vipgate_note_heartbeat($delivered)
+{
+    try {
+        $pdo = vipgate_pdo();
+        if ($delivered) {
+            if (vipgate_state_get($pdo, 'heartbeat_failing_since') !== null) {
+                vipgate_sql($pdo, 'DELETE FROM mod_vipgate_state WHERE name = ?', ['heartbeat_failing_since']);
+            }
+        } elseif (vipgate_state_get($pdo, 'heartbeat_failing_since') === null) {
+            vipgate_state_claim($pdo, 'heartbeat_failing_since', time(), PHP_INT_MAX >> 1);
+        }
+    } catch (\Throwable $e) {
+        vipgate_log('AfterCronJob', '', 'cannot note the heartbeat: ' . $e->getMessage());
+    }
+}
+
+/**
  * Send spooled events again, oldest first, each with its own webhook id and body and a fresh
  * signature. Stops at the first retryable failure (the bridge is still down) and after
- * flush_max_rows rows or flush_max_seconds seconds.
+ * flush_max_rows rows or flush_max_seconds seconds. What the bridge refuses stays, marked
+ * rejected; rejected events older than 30 days are deleted.
  */
 function vipgate_flush_spool($config)
 {
@@ -423,13 +669,17 @@ function vipgate_flush_spool($config)
     if (!vipgate_spool_table_exists($pdo)) {
         return;
     }
+    vipgate_spool_ensure($pdo);
+    vipgate_sql($pdo, 'DELETE FROM mod_vipgate_spool WHERE rejected_at IS NOT NULL AND rejected_at < ?',
+        [vipgate_sql_time(time() - VIPGATE_REJECTED_KEEP)]);
     $deadline = microtime(true) + max(1, (float) $config['flush_max_seconds']);
     $left = max(0, (int) $config['flush_max_rows']);
     $afterId = 0;
     while ($left > 0 && microtime(true) < $deadline) {
         $rows = vipgate_sql(
             $pdo,
-            'SELECT id, webhook_id, hook, body FROM mod_vipgate_spool WHERE id > ? ORDER BY id LIMIT ?',
+            'SELECT id, webhook_id, hook, body FROM mod_vipgate_spool WHERE id > ? AND rejected_at IS NULL'
+            . ' ORDER BY id LIMIT ?',
             [$afterId, min(100, $left)]
         )->fetchAll(PDO::FETCH_ASSOC);
         if (!$rows) {
@@ -453,29 +703,75 @@ function vipgate_flush_spool($config)
                 );
                 vipgate_log('flush', vipgate_log_request($config, $event),
                     'bridge still unreachable, flush stopped: ' . $result['error']);
+                vipgate_report_backlog($pdo, $config, $result['error'], time());
                 return;
             }
             if ($result['outcome'] === 'permanent') {
+                vipgate_sql(
+                    $pdo,
+                    'UPDATE mod_vipgate_spool SET attempts = attempts + 1, last_error = ?, rejected_at = ?'
+                    . ' WHERE id = ?',
+                    [substr($result['error'], 0, 1000), vipgate_sql_time(time()), $afterId]
+                );
                 vipgate_log('flush', vipgate_log_request($config, $event),
-                    'bridge rejected a spooled event, dropped: ' . $result['error']);
+                    'bridge rejected a spooled event, kept as rejected: ' . $result['error']);
+                vipgate_rejected_activity($event, $result['error']);
+                continue;
             }
             vipgate_sql($pdo, 'DELETE FROM mod_vipgate_spool WHERE id = ?', [$afterId]);
         }
     }
 }
 
-/** AfterCronJob (every cron run): flush the spool, then forward the event itself. */
+/**
+ * What the heartbeat tells the bridge about rejected events: how many are kept (30 days) and
+ * the newest few (webhook id, hook, when, why). Empty when there are none, so a bridge that
+ * knows no such vars still takes the heartbeat.
+ */
+function vipgate_rejected_report()
+{
+    $pdo = vipgate_pdo();
+    if (!vipgate_spool_table_exists($pdo)) {
+        return [];
+    }
+    vipgate_spool_ensure($pdo);
+    $count = (int) vipgate_sql($pdo, 'SELECT COUNT(*) FROM mod_vipgate_spool WHERE rejected_at IS NOT NULL')
+        ->fetchColumn();
+    if ($count === 0) {
+        return [];
+    }
+    $rows = vipgate_sql($pdo, 'SELECT webhook_id, hook, rejected_at, last_error FROM mod_vipgate_spool'
+        . ' WHERE rejected_at IS NOT NULL ORDER BY rejected_at DESC, id DESC LIMIT ?',
+        [VIPGATE_REJECTED_LISTED])->fetchAll(PDO::FETCH_ASSOC);
+    $recent = [];
+    foreach ($rows as $row) {
+        $recent[] = [
+            'webhook_id' => (string) $row['webhook_id'],
+            'hook' => (string) $row['hook'],
+            'rejected_at' => gmdate('c', (int) strtotime($row['rejected_at'] . ' UTC')),
+            'reason' => substr((string) $row['last_error'], 0, 500),
+        ];
+    }
+    return ['rejected_count' => $count, 'rejected_recent' => $recent];
+}
+
+/**
+ * AfterCronJob (every cron run): flush the spool, then send the heartbeat, which carries the
+ * report of rejected events.
+ */
 function vipgate_after_cron_job($vars)
 {
+    $report = [];
     try {
         $config = vipgate_config();
         if ($config !== null) {
             vipgate_flush_spool($config);
+            $report = vipgate_rejected_report();
         }
     } catch (\Throwable $e) {
         vipgate_log('flush', '', 'cannot flush the spool: ' . get_class($e) . ': ' . $e->getMessage());
     }
-    vipgate_forward('AfterCronJob', $vars);
+    vipgate_forward('AfterCronJob', $report);
 }
 
 /**
@@ -528,6 +824,12 @@ function vipgate_ask($config, $hook, $vars, $instead)
         }
         vipgate_log($hook, vipgate_log_request($config, $event),
             'no answer from the bridge (' . $problem . '), ' . $instead);
+        if ($hook === 'TicketOpenValidation') {
+            vipgate_activity('gate', 'the ticket gate got no usable answer from the bridge at '
+                . vipgate_shown_url($config['url']) . ' (' . vipgate_short($problem) . '): '
+                . $instead . ' without the check (fail_open ' . ($config['fail_open'] ? 'on' : 'off')
+                . ' in _vipgate_config.php)');
+        }
     } catch (\Throwable $e) {
         vipgate_log($hook, $event === null ? '' : vipgate_log_request($config, $event),
             'unexpected error: ' . get_class($e) . ': ' . $e->getMessage() . '; ' . $instead);

@@ -29,15 +29,18 @@ from bridge.checks import (
     NEEDED_ACTIONS,
     WRITE_ACTIONS,
     WhmcsFacts,
+    bridge_version,
     config_warnings,
     database_error,
     facts_warnings,
     read_facts,
+    stub_warnings,
     whmcs_database_status,
 )
 from bridge.checks import is_permission_denied as denied
 from bridge.settings import Settings, WhmcsSettings, shown_url
 from bridge.snapshots import last_full_reconcile
+from bridge.store import StubReport
 from bridge.whmcs import WhmcsClient, WhmcsError
 
 log = logging.getLogger("vipgate.admin")
@@ -203,6 +206,14 @@ def confirm_first_run() -> Response:
     return back_to("admin.overview")
 
 
+def stub_report() -> StubReport | None:
+    """What the PHP stub last reported (version, rejected events); None: unreadable."""
+    try:
+        return rt().store.stub_report()
+    except (sa.exc.SQLAlchemyError, ValueError):
+        return None
+
+
 def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
     """(action, read/write, allowed/missing/not checked) for every needed action."""
     rows = []
@@ -240,12 +251,15 @@ def view() -> str:
     elif settings.whmcs.url:
         facts_note = "WHMCS's API cannot be used: its settings could not be checked"
     database, counts, saved = vipgate_database()
+    stub = stub_report()
     return render_template(
         "admin/overview.html", title="Overview", shown=shown, api=api,
         whmcs_db=whmcs_database(settings), database=database, counts=counts, saved=saved,
         reconcile=last_reconcile(), settings=settings, first=first_run_state(),
         first_form=ConfirmFirstRunForm(), describe_plan=first_run.describe,
         config_warnings=config_warnings(settings), policy_warnings=policy_warnings,
+        stub=stub, bridge_version=bridge_version(),
+        stub_warnings=stub_warnings(stub, bridge_version()) if stub is not None else [],
         facts_note=facts_note, facts_at=facts_at,
         permissions=permission_rows(facts) if isinstance(facts, WhmcsFacts) else [],
         ttl=int(CHECK_TTL.total_seconds()), dead_url=url_for("admin.inbox", state="dead"))

@@ -37,7 +37,8 @@ FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try 
 SPOOL_SCHEMA = """CREATE TABLE IF NOT EXISTS mod_vipgate_spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id VARCHAR(64) NOT NULL UNIQUE,
     hook VARCHAR(64) NOT NULL, body TEXT NOT NULL, created_at DATETIME NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL)"""
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL, rejected_at DATETIME NULL)"""
+STUB_VERSION = "0.1.0"  # as vipgate_version() in the stub
 
 
 class Forwarder(Protocol):
@@ -63,7 +64,7 @@ def _spooled(spool_db: Path) -> list[str]:
     with sqlite3.connect(spool_db) as conn:
         try:
             return [r[0] for r in conn.execute(
-                "SELECT webhook_id FROM mod_vipgate_spool ORDER BY id")]
+                "SELECT webhook_id FROM mod_vipgate_spool WHERE rejected_at IS NULL ORDER BY id")]
         except sqlite3.OperationalError:  # no table yet: nothing was ever spooled
             return []
 
@@ -117,8 +118,8 @@ class PythonForwarder:
             self.flush()
         msg_id, body = self.event(hook, variables)
         outcome, error = self._post(msg_id, body, 120.0 if hook == "PreCronJob" else 2.0)
-        if outcome == "retry" and hook != "AfterCronJob":  # the heartbeat is not spooled
-            self._spool(msg_id, hook, body, error)
+        if outcome != "ok" and hook != "AfterCronJob":  # the heartbeat is not spooled
+            self._spool(msg_id, hook, body, error, rejected=outcome == "permanent")
         return []
 
     def spooled(self) -> list[str]:
@@ -149,6 +150,7 @@ class PythonForwarder:
     def _post(self, msg_id: str, body: bytes, timeout: float) -> tuple[str, str]:
         headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
         headers["Content-Type"] = "application/json"
+        headers["vipgate-stub-version"] = STUB_VERSION
         try:
             response = requests.post(self.url, data=body, headers=headers,
                                      timeout=(min(1.0, timeout), timeout), allow_redirects=False)
@@ -226,27 +228,36 @@ class PythonForwarder:
             return 0
         return _whmcs_id(row[0]) if row else 0
 
-    def _spool(self, msg_id: str, hook: str, body: bytes, error: str) -> None:
+    def _spool(self, msg_id: str, hook: str, body: bytes, error: str, *,
+               rejected: bool = False) -> None:
+        """Keep an event to send again, or (``rejected``) one the bridge refused."""
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         with sqlite3.connect(self.spool_db) as conn:
             conn.execute(SPOOL_SCHEMA)
             conn.execute("INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, "
-                         "attempts, last_error) VALUES (?, ?, ?, ?, 1, ?)",
-                         (msg_id, hook, body.decode(), datetime.now(UTC).strftime(
-                             "%Y-%m-%d %H:%M:%S"), error[:1000]))
+                         "attempts, last_error, rejected_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                         (msg_id, hook, body.decode(), now, error[:1000],
+                          now if rejected else None))
 
     def flush(self, max_rows: int = 500) -> None:
         """Re-send spooled events oldest first: same id and body, a fresh signature."""
         if not self.spooled():
             return
         with sqlite3.connect(self.spool_db) as conn:
-            rows = conn.execute("SELECT id, webhook_id, body FROM mod_vipgate_spool ORDER BY id "
-                                "LIMIT ?", (max_rows,)).fetchall()
+            rows = conn.execute("SELECT id, webhook_id, body FROM mod_vipgate_spool WHERE "
+                                "rejected_at IS NULL ORDER BY id LIMIT ?", (max_rows,)).fetchall()
             for row_id, msg_id, body in rows:
                 outcome, error = self._post(msg_id, body.encode(), 2.0)
                 if outcome == "retry":
                     conn.execute("UPDATE mod_vipgate_spool SET attempts = attempts + 1, "
                                  "last_error = ? WHERE id = ?", (error[:1000], row_id))
                     break
+                if outcome == "permanent":  # kept, marked rejected, never sent again
+                    conn.execute("UPDATE mod_vipgate_spool SET attempts = attempts + 1, "
+                                 "last_error = ?, rejected_at = ? WHERE id = ?", (
+                                     error[:1000], datetime.now(UTC).strftime(
+                                         "%Y-%m-%d %H:%M:%S"), row_id))
+                    continue
                 conn.execute("DELETE FROM mod_vipgate_spool WHERE id = ?", (row_id,))
 
 

@@ -1,10 +1,16 @@
 <?php
 /**
  * A stand-in for the parts of WHMCS the vipgate stub touches (sandbox, demo, tests, benchmarks):
- * the WHMCS constant, add_hook, logModuleCall and Capsule::connection()->getPdo().
+ * the WHMCS constant, add_hook, logModuleCall, logActivity and Capsule::connection()->getPdo().
+ *
+ * As in WHMCS 8, logModuleCall writes nothing unless Module Debug Mode is on (tblconfiguration
+ * ModuleDebugMode = 'on', off by default), and logActivity always adds a row to tblactivitylog
+ * (the System Activity Log).
  *
  * Environment:
- *   VIPGATE_SANDBOX_LOG           file that logModuleCall appends JSON lines to
+ *   VIPGATE_SANDBOX_LOG           file that logModuleCall appends JSON lines to (the module log)
+ *   VIPGATE_SANDBOX_MODULE_DEBUG  'on': Module Debug Mode when the database has no
+ *                                 tblconfiguration to say (a test's bare database)
  *   VIPGATE_SANDBOX_PDO_DSN       PDO DSN of the "WHMCS database" (sqlite:/path or mysql:...)
  *   VIPGATE_SANDBOX_PDO_USER, VIPGATE_SANDBOX_PDO_PASSWORD   for a mysql DSN
  */
@@ -51,15 +57,53 @@ namespace {
         $GLOBALS['vipgate_test_hooks'][$hookName][] = ['priority' => $priority, 'function' => $function];
     }
 
+    /** tblconfiguration's value of $setting, read once per process as WHMCS does at boot. */
+    function vipgate_test_setting($setting)
+    {
+        static $settings = null;
+        if ($settings === null) {
+            $settings = [];
+            try {
+                $pdo = WHMCS\Database\Capsule::connection()->getPdo();
+                foreach ($pdo->query('SELECT setting, value FROM tblconfiguration') as $row) {
+                    $settings[$row['setting']] = (string) $row['value'];
+                }
+            } catch (\Throwable $e) {
+                // A test's bare database (or none): the environment says.
+                $settings = ['ModuleDebugMode' => (string) getenv('VIPGATE_SANDBOX_MODULE_DEBUG')];
+            }
+        }
+        return isset($settings[$setting]) ? $settings[$setting] : '';
+    }
+
     function logModuleCall($module, $action, $request, $response, $processed = '', $replace = [])
     {
         $path = getenv('VIPGATE_SANDBOX_LOG');
-        if (!$path) {
-            return;
+        if (!$path || vipgate_test_setting('ModuleDebugMode') !== 'on') {
+            return; // WHMCS keeps the module log only in Module Debug Mode
         }
         $line = json_encode(compact('module', 'action', 'request', 'response', 'processed', 'replace'),
             JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE);
         file_put_contents($path, $line . "\n", FILE_APPEND | LOCK_EX);
+    }
+
+    /** WHMCS's logActivity: a row in tblactivitylog (made here if the test's database has none). */
+    function logActivity($message, $userId = 0)
+    {
+        $pdo = WHMCS\Database\Capsule::connection()->getPdo();
+        $insert = 'INSERT INTO tblactivitylog (date, description, user, userid, ipaddr)'
+            . ' VALUES (?, ?, ?, ?, ?)';
+        $row = [date('Y-m-d H:i:s'), (string) $message, 'System', (int) $userId, ''];
+        try {
+            $pdo->prepare($insert)->execute($row);
+        } catch (\PDOException $e) {
+            $pdo->exec('CREATE TABLE IF NOT EXISTS tblactivitylog (id INTEGER PRIMARY KEY '
+                . ($pdo->getAttribute(\PDO::ATTR_DRIVER_NAME) === 'mysql' ? 'AUTO_INCREMENT' : 'AUTOINCREMENT')
+                . ', date DATETIME NOT NULL, description TEXT NOT NULL, user TEXT NOT NULL,'
+                . ' userid INT NOT NULL DEFAULT 0, user_id INT NOT NULL DEFAULT 0,'
+                . ' admin_id INT NOT NULL DEFAULT 0, ipaddr TEXT NOT NULL)');
+            $pdo->prepare($insert)->execute($row);
+        }
     }
 
     /** Run the functions registered for a hook as WHMCS does: by priority, truthy results kept. */
