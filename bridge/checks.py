@@ -216,7 +216,7 @@ def facts_warnings(facts: WhmcsFacts, policy: PolicySettings) -> list[str]:
     found = permission_warnings(missing_actions(facts.answers))
     if facts.groups is not None and facts.settings_read:
         found += whmcs_warnings(policy, facts.groups, facts.auto_suspension,
-                                facts.auto_suspension_days or "")
+                                facts.auto_suspension_days)
     return found
 
 
