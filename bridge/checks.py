@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from bridge.settings import PolicySettings, Settings, shown_url
 from bridge.store import StubReport
 from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
+from bridge.whmcs.client import UNKNOWN_SETTING
 
 # The WHMCS API actions vipgate calls (bridge/whmcs/client.py), and what each is for.
 READ_ACTIONS: dict[str, str] = {
@@ -68,9 +69,16 @@ PROBES: dict[str, dict[str, Any]] = {
 
 
 def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
-                   auto_suspension: str, auto_suspension_days: str) -> list[str]:
-    """What makes vipgate's rule come too late or not matter, given WHMCS's settings."""
-    found = []
+                   auto_suspension: str | None, auto_suspension_days: str | None) -> list[str]:
+    """What makes vipgate's rule come too late or not matter, given WHMCS's settings (None:
+    WHMCS does not know that setting, so what depends on it is not judged)."""
+    found = [f"WHMCS does not know the setting {name} (GetConfigurationValue answers "
+             f"\"{UNKNOWN_SETTING}\"): {what} was not checked"
+             for name, value, what in (
+                 ("AutoSuspension", auto_suspension, "whether the cron suspends at all"),
+                 ("AutoSuspensionDays", auto_suspension_days,
+                  "grace_days against AutoSuspensionDays"))
+             if value is None]
     by_id = {g.id: g for g in groups}
     vip = by_id.get(policy.vip_group_id)
     if policy.vip_group_id and vip is None:
@@ -82,10 +90,11 @@ def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
     if policy.default_group_id and policy.default_group_id not in by_id:
         found.append(f"[policy] default_group_id = {policy.default_group_id}: WHMCS has no "
                      "such client group")
-    if auto_suspension != "on":
+    if auto_suspension is not None and auto_suspension != "on":
         found.append("WHMCS's automatic suspension (AutoSuspension) is off: clients who leave "
                      "VIP are not suspended by the cron")
-    elif auto_suspension_days.strip().isdigit():
+    elif auto_suspension is not None and auto_suspension_days is not None \
+            and auto_suspension_days.strip().isdigit():
         days = int(auto_suspension_days)
         if policy.grace_days >= days:
             found.append(f"[policy] grace_days = {policy.grace_days} >= WHMCS's "
@@ -165,10 +174,16 @@ class WhmcsFacts:
     read) and the permission probe's answers (``unchecked``: actions not asked in time)."""
 
     groups: tuple[ClientGroup, ...] | None
-    auto_suspension: str | None
+    auto_suspension: str | None  # None: not read, or WHMCS does not know the setting
     auto_suspension_days: str | None
     answers: Mapping[str, str | None] = field(default_factory=dict)
     unchecked: tuple[str, ...] = ()
+
+    @property
+    def settings_read(self) -> bool:
+        """Whether GetConfigurationValue answered (a value, or "no such setting")."""
+        return "GetConfigurationValue" in self.answers \
+            and self.answers["GetConfigurationValue"] is None
 
 
 def read_facts(client: WhmcsClient, *, deadline: float | None = None,
@@ -201,9 +216,9 @@ def read_facts(client: WhmcsClient, *, deadline: float | None = None,
 def facts_warnings(facts: WhmcsFacts, policy: PolicySettings) -> list[str]:
     """Permission warnings first, then the policy warnings the facts allow judging."""
     found = permission_warnings(missing_actions(facts.answers))
-    if facts.groups is not None and facts.auto_suspension is not None:
+    if facts.groups is not None and facts.settings_read:
         found += whmcs_warnings(policy, facts.groups, facts.auto_suspension,
-                                facts.auto_suspension_days or "")
+                                facts.auto_suspension_days)
     return found
 
 

@@ -262,7 +262,7 @@ def test_when_whmcs_answers_slowly_the_rest_is_marked_not_checked(
 
 @pytest.mark.parametrize(("whmcs", "reason"), [
     ({"url": "http://127.0.0.1:{port}"}, "not usable (http://127.0.0.1:"),
-    ({"secret": "wrong"}, "Authentication Failed"),
+    ({"secret": "wrong"}, "Invalid or missing credentials"),
 ])
 def test_a_whmcs_that_cannot_be_used_is_a_line_not_an_error(
         make: Make, whmcs: dict[str, str], reason: str) -> None:

@@ -243,6 +243,28 @@ def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(world: World)
     assert w.group(ana) == w.regular
 
 
+@pytest.mark.parametrize("hook", ["InvoiceCancelled", "InvoicePaid", "AddInvoicePayment"])
+def test_an_event_about_a_deleted_or_merged_invoice_ends_done(world: World, hook: str) -> None:
+    """WHMCS 8 answers GetInvoice for an invoice that no longer exists with
+    ``{"status": "error", ...}`` and no ``result`` (whmcs-reference §6): not found, so the
+    event has no client left to look at, and is done rather than retried into the dead
+    letters."""
+    import sqlalchemy as sa
+
+    from bridge.sandbox.schema import tblinvoiceitems, tblinvoices
+
+    w = world
+    _, _, invoice = vip_client(w, "Ana", paid=True)
+    with w.sandbox.transaction() as conn:  # merged into another, or deleted by staff
+        conn.execute(sa.delete(tblinvoiceitems).where(tblinvoiceitems.c.invoiceid == invoice))
+        conn.execute(sa.delete(tblinvoices).where(tblinvoices.c.id == invoice))
+    w.forwarder.fire(hook, {"invoiceid": invoice})
+    [outcome] = w.drain()
+    assert (outcome.state, outcome.error, outcome.clients) == ("done", None, 0)
+    assert w.store.events()[-1].state == "done" and queue.dead_letters(w.store) == []
+    assert actions(w, "GetInvoice")[-1]["result"] == "error"
+
+
 def test_whmcs_down_defers_events_without_attempts_and_the_backlog_follows_it_back(
         world: World) -> None:
     w = world

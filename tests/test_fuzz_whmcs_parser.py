@@ -187,10 +187,16 @@ def answers(draw: st.DrawFn, action: str) -> Answer:
     template = TEMPLATES.get(action, {"result": "success"})
     document = copy.deepcopy(draw(mutated(template)))  # never a template itself
     kind = draw(st.integers(1, 40))
+    if isinstance(document, dict) and kind == 29:
+        # WHMCS 8's error without a result key (whmcs-reference §6)
+        document = {"status": draw(st.sampled_from(["error", "Error", "Unpaid", "", None])),
+                    "message": draw(st.sampled_from(["Invoice ID Not Found", ""]) | junk)}
     if isinstance(document, dict) and kind in (30, 31):
         document["result"] = draw(st.sampled_from(["error", "ERROR", "Success", "", None, 1]))
         document["message"] = draw(st.sampled_from([
-            "Authentication Failed", "Invalid IP 203.0.113.9", "Client Not Found",
+            "Authentication Failed", "Invalid or missing credentials", "Invalid Access Key",
+            "Administrator Account Disabled", "Access Denied", "Invalid IP 203.0.113.9",
+            "Client Not Found", "Invalid name for parameter setting",
             "Ticket ID Not Found", "Invalid Permissions: API action \"x\" is not allowed",
             "", None, "<b>Fatal</b>\n\x00"]) | junk)
     body = json.dumps(document, default=str).encode()
@@ -309,7 +315,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[WhmcsClient], Any], Any]] = {
     "get_support_departments": (lambda c: c.get_support_departments(),
                                 tuple[m.Department, ...]),
     "get_configuration_value": (lambda c: c.get_configuration_value("AutoSuspensionDays"),
-                                str),
+                                str | None),
     "count_clients": (lambda c: c.count_clients(), int),
     "iter_clients": (lambda c: tuple(c.iter_clients()), tuple[m.ClientSummary, ...]),
     "iter_invoices": (lambda c: tuple(c.iter_invoices(userid=1)),

@@ -79,7 +79,7 @@ def test_wrong_secret_is_degraded_with_whmcs_message_and_no_secret(
     assert response.status_code == 200 and body["status"] == "degraded"
     assert body["database"]["ok"] is True
     assert body["whmcs"]["ok"] is False
-    assert body["whmcs"]["error"] == "WHMCS GetClientGroups: Authentication Failed"
+    assert body["whmcs"]["error"] == "WHMCS GetClientGroups: Invalid or missing credentials"
     assert "wrong-secret-4711" not in response.get_data(as_text=True)
 
 

@@ -107,6 +107,113 @@ def test_db_and_api_sources_give_identical_plans(world: World, people: Populatio
         assert any(c.kind == "group" and c.before == str(w.vip) for c in from_db[client])
 
 
+def test_api_source_reads_every_client_when_last_names_are_shared(world: World,
+                                                                  people: Population) -> None:
+    """WHMCS 8 orders GetClients by last name with ties unstable between pages, and counts
+    ``totalresults`` after the offset (whmcs-reference §6): every client is read once only
+    because the client asks for ``orderby=id`` and stops on a short page."""
+    w = world
+    with w.sandbox.quiet():  # populate() named them all "Client N<n>": make the last names tie
+        for client in people.clients:
+            w.sandbox.update_client(client, lastname="Silva")
+    reader = WhmcsApiReader(w.api, page_size=7)
+    assert sorted(plans(w, reader)) == sorted(people.clients)
+    assert plans(w, reader) == plans(w, db_reader(w))
+
+
+def test_an_invoice_deleted_while_the_api_source_reads_is_left_out(world: World,
+                                                                   people: Population) -> None:
+    """GetInvoices lists an owed invoice, then it is merged or deleted before its GetInvoice:
+    WHMCS 8 answers ``{"status": "error", "message": "Invoice ID Not Found"}`` without
+    ``result``; the scan goes on without that invoice."""
+    import requests
+
+    from bridge.sandbox.schema import tblinvoiceitems, tblinvoices
+    from bridge.whmcs import WhmcsClient
+
+    w = world
+    owing = people.vip_owing[0]
+    with w.sandbox.engine.connect() as conn:
+        doomed = conn.execute(sa.select(tblinvoices.c.id).where(
+            tblinvoices.c.userid == owing, tblinvoices.c.status == "Unpaid",
+            tblinvoices.c.duedate < w.sandbox.today)).scalars().all()
+    assert doomed
+
+    def delete_after_the_list(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        body = response.request.body or ""
+        text = body.decode() if isinstance(body, bytes) else body
+        if "action=GetInvoices" in text and doomed:
+            with w.sandbox.transaction() as conn:
+                conn.execute(sa.delete(tblinvoiceitems).where(
+                    tblinvoiceitems.c.invoiceid.in_(doomed)))
+                conn.execute(sa.delete(tblinvoices).where(tblinvoices.c.id.in_(doomed)))
+
+    def whmcs() -> WhmcsClient:
+        session = requests.Session()
+        session.hooks["response"].append(delete_after_the_list)
+        return WhmcsClient(w.settings.whmcs, session=session)
+
+    calls = len(w.sandbox.api_log)
+    from_api = plans(w, WhmcsApiReader(whmcs, concurrency=1))
+    missing = [c for c in list(w.sandbox.api_log)[calls:]
+               if c["action"] == "GetInvoice" and c["result"] == "error"]
+    assert {int(c["params"]["invoiceid"]) for c in missing} == set(doomed)
+    assert sorted(from_api) == sorted(people.clients)
+    assert from_api == plans(w, db_reader(w))  # as WHMCS is now: the invoice is gone
+    assert not any(c.kind == "group" for c in from_api[owing])
+
+
+def test_resync_api_plans_every_client_of_5000_with_shared_last_names_like_db(
+        tmp_path: Path) -> None:
+    """Issue 15's "done when": a sandbox WHMCS of 5,000 clients (bench/gen_whmcs.py: last
+    names from a short list, so thousands tie), ``vipgate resync --source api --dry-run``
+    plans every client, and the same changes as ``--source db``."""
+    import importlib.util
+    import time
+
+    from bridge.sandbox.schema import tblaccounts, tblinvoiceitems, tblinvoices
+    from tests.world import API_ID, API_SECRET
+
+    spec = importlib.util.spec_from_file_location(
+        "gen_whmcs", Path(__file__).resolve().parents[1] / "bench" / "gen_whmcs.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    url = f"sqlite:///{tmp_path}/whmcs.db"
+    with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path, whmcs={"database_url": url}
+                    ) as w:
+        gen.generate(url, 5000, seed=3, today=w.sandbox.today)
+        w.sandbox.add_api_credential(API_ID, API_SECRET)  # the generator wrote WHMCS afresh
+        # Invoices paid before the look-back window change neither source's plan; without
+        # them the run reads half the rows (the suite's time).
+        old = sa.select(tblinvoices.c.id).where(
+            tblinvoices.c.status == "Paid",
+            tblinvoices.c.datepaid < w.sandbox.today - timedelta(days=400)).scalar_subquery()
+        with w.sandbox.transaction() as conn:
+            for table in (tblinvoiceitems, tblaccounts):
+                conn.execute(sa.delete(table).where(table.c.invoiceid.in_(old)))
+            conn.execute(sa.delete(tblinvoices).where(tblinvoices.c.id.in_(old)))
+        with w.sandbox.engine.connect() as conn:
+            names = conn.execute(sa.select(sa.func.count(sa.distinct(
+                sa.text("lastname")))).select_from(sa.table("tblclients"))).scalar()
+        assert names is not None and names < 100  # shared last names
+        settings = w.settings.replace(policy={"vip_group_id": 2, "default_group_id": 1},
+                                      tickets={"billing_departments": "2"})
+        started = time.monotonic()
+        code, out, err = cli(w, "--dry-run", "--json", "api", settings=settings)
+        took = time.monotonic() - started
+        assert code == 0, err
+        from_api = json.loads(out)
+        code, out, err = cli(w, "--dry-run", "--json", "db", settings=settings)
+        assert code == 0, err
+        from_db = json.loads(out)
+    assert from_api["summary"]["clients"] == from_db["summary"]["clients"] == 5000
+    assert from_api["changes"] == from_db["changes"]
+    assert from_api["summary"]["changes"] == from_db["summary"]["changes"]
+    assert from_api["summary"]["changes"]["group"] > 0  # owing VIPs were found
+    assert took < 60, f"the api source took {took:.1f} s"
+
+
 @pytest.mark.mariadb
 def test_db_source_reads_a_mariadb_whmcs(mariadb_url: str, tmp_path: Path) -> None:
     with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path,

@@ -149,17 +149,29 @@ def api(sandbox: Sandbox) -> Api:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"identifier": API_ID, "secret": "wrong"}, "Authentication Failed"),
-    ({"identifier": "nobody", "secret": API_SECRET}, "Authentication Failed"),
-    ({"identifier": API_ID}, "Authentication Failed"),
-    ({}, "Authentication Failed"),
-    ({"username": API_ID, "password": "wrong"}, "Authentication Failed"),
+    ({"identifier": API_ID, "secret": "wrong"}, "Invalid or missing credentials"),
+    ({"identifier": "nobody", "secret": API_SECRET}, "Invalid or missing credentials"),
+    ({"identifier": API_ID}, "Invalid or missing credentials"),
+    ({}, "Invalid or missing credentials"),
+    ({"username": API_ID, "password": "wrong"}, "Invalid or missing credentials"),
+    ({"identifier": API_ID, "secret": API_SECRET, "accesskey": "wrong"}, "Invalid Access Key"),
 ])
 def test_bad_credentials_are_refused_with_http_200(api: Api, fields: dict[str, str],
                                                    message: str) -> None:
     response = api.post({"action": "GetClients", "responsetype": "json", **fields})
     assert response.status_code == 200
     assert response.get_json() == {"result": "error", "message": message}
+
+
+@pytest.mark.parametrize(("refuse", "message"), [
+    (lambda sb: sb.set_admin_disabled(1), "Administrator Account Disabled"),
+    (lambda sb: sb.set_api_credential_admin(API_ID, False), "Access Denied"),
+])
+def test_a_right_secret_is_still_refused_for_a_disabled_admin_or_a_non_admin_credential(
+        sandbox: Sandbox, api: Api, refuse: Any, message: str) -> None:
+    assert api("GetClientGroups")["result"] == "success"
+    refuse(sandbox)
+    assert api("GetClientGroups") == {"result": "error", "message": message}
 
 
 def test_identifier_and_secret_may_be_sent_as_username_and_password(api: Api) -> None:
@@ -194,7 +206,7 @@ def test_ip_allow_list_is_enforced_unless_the_accesskey_matches(sandbox: Sandbox
     assert api.raw("GetClientGroups", ip="203.0.113.9").get_json() == {
         "result": "error", "message": "Invalid IP 203.0.113.9"}
     assert api.raw("GetClientGroups", ip="203.0.113.9",
-                   accesskey="wrong").get_json()["message"] == "Invalid IP 203.0.113.9"
+                   accesskey="wrong").get_json()["message"] == "Invalid Access Key"
     assert api.raw("GetClientGroups", ip="203.0.113.9",
                    accesskey=ACCESS_KEY).get_json()["result"] == "success"
     sandbox.allow_api_ips("203.0.113.9")
@@ -213,7 +225,7 @@ def test_credentials_are_not_kept_in_the_api_log(sandbox: Sandbox, api: Api) -> 
 
 
 def test_get_clients_nests_and_stringifies(api: Api, world: World) -> None:
-    body = api.ok("GetClients")
+    body = api.ok("GetClients", orderby="id")
     assert (body["totalresults"], body["startnumber"], body["numreturned"]) == ("4", "0", "4")
     assert body["clients"]["client"][0] == {
         "id": str(world.ana), "firstname": "Ana", "lastname": "Souza", "companyname": "",
@@ -222,8 +234,9 @@ def test_get_clients_nests_and_stringifies(api: Api, world: World) -> None:
 
 
 def test_get_clients_paginates_with_limitstart_and_limitnum(api: Api, world: World) -> None:
-    body = api.ok("GetClients", limitstart=1, limitnum=2)
-    assert (body["totalresults"], body["startnumber"], body["numreturned"]) == ("4", "1", "2")
+    body = api.ok("GetClients", orderby="id", limitstart=1, limitnum=2)
+    # totalresults is counted after the offset (whmcs-reference §6): "0" past the first page
+    assert (body["totalresults"], body["startnumber"], body["numreturned"]) == ("0", "1", "2")
     assert [c["id"] for c in body["clients"]["client"]] == [str(world.bruno), str(world.carla)]
 
 
@@ -231,9 +244,9 @@ def test_lists_default_to_25_per_page(sandbox: Sandbox, api: Api, world: World) 
     with sandbox.quiet():
         for n in range(26):
             sandbox.add_client("Bulk", f"Client{n:02d}")
-    first = api.ok("GetClients")
+    first = api.ok("GetClients", orderby="id")
     assert (first["totalresults"], first["numreturned"]) == ("30", "25")
-    rest = api.ok("GetClients", limitstart=25)
+    rest = api.ok("GetClients", orderby="id", limitstart=25)
     assert (rest["startnumber"], rest["numreturned"]) == ("25", "5")
     assert rest["clients"]["client"][-1]["lastname"] == "Client25"
 
@@ -257,8 +270,8 @@ def test_get_clients_search_is_a_prefix_match(api: Api, world: World, search: st
     body = api.ok("GetClients", search=search)
     names = [c["firstname"] for c in body["clients"]["client"]] if expected else []
     assert names == expected
-    if not expected:
-        assert body["clients"] == "" and body["totalresults"] == "0"
+    if not expected:  # no clients: the key is left out (whmcs-reference §6)
+        assert "clients" not in body and body["totalresults"] == "0"
 
 
 def test_get_clients_filters_status_and_orders(api: Api, world: World) -> None:
@@ -266,6 +279,84 @@ def test_get_clients_filters_status_and_orders(api: Api, world: World) -> None:
     assert [c["firstname"] for c in inactive] == ["Diego"]
     ordered = api.ok("GetClients", orderby="firstname", sorting="DESC")["clients"]["client"]
     assert [c["firstname"] for c in ordered] == ["Diego", "Carla", "Bruno", "Ana"]
+
+
+def _walk_pages(api: Api, action: str, container: str, item: str, size: int,
+                **params: Any) -> list[list[str]]:
+    """Every page's ids, as a reader paging by limitstart/limitnum sees them."""
+    pages, start = [], 0
+    while True:
+        body = api.ok(action, limitstart=start, limitnum=size, **params)
+        found = body[container][item] if body.get(container) else []
+        if not found:
+            return pages
+        pages.append([row["id"] for row in found])
+        start += len(found)
+
+
+def test_get_clients_without_orderby_sorts_by_last_name_with_ties_unstable_between_pages(
+        sandbox: Sandbox, api: Api) -> None:
+    with sandbox.quiet():
+        made = {str(sandbox.add_client(f"P{n:02d}", "Silva")) for n in range(30)}
+    first = api.ok("GetClients", limitnum=100)["clients"]["client"]
+    names = [c["lastname"] for c in first]
+    assert names == sorted(names)  # by last name, not by id
+    silvas = [c["id"] for c in first if c["lastname"] == "Silva"]
+    assert set(silvas) == made and silvas != sorted(silvas, key=int)
+    seen = [i for page in _walk_pages(api, "GetClients", "clients", "client", 7)
+            for i in page]
+    # 34 rows in pages of 7: some Silva came twice and some never (MySQL under LIMIT)
+    assert len(seen) == 34 and len(set(seen)) < 34 and not made <= set(seen)
+    by_id = [i for page in _walk_pages(api, "GetClients", "clients", "client", 7,
+                                       orderby="id") for i in page]
+    assert by_id == sorted(by_id, key=int) and len(set(by_id)) == 34
+
+
+@pytest.mark.parametrize(("params", "key", "reverse"), [
+    ({"orderby": "firstname"}, "firstname", False),
+    ({"orderby": "email", "sorting": "DESC"}, "email", True),
+    ({"orderby": "datecreated"}, "datecreated", False),
+    ({"orderby": "id", "sorting": "DESC"}, "id", True),
+])
+def test_get_clients_honours_orderby_and_sorting(api: Api, world: World,
+                                                 params: dict[str, str], key: str,
+                                                 reverse: bool) -> None:
+    rows = api.ok("GetClients", **params)["clients"]["client"]
+    values = [int(r[key]) if key == "id" else r[key] for r in rows]
+    assert values == sorted(values, reverse=reverse) and len(values) == 4
+
+
+def test_get_clients_totalresults_is_zero_past_the_first_page(api: Api) -> None:
+    assert api.ok("GetClients", orderby="id", limitnum=2)["totalresults"] == "4"
+    later = api.ok("GetClients", orderby="id", limitstart=2, limitnum=2)
+    assert (later["totalresults"], later["numreturned"]) == ("0", "2")
+
+
+def test_get_invoices_default_order_is_status_desc_then_duedate_with_unstable_ties(
+        sandbox: Sandbox, api: Api, world: World) -> None:
+    with sandbox.quiet():
+        made = {str(sandbox.add_invoice(world.bruno, "2026-10-01",
+                                        [("Other", 0, "Same day", "5.00")]))
+                for _ in range(20)}
+    rows = api.ok("GetInvoices", limitnum=100)["invoices"]["invoice"]
+    keys = [(r["status"], r["duedate"]) for r in rows]
+    assert [k[0] for k in keys] == sorted((k[0] for k in keys), reverse=True)
+    unpaid = [k[1] for k in keys if k[0] == "Unpaid"]
+    assert unpaid == sorted(unpaid)
+    tied = [r["id"] for r in rows if r["id"] in made]
+    assert tied != sorted(tied, key=int)
+    seen = [i for page in _walk_pages(api, "GetInvoices", "invoices", "invoice", 6)
+            for i in page]
+    assert len(seen) == 24 and not made <= set(seen)
+    by_id = [i for page in _walk_pages(api, "GetInvoices", "invoices", "invoice", 6,
+                                       orderby="id", order="asc") for i in page]
+    assert by_id == sorted(by_id, key=int) and len(set(by_id)) == 24
+
+
+def test_get_configuration_value_unknown_setting_is_an_error(api: Api) -> None:
+    assert api.ok("GetConfigurationValue", setting="AutoSuspensionDays")["value"] == "5"
+    assert api("GetConfigurationValue", setting="NoSuchSetting") == {
+        "result": "error", "message": "Invalid name for parameter setting"}
 
 
 def test_get_clients_details_duplicates_fields_and_formats_stats(api: Api, world: World) -> None:
@@ -339,11 +430,11 @@ def test_get_client_groups_shows_the_exemption_flag(api: Api, world: World) -> N
          "discountpercent": "0.00", "susptermexempt": "", "separateinvoices": ""}]
 
 
-def test_get_client_groups_empty_is_an_empty_string(tmp_path: Path) -> None:
+def test_get_client_groups_empty_leaves_the_key_out(tmp_path: Path) -> None:
     sandbox = make_sandbox(f"sqlite:///{tmp_path}/empty.db", Recorder())
-    try:
+    try:  # whmcs-reference §6: no "groups" key at all
         assert Api(sandbox).ok("GetClientGroups") == {"result": "success",
-                                                      "totalresults": "0", "groups": ""}
+                                                      "totalresults": "0"}
     finally:
         sandbox.dispose()
 
@@ -440,11 +531,11 @@ def test_get_invoices_item_quirks(api: Api, world: World) -> None:
     assert (unpaid["firstname"], unpaid["companyname"]) == ("Carla", "Carla Hosting Ltda")
 
 
-def test_get_invoices_paginates_and_empty_is_an_empty_string(api: Api, world: World) -> None:
+def test_get_invoices_paginates_and_empty_is_an_empty_list(api: Api, world: World) -> None:
     body = api.ok("GetInvoices", orderby="total", order="asc", limitnum=1, limitstart=1)
     assert (body["totalresults"], body["numreturned"]) == ("4", "1")
     assert body["invoices"]["invoice"][0]["total"] == "50.00"
-    assert api.ok("GetInvoices", userid=world.diego)["invoices"] == ""
+    assert api.ok("GetInvoices", userid=world.diego)["invoices"] == []  # whmcs-reference §6
 
 
 def test_get_invoice_balance_items_and_transactions(api: Api, world: World) -> None:
@@ -465,8 +556,9 @@ def test_get_invoice_balance_items_and_transactions(api: Api, world: World) -> N
 
 
 @pytest.mark.parametrize("params", [{}, {"invoiceid": "999"}, {"invoiceid": "x"}])
-def test_get_invoice_not_found(api: Api, world: World, params: dict[str, str]) -> None:
-    assert api("GetInvoice", **params) == {"result": "error",
+def test_get_invoice_not_found_answers_status_error_without_result(
+        api: Api, world: World, params: dict[str, str]) -> None:
+    assert api("GetInvoice", **params) == {"status": "error",
                                            "message": "Invoice ID Not Found"}
 
 
@@ -562,7 +654,7 @@ def test_get_tickets_filters_and_has_no_priority_filter(api: Api, world: World) 
 
 def test_get_ticket_shows_priority_replies_and_notes(api: Api, world: World,
                                                      sandbox: Sandbox) -> None:
-    assert api.ok("GetTicket", ticketid=world.ana_ticket)["notes"] == ""
+    assert api.ok("GetTicket", ticketid=world.ana_ticket)["notes"] == []  # whmcs-ref §6
     sandbox.advance(minutes=5)
     sandbox.client_reply(world.ana_ticket, "Still down")
     api.ok("AddTicketNote", ticketid=world.ana_ticket, message="Overdue invoice #1")
@@ -758,7 +850,7 @@ def test_served_over_real_http(sandbox: Sandbox, world: World) -> None:
     try:
         response = requests.post(f"{running.url}/includes/api.php", timeout=5, data={
             "action": "GetClients", "identifier": API_ID, "secret": API_SECRET,
-            "responsetype": "json", "limitnum": 1})
+            "responsetype": "json", "limitnum": 1, "orderby": "id"})
     finally:
         running.stop()
     assert response.status_code == 200
@@ -782,7 +874,7 @@ def test_clients_and_pagination_on_each_database(any_db_api: tuple[Api, World]) 
     body = api.ok("GetClients", search="Carla Reis", limitnum=1)
     assert body["clients"]["client"][0]["id"] == str(world.carla)
     page = api.ok("GetClients", orderby="email", sorting="DESC", limitstart=3, limitnum=2)
-    assert (page["totalresults"], page["numreturned"]) == ("4", "1")
+    assert (page["totalresults"], page["numreturned"]) == ("0", "1")
     assert page["clients"]["client"][0]["email"] == "ana@example.com"
     details = api.ok("GetClientsDetails", clientid=world.ana, stats=1)
     assert details["stats"]["overdueinvoicesbalance"] == "$89.90 USD"

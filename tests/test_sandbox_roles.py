@@ -143,8 +143,8 @@ def test_probing_changes_nothing_in_whmcs(sandbox: Sandbox, served: RunningSandb
 
 
 @pytest.mark.parametrize(("identifier", "secret", "allowed_ips", "message"), [
-    (FULL_ID, "wrong", None, "Authentication Failed"),
-    ("nobody", FULL_SECRET, None, "Authentication Failed"),
+    (FULL_ID, "wrong", None, "Invalid or missing credentials"),
+    ("nobody", FULL_SECRET, None, "Invalid or missing credentials"),
     (FULL_ID, FULL_SECRET, ("203.0.113.9",), "Invalid IP 127.0.0.1"),
 ])
 def test_a_refused_credential_raises_instead_of_reporting_every_action_missing(

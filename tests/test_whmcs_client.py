@@ -451,9 +451,53 @@ def test_result_error_with_http_200_raises_api_error_with_whmcs_message(whmcs, m
     assert len(whmcs.seen) == 1 and made.sleeps == []  # permanent: not retried
 
 
+def test_status_error_without_result_is_an_error_answer_not_a_bad_response(whmcs,
+                                                                          make) -> None:
+    # WHMCS 8's GetInvoice for a missing (deleted, merged) invoice (whmcs-reference §6)
+    whmcs.queue.append(Reply(body=json.dumps({"status": "error",
+                                              "message": "Invoice ID Not Found"}).encode()))
+    made = make()
+    with pytest.raises(WhmcsNotFound) as caught:
+        made.client.get_invoice(404)
+    assert (caught.value.action, caught.value.message) == ("GetInvoice", "Invoice ID Not Found")
+    assert len(whmcs.seen) == 1 and made.sleeps == []  # permanent: not retried
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    ({"status": "error", "message": "Invoice ID Not Found"}, WhmcsNotFound),
+    ({"status": "error", "message": "Something else"}, WhmcsApiError),
+    ({"status": "Error", "message": ""}, WhmcsApiError),
+    ({"status": "Unpaid"}, WhmcsResponseError),  # no result, no error: not understood
+])
+def test_decode_reads_status_error_like_result_error(body, kind) -> None:
+    with pytest.raises(kind) as caught:
+        decode("GetInvoice", 200, "application/json", json.dumps(body).encode())
+    assert type(caught.value) is kind
+
+
+def test_a_success_answer_may_carry_its_own_status() -> None:
+    body = {"result": "success", "invoiceid": "1", "status": "error"}  # an odd invoice status
+    assert decode("GetInvoice", 200, "application/json", json.dumps(body).encode()) == body
+
+
+def test_an_unknown_configuration_setting_reads_as_none(whmcs, make) -> None:
+    whmcs.queue += [error("Invalid name for parameter setting"),
+                    ok(setting="AutoSuspensionDays", value="5"),
+                    error("Setting is required")]
+    client = make().client
+    assert client.get_configuration_value("NoSuchSetting") is None
+    assert client.get_configuration_value("AutoSuspensionDays") == "5"
+    with pytest.raises(WhmcsApiError, match="Setting is required"):
+        client.get_configuration_value("")
+
+
 @pytest.mark.parametrize(("message", "status"), [
     ("Authentication Failed", 200),
     ("Authentication Failed", 403),
+    ("Invalid or missing credentials", 200),
+    ("Invalid Access Key", 200),
+    ("Administrator Account Disabled", 200),
+    ("Access Denied", 200),
     ("Invalid IP 127.0.0.1", 200),
     ("Forbidden IP 10.0.0.5", 403),
     ('Invalid Permissions: API action "getclients" is not allowed', 403),
@@ -575,6 +619,31 @@ def test_empty_list_in_any_of_its_forms(whmcs, make, empty) -> None:
     assert len(whmcs.seen) == 1
 
 
+def test_empty_lists_in_each_actions_own_shape(whmcs, make) -> None:
+    """whmcs-reference §6: GetClients and GetClientGroups leave the key out, GetInvoices and
+    GetTicket's notes answer ``[]``, GetInvoice's transactions ``""``; numbers as strings in
+    most actions and native integers in some."""
+    whmcs.queue += [ok(totalresults="0", startnumber="0", numreturned="0"),
+                    ok(totalresults="0"),
+                    ok(totalresults=0, startnumber=0, numreturned=0, invoices=[]),
+                    ok(**{**GET_TICKET, "notes": [], "ticketid": 1, "deptid": 1, "userid": 0}),
+                    ok(**{**GET_INVOICE, "transactions": "", "items": [], "invoiceid": 1,
+                          "userid": 2361, "total": 15.95, "balance": 15.95}),
+                    ok(totalresults=1, departments={"department": [
+                        {"id": 1, "name": "Support", "awaitingreply": 0, "opentickets": 3}]})]
+    client = make().client
+    assert list(client.iter_clients()) == []
+    assert client.get_client_groups() == ()
+    assert list(client.iter_invoices()) == []
+    ticket = client.get_ticket(1)
+    assert (ticket.id, ticket.deptid, ticket.userid, ticket.notes) == (1, 1, 0, ())
+    invoice = client.get_invoice(1)
+    assert (invoice.id, invoice.userid, invoice.balance, invoice.transactions, invoice.items) \
+        == (1, 2361, Decimal("15.95"), (), ())
+    [department] = client.get_support_departments()
+    assert (department.id, department.opentickets) == (1, 3)
+
+
 def test_single_item_object_and_php_numbered_object_are_lists() -> None:
     assert p.container_rows({"invoice": {"id": "1"}}, "invoice", "X") == [{"id": "1"}]
     assert p.container_rows({"invoice": {"1": {"id": "b"}, "0": {"id": "a"}}}, "invoice",
@@ -629,10 +698,12 @@ def test_pagination_survives_rows_added_while_iterating(whmcs, make) -> None:
     table = clients_table(6)
 
     def grow(start: int) -> None:
-        if start == 0:  # a new client sorts first: every later row shifts by one
+        if start == 0:  # a new row sorts first: every later row shifts by one
             table.insert(0, {**GET_CLIENTS_ROW, "id": "100"})
     whmcs.handler = serve_table(table, on_page=grow)
-    ids = [c.id for c in make().client.iter_clients(page_size=3)]
+    # a list read in WHMCS's own order (GetTickets, GetClientsProducts take no orderby)
+    ids = [int(r["id"]) for r in make().client.paginate("GetClients", "clients", "client",
+                                                         page_size=3)]
     assert len(ids) == len(set(ids))  # the shifted row is not yielded twice
     assert set(ids) == {1, 2, 3, 4, 5, 6}  # the late insert is left to the next reconcile
 
@@ -655,7 +726,7 @@ def test_pagination_stops_on_an_empty_page_despite_a_stale_total(whmcs, make) ->
     assert len(whmcs.seen) == 2
 
 
-def test_pagination_without_totalresults_runs_to_an_empty_page(whmcs, make) -> None:
+def test_pagination_without_totalresults_stops_on_a_short_page(whmcs, make) -> None:
     table = clients_table(5)
 
     def handler(form: dict[str, str]) -> Reply:
@@ -663,6 +734,57 @@ def test_pagination_without_totalresults_runs_to_an_empty_page(whmcs, make) -> N
         return ok(clients={"client": table[start:start + int(form["limitnum"])]})
     whmcs.handler = handler
     assert [c.id for c in make().client.iter_clients(page_size=2)] == [1, 2, 3, 4, 5]
+    assert len(whmcs.seen) == 3  # 2 + 2 + 1: the short page is the last
+
+
+def serve_whmcs8_clients(table: list[dict[str, Any]]) -> Callable[[dict[str, str]], Reply]:
+    """GetClients as WHMCS 8 answers it: ``totalresults`` counted after the offset (0 past
+    the first page, whmcs-reference §6), and ``orderby``/``sorting`` honoured."""
+    def handler(form: dict[str, str]) -> Reply:
+        start, size = int(form["limitstart"]), int(form["limitnum"])
+        rows = sorted(table, key=lambda r: int(r["id"]) if form.get("orderby") == "id"
+                      else (r["lastname"], -int(r["id"]) * (start + 1) % 7))
+        if form.get("sorting") == "DESC":
+            rows.reverse()
+        found = rows[start:start + size]
+        return page("clients", "client", found, len(table) if start == 0 else 0, start=start)
+    return handler
+
+
+def test_clients_are_asked_by_ascending_id_and_read_past_a_zero_totalresults(whmcs,
+                                                                            make) -> None:
+    whmcs.handler = serve_whmcs8_clients([{**row, "lastname": "Silva"}
+                                          for row in clients_table(10)])
+    assert [c.id for c in make().client.iter_clients(page_size=3)] == list(range(1, 11))
+    assert {(s.form["orderby"], s.form["sorting"]) for s in whmcs.seen} == {("id", "ASC")}
+    assert [s.form["limitstart"] for s in whmcs.seen] == ["0", "3", "6", "9"]
+
+
+def test_invoices_are_asked_by_ascending_id(whmcs, make) -> None:
+    whmcs.queue.append(page("invoices", "invoice", [GET_INVOICES_ROW], 1))
+    assert len(list(make().client.iter_invoices(userid=1))) == 1
+    form = whmcs.seen[0].form
+    assert (form["orderby"], form["order"], form["userid"]) == ("id", "asc", "1")
+
+
+def test_a_whmcs_that_ignores_orderby_id_is_an_error_not_missed_clients(whmcs, make) -> None:
+    table = [{**row, "lastname": "Silva"} for row in clients_table(10)]
+    serve = serve_whmcs8_clients(table)
+    # a WHMCS older than 8.2: orderby unknown, so last name order with unstable ties
+    whmcs.handler = lambda form: serve({k: v for k, v in form.items() if k != "orderby"})
+    with pytest.raises(WhmcsResponseError, match="ascending id order"):
+        list(make().client.iter_clients(page_size=3))
+
+
+def test_a_whmcs_serving_fewer_rows_than_asked_is_read_to_the_end(whmcs, make) -> None:
+    table = clients_table(10)
+
+    def capped(form: dict[str, str]) -> Reply:
+        start = int(form["limitstart"])
+        return page("clients", "client", table[start:start + 4], len(table), start=start)
+    whmcs.handler = capped
+    assert [c.id for c in make().client.iter_clients(page_size=100)] == list(range(1, 11))
+    assert [s.form["limitstart"] for s in whmcs.seen] == ["0", "4", "8"]
 
 
 def test_pagination_that_does_not_advance_is_an_error_not_a_loop(whmcs, make) -> None:

@@ -240,7 +240,7 @@ def view() -> str:
     facts_note = ""
     if isinstance(facts, WhmcsFacts):
         policy_warnings = facts_warnings(facts, settings.policy)
-        if facts.groups is None or facts.auto_suspension is None:
+        if facts.groups is None or not facts.settings_read:
             facts_note = ("WHMCS's groups or suspension settings could not be read (see the "
                           "permissions): the policy checks against them were skipped")
         elif facts.unchecked:

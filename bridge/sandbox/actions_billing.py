@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from bridge.sandbox.actions_common import Params, action, dt0, nest, page, s
+from bridge.sandbox.actions_common import (
+    Params,
+    StatusError,
+    action,
+    dt0,
+    nest,
+    page,
+    s,
+    unstable_ties,
+)
 from bridge.sandbox.core import WhmcsError
 from bridge.sandbox.schema import (
     tblaccounts,
@@ -42,11 +51,16 @@ def get_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
         query = query.where(i.status == "Unpaid", i.duedate < sb.today)
     elif status:
         query = query.where(i.status == status)
-    column = i[INVOICE_ORDER.get(p.get("orderby").lower(), "id")]
-    desc = p.get("order").lower() == "desc"
+    order = p.get("orderby").lower()
+    if order in INVOICE_ORDER:
+        column = i[INVOICE_ORDER[order]]
+        keys = [column.desc() if p.get("order").lower() == "desc" else column.asc()]
+    else:  # WHMCS's default order (whmcs-reference §6)
+        column, keys = None, [i.status.desc(), i.duedate.asc()]
+    if column is not i.id:
+        keys.append(unstable_ties(sb, i.id))  # ties in no stable order, as MySQL under LIMIT
     with sb.engine.connect() as conn:
-        total, start, rows = page(conn, query, p, [column.desc() if desc else column.asc(),
-                                                   i.id.desc() if desc else i.id.asc()])
+        total, start, rows = page(conn, query, p, keys)
     invoices = [{
         "id": s(r["id"]), "userid": s(r["userid"]), "firstname": r["firstname"] or "",
         "lastname": r["lastname"] or "", "companyname": r["companyname"] or "",
@@ -59,16 +73,17 @@ def get_invoices(sb: Sandbox, p: Params) -> dict[str, Any]:
         "created_at": dt0(r["created_at"]), "updated_at": dt0(r["updated_at"]),
         "currencycode": r["currencycode"] or "", "currencyprefix": r["currencyprefix"] or "",
         "currencysuffix": r["currencysuffix"] or ""} for r in rows]
+    # No invoices: ``"invoices": []`` here, not "" (whmcs-reference §6).
     return {"totalresults": s(total), "startnumber": s(start), "numreturned": s(len(invoices)),
-            "invoices": nest("invoice", invoices)}
+            "invoices": {"invoice": invoices} if invoices else []}
 
 
 @action("GetInvoice")
 def get_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
     with sb.engine.connect() as conn:
         invoice = sb.get_row(conn, tblinvoices, p.get("invoiceid"))
-        if invoice is None:
-            raise WhmcsError("Invoice ID Not Found")
+        if invoice is None:  # without a ``result`` key (whmcs-reference §6)
+            raise StatusError("Invoice ID Not Found")
         balance = sb.invoice_balance(conn, invoice)
         items = conn.execute(sa.select(tblinvoiceitems).where(
             tblinvoiceitems.c.invoiceid == invoice["id"]).order_by(tblinvoiceitems.c.id)

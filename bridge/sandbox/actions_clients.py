@@ -21,6 +21,7 @@ from bridge.sandbox.actions_common import (
     nest,
     page,
     s,
+    unstable_ties,
 )
 from bridge.sandbox.clients import CLIENT_FLAGS, EDITABLE
 from bridge.sandbox.core import WhmcsError, money
@@ -51,6 +52,11 @@ GATEWAYS = {"mailin": "Mail In Payment", "banktransfer": "Bank Transfer", "paypa
 
 @action("GetClients")
 def get_clients(sb: Sandbox, p: Params) -> dict[str, Any]:
+    """WHMCS 8's GetClients, quirks included (whmcs-reference §6): without ``orderby`` the
+    rows are ordered by ``lastname`` and rows tied on the order column come in a different
+    order at each call (MySQL under LIMIT), so pages of equal last names overlap and miss
+    rows; ``totalresults`` is counted after ``limitstart``/``limitnum``, so past the first
+    page (``limitstart`` > 0) it is "0"; no clients leave the ``clients`` key out."""
     c = tblclients.c
     query = sa.select(c.id, c.firstname, c.lastname, c.companyname, c.email, c.datecreated,
                       c.groupid, c.status)
@@ -60,14 +66,19 @@ def get_clients(sb: Sandbox, p: Params) -> dict[str, Any]:
             c.email, c.firstname, c.lastname, c.firstname + " " + c.lastname, c.companyname))))
     if p.has("status"):
         query = query.where(c.status == p.get("status"))
-    order = p.get("orderby", "id").lower()
-    column = c[order] if order in CLIENT_ORDER else c.id
+    order = p.get("orderby").lower()
+    column = c[order] if order in CLIENT_ORDER else c.lastname
     desc = p.get("sorting").upper() == "DESC"
+    keys = [column.desc() if desc else column.asc()]
+    if column is not c.id:
+        keys.append(unstable_ties(sb, c.id))
     with sb.engine.connect() as conn:
-        total, start, rows = page(conn, query, p, [column.desc() if desc else column.asc(),
-                                                   c.id.desc() if desc else c.id.asc()])
-    return {"totalresults": s(total), "startnumber": s(start), "numreturned": s(len(rows)),
-            "clients": nest("client", [{k: s(v) for k, v in row.items()} for row in rows])}
+        total, start, rows = page(conn, query, p, keys)
+    out: dict[str, Any] = {"totalresults": s(total if start == 0 else 0),
+                           "startnumber": s(start), "numreturned": s(len(rows))}
+    if rows:
+        out["clients"] = {"client": [{k: s(v) for k, v in row.items()} for row in rows]}
+    return out
 
 
 def _client_details(conn: Connection, client: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +228,8 @@ def get_client_groups(sb: Sandbox, p: Params) -> dict[str, Any]:
                "groupcolour": r["groupcolour"] or "", "discountpercent": s(r["discountpercent"]),
                "susptermexempt": r["susptermexempt"] or "",
                "separateinvoices": r["separateinvoices"] or ""} for r in rows]
-    return {"totalresults": s(len(groups)), "groups": nest("group", groups)}
+    # No groups: the ``groups`` key is left out (whmcs-reference §6).
+    return {"totalresults": s(len(groups)), **({"groups": {"group": groups}} if groups else {})}
 
 
 @action("GetClientsProducts")
@@ -320,10 +332,12 @@ def get_currencies(sb: Sandbox, p: Params) -> dict[str, Any]:
 
 @action("GetConfigurationValue")
 def get_configuration_value(sb: Sandbox, p: Params) -> dict[str, Any]:
-    """A tblconfiguration value. WHMCS's documentation does not say what an unknown setting
-    answers; the sandbox answers an empty value, as a missing row reads in WHMCS's code."""
+    """A tblconfiguration value; a setting without a row is WHMCS 8's result=error "Invalid
+    name for parameter setting" (whmcs-reference §6)."""
     if not p.has("setting"):
         raise WhmcsError("Setting is required")
+    if not sb.has_setting(p.get("setting")):
+        raise WhmcsError("Invalid name for parameter setting")
     return {"setting": p.get("setting"), "value": sb.setting(p.get("setting"))}
 
 

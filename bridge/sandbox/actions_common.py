@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bridge.sandbox.core import WhmcsError
 from bridge.sandbox.schema import DATETIME_FORMAT, ZERO_DATE, ZERO_DATETIME, tblcurrencies
 
 if TYPE_CHECKING:
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
 Handler = Callable[["Sandbox", "Params"], dict[str, Any]]
 ACTIONS: dict[str, tuple[str, Handler]] = {}  # lower-cased name → (WHMCS's spelling, handler)
 DEFAULT_LIMIT = 25
+TIE_MODULUS = 1_000_003  # a prime: ``id * k % p`` permutes ids below it
+
+
+class StatusError(WhmcsError):
+    """An error WHMCS 8 answers as ``{"status": "error", "message": ...}``, without the
+    ``result`` key (GetInvoice for a missing id; whmcs-reference §6)."""
 
 
 def action(name: str) -> Callable[[Handler], Handler]:
@@ -120,6 +127,14 @@ def page(conn: Connection, query: sa.Select[Any], params: Params,
     rows = [dict(r) for r in conn.execute(query.order_by(*order_by).limit(limit).offset(start))
             .mappings()]
     return int(total), start, rows
+
+
+def unstable_ties(sb: Sandbox, id_column: Any) -> Any:
+    """An ORDER BY term that puts rows tied on the real order keys in a different order at
+    each call, as MySQL does under LIMIT (whmcs-reference §6): the id scrambled by a
+    multiplier drawn from the sandbox's seeded random source (deterministic for a seed,
+    different from one call, so one page, to the next)."""
+    return (id_column * sb.tie_random.randrange(1, TIE_MODULUS)) % TIE_MODULUS
 
 
 def currency_row(conn: Connection, currency_id: int) -> dict[str, Any]:

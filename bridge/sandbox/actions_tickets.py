@@ -116,7 +116,8 @@ def get_ticket(sb: Sandbox, p: Params) -> dict[str, Any]:
         "priority": ticket["urgency"], "admin": ticket["admin"],
         "lastreply": s(ticket["lastreply"]), "flag": s(ticket["flag"]),
         "service": ticket["service"], "replies": nest("reply", replies),
-        "notes": nest("note", notes)}
+        # No notes: ``"notes": []`` here, not "" (whmcs-reference §6).
+        "notes": {"note": notes} if notes else []}
 
 
 @action("OpenTicket")

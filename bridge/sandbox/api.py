@@ -5,8 +5,9 @@ Checks run in this order: the IP allow-list (tblconfiguration ``APIAllowedIPs``;
 ``accesskey`` matches the sandbox's), the credential (``identifier``/``secret``, or the same
 pair as ``username``/``password``), that the action exists, that one of the credential's API
 roles allows it. Every answer is JSON with HTTP 200 — errors too, as ``{"result": "error",
-"message": ...}`` with WHMCS's wording. ``responsetype`` is accepted but the answer is always
-JSON (XML and NVP are not emulated).
+"message": ...}`` with WHMCS's wording, or ``{"status": "error", "message": ...}`` without a
+``result`` key where WHMCS 8 answers so (GetInvoice for a missing id). ``responsetype`` is
+accepted but the answer is always JSON (XML and NVP are not emulated).
 
 The fault switch (``sandbox.faults``) makes the next calls answer HTTP 500, answer late, or
 answer an HTML error page, as a real WHMCS behind a web server sometimes does.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
-from bridge.sandbox.actions_common import ACTIONS, Params, registered_actions
+from bridge.sandbox.actions_common import ACTIONS, Params, StatusError, registered_actions
 from bridge.sandbox.core import WhmcsError
 from bridge.sandbox.faults import Fault
 from bridge.sandbox.pages import register_pages
@@ -72,7 +73,8 @@ def answer(sandbox: Sandbox, params: Params, ip: str) -> Response:
             _log(sandbox, action, params, ip, "fault", fault.kind)
             return faulty
     body = dispatch(sandbox, params, ip)
-    _log(sandbox, action, params, ip, body["result"], body.get("message", ""))
+    _log(sandbox, action, params, ip, body.get("result") or body.get("status", ""),
+         body.get("message", ""))
     return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
@@ -86,9 +88,19 @@ def _fault_response(sandbox: Sandbox, fault: Fault) -> Response | None:
 
 
 def dispatch(sandbox: Sandbox, params: Params, ip: str) -> dict[str, Any]:
-    """The JSON document for one API call."""
+    """The JSON document for one API call.
+
+    Authentication answers as WHMCS 8 does (whmcs-reference §2.1, §6): an ``accesskey`` that
+    is sent and wrong is "Invalid Access Key"; without one, an IP off the allow-list is
+    "Invalid IP <ip>"; a missing or wrong identifier/secret is "Invalid or missing
+    credentials"; a credential that is not an admin's API credential is "Access Denied"; one
+    whose administrator is disabled, "Administrator Account Disabled"; a role without the
+    action, "Invalid Permissions: ...".
+    """
     action = params.get("action").strip()
     accesskey = params.get("accesskey")
+    if accesskey and accesskey != sandbox.accesskey:
+        return error("Invalid Access Key")
     key_ok = bool(sandbox.accesskey) and accesskey == sandbox.accesskey
     if not key_ok and not sandbox.api_ip_allowed(ip):
         return error(f"Invalid IP {ip}")
@@ -96,7 +108,10 @@ def dispatch(sandbox: Sandbox, params: Params, ip: str) -> dict[str, Any]:
     secret = params.get("secret") or params.get("password")
     allowed = sandbox.authenticate(identifier, secret) if identifier and secret else None
     if allowed is None:
-        return error("Authentication Failed")
+        return error("Invalid or missing credentials")
+    refused = sandbox.api_refusal(identifier)
+    if refused is not None:
+        return error(refused)
     entry = ACTIONS.get(action.lower())
     if entry is None:
         return error("Command Not Found")
@@ -104,6 +119,8 @@ def dispatch(sandbox: Sandbox, params: Params, ip: str) -> dict[str, Any]:
         return error(f'Invalid Permissions: API action "{action.lower()}" is not allowed')
     try:
         return {"result": "success", **entry[1](sandbox, params)}
+    except StatusError as exc:
+        return {"status": "error", "message": exc.message}
     except WhmcsError as exc:
         return error(exc.message)
 

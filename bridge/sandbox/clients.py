@@ -19,6 +19,7 @@ from bridge.sandbox.schema import (
     CONTACT_FIELDS,
     php_serialize_ips,
     php_unserialize_ips,
+    tbladmins,
     tblapi_roles,
     tblclientgroups,
     tblclients,
@@ -235,6 +236,37 @@ class ClientsMixin(SandboxCore):
                 except (ValueError, AttributeError):
                     continue
             return allowed
+
+    def api_refusal(self, identifier: str) -> str | None:
+        """Why WHMCS refuses a credential whose secret matched, or None: "Access Denied" for
+        one that is not an admin's API credential (``is_admin`` 0), "Administrator Account
+        Disabled" when its admin is disabled (whmcs-reference §6)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(tbldeviceauth.c.user_id, tbldeviceauth.c.is_admin)
+                               .where(tbldeviceauth.c.identifier == identifier)).first()
+            if row is None:
+                return None
+            if not row.is_admin:
+                return "Access Denied"
+            disabled = conn.execute(sa.select(tbladmins.c.disabled).where(
+                tbladmins.c.id == row.user_id)).scalar()
+        return "Administrator Account Disabled" if disabled else None
+
+    def set_admin_disabled(self, user_id: int, disabled: bool = True,
+                           username: str = "admin") -> None:
+        """Disable (or enable) the administrator ``user_id`` (tbladmins.disabled)."""
+        with self.transaction() as conn:
+            done = conn.execute(tbladmins.update().where(tbladmins.c.id == user_id).values(
+                disabled=int(disabled)))
+            if done.rowcount == 0:
+                conn.execute(tbladmins.insert().values(id=user_id, username=username,
+                                                       disabled=int(disabled)))
+
+    def set_api_credential_admin(self, identifier: str, is_admin: bool) -> None:
+        """Mark a credential as an admin's API credential or not (tbldeviceauth.is_admin)."""
+        with self.transaction() as conn:
+            conn.execute(tbldeviceauth.update().where(
+                tbldeviceauth.c.identifier == identifier).values(is_admin=int(is_admin)))
 
     def allow_api_ips(self, *ips: str) -> None:
         """Replace the API IP allow-list (General Settings > Security; APIAllowedIPs)."""

@@ -119,6 +119,9 @@ class SandboxCore:
         self.faults = Faults()
         self.api_log: deque[dict[str, Any]] = deque(maxlen=2000)
         self.random = random.Random(seed)
+        # Draws the order of rows tied under a list's ORDER BY (actions_common.unstable_ties),
+        # apart from ``random`` so that listing does not change the ids and codes it makes.
+        self.tie_random = random.Random(None if seed is None else f"ties {seed}")
         self._write_lock = threading.RLock()
         self._quiet = 0
 
@@ -170,6 +173,12 @@ class SandboxCore:
             return str(conn.execute(query).scalar() or "")
         with self.engine.connect() as own:
             return str(own.execute(query).scalar() or "")
+
+    def has_setting(self, name: str) -> bool:
+        """Whether tblconfiguration has a row for ``name``."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(tblconfiguration.c.setting).where(
+                tblconfiguration.c.setting == name)).first() is not None
 
     def setting_on(self, name: str, conn: Connection | None = None) -> bool:
         return self.setting(name, conn) == "on"

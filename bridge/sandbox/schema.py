@@ -64,7 +64,7 @@ class ZeroDateTime(sa.types.TypeDecorator[datetime]):
         text = str(value)
         if text.startswith("0000-00-00"):
             return None
-        return datetime.strptime(text[:19], DATETIME_FORMAT)
+        return datetime.fromisoformat(text[:19])  # YYYY-MM-DD HH:MM:SS, as DATETIME_FORMAT
 
 
 class ZeroDate(sa.types.TypeDecorator[date]):
@@ -334,6 +334,15 @@ tbldeviceauth = sa.Table(
     sa.Column("description", sa.String(255), nullable=False, default=""),
     _zero_dt("last_access"), _zero_dt("created_at"), _zero_dt("updated_at"),
     sa.Column("deleted_at", sa.DateTime, nullable=True),
+)
+
+# Administrators, only as far as API authentication reads them: a credential belongs to one
+# (tbldeviceauth.user_id), and a disabled one refuses the API ("Administrator Account
+# Disabled"). A credential whose admin has no row here counts as an enabled admin's.
+tbladmins = sa.Table(
+    "tbladmins", metadata, _id(),
+    sa.Column("username", sa.String(255), nullable=False, default=""),
+    _tiny("disabled", 0),
 )
 
 tblapi_roles = sa.Table(

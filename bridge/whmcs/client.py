@@ -19,7 +19,7 @@ import requests
 from bridge.policy import state
 from bridge.settings import WhmcsSettings
 from bridge.whmcs import parse as p
-from bridge.whmcs.errors import WhmcsResponseError
+from bridge.whmcs.errors import WhmcsApiError, WhmcsResponseError
 from bridge.whmcs.models import (
     ClientDetails,
     ClientGroup,
@@ -37,6 +37,7 @@ from bridge.whmcs.transport import ATTEMPTS, Transport
 PAGE_SIZE = 250
 MAX_PAGE_SIZE = 1000
 PRIORITIES = ("Low", "Medium", "High")
+UNKNOWN_SETTING = "Invalid name for parameter setting"  # GetConfigurationValue, unknown name
 
 
 class WhmcsClient:
@@ -66,17 +67,24 @@ class WhmcsClient:
 
     def paginate(self, action: str, container: str, item: str,
                  params: Mapping[str, Any] | None = None, *,
-                 page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+                 page_size: int = PAGE_SIZE, by_id: bool = False) -> Iterator[dict[str, Any]]:
         """Every raw row of a ``limitstart``/``limitnum`` list action, page by page.
 
-        Stops at an empty page or once ``limitstart`` reaches the latest ``totalresults`` (it
-        may change between pages; ``numreturned`` is not trusted). Offsets shift when rows are
-        added or deleted meanwhile: a row repeated from the previous page is skipped, and a
-        missed row is caught by the next reconcile. A page of nothing but repeats means WHMCS
+        Stops at an empty page or a short one (fewer rows than a full page), never on
+        ``totalresults``: WHMCS 8's GetClients computes it after the offset, so past the first
+        page it is 0 or wrong (whmcs-reference §6). A full page is ``page_size`` rows, or
+        fewer when the first page shows WHMCS serving fewer per page (its ``totalresults``,
+        right on the first page, is larger than what came). Offsets shift when rows are added
+        or deleted meanwhile: a row repeated from the previous page is skipped, and a missed
+        row is caught by the next reconcile. A page of nothing but repeats means WHMCS
         ignores ``limitstart``: WhmcsResponseError rather than a loop without end.
+
+        ``by_id``: the caller asked for ascending ids (``orderby=id``); a row that breaks that
+        order means WHMCS ignored the order (GetClients before 8.2 orders by last name, with
+        ties in no stable order between pages, so rows would be missed): WhmcsResponseError.
         """
         size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-        start, previous = 0, set[str]()
+        full, start, previous, highest = size, 0, set[str](), -1
         while True:
             data = self.call(action, {**(params or {}), "limitstart": start, "limitnum": size})
             found = p.container_rows(data.get(container), item, action)
@@ -87,32 +95,44 @@ class WhmcsClient:
             if not fresh:
                 raise WhmcsResponseError(action, f"pagination does not advance at limitstart "
                                          f"{start}")
+            if by_id:
+                highest = _ascending(action, fresh, highest)
+            if start == 0:
+                total = p.count(data.get("totalresults"))
+                if total is not None and len(found) < min(total, size):
+                    full = len(found)  # WHMCS serves fewer rows a page than asked
             yield from fresh
+            if len(found) < full:
+                return
             start += len(found)
             previous = set(keys)
-            total = p.count(data.get("totalresults"))
-            if total is not None and start >= total:
-                return
 
     def iter_clients(self, *, status: str | None = None, search: str | None = None,
                      page_size: int = PAGE_SIZE) -> Iterator[ClientSummary]:
-        """GetClients (no group filter exists in WHMCS: filter on ``groupid`` here)."""
-        for row in self.paginate("GetClients", "clients", "client",
-                                 {"status": status, "search": search}, page_size=page_size):
+        """GetClients by ascending id (``orderby``, WHMCS 8.2+; without it WHMCS orders by
+        last name, unstable between pages). No group filter exists in WHMCS: filter on
+        ``groupid`` here."""
+        params = {"status": status, "search": search, "orderby": "id", "sorting": "ASC"}
+        for row in self.paginate("GetClients", "clients", "client", params,
+                                 page_size=page_size, by_id=True):
             yield p.load(p.ClientSummarySchema, row, "GetClients")
 
     def iter_invoices(self, *, status: str | None = None, userid: int | None = None,
                       page_size: int = PAGE_SIZE) -> Iterator[InvoiceSummary]:
-        """GetInvoices; ``status`` may also be WHMCS's filter-only ``Overdue``."""
-        for row in self.paginate("GetInvoices", "invoices", "invoice",
-                                 {"status": status, "userid": userid}, page_size=page_size):
+        """GetInvoices by ascending id (``orderby``/``order``, WHMCS 7.7+; the default order,
+        ``status DESC, duedate ASC``, has ties in no stable order between pages). ``status``
+        may also be WHMCS's filter-only ``Overdue``."""
+        params = {"status": status, "userid": userid, "orderby": "id", "order": "asc"}
+        for row in self.paginate("GetInvoices", "invoices", "invoice", params,
+                                 page_size=page_size, by_id=True):
             yield p.load(p.InvoiceSummarySchema, row, "GetInvoices")
 
     def iter_tickets(self, *, status: str | None = None, clientid: int | None = None,
                      deptid: int | None = None,
                      page_size: int = PAGE_SIZE) -> Iterator[Ticket]:
         """GetTickets in every department (``ignore_dept_assignments``: the API admin may not
-        be assigned to all). ``status`` may be ``All Active Tickets`` or ``Awaiting Reply``."""
+        be assigned to all). ``status`` may be ``All Active Tickets`` or ``Awaiting Reply``.
+        GetTickets takes no order parameter: WHMCS's own order is used."""
         params = {"status": status, "clientid": clientid, "deptid": deptid,
                   "ignore_dept_assignments": True}
         for row in self.paginate("GetTickets", "tickets", "ticket", params,
@@ -121,6 +141,7 @@ class WhmcsClient:
 
     def iter_products(self, *, clientid: int | None = None,
                       page_size: int = PAGE_SIZE) -> Iterator[Product]:
+        """GetClientsProducts (no order parameter: WHMCS's own order is used)."""
         for row in self.paginate("GetClientsProducts", "products", "product",
                                  {"clientid": clientid}, page_size=page_size):
             yield p.load(p.ProductSchema, row, "GetClientsProducts")
@@ -134,13 +155,20 @@ class WhmcsClient:
         return p.load(p.ClientDetailsSchema, client if isinstance(client, dict) else data,
                       "GetClientsDetails")
 
-    def get_configuration_value(self, setting: str) -> str:
-        """A WHMCS system setting (tblconfiguration), e.g. ``AutoSuspensionDays``."""
-        value = self.call("GetConfigurationValue", {"setting": setting}).get("value")
+    def get_configuration_value(self, setting: str) -> str | None:
+        """A WHMCS system setting (tblconfiguration), e.g. ``AutoSuspensionDays``; None when
+        WHMCS does not know it (it answers "Invalid name for parameter setting")."""
+        try:
+            value = self.call("GetConfigurationValue", {"setting": setting}).get("value")
+        except WhmcsApiError as exc:
+            if exc.message.lower().startswith(UNKNOWN_SETTING.lower()):
+                return None
+            raise
         return "" if value is None else str(value)
 
     def count_clients(self) -> int:
-        """How many clients WHMCS has (GetClients' ``totalresults``, one row asked for)."""
+        """How many clients WHMCS has: GetClients' ``totalresults`` on the first page (from
+        ``limitstart`` 0 it is right; past it WHMCS 8 answers 0 or a wrong number)."""
         data = self.call("GetClients", {"limitstart": 0, "limitnum": 1})
         return p.count(data.get("totalresults")) or 0
 
@@ -240,6 +268,18 @@ class WhmcsClient:
         self.call("AddTicketReply", {"ticketid": ticket_id, "message": message,
                                      "adminusername": adminusername, "status": status,
                                      "noemail": noemail or None, "markdown": markdown or None})
+
+
+def _ascending(action: str, rows: list[Any], highest: int) -> int:
+    """The highest id after ``rows``, which must each be above the one before."""
+    for row in rows:
+        value = row.get("id") if isinstance(row, dict) else None
+        number = p.count(value)
+        if number is None or number <= highest:
+            raise WhmcsResponseError(action, "rows are not in ascending id order: WHMCS "
+                                     "ignored orderby=id (GetClients needs WHMCS 8.2 or later)")
+        highest = number
+    return highest
 
 
 def _row_key(row: Any, position: int) -> str:

@@ -157,8 +157,11 @@ class Rows(_Quirky):
         self.schema, self.item = schema, item
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> tuple[Any, ...]:
+        found = rows(value, self.item)
+        if not found:
+            return ()
         schema = self.schema()
-        return tuple(schema.load(row) for row in rows(value, self.item))
+        return tuple(schema.load(row) for row in found)
 
 
 def count(value: Any) -> int | None:

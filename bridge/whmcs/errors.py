@@ -15,9 +15,11 @@ _MAX_MESSAGE = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 # Prefixes of WHMCS's own messages for credential, IP allow-list and API-role failures
-# (whmcs-reference §2.1; "Invalid Access Key" is the accesskey variant).
-_AUTH_PREFIXES = ("authentication failed", "invalid ip", "forbidden ip",
-                  "invalid permissions", "invalid access key")
+# (whmcs-reference §2.1 and §6: "Authentication Failed" before WHMCS 8, "Invalid or missing
+# credentials" since; "Invalid Access Key" is the accesskey variant).
+_AUTH_PREFIXES = ("authentication failed", "invalid or missing credentials", "invalid ip",
+                  "forbidden ip", "invalid permissions", "invalid access key",
+                  "administrator account disabled", "access denied")
 
 
 def clean_message(text: object) -> str:
@@ -46,7 +48,8 @@ class WhmcsConfigError(WhmcsError):
 
 
 class WhmcsApiError(WhmcsError):
-    """WHMCS answered ``result=error`` (often with HTTP 200); ``message`` is WHMCS's own.
+    """WHMCS answered ``result=error`` (often with HTTP 200), or ``status=error`` without a
+    ``result`` key; ``message`` is WHMCS's own.
 
     Permanent: asking again gives the same answer ("Client Not Found").
     """

@@ -5,7 +5,8 @@ the URL), a ``(connect, read)`` timeout, TLS verified, redirects not followed, t
 to a cap. Connection errors, timeouts, 429 and 5xx are retried a few times with full jitter
 (reliability-security §3: "a few quick retries (e.g. 3) with full jitter and a cap of a few
 seconds"), then :class:`WhmcsUnavailable` hands the item back to the engine's slow schedule.
-``result=error`` is never retried: no WHMCS message is documented as transient.
+``result=error`` (or ``status=error`` without ``result``) is never retried: no WHMCS message is
+documented as transient.
 
 A write that is not idempotent (AddTicketNote, AddTicketReply: a second call adds a second
 note or e-mails the client twice) is retried only when the request surely never left
@@ -92,7 +93,7 @@ def decode(action: str, status: int, content_type: str, body: bytes) -> dict[str
         kind = media if _MEDIA_TYPE.fullmatch(media) else "no usable content type"
         raise WhmcsUnavailable(action, f"HTTP {status}: the response is not JSON ({kind}, "
                                f"{len(body)} bytes)") from None
-    if isinstance(data, dict) and str(data.get("result", "")).lower() == "error":
+    if isinstance(data, dict) and error_answer(data):
         raise api_error(action, data.get("message", ""))
     if status >= 400:
         raise WhmcsUnavailable(action, f"HTTP {status} without a WHMCS error message")
@@ -101,6 +102,15 @@ def decode(action: str, status: int, content_type: str, body: bytes) -> dict[str
     if str(data.get("result", "")).lower() != "success":
         raise WhmcsResponseError(action, "unexpected response: no result=success")
     return data
+
+
+def error_answer(data: dict[str, Any]) -> bool:
+    """``result=error``, or WHMCS 8's ``{"status": "error", "message": ...}`` without a
+    ``result`` key (GetInvoice for a missing id, whmcs-reference §6). A success answer may
+    carry its own ``status`` (an invoice's, a client's), never with ``result`` missing."""
+    if "result" in data:
+        return str(data["result"]).lower() == "error"
+    return str(data.get("status", "")).lower() == "error"
 
 
 def _no_constant(name: str) -> Any:
