@@ -36,9 +36,10 @@ products, a server), then the clients in chunks of 5,000, deterministically from
 - ~8% of clients overdue: their last 1–3 past invoices are Unpaid, the newest due 5–27 days
   before ``--today`` (so the third of three is 2–3 months overdue); a quarter of those (~2% of
   clients) have part of the oldest one paid (a ``tblaccounts`` row of 20–80% of it); ~42% of
-  the overdue clients outside VIP (~3% of clients) have the service Suspended with reason
-  "Overdue on Payment" (VIPs are exempt, so the overdue VIPs — ~0.8% of clients — are the
-  story: VIPs who stopped paying and were never suspended).
+  the overdue clients outside VIP whose product has a provisioning module (~2.3% of clients)
+  have the service Suspended with an empty reason, as WHMCS 8's cron leaves it (VIPs are
+  exempt, and the cron suspends only through a module, so the overdue VIPs — ~0.8% of
+  clients — are the story: VIPs who stopped paying and were never suspended).
 - ~1% of clients with a 'Payment Pending' invoice 1–20 days past due.
 - ``tbltickets``: ~0.2 active tickets per client (Open/Answered/Customer-Reply/In Progress,
   Low/Medium/High; overdue clients open more, more of them in department 2 Financeiro), and
@@ -107,7 +108,7 @@ SHARE_VIP = 0.10
 SHARE_GROUP1 = 0.60
 PARTIAL_OF_OVERDUE = 0.25  # ~2% of clients
 SUSPENDED_OF_OVERDUE_NON_VIP = 0.03 / (SHARE_OVERDUE * (1 - SHARE_VIP))  # ~3% of clients
-OVERDUE_REASON = "Overdue on Payment"
+OVERDUE_REASON = ""  # WHMCS 8's cron stores no reason for an overdue suspension
 
 GOOD, OVERDUE, PENDING, GONE = 0, 1, 2, 3
 
@@ -343,7 +344,7 @@ class Generator:
                 f"portuguese-br\t{created_at}\t{created_at}{sc}")
 
             # the monthly service (every invoice's item) and maybe an annual one
-            _pid, _gid, pname, price, _w, _mod = PRODUCT_SLOTS[int(r() * 100)]
+            _pid, _gid, pname, price, _w, module = PRODUCT_SLOTS[int(r() * 100)]
             cents = int(price.replace(".", ""))
             service = sid
             sid += 1
@@ -354,7 +355,8 @@ class Generator:
                 nextdue = next_due
             elif kind == OVERDUE:
                 nextdue = ms[mi - k + 1 - mi0] + dom - 1  # the oldest unpaid
-                if groupid != 2 and r() < SUSPENDED_OF_OVERDUE_NON_VIP:
+                # the cron suspends only through a module (r() drawn alike either way)
+                if groupid != 2 and r() < SUSPENDED_OF_OVERDUE_NON_VIP and module:
                     sstatus, reason = "Suspended", OVERDUE_REASON
                 else:
                     sstatus = "Active"

@@ -255,7 +255,7 @@ class Story:
 
     def day5(self) -> None:
         n, c = self.n, self.cast
-        self.morning(5)
+        self.morning(5, {c["Fábio"].services[0]: "Fábio"})
         self.group_is("Bruno", "Clientes", "Bruno (the friend) left VIP for Clientes")
         self.at(5, "10:00", "Bruno opens a ticket in Suporte: \"Site lento\" (Medium)")
         ticket, error = n.open_ticket(c["Bruno"].id, "Suporte", "Site lento", "Medium")
@@ -269,14 +269,22 @@ class Story:
 
     def day6(self) -> None:
         c = self.cast
-        self.morning(6, {c["Fábio"].services[0]: "Fábio"})
+        self.morning(6, {c["Bruno"].services[0]: "Bruno"})
         self.group_is("Diego", "Clientes", "Diego left VIP for Clientes")
         self.priorities_are("Diego", ["Low"], "Diego's High ticket was lowered to Low")
         self.n.show_note(c["Diego"].tickets[0], f"#{c['Diego'].invoices[0]}")
+        self.at(6, "11:00", f"Diego pays invoice #{c['Diego'].invoices[0]} ({brl('129.90')})")
+        self.s.add_payment(c["Diego"].invoices[0])
+        self.n.settle()
+        self.group_is("Diego", "VIP", "Diego is back in VIP at once")
+        self.priorities_are("Diego", ["High"], "Diego's ticket is back to High, the priority "
+                                               "it had")
 
     def day7(self) -> None:
         n, c = self.n, self.cast
-        self.morning(7, {c["Bruno"].services[0]: "Bruno"})
+        self.morning(7)
+        n.check(n.service_status(c["Diego"].services[0]) == "Active",
+                "Diego, who paid yesterday, was not suspended today")
         invoice = c["Bruno"].invoices[0]
         self.at(7, "10:00", "Bruno (suspended) tries to open a ticket in Suporte: \"Site fora "
                             "do ar\"")
@@ -296,18 +304,10 @@ class Story:
         if ticket is not None:
             c["Bruno"].tickets.append(ticket)
         self.priorities_are("Bruno", ["Low", "Low"], "both of Bruno's tickets are Low")
-        self.at(7, "11:00", f"Diego pays invoice #{c['Diego'].invoices[0]} ({brl('129.90')})")
-        self.s.add_payment(c["Diego"].invoices[0])
-        n.settle()
-        self.group_is("Diego", "VIP", "Diego is back in VIP at once")
-        self.priorities_are("Diego", ["High"], "Diego's ticket is back to High, the priority "
-                                               "it had")
 
     def day8(self) -> None:
         n, c = self.n, self.cast
         self.morning(8)
-        n.check(n.service_status(c["Diego"].services[0]) == "Active",
-                "Diego, who paid yesterday, was not suspended today")
         self.at(8, "10:00", f"Bruno pays invoice #{c['Bruno'].invoices[0]} ({brl('59.90')})")
         self.s.add_payment(c["Bruno"].invoices[0])
         n.settle()

@@ -354,7 +354,8 @@ class Narrator:
             shown = ", ".join(f"service #{s} ({expect_suspended.get(s, '?')})"
                               for s in summary.suspended)
             days = self.site.sandbox.setting("AutoSuspensionDays")
-            self.out(f"  cron: suspended {shown}: overdue more than AutoSuspensionDays {days}")
+            self.out(f"  cron: suspended {shown}: due {days} days ago or more "
+                     f"(AutoSuspensionDays {days})")
         else:
             self.out("  cron: nothing to suspend")
         wanted = ", ".join(f"#{s}" for s in sorted(expect_suspended)) or "nothing"

@@ -280,6 +280,7 @@ class PolicySettings:
     grace_days: int
     grace_in_business_days: bool
     pending_grace_days: int
+    collections_owed: bool
     min_overdue_amount: Decimal
     min_tenure_months: int
     late_tolerance_days: int
@@ -375,6 +376,7 @@ class PolicySchema(_Section):
     grace_days = _Int(3, 0, 365)
     grace_in_business_days = _Bool(False)
     pending_grace_days = _Int(2, 0, 60)
+    collections_owed = _Bool(True)
     min_overdue_amount = _Money("0")
     min_tenure_months = _Int(12, 0, 600)
     late_tolerance_days = _Int(5, 0, 365)

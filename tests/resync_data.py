@@ -14,6 +14,7 @@ from bridge.sandbox.whmcs import Sandbox
 class Population:
     clients: list[int] = field(default_factory=list)
     vip_owing: list[int] = field(default_factory=list)  # in VIP, overdue past the grace
+    collections: list[int] = field(default_factory=list)  # in VIP, owing a Collections invoice
     tickets: list[int | None] = field(default_factory=list)
 
 
@@ -44,6 +45,12 @@ def populate(sandbox: Sandbox, *, vip: int, regular: int, support: int, billing:
                     sandbox.add_payment(invoice, "30.00", transid=f"part-{n}")
                 if kind in (0, 6) and group == vip:
                     made.vip_owing.append(client)
+            if kind == 1:  # part paid, then handed to collections (UpdateInvoice: no hook)
+                invoice = sandbox.add_invoice(client, today - timedelta(days=45 + n), item)
+                sandbox.add_payment(invoice, "20.00", transid=f"coll-{n}")
+                sandbox.update_invoice(invoice, status="Collections")
+                made.collections.append(client)
+                made.vip_owing.append(client)
             if kind == 5:  # within the grace
                 sandbox.add_invoice(client, today - timedelta(days=1), item)
             if kind == 8:  # Payment Pending past due

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -505,6 +506,42 @@ def test_promise_restores_vip_when_the_setting_says_so(database_url: str,
         w.sandbox.update_client(ana, firstname="Ana Maria")
         w.drain()
         assert w.group(ana) == w.regular
+
+
+@pytest.mark.parametrize(("collections_owed", "back_in_vip"), [(True, False), (False, True)])
+def test_an_invoice_moved_to_collections_is_still_owed(database_url: str, tmp_path: Path,
+                                                       collections_owed: bool,
+                                                       back_in_vip: bool) -> None:
+    """WHMCS: Collections is unpaid debt, and UpdateInvoice to Collections fires no hook; the
+    next look at the client (here a ClientEdit) must still find it owed from its due date,
+    not current and back in the group exempt from suspension."""
+    with make_world(database_url, tmp_path,
+                    policy={"collections_owed": collections_owed}) as w:
+        ana, _, invoice = vip_client(w, "Ana", due="2026-10-01")
+        w.sandbox.add_payment(invoice, "9.90")  # AddInvoicePayment: vipgate looks at Ana
+        w.drain()
+        assert w.group(ana) == w.regular
+        fired = len(w.sandbox.fired)
+        w.sandbox.update_invoice(invoice, status="Collections")
+        assert w.sandbox.fired[fired:] == [] and w.drain() == []  # no hook, nothing to do
+        w.sandbox.update_client(ana, firstname="Ana Maria")
+        w.drain()
+        cached = w.store.get_standing(ana)
+        assert cached is not None
+        if back_in_vip:
+            assert (w.group(ana), cached.standing) == (w.vip, "current")
+            return
+        assert (w.group(ana), cached.standing) == (w.regular, "overdue")
+        assert ([i.invoice_id for i in cached.invoices], cached.overdue_total) == (
+            [invoice], Decimal("80.00"))
+        plan = w.engine.plan(ana)
+        assert plan is not None and plan.changes == ()
+        assert any("in Collections overdue 32 days > grace 3" in r
+                   for r in plan.standing.reasons)
+        w.sandbox.add_payment(invoice)  # a Collections invoice paid in full turns Paid
+        w.drain()
+        assert (w.group(ana), w.store.get_standing(ana).standing) == (  # type: ignore[union-attr]
+            w.vip, "current")
 
 
 @pytest.mark.parametrize("php", [False, pytest.param(True, marks=pytest.mark.php)])

@@ -20,6 +20,7 @@ from bridge.sandbox.schema import (
     tblclients,
     tblhosting,
     tblinvoices,
+    tblproducts,
     tbltickets,
 )
 from bridge.sandbox.whmcs import Sandbox
@@ -65,8 +66,12 @@ def _check_dataset(url: str, clients: int, counts: dict[str, int]) -> None:
             assert _scalar(conn, sa.select(count).where(
                 i.status == "Payment Pending", i.duedate < TODAY)) > 0
             suspended = _scalar(conn, sa.select(count).where(
-                h.domainstatus == "Suspended", h.suspendreason == "Overdue on Payment"))
+                h.domainstatus == "Suspended", h.suspendreason == ""))
             assert 0 < suspended <= 0.08 * clients
+            manual = _scalar(conn, sa.select(count).select_from(tblhosting.join(
+                tblproducts, tblproducts.c.id == h.packageid)).where(
+                h.domainstatus == "Suspended", tblproducts.c.servertype == ""))
+            assert manual == 0  # WHMCS's cron suspends only services with a module
             active = _scalar(conn, sa.select(count).where(t.status.in_(ACTIVE_TICKET_STATUSES)))
             assert 0.05 * clients <= active <= 0.5 * clients
             assert _scalar(conn, sa.select(count).where(t.userid <= 0)) == 0

@@ -87,9 +87,45 @@ def test_grace_days_decide_when_an_unpaid_invoice_counts(invoices, values, expec
     assert kind(*invoices, **values) == expected
 
 
-@pytest.mark.parametrize("status", ["Draft", "Paid", "Cancelled", "Refunded", "Collections"])
-def test_only_unpaid_and_payment_pending_invoices_are_owed(status) -> None:
+@pytest.mark.parametrize("status", ["Draft", "Paid", "Cancelled", "Refunded"])
+def test_only_unpaid_payment_pending_and_collections_invoices_are_owed(status) -> None:
     assert kind(inv(days=40, status=status, balance="89.90")) == "current"
+
+
+# --- Collections: unpaid debt handed over for collection (whmcs-reference §6) -------------
+
+
+@pytest.mark.parametrize(("days", "values", "expected"), [
+    (40, {}, "overdue"),
+    (3, {}, "current"),  # owed from its due date, with the plain grace
+    (4, {}, "overdue"),
+    (0, {"grace_days": 0}, "current"),  # due today is not overdue yet
+    (40, {"collections_owed": False}, "current"),
+    (40, {"collections_owed": True, "min_overdue_amount": "100"}, "current"),
+], ids=["long-past", "within-grace", "past-grace", "due-today", "setting-off",
+        "under-min-amount"])
+def test_collections_invoice_is_owed_from_its_due_date(days, values, expected) -> None:
+    assert kind(inv(days=days, status="Collections"), **values) == expected
+
+
+def test_collections_reason_says_the_invoice_is_in_collections() -> None:
+    result = standing(client(inv(1042, days=40, status="Collections", balance="50.00")),
+                      policy(), TODAY)
+    assert result.kind == "overdue"
+    assert result.overdue_total == Decimal("50.00")
+    assert ("invoice #1042 R$ 50.00 (of R$ 89.90) in Collections overdue 40 days > grace 3"
+            in result.reasons)
+
+
+def test_collections_with_nothing_left_to_pay_is_not_owed() -> None:
+    assert kind(inv(days=40, status="Collections", balance="0.00")) == "current"
+
+
+def test_collections_owed_off_ignores_only_collections() -> None:
+    result = standing(client(inv(1, days=40, status="Collections"), inv(2, days=6)),
+                      policy(collections_owed=False), TODAY)
+    assert [i.invoice.id for i in result.overdue] == [2]
+    assert not any("Collections" in r for r in result.reasons)
 
 
 @pytest.mark.parametrize(("days", "values", "expected"), [

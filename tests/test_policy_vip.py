@@ -123,6 +123,24 @@ def test_late_payments_in_the_lookback_window(history, values, ok) -> None:
     assert verdict.ok is ok, verdict.reasons
 
 
+@pytest.mark.parametrize(("collections_owed", "ok"), [(True, False), (False, True)])
+def test_a_collections_invoice_blocks_vip_eligibility_unless_the_setting_is_off(
+        collections_owed, ok) -> None:
+    state = make_client(*GOOD_HISTORY, inv(1090, days=30, status="Collections"))
+    verdict = eligible(state, NOBODY, policy(collections_owed=collections_owed), TODAY)
+    assert verdict.ok is ok, verdict.reasons
+    late = "invoice #1090 in Collections still unpaid 30 days after its due date > " \
+           "late_tolerance_days 5"
+    assert (late in verdict.reasons) is not ok
+
+
+def test_a_pinned_vip_with_a_collections_invoice_leaves_vip() -> None:
+    decision = decide(make_client(inv(1042, days=40, status="Collections"), group_id=VIP),
+                      PINNED)
+    assert (decision.in_vip, decision.target_group_id) == (False, DEFAULT)
+    assert any("in Collections overdue 40 days" in r for r in decision.reasons)
+
+
 def test_late_payment_reason_names_invoice_and_days() -> None:
     verdict = eligible(make_client(paid(1077, 2, late=9)), NOBODY, policy(), TODAY)
     assert "invoice #1077 paid 9 days late (2026-09-30) > late_tolerance_days 5" \

@@ -214,6 +214,41 @@ def test_resync_api_plans_every_client_of_5000_with_shared_last_names_like_db(
     assert took < 60, f"the api source took {took:.1f} s"
 
 
+def collections_plans(w: World, people: Population
+                      ) -> dict[int, tuple[tuple[Change, ...], ...]]:
+    """Each Collections client's plan from the db source, the api source and the engine."""
+    db, api = plans(w, db_reader(w)), plans(w, api_reader(w))
+    assert db == api
+    found = {}
+    for client in people.collections:
+        engine = w.engine.plan(client)
+        found[client] = (db[client], api[client], engine.changes if engine else ())
+    return found
+
+
+def test_a_collections_invoice_is_owed_in_both_sources_and_the_engine(
+        world: World, people: Population) -> None:
+    assert people.collections
+    for client, (db, api, engine) in collections_plans(world, people).items():
+        assert db == api == engine
+        group = [c for c in db if c.kind == "group"]
+        home = str(world.settings.policy.default_group_id)
+        assert [(c.before, c.after) for c in group] == [(str(world.vip), home)], client
+        reasons = " ".join(group[0].reasons)
+        assert "$69.90 USD (of $89.90 USD) in Collections overdue" in reasons
+
+
+def test_collections_owed_off_leaves_collections_clients_in_vip(database_url: str,
+                                                               tmp_path: Path) -> None:
+    with make_world(database_url, tmp_path, policy={"collections_owed": False},
+                    whmcs={"database_url": f"sqlite:///{tmp_path}/whmcs.db"}) as w:
+        people = populate(w.sandbox, vip=w.vip, regular=w.regular, support=w.support,
+                          billing=w.billing, count=20)
+        for client, (db, api, engine) in collections_plans(w, people).items():
+            assert db == api == engine
+            assert not [c for c in db if c.kind == "group"], client
+
+
 @pytest.mark.mariadb
 def test_db_source_reads_a_mariadb_whmcs(mariadb_url: str, tmp_path: Path) -> None:
     with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path,

@@ -86,7 +86,7 @@ def test_cron_suspends_overdue_services_except_exempt_group_and_logs(
     carla = overdue(sandbox, recorder, 2)
     summary = sandbox.run_cron()
     assert (summary.suspended, summary.spared_exempt_group) == ([bruno.service], [ana.service])
-    assert status(sandbox, bruno.service) == ("Suspended", "Overdue on Payment")
+    assert status(sandbox, bruno.service) == ("Suspended", "")  # WHMCS 8: no reason stored
     assert status(sandbox, ana.service) == ("Active", "")
     assert status(sandbox, carla.service) == ("Active", "")
     assert recorder.names() == ["PreCronJob", "AfterModuleSuspend", "DailyCronJob",
@@ -94,8 +94,7 @@ def test_cron_suspends_overdue_services_except_exempt_group_and_logs(
     assert summary.hooks == recorder.names()
     params = recorder.vars("AfterModuleSuspend")[0]["params"]
     assert (params["serviceid"], params["userid"], params["status"],
-            params["suspendreason"]) == (bruno.service, bruno.client, "Suspended",
-                                         "Overdue on Payment")
+            params["suspendreason"]) == (bruno.service, bruno.client, "Suspended", "")
     assert "password" in params and "serverpassword" in params  # the stub must strip them
     assert sandbox.activity(bruno.client) == [
         f"Cron Job: Suspending Service - Service ID: {bruno.service}"]
@@ -104,8 +103,8 @@ def test_cron_suspends_overdue_services_except_exempt_group_and_logs(
 
 
 @pytest.mark.parametrize(("days", "expected"), [
-    (0, "Active"), (4, "Active"), (5, "Active"), (6, "Suspended"), (60, "Suspended")])
-def test_suspension_only_after_more_than_auto_suspension_days(
+    (0, "Active"), (4, "Active"), (5, "Suspended"), (6, "Suspended"), (60, "Suspended")])
+def test_suspension_once_auto_suspension_days_have_passed_the_boundary_day_included(
         sandbox: Sandbox, recorder: Recorder, days: int, expected: str) -> None:
     account = overdue(sandbox, recorder, days)
     sandbox.run_cron()
@@ -117,6 +116,52 @@ def test_auto_suspension_days_is_read_from_tblconfiguration(sandbox: Sandbox,
     account = overdue(sandbox, recorder, 4)
     sandbox.configure(AutoSuspensionDays=3)
     assert sandbox.run_cron().suspended == [account.service]
+
+
+def test_a_service_without_a_provisioning_module_needs_manual_suspension(
+        sandbox: Sandbox, recorder: Recorder) -> None:
+    """WHMCS suspends through the product's module; without one (``servertype`` empty) the
+    cron only logs "Manual Suspension Required": the service stays Active, no hook fires."""
+    manual = sandbox.add_product("Link Dedicado", group="Internet", servertype="")
+    account = overdue(sandbox, recorder, 11, product=manual)
+    hosted = overdue(sandbox, recorder, 11)
+    summary = sandbox.run_cron()
+    assert (summary.suspended, summary.manual_required) == ([hosted.service],
+                                                            [account.service])
+    assert status(sandbox, account.service) == ("Active", "")
+    assert [p["params"]["serviceid"] for p in recorder.vars("AfterModuleSuspend")] == [
+        hosted.service]
+    assert sandbox.activity(account.client) == [
+        f"Cron Job: Manual Suspension Required - Service ID: {account.service}"]
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    (("Payment Pending",), "Active"),
+    (("Unpaid", "Payment Pending"), "Active"),
+    (("Payment Pending", "Unpaid"), "Suspended"),  # only the latest invoice counts
+    (("Collections",), "Suspended"),
+], ids=["pending", "latest-pending", "older-pending", "collections"])
+def test_a_service_whose_latest_invoice_is_payment_pending_is_not_suspended(
+        sandbox: Sandbox, recorder: Recorder, statuses: tuple[str, ...],
+        expected: str) -> None:
+    account = overdue(sandbox, recorder, 11)
+    sandbox.set_invoice_status(account.invoice, statuses[0])
+    for later in statuses[1:]:
+        with sandbox.quiet():
+            sandbox.add_invoice(account.client, TODAY - timedelta(days=6),
+                                [("Hosting", account.service, "Plan", "50.00")], later)
+    summary = sandbox.run_cron()
+    assert status(sandbox, account.service)[0] == expected
+    assert summary.spared_pending == ([account.service] if expected == "Active" else [])
+
+
+def test_an_overdue_suspension_with_its_empty_reason_is_undone_by_payment(
+        sandbox: Sandbox, recorder: Recorder) -> None:
+    account = overdue(sandbox, recorder, 11)
+    sandbox.run_cron()
+    assert status(sandbox, account.service) == ("Suspended", "")
+    sandbox.add_payment(account.invoice)
+    assert status(sandbox, account.service) == ("Active", "")
 
 
 def test_auto_suspension_off_suspends_nothing(sandbox: Sandbox, recorder: Recorder) -> None:

@@ -17,6 +17,9 @@ TEXTS: dict[tuple[str, str], tuple[str, str]] = {
                                            "weekend."),
     ("policy", "pending_grace_days"): ("Payment Pending grace days", "Extra days for invoices "
                                        "in \"Payment Pending\" (bank clearing)."),
+    ("policy", "collections_owed"): ("Collections is owed", "Invoices in \"Collections\" "
+                                     "are owed from their due date like Unpaid ones (off: "
+                                     "ignored)."),
     ("policy", "min_overdue_amount"): ("Minimum overdue amount", "Overdue balances below this "
                                        "amount are ignored."),
     ("policy", "promote_by_rules"): ("Promote by rules", "Move clients into VIP by the rules "

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Literal
 
 from bridge.policy.gate import format_money
-from bridge.policy.state import PAYMENT_PENDING, SUSPENDED, ClientState, Invoice
+from bridge.policy.state import COLLECTIONS, PAYMENT_PENDING, SUSPENDED, ClientState, Invoice
 from bridge.settings import PolicySettings
 
 StandingKind = Literal["current", "overdue", "suspended"]
@@ -78,12 +78,14 @@ def days_overdue(duedate: date, today: date, business: bool) -> int:
 
 def overdue_items(client: ClientState, settings: PolicySettings,
                   today: date) -> tuple[OverdueItem, ...]:
-    """Every invoice still owed (Unpaid or Payment Pending, balance > 0) whose due date is
-    before today, oldest first, whether or not it is past the grace."""
+    """Every invoice still owed (Unpaid, Payment Pending, or Collections unless
+    ``collections_owed`` is off; balance > 0) whose due date is before today, oldest first,
+    whether or not it is past the grace. Collections counts from its due date with the plain
+    grace, like Unpaid."""
     business = settings.grace_in_business_days
     items = []
     for invoice in client.invoices:
-        if not invoice.owed or invoice.duedate >= today:
+        if not invoice.counts_as_owed(settings.collections_owed) or invoice.duedate >= today:
             continue
         grace = settings.grace_days
         if invoice.status == PAYMENT_PENDING:
@@ -94,11 +96,14 @@ def overdue_items(client: ClientState, settings: PolicySettings,
 
 
 def describe(item: OverdueItem, prefix: str, suffix: str) -> str:
-    """``invoice #1042 R$ 89.90 overdue 6 days > grace 3``."""
+    """``invoice #1042 R$ 89.90 overdue 6 days > grace 3``; a Collections invoice reads
+    ``invoice #1042 R$ 89.90 in Collections overdue 40 days > grace 3``."""
     inv = item.invoice
     amount = format_money(inv.balance, prefix, suffix, "en")
     if inv.balance < inv.total:
         amount += f" (of {format_money(inv.total, prefix, suffix, 'en')})"
+    if inv.status == COLLECTIONS:
+        amount += " in Collections"
     unit = "business days" if item.business_days else "days"
     if item.days == 1:
         unit = unit[:-1]

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-# Invoice statuses (tblinvoices.status) under which money is still owed.
-OWED_STATUSES = frozenset({"Unpaid", "Payment Pending"})
+# Invoice statuses (tblinvoices.status) under which money is still owed. Collections is unpaid
+# debt handed over for collection (WHMCS counts it in GetClientsDetails'
+# ``collectionsinvoicesamount``); the readers read its balance like the others', and the
+# policy counts it unless ``[policy] collections_owed`` is off (see ``counts_as_owed``).
+OWED_STATUSES = frozenset({"Unpaid", "Payment Pending", "Collections"})
 PAYMENT_PENDING = "Payment Pending"
+COLLECTIONS = "Collections"
 PAID = "Paid"
 SUSPENDED = "Suspended"  # tblhosting.domainstatus
 ACTIVE = "Active"  # tblclients.status
@@ -33,6 +37,11 @@ class Invoice:
     @property
     def owed(self) -> bool:
         return self.status in OWED_STATUSES and self.balance > 0
+
+    def counts_as_owed(self, collections_owed: bool) -> bool:
+        """Owed, and counted by the policy: a Collections invoice only when
+        ``collections_owed`` (``[policy] collections_owed``) is on."""
+        return self.owed and (collections_owed or self.status != COLLECTIONS)
 
 
 @dataclass(frozen=True)

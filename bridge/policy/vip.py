@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from bridge.policy.gate import format_money
 from bridge.policy.standing import Standing, describe
-from bridge.policy.state import ACTIVE, PAID, ClientState, Membership
+from bridge.policy.state import ACTIVE, COLLECTIONS, PAID, ClientState, Membership
 from bridge.settings import PolicySettings
 
 
@@ -91,9 +91,12 @@ def _criteria(client: ClientState, settings: PolicySettings, today: date) -> lis
             if days > tolerance:
                 late.append(f"invoice #{inv.number} paid {days} days late "
                             f"({inv.datepaid.isoformat()}) > late_tolerance_days {tolerance}")
-        elif inv.owed and (today - inv.duedate).days > tolerance:
-            late.append(f"invoice #{inv.number} still unpaid {(today - inv.duedate).days} days "
-                        f"after its due date > late_tolerance_days {tolerance}")
+        elif inv.counts_as_owed(settings.collections_owed) \
+                and (today - inv.duedate).days > tolerance:
+            where = " in Collections" if inv.status == COLLECTIONS else ""
+            late.append(f"invoice #{inv.number}{where} still unpaid "
+                        f"{(today - inv.duedate).days} days after its due date > "
+                        f"late_tolerance_days {tolerance}")
     checks += [(False, text) for text in late] or [
         (True, f"no invoice paid more than {tolerance} days late in the last "
                f"{settings.lookback_months} months")]

@@ -5,9 +5,9 @@ connection, are merged client by client (``bridge.resync.snapshot.merge``):
 
 1. ``tblclients`` with its currency, and the total paid in the look-back window summed in SQL
    (the paid invoices are most of a WHMCS's rows; only their sum matters to the policy);
-2. the invoices the policy reads one by one: owed (Unpaid, Payment Pending) and past due,
-   with the balance (``total - SUM(tblaccounts.amountin - amountout)``), and the ones paid
-   more than ``late_tolerance_days`` late within the window;
+2. the invoices the policy reads one by one: owed (Unpaid, Payment Pending, Collections) and
+   past due, with the balance (``total - SUM(tblaccounts.amountin - amountout)``), and the
+   ones paid more than ``late_tolerance_days`` late within the window;
 3. the Suspended services (``tblhosting.domainstatus``);
 4. the active tickets (statuses with ``tblticketstatuses.showactive``, not merged) of clients.
 

@@ -26,7 +26,6 @@ from bridge.sandbox.schema import (
     tblinvoices,
     tblproducts,
 )
-from bridge.sandbox.services import OVERDUE_REASON
 
 UNPAID = ("Unpaid", "Payment Pending", "Collections", "Draft")
 MAX_PERIODS_PER_RUN = 36
@@ -39,6 +38,8 @@ class CronSummary:
     suspended: list[int] = field(default_factory=list)  # service ids
     spared_exempt_group: list[int] = field(default_factory=list)  # overdue, group exempt
     spared_override: list[int] = field(default_factory=list)  # overdue, per-service override
+    spared_pending: list[int] = field(default_factory=list)  # latest invoice Payment Pending
+    manual_required: list[int] = field(default_factory=list)  # overdue, product has no module
     hooks: list[str] = field(default_factory=list)  # hook names fired during the run, in order
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,10 +138,15 @@ class CronMixin(BillingMixin):
     # --- overdue suspensions -----------------------------------------------------------
 
     def _overdue_suspensions(self, summary: CronSummary) -> None:
-        """Active services whose next due date is more than ``AutoSuspensionDays`` days past
-        are suspended for "Overdue on Payment", except when the client's group is exempt
-        (``susptermexempt='on'``) or the service overrides auto-suspension (with no end date,
-        or one not yet past)."""
+        """WHMCS's AutoSuspensions task (whmcs-reference §4 and §6). Active services whose next
+        due date is ``AutoSuspensionDays`` days past or more (``nextduedate <= today -
+        AutoSuspensionDays``: the boundary day suspends) are suspended through their module,
+        firing AfterModuleSuspend, with an empty ``suspendreason`` (not "Overdue on
+        Payment"). Spared: a client group exempt from suspension (``susptermexempt='on'``), a
+        service overriding auto-suspension (with no end date, or one not yet past), a service
+        whose latest invoice is Payment Pending. A service whose product has no provisioning
+        module (``tblproducts.servertype`` empty) is not suspended: "Manual Suspension
+        Required" goes to the activity log and no hook fires."""
         with self.transaction() as conn:
             if not self.setting_on("AutoSuspension", conn):
                 return
@@ -148,12 +154,14 @@ class CronMixin(BillingMixin):
                                                      or 0))
             self.log_activity(conn, "Automated Task: Starting Overdue Suspensions")
             overdue = [dict(r) for r in conn.execute(
-                sa.select(tblhosting, tblclientgroups.c.susptermexempt)
+                sa.select(tblhosting, tblclientgroups.c.susptermexempt,
+                          tblproducts.c.servertype.label("module"))
                 .join(tblclients, tblclients.c.id == tblhosting.c.userid)
                 .outerjoin(tblclientgroups, tblclientgroups.c.id == tblclients.c.groupid)
+                .outerjoin(tblproducts, tblproducts.c.id == tblhosting.c.packageid)
                 .where(tblhosting.c.domainstatus == "Active",
                        tblhosting.c.billingcycle.in_(list(CYCLE_MONTHS)),
-                       tblhosting.c.nextduedate < cutoff)
+                       tblhosting.c.nextduedate <= cutoff)
                 .order_by(tblhosting.c.id)).mappings()]
         for service in overdue:
             until = service["overidesuspenduntil"]
@@ -161,15 +169,30 @@ class CronMixin(BillingMixin):
                 summary.spared_exempt_group.append(int(service["id"]))
             elif service["overideautosuspend"] and (until is None or until >= self.today):
                 summary.spared_override.append(int(service["id"]))
+            elif self._latest_invoice_status(service["id"]) == "Payment Pending":
+                summary.spared_pending.append(int(service["id"]))
+            elif not service["module"]:
+                with self.transaction() as conn:
+                    self.log_activity(conn, "Cron Job: Manual Suspension Required - Service "
+                                            f"ID: {service['id']}", int(service["userid"]))
+                summary.manual_required.append(int(service["id"]))
             else:
                 with self.transaction() as conn:
                     current = self.get_row(conn, tblhosting, service["id"])
                     if (current is None or current["domainstatus"] != "Active"
                             or current["nextduedate"] is None
-                            or current["nextduedate"] >= cutoff):
+                            or current["nextduedate"] > cutoff):
                         continue  # paid or changed since the list was read
-                    params = self._suspend(conn, current, OVERDUE_REASON)
+                    params = self._suspend(conn, current, "")
                     self.log_activity(conn, "Cron Job: Suspending Service - Service ID: "
                                             f"{current['id']}", int(current["userid"]))
                 summary.suspended.append(int(current["id"]))
                 self.run_hook("AfterModuleSuspend", {"params": params})
+
+    def _latest_invoice_status(self, service_id: int) -> str | None:
+        """The status of the newest invoice billing the service (a Hosting item), if any."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(tblinvoices.c.status).join(
+                tblinvoiceitems, tblinvoiceitems.c.invoiceid == tblinvoices.c.id).where(
+                tblinvoiceitems.c.type == "Hosting", tblinvoiceitems.c.relid == service_id)
+                .order_by(tblinvoices.c.id.desc()).limit(1)).scalar()

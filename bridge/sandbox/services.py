@@ -21,7 +21,9 @@ from bridge.sandbox.schema import (
     tblservers,
 )
 
-OVERDUE_REASON = "Overdue on Payment"  # what the cron writes; AutoUnsuspend undoes only this
+# The reason WHMCS's documentation names for overdue suspensions. WHMCS 8's cron stores an
+# empty one (whmcs-reference §6); AutoUnsuspend undoes a suspension with either.
+OVERDUE_REASON = "Overdue on Payment"
 # Fake credentials that WHMCS would hand to hooks: tests prove the forwarder strips them.
 SERVICE_PASSWORD = "sandbox-service-password"  # noqa: S105
 SERVER_PASSWORD = "sandbox-server-password"  # noqa: S105

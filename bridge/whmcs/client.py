@@ -209,8 +209,8 @@ class WhmcsClient:
     def policy_invoices(self, client_id: int) -> tuple[tuple[state.Invoice, ...], str, str]:
         """All invoices of a client for the policy, and the currency prefix/suffix seen.
 
-        GetInvoices has no balance, so each owed invoice (Unpaid, Payment Pending; usually
-        few) is read again with GetInvoice, whose ``balance`` counts partial payments.
+        GetInvoices has no balance, so each owed invoice (Unpaid, Payment Pending, Collections;
+        usually few) is read again with GetInvoice, whose ``balance`` counts partial payments.
         """
         invoices, prefix, suffix = [], "", ""
         for summary in self.iter_invoices(userid=client_id):

@@ -112,8 +112,8 @@ class InvoiceSummary(_InvoiceBase):
     def to_policy(self, balance: Decimal | None = None) -> state.Invoice:
         """The policy's invoice. ``total - credit`` is not the balance once partial payments
         exist, and GetInvoices does not return payments, so for an owed status (Unpaid,
-        Payment Pending) the balance must come from GetInvoice; for other statuses nothing is
-        collectable and the balance is 0."""
+        Payment Pending, Collections) the balance must come from GetInvoice; for other
+        statuses nothing is collectable and the balance is 0."""
         if balance is None:
             if self.status in state.OWED_STATUSES:
                 raise ValueError(f"invoice {self.id} is {self.status}: pass its balance "
