@@ -93,7 +93,7 @@ def test_every_policy_tickets_and_panels_key_is_editable_and_nothing_else() -> N
     assert {s for s, _ in keys} == {"policy", "tickets", "panels"}
     assert ("policy", "grace_days") in keys and ("tickets", "block_message_pt_br") in keys
     assert ("panels", "home_banner") in keys
-    assert len(keys) == len(set(keys)) == 13 + 11 + 2
+    assert len(keys) == len(set(keys)) == 14 + 12 + 2
 
 
 # --- save and history ------------------------------------------------------------------------

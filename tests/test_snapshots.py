@@ -219,7 +219,8 @@ def test_the_full_reconcile_record(store: Store) -> None:
 
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
-    with make_world(database_url, tmp_path,
+    # promote_by_rules: the population's paying regulars move into VIP ("restored or added")
+    with make_world(database_url, tmp_path, policy={"promote_by_rules": True},
                     whmcs={"database_url": f"sqlite:///{tmp_path}/whmcs.db"}) as w:
         yield w
 

@@ -13,6 +13,7 @@ which flushes the stub's spool) every ``cron_every`` seconds.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -191,11 +192,24 @@ def add_client(w: Whmcs, rng: random.Random) -> str:
     return "add_client"
 
 
+TICKET_WAYS = itertools.cycle(("client", "staff", "client", "mail"))
+
+
 def ticket(w: Whmcs, rng: random.Random) -> str:
+    """A client opens a ticket (the gate runs), staff open one for a client
+    (TicketOpenAdmin), or one is piped in by e-mail (TicketOpen without the gate)."""
     client = _client(w)
     dept = rng.choice((SUPPORT_DEPT, SUPPORT_DEPT, BILLING_DEPT))
-    w.sandbox.open_ticket(client, dept, f"Soak question {rng.getrandbits(24):x}",
-                          rng.choice(("Low", "Medium", "High")))
+    subject = f"Soak question {rng.getrandbits(24):x}"
+    way = next(TICKET_WAYS)  # in turn, so that even a one-minute soak fires each hook
+    if way == "staff":
+        w.sandbox.open_ticket(client, dept, subject, "Medium", admin=True)
+        return "ticket_staff"
+    if way == "mail":
+        email = _pick(w, sa.select(tblclients.c.email).where(tblclients.c.id == client))
+        w.sandbox.pipe_ticket(str(email), dept, subject)
+        return "ticket_mail"
+    w.sandbox.open_ticket(client, dept, subject, rng.choice(("Low", "Medium", "High")))
     return "ticket"
 
 
