@@ -62,6 +62,7 @@ class ClientMemory:
     known: bool = False  # a row exists
     # Staff put the client into VIP while it owed: kept there until it is paid up (aware UTC).
     held_since: datetime | None = None
+    held_by: str | None = None  # the WHMCS admin who made the hold, when WHMCS said
 
 
 @dataclass(frozen=True)

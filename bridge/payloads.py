@@ -114,6 +114,7 @@ class ClientEditVars(_Vars):
     status = fields.String(validate=validate.OneOf(CLIENT_STATUSES))
     language = _text(64)
     olddata = fields.Nested(OldClientData)
+    adminuser = _text(255)  # the admin who made the change (the stub, from CurrentUser)
 
 
 class ClientCloseVars(_Vars):

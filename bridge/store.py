@@ -94,6 +94,7 @@ membership = sa.Table(
     sa.Column("pending_group_id", sa.Integer, nullable=True),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("held_since", sa.DateTime, nullable=True),  # staff hold (migration 0005)
+    sa.Column("held_by", sa.String(255), nullable=True),
 )
 
 managed_ticket = sa.Table(
@@ -407,6 +408,7 @@ class RosterRow:
     last_group_id: int | None
     standing: CachedStanding | None
     held_since: datetime | None = None  # a staff hold (aware UTC)
+    held_by: str | None = None  # the admin who made it, when known
 
 
 @dataclass(frozen=True)
@@ -669,7 +671,8 @@ class Store:
                 standing.select().where(standing.c.client_id.in_(ids)))} if ids else {}
         return [RosterRow(r.client_id, bool(r.pinned), bool(r.excluded), r.home_group_id,
                           r.last_group_id, cached.get(r.client_id),
-                          None if r.held_since is None else r.held_since.replace(tzinfo=UTC))
+                          None if r.held_since is None else r.held_since.replace(tzinfo=UTC),
+                          r.held_by)
                 for r in rows]
 
     def roster_counts(self, vip_group_id: int, *,
@@ -943,7 +946,8 @@ def _memory_values(memory: ClientMemory, now: datetime) -> dict[str, Any]:
     return {"pinned": memory.pinned, "excluded": memory.excluded,
             "home_group_id": memory.home_group_id, "last_group_id": memory.last_group_id,
             "pending_group_id": memory.pending_group_id, "updated_at": utc_naive(now),
-            "held_since": None if memory.held_since is None else utc_naive(memory.held_since)}
+            "held_since": None if memory.held_since is None else utc_naive(memory.held_since),
+            "held_by": memory.held_by}
 
 
 def _standing_values(row: CachedStanding) -> dict[str, Any]:
@@ -987,7 +991,7 @@ def _memory(row: Any) -> ClientMemory:
     return ClientMemory(row.client_id, bool(row.pinned), bool(row.excluded), row.home_group_id,
                         row.last_group_id, row.pending_group_id, known=True,
                         held_since=None if row.held_since is None
-                        else row.held_since.replace(tzinfo=UTC))
+                        else row.held_since.replace(tzinfo=UTC), held_by=row.held_by)
 
 
 def inbox_row(row: Any) -> InboxRow:

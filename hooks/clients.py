@@ -10,5 +10,6 @@ def client_added(client_id: int) -> Subjects:
 
 
 @on("ClientEdit", "ClientClose")
-def client_changed(userid: int) -> Subjects:
-    return Subjects(clients=frozenset({userid}))
+def client_changed(userid: int, adminuser: str | None) -> Subjects:
+    # adminuser: who made the change, when an admin did (the stub reads WHMCS's CurrentUser)
+    return Subjects(clients=frozenset({userid}), staff=adminuser or None)

@@ -64,6 +64,8 @@ class Subjects:
     # Tickets a client just opened (TicketOpen), as (ticket id, department opened in): the
     # engine checks whether one got round the ticket gate (e-mail piping never meets it).
     opened: frozenset[tuple[int, int]] = frozenset()
+    # The admin (WHMCS username) behind the event, when WHMCS said: a staff change is his.
+    staff: str | None = None
 
     @property
     def empty(self) -> bool:

@@ -118,22 +118,32 @@ def test_staff_moving_a_client_out_of_vip_is_followed_not_fought(world: World) -
     assert memory.pinned and not memory.excluded and memory.home_group_id == w.regular
 
 
-def test_staff_putting_an_owing_client_into_vip_is_respected_until_it_pays(world: World
-                                                                          ) -> None:
-    """A staff hold: not taken back out while it owes; paid up, the normal rules apply."""
-    w = world
+@pytest.mark.parametrize("php", [False, pytest.param(True, marks=pytest.mark.php)])
+def test_staff_putting_an_owing_client_into_vip_is_respected_until_it_pays(
+        database_url: str, tmp_path: Path, php: bool) -> None:
+    """A staff hold, with who (the stub reads WHMCS's CurrentUser) and when: not taken back
+    out while it owes; paid up, the normal rules apply."""
+    with make_world(database_url, tmp_path, php=php) as w:
+        _staff_hold_story(w)
+
+
+def _staff_hold_story(w: World) -> None:
     bruno, _, invoice = vip_client(w, "Bruno")  # owes since 2026-10-28: leaves VIP
     w.sandbox.update_client(bruno, firstname="Bruno")
     w.drain()
     assert w.group(bruno) == w.regular
-    w.sandbox.update_client(bruno, groupid=w.vip)  # staff, in the admin area, while he owes
+    with w.sandbox.as_admin("alice"):  # staff, in the admin area, while he owes
+        w.sandbox.update_client(bruno, groupid=w.vip)
     w.drain()
     assert w.group(bruno) == w.vip  # not fought
     memory = w.store.get_memory(bruno)
-    assert memory.pinned and memory.held_since is not None
+    assert memory.pinned and memory.held_since is not None and memory.held_by == "alice"
     cached = w.store.get_standing(bruno)
     assert cached is not None and cached.in_vip
-    assert any(r.startswith("staff hold since") for r in cached.vip_reasons)
+    assert any(r.startswith("staff hold since") and " by alice: " in r
+               for r in cached.vip_reasons)
+    staff = [e for e in w.store.audit_log(client_id=bruno) if e.actor == "staff"]
+    assert staff and "(by alice)" in staff[-1].reasons[0]
     w.sandbox.add_payment(invoice)
     w.drain()
     assert w.group(bruno) == w.vip and w.store.get_memory(bruno).held_since is None

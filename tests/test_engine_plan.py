@@ -180,6 +180,23 @@ def test_staff_putting_an_owing_client_into_vip_is_a_hold_kept_until_paid_up() -
     assert [c.after for c in late.changes if c.kind == "group"] == [str(REGULAR)]
 
 
+def test_the_admin_an_event_names_is_kept_with_the_hold() -> None:
+    owing = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    config = BASE
+    p = plan_client(owing, (), ClientMemory(1, last_group_id=REGULAR, known=True), {},
+                    config.policy, config.tickets, "en", TODAY, NOW, staff="alice")
+    assert p.memory.held_by == "alice" and p.memory.held_since == NOW
+    assert p.observations[0].reasons[0].endswith("into VIP: pinned (by alice)")
+    assert any(r.startswith("staff hold since 2026-11-21 12:00 UTC by alice: ")
+               for r in p.decision.reasons)
+    paid = replace(owing, invoices=(replace(OWED, status="Paid", balance=Decimal(0),
+                                            datepaid=TODAY),))
+    ended = plan(paid, (), p.memory_after, {})
+    assert ended.memory.held_by is None
+    assert "the staff hold since 2026-11-21 12:00 UTC by alice ends" in \
+        ended.observations[0].reasons[0]
+
+
 def test_staff_putting_a_paying_client_into_vip_starts_no_hold() -> None:
     paying = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (), (), None)
     p = plan(paying, (), ClientMemory(1, last_group_id=REGULAR, known=True), {})

@@ -96,6 +96,22 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
     assert 'href="https://vipgate.example.com/admin/clients/7"' in markup
 
 
+@pytest.mark.parametrize(("by", "language", "expected"), [
+    ("alice", "en", "VIP: in the VIP group; pinned by staff; kept in VIP by alice since "
+                    "2026-11-20 while owing, until paid up"),
+    (None, "pt_BR", "VIP: no grupo VIP; fixado pela equipe; mantido no VIP pela equipe desde "
+                    "20/11/2026 com débito, até quitar"),
+])
+def test_client_summary_shows_a_staff_hold_with_who_and_since_when(
+        by: str | None, language: str, expected: str) -> None:
+    held = ClientMemory(7, pinned=True, known=True, held_since=datetime(2026, 11, 20, 9),
+                        held_by=by)
+    facts = PanelFacts(7, standing("overdue", in_vip=True, eligible=True), held, None, [])
+    shown = text_of(client_summary(facts, language=language, today=TODAY, whmcs_url="",
+                                   admin_link=""))
+    assert expected in shown
+
+
 def test_client_summary_in_portuguese_and_without_a_past_promise_or_link() -> None:
     facts = PanelFacts(7, standing("suspended"), None, (date(2026, 11, 20), "old"), [])
     shown = text_of(client_summary(facts, language="pt_BR", today=TODAY, whmcs_url="",

@@ -591,6 +591,21 @@ def test_secret_never_appears_in_the_module_log(
 # --- install_stub -------------------------------------------------------------------------------
 
 
+def test_whmcs_loads_every_hook_file_but_those_starting_with_an_underscore(
+        whmcs: Whmcs) -> None:
+    """WHMCS 8 includes each includes/hooks/*.php except names starting with ``_``: the stub's
+    settings file (which holds the secret and is no hook file) is named so; a broken one must
+    not break WHMCS."""
+    whmcs.install("http://127.0.0.1:9/")
+    assert {p.name for p in whmcs.hook_dir.glob("_*.php")} == {"_vipgate_config.php"}
+    for name, answer in (("other.php", "loaded"), ("_skipped.php", "skipped")):
+        (whmcs.hook_dir / name).write_text(
+            "<?php add_hook('ClientAreaHomepage', 1, function ($vars) { return '"
+            + answer + "'; });\n")
+    (whmcs.hook_dir / "_broken.php").write_text("<?php return [")
+    assert whmcs.fire("ClientAreaHomepage", {})["returns"] == ["loaded"]
+
+
 def test_install_stub_writes_the_stub_and_settings_php_can_read(
         tmp_path: Path, php: str) -> None:
     root = whmcs_folder(tmp_path)  # no includes/hooks yet: created

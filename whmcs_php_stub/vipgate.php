@@ -156,9 +156,32 @@ function vipgate_pick_scalars($source, $keys)
 }
 
 /**
+ * The username of the admin behind this request (admin area or API), or null (the cron, the
+ * client area, WHMCS before 8.0): WHMCS 8's CurrentUser. Never throws into WHMCS.
+ */
+function vipgate_current_admin()
+{
+    try {
+        if (!class_exists('WHMCS\\Authentication\\CurrentUser')) {
+            return null;
+        }
+        $current = new \WHMCS\Authentication\CurrentUser();
+        $admin = $current->isAuthenticatedAdmin() ? $current->admin() : null;
+        if ($admin !== null && isset($admin->username) && is_scalar($admin->username)
+            && (string) $admin->username !== '') {
+            return substr((string) $admin->username, 0, 255);
+        }
+    } catch (\Throwable $e) {
+        // no admin known
+    }
+    return null;
+}
+
+/**
  * The whitelisted part of a hook's $vars. Module hooks carry the service in $vars['params']
  * (with passwords and server credentials, never sent); ClientEdit's olddata is reduced to the
- * previous groupid and status.
+ * previous groupid and status, and it gains adminuser: who made the change, when an admin did
+ * (vipgate shows a staff hold with that name).
  */
 function vipgate_pick_vars($hook, $vars)
 {
@@ -179,6 +202,12 @@ function vipgate_pick_vars($hook, $vars)
     }
     if ($hook === 'AfterCronJob' && isset($source['rejected_recent']) && is_array($source['rejected_recent'])) {
         $picked['rejected_recent'] = array_values($source['rejected_recent']);
+    }
+    if ($hook === 'ClientEdit') {
+        $admin = vipgate_current_admin();
+        if ($admin !== null) {
+            $picked['adminuser'] = $admin;
+        }
     }
     if ($hook === 'ClientEdit' && isset($source['olddata']) && is_array($source['olddata'])) {
         $old = vipgate_pick_scalars($source['olddata'], ['groupid', 'status']);

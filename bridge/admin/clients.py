@@ -21,7 +21,7 @@ from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
 from bridge.model import CachedStanding
 from bridge.policy.gate import format_money
-from bridge.policy.vip import hold_time
+from bridge.policy.vip import describe_hold
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
 
@@ -208,7 +208,7 @@ def client(client_id: int) -> str:
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
-        tz=rt().settings.bridge.timezone, hold_time=hold_time,
+        tz=rt().settings.bridge.timezone, describe_hold=describe_hold,
         name=client_name(live.details.firstname, live.details.lastname,
                          live.details.companyname) if live else "")
 

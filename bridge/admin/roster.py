@@ -18,7 +18,7 @@ from bridge.admin import membership  # noqa: F401  (the pin/unpin/exclude/includ
 from bridge.admin.clients import find_clients, group_label
 from bridge.admin.common import bp, page_from_request, rt
 from bridge.policy.gate import format_money
-from bridge.policy.vip import hold_time
+from bridge.policy.vip import describe_hold
 from bridge.store import ROSTER_TABS, RosterRow
 
 TABS: dict[str, str] = {
@@ -61,7 +61,7 @@ def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
                        + f" · {cached.overdue_days} days")
         if cached.in_vip is not None and cached.in_vip != member and vip_group_id:
             pending = "joins VIP" if cached.in_vip else "leaves VIP"
-    held = None if row.held_since is None else f"staff hold since {hold_time(row.held_since)}"
+    held = None if row.held_since is None else describe_hold(row.held_since, row.held_by)
     return Line(row.client_id, name, row.pinned, row.excluded, member,
                 group_label(row.last_group_id, vip_group_id), kind, promise, overdue, pending,
                 held)

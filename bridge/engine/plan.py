@@ -32,7 +32,7 @@ from bridge.policy.tickets import (
     ticket_action,
     ticket_standing,
 )
-from bridge.policy.vip import VipDecision, follow_staff_change, hold_time, vip_decision
+from bridge.policy.vip import VipDecision, describe_hold, follow_staff_change, vip_decision
 from bridge.settings import PolicySettings, TicketSettings
 
 ChangeKind = Literal["group", "ticket_priority", "ticket_note"]
@@ -111,7 +111,8 @@ class ClientPlan:
 
 
 def _membership(memory: ClientMemory) -> Membership:
-    return Membership(memory.pinned, memory.excluded, memory.home_group_id, memory.held_since)
+    return Membership(memory.pinned, memory.excluded, memory.home_group_id, memory.held_since,
+                      memory.held_by)
 
 
 def settle_group(memory: ClientMemory, group_id: int) -> ClientMemory:
@@ -124,12 +125,13 @@ def settle_group(memory: ClientMemory, group_id: int) -> ClientMemory:
 
 
 def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
-                 owing: bool = False, now: datetime | None = None
+                 owing: bool = False, now: datetime | None = None, staff: str | None = None
                  ) -> tuple[ClientMemory, tuple[Observation, ...]]:
     """Follow a group change vipgate did not make; adopt a VIP member seen the first time.
 
     Staff moving an ``owing`` client into VIP starts a staff hold at ``now``: kept in VIP until
-    it is paid up (see :func:`end_hold`)."""
+    it is paid up (see :func:`end_hold`). ``staff``: the admin the event names as the author
+    of the change, when WHMCS said."""
     vip = policy.vip_group_id
     if memory.last_group_id is None:
         if vip and group_id == vip and not memory.pinned:
@@ -150,13 +152,13 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
         return moved, ()
     followed = change.apply(_membership(memory))
     before = _describe(memory)
-    held = followed.held_since
-    reasons: tuple[str, ...] = (change.reason,)
+    held, held_by = followed.held_since, followed.held_by
+    reasons: tuple[str, ...] = (change.reason + (f" (by {staff})" if staff else ""),)
     if followed.pinned and group_id == vip and owing and now is not None:
-        held = now
+        held, held_by = now, staff
         reasons += ("the client owes: a staff hold, kept in VIP until it is paid up",)
     moved = replace(moved, pinned=followed.pinned, excluded=followed.excluded,
-                    home_group_id=followed.home_group_id, held_since=held)
+                    home_group_id=followed.home_group_id, held_since=held, held_by=held_by)
     return moved, (Observation("membership", before, _describe(moved), reasons),)
 
 
@@ -165,10 +167,10 @@ def end_hold(memory: ClientMemory, paid_up: bool
     """A staff hold lasts until the client is paid up; then the normal rules apply."""
     if memory.held_since is None or not paid_up:
         return memory, ()
-    ended = replace(memory, held_since=None)
+    ended = replace(memory, held_since=None, held_by=None)
     return ended, (Observation(
         "membership", _describe(memory), _describe(ended),
-        (f"paid up: the staff hold since {hold_time(memory.held_since)} ends; the normal "
+        (f"paid up: the {describe_hold(memory.held_since, memory.held_by)} ends; the normal "
          "rules apply",), actor="vipgate"),)
 
 
@@ -204,12 +206,13 @@ def note_key(invoice_ids: Iterable[int]) -> str:
 def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: ClientMemory,
                 ticket_memories: Mapping[int, TicketMemory], policy: PolicySettings,
                 ticket_settings: TicketSettings, language: str, today: date,
-                now: datetime) -> ClientPlan:
-    """Everything vipgate wants for ``client`` at ``today`` (WHMCS time zone)."""
+                now: datetime, *, staff: str | None = None) -> ClientPlan:
+    """Everything vipgate wants for ``client`` at ``today`` (WHMCS time zone); ``staff``: the
+    admin an event names as the author of a change it reports."""
     memory = settle_group(memory, client.group_id)
     current = standing_mod.standing(client, policy, today)
     memory, observations = follow_staff(memory, client.group_id, policy,
-                                        owing=current.kind != "current", now=now)
+                                        owing=current.kind != "current", now=now, staff=staff)
     memory, hold_ended = end_hold(memory, current.kind == "current")
     observations += hold_ended
     decision = vip_decision(client, _membership(memory), current, policy, today)

@@ -151,8 +151,9 @@ class Engine:
 
     # --- one client -------------------------------------------------------------------------
 
-    def plan(self, client_id: int) -> ClientPlan | None:
-        """Read the client and plan; None when WHMCS no longer has it."""
+    def plan(self, client_id: int, *, staff: str | None = None) -> ClientPlan | None:
+        """Read the client and plan; None when WHMCS no longer has it. ``staff``: the admin
+        an event names as the author of a change (a staff hold records him)."""
         promise = self.store.get_promise(client_id)
         found = read_client(self.whmcs(), client_id,
                             promise=Promise(*promise) if promise else None)
@@ -163,11 +164,12 @@ class Engine:
         return plan_client(client, tickets, self.store.get_memory(client_id),
                            self.store.ticket_memories(client_id), self.settings.policy,
                            self.settings.tickets, self.settings.bridge.language,
-                           self.today(now), now)
+                           self.today(now), now, staff=staff)
 
     def reconcile_client(self, client_id: int, *, event_id: str | None = None,
                          opened: Iterable[tuple[int, int]] = (),
-                         opened_at: datetime | None = None) -> ClientResult:
+                         opened_at: datetime | None = None,
+                         staff: str | None = None) -> ClientResult:
         """Make WHMCS match policy for one client. The caller holds the client's lease.
 
         ``opened``: tickets the client just opened (TicketOpen), as (ticket id, department
@@ -175,7 +177,7 @@ class Engine:
         ticket gate is handled as the gate would have (``bridge.policy.gate.ungated_ticket``)
         before the plan is applied, so the standing cache still shows what the gate saw."""
         gate_saw = self.store.get_standing(client_id) if opened else None
-        plan = self.plan(client_id)
+        plan = self.plan(client_id, staff=staff)
         if plan is None:
             log.info("client %s no longer exists in WHMCS", client_id)
             return ClientResult(client_id, None)

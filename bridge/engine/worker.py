@@ -276,7 +276,7 @@ class Worker:
             for client_id in held:
                 done = self.engine.reconcile_client(
                     client_id, event_id=row.webhook_id, opened=subjects.opened,
-                    opened_at=row.occurred_at)
+                    opened_at=row.occurred_at, staff=subjects.staff)
                 outcome.clients += 1
                 outcome.changes += len(done.applied)
         finally:

@@ -89,7 +89,9 @@ def _vip_line(standing: CachedStanding, memory: ClientMemory | None, language: s
     if memory is not None and memory.excluded:
         parts.append(text(language, "excluded"))
     if memory is not None and memory.held_since is not None:
-        parts.append(text(language, "held", since=format_date(memory.held_since, language)))
+        since = format_date(memory.held_since, language)
+        parts.append(text(language, "held_by", by=memory.held_by, since=since)
+                     if memory.held_by else text(language, "held", since=since))
     return "; ".join(parts)
 
 

@@ -87,10 +87,12 @@ class Membership:
     ``excluded``: on the exclusion list, never in VIP. ``home_group_id``: the group the client
     had before vipgate moved it into VIP (None = unknown, use ``default_group_id``).
     ``held_since``: staff put the client into VIP while it owed; that decision is respected, not
-    fought: the client stays in VIP until it is paid up, then the normal rules apply.
+    fought: the client stays in VIP until it is paid up, then the normal rules apply;
+    ``held_by`` names the admin when WHMCS said who.
     """
 
     pinned: bool = False
     excluded: bool = False
     home_group_id: int | None = None
     held_since: datetime | None = None
+    held_by: str | None = None

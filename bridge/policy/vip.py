@@ -51,7 +51,8 @@ class MembershipChange:
     def apply(self, membership: Membership) -> Membership:
         home = membership.home_group_id if self.home_group_id is None else self.home_group_id
         return Membership(self.pinned, self.excluded, home,
-                          membership.held_since if self.pinned else None)
+                          membership.held_since if self.pinned else None,
+                          membership.held_by if self.pinned else None)
 
 
 @lru_cache(maxsize=8192)  # a resync asks for the same few thousand (day, months) pairs
@@ -168,8 +169,8 @@ def vip_decision(client: ClientState, membership: Membership, standing: Standing
         reasons.append(f"in VIP group {vip}")
         return VipDecision(True, vip, tuple(reasons), home, eligible=True)
     if membership.held_since is not None and client.group_id == vip:
-        reasons.append(f"staff hold since {hold_time(membership.held_since)}: staff put the "
-                       "client into VIP while it owed; it stays until it is paid up")
+        reasons.append(f"{describe_hold(membership.held_since, membership.held_by)}: staff "
+                       "put the client into VIP while it owed; it stays until it is paid up")
         return VipDecision(True, vip, tuple(reasons), eligible=verdict.ok, held=True)
     target = _leave_to(client, membership, settings)
     where = "stays in" if target == client.group_id else "leaves VIP for"
@@ -180,6 +181,11 @@ def vip_decision(client: ClientState, membership: Membership, standing: Standing
 def hold_time(moment: datetime) -> str:
     """``2026-12-03 14:05 UTC``: when a staff hold began, as reasons show it."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_hold(since: datetime, by: str | None) -> str:
+    """``staff hold since 2026-12-03 14:05 UTC by alice`` (who when WHMCS said)."""
+    return f"staff hold since {hold_time(since)}" + (f" by {by}" if by else "")
 
 
 def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,

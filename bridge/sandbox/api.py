@@ -118,7 +118,8 @@ def dispatch(sandbox: Sandbox, params: Params, ip: str) -> dict[str, Any]:
     if action.lower() not in allowed:
         return error(f'Invalid Permissions: API action "{action.lower()}" is not allowed')
     try:
-        return {"result": "success", **entry[1](sandbox, params)}
+        with sandbox.as_admin(sandbox.credential_admin(identifier)):
+            return {"result": "success", **entry[1](sandbox, params)}
     except StatusError as exc:
         return {"status": "error", "message": exc.message}
     except WhmcsError as exc:

@@ -252,6 +252,15 @@ class ClientsMixin(SandboxCore):
                 tbladmins.c.id == row.user_id)).scalar()
         return "Administrator Account Disabled" if disabled else None
 
+    def credential_admin(self, identifier: str) -> str:
+        """The username of the admin an API credential belongs to ("admin" when tbladmins has
+        no row for it: the sandbox's first administrator)."""
+        with self.engine.connect() as conn:
+            name = conn.execute(sa.select(tbladmins.c.username).join_from(
+                tbldeviceauth, tbladmins, tbladmins.c.id == tbldeviceauth.c.user_id).where(
+                tbldeviceauth.c.identifier == identifier)).scalar()
+        return str(name) if name else "admin"
+
     def set_admin_disabled(self, user_id: int, disabled: bool = True,
                            username: str = "admin") -> None:
         """Disable (or enable) the administrator ``user_id`` (tbladmins.disabled)."""

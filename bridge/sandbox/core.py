@@ -47,6 +47,7 @@ class FiredHook:
     hook: str
     vars: dict[str, Any]
     returns: list[Any] = field(default_factory=list)
+    admin: str | None = None  # the admin behind the request that fired it
 
 
 def jsonable(value: Any) -> Any:
@@ -124,6 +125,7 @@ class SandboxCore:
         self.tie_random = random.Random(None if seed is None else f"ties {seed}")
         self._write_lock = threading.RLock()
         self._quiet = 0
+        self._acting = threading.local()  # the admin behind the request this thread serves
 
     # --- time --------------------------------------------------------------------------
 
@@ -212,16 +214,36 @@ class SandboxCore:
 
     # --- hooks -------------------------------------------------------------------------
 
+    def current_admin(self) -> str | None:
+        """The admin behind the running request, as WHMCS's CurrentUser reports it: an admin
+        area action (:meth:`as_admin`) or an API call (its credential's admin); None outside
+        one (the cron, the client area)."""
+        return getattr(self._acting, "admin", None)
+
+    @contextmanager
+    def as_admin(self, username: str | None) -> Iterator[None]:
+        """Run what follows as ``username``'s request (staff in the admin area)."""
+        before = self.current_admin()
+        self._acting.admin = username
+        try:
+            yield
+        finally:
+            self._acting.admin = before
+
     def run_hook(self, hook: str, variables: Mapping[str, Any]) -> list[Any]:
         """Run WHMCS hook point ``hook``: hand ``variables`` to ``fire`` and return what the
-        hook functions returned. Never call this inside :meth:`transaction`."""
+        hook functions returned; the forwarder learns the admin behind the request from a
+        top-level ``__admin__`` (as it learns a client's session from ``__session__``).
+        Never call this inside :meth:`transaction`."""
         if self._quiet:
             return []
         payload = jsonable(variables)
-        fired = FiredHook(hook, payload)
+        admin = self.current_admin()
+        fired = FiredHook(hook, payload, admin=admin)
         self.fired.append(fired)  # before running it: hooks fired by its functions come after
         if self.fire is not None:
-            fired.returns.extend(self.fire(hook, payload))
+            fired.returns.extend(self.fire(hook, {**payload, "__admin__": admin}
+                                           if admin else payload))
         return list(fired.returns)
 
     def run_hooks(self, pending: list[tuple[str, dict[str, Any]]]) -> None:

@@ -107,6 +107,9 @@ class PythonForwarder:
     def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
         variables = dict(variables)
         session = variables.pop("__session__", None) or {}
+        admin = variables.pop("__admin__", None)  # WHMCS's CurrentUser admin, if any
+        if hook == "ClientEdit" and isinstance(admin, str) and admin:
+            variables["__adminuser__"] = admin[:255]
         if hook not in whitelist():
             return []  # the stub registers only the hooks it forwards
         if hook in PAGE_HOOKS:
@@ -139,6 +142,8 @@ class PythonForwarder:
                     if isinstance(old.get(k), (str, int, float, bool))}
             if kept:
                 picked["olddata"] = kept
+        if hook == "ClientEdit" and isinstance(variables.get("__adminuser__"), str):
+            picked["adminuser"] = variables["__adminuser__"]
         return picked
 
     def event(self, hook: str, variables: dict[str, Any]) -> tuple[str, bytes]:

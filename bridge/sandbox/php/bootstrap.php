@@ -47,6 +47,27 @@ namespace WHMCS\Database {
     }
 }
 
+namespace WHMCS\Authentication {
+    /** WHMCS 8's CurrentUser: the admin behind the request is the one fire.php was given. */
+    class CurrentUser
+    {
+        public function isAuthenticatedAdmin()
+        {
+            return isset($GLOBALS['vipgate_test_admin']) && $GLOBALS['vipgate_test_admin'] !== '';
+        }
+
+        public function admin()
+        {
+            if (!$this->isAuthenticatedAdmin()) {
+                return null;
+            }
+            $admin = new \stdClass();
+            $admin->username = $GLOBALS['vipgate_test_admin'];
+            return $admin;
+        }
+    }
+}
+
 namespace {
     define('WHMCS', true);
 

@@ -4,13 +4,16 @@
  *
  * Usage: php fire.php HOOK_DIR HOOK_NAME VARS_JSON [REPEAT]
  *
- * Loads bootstrap.php and HOOK_DIR/vipgate.php, runs the functions registered for HOOK_NAME
+ * Loads bootstrap.php and, as WHMCS does, every HOOK_DIR/*.php whose name does not start with
+ * an underscore (vipgate.php, not its settings file _vipgate_config.php), runs the functions
+ * registered for HOOK_NAME
  * with the decoded vars REPEAT times (default 1) and prints one JSON object:
  *   {"returns": [...truthy results of the last run...], "calls_ms": [...], "elapsed_ms": total}
  * where calls_ms times each run of the hook inside php (php start-up excluded).
  * In VARS_JSON a value {"__object__": {...}} becomes a PHP object (WHMCS passes some), and a
  * top-level "__session__" object becomes $_SESSION (a logged-in client's session: uid,
- * Language) instead of a hook variable.
+ * Language) instead of a hook variable, and a top-level "__admin__" string is the admin
+ * WHMCS's CurrentUser reports for the request.
  */
 
 require __DIR__ . '/bootstrap.php';
@@ -44,8 +47,16 @@ if (isset($vars['__session__']) && is_array($vars['__session__'])) {
     $_SESSION = $vars['__session__'];
 }
 unset($vars['__session__']);
+$GLOBALS['vipgate_test_admin'] = isset($vars['__admin__']) ? (string) $vars['__admin__'] : '';
+unset($vars['__admin__']);
 
-require rtrim($hookDir, '/') . '/vipgate.php';
+$hookFiles = glob(rtrim($hookDir, '/') . '/*.php') ?: [];
+sort($hookFiles);
+foreach ($hookFiles as $hookFile) {
+    if (substr(basename($hookFile), 0, 1) !== '_') { // WHMCS skips these
+        require_once $hookFile;
+    }
+}
 
 $calls = [];
 $returns = [];
