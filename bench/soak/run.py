@@ -416,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         url = mariadb.url(DATABASE)
         log(f"MariaDB {mariadb.port} up; generating WHMCS with {args.clients} clients")
         whmcs = soak_load.make_whmcs(workdir / "whmcs.db", args.clients, free_port(), args.seed)
+        # The ledger reads the stub's module log, which WHMCS keeps only in Module Debug Mode.
+        whmcs.sandbox.configure(ModuleDebugMode=True)
         whmcs.serve()
         secret = webhook_secret()
         write_config(workdir / "vipgate.ini", url, whmcs.url, secret)
