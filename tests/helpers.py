@@ -48,13 +48,18 @@ def post_signed(client: Any, body: bytes, *, secret: str = SECRET, msg_id: str |
 
 @dataclass
 class Recorder:
-    """A ``fire`` that records hooks and answers with what a test set in ``answers``."""
+    """A ``fire`` that records hooks and answers with what a test set in ``answers``; like a
+    forwarder it takes the admin behind the request (``__admin__``) out of the vars, into
+    ``admins``."""
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     answers: dict[str, Callable[[dict[str, Any]], list[Any]]] = field(default_factory=dict)
+    admins: list[str | None] = field(default_factory=list)
 
     def __call__(self, hook: str, variables: dict[str, Any]) -> list[Any]:
         json.dumps(variables)  # the PHP stub receives them JSON-encoded
+        variables = dict(variables)
+        self.admins.append(variables.pop("__admin__", None))
         self.calls.append((hook, variables))
         answer = self.answers.get(hook)
         return answer(variables) if answer else []

@@ -783,6 +783,8 @@ def test_staff_opening_a_ticket_fires_ticket_open_admin_not_ticket_open(
         "ticketid": int(body["id"]), "ticketmask": body["tid"], "userid": world.bruno,
         "deptid": world.support, "deptname": "Support", "subject": "Call",
         "message": "As agreed on the phone", "priority": "Low"}
+    # an API request runs as its credential's admin (WHMCS's CurrentUser), as the stub sees
+    assert recorder.admins == ["admin", "admin"]
 
 
 def test_a_piped_email_fires_ticket_open_without_validation(sandbox: Sandbox, world: World,

@@ -116,7 +116,7 @@ function vipgate_whitelist()
         'AfterModuleSuspend' => $service,
         'AfterModuleUnsuspend' => $service,
         'ClientAdd' => ['client_id', 'groupid', 'user_id'],
-        'ClientEdit' => ['groupid', 'language', 'olddata', 'status', 'userid'],
+        'ClientEdit' => ['adminuser', 'groupid', 'language', 'olddata', 'status', 'userid'],
         'ClientClose' => ['userid'],
         'TicketOpen' => $ticket,
         'TicketOpenAdmin' => $ticket,
