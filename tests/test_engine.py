@@ -19,6 +19,7 @@ import requests
 from bridge import queue
 from bridge.engine.worker import LEASE, Worker
 from bridge.signing import signed_headers
+from bridge.whmcs import WhmcsClient
 from tests.helpers import SECRET
 from tests.world import World, make_world, wall
 
@@ -229,10 +230,14 @@ def test_suspended_client_blocked_outside_billing_with_the_invoices(world: World
     assert allowed.ticket_id
 
 
-def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(world: World) -> None:
+def test_whmcs_errors_are_retried_then_dead_lettered_and_retryable(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """WHMCS answers (its GetClientGroups probe works) but fails this event's reads: the
     failure is the event's own, counted and retried on the schedule, then dead."""
     w = world
+    # the client's quick retries wait nothing here (their schedule is tested with the client)
+    monkeypatch.setattr(w.engine, "make_whmcs",
+                        lambda: WhmcsClient(w.settings.whmcs, sleep=lambda _seconds: None))
     ana, _, _ = vip_client(w, "Ana")
     w.sandbox.update_client(ana, firstname="Ana")
     w.sandbox.faults.push("http_error", times=1000, action="GetClientsDetails")
