@@ -93,7 +93,7 @@ from bridge.sandbox.schema import (
     tbltickets,
     tblticketstatuses,
 )
-from bridge.store import make_engine
+from bridge.store.database import make_sql_engine
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/vipgate_bench"
 DEFAULT_TODAY = date(2026, 11, 21)
@@ -506,7 +506,7 @@ def _session_setup(dbapi_connection: Any, _record: Any) -> None:
 def _mysql_engine(url: str) -> Engine:
     """The sandbox's engine settings, without read timeouts (an index build on 10M rows
     takes minutes) and with LOAD DATA LOCAL allowed."""
-    engine = make_engine(url, pool_size=3, max_overflow=2, connect_args={
+    engine = make_sql_engine(url, pool_size=3, max_overflow=2, connect_args={
         "connect_timeout": 10, "charset": "utf8mb4", "local_infile": True})
     sa.event.listen(engine, "connect", _session_setup)
     return engine
@@ -516,7 +516,7 @@ def _prepare_mysql_server(url: str, say: Callable[[str], None]) -> None:
     target = make_url(url)
     server = sa.engine.URL.create(target.drivername, target.username, target.password,
                                   target.host, target.port, None, target.query)
-    admin = make_engine(server.render_as_string(hide_password=False),
+    admin = make_sql_engine(server.render_as_string(hide_password=False),
                         connect_args={"connect_timeout": 10, "charset": "utf8mb4"})
     name = target.database
     try:

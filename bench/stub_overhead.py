@@ -31,7 +31,8 @@ from werkzeug.serving import make_server
 
 from bridge import create_app
 from bridge.settings import default_settings
-from bridge.store import Store, new_webhook_secret
+from bridge.store import Store
+from bridge.store.meta import new_webhook_secret
 from bridge.stub_install import install_stub
 
 FIRE = Path(__file__).resolve().parent.parent / "bridge" / "sandbox" / "php" / "fire.php"

@@ -1,10 +1,10 @@
-"""Admin accounts: argon2id password hashes and per-account login throttling in the database.
+"""Admin accounts: argon2id password hashes and per-account login throttling.
 
 Hashes use argon2-cffi with OWASP's minimum for argon2id (19 MiB, 2 iterations, 1 lane).
 Failed logins are counted per account name in ``login_throttle`` (names that do not exist
 too, so the answer never tells which names exist); ``login_attempts`` failures within
 ``lockout_minutes`` lock the name for ``lockout_minutes``. The count lives in the database, so
-it holds across gunicorn workers and restarts.
+it holds across gunicorn workers and restarts. The statements are ``bridge.store.accounts``'.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bridge.settings import AdminSettings
-from bridge.store import Store, admin_user, login_throttle, utc_naive
+from bridge.store import Store
+from bridge.store.database import utc_naive
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -55,20 +55,11 @@ def create_user(store: Store, name: str, password: str, now: datetime) -> Litera
     sessions: they carry a fingerprint of the hash)."""
     check_name(name)
     hashed = HASHER.hash(check_password(password))
-    with store.engine.begin() as conn:
-        done = conn.execute(admin_user.update().where(admin_user.c.name == name)
-                            .values(password_hash=hashed)).rowcount
-        if not done:
-            conn.execute(admin_user.insert().values(name=name, password_hash=hashed,
-                                                    created_at=utc_naive(now)))
-        conn.execute(login_throttle.delete().where(login_throttle.c.name == name.lower()))
-    return "updated" if done else "created"
+    return "updated" if store.put_admin(name, hashed, now) else "created"
 
 
 def users(store: Store) -> list[str]:
-    with store.engine.connect() as conn:
-        return list(conn.execute(sa.select(admin_user.c.name).order_by(admin_user.c.name))
-                    .scalars())
+    return store.admin_names()
 
 
 def fingerprint(password_hash: str) -> str:
@@ -77,9 +68,7 @@ def fingerprint(password_hash: str) -> str:
 
 
 def session_valid(store: Store, name: str, print_: str) -> bool:
-    with store.engine.connect() as conn:
-        hashed = conn.execute(sa.select(admin_user.c.password_hash)
-                              .where(admin_user.c.name == name)).scalar()
+    hashed = store.admin_password_hash(name)
     return hashed is not None and hmac.compare_digest(fingerprint(hashed), print_)
 
 
@@ -97,52 +86,17 @@ def login(store: Store, name: str, password: str, settings: AdminSettings,
     right password until the lock ends."""
     key = name.strip().lower()[:64]
     at = utc_naive(now)
-    with store.engine.connect() as conn:
-        throttle = conn.execute(login_throttle.select()
-                                .where(login_throttle.c.name == key)).first()
-        row = conn.execute(admin_user.select().where(
-            sa.func.lower(admin_user.c.name) == key)).first()
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > at:
-        return LoginResult(False, locked_until=throttle.locked_until)
+    locked_until, account = store.login_lookup(key)
+    if locked_until is not None and locked_until > at:
+        return LoginResult(False, locked_until=locked_until)
     try:
-        HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
-        good = row is not None
+        HASHER.verify(account.password_hash if account is not None else _DUMMY_HASH, password)
+        good = account is not None
     except (VerificationError, InvalidHashError):
         good = False
-    if good:
-        with store.engine.begin() as conn:
-            conn.execute(login_throttle.delete().where(login_throttle.c.name == key))
-            conn.execute(admin_user.update().where(admin_user.c.name == row.name)
-                         .values(last_login_at=at))
-        return LoginResult(True, row.name, fingerprint(row.password_hash))
-    return LoginResult(False, locked_until=_count_failure(store, key, settings, at))
-
-
-def _count_failure(store: Store, key: str, settings: AdminSettings,
-                   at: datetime) -> datetime | None:
-    """Count one failure atomically; returns the lock's end when this failure locks."""
-    window = timedelta(minutes=settings.lockout_minutes)
-    c = login_throttle.c
-    with store.engine.begin() as conn:
-        # Reset a stale window first, then add one in a single UPDATE (no lost counts when
-        # two workers fail the same name at once).
-        conn.execute(login_throttle.update().where(
-            c.name == key, sa.or_(c.first_failure_at.is_(None),
-                                  c.first_failure_at < at - window)).values(
-            failures=0, first_failure_at=at, locked_until=None))
-        if not conn.execute(login_throttle.update().where(c.name == key)
-                            .values(failures=c.failures + 1)).rowcount:
-            try:
-                with conn.begin_nested():
-                    conn.execute(login_throttle.insert().values(
-                        name=key, failures=1, first_failure_at=at))
-            except sa.exc.IntegrityError:
-                conn.execute(login_throttle.update().where(c.name == key)
-                             .values(failures=c.failures + 1))
-        failures = conn.execute(sa.select(c.failures).where(c.name == key)).scalar() or 0
-        if failures >= settings.login_attempts:
-            until = at + window
-            conn.execute(login_throttle.update().where(c.name == key)
-                         .values(locked_until=until, failures=0, first_failure_at=None))
-            return until
-    return None
+    if good and account is not None:
+        store.login_succeeded(key, account.name, at)
+        return LoginResult(True, account.name, fingerprint(account.password_hash))
+    return LoginResult(False, locked_until=store.count_login_failure(
+        key, at, window=timedelta(minutes=settings.lockout_minutes),
+        attempts=settings.login_attempts))

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.settings import PolicySettings, Settings, shown_url
-from bridge.store import StubReport
+from bridge.store.meta import StubReport
 from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
 from bridge.whmcs.client import UNKNOWN_SETTING
 

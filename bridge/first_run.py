@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.snapshots import last_full_reconcile
 from bridge.store import Store
+from bridge.store.snapshots import last_full_reconcile
 
 CONFIRMED = "first_reconcile_confirmed"
 WAITING = "first_reconcile_plan"

@@ -35,7 +35,8 @@ from bridge.settings import (
     _Template,
     _unparse,
 )
-from bridge.store import Store, setting_change, setting_override, utc_naive
+from bridge.store import Store
+from bridge.store.overrides import Saved, SettingChange, SettingWrite
 
 log = logging.getLogger("vipgate.settings")
 
@@ -119,29 +120,12 @@ def parse(section: str, key: str, value: str) -> str:
     return _unparse(parsed)
 
 
-@dataclass(frozen=True)
-class SettingChange:
-    id: int
-    at: datetime
-    actor: str
-    section: str
-    key: str
-    # The values in force before and after, as text; the rows this module writes always hold
-    # both (a change back to the file's value shows that value).
-    old: str | None
-    new: str | None
-
-
 def overrides(store: Store) -> dict[tuple[str, str], str]:
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(setting_override.c.section, setting_override.c.key,
-                                      setting_override.c.value)).all()
-    return {(r.section, r.key): r.value for r in rows}
+    return store.setting_overrides()
 
 
 def version(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.max(setting_change.c.id))).scalar() or 0)
+    return store.settings_version()
 
 
 def effective(base: Settings, saved: Mapping[tuple[str, str], str]) -> Settings:
@@ -175,58 +159,33 @@ def save(store: Store, base: Settings, wanted: Mapping[tuple[str, str], str], *,
             errors[(section, key)] = str(exc)
     if errors:
         return [], errors
-    at = utc_naive(now)
-    changes: list[SettingChange] = []
-    with store.engine.begin() as conn:
-        saved = {(r.section, r.key): r.value for r in conn.execute(sa.select(
-            setting_override.c.section, setting_override.c.key, setting_override.c.value))}
+
+    def plan(saved: Saved) -> list[SettingWrite]:
         in_force = effective(base, saved)
+        writes = []
         for (section, key), value in parsed.items():
             old = text_of(in_force, section, key)
-            if value == old:
-                continue
-            where = (setting_override.c.section == section) & (setting_override.c.key == key)
-            if value == text_of(base, section, key):
-                conn.execute(setting_override.delete().where(where))
-            elif (section, key) in saved:
-                conn.execute(setting_override.update().where(where).values(
-                    value=value, updated_at=at, updated_by=actor[:64]))
-            else:
-                conn.execute(setting_override.insert().values(
-                    section=section, key=key, value=value, updated_at=at,
-                    updated_by=actor[:64]))
-            row = {"at": at, "actor": actor[:64], "section": section, "key": key,
-                   "old": old, "new": value}
-            new_id = conn.execute(setting_change.insert().values(**row)).inserted_primary_key
-            changes.append(SettingChange(int(new_id[0]), **row))
-    return changes, {}
+            if value != old:
+                writes.append(SettingWrite(section, key, old, value,
+                                           override=value != text_of(base, section, key)))
+        return writes
+
+    return store.change_settings(plan, actor=actor, now=now), {}
 
 
 def history(store: Store, *, limit: int = 50, offset: int = 0) -> list[SettingChange]:
     """Changes, newest first."""
-    query = (setting_change.select().order_by(setting_change.c.id.desc())
-             .limit(limit).offset(offset))
-    with store.engine.connect() as conn:
-        return [SettingChange(r.id, r.at, r.actor, r.section, r.key, r.old, r.new)
-                for r in conn.execute(query)]
+    return store.setting_history(limit=limit, offset=offset)
 
 
 def history_count(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(setting_change))
-                   .scalar() or 0)
+    return store.setting_history_count()
 
 
 def changed_since(store: Store, seen_version: int) -> dict[tuple[str, str], str | None]:
     """Keys changed after ``seen_version``, each with the value it had at that version (the
     ``old`` of its first later change): what a form rendered then showed."""
-    query = (sa.select(setting_change.c.section, setting_change.c.key, setting_change.c.old)
-             .where(setting_change.c.id > seen_version).order_by(setting_change.c.id))
-    found: dict[tuple[str, str], str | None] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execute(query):
-            found.setdefault((row.section, row.key), row.old)
-    return found
+    return store.settings_changed_since(seen_version)
 
 
 class LiveSettings:

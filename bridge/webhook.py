@@ -21,7 +21,7 @@ from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.runtime import Runtime, runtime
 from bridge.signing import SignatureError, Verified, signed_headers, verify
-from bridge.store import InboxEvent
+from bridge.store.inbox import InboxEvent
 
 bp = Blueprint("webhook", __name__)
 SYNC_RECONCILE_HOOK = "PreCronJob"
@@ -153,8 +153,8 @@ def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
     does the event when WHMCS is unavailable (due at once, its attempt not counted: the
     background worker probes WHMCS and waits out the outage; this request never sleeps). The
     worker's heartbeat keeps the event's and the clients' leases while this runs."""
-    from bridge import queue
     from bridge.engine.worker import Worker, monotonic_deadline, worker_name
+    from bridge.store import inbox as queue
 
     assert rt.engine is not None
     worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"),

@@ -16,7 +16,9 @@ from bridge import create_app
 from bridge.admin import audit_page
 from bridge.model import AuditEntry
 from bridge.settings import Settings
-from bridge.store import AuditFilter, Store, audit
+from bridge.store import Store
+from bridge.store.audit import AuditFilter
+from bridge.store.tables import audit
 from tests.admin_helpers import AdminSession
 from tests.helpers import Clock
 

@@ -13,7 +13,8 @@ from flask import Flask
 from bridge import accounts, create_app
 from bridge.admin.common import PUBLIC_ENDPOINTS
 from bridge.settings import Settings
-from bridge.store import Store, audit
+from bridge.store import Store
+from bridge.store.tables import admin_user, audit
 from tests.admin_helpers import ADMIN, PASSWORD, AdminSession, csrf_token
 from tests.helpers import Clock
 
@@ -226,7 +227,7 @@ def test_the_session_key_is_generated_once_and_kept(settings: Settings, store: S
 def test_passwords_are_stored_as_argon2id_hashes(store: Store) -> None:
     accounts.create_user(store, ADMIN, PASSWORD, datetime.now(UTC))
     with store.engine.connect() as conn:
-        stored = conn.execute(accounts.admin_user.select()).one().password_hash
+        stored = conn.execute(admin_user.select()).one().password_hash
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and PASSWORD not in stored
 
 

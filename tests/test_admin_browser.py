@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from bridge import accounts, queue
+from bridge import accounts
 from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
-from bridge.store import InboxEvent
+from bridge.store import inbox as queue
+from bridge.store.inbox import InboxEvent
 from tests.admin_world import customer, reconcile
 from tests.browser import screenshot, watched_page
 from tests.world import World, make_world, wall

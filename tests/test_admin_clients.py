@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
-from bridge import queue
 from bridge.model import CachedStanding, ClientMemory
 from bridge.store import Store
+from bridge.store import inbox as queue
 from tests.admin_helpers import ADMIN, AdminSession
 from tests.admin_world import customer, flashes, listed, reconcile, text
 from tests.world import World, wall

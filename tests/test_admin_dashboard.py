@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from bridge import snapshots
 from bridge.admin import charts
 from bridge.admin.charts import Series
 from bridge.model import AuditEntry, CachedStanding, OverdueInvoice
-from bridge.store import Store
+from bridge.store import Store, snapshots
 from tests.admin_helpers import ADMIN, AdminSession, csrf_token
 from tests.helpers import FIXED_NOW
 from tests.resync_data import populate

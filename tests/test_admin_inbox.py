@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bridge import queue
 from bridge.store import Store
+from bridge.store import inbox as queue
 from tests.admin_helpers import ADMIN, AdminSession
 from tests.test_engine import vip_client
 from tests.test_inbox_admin import LEASE, NOW, _row, in_state

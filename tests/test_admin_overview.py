@@ -30,7 +30,8 @@ from bridge.sandbox.actions_common import registered_actions
 from bridge.sandbox.serve import RunningSandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings
-from bridge.store import Store, meta
+from bridge.store import Store
+from bridge.store.tables import meta
 from tests.admin_helpers import AdminSession
 from tests.helpers import Clock
 from tests.test_inbox_admin import in_state

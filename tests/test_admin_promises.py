@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from bridge import queue
+from bridge.store import inbox as queue
 from tests.admin_helpers import ADMIN, AdminSession
 from tests.admin_world import customer, flashes, text
 from tests.world import World, wall

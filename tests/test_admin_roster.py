@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import queue
 from bridge.model import ClientMemory
+from bridge.store import inbox as queue
 from tests.admin_helpers import ADMIN, AdminSession
 from tests.admin_world import customer, flashes, listed, reconcile, text
 from tests.world import World, make_world, wall

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from bridge import queue
 from bridge.engine.worker import LEASE, Worker
 from bridge.signing import signed_headers
+from bridge.store import inbox as queue
 from bridge.whmcs import WhmcsClient
 from tests.helpers import SECRET
 from tests.world import World, make_world, wall

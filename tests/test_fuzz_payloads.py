@@ -33,7 +33,9 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError, validate
 
 from bridge.payloads import MAX_ID, VARS_SCHEMAS, load_event, whitelist
-from bridge.store import InboxEvent, Store, utc_naive
+from bridge.store import Store
+from bridge.store.database import utc_naive
+from bridge.store.inbox import InboxEvent
 from hooks.registry import HOOK_SPEC
 from tests.helpers import FIXED_NOW, post_signed
 

@@ -1,4 +1,4 @@
-"""The admin's inbox transitions in ``bridge.queue``: retry now, discard with a note, the
+"""The admin's inbox transitions in ``bridge.store.inbox``: retry now, discard with a note, the
 listing by state; each conditional on the state the admin saw. On SQLite and MariaDB."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bridge import queue
-from bridge.queue import (
+from bridge.store import Store
+from bridge.store import inbox as queue
+from bridge.store.inbox import (
     MAX_ERROR_CHARS,
+    InboxEvent,
     claim,
     complete,
     discard,
@@ -25,7 +27,7 @@ from bridge.queue import (
     list_state,
     retry_now,
 )
-from bridge.store import InboxEvent, Store, inbox
+from bridge.store.tables import inbox
 from tests.helpers import FIXED_NOW
 
 NOW = FIXED_NOW.replace(tzinfo=None)

@@ -22,7 +22,7 @@ import bridge.webhook
 from bridge import create_app
 from bridge.payloads import VARS_SCHEMAS, whitelist
 from bridge.settings import default_settings
-from bridge.store import INBOX_STATES
+from bridge.store.inbox import INBOX_STATES
 from hooks.registry import HOOK_SPEC
 from tests.helpers import SECRET, Clock
 

@@ -17,7 +17,8 @@ from bridge.model import CachedStanding, OverdueInvoice
 from bridge.overrides import LiveSettings, editable_keys, parse, save, text_of
 from bridge.runtime import make_engine, runtime
 from bridge.settings import ConfigError, Settings, load_settings
-from bridge.store import Store, setting_override
+from bridge.store import Store
+from bridge.store.tables import setting_override
 from tests.helpers import FIXED_NOW, envelope, post_signed
 
 AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bridge import queue
-from bridge.queue import (
+from bridge.store import Store
+from bridge.store import inbox as queue
+from bridge.store.inbox import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
+    InboxEvent,
+    InboxRow,
     acquire_client,
     claim,
     claim_row,
@@ -30,7 +33,7 @@ from bridge.queue import (
     release_held,
     requeue_dead,
 )
-from bridge.store import InboxEvent, InboxRow, Store, client_lease, inbox
+from bridge.store.tables import client_lease, inbox
 from tests.helpers import FIXED_NOW
 
 NOW = FIXED_NOW.replace(tzinfo=None)

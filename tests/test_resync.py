@@ -396,7 +396,7 @@ def test_an_interrupted_run_is_finished_by_the_next(world: World, people: Popula
 
 
 def test_clients_held_by_a_worker_are_left_to_it(world: World, people: Population) -> None:
-    from bridge import queue
+    from bridge.store import inbox as queue
 
     w = world
     held = people.vip_owing[0]
@@ -682,7 +682,7 @@ def test_before_confirmation_the_cron_only_plans_and_the_plan_waits(new_install:
 
 def test_an_installation_that_applied_a_full_reconcile_before_counts_as_confirmed(
         new_install: World) -> None:
-    from bridge import snapshots
+    from bridge.store import snapshots
 
     w = new_install
     assert not first_run.confirmed(w.store)

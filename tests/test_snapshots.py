@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge import snapshots
+from bridge import days
 from bridge.model import AuditEntry, CachedStanding, OverdueInvoice
 from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
-from bridge.store import Store
+from bridge.store import Store, snapshots
 from tests.resync_data import Population, populate
 from tests.world import World, make_world
 
@@ -155,13 +155,13 @@ def test_vip_moves_are_vipgates_group_changes_during_the_whmcs_day(store: Store)
 
 
 def test_day_bounds_follow_the_time_zone() -> None:
-    assert snapshots.day_bounds(DAY, ZONE) == (datetime(2026, 11, 21, 3),
+    assert days.day_bounds(DAY, ZONE) == (datetime(2026, 11, 21, 3),
                                                datetime(2026, 11, 22, 3))
-    assert snapshots.day_bounds(DAY, "UTC") == (datetime(2026, 11, 21),
+    assert days.day_bounds(DAY, "UTC") == (datetime(2026, 11, 21),
                                                 datetime(2026, 11, 22))
     late = datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
-    assert snapshots.business_day(late, ZONE) == DAY
-    assert snapshots.business_day(late.replace(tzinfo=None), "UTC") == DAY + timedelta(days=1)
+    assert days.business_day(late, ZONE) == DAY
+    assert days.business_day(late.replace(tzinfo=None), "UTC") == DAY + timedelta(days=1)
 
 
 # --- one row per day ------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from bridge.model import CachedStanding, OverdueInvoice
-from bridge.store import DatabaseNotReady, InboxEvent, Store
+from bridge.store import DatabaseNotReady, Store
+from bridge.store.inbox import InboxEvent
 from tests.helpers import FIXED_NOW
 
 

@@ -1,6 +1,7 @@
-"""The inbox writer on MariaDB (bridge.store.make_inbox_engine / write_inbox): one autocommit
-INSERT per event, committed when enqueue returns, and still storing the next event after its
-connection was killed server-side. Also guards the round trips per event (bench/ingest)."""
+"""The inbox writer on MariaDB (``make_inbox_engine`` in bridge.store.database, ``write_inbox``
+in bridge.store.inbox): one autocommit INSERT per event, committed when enqueue returns, and
+still storing the next event after its connection was killed server-side. Also guards the
+round trips per event (bench/ingest)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from bridge import create_app
-from bridge import store as store_module
 from bridge.settings import default_settings
-from bridge.store import INBOX_INSERT_SQL, INSERT_INBOX, InboxEvent, Store, inbox
+from bridge.store import Store
+from bridge.store import database as store_database
+from bridge.store import inbox as store_inbox
+from bridge.store.inbox import INBOX_INSERT_SQL, INSERT_INBOX, NEW_EVENT_COLUMNS, InboxEvent
+from bridge.store.tables import inbox
 from tests.helpers import FIXED_NOW, SECRET, envelope, post_signed
 
 pytestmark = pytest.mark.mariadb
@@ -93,6 +97,8 @@ def test_the_insert_names_the_inbox_columns_a_new_event_sets() -> None:
     # seven values come from enqueue; state and attempts are constants in the statement
     assert INBOX_INSERT_SQL.count("%s") == 7
     assert "'queued', 0, %s)" in INBOX_INSERT_SQL
+    # ... in the order write_inbox takes them
+    assert [c for c in columns if c not in ("state", "attempts")] == list(NEW_EVENT_COLUMNS)
 
 
 def test_sqlite_keeps_the_sqlalchemy_path(tmp_path) -> None:
@@ -187,7 +193,7 @@ def test_a_connection_idle_for_a_while_is_pinged_first(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    monkeypatch.setattr(store_module, "IDLE_PING_SECONDS", 0.2)
+    monkeypatch.setattr(store_database, "IDLE_PING_SECONDS", 0.2)
     mstore.enqueue(_event("msg_one"))
     before = _status(mstore)
     mstore.enqueue(_event("msg_two"))  # checked out again at once: no ping
@@ -209,7 +215,7 @@ def test_a_connection_idle_for_a_while_is_pinged_first(
 
 def test_a_slow_failure_is_not_retried(mstore: Store, server: sa.Engine,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "INBOX_RETRY_WITHIN_SECONDS", 0.0)
+    monkeypatch.setattr(store_inbox, "INBOX_RETRY_WITHIN_SECONDS", 0.0)
     mstore.enqueue(_event("msg_one"))
     _kill(server, _connection_id(mstore))
     with pytest.raises(sa.exc.OperationalError) as caught:

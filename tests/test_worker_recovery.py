@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bridge import queue
 from bridge.engine import liveness
 from bridge.engine.liveness import FIRST_PAUSE, MAX_PAUSE, Heartbeat
 from bridge.engine.reconcile import Engine
 from bridge.engine.worker import LEASE, Outcome, Worker
 from bridge.settings import Settings
-from bridge.store import InboxEvent, Store
+from bridge.store import Store
+from bridge.store import inbox as queue
+from bridge.store.inbox import InboxEvent
 from bridge.whmcs import WhmcsNotFound, WhmcsUnavailable
 from tests.helpers import FIXED_NOW, Clock
 
@@ -94,7 +95,7 @@ def _row(store: Store, row_id: int) -> queue.Listed:
 
 
 def _holder(store: Store, client_id: int) -> str | None:
-    from bridge.store import client_lease
+    from bridge.store.tables import client_lease
 
     with store.engine.connect() as conn:
         return conn.execute(sa.select(client_lease.c.locked_by).where(

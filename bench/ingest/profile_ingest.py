@@ -51,7 +51,8 @@ import bridge.webhook  # noqa: E402
 import hooks  # noqa: E402
 from bridge import create_app  # noqa: E402
 from bridge.settings import default_settings  # noqa: E402
-from bridge.store import Store, new_webhook_secret  # noqa: E402
+from bridge.store import Store  # noqa: E402
+from bridge.store.meta import new_webhook_secret  # noqa: E402
 
 STATUS = ("Questions", "Com_insert", "Com_commit", "Com_rollback", "Com_select",
           "Com_admin_commands", "Com_set_option")
@@ -154,7 +155,8 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
     from marshmallow import fields
 
     from bridge.payloads import _VARS, VARS_SCHEMAS, Envelope, load_event
-    from bridge.store import INBOX_INSERT_SQL, inbox, write_inbox
+    from bridge.store.inbox import INBOX_INSERT_SQL, write_inbox
+    from bridge.store.tables import inbox
 
     document = {"hook": "ClientEdit", "occurred_at": "2026-11-21T11:59:00+00:00",
                 "vars": {"userid": "42", "groupid": "3", "status": "Active",
@@ -227,7 +229,7 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
         ("... and pool_reset_on_return=None", with_engine(no_reset)),
         ("raw PyMySQL INSERT + COMMIT", raw_pymysql),
         ("write_inbox: autocommit INSERT (the bridge now)",
-         lambda: write_inbox(store.inbox_engine, values())),
+         lambda: write_inbox(store, values())),
         ("raw PyMySQL autocommit INSERT (the floor)", raw_autocommit),
     ]
     results = []

@@ -58,7 +58,8 @@ import signedreq  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bridge.settings import check_webhook_secret  # noqa: E402
-from bridge.store import Store, new_webhook_secret  # noqa: E402
+from bridge.store import Store  # noqa: E402
+from bridge.store.meta import new_webhook_secret  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # a phase is flagged "disturbed" when the machine did other work (or the hypervisor stole

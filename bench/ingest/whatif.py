@@ -5,8 +5,8 @@ run:
 
 - through the store's SQLAlchemy engine (``engine.begin()``), so four round trips per event:
   the pool's pre-ping, the INSERT, a COMMIT, and the pool's reset-on-return ROLLBACK;
-- instead of the inbox writer's own pool (``bridge.store.make_inbox_engine``): one autocommit
-  INSERT per event, a ping only after IDLE_PING_SECONDS of idleness, no reset on return.
+- instead of the inbox writer's own pool (``make_inbox_engine``, bridge.store.database): one
+  autocommit INSERT per event, a ping only after IDLE_PING_SECONDS of idleness, no reset on return.
 
 Everything else (signature, validation, schemas made once, ...) is the bridge as it is.
 (Earlier versions of this file priced the pre-ping and the reset-on-return on the store's
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-import bridge.store
+import bridge.store.database
 from bridge import create_app as _create_app
 
 
 def create_app() -> Flask:
     # Store() then makes no inbox writer, and enqueue takes its SQLAlchemy path
-    bridge.store.uses_pymysql = lambda _engine: False
+    bridge.store.database.uses_pymysql = lambda _engine: False
     return _create_app()

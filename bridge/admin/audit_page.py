@@ -22,7 +22,7 @@ from bridge import accounts
 from bridge.admin.common import _safe_cell, bp, page_from_request, rt
 from bridge.admin.localtime import day_end_utc, day_start_utc, shown, to_local
 from bridge.admin.overview import slow_checks
-from bridge.store import AuditFilter
+from bridge.store.audit import AuditFilter
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000

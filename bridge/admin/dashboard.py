@@ -1,4 +1,4 @@
-"""The delinquency dashboard: the daily snapshots (``bridge.snapshots``) as charts with their
+"""The delinquency dashboard: the daily snapshots (``bridge.store.snapshots``) as charts with their
 numbers beside them, a CSV export, and a button that takes today's snapshot now.
 
 Snapshots are taken after every complete full reconcile (PreCronJob, DailyCronJob,
@@ -19,14 +19,14 @@ from markupsafe import Markup
 from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
-from bridge import snapshots
+from bridge import days
 from bridge.admin import charts
 from bridge.admin.charts import Series
 from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
 from bridge.admin.localtime import shown
 from bridge.policy.gate import format_money
-from bridge.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
-from bridge.store import Store
+from bridge.store import Store, snapshots
+from bridge.store.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
 
 RANGES = (7, 30, 90, 365)
 DEFAULT_DAYS = 30
@@ -79,7 +79,7 @@ def _range() -> tuple[RangeForm, int, bool]:
 
 def _today() -> date:
     """Today in WHMCS's time zone, by the business clock."""
-    return snapshots.business_day(business_now(), rt().settings.bridge.timezone)
+    return days.business_day(business_now(), rt().settings.bridge.timezone)
 
 
 @bp.route("/dashboard", endpoint="dashboard")
@@ -132,7 +132,7 @@ def take_snapshot() -> Response:
         abort(400)
     settings = rt().settings
     now = business_now()
-    day = snapshots.business_day(now, settings.bridge.timezone)
+    day = days.business_day(now, settings.bridge.timezone)
     snapshot, currencies = snapshots.compute(rt().store, day, now,
                                              settings.policy.vip_group_id,
                                              timezone=settings.bridge.timezone)

@@ -2,7 +2,7 @@
 dead, processing, recently done, discarded — with their attempts and last error, and the two
 things an admin may do about one: retry it now, or discard it with a reason.
 
-Both are conditional on the state the admin saw (``bridge.queue.retry_now`` / ``discard``): a
+Both are conditional on the state the admin saw (``bridge.store.inbox.retry_now`` / ``discard``): a
 row a worker claimed, finished or failed again meanwhile is left alone and the admin is told.
 Retrying starts the attempts again from 0 (the admin looked at the error and wants the full
 schedule, as ``requeue_dead`` does) and keeps the last error until the next attempt replaces
@@ -19,9 +19,9 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from bridge import queue
 from bridge.admin.common import admin_name, audit, bp, page_from_request, rt, service_now
 from bridge.admin.localtime import shown
+from bridge.store import inbox as queue
 
 PAGE_SIZE = 50
 RECENT_DONE = 500  # the "done" tab shows this many of the newest

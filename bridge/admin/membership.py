@@ -1,7 +1,7 @@
 """What the roster, the client page and the promises page share: working on one client under
 its lease, reconciling it at once, and the pin / unpin / exclude / include actions.
 
-An admin action holds the client's lease (``bridge.queue``) like a worker does, so it never
+An admin action holds the client's lease (``bridge.store.inbox``) like a worker does, so it never
 interleaves with a worker's reconcile of the same client; a client a worker holds is "busy"
 and nothing changes. The change is then reconciled at once (WHMCS follows without waiting for
 an event); when WHMCS fails, vipgate's memory keeps the change and the next reconcile applies
@@ -21,7 +21,6 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional
 
-from bridge import queue
 from bridge.admin.common import (
     admin_name,
     audit,
@@ -34,6 +33,7 @@ from bridge.admin.common import (
 )
 from bridge.engine.plan import Change
 from bridge.model import ClientMemory
+from bridge.store import inbox as queue
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 
 LEASE = timedelta(minutes=5)  # as long as a worker's; released as soon as the action ends

@@ -39,8 +39,8 @@ from bridge.checks import (
 )
 from bridge.checks import is_permission_denied as denied
 from bridge.settings import Settings, WhmcsSettings, shown_url
-from bridge.snapshots import last_full_reconcile
-from bridge.store import StubReport
+from bridge.store.meta import StubReport
+from bridge.store.snapshots import last_full_reconcile
 from bridge.whmcs import WhmcsClient, WhmcsError
 
 log = logging.getLogger("vipgate.admin")
@@ -165,7 +165,7 @@ def vipgate_database() -> tuple[Check, dict[str, int] | None, int | None]:
 
 
 def last_reconcile() -> dict[str, Any] | str | None:
-    """The last full reconcile (``bridge.snapshots``); None: never; a str: why it is
+    """The last full reconcile (``bridge.store.snapshots``); None: never; a str: why it is
     unreadable."""
     try:
         return last_full_reconcile(rt().store)

@@ -19,7 +19,7 @@ from bridge.admin.clients import find_clients, group_label
 from bridge.admin.common import bp, page_from_request, rt
 from bridge.policy.gate import format_money
 from bridge.policy.vip import describe_hold
-from bridge.store import ROSTER_TABS, RosterRow
+from bridge.store.standing import ROSTER_TABS, RosterRow
 
 TABS: dict[str, str] = {
     "members": "In VIP",

@@ -3,7 +3,7 @@
 One event at a time per client (a lease in ``client_lease``); any number of workers over one
 MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A failed event is retried on
 the Standard Webhooks schedule and then dead-lettered, kept with its last error
-(``bridge.queue``). The worker's clock is the service's clock (leases, retry times); the
+(``bridge.store.inbox``). The worker's clock is the service's clock (leases, retry times); the
 engine's clock is the business clock.
 
 Faults cost seconds, not a lease or a retry step:
@@ -35,12 +35,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 import hooks
-from bridge import first_run, queue
+from bridge import first_run
 from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
 from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
-from bridge.store import InboxRow
+from bridge.store import inbox as queue
+from bridge.store.inbox import InboxRow
 from bridge.whmcs import WhmcsError, WhmcsUnavailable
 from hooks.registry import Subjects
 

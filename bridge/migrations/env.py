@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from bridge.store import metadata
+from bridge.store.tables import metadata
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

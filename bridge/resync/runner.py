@@ -33,14 +33,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge import queue, snapshots
 from bridge.engine.plan import Change, ClientPlan, plan_client
 from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
 from bridge.policy.state import Promise
 from bridge.resync.snapshot import ClientSnapshot, Source, Window, merge
 from bridge.settings import Settings
-from bridge.store import Store
+from bridge.store import Store, snapshots
+from bridge.store import inbox as queue
 from bridge.whmcs import WhmcsError
 
 log = logging.getLogger("vipgate.resync")
@@ -196,7 +196,7 @@ class Resync:
         scan and the applying (the result is then not ``complete``); ``on_change`` sees every
         planned (dry run) or attempted change, ``on_progress`` how many clients were just
         scanned. Applying to everyone is recorded for the admin page, and a complete run
-        takes the day's delinquency snapshot (``bridge.snapshots``)."""
+        takes the day's delinquency snapshot (``bridge.store.snapshots``)."""
         started = time.monotonic()
         result = ResyncResult(dry_run, self.source.name)
         now = self.engine.now()

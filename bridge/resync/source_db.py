@@ -50,9 +50,9 @@ class ReadOnlyViolation(RuntimeError):
 
 
 def _read_only_engine(url: str) -> Engine:
-    from bridge.store import make_engine
+    from bridge.store.database import make_sql_engine
 
-    engine = make_engine(url, pool_size=6, max_overflow=2)
+    engine = make_sql_engine(url, pool_size=6, max_overflow=2)
     mysql = engine.dialect.name in ("mysql", "mariadb")
 
     @sa.event.listens_for(engine, "connect")

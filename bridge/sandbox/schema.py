@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
-from bridge.store import make_engine
+from bridge.store.database import make_sql_engine
 
 metadata = sa.MetaData()
 
@@ -423,7 +423,7 @@ def _relax_sql_mode(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_whmcs_engine(url: str) -> Engine:
-    engine = make_engine(url)
+    engine = make_sql_engine(url)
     if engine.dialect.name in ("mysql", "mariadb"):
         sa.event.listen(engine, "connect", _relax_sql_mode)
     return engine

@@ -18,7 +18,8 @@ has just brought up to date, with set-based SQL (the cache can hold a million cl
   (``audit`` rows, action ``group``, actor ``vipgate``) during the day in WHMCS's time zone.
 
 The dashboard reads the rows back with :func:`snapshots`, :func:`latest` and :func:`before`.
-Every non-dry-run full reconcile is recorded in the meta key ``last_full_reconcile``.
+Every non-dry-run full reconcile is recorded in the meta key ``last_full_reconcile``. A day's
+bounds in WHMCS's time zone are ``bridge.days``'.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bridge.store import Store, audit, daily_snapshot, standing, utc_naive
+from bridge.days import day_bounds
+from bridge.store.database import utc_naive
+from bridge.store.meta import MetaStore
+from bridge.store.tables import audit, daily_snapshot, standing
 
 AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("1-7", 1, 7), ("8-15", 8, 15), ("16-30", 16, 30), ("31-60", 31, 60), ("60+", 61, None))
@@ -78,7 +81,7 @@ class CurrencyTotal:
 # --- taking a snapshot ------------------------------------------------------------------------
 
 
-def take_snapshot(store: Store, day: date, taken_at: datetime, vip_group_id: int, *,
+def take_snapshot(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, *,
                   timezone: str) -> Snapshot:
     """Count ``day``'s figures from the standing cache and the audit log, and store them
     (a day's latest snapshot wins). ``timezone`` is WHMCS's (``[bridge] timezone``): it
@@ -88,7 +91,7 @@ def take_snapshot(store: Store, day: date, taken_at: datetime, vip_group_id: int
     return snapshot
 
 
-def compute(store: Store, day: date, taken_at: datetime, vip_group_id: int, *,
+def compute(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, *,
             timezone: str) -> tuple[Snapshot, list[CurrencyTotal]]:
     """``day``'s figures and the overdue amount by currency, without storing anything."""
     kind = sa.func.coalesce(standing.c.billing_standing, standing.c.standing)
@@ -152,7 +155,7 @@ def compute(store: Store, day: date, taken_at: datetime, vip_group_id: int, *,
     return snapshot, currencies
 
 
-def _oldest_due_date(store: Store) -> sa.ColumnElement[Any]:
+def _oldest_due_date(store: MetaStore) -> sa.ColumnElement[Any]:
     """The first (oldest) invoice's ``due_date`` in the cache's JSON list, as text."""
     path = "$[0].due_date"
     if store.engine.dialect.name == "sqlite":
@@ -164,25 +167,10 @@ def _money(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(CENTS)
 
 
-def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
-    """``day`` in ``timezone`` as a half-open range of naive UTC datetimes (the audit's)."""
-    zone = ZoneInfo(timezone)
-    start = datetime.combine(day, time(0), tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    return utc_naive(start), utc_naive(end)
-
-
-def business_day(moment: datetime, timezone: str) -> date:
-    """The calendar day of ``moment`` (naive = UTC) in ``timezone``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(timezone)).date()
-
-
 # --- storing and reading ------------------------------------------------------------------
 
 
-def save(store: Store, snapshot: Snapshot, currencies: Sequence[CurrencyTotal] = ()) -> bool:
+def save(store: MetaStore, snapshot: Snapshot, currencies: Sequence[CurrencyTotal] = ()) -> bool:
     """Insert or replace ``snapshot.day``'s row, unless a snapshot of that day taken later
     is stored (the latest wins). Returns whether the row was written; the overdue amount by
     currency is then kept as the latest split."""
@@ -219,7 +207,7 @@ def _values(s: Snapshot) -> dict[str, Any]:
             "by_due_day": json.dumps({str(d): n for d, n in s.by_due_day.items()})}
 
 
-def snapshots(store: Store, since: date, until: date) -> list[Snapshot]:
+def snapshots(store: MetaStore, since: date, until: date) -> list[Snapshot]:
     """The snapshots of ``since`` to ``until`` (both included), oldest first."""
     c = daily_snapshot.c
     query = daily_snapshot.select().where(c.day.between(since, until)).order_by(c.day)
@@ -227,19 +215,19 @@ def snapshots(store: Store, since: date, until: date) -> list[Snapshot]:
         return [_snapshot(r) for r in conn.execute(query)]
 
 
-def latest(store: Store) -> Snapshot | None:
+def latest(store: MetaStore) -> Snapshot | None:
     """The newest snapshot, or None when none was taken yet."""
     return _one(store, daily_snapshot.select().order_by(daily_snapshot.c.day.desc()).limit(1))
 
 
-def before(store: Store, day: date) -> Snapshot | None:
+def before(store: MetaStore, day: date) -> Snapshot | None:
     """The newest snapshot of a day before ``day``."""
     c = daily_snapshot.c
     return _one(store, daily_snapshot.select().where(c.day < day)
                 .order_by(c.day.desc()).limit(1))
 
 
-def _one(store: Store, query: sa.Select[Any]) -> Snapshot | None:
+def _one(store: MetaStore, query: sa.Select[Any]) -> Snapshot | None:
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else _snapshot(row)
@@ -255,7 +243,7 @@ def _snapshot(row: Any) -> Snapshot:
                     {d: int(due.get(str(d), 0)) for d in DUE_DAYS})
 
 
-def currency_split(store: Store, day: date) -> list[CurrencyTotal] | None:
+def currency_split(store: MetaStore, day: date) -> list[CurrencyTotal] | None:
     """The overdue amount by currency of ``day``'s snapshot, when it is the latest one
     stored (only the latest split is kept); None otherwise."""
     text = store.meta_get(CURRENCY_SPLIT)
@@ -271,7 +259,7 @@ def currency_split(store: Store, day: date) -> list[CurrencyTotal] | None:
 # --- the last full reconcile ------------------------------------------------------------------
 
 
-def record_full_reconcile(store: Store, at: datetime, *, clients: int, applied: int,
+def record_full_reconcile(store: MetaStore, at: datetime, *, clients: int, applied: int,
                           failed: int, complete: bool) -> None:
     """Keep what the last non-dry-run full reconcile did (the Overview page shows it)."""
     moment = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
@@ -280,7 +268,7 @@ def record_full_reconcile(store: Store, at: datetime, *, clients: int, applied: 
         "applied": applied, "failed": failed, "complete": complete}))
 
 
-def last_full_reconcile(store: Store) -> dict[str, Any] | None:
+def last_full_reconcile(store: MetaStore) -> dict[str, Any] | None:
     """What :func:`record_full_reconcile` kept, with ``at`` as an aware datetime; None when no
     full reconcile ran yet. ValueError, naming the stored text, when it cannot be read."""
     text = store.meta_get(LAST_FULL_RECONCILE)
