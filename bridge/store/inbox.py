@@ -31,7 +31,6 @@ worker recognises its rows. Every function takes ``now`` explicitly; datetimes a
 naive UTC (MariaDB's DATETIME keeps whole seconds: fractions are truncated on write).
 """
 
-
 from __future__ import annotations
 
 import json
