@@ -524,7 +524,7 @@ def _build(raw: dict[str, dict[str, str]], origin: dict[tuple[str, str], str],
         try:
             built[name] = schema().load(values)
         except ValidationError as exc:
-            key, messages = next(iter(sorted(exc.messages.items())))
+            key, messages = next(iter(sorted(exc.messages_dict.items())))
             message = messages[0] if isinstance(messages, list) else str(messages)
             where = origin.get((name, key), source)
             shown = "<hidden>" if (name, key) in SECRET_KEYS else repr(values.get(key))
@@ -574,16 +574,16 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         if not var.startswith(ENV_PREFIX) or var == "VIPGATE_CONFIG":
             continue
         rest = var[len(ENV_PREFIX):].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        named = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if named is None:
             continue  # not a settings override (e.g. VIPGATE_TEST_MYSQL_URL)
-        key = rest[len(section) + 1:]
-        if key not in SECTIONS[section]().fields:
-            raise ConfigError(f"config error: unknown key [{section}] {key} in environment "
+        key = rest[len(named) + 1:]
+        if key not in SECTIONS[named]().fields:
+            raise ConfigError(f"config error: unknown key [{named}] {key} in environment "
                               f"variable {var}; expected one of "
-                              f"{', '.join(SECTIONS[section]().fields)}")
-        raw[section][key] = value
-        origin[(section, key)] = f"from {var}"
+                              f"{', '.join(SECTIONS[named]().fields)}")
+        raw[named][key] = value
+        origin[(named, key)] = f"from {var}"
     return _build(raw, origin, source)
 
 
