@@ -3,6 +3,12 @@
 Everything else in vipgate receives the frozen :class:`Settings` built here. A bad value stops
 start-up with :class:`ConfigError`, whose message is one line naming the section, the key, the
 value and the form that was expected.
+
+Each key is declared once, as a field of its section's dataclass made by :func:`setting`: the
+parser (a marshmallow field that validates the text and says what is expected), the default,
+whether it is secret, and the label and help the admin page shows. The section schemas in
+:data:`SECTIONS` are generated from those fields; ``tests/test_settings.py`` checks
+``config.example.ini`` against them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, post_load
 from marshmallow import fields as mf
@@ -25,9 +31,6 @@ DEFAULT_CONFIG_PATH = "vipgate.ini"
 DEFAULT_DATABASE_URL = "sqlite:///vipgate.db"
 ENV_PREFIX = "VIPGATE_"
 PRIORITIES = ("Low", "Medium", "High")
-# Values never repeated in an error message (they may be secrets, or hold one).
-SECRET_KEYS = {("webhook", "secrets"), ("whmcs", "secret"), ("whmcs", "accesskey"),
-               ("admin", "secret_key"), ("bridge", "database_url"), ("whmcs", "database_url")}
 
 
 class ConfigError(Exception):
@@ -243,78 +246,155 @@ class _Secrets(mf.Field):
         return secrets
 
 
-# --- sections ------------------------------------------------------------------------------
+# --- sections: each key declared once ------------------------------------------------------
+
+
+def setting(parser: mf.Field, *, label: str = "", help: str = "", secret: bool = False) -> Any:
+    """Declare one key: a dataclass field whose default is ``parser``'s ``load_default``,
+    carrying ``parser`` (which validates the file's text and says what is expected), the label
+    and one-line help the admin page shows, and ``secret`` (the value never appears in a repr
+    or an error message). The section schemas are generated from these fields."""
+    return field(default=parser.load_default, repr=not secret,
+                 metadata={"parser": parser, "label": label, "help": help, "secret": secret})
+
+
+_KEEP = "; keep = leave what the client chose."
+_PLACEHOLDERS = "Placeholders: {invoices}, {total}, {days}, {link}; {{ or }} for a brace."
 
 
 @dataclass(frozen=True)
 class BridgeSettings:
-    database_url: str = field(repr=False)  # may hold a password
-    public_url: str
-    timezone: str
-    language: str
-    run_worker: bool
-    precron_wait_seconds: int = 100
+    database_url: str = setting(_DbUrl(DEFAULT_DATABASE_URL), secret=True)  # may hold a password
+    public_url: str = setting(_Url())
+    timezone: str = setting(_Timezone())
+    language: str = setting(_Choice("pt_BR", ("pt_BR", "en")))
+    run_worker: bool = setting(_Bool(True))
+    precron_wait_seconds: int = setting(_Int(100, 1, 115))
 
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    secrets: tuple[str, ...] = field(repr=False)
-    tolerance_seconds: int
-    max_body_bytes: int
+    secrets: tuple[str, ...] = setting(_Secrets(), secret=True)
+    tolerance_seconds: int = setting(_Int(300, 30, 3600))
+    max_body_bytes: int = setting(_Int(65536, 1024, 1048576))
 
 
 @dataclass(frozen=True)
 class WhmcsSettings:
-    url: str
-    identifier: str
-    secret: str = field(repr=False)
-    accesskey: str = field(repr=False)
-    timeout_seconds: float = 10.0
-    database_url: str = field(repr=False, default="")
+    url: str = setting(_Url())
+    identifier: str = setting(_Text())
+    secret: str = setting(_Text(), secret=True)
+    accesskey: str = setting(_Text(), secret=True)
+    timeout_seconds: float = setting(_Float(10.0, 1.0, 120.0))
+    database_url: str = setting(_DbUrl(""), secret=True)
 
 
 @dataclass(frozen=True)
 class PolicySettings:
-    vip_group_id: int
-    default_group_id: int
-    grace_days: int
-    grace_in_business_days: bool
-    pending_grace_days: int
-    collections_owed: bool
-    min_overdue_amount: Decimal
-    min_tenure_months: int
-    late_tolerance_days: int
-    lookback_months: int
-    min_spend: Decimal
-    promote_by_rules: bool
-    promise_restores_vip: bool
-    follow_staff_changes: bool
+    vip_group_id: int = setting(
+        _Int(0, 0, 2**32 - 1), label="VIP group",
+        help="The client group vipgate manages; none = no VIP group yet.")
+    default_group_id: int = setting(
+        _Int(0, 0, 2**32 - 1), label="Default group",
+        help="Group a client returns to when it leaves VIP and had none before.")
+    grace_days: int = setting(
+        _Int(3, 0, 365), label="Grace days",
+        help="Days an unpaid invoice may be overdue before its client counts as overdue.")
+    grace_in_business_days: bool = setting(
+        _Bool(False), label="Grace in business days",
+        help="Count grace in business days (Mon-Fri), e.g. for boletos paid on a weekend.")
+    pending_grace_days: int = setting(
+        _Int(2, 0, 60), label="Payment Pending grace days",
+        help="Extra days for invoices in \"Payment Pending\" (bank clearing).")
+    collections_owed: bool = setting(
+        _Bool(True), label="Collections is owed",
+        help="Invoices in \"Collections\" are owed from their due date like Unpaid ones (off: "
+             "ignored).")
+    min_overdue_amount: Decimal = setting(
+        _Money("0"), label="Minimum overdue amount",
+        help="Overdue balances below this amount are ignored.")
+    min_tenure_months: int = setting(
+        _Int(12, 0, 600), label="Minimum tenure (months)",
+        help="VIP eligibility by rule: account age in months.")
+    late_tolerance_days: int = setting(
+        _Int(5, 0, 365), label="Late payment tolerance (days)",
+        help="VIP eligibility: no invoice paid more than this many days late within the "
+             "lookback.")
+    lookback_months: int = setting(
+        _Int(12, 1, 120), label="Lookback (months)",
+        help="VIP eligibility: the months looked back at for late payments and spend.")
+    min_spend: Decimal = setting(
+        _Money("0"), label="Minimum spend",
+        help="VIP eligibility: at least this much paid within the lookback.")
+    promote_by_rules: bool = setting(
+        _Bool(False), label="Promote by rules",
+        help="Move clients into VIP by the rules below (tenure, payment history, spend); off = "
+             "VIP is whoever staff put there.")
+    promise_restores_vip: bool = setting(
+        _Bool(False), label="Promise restores VIP",
+        help="A staff-registered promise to pay also restores VIP (otherwise only payment "
+             "does).")
+    follow_staff_changes: bool = setting(
+        _Bool(True), label="Follow staff changes",
+        help="Follow group changes made by staff (pin when moved into VIP, unpin when moved "
+             "out).")
 
 
 @dataclass(frozen=True)
 class AdminSettings:
-    secret_key: str = field(repr=False)
-    secure_cookies: bool
-    login_attempts: int
-    lockout_minutes: int
+    secret_key: str = setting(_Text(), secret=True)
+    secure_cookies: bool = setting(_Bool(True))
+    login_attempts: int = setting(_Int(5, 1, 100))
+    lockout_minutes: int = setting(_Int(15, 1, 1440))
+
+
+UNGATED_TICKETS = ("move_and_reply", "reply", "keep")
 
 
 @dataclass(frozen=True)
 class TicketSettings:
-    billing_departments: tuple[int, ...]
-    priority_vip: str
-    priority_current: str
-    priority_overdue: str
-    priority_suspended: str
-    block_when: str
-    block_after_days: int
-    staff_note: bool
-    fail_open: bool
-    block_message_pt_br: str = DEFAULT_BLOCK_MESSAGES["pt_BR"]
-    block_message_en: str = DEFAULT_BLOCK_MESSAGES["en"]
-    # A blocked client's ticket that never met the gate (e-mail piping, the API):
-    # move_and_reply, reply or keep.
-    ungated_tickets: str = "move_and_reply"
+    billing_departments: tuple[int, ...] = setting(
+        _IdList(), label="Billing departments",
+        help="Departments where clients may always open tickets, e.g. billing.")
+    priority_vip: str = setting(
+        _Choice("High", (*PRIORITIES, "keep")), label="Priority: VIP clients",
+        help="Ticket priority of VIP clients in good standing" + _KEEP)
+    priority_current: str = setting(
+        _Choice("keep", (*PRIORITIES, "keep")), label="Priority: clients in good standing",
+        help="Ticket priority of current clients" + _KEEP)
+    priority_overdue: str = setting(
+        _Choice("Low", (*PRIORITIES, "keep")), label="Priority: overdue clients",
+        help="Ticket priority of overdue clients" + _KEEP)
+    priority_suspended: str = setting(
+        _Choice("Low", (*PRIORITIES, "keep")), label="Priority: suspended clients",
+        help="Ticket priority of suspended clients" + _KEEP)
+    block_when: str = setting(
+        _Choice("suspended", ("suspended", "overdue", "never")), label="Block new tickets",
+        help="Block new tickets outside billing departments: suspended, overdue or never.")
+    block_after_days: int = setting(
+        _Int(0, 0, 365), label="Block after (days)",
+        help="Block only after this many days overdue (0 = at once; with suspended it also "
+             "blocks overdue clients past this many days when set).")
+    staff_note: bool = setting(
+        _Bool(True), label="Staff note",
+        help="Add a staff note listing overdue invoices to tickets of overdue/suspended "
+             "clients.")
+    fail_open: bool = setting(
+        _Bool(True), label="Fail open",
+        help="If the bridge does not answer in time, let the ticket through (on) or refuse it "
+             "(off). Written into the PHP stub: run vipgate install-stub again after a change.")
+    block_message_pt_br: str = setting(
+        _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"]), label="Block message (Português)",
+        help="What a blocked client is told in Portuguese. " + _PLACEHOLDERS)
+    block_message_en: str = setting(
+        _Template(DEFAULT_BLOCK_MESSAGES["en"]), label="Block message (English)",
+        help="What a blocked client is told in English. " + _PLACEHOLDERS)
+    # A blocked client's ticket that never met the gate (e-mail piping, the API).
+    ungated_tickets: str = setting(
+        _Choice("move_and_reply", UNGATED_TICKETS), label="Tickets that skip the gate",
+        help="A blocked client's ticket that arrives outside billing without meeting the gate "
+             "(e-mailed in): move_and_reply = move it to the first billing department and "
+             "reply with the block message; reply = only reply; keep = leave it.")
 
     def block_message(self, language: str) -> str:
         return self.block_message_pt_br if language == "pt_BR" else self.block_message_en
@@ -322,19 +402,29 @@ class TicketSettings:
 
 @dataclass(frozen=True)
 class PanelSettings:
-    home_banner: bool  # the overdue banner on the client-area home page
-    admin_url: str  # where staff's browsers reach vipgate's admin page ("" = public_url)
+    home_banner: bool = setting(
+        _Bool(True), label="Client-area banner",
+        help="Show overdue clients a banner with what they owe and pay links on the "
+             "client-area home.")
+    admin_url: str = setting(
+        _Url(), label="Admin page address",
+        help="Where staff's browsers reach vipgate's admin page, for the link on the client "
+             "summary panel; empty = [bridge] public_url.")
 
 
 @dataclass(frozen=True)
 class ResyncSettings:
-    source: str  # auto (db when [whmcs] database_url is set, else api), db, api
-    concurrency: int  # clients applied at once
-    processes: int  # processes a database scan of everyone is split over
-    rate_per_second: float  # WHMCS API writes per second, across the process
+    # auto (db when [whmcs] database_url is set, else api), db, api
+    source: str = setting(_Choice("auto", ("auto", "db", "api")))
+    concurrency: int = setting(_Int(4, 1, 32))  # clients applied at once
+    processes: int = setting(_Int(2, 1, 16))  # processes a database scan of everyone is split over
+    # WHMCS API writes per second, across the process
+    rate_per_second: float = setting(_Float(10.0, 0.1, 1000.0, unit="writes per second"))
 
 
 class _Section(Schema):
+    """A section's schema: loads the file's text of each key into the section's dataclass."""
+
     dataclass: type
 
     @post_load
@@ -342,102 +432,59 @@ class _Section(Schema):
         return self.dataclass(**data)
 
 
-class BridgeSchema(_Section):
-    dataclass = BridgeSettings
-    database_url = _DbUrl(DEFAULT_DATABASE_URL)
-    public_url = _Url()
-    timezone = _Timezone()
-    language = _Choice("pt_BR", ("pt_BR", "en"))
-    run_worker = _Bool(True)
-    precron_wait_seconds = _Int(100, 1, 115)
+def _schema_of(section: type) -> type[_Section]:
+    """The schema generated from a section's declarations, keys in the dataclass's order."""
+    declared: dict[str, Any] = {f.name: f.metadata["parser"] for f in fields(section)}
+    name = section.__name__.removesuffix("Settings") + "Section"
+    return cast(type[_Section], type(name, (_Section,), {**declared, "dataclass": section}))
 
 
-class WebhookSchema(_Section):
-    dataclass = WebhookSettings
-    secrets = _Secrets()
-    tolerance_seconds = _Int(300, 30, 3600)
-    max_body_bytes = _Int(65536, 1024, 1048576)
+SECTIONS: dict[str, type[_Section]] = {name: _schema_of(section) for name, section in (
+    ("bridge", BridgeSettings),
+    ("webhook", WebhookSettings),
+    ("whmcs", WhmcsSettings),
+    ("policy", PolicySettings),
+    ("admin", AdminSettings),
+    ("tickets", TicketSettings),
+    ("panels", PanelSettings),
+    ("resync", ResyncSettings),
+)}
 
 
-class WhmcsSchema(_Section):
-    dataclass = WhmcsSettings
-    url = _Url()
-    identifier = _Text()
-    secret = _Text()
-    accesskey = _Text()
-    timeout_seconds = _Float(10.0, 1.0, 120.0)
-    database_url = _DbUrl("")
+@dataclass(frozen=True)
+class Declared:
+    """One key as declared: how its text is parsed, its default and the admin page's words."""
+
+    section: str
+    key: str
+    parser: mf.Field
+    default: Any
+    label: str
+    help: str
+    secret: bool
 
 
-class PolicySchema(_Section):
-    dataclass = PolicySettings
-    vip_group_id = _Int(0, 0, 2**32 - 1)
-    default_group_id = _Int(0, 0, 2**32 - 1)
-    grace_days = _Int(3, 0, 365)
-    grace_in_business_days = _Bool(False)
-    pending_grace_days = _Int(2, 0, 60)
-    collections_owed = _Bool(True)
-    min_overdue_amount = _Money("0")
-    min_tenure_months = _Int(12, 0, 600)
-    late_tolerance_days = _Int(5, 0, 365)
-    lookback_months = _Int(12, 1, 120)
-    min_spend = _Money("0")
-    promote_by_rules = _Bool(False)
-    promise_restores_vip = _Bool(False)
-    follow_staff_changes = _Bool(True)
+_DECLARED = {(name, f.name): Declared(name, f.name, f.metadata["parser"], f.default,
+                                      f.metadata["label"], f.metadata["help"],
+                                      f.metadata["secret"])
+             for name, schema in SECTIONS.items() for f in fields(schema.dataclass)}
 
 
-class AdminSchema(_Section):
-    dataclass = AdminSettings
-    secret_key = _Text()
-    secure_cookies = _Bool(True)
-    login_attempts = _Int(5, 1, 100)
-    lockout_minutes = _Int(15, 1, 1440)
+def declared_keys() -> list[Declared]:
+    """Every key, section by section, in the dataclasses' order."""
+    return list(_DECLARED.values())
 
 
-UNGATED_TICKETS = ("move_and_reply", "reply", "keep")
+def declared(section: str, key: str) -> Declared:
+    """The declaration of ``[section] key`` (KeyError when there is none)."""
+    found = _DECLARED.get((section, key))
+    if found is None:
+        raise KeyError(f"[{section}] {key} is not a setting")
+    return found
 
 
-class TicketSchema(_Section):
-    dataclass = TicketSettings
-    billing_departments = _IdList()
-    priority_vip = _Choice("High", (*PRIORITIES, "keep"))
-    priority_current = _Choice("keep", (*PRIORITIES, "keep"))
-    priority_overdue = _Choice("Low", (*PRIORITIES, "keep"))
-    priority_suspended = _Choice("Low", (*PRIORITIES, "keep"))
-    block_when = _Choice("suspended", ("suspended", "overdue", "never"))
-    block_after_days = _Int(0, 0, 365)
-    staff_note = _Bool(True)
-    fail_open = _Bool(True)
-    ungated_tickets = _Choice("move_and_reply", UNGATED_TICKETS)
-    block_message_pt_br = _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"])
-    block_message_en = _Template(DEFAULT_BLOCK_MESSAGES["en"])
-
-
-class PanelSchema(_Section):
-    dataclass = PanelSettings
-    home_banner = _Bool(True)
-    admin_url = _Url()
-
-
-class ResyncSchema(_Section):
-    dataclass = ResyncSettings
-    source = _Choice("auto", ("auto", "db", "api"))
-    concurrency = _Int(4, 1, 32)
-    processes = _Int(2, 1, 16)
-    rate_per_second = _Float(10.0, 0.1, 1000.0, unit="writes per second")
-
-
-SECTIONS: dict[str, type[_Section]] = {
-    "bridge": BridgeSchema,
-    "webhook": WebhookSchema,
-    "whmcs": WhmcsSchema,
-    "policy": PolicySchema,
-    "admin": AdminSchema,
-    "tickets": TicketSchema,
-    "panels": PanelSchema,
-    "resync": ResyncSchema,
-}
+# Values never repeated in an error message (they may be secrets, or hold one).
+SECRET_KEYS = frozenset(item for item, d in _DECLARED.items() if d.secret)
 
 
 @dataclass(frozen=True)
@@ -477,7 +524,7 @@ def _build(raw: dict[str, dict[str, str]], origin: dict[tuple[str, str], str],
         try:
             built[name] = schema().load(values)
         except ValidationError as exc:
-            key, messages = next(iter(sorted(exc.messages.items())))
+            key, messages = next(iter(sorted(exc.messages_dict.items())))
             message = messages[0] if isinstance(messages, list) else str(messages)
             where = origin.get((name, key), source)
             shown = "<hidden>" if (name, key) in SECRET_KEYS else repr(values.get(key))
@@ -527,16 +574,16 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         if not var.startswith(ENV_PREFIX) or var == "VIPGATE_CONFIG":
             continue
         rest = var[len(ENV_PREFIX):].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
+        named = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if named is None:
             continue  # not a settings override (e.g. VIPGATE_TEST_MYSQL_URL)
-        key = rest[len(section) + 1:]
-        if key not in SECTIONS[section]().fields:
-            raise ConfigError(f"config error: unknown key [{section}] {key} in environment "
+        key = rest[len(named) + 1:]
+        if key not in SECTIONS[named]().fields:
+            raise ConfigError(f"config error: unknown key [{named}] {key} in environment "
                               f"variable {var}; expected one of "
-                              f"{', '.join(SECTIONS[section]().fields)}")
-        raw[section][key] = value
-        origin[(section, key)] = f"from {var}"
+                              f"{', '.join(SECTIONS[named]().fields)}")
+        raw[named][key] = value
+        origin[(named, key)] = f"from {var}"
     return _build(raw, origin, source)
 
 

@@ -14,7 +14,7 @@ import pytest
 from markupsafe import escape
 
 from bridge import create_app, overrides
-from bridge.admin.settings_page import TEXTS
+from bridge.settings import declared
 from bridge.whmcs import WhmcsClient
 from tests.admin_helpers import AdminSession
 from tests.world import World
@@ -95,7 +95,8 @@ def setting_audit(world: World) -> list[tuple[str, str | None, str | None, tuple
 def test_every_policy_and_tickets_key_has_a_labelled_field_with_help(admin) -> None:
     html = admin.text(PAGE)
     for section, key in overrides.editable_keys():
-        label, help_text = TEXTS[(section, key)]
+        label, help_text = declared(section, key).label, declared(section, key).help
+        assert label and help_text, key
         block = block_of(html, f"{section}-{key}")
         assert str(escape(label)) in block and str(escape(help_text)) in block, key
     assert html.index("[policy]") < html.index("[tickets]")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import configparser
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bridge.settings import SECTIONS, ConfigError, default_settings, load_settings
+from bridge import overrides
+from bridge.settings import (
+    SECTIONS,
+    ConfigError,
+    declared,
+    declared_keys,
+    default_settings,
+    load_settings,
+)
 from tests.helpers import SECRET
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.ini"
@@ -48,20 +57,59 @@ def test_settings_are_frozen() -> None:
         settings.policy.grace_days = 9  # type: ignore[misc]
 
 
-def test_example_file_documents_every_key_and_loads() -> None:
+def example_keys() -> dict[tuple[str, str], tuple[str, list[str]]]:
+    """config.example.ini's keys: (section, key) -> (the value shown, the comment lines heading
+    the block of adjacent keys the key stands in)."""
+    found: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    section, comment, in_block = "", [], False
+    for row in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if row.startswith("["):
+            section, comment, in_block = row.strip("[]"), [], False
+        elif row.startswith("#"):
+            comment = [*comment, row] if not in_block else [row]
+            in_block = False
+        elif not row.strip():
+            comment, in_block = [], False
+        else:
+            key, _, value = row.partition("=")
+            assert (section, key.strip()) not in found, f"[{section}] {key} twice"
+            found[(section, key.strip())] = (value.strip(), comment)
+            in_block = True
+    return found
+
+
+def test_example_file_documents_every_declared_key_with_its_default_and_loads() -> None:
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(EXAMPLE)
+    parser.read(EXAMPLE, encoding="utf-8")
+    assert parser.sections() == list(SECTIONS)
     for section, schema in SECTIONS.items():
         assert set(parser[section]) == set(schema().fields), section
-    lines = EXAMPLE.read_text().splitlines()
-    for section, schema in SECTIONS.items():
-        for key in schema().fields:
-            # a comment heads the block of adjacent keys this key stands in
-            index = next(i for i, row in enumerate(lines) if row.startswith(f"{key} ="))
-            while lines[index - 1] and not lines[index - 1].startswith(("#", "[")):
-                index -= 1
-            assert lines[index - 1].startswith("#"), f"[{section}] {key} needs a comment"
+    example = example_keys()
+    assert set(example) == {(d.section, d.key) for d in declared_keys()}
+    for item in declared_keys():
+        shown, comment = example[(item.section, item.key)]
+        where = f"[{item.section}] {item.key}"
+        assert comment, f"{where} needs a comment"
+        # the value shown is the default, or the comment says why not
+        assert (item.parser.deserialize(shown) == item.default
+                or "not the default" in " ".join(comment)), f"{where} = {shown!r}"
     load_settings(EXAMPLE, environ={})
+
+
+def test_one_declaration_gives_each_key_its_parser_default_and_texts() -> None:
+    defaults = default_settings()
+    for name, schema in SECTIONS.items():
+        # the dataclass's defaults are what an empty section loads into
+        assert schema.dataclass() == getattr(defaults, name) == schema().load({}), name
+        assert list(schema().fields) == [f.name for f in fields(schema.dataclass)], name
+    editable = set(overrides.editable_keys())
+    for item in declared_keys():
+        assert declared(item.section, item.key) is item
+        assert item.parser.load_default == item.default
+        # the admin page shows a label and a help for every key it edits, and only for those
+        assert bool(item.label and item.help) == ((item.section, item.key) in editable), item.key
+    with pytest.raises(KeyError):
+        declared("policy", "grace_day")
 
 
 @pytest.mark.parametrize(("text", "env", "expected"), [

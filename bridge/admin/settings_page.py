@@ -34,15 +34,16 @@ from bridge.admin.common import (
     rt,
     whmcs,
 )
-from bridge.admin.settings_texts import SECTION_TITLES, TEXTS
 from bridge.checks import whmcs_warnings
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.policy.gate import render_block_message
-from bridge.settings import Settings
+from bridge.settings import Settings, declared
 from bridge.whmcs import ClientGroup, Department, WhmcsError
 
 log = logging.getLogger("vipgate.admin")
 
+SECTION_TITLES = {"policy": "Policy: standing and VIP", "tickets": "Tickets",
+                  "panels": "Inside WHMCS"}
 MESSAGE_LANGUAGES = {"block_message_pt_br": "pt_BR", "block_message_en": "en"}
 NO_GROUP = {"vip_group_id": "none (no VIP group yet)", "default_group_id": "no group"}
 HISTORY_PAGE_SIZE = 20
@@ -122,7 +123,7 @@ def _ids(text: str) -> set[int]:
 def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> UnboundField:
     """The input for one key; ``known``: the values in force and configured, as text."""
     info = overrides.key_info(section, key)
-    label = TEXTS[(section, key)][0]
+    label = declared(section, key).label
     attrs: dict[str, Any] = {"aria-describedby": f"{field_name(section, key)}-help"}
     if key in NO_GROUP and lists.groups is not None:
         return SelectField(label, choices=_group_choices(lists, key, _ids(known)),
@@ -308,7 +309,7 @@ def _sections(form: FlaskForm, lists: WhmcsLists, in_force: Settings, base: Sett
             preview = render_block_message(template, sample_client(language), language,
                                            in_force.whmcs.url) if template else None
         rows[section].append(Row(section, key, field_name(section, key),
-                                 TEXTS[(section, key)][1], made, kind, overridden,
+                                 declared(section, key).help, made, kind, overridden,
                                  describe(section, key, configured, lists), note, preview))
     return [(section, SECTION_TITLES[section], rows[section]) for section in rows]
 
