@@ -39,6 +39,19 @@ class WhmcsId(fields.Integer):
         return super()._deserialize(value, attr, data, **kw)
 
 
+class WholeNumber(fields.Integer):
+    """A JSON integer: 5 and 5.0 (the same integer to JSON Schema), never "5", 5.5 or true."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(strict=False, **kw)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                isinstance(value, float) and not value.is_integer()):
+            raise ValidationError("Not a valid integer.")
+        return super()._deserialize(value, attr, data, **kw)
+
+
 class WhmcsBool(fields.Field):
     """WHMCS checkbox values: true/false, 1/0, "1"/"0", "on"/"" and "true"/"false"."""
 
@@ -164,7 +177,7 @@ class AfterCronJobVars(_Vars):
     """The heartbeat: the stub's report of the events the bridge refused, kept 30 days in its
     spool (no keys: none)."""
 
-    rejected_count = fields.Integer(strict=True, validate=validate.Range(0, MAX_ID))
+    rejected_count = WholeNumber(validate=validate.Range(0, MAX_ID))
     rejected_recent = fields.List(fields.Nested(RejectedEvent), validate=validate.Length(max=50))
 
 

@@ -220,6 +220,10 @@ BAD_INPUT = [
      400, "invalid_payload", "vars.status"),
     ("heartbeat count negative", Bad(body=envelope("AfterCronJob", {"rejected_count": -1})),
      400, "invalid_payload", "vars.rejected_count"),
+    ("heartbeat count a string", Bad(body=envelope("AfterCronJob", {"rejected_count": "3"})),
+     400, "invalid_payload", "vars.rejected_count"),
+    ("heartbeat count a fraction", Bad(body=envelope("AfterCronJob", {"rejected_count": 3.5})),
+     400, "invalid_payload", "vars.rejected_count"),
     ("heartbeat rejected event without its id", Bad(body=envelope("AfterCronJob", {
         "rejected_recent": [{"hook": "InvoicePaid", "rejected_at": "x"}]})), 400,
      "invalid_payload", "vars.rejected_recent"),
@@ -429,6 +433,9 @@ def test_stub_version_and_heartbeat_report_are_recorded(client, store) -> None:
     post_signed(client, envelope("AfterCronJob", {}),
                 extra_headers={"vipgate-stub-version": "9.9.9"})
     assert (store.stub_report().rejected_count, store.stub_report().rejected) == (0, ())
+    # 364.0 is the JSON integer 364 (schemathesis sends it so): accepted as 364
+    post_signed(client, envelope("AfterCronJob", {"rejected_count": 364.0}))
+    assert store.stub_report().rejected_count == 364
 
 
 @pytest.mark.parametrize("user", ["system", 3, "3"])
