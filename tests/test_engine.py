@@ -267,7 +267,7 @@ def test_an_event_about_a_deleted_or_merged_invoice_ends_done(world: World, hook
     letters."""
     import sqlalchemy as sa
 
-    from bridge.sandbox.schema import tblinvoiceitems, tblinvoices
+    from bridge.whmcs.schema import tblinvoiceitems, tblinvoices
 
     w = world
     _, _, invoice = vip_client(w, "Ana", paid=True)
