@@ -72,7 +72,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the HTTP endpoints with the development server (use gunicorn in production)."""
     from werkzeug.serving import run_simple
 
-    from bridge import create_app
+    from bridge.web.app import create_app
 
     settings = _settings(ctx)
     app = _opening(settings, create_app)
@@ -98,15 +98,14 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
     import signal
     import threading
 
-    from bridge import utc_now
     from bridge.engine.worker import Worker
-    from bridge.runtime import make_engine, open_store
+    from bridge.runtime import make_reconcile_engine, open_store, utc_now
 
     settings = _settings(ctx)
     if not settings.whmcs.url:
         raise Failure("[whmcs] url is empty: the worker needs WHMCS's API", 2)
     store = _opening(settings, open_store)
-    engine = make_engine(settings, store, now=utc_now)
+    engine = make_reconcile_engine(settings, store, now=utc_now)
     assert engine is not None
     runner = Worker(engine, clock=utc_now)
     if once:

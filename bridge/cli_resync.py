@@ -135,11 +135,11 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
 
     On an installation that never applied a full reconcile (``bridge.first_run``), applying to
     everyone first plans, shows the plan's summary and needs ``yes`` or ``ask``'s answer."""
-    from bridge import first_run, utc_now
+    from bridge import first_run
     from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
     from bridge.resync import SourceUnavailable, make_source, source_kind
     from bridge.resync.runner import Resync
-    from bridge.runtime import make_engine, open_store
+    from bridge.runtime import make_reconcile_engine, open_store, utc_now
     from bridge.store import DatabaseNotReady
     from bridge.whmcs import WhmcsClient, WhmcsError
 
@@ -160,7 +160,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
     def whmcs() -> WhmcsClient:
         return WhmcsClient(settings.whmcs)
 
-    engine = make_engine(settings, store, now=now or utc_now, whmcs=whmcs)
+    engine = make_reconcile_engine(settings, store, now=now or utc_now, whmcs=whmcs)
     assert engine is not None  # a client factory is given
     try:
         reader = make_source(engine, kind)

@@ -23,7 +23,6 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bridge import create_app
 from bridge.engine.worker import Worker
 from bridge.model import AuditEntry
 from bridge.policy.gate import format_money
@@ -35,6 +34,7 @@ from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
 from bridge.stub_install import install_stub
+from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
 
 TIMEZONE = "America/Sao_Paulo"

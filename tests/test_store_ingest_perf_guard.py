@@ -15,10 +15,10 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from bridge import create_app
 from bridge import store as store_module
 from bridge.settings import default_settings
 from bridge.store import INBOX_INSERT_SQL, INSERT_INBOX, InboxEvent, Store, inbox
+from bridge.web.app import create_app
 from tests.helpers import FIXED_NOW, SECRET, envelope, post_signed
 
 pytestmark = pytest.mark.mariadb

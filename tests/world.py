@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bridge import create_app, first_run
+from bridge import first_run
 from bridge.engine.reconcile import Engine
 from bridge.engine.worker import Outcome, Worker
 from bridge.runtime import runtime
@@ -29,6 +29,7 @@ from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
 from bridge.stub_install import install_stub
+from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
 from tests.helpers import SECRET
 

@@ -16,12 +16,12 @@ from marshmallow import ValidationError
 
 import hooks
 from bridge import panels
-from bridge.errors import error_response
 from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.runtime import Runtime, runtime
 from bridge.signing import SignatureError, Verified, signed_headers, verify
 from bridge.store import InboxEvent
+from bridge.web.errors import error_response
 
 bp = Blueprint("webhook", __name__)
 SYNC_RECONCILE_HOOK = "PreCronJob"
