@@ -31,8 +31,8 @@ from werkzeug.serving import make_server
 
 from bridge.settings import default_settings
 from bridge.store import Store, new_webhook_secret
-from bridge.stub_install import install_stub
 from bridge.web.app import create_app
+from bridge.whmcs.stub_install import install_stub
 
 FIRE = Path(__file__).resolve().parent.parent / "bridge" / "sandbox" / "php" / "fire.php"
 SCENARIOS = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge.cli_sandbox import SandboxSetup, SandboxSetupError, prepare_sandbox
+from bridge.demo.sandbox import SandboxSetup, SandboxSetupError, prepare_sandbox
 from bridge.sandbox.serve import start_sandbox
 from bridge.settings import WhmcsSettings
 from bridge.whmcs import WhmcsClient, schema

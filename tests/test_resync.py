@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bridge import first_run
-from bridge.cli import Failure
-from bridge.cli_resync import run_resync
+from bridge.cli.common import Failure
+from bridge.cli.resync import run_resync
 from bridge.engine.plan import Change
 from bridge.engine.reconcile import RateLimiter
 from bridge.model import ClientMemory
@@ -562,7 +562,7 @@ def test_a_scan_split_over_processes_plans_the_same(world: World, people: Popula
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
-    from bridge.cli_resync import Progress
+    from bridge.cli.resync import Progress
 
     err = io.StringIO()
     lines = Progress(40, tty=False, err=err)

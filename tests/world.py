@@ -28,9 +28,9 @@ from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
-from bridge.stub_install import install_stub
 from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
+from bridge.whmcs.stub_install import install_stub
 from tests.helpers import SECRET
 
 API_ID = "vipgate-engine"

@@ -33,9 +33,9 @@ from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
-from bridge.stub_install import install_stub
 from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
+from bridge.whmcs.stub_install import install_stub
 
 TIMEZONE = "America/Sao_Paulo"
 API_ID = "vipgate-demo"
