@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from bridge import queue
-from bridge.engine.worker import LEASE, Worker
 from bridge.signing import signed_headers
 from bridge.whmcs import WhmcsClient
+from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
 from tests.world import World, make_world, wall
 

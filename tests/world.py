@@ -21,7 +21,6 @@ from werkzeug.serving import make_server
 
 from bridge import first_run
 from bridge.engine.reconcile import Engine
-from bridge.engine.worker import Outcome, Worker
 from bridge.runtime import runtime
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
@@ -31,6 +30,7 @@ from bridge.store import Store
 from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
 from bridge.whmcs.stub_install import install_stub
+from bridge.worker import Outcome, Worker
 from tests.helpers import SECRET
 
 API_ID = "vipgate-engine"

@@ -47,7 +47,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
     engine = app.extensions["vipgate"].engine
     if settings.bridge.run_worker and engine is not None:
-        from bridge.engine.worker import Worker, start_worker_thread
+        from bridge.worker import Worker, start_worker_thread
 
         start_worker_thread(Worker(engine, clock=app.extensions["vipgate"].clock))
         click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
@@ -66,8 +66,8 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
     import signal
     import threading
 
-    from bridge.engine.worker import Worker
     from bridge.runtime import make_reconcile_engine, open_store, utc_now
+    from bridge.worker import Worker
 
     settings = settings_of(ctx)
     if not settings.whmcs.url:

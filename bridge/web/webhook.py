@@ -154,7 +154,7 @@ def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
     background worker probes WHMCS and waits out the outage; this request never sleeps). The
     worker's heartbeat keeps the event's and the clients' leases while this runs."""
     from bridge import queue
-    from bridge.engine.worker import Worker, monotonic_deadline, worker_name
+    from bridge.worker import Worker, monotonic_deadline, worker_name
 
     assert rt.engine is not None
     worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"),
