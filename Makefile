@@ -17,8 +17,10 @@ demo: $(VENV)/.installed
 prerequisites:
 	scripts/prerequisites
 
+# ruff, then the layer contracts of pyproject.toml ([tool.importlinter]).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
 test: prerequisites $(VENV)/.installed lint

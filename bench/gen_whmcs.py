@@ -18,7 +18,7 @@ From Python (tests, ``bench/resync``)::
 
 What it does. On MariaDB it creates the URL's database if missing and refuses (exit 2) a
 database whose name contains neither "bench" nor "test", so that nobody wipes a real WHMCS.
-It drops and recreates the sandbox's WHMCS tables only (``bridge.sandbox.schema.metadata``),
+It drops and recreates WHMCS's tables only (``bridge.whmcs.schema.metadata``),
 writes the reference rows (currency BRL, client groups Clientes and VIP (exempt from
 suspension), departments Suporte and Financeiro, WHMCS's ticket statuses and configuration,
 products, a server), then the clients in chunks of 5,000, deterministically from the seed:
@@ -73,10 +73,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from bridge.sandbox.schema import (
-    DEFAULT_CONFIGURATION,
-    DEFAULT_TICKET_STATUSES,
-    make_whmcs_engine,
+from bridge.sandbox.schema import DEFAULT_CONFIGURATION, DEFAULT_TICKET_STATUSES, make_whmcs_engine
+from bridge.store.database import make_sql_engine
+from bridge.whmcs.schema import (
     metadata,
     tblaccounts,
     tblclientgroups,
@@ -93,7 +92,6 @@ from bridge.sandbox.schema import (
     tbltickets,
     tblticketstatuses,
 )
-from bridge.store.database import make_sql_engine
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/vipgate_bench"
 DEFAULT_TODAY = date(2026, 11, 21)

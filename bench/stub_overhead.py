@@ -29,11 +29,11 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from bridge import create_app
 from bridge.settings import default_settings
 from bridge.store import Store
 from bridge.store.meta import new_webhook_secret
-from bridge.stub_install import install_stub
+from bridge.web.app import create_app
+from bridge.whmcs.stub_install import install_stub
 
 FIRE = Path(__file__).resolve().parent.parent / "bridge" / "sandbox" / "php" / "fire.php"
 SCENARIOS = [

@@ -1,46 +1,6 @@
-"""vipgate's bridge: the Flask service WHMCS forwards hook events to, and its admin page."""
+"""vipgate's bridge: the service WHMCS forwards hook events to, and its admin page.
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-
-from flask import Flask
-
-from bridge.runtime import Runtime, make_runtime
-from bridge.settings import Settings
-from bridge.store import Store
-
-if TYPE_CHECKING:
-    from bridge.whmcs import WhmcsClient
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_app(settings: Settings | None = None, *, store: Store | None = None,
-               clock: Callable[[], datetime] = utc_now,
-               business_clock: Callable[[], datetime] | None = None,
-               whmcs: Callable[[], WhmcsClient] | None = None) -> Flask:
-    """Build the app. Without ``settings`` they are read from the file and environment.
-
-    ``clock`` is the service's (signatures, inbox); ``business_clock`` decides "today" for the
-    policy (the demo runs it days ahead); ``whmcs`` makes WHMCS API clients (default: from
-    ``[whmcs]``). The app's engine (``runtime().engine``) serves PreCronJob synchronously;
-    ``vipgate serve`` also runs a worker over it in a thread, ``vipgate worker`` in its own
-    process."""
-    from bridge import admin, errors, health, webhook
-
-    runtime: Runtime = make_runtime(settings, store=store, clock=clock,
-                                    business_clock=business_clock, whmcs=whmcs)
-    app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=runtime.settings.webhook.max_body_bytes,
-                      JSON_SORT_KEYS=False)
-    app.extensions["vipgate"] = runtime
-    app.register_blueprint(webhook.bp)
-    app.register_blueprint(health.bp)
-    errors.register(app)
-    admin.init_app(app, runtime)
-    return app
+This file imports nothing: ``import bridge.policy`` loads neither Flask nor SQLAlchemy. The
+web app is :func:`bridge.web.app.create_app`; the ``vipgate`` command is :mod:`bridge.cli`.
+README.md ("Development") shows the packages and what each may import.
+"""

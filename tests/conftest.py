@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bridge import create_app
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import Sandbox
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
+from bridge.web.app import create_app
 from tests.admin_helpers import AdminSession
 from tests.helpers import SECRET, Clock
 from tests.world import World, make_world

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from bridge.sandbox.forwarder import PHP_DIR
-from bridge.stub_install import install_stub
+from bridge.whmcs.stub_install import install_stub
 from tests.helpers import SECRET
 
 SECRET_KEY_B64 = SECRET[len("whsec_"):]

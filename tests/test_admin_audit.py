@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 
-from bridge import create_app
 from bridge.admin import audit_page
 from bridge.model import AuditEntry
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.audit import AuditFilter
 from bridge.store.tables import audit
+from bridge.web.app import create_app
 from tests.admin_helpers import AdminSession
 from tests.helpers import Clock
 

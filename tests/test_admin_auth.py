@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from bridge import accounts, create_app
+from bridge import accounts
 from bridge.admin.common import PUBLIC_ENDPOINTS
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.tables import admin_user, audit
+from bridge.web.app import create_app
 from tests.admin_helpers import ADMIN, PASSWORD, AdminSession, csrf_token
 from tests.helpers import Clock
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bridge import create_app, overrides
+from bridge import overrides
 from bridge.admin import overview
 from bridge.checks import NEEDED_ACTIONS
 from bridge.runtime import runtime
@@ -32,6 +32,7 @@ from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.tables import meta
+from bridge.web.app import create_app
 from tests.admin_helpers import AdminSession
 from tests.helpers import Clock
 from tests.test_inbox_admin import in_state

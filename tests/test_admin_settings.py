@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from bridge import create_app, overrides
+from bridge import overrides
 from bridge.settings import declared
+from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
 from tests.admin_helpers import AdminSession
 from tests.world import World

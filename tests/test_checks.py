@@ -67,7 +67,7 @@ def test_vipgate_check_reads_whmcs_settings_through_the_api(tmp_path: Path) -> N
 def test_vipgate_check_names_a_setting_whmcs_does_not_know(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    from bridge.sandbox.schema import tblconfiguration
+    from bridge.whmcs.schema import tblconfiguration
 
     with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path) as w:
         with w.sandbox.transaction() as conn:  # a WHMCS without the setting

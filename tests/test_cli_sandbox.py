@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge.cli_sandbox import SandboxSetup, SandboxSetupError, prepare_sandbox
-from bridge.sandbox import schema
+from bridge.demo.sandbox import SandboxSetup, SandboxSetupError, prepare_sandbox
 from bridge.sandbox.serve import start_sandbox
 from bridge.settings import WhmcsSettings
-from bridge.whmcs import WhmcsClient
+from bridge.whmcs import WhmcsClient, schema
 from tests.helpers import SECRET
 
 

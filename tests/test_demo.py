@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import bridge.demo
-from bridge.cli import cli
-from bridge.demo import run_demo
-from bridge.demo_story import Narrator
+import bridge.demo.story
+from bridge.cli.main import cli
+from bridge.demo.installation import Narrator
+from bridge.demo.story import run_demo
 from bridge.sandbox.forwarder import php_available
 
 
@@ -106,10 +106,10 @@ def test_demo_through_the_python_emulation() -> None:
 def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Narrator, "priority", lambda self, ticket_id: "Medium")
 
-    def crash(self: bridge.demo.Story) -> None:
+    def crash(self: bridge.demo.story.Story) -> None:
         raise RuntimeError("the sandbox fell over")
 
-    monkeypatch.setattr(bridge.demo.Story, "day1", crash)
+    monkeypatch.setattr(bridge.demo.story.Story, "day1", crash)
     lines: list[str] = []
     assert run_demo(out=lines.append, use_php=False) == 1
     text = "\n".join(lines)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from bridge.engine.worker import LEASE, Worker
 from bridge.signing import signed_headers
 from bridge.store import inbox as queue
 from bridge.whmcs import WhmcsClient
+from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
 from tests.world import World, make_world, wall
 
@@ -267,7 +267,7 @@ def test_an_event_about_a_deleted_or_merged_invoice_ends_done(world: World, hook
     letters."""
     import sqlalchemy as sa
 
-    from bridge.sandbox.schema import tblinvoiceitems, tblinvoices
+    from bridge.whmcs.schema import tblinvoiceitems, tblinvoices
 
     w = world
     _, _, invoice = vip_client(w, "Ana", paid=True)

@@ -37,12 +37,12 @@ from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as oa
 
-from bridge import create_app
-from bridge.health import WhmcsProbe
 from bridge.runtime import Runtime
 from bridge.settings import Settings
 from bridge.signing import signed_headers, verify
 from bridge.store import Store
+from bridge.web.app import create_app
+from bridge.whmcs.probe import WhmcsProbe
 from tests.helpers import OTHER_SECRET, SECRET, Clock
 
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"

@@ -13,8 +13,9 @@ from types import ModuleType
 import pytest
 import sqlalchemy as sa
 
-from bridge.sandbox.schema import (
-    make_whmcs_engine,
+from bridge.sandbox.schema import make_whmcs_engine
+from bridge.sandbox.whmcs import Sandbox
+from bridge.whmcs.schema import (
     tblaccounts,
     tblclientgroups,
     tblclients,
@@ -23,7 +24,6 @@ from bridge.sandbox.schema import (
     tblproducts,
     tbltickets,
 )
-from bridge.sandbox.whmcs import Sandbox
 
 GEN_PATH = Path(__file__).resolve().parents[1] / "bench" / "gen_whmcs.py"
 TODAY = date(2026, 11, 21)

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from bridge import create_app, health
 from bridge.sandbox.serve import RunningSandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.whmcs import WhmcsClient
+from bridge.web.app import create_app
+from bridge.whmcs import WhmcsClient, probe
 from tests.helpers import Clock
 
 API_ID = "vipgate-health"
@@ -110,7 +110,7 @@ def test_short_timeout_and_one_attempt(make_app: AppFactory, served: RunningSand
             super().__init__(*args, **kwargs)
             seen.append((self.transport.timeout, self.transport.attempts))
 
-    monkeypatch.setattr(health, "WhmcsClient", Spy)
+    monkeypatch.setattr(probe, "WhmcsClient", Spy)
     healthz(make_app(url=served.url, identifier=API_ID, secret=API_SECRET, timeout_seconds=10))
     healthz(make_app(url=served.url, identifier=API_ID, secret=API_SECRET, timeout_seconds=2))
     assert seen == [((3.0, 3.0), 1), ((2.0, 2.0), 1)]
@@ -162,6 +162,6 @@ def test_unexpected_errors_are_reported_by_type_only(monkeypatch: pytest.MonkeyP
         def call(self, action: str, params: Any = None) -> dict[str, Any]:
             raise RuntimeError("secret=health-api-secret-0042 leaked")
 
-    monkeypatch.setattr(health, "WhmcsClient", Boom)
+    monkeypatch.setattr(probe, "WhmcsClient", Boom)
     _, body = healthz(make_app(url="http://127.0.0.1:9", identifier=API_ID, secret=API_SECRET))
     assert body["whmcs"]["error"] == "unexpected error (RuntimeError)"

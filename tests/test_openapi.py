@@ -18,11 +18,11 @@ import yaml
 from flask import Flask
 
 import bridge.signing
-import bridge.webhook
-from bridge import create_app
+import bridge.web.webhook
 from bridge.payloads import VARS_SCHEMAS, whitelist
 from bridge.settings import default_settings
 from bridge.store.inbox import INBOX_STATES
+from bridge.web.app import create_app
 from hooks.registry import HOOK_SPEC
 from tests.helpers import SECRET, Clock
 
@@ -105,7 +105,7 @@ def test_heartbeat_rejected_events_match_their_schema() -> None:
 
 def test_the_stub_version_header_is_documented() -> None:
     [header] = [p for p in HOOK_OPERATION["parameters"] if p["in"] == "header"]
-    assert header["name"] == bridge.webhook.STUB_VERSION_HEADER
+    assert header["name"] == bridge.web.webhook.STUB_VERSION_HEADER
     assert header["required"] is False
 
 
@@ -155,9 +155,9 @@ def _signature_codes() -> set[str]:
 
 
 def errors_raised_by_webhook() -> set[tuple[int, str]]:
-    """(status, code) of every ``Rejected(...)`` in bridge/webhook.py (codes held in a variable
+    """(status, code) of every ``Rejected(...)`` in bridge/web/webhook.py (codes held in a variable
     or taken from a SignatureError resolved to their literals)."""
-    tree = ast.parse(Path(bridge.webhook.__file__).read_text("utf-8"))
+    tree = ast.parse(Path(bridge.web.webhook.__file__).read_text("utf-8"))
     found: set[tuple[int, str]] = set()
     for function in ast.walk(tree):
         if not isinstance(function, ast.FunctionDef):
@@ -200,12 +200,12 @@ def test_every_error_the_webhook_raises_is_documented() -> None:
         "unknown_hook"}  # the resolver found them all
     documented = documented_errors()
     missing = {(s, c) for s, c in raised if c not in documented.get(s, set())}
-    assert not missing, f"raised by bridge/webhook.py, not in docs/openapi.yaml: {missing}"
+    assert not missing, f"raised by bridge/web/webhook.py, not in docs/openapi.yaml: {missing}"
 
 
 def test_every_documented_error_is_raised() -> None:
     raised = errors_raised_by_webhook()
-    # werkzeug's own 400 (a body it cannot read), answered as JSON by bridge/errors.py
+    # werkzeug's own 400 (a body it cannot read), answered as JSON by bridge/web/errors.py
     raised |= {(400, "bad_request"), (413, "payload_too_large")}
     for status, codes in documented_errors().items():
         for code in codes:

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge import create_app, overrides
+from bridge import overrides
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.overrides import LiveSettings, editable_keys, parse, save, text_of
-from bridge.runtime import make_engine, runtime
+from bridge.runtime import make_reconcile_engine, runtime
 from bridge.settings import ConfigError, Settings, load_settings
 from bridge.store import Store
 from bridge.store.tables import setting_override
+from bridge.web.app import create_app
 from tests.helpers import FIXED_NOW, envelope, post_signed
 
 AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
@@ -244,11 +245,11 @@ def test_live_settings_keep_what_is_in_force_when_the_database_fails(store, sett
     assert live().policy.grace_days == 6
 
 
-def test_engine_made_by_make_engine_follows_a_saved_change(store, settings) -> None:
+def test_engine_made_by_make_reconcile_engine_follows_a_saved_change(store, settings) -> None:
     base = settings.replace(whmcs={"url": "https://whmcs.example.com"})
     ticks = Ticks()
     live = LiveSettings(base, store, ttl=2.0, monotonic=ticks)
-    engine = make_engine(base, store, now=lambda: FIXED_NOW, live=live)
+    engine = make_reconcile_engine(base, store, now=lambda: FIXED_NOW, live=live)
     assert engine is not None
     assert (engine.settings.policy.grace_days, engine.settings.tickets.priority_overdue) == (
         3, "Low")

@@ -12,7 +12,6 @@ from decimal import Decimal
 import pytest
 from standardwebhooks import Webhook
 
-from bridge import create_app
 from bridge.model import AuditEntry, CachedStanding, ClientMemory, OverdueInvoice, TicketMemory
 from bridge.panels import client_language
 from bridge.panels.view import (
@@ -25,6 +24,7 @@ from bridge.panels.view import (
 )
 from bridge.settings import default_settings
 from bridge.signing import verify
+from bridge.web.app import create_app
 from tests.helpers import FIXED_NOW, OTHER_SECRET, SECRET, envelope, post_signed
 
 HOSTILE = '<script>alert("x")</script>&\'"'

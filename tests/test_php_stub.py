@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bridge import stub_install
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.payloads import whitelist
 from bridge.policy import gate
 from bridge.sandbox.forwarder import PHP_DIR
 from bridge.settings import Settings, default_settings
-from bridge.stub_install import StubInstallError, install_stub
+from bridge.whmcs import stub_install
+from bridge.whmcs.stub_install import StubInstallError, install_stub
 from hooks.registry import HOOK_SPEC
 from tests.conftest import LiveBridge
 from tests.helpers import FIXED_NOW, SECRET

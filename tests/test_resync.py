@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bridge import first_run
-from bridge.cli import Failure
-from bridge.cli_resync import run_resync
+from bridge.cli.common import Failure
+from bridge.cli.resync import run_resync
 from bridge.engine.plan import Change
 from bridge.engine.reconcile import RateLimiter
 from bridge.model import ClientMemory
@@ -23,9 +23,9 @@ from bridge.resync.runner import Resync
 from bridge.resync.snapshot import merge
 from bridge.resync.source_api import WhmcsApiReader
 from bridge.resync.source_db import ReadOnlyViolation, WhmcsDbReader
-from bridge.sandbox.schema import metadata
 from bridge.settings import Settings
 from bridge.store import Store
+from bridge.whmcs.schema import metadata
 from tests.resync_data import Population, populate
 from tests.world import World, make_world
 
@@ -128,8 +128,8 @@ def test_an_invoice_deleted_while_the_api_source_reads_is_left_out(world: World,
     ``result``; the scan goes on without that invoice."""
     import requests
 
-    from bridge.sandbox.schema import tblinvoiceitems, tblinvoices
     from bridge.whmcs import WhmcsClient
+    from bridge.whmcs.schema import tblinvoiceitems, tblinvoices
 
     w = world
     owing = people.vip_owing[0]
@@ -171,7 +171,7 @@ def test_resync_api_plans_every_client_of_5000_with_shared_last_names_like_db(
     import importlib.util
     import time
 
-    from bridge.sandbox.schema import tblaccounts, tblinvoiceitems, tblinvoices
+    from bridge.whmcs.schema import tblaccounts, tblinvoiceitems, tblinvoices
     from tests.world import API_ID, API_SECRET
 
     spec = importlib.util.spec_from_file_location(
@@ -562,7 +562,7 @@ def test_a_scan_split_over_processes_plans_the_same(world: World, people: Popula
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
-    from bridge.cli_resync import Progress
+    from bridge.cli.resync import Progress
 
     err = io.StringIO()
     lines = Progress(40, tty=False, err=err)

@@ -25,11 +25,11 @@ from bridge.checks import (
     probe_permissions,
 )
 from bridge.sandbox.actions_common import registered_actions
-from bridge.sandbox.schema import metadata, tbldeviceauth
 from bridge.sandbox.serve import RunningSandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import default_settings
 from bridge.whmcs import WhmcsAuthError, WhmcsClient, WhmcsNotFound
+from bridge.whmcs.schema import metadata, tbldeviceauth
 
 FULL_ID, FULL_SECRET = "vipgate-full", "full-secret-0001"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from bridge import create_app
+from bridge.web.app import create_app
 from tests.admin_helpers import PASSWORD, AdminSession, csrf_token
 from tests.helpers import OTHER_SECRET, SECRET, envelope, post_signed
 from tests.world import API_SECRET, World, make_world, wall

@@ -16,13 +16,13 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from bridge import create_app
 from bridge.settings import default_settings
 from bridge.store import Store
 from bridge.store import database as store_database
 from bridge.store import inbox as store_inbox
 from bridge.store.inbox import INBOX_INSERT_SQL, INSERT_INBOX, NEW_EVENT_COLUMNS, InboxEvent
 from bridge.store.tables import inbox
+from bridge.web.app import create_app
 from tests.helpers import FIXED_NOW, SECRET, envelope, post_signed
 
 pytestmark = pytest.mark.mariadb

@@ -79,7 +79,7 @@ def test_replayed_id_is_a_duplicate_and_stores_nothing_twice(client, store) -> N
 
 
 def test_rotated_secrets_both_verify(settings, store, clock) -> None:
-    from bridge import create_app
+    from bridge.web.app import create_app
 
     app = create_app(settings.replace(webhook={"secrets": f"{OTHER_SECRET},{SECRET}"}),
                      store=store, clock=clock)
@@ -91,7 +91,7 @@ def test_rotated_secrets_both_verify(settings, store, clock) -> None:
 
 
 def test_removed_secret_is_rejected(settings, store, clock) -> None:
-    from bridge import create_app
+    from bridge.web.app import create_app
 
     app = create_app(settings.replace(webhook={"secrets": OTHER_SECRET}), store=store,
                      clock=clock)
@@ -278,7 +278,7 @@ def _suspended(client_id: int) -> CachedStanding:
 
 @pytest.fixture
 def gate_client(settings, store, clock):
-    from bridge import create_app
+    from bridge.web.app import create_app
 
     tuned = settings.replace(tickets={"billing_departments": "2"},
                              whmcs={"url": "https://billing.example.com"})
@@ -402,7 +402,7 @@ def test_unknown_vars_keys_are_left_out_counted_and_logged_once(
         client, store, caplog, hook, variables, stored, ignored) -> None:
     """A stub newer than the bridge may send keys the bridge does not know: the event is
     taken, without them."""
-    from bridge import webhook
+    from bridge.web import webhook
 
     webhook._ignored_logged.clear()
     with caplog.at_level(logging.WARNING, logger="vipgate.webhook"):

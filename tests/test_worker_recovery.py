@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from bridge.engine import liveness
 from bridge.engine.liveness import FIRST_PAUSE, MAX_PAUSE, Heartbeat
 from bridge.engine.reconcile import Engine
-from bridge.engine.worker import LEASE, Outcome, Worker
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store import inbox as queue
 from bridge.store.inbox import InboxEvent
 from bridge.whmcs import WhmcsNotFound, WhmcsUnavailable
+from bridge.worker import LEASE, Outcome, Worker
 from tests.helpers import FIXED_NOW, Clock
 
 NOW = FIXED_NOW.replace(tzinfo=None)

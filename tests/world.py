@@ -19,17 +19,18 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bridge import create_app, first_run
+from bridge import first_run
 from bridge.engine.reconcile import Engine
-from bridge.engine.worker import Outcome, Worker
 from bridge.runtime import runtime
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
-from bridge.stub_install import install_stub
+from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
+from bridge.whmcs.stub_install import install_stub
+from bridge.worker import Outcome, Worker
 from tests.helpers import SECRET
 
 API_ID = "vipgate-engine"

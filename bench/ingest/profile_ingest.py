@@ -9,7 +9,7 @@ Prints, per request:
 
 1. wall and CPU time of the whole request, bridge vs hello-world (no profiler);
 2. the same split by stage (signature, JSON, marshmallow, dispatch, store, response), by
-   wrapping the functions ``bridge.webhook`` calls (no profiler);
+   wrapping the functions ``bridge.web.webhook`` calls (no profiler);
 3. what MariaDB saw from the bridge's inbox connection (``SHOW SESSION STATUS`` deltas:
    statements, commits, rollbacks, pings) and what each kind of round trip costs on this
    machine;
@@ -47,12 +47,12 @@ sys.path.insert(0, str(REPO))
 import signedreq  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-import bridge.webhook  # noqa: E402
+import bridge.web.webhook  # noqa: E402
 import hooks  # noqa: E402
-from bridge import create_app  # noqa: E402
 from bridge.settings import default_settings  # noqa: E402
 from bridge.store import Store  # noqa: E402
 from bridge.store.meta import new_webhook_secret  # noqa: E402
+from bridge.web.app import create_app  # noqa: E402
 
 STATUS = ("Questions", "Com_insert", "Com_commit", "Com_rollback", "Com_select",
           "Com_admin_commands", "Com_set_option")
@@ -304,17 +304,17 @@ def main() -> None:
 
         stages = Stages()
         originals = {
-            "verify": bridge.webhook.verify,
-            "_read_verified_json": bridge.webhook._read_verified_json,
-            "load_event": bridge.webhook.load_event,
-            "jsonify": bridge.webhook.jsonify,
+            "verify": bridge.web.webhook.verify,
+            "_read_verified_json": bridge.web.webhook._read_verified_json,
+            "load_event": bridge.web.webhook.load_event,
+            "jsonify": bridge.web.webhook.jsonify,
         }
-        bridge.webhook.verify = stages.wrap("signature check (hmac)", bridge.webhook.verify)
-        bridge.webhook._read_verified_json = stages.wrap(
-            "read body + signature + json.loads", bridge.webhook._read_verified_json)
-        bridge.webhook.load_event = stages.wrap("validate (marshmallow)",
-                                                bridge.webhook.load_event)
-        bridge.webhook.jsonify = stages.wrap("jsonify answer", bridge.webhook.jsonify)
+        bridge.web.webhook.verify = stages.wrap("signature check (hmac)", bridge.web.webhook.verify)
+        bridge.web.webhook._read_verified_json = stages.wrap(
+            "read body + signature + json.loads", bridge.web.webhook._read_verified_json)
+        bridge.web.webhook.load_event = stages.wrap("validate (marshmallow)",
+                                                bridge.web.webhook.load_event)
+        bridge.web.webhook.jsonify = stages.wrap("jsonify answer", bridge.web.webhook.jsonify)
         hooks.registry.dispatch = stages.wrap("hook dispatch", hooks.registry.dispatch)
         enqueue = Store.enqueue
         Store.enqueue = stages.wrap("store.enqueue (SQLAlchemy + MariaDB)", enqueue)
@@ -329,7 +329,7 @@ def main() -> None:
         cpu = time.process_time() - cpu0
         after = session_status(store)
         for key, value in originals.items():
-            setattr(bridge.webhook, key, value)
+            setattr(bridge.web.webhook, key, value)
         del hooks.registry.dispatch
         Store.enqueue = enqueue
         app.wsgi_app = wsgi

@@ -10,7 +10,7 @@ What it does, in order (about two and a half minutes with the defaults):
 1. waits (up to ``--wait-quiet`` s) for the machine to be idle; creates a throw-away MariaDB
    database ``vipgate_bench_<random>`` and runs the schema with ``Store(url).upgrade()``;
 2. starts gunicorns on free loopback ports, same settings (``--workers 4 --worker-class
-   sync``): the bridge (``bridge:create_app()``, settings from ``VIPGATE_*`` variables), the
+   sync``): the bridge (``bridge.web.app:create_app()``, settings from ``VIPGATE_*`` variables), the
    hello-world app (``hello:app``, beside this file) and, with ``--whatif``, the bridge with
    the inbox written the way it was before session 5 (``whatif.py``);
 3. peak throughput, closed loop: wrk with ``requests.lua``, which walks a file of signed,
@@ -629,7 +629,7 @@ def main() -> int:
         endpoints = {
             "hello": Gunicorn("hello", "hello:app", str(HERE), free_port(), args.workers, env,
                               workdir),
-            "ingest": Gunicorn("ingest", "bridge:create_app()", str(REPO), free_port(),
+            "ingest": Gunicorn("ingest", "bridge.web.app:create_app()", str(REPO), free_port(),
                                args.workers, bridge_env, workdir),
         }
         if args.whatif:  # the bridge with the inbox written as before session 5 (whatif.py)

@@ -1,7 +1,7 @@
 """What-if variant of the bridge, for ``run.py --whatif`` only: NOT a fix, not used by
-vipgate. It serves the unchanged ``bridge.create_app()`` with the inbox written the way it was
-before session 5, to measure what the inbox writer buys under the same harness, in the same
-run:
+vipgate. It serves the unchanged ``bridge.web.app.create_app()`` with the inbox written the
+way it was before session 5, to measure what the inbox writer buys under the same harness, in
+the same run:
 
 - through the store's SQLAlchemy engine (``engine.begin()``), so four round trips per event:
   the pool's pre-ping, the INSERT, a COMMIT, and the pool's reset-on-return ROLLBACK;
@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Flask
 
 import bridge.store.database
-from bridge import create_app as _create_app
+from bridge.web.app import create_app as _create_app
 
 
 def create_app() -> Flask:

@@ -430,11 +430,11 @@ class Bench:
                 log(f"round {n}/{runs}: python -m bridge --help {self.helps[-1].seconds:.2f} s")
 
     def measure_naive(self, ds: Dataset, runs: int, count: int) -> None:
-        from bridge.sandbox.schema import tblapi_roles, tblclients, tbldeviceauth
         from bridge.sandbox.serve import start_sandbox
         from bridge.sandbox.whmcs import Sandbox
         from bridge.settings import default_settings
         from bridge.whmcs import WhmcsClient
+        from bridge.whmcs.schema import tblapi_roles, tblclients, tbldeviceauth
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
         sandbox = Sandbox(ds.url)

@@ -28,10 +28,10 @@ import requests
 import sqlalchemy as sa
 
 from bridge.sandbox.forwarder import PhpForwarder
-from bridge.sandbox.schema import tblclients, tblhosting, tblinvoices, tbltickets
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock, WhmcsError
-from bridge.stub_install import install_stub
+from bridge.whmcs.schema import tblclients, tblhosting, tblinvoices, tbltickets
+from bridge.whmcs.stub_install import install_stub
 
 API_ID = "soak-api-identifier"
 API_SECRET = "soak-api-secret-0123456789abcdef"

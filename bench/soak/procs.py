@@ -167,8 +167,8 @@ ACCESS_FORMAT = '%(t)s %(s)s %(D)s %({webhook-id}i)s %(m)s %(U)s'
 
 
 class Gunicorn:
-    """``bridge:create_app()`` under gunicorn (sync workers), settings from ``VIPGATE_CONFIG``,
-    an access log with each request's webhook id and time taken."""
+    """``bridge.web.app:create_app()`` under gunicorn (sync workers), settings from
+    ``VIPGATE_CONFIG``, an access log with each request's webhook id and time taken."""
 
     def __init__(self, workdir: Path, port: int, workers: int, env: dict[str, str]) -> None:
         self.workdir, self.port, self.workers, self.env = workdir, port, workers, env
@@ -183,7 +183,7 @@ class Gunicorn:
                 "--timeout", "150", "--graceful-timeout", "20",
                 "--access-logfile", str(self.access_log), "--access-logformat", ACCESS_FORMAT,
                 "--error-logfile", str(self.error_log), "--log-level", "info",
-                "bridge:create_app()"]
+                "bridge.web.app:create_app()"]
 
     def start(self, timeout: float = 60.0) -> None:
         self.proc = subprocess.Popen(self.command(), cwd=self.workdir, env=self.env,

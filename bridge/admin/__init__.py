@@ -9,9 +9,10 @@ Each page is a module of this package adding its views to :data:`bp`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 
-from flask import Flask, Response, render_template, request
+from flask import Blueprint, Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -24,8 +25,8 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def init_app(app: Flask, rt: Runtime) -> None:
-    from bridge import health, webhook
+def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) -> None:
+    """Add the admin page to ``app``; the blueprints of ``csrf_exempt`` take no CSRF token."""
     from bridge.admin import (  # noqa: F401  (each module adds its views to bp)
         audit_page,
         auth,
@@ -51,8 +52,8 @@ def init_app(app: Flask, rt: Runtime) -> None:
         WTF_CSRF_SSL_STRICT=admin.secure_cookies,
     )
     csrf.init_app(app)
-    csrf.exempt(webhook.bp)
-    csrf.exempt(health.bp)
+    for blueprint in csrf_exempt:
+        csrf.exempt(blueprint)
     app.register_blueprint(bp)
 
     @app.after_request

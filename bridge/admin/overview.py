@@ -4,7 +4,7 @@ WHMCS's works against the policy.
 
 Every check degrades to a line on the page, never an error page. The slow ones (WHMCS's
 settings and the API permission probe, the WHMCS database) are kept :data:`CHECK_TTL` per
-process; WHMCS's reachability is /healthz's own cached check (``bridge.health``).
+process; WHMCS's reachability is /healthz's own cached check (``bridge.whmcs.probe``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import Response, abort, current_app, flash, render_template, url_for
 from flask_wtf import FlaskForm
 
-from bridge import first_run, health
+from bridge import first_run
 from bridge.admin.common import admin_name, audit, back_to, bp, business_now, rt
 from bridge.admin.localtime import shown
 from bridge.checks import (
@@ -38,6 +38,7 @@ from bridge.checks import (
     whmcs_database_status,
 )
 from bridge.checks import is_permission_denied as denied
+from bridge.runtime import whmcs_probe
 from bridge.settings import Settings, WhmcsSettings, shown_url
 from bridge.store.meta import StubReport
 from bridge.store.snapshots import last_full_reconcile
@@ -101,7 +102,7 @@ def slow_checks() -> SlowChecks:
 def whmcs_api(settings: Settings) -> Check:
     if not settings.whmcs.url:
         return Check(None, "not configured: [whmcs] url is empty, vipgate cannot reach WHMCS")
-    status = health.whmcs_probe().status(settings.whmcs, rt().clock)
+    status = whmcs_probe().status(settings.whmcs, rt().clock)
     at = datetime.fromisoformat(status["checked_at"])
     if status["ok"]:
         return Check(True, f"reachable ({settings.whmcs.url})", at)

@@ -8,7 +8,7 @@ staff decision. Staff notes are not idempotent in WHMCS: a pending note is looke
 ticket's notes before it is added again.
 
 The engine's clock (``now``) is the business clock: it decides "today" in WHMCS's time zone and
-stamps the audit log. The inbox uses the service's own clock (``bridge.engine.worker``).
+stamps the audit log. The inbox uses the service's own clock (``bridge.worker``).
 """
 
 from __future__ import annotations

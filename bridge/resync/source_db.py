@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from bridge.engine.plan import OpenTicket
 from bridge.policy.state import OWED_STATUSES, PAID, SUSPENDED, ClientState, Invoice, Service
 from bridge.resync.snapshot import ClientSnapshot, Window, merge
-from bridge.sandbox.schema import (
+from bridge.whmcs.schema import (
     tblaccounts,
     tblclients,
     tblcurrencies,

@@ -19,13 +19,7 @@ from bridge.sandbox.actions_common import (
     unstable_ties,
 )
 from bridge.sandbox.core import WhmcsError
-from bridge.sandbox.schema import (
-    tblaccounts,
-    tblclients,
-    tblcurrencies,
-    tblinvoiceitems,
-    tblinvoices,
-)
+from bridge.whmcs.schema import tblaccounts, tblclients, tblcurrencies, tblinvoiceitems, tblinvoices
 
 if TYPE_CHECKING:
     from bridge.sandbox.whmcs import Sandbox

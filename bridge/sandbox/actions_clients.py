@@ -25,7 +25,7 @@ from bridge.sandbox.actions_common import (
 )
 from bridge.sandbox.clients import CLIENT_FLAGS, EDITABLE
 from bridge.sandbox.core import WhmcsError, money
-from bridge.sandbox.schema import (
+from bridge.whmcs.schema import (
     CONTACT_FIELDS,
     tblaccounts,
     tblclientgroups,

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.sandbox.core import WhmcsError
-from bridge.sandbox.schema import DATETIME_FORMAT, ZERO_DATE, ZERO_DATETIME, tblcurrencies
+from bridge.whmcs.schema import DATETIME_FORMAT, ZERO_DATE, ZERO_DATETIME, tblcurrencies
 
 if TYPE_CHECKING:
     from bridge.sandbox.whmcs import Sandbox

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from bridge.sandbox.actions_common import Params, action, dt0, nest, page, s
 from bridge.sandbox.core import WhmcsError
-from bridge.sandbox.schema import (
+from bridge.whmcs.schema import (
     tblclients,
     tblticketdepartments,
     tblticketnotes,

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from bridge.sandbox.clock import next_cycle, recurs
 from bridge.sandbox.core import WhmcsError, as_date, as_datetime, money
-from bridge.sandbox.schema import tblaccounts, tblclients, tblhosting, tblinvoiceitems, tblinvoices
 from bridge.sandbox.services import OVERDUE_REASON, ServicesMixin
+from bridge.whmcs.schema import tblaccounts, tblclients, tblhosting, tblinvoiceitems, tblinvoices
 
 INVOICE_STATUSES = ("Draft", "Unpaid", "Paid", "Cancelled", "Refunded", "Collections",
                     "Payment Pending")

@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.sandbox.core import SandboxCore, WhmcsError, as_date
-from bridge.sandbox.schema import (
+from bridge.sandbox.schema import php_serialize_ips, php_unserialize_ips
+from bridge.whmcs.schema import (
     CONTACT_FIELDS,
-    php_serialize_ips,
-    php_unserialize_ips,
     tbladmins,
     tblapi_roles,
     tblclientgroups,

@@ -23,13 +23,8 @@ from sqlalchemy.engine import Connection
 
 from bridge.sandbox.clock import SandboxClock
 from bridge.sandbox.faults import Faults
-from bridge.sandbox.schema import (
-    DATETIME_FORMAT,
-    create_schema,
-    make_whmcs_engine,
-    tblactivitylog,
-    tblconfiguration,
-)
+from bridge.sandbox.schema import create_schema, make_whmcs_engine
+from bridge.whmcs.schema import DATETIME_FORMAT, tblactivitylog, tblconfiguration
 
 FireCallable = Callable[[str, dict[str, Any]], list[Any]]
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from bridge.sandbox.billing import BillingMixin
 from bridge.sandbox.clock import CYCLE_MONTHS, next_cycle
-from bridge.sandbox.schema import (
+from bridge.whmcs.schema import (
     tblclientgroups,
     tblclients,
     tblhosting,

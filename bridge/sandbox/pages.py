@@ -40,7 +40,7 @@ from flask import Flask, Response, request
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from bridge.sandbox.schema import tblticketdepartments
+from bridge.whmcs.schema import tblticketdepartments
 
 if TYPE_CHECKING:
     from bridge.sandbox.whmcs import Sandbox

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from bridge.sandbox.clients import ClientsMixin
 from bridge.sandbox.core import WhmcsError, as_date
-from bridge.sandbox.schema import (
+from bridge.whmcs.schema import (
     CONTACT_FIELDS,
     SERVICE_STATUSES,
     tblclients,

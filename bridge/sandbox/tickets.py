@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.sandbox.core import WhmcsError
-from bridge.sandbox.schema import (
+from bridge.sandbox.services import ServicesMixin
+from bridge.whmcs.schema import (
     tblclients,
     tblticketdepartments,
     tblticketnotes,
@@ -20,7 +21,6 @@ from bridge.sandbox.schema import (
     tbltickets,
     tblticketstatuses,
 )
-from bridge.sandbox.services import ServicesMixin
 
 PRIORITIES = ("Low", "Medium", "High")
 INVALID_PRIORITY = "Invalid Ticket Priority. Valid priorities are: Low,Medium,High"

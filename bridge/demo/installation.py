@@ -23,8 +23,6 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bridge import create_app
-from bridge.engine.worker import Worker
 from bridge.model import AuditEntry
 from bridge.policy.gate import format_money
 from bridge.runtime import open_store, runtime, webhook_secrets
@@ -34,8 +32,10 @@ from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
-from bridge.stub_install import install_stub
+from bridge.web.app import create_app
 from bridge.whmcs import WhmcsClient
+from bridge.whmcs.stub_install import install_stub
+from bridge.worker import Worker
 
 TIMEZONE = "America/Sao_Paulo"
 API_ID = "vipgate-demo"

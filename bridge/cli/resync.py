@@ -20,6 +20,7 @@ from typing import IO, Any
 import click
 import sqlalchemy as sa
 
+from bridge.cli.common import Failure, database_failure, settings_of
 from bridge.settings import Settings
 
 COLUMNS = "{client:>9}  {change:<40}  {reasons}"
@@ -135,11 +136,10 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
 
     On an installation that never applied a full reconcile (``bridge.first_run``), applying to
     everyone first plans, shows the plan's summary and needs ``yes`` or ``ask``'s answer."""
-    from bridge import first_run, utc_now
-    from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
+    from bridge import first_run
     from bridge.resync import SourceUnavailable, make_source, source_kind
     from bridge.resync.runner import Resync
-    from bridge.runtime import make_engine, open_store
+    from bridge.runtime import make_reconcile_engine, open_store, utc_now
     from bridge.store import DatabaseNotReady
     from bridge.whmcs import WhmcsClient, WhmcsError
 
@@ -160,7 +160,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
     def whmcs() -> WhmcsClient:
         return WhmcsClient(settings.whmcs)
 
-    engine = make_engine(settings, store, now=now or utc_now, whmcs=whmcs)
+    engine = make_reconcile_engine(settings, store, now=now or utc_now, whmcs=whmcs)
     assert engine is not None  # a client factory is given
     try:
         reader = make_source(engine, kind)
@@ -214,7 +214,6 @@ def _confirm_first_run(engine: Any, reader: Any, total: int, *, yes: bool,
                        tty: bool) -> None:
     """The first full reconcile: plan it, show the summary, apply only when confirmed."""
     from bridge import first_run
-    from bridge.cli import Failure
     from bridge.resync.runner import Resync
 
     progress = Progress(total, tty, err)
@@ -254,9 +253,7 @@ def _confirm_first_run(engine: Any, reader: Any, total: int, *, yes: bool,
 def resync_command(ctx: click.Context, dry_run: bool, client_ids: tuple[int, ...],
                    source: str | None, as_json: bool, yes: bool) -> None:
     """Reconcile every client (or --client ones) from one bulk read; print plan and result."""
-    from bridge.cli import Failure, _settings
-
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     ask = None
     if sys.stdin.isatty():
         def ask(question: str) -> bool:

@@ -24,7 +24,7 @@ from decimal import Decimal
 import requests
 
 from bridge import accounts, first_run
-from bridge.demo_story import (
+from bridge.demo.installation import (
     API_ID,
     API_SECRET,
     Bill,

@@ -1,4 +1,6 @@
-"""The ``vipgate`` command (also ``python -m bridge``).
+"""The ``vipgate`` command group (also ``python -m bridge``): its built-in commands and
+:func:`main`; ``vipgate resync`` is :mod:`bridge.cli.resync`, ``vipgate sandbox``
+:mod:`bridge.cli.sandbox`.
 
 Every failure the operator can fix prints one line on stderr and exits non-zero: 2 for usage
 and configuration, 1 for a failure while doing the work.
@@ -7,51 +9,17 @@ and configuration, 1 for a failure while doing the work.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import sqlalchemy as sa
 
-from bridge.settings import ConfigError, Settings, load_settings
+from bridge.cli.common import Failure, database_failure, opening, settings_of
+from bridge.cli.resync import resync_command
+from bridge.cli.sandbox import sandbox_command
+from bridge.settings import Settings
 from bridge.store import DatabaseNotReady, Store
-
-T = TypeVar("T")
-
-
-class Failure(click.ClickException):
-    """A one-line failure with its exit code."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _settings(ctx: click.Context) -> Settings:
-    try:
-        return load_settings(ctx.obj.get("config"))
-    except ConfigError as exc:
-        raise Failure(str(exc), 2) from None
-
-
-def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
-                     what: str = "database", exit_code: int = 1) -> Failure:
-    """One line naming the database (password hidden; ``url`` None when it is not known)
-    and the driver's reason."""
-    from bridge.checks import database_error
-
-    return Failure(database_error(exc, url, what=what), exit_code)
-
-
-def _opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
-    """``open_(settings)``, with database problems turned into one-line failures."""
-    try:
-        return open_(settings)
-    except DatabaseNotReady as exc:
-        raise Failure(str(exc), 2) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise database_failure(exc, settings.bridge.database_url) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,14 +40,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the HTTP endpoints with the development server (use gunicorn in production)."""
     from werkzeug.serving import run_simple
 
-    from bridge import create_app
+    from bridge.web.app import create_app
 
-    settings = _settings(ctx)
-    app = _opening(settings, create_app)
+    settings = settings_of(ctx)
+    app = opening(settings, create_app)
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
     engine = app.extensions["vipgate"].engine
     if settings.bridge.run_worker and engine is not None:
-        from bridge.engine.worker import Worker, start_worker_thread
+        from bridge.worker import Worker, start_worker_thread
 
         start_worker_thread(Worker(engine, clock=app.extensions["vipgate"].clock))
         click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
@@ -98,15 +66,14 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
     import signal
     import threading
 
-    from bridge import utc_now
-    from bridge.engine.worker import Worker
-    from bridge.runtime import make_engine, open_store
+    from bridge.runtime import make_reconcile_engine, open_store, utc_now
+    from bridge.worker import Worker
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if not settings.whmcs.url:
         raise Failure("[whmcs] url is empty: the worker needs WHMCS's API", 2)
-    store = _opening(settings, open_store)
-    engine = make_engine(settings, store, now=utc_now)
+    store = opening(settings, open_store)
+    engine = make_reconcile_engine(settings, store, now=utc_now)
     assert engine is not None
     runner = Worker(engine, clock=utc_now)
     if once:
@@ -135,7 +102,7 @@ def demo(port: int, no_wait: bool) -> None:
     """Run the demo on embedded defaults (throw-away folder) and print what happens."""
     import threading
 
-    from bridge.demo import run_demo
+    from bridge.demo.story import run_demo
 
     code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
     if code:
@@ -151,7 +118,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate vipgate's tables to the newest revision."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = Store(settings.bridge.database_url)
     try:
         revision = store.upgrade()
@@ -180,7 +147,7 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
     from bridge import accounts
     from bridge.runtime import open_store
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     try:
         accounts.check_name(name)
     except accounts.AccountError as exc:
@@ -194,7 +161,7 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
         accounts.check_password(password)
     except accounts.AccountError as exc:
         raise Failure(f"admin create-user: password: {exc}", 2) from None
-    store = _opening(settings, open_store)
+    store = opening(settings, open_store)
     try:
         done = accounts.create_user(store, name, password, datetime.now(UTC))
     except sa.exc.SQLAlchemyError as exc:
@@ -213,9 +180,9 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
 def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -> None:
     """Write includes/hooks/vipgate.php and its config into a WHMCS folder."""
     from bridge.runtime import open_store, webhook_secrets
-    from bridge.stub_install import StubInstallError, install_stub
+    from bridge.whmcs.stub_install import StubInstallError, install_stub
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     url = url or settings.bridge.public_url
     if not url:
         raise Failure("no bridge URL: pass --url or set [bridge] public_url", 2)
@@ -226,7 +193,7 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
         finally:
             store.dispose()
 
-    secret = _opening(settings, first_secret)
+    secret = opening(settings, first_secret)
     try:
         written = install_stub(whmcs_dir, url, secret, fail_open=settings.tickets.fail_open)
     except StubInstallError as exc:
@@ -259,7 +226,7 @@ def _check_stub(store: Store) -> list[str]:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check the configuration, the database and WHMCS's API; print policy warnings."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     click.echo(f"settings: {settings.source}")
     problems = 0
     store = Store(settings.bridge.database_url)
@@ -323,9 +290,6 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"vipgate: {message}", err=True)
         sys.exit(exc.exit_code)
 
-
-from bridge.cli_resync import resync_command  # noqa: E402 (added after the built-in commands)
-from bridge.cli_sandbox import sandbox_command  # noqa: E402
 
 cli.add_command(resync_command)
 cli.add_command(sandbox_command)

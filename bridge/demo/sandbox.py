@@ -1,23 +1,23 @@
-"""``vipgate sandbox``: the sandbox WHMCS alone, served over HTTP.
+"""The sandbox WHMCS alone, as ``vipgate sandbox`` serves it (:mod:`bridge.cli.sandbox`).
 
-It opens (or creates) the sandbox's WHMCS-shaped tables, seeds a small readable dataset when
-the database is new, makes an API credential, prints the API URL, the credential and the
-``[whmcs]`` lines for vipgate.ini, and serves ``/includes/api.php`` until Ctrl-C. With
-``--bridge-url`` and ``--secret`` its hooks go to that bridge (through the real PHP stub when
-``php`` is installed); without them they are recorded but not forwarded.
-
-:func:`prepare_sandbox` is the set-up without the serving (tests call it directly).
+:func:`prepare_sandbox` opens (or creates) the sandbox's WHMCS-shaped tables, seeds a small
+readable dataset when the database is new and makes an API credential; :func:`banner` prints
+the API URL, the credential and the ``[whmcs]`` lines for vipgate.ini;
+:meth:`SandboxSetup.serve` serves ``/includes/api.php`` until Ctrl-C. With a bridge URL and a
+webhook secret its hooks go to that bridge (through the real PHP stub when ``php`` is
+installed); without them they are recorded but not forwarded. The CLI reaches the sandbox only
+through this module.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import click
 import sqlalchemy as sa
 
 from bridge.sandbox.clock import add_months
@@ -25,7 +25,7 @@ from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, p
 from bridge.sandbox.schema import php_unserialize_ips
 from bridge.sandbox.whmcs import Sandbox
 from bridge.settings import check_webhook_secret, shown_url
-from bridge.stub_install import HOOK_PATH, StubInstallError, install_stub
+from bridge.whmcs.stub_install import HOOK_PATH, StubInstallError, install_stub
 
 DEFAULT_DATABASE_URL = "sqlite:///whmcs-sandbox.db"
 DEFAULT_PORT = 8081
@@ -51,6 +51,12 @@ class SandboxSetup:
         """The ``[whmcs]`` lines for vipgate.ini (``url`` is the WHMCS base URL)."""
         return ["[whmcs]", f"url = {url}", f"identifier = {self.identifier}",
                 f"secret = {self.secret}"]
+
+    def serve(self, host: str, port: int, *, ready: Callable[[str], None]) -> None:
+        """Serve the sandbox's API until Ctrl-C; ``ready`` gets its base URL once bound."""
+        from bridge.sandbox.serve import serve_sandbox  # the web server: only when serving
+
+        serve_sandbox(self.sandbox, host, port, ready=ready)
 
 
 def prepare_sandbox(database_url: str = DEFAULT_DATABASE_URL, *, seed: bool = True,
@@ -243,55 +249,3 @@ def banner(setup: SandboxSetup, url: str, database_url: str) -> list[str]:
         "Ctrl-C stops the sandbox.",
     ]
     return lines
-
-
-@click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=DEFAULT_PORT, show_default=True,
-              type=click.IntRange(0, 65535), help="0 = any free port.")
-@click.option("--database-url", default=DEFAULT_DATABASE_URL, show_default=True,
-              help="The sandbox's WHMCS-shaped tables.")
-@click.option("--seed/--no-seed", default=True, show_default=True,
-              help="Seed a small dataset when the database is new.")
-@click.option("--bridge-url", default=None, metavar="URL",
-              help="Forward hooks to this bridge (its base URL); needs --secret.")
-@click.option("--secret", "webhook_secret", default=None, metavar="whsec_...",
-              help="Webhook secret the hooks are signed with (one of [webhook] secrets).")
-@click.option("--identifier", default=None, help="API identifier (default: generated).")
-@click.option("--secret-key", "api_secret", default=None,
-              help="API secret for --identifier (default: generated).")
-def sandbox_command(host: str, port: int, database_url: str, seed: bool,
-                    bridge_url: str | None, webhook_secret: str | None,
-                    identifier: str | None, api_secret: str | None) -> None:
-    """Run the sandbox WHMCS alone: its API at http://HOST:PORT/includes/api.php."""
-    from bridge.cli import Failure, database_failure  # late: bridge.cli imports this module
-    from bridge.sandbox.serve import serve_sandbox
-
-    try:
-        setup = prepare_sandbox(database_url, seed=seed, bridge_url=bridge_url,
-                                webhook_secret=webhook_secret, identifier=identifier,
-                                api_secret=api_secret)
-    except SandboxSetupError as exc:
-        raise Failure(str(exc), 2) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise database_failure(exc, database_url) from None
-
-    bound = False
-
-    def ready(url: str) -> None:
-        nonlocal bound
-        bound = True
-        for line in banner(setup, url, database_url):
-            click.echo(line)
-
-    try:
-        serve_sandbox(setup.sandbox, host, port, ready=ready)
-    except OSError as exc:
-        if bound:
-            raise
-        raise Failure(f"cannot serve on {host}:{port}: {exc.strerror or exc}", 1) from None
-    except KeyboardInterrupt:  # werkzeug returns on Ctrl-C; this is in case it does not
-        pass
-    finally:
-        setup.sandbox.dispose()
-    click.echo("vipgate sandbox: stopped")

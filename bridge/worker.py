@@ -1,4 +1,5 @@
-"""The worker: claims inbox rows, maps each event to what must be reconciled, reconciles.
+"""The worker: claims inbox rows, maps each event to what must be reconciled, reconciles
+(the cron events through the resync's bulk path, :mod:`bridge.resync`).
 
 One event at a time per client (a lease in ``client_lease``); any number of workers over one
 MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A failed event is retried on

@@ -1,11 +1,7 @@
-"""``GET /healthz`` (database, inbox, WHMCS reachability) and ``GET /metrics`` (Prometheus).
-
-The database decides the HTTP status: 503 when it is down (the bridge cannot store events).
-WHMCS being unreachable only makes ``status`` "degraded" with HTTP 200: the bridge still
-accepts and queues events. The WHMCS check (one ``GetClientGroups`` call, short timeout, no
-retry) is cached for :data:`WHMCS_CHECK_TTL` per app, so load balancers polling ``/healthz``
-do not hammer WHMCS.
-"""
+"""Is WHMCS's API reachable? One cheap call (``GetClientGroups``, short timeout, no retry),
+cached for :data:`WHMCS_CHECK_TTL` so that ``/healthz`` polled by load balancers and the admin
+overview do not hammer WHMCS. The running service keeps one :class:`WhmcsProbe` per app
+(:func:`bridge.runtime.whmcs_probe`)."""
 
 from __future__ import annotations
 
@@ -16,23 +12,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from bridge.runtime import runtime
 from bridge.settings import WhmcsSettings
 from bridge.whmcs.client import WhmcsClient
 from bridge.whmcs.errors import WhmcsError, clean_message
 
-bp = Blueprint("health", __name__)
 log = logging.getLogger("vipgate.health")
 
 WHMCS_CHECK_TTL = timedelta(seconds=30)
 WHMCS_CHECK_TIMEOUT_SECONDS = 3.0
 WHMCS_CHECK_ACTION = "GetClientGroups"
-_PROBE_KEY = "vipgate.whmcs_probe"
-_probe_lock = threading.Lock()
 
 
 def check_whmcs(settings: WhmcsSettings) -> tuple[bool, str]:
@@ -86,44 +74,3 @@ class WhmcsProbe:
                           "checked_at": now.isoformat(timespec="seconds")}
             self._checked_at = now
             return dict(self._last)
-
-
-def whmcs_probe() -> WhmcsProbe:
-    """The current app's probe, made on first use."""
-    extensions = current_app.extensions
-    with _probe_lock:
-        probe = extensions.get(_PROBE_KEY)
-        if probe is None:
-            probe = extensions[_PROBE_KEY] = WhmcsProbe()
-        return probe
-
-
-@bp.get("/healthz")
-def healthz() -> Response:
-    rt = runtime()
-    body: dict[str, object] = {"status": "ok"}
-    database_ok = True
-    try:
-        rt.store.ping()
-        body["database"] = {"ok": True, "dialect": rt.store.engine.dialect.name}
-        body["inbox"] = rt.store.inbox_counts()
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("healthz: database unreachable: %s", type(exc).__name__)
-        database_ok = False
-        body["status"] = "degraded"
-        body["database"] = {"ok": False, "error": type(exc).__name__}
-    if rt.settings.whmcs.url:
-        whmcs = whmcs_probe().status(rt.settings.whmcs, rt.clock)
-        if not whmcs["ok"]:
-            body["status"] = "degraded"
-        body["whmcs"] = whmcs
-    else:
-        body["whmcs"] = {"configured": False}
-    response = jsonify(body)
-    response.status_code = 200 if database_ok else 503
-    return response
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    return Response(generate_latest(runtime().metrics.registry), content_type=CONTENT_TYPE_LATEST)

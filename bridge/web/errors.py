@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+
+HtmlPage = Callable[[HTTPException], ResponseReturnValue]
 
 
 def error_response(status: int, code: str, message: str,
@@ -15,13 +19,16 @@ def error_response(status: int, code: str, message: str,
     return response
 
 
-def register(app: Flask) -> None:
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response | tuple[str, int]:
-        if request.path.startswith("/admin"):
-            from bridge.admin import admin_error_page
+def register(app: Flask, html_pages: Mapping[str, HtmlPage] | None = None) -> None:
+    """Answer HTTP errors as JSON, except under the path prefixes of ``html_pages`` (the
+    admin page's ``/admin``), which answer with their own HTML page."""
+    pages = dict(html_pages or {})
 
-            return admin_error_page(exc)
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        for prefix, page in pages.items():
+            if request.path.startswith(prefix):
+                return page(exc)
         code = (exc.name or "error").lower().replace(" ", "_")
         if exc.code == 413:
             code = "payload_too_large"

@@ -16,12 +16,12 @@ from marshmallow import ValidationError
 
 import hooks
 from bridge import panels
-from bridge.errors import error_response
 from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.runtime import Runtime, runtime
 from bridge.signing import SignatureError, Verified, signed_headers, verify
 from bridge.store.inbox import InboxEvent
+from bridge.web.errors import error_response
 
 bp = Blueprint("webhook", __name__)
 SYNC_RECONCILE_HOOK = "PreCronJob"
@@ -153,8 +153,8 @@ def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:
     does the event when WHMCS is unavailable (due at once, its attempt not counted: the
     background worker probes WHMCS and waits out the outage; this request never sleeps). The
     worker's heartbeat keeps the event's and the clients' leases while this runs."""
-    from bridge.engine.worker import Worker, monotonic_deadline, worker_name
     from bridge.store import inbox as queue
+    from bridge.worker import Worker, monotonic_deadline, worker_name
 
     assert rt.engine is not None
     worker = Worker(rt.engine, clock=rt.clock, name=worker_name("precron"),

@@ -1,0 +1,51 @@
+"""What the ``vipgate`` commands share: the one-line :class:`Failure`, the settings of the
+invocation and database failures in one line. The command modules import this one, never the
+group (:mod:`bridge.cli.main`), so the package has no import cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import click
+import sqlalchemy as sa
+
+from bridge.settings import ConfigError, Settings, load_settings
+from bridge.store import DatabaseNotReady
+
+T = TypeVar("T")
+
+
+class Failure(click.ClickException):
+    """A one-line failure with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The settings this invocation names (``--config``); a bad file is a usage failure."""
+    try:
+        return load_settings(ctx.obj.get("config"))
+    except ConfigError as exc:
+        raise Failure(str(exc), 2) from None
+
+
+def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
+                     what: str = "database", exit_code: int = 1) -> Failure:
+    """One line naming the database (password hidden; ``url`` None when it is not known)
+    and the driver's reason."""
+    from bridge.checks import database_error
+
+    return Failure(database_error(exc, url, what=what), exit_code)
+
+
+def opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
+    """``open_(settings)``, with database problems turned into one-line failures."""
+    try:
+        return open_(settings)
+    except DatabaseNotReady as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise database_failure(exc, settings.bridge.database_url) from None
