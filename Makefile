@@ -17,8 +17,10 @@ demo: $(VENV)/.installed
 prerequisites:
 	scripts/prerequisites
 
+# mypy reads its settings (bridge/ and hooks/) from pyproject.toml.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
 test: prerequisites $(VENV)/.installed lint
@@ -29,4 +31,4 @@ screenshots: prerequisites $(VENV)/.installed
 	VIPGATE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -p no:randomly
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
