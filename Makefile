@@ -17,9 +17,10 @@ demo: $(VENV)/.installed
 prerequisites:
 	scripts/prerequisites
 
-# ruff, then the layer contracts of pyproject.toml ([tool.importlinter]).
+# ruff, mypy (its settings: pyproject.toml), then the layer contracts ([tool.importlinter]).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 # Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
@@ -31,4 +32,4 @@ screenshots: prerequisites $(VENV)/.installed
 	VIPGATE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -p no:randomly
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -209,7 +209,8 @@ def read_facts(client: WhmcsClient, *, deadline: float | None = None,
                                client.get_configuration_value("AutoSuspensionDays")))
     rest = [a for a in NEEDED_ACTIONS if a not in answers]
     answers.update(probe_permissions(client, rest, deadline=deadline, monotonic=monotonic))
-    return WhmcsFacts(groups, *(suspension or (None, None)), answers=answers,
+    auto_suspension, auto_suspension_days = suspension or (None, None)
+    return WhmcsFacts(groups, auto_suspension, auto_suspension_days, answers=answers,
                       unchecked=tuple(a for a in NEEDED_ACTIONS if a not in answers))
 
 

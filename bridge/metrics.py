@@ -23,18 +23,18 @@ class Metrics:
 
 def make_metrics() -> Metrics:
     registry = CollectorRegistry()
+    target: CollectorRegistry | None
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         prometheus_multiprocess.MultiProcessCollector(registry)
         target = None  # samples go to the shared files; the collector reads them back
     else:
         target = registry
-    kwargs = {"registry": target}
     events = Counter("vipgate_events_received", "Hook events received, by hook and outcome",
-                     ["hook", "outcome"], **kwargs)
+                     ["hook", "outcome"], registry=target)
     latency = Histogram("vipgate_ingest_seconds", "Time to answer POST /hooks/whmcs",
                         buckets=(.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5),
-                        **kwargs)
+                        registry=target)
     ignored_vars = Counter("vipgate_ignored_vars", "vars keys the bridge does not know, left "
                            "out of accepted events (a stub newer than the bridge)",
-                           ["hook", "key"], **kwargs)
+                           ["hook", "key"], registry=target)
     return Metrics(registry, events, latency, ignored_vars)

@@ -14,8 +14,9 @@ import functools
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bridge.settings import check_webhook_secret
 
@@ -63,7 +64,13 @@ def signed_headers(secrets: Iterable[str], msg_id: str, timestamp: int,
     }
 
 
-def verify(secrets: Iterable[str], headers: Mapping[str, str], body: bytes, now: float,
+class HeaderLookup(Protocol):
+    """What ``verify`` reads of the headers: werkzeug's and requests' headers, or a dict."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def verify(secrets: Iterable[str], headers: HeaderLookup, body: bytes, now: float,
            tolerance: int) -> Verified:
     """Check the headers against ``body`` with any of ``secrets``; raise SignatureError.
 

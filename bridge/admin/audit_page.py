@@ -16,7 +16,9 @@ from datetime import date
 
 from flask import Response, render_template, request, stream_with_context
 from wtforms import Form, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
+
+# types-WTForms (3.2) predates SelectChoice (WTForms 3.3).
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 
 from bridge import accounts
 from bridge.admin.common import _safe_cell, bp, page_from_request, rt

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from bridge.admin import membership
 from bridge.admin.common import audit, bp, business_today, rt, whmcs

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from bridge import accounts
 from bridge.model import AuditEntry
@@ -26,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @bp.before_request
-def _require_login() -> Response | None:
+def _require_login() -> BaseResponse | None:
     """Login required everywhere under /admin (the login page and its CSS excepted)."""
     g.admin = None
     name, print_ = session.get("admin"), session.get("fp")
@@ -152,7 +153,7 @@ def _safe_cell(value: Any) -> Any:
     return value
 
 
-def back_to(default_endpoint: str, **values: Any) -> Response:
+def back_to(default_endpoint: str, **values: Any) -> BaseResponse:
     """Redirect to ``next`` when it is a path on this site, else to the endpoint."""
     target = request.form.get("next") or request.args.get("next") or ""
     if target.startswith("/admin") and not target.startswith("//"):

@@ -13,11 +13,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, abort, flash, render_template, request
+from flask import abort, flash, render_template, request
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from werkzeug.wrappers import Response
 from wtforms import SelectField
-from wtforms.fields.choices import SelectChoice
+
+# types-WTForms (3.2) predates SelectChoice (WTForms 3.3).
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 
 from bridge import days
 from bridge.admin import charts

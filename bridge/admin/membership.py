@@ -16,9 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from flask import Response, flash
+from flask import flash
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import HiddenField, SelectField, StringField
+
+# types-WTForms (3.2) predates SelectChoice (WTForms 3.3).
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import InputRequired, Length, Optional
 
 from bridge.admin.common import (
@@ -116,7 +120,8 @@ class MembershipForm(FlaskForm):
     """One of the pin / unpin / exclude / include buttons (``action``), with an optional
     reason and the page to go back to."""
 
-    action = SelectField("Action", choices=list(ACTIONS), validators=[InputRequired()])
+    action = SelectField("Action", choices=[SelectChoice(a) for a in ACTIONS],
+                         validators=[InputRequired()])
     reason = StringField("Reason (optional)", validators=[Optional(), Length(max=200)])
     next = HiddenField()
 

@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Response, abort, current_app, flash, render_template, url_for
+from flask import abort, current_app, flash, render_template, url_for
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
 from bridge import first_run
 from bridge.admin.common import admin_name, audit, back_to, bp, business_now, rt

@@ -17,10 +17,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import Field, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+
+# types-WTForms (3.2) predates SelectChoice (WTForms 3.3).
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.fields.core import UnboundField
 
 from bridge import overrides
@@ -120,30 +123,33 @@ def _ids(text: str) -> set[int]:
     return {int(p) for p in text.replace(",", " ").split() if p.isdigit()}
 
 
-def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> UnboundField:
-    """The input for one key; ``known``: the values in force and configured, as text."""
+def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> UnboundField[Field]:
+    """The input for one key, unbound (what ``SelectField(...)`` in a form class body makes);
+    ``known``: the values in force and configured, as text."""
     info = overrides.key_info(section, key)
     label = declared(section, key).label
     attrs: dict[str, Any] = {"aria-describedby": f"{field_name(section, key)}-help"}
     if key in NO_GROUP and lists.groups is not None:
-        return SelectField(label, choices=_group_choices(lists, key, _ids(known)),
-                           validate_choice=False, render_kw=attrs)
+        return UnboundField(SelectField, label, choices=_group_choices(lists, key, _ids(known)),
+                            validate_choice=False, render_kw=attrs)
     if info.kind == "ids" and lists.departments is not None:
-        return SelectMultipleField(label, choices=_department_choices(lists, _ids(known)),
-                                   validate_choice=False, render_kw=attrs)
+        return UnboundField(SelectMultipleField, label,
+                            choices=_department_choices(lists, _ids(known)),
+                            validate_choice=False, render_kw=attrs)
     if info.kind in ("bool", "choice"):
         options = ("on", "off") if info.kind == "bool" else info.choices
-        return SelectField(label, choices=[SelectChoice(o) for o in options], validate_choice=False,
-                           render_kw=attrs)
+        return UnboundField(SelectField, label, choices=[SelectChoice(o) for o in options],
+                            validate_choice=False, render_kw=attrs)
     if info.kind == "template":
-        return TextAreaField(label, render_kw={**attrs, "rows": 3, "maxlength": 1000})
+        return UnboundField(TextAreaField, label,
+                            render_kw={**attrs, "rows": 3, "maxlength": 1000})
     if info.kind == "int":
         attrs.update(type="number", min=info.lo, max=info.hi, step=1, inputmode="numeric")
     elif info.kind == "money":
         attrs.update(type="number", min=0, step="0.01", inputmode="decimal")
     elif info.kind == "ids":
         attrs.update(placeholder="ids, e.g. 1, 4", inputmode="numeric")
-    return StringField(label, render_kw=attrs)
+    return UnboundField(StringField, label, render_kw=attrs)
 
 
 def build_form(lists: WhmcsLists, in_force: Settings, base: Settings,

@@ -21,7 +21,9 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click annotates exit_code as a ClassVar, but reads it from the instance (and so
+        # does main()): a per-instance code is what its runtime supports.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -173,9 +173,10 @@ def seed_sandbox(sandbox: Sandbox) -> list[str]:
         sandbox.add_department("Financeiro")
         sandbox.add_product("Hospedagem Essencial", group="Hospedagem")
 
-        def client(first: str, last: str, group: int, since: date, **kw: str) -> int:
+        def client(first: str, last: str, group: int, since: date, companyname: str = "") -> int:
             return sandbox.add_client(first, last, f"{first}.{last}@example.com".lower(),
-                                      groupid=group, datecreated=since, currency=brl, **kw)
+                                      groupid=group, datecreated=since, currency=brl,
+                                      companyname=companyname)
 
         def month(client_id: int, service: int, due: date, status: str = "Paid",
                   amount: str = "89.90") -> int:

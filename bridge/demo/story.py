@@ -399,7 +399,7 @@ def _spooled_hooks(site: Installation) -> list[str]:
             return []
 
 
-def run_demo(*, port: int = 0, wait: Callable[[], None] | None = None,
+def run_demo(*, port: int = 0, wait: Callable[[], object] | None = None,
              out: Callable[[str], None] = print, use_php: bool | None = None) -> int:
     """Play the seed story; 0 when every check passed, else 1. ``wait`` keeps the servers up
     until it returns (Ctrl-C); ``use_php`` None: the real stub when ``php`` is installed."""

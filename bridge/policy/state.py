@@ -7,6 +7,7 @@ currency (vipgate never converts currencies).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,11 +29,12 @@ class Invoice:
     id: int
     number: str  # invoicenum, or the id as text when sequential numbering is off
     status: str  # Draft, Unpaid, Paid, Cancelled, Refunded, Collections, Payment Pending
-    date: date
-    duedate: date
+    # dt.date: inside the class body, ``date`` names the field above.
+    date: dt.date
+    duedate: dt.date
     total: Decimal
     balance: Decimal  # what remains unpaid; partial payments already subtracted
-    datepaid: date | None  # None for WHMCS's 0000-00-00
+    datepaid: dt.date | None  # None for WHMCS's 0000-00-00
 
     @property
     def owed(self) -> bool:

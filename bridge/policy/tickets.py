@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.policy.standing import Standing
@@ -94,7 +95,17 @@ def apply_ticket_action(action: TicketAction, ticket_priority: str,
             action.new_priority or managed_priority)
 
 
-NOTES = {
+class NoteTexts(TypedDict):
+    """One language's texts of the staff note."""
+
+    head: str
+    line: str
+    total: str
+    kinds: dict[str, str]
+    days: tuple[str, str, str, str]  # one day, days, one business day, business days
+
+
+NOTES: dict[str, NoteTexts] = {
     "pt_BR": {"head": "vipgate: cliente com faturas vencidas (situação: {kind}).",
               "line": "- Fatura #{number}: {amount}, venceu em {due} ({days} de atraso)",
               "total": "Total vencido: {total}",

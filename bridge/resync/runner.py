@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bridge.engine.plan import Change, ClientPlan, plan_client
 from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
 from bridge.policy.state import Promise
-from bridge.resync.snapshot import ClientSnapshot, Source, Window, merge
+from bridge.resync.snapshot import ClientSnapshot, Source, SplitSource, Window, merge
 from bridge.settings import Settings
 from bridge.store import Store, snapshots
 from bridge.store import inbox as queue
@@ -158,8 +158,12 @@ class Resync:
         ids = None if client_ids is None else sorted(set(client_ids))
         promises = self.store.promises()
         store = self.store
-        snapshots = (self.source.scan(window, ids) if id_range is None
-                     else self.source.scan(window, id_range=id_range))  # type: ignore[call-arg]
+        if id_range is None:
+            snapshots = self.source.scan(window, ids)
+        elif isinstance(self.source, SplitSource):
+            snapshots = self.source.scan(window, id_range=id_range)
+        else:
+            raise TypeError(f"the {self.source.name} source cannot scan a range of client ids")
         rows = merge(snapshots,
                      store.iter_memories(ids, id_range=id_range),
                      store.iter_ticket_memories(ids, id_range=id_range),
@@ -246,10 +250,9 @@ class Resync:
     def _ranges(self, client_ids: Iterable[int] | None) -> list[tuple[int, int]] | None:
         """Client id ranges to scan in separate processes, or None to scan here."""
         processes = self.settings.resync.processes
-        split = getattr(self.source, "id_ranges", None)
-        if client_ids is not None or processes <= 1 or split is None:
+        if client_ids is not None or processes <= 1 or not isinstance(self.source, SplitSource):
             return None
-        ranges: list[tuple[int, int]] = split(self.range_size)
+        ranges = self.source.id_ranges(self.range_size)
         return ranges if len(ranges) > 1 else None
 
     def _scan_in_processes(self, ranges: list[tuple[int, int]], now: datetime, dry_run: bool,
@@ -266,7 +269,8 @@ class Resync:
             # parent's session too. Both engines reconnect when next used.
             self.source.dispose()
             self.store.engine.dispose()
-        job = _Job(self.settings, getattr(self.source, "url", ""), now, dry_run, deadline)
+        url = self.source.url if isinstance(self.source, SplitSource) else ""
+        job = _Job(self.settings, url, now, dry_run, deadline)
         workers = min(self.settings.resync.processes, len(ranges))
         log.info("scanning %d client id ranges in %d %s processes", len(ranges), workers,
                  method)
@@ -459,10 +463,17 @@ def _no_api() -> Any:
     raise RuntimeError("a scanning process does not call WHMCS's API")
 
 
-def _client_id(row: object) -> int:
+class _OfClient(Protocol):
+    """A row of vipgate's memory about one client (ClientMemory, TicketMemory, ...)."""
+
+    @property
+    def client_id(self) -> int: ...
+
+
+def _client_id(row: ClientSnapshot | _OfClient) -> int:
     if isinstance(row, ClientSnapshot):
         return row.client.id
-    return row.client_id  # type: ignore[attr-defined, no-any-return]
+    return row.client_id
 
 
 def _needs_lease(scanned: _Scanned) -> bool:

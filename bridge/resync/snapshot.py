@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bridge.engine.plan import OpenTicket
 from bridge.policy.state import ClientState
@@ -49,10 +49,21 @@ class Source(Protocol):
 
     def scan(self, window: Window, client_ids: Iterable[int] | None = None
              ) -> Iterator[ClientSnapshot]: ...
-    # A source that can be split for scanning in several processes also has
-    # ``id_ranges(size) -> list[(lo, hi)]``, ``scan(window, id_range=(lo, hi))`` and ``url``.
 
     def dispose(self) -> None: ...
+
+
+@runtime_checkable
+class SplitSource(Source, Protocol):
+    """A source that can be split for scanning in several processes (``WhmcsDbReader``): each
+    process opens its own from ``url`` and scans one range of client ids."""
+
+    url: str
+
+    def id_ranges(self, size: int) -> list[tuple[int, int]]: ...
+
+    def scan(self, window: Window, client_ids: Iterable[int] | None = None, *,
+             id_range: tuple[int, int] | None = None) -> Iterator[ClientSnapshot]: ...
 
 
 def merge(primary: Iterable[Any], *others: Iterable[Any],

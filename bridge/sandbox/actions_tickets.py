@@ -197,8 +197,8 @@ def get_support_departments(sb: Sandbox, p: Params) -> dict[str, Any]:
 @action("GetSupportStatuses")
 def get_support_statuses(sb: Sandbox, p: Params) -> dict[str, Any]:
     with sb.engine.connect() as conn:
-        counts = dict(conn.execute(sa.select(tbltickets.c.status, sa.func.count()).group_by(
-            tbltickets.c.status)).all())
+        counts: dict[str, int] = dict(conn.execute(
+            sa.select(tbltickets.c.status, sa.func.count()).group_by(tbltickets.c.status)).all())
         statuses = [{"title": r["title"], "count": s(counts.get(r["title"], 0)),
                      "color": r["color"]} for r in sb.ticket_statuses(conn)]
     return {"totalresults": s(len(statuses)), "statuses": nest("status", statuses)}

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.sandbox.clock import next_cycle, recurs
-from bridge.sandbox.core import WhmcsError, as_date, as_datetime, money
+from bridge.sandbox.core import WhmcsError, as_date, as_datetime, inserted_id, money
 from bridge.sandbox.services import OVERDUE_REASON, ServicesMixin
 from bridge.whmcs.schema import tblaccounts, tblclients, tblhosting, tblinvoiceitems, tblinvoices
 
@@ -80,10 +80,10 @@ class BillingMixin(ServicesMixin):
                        paymentmethod: str = "mailin") -> int:
         rows = [_item_values(item) for item in items]
         total = sum((row["amount"] for row in rows), Decimal("0.00"))
-        invoice_id = int(conn.execute(tblinvoices.insert().values(
+        invoice_id = inserted_id(conn.execute(tblinvoices.insert().values(
             userid=client_row["id"], invoicenum=invoicenum, date=date, duedate=duedate,
             subtotal=total, total=total, status=status, paymentmethod=paymentmethod,
-            notes=notes, created_at=self.now, updated_at=self.now)).inserted_primary_key[0])
+            notes=notes, created_at=self.now, updated_at=self.now)))
         if rows:
             conn.execute(tblinvoiceitems.insert(), [
                 {**row, "invoiceid": invoice_id, "userid": client_row["id"], "duedate": duedate,

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bridge.sandbox.core import SandboxCore, WhmcsError, as_date
+from bridge.sandbox.core import SandboxCore, WhmcsError, as_date, inserted_id
 from bridge.sandbox.schema import php_serialize_ips, php_unserialize_ips
 from bridge.whmcs.schema import (
     CONTACT_FIELDS,
@@ -71,18 +71,18 @@ class ClientsMixin(SandboxCore):
         with self.transaction() as conn:
             if default:
                 conn.execute(tblcurrencies.update().values(default=0))
-            return int(conn.execute(tblcurrencies.insert().values(
+            return inserted_id(conn.execute(tblcurrencies.insert().values(
                 code=code, prefix=prefix, suffix=suffix, format=1, rate=rate,
-                default=int(default))).inserted_primary_key[0])
+                default=int(default))))
 
     def add_group(self, name: str, susptermexempt: bool = False, *,
                   groupcolour: str | None = None, discountpercent: float = 0.0) -> int:
         """A client group (there is no API to create one: WHMCS admins do it by hand)."""
         with self.transaction() as conn:
-            return int(conn.execute(tblclientgroups.insert().values(
+            return inserted_id(conn.execute(tblclientgroups.insert().values(
                 groupname=name, groupcolour=groupcolour, discountpercent=discountpercent,
                 susptermexempt="on" if susptermexempt else "", separateinvoices="",
-            )).inserted_primary_key[0])
+            )))
 
     def add_client(self, firstname: str = "Test", lastname: str = "Client",
                    email: str | None = None, *, groupid: int = 0, status: str = "Active",
@@ -97,13 +97,13 @@ class ClientsMixin(SandboxCore):
                 email = self._free_email(conn, f"{firstname}.{lastname}".lower())
             elif self._client_by_email(conn, email) is not None:
                 raise WhmcsError("A user already exists with that email address")
-            client_id = int(conn.execute(tblclients.insert().values(
+            client_id = inserted_id(conn.execute(tblclients.insert().values(
                 uuid=str(uuid.UUID(int=self.random.getrandbits(128), version=4)),
                 firstname=firstname, lastname=lastname, companyname=companyname, email=email,
                 country=country, password=CLIENT_PASSWORD_HASH,
                 currency=currency, credit=credit, groupid=groupid, status=status,
                 language=language, datecreated=as_date(datecreated) or self.today,
-                created_at=self.now, updated_at=self.now)).inserted_primary_key[0])
+                created_at=self.now, updated_at=self.now)))
             row = self._require(conn, tblclients, client_id, "Client ID Not Found")
         self.run_hook("ClientAdd", {
             "client_id": client_id, "user_id": client_id, "userid": client_id,
@@ -194,14 +194,14 @@ class ClientsMixin(SandboxCore):
             allowed_actions = registered_actions()
         permissions = {action.lower(): 1 for action in allowed_actions}
         with self.transaction() as conn:
-            role_id = int(conn.execute(tblapi_roles.insert().values(
+            role_id = inserted_id(conn.execute(tblapi_roles.insert().values(
                 role=f"{identifier} role", description=description,
                 permissions=json.dumps(permissions), created_at=self.now, updated_at=self.now,
-            )).inserted_primary_key[0])
-            return int(conn.execute(tbldeviceauth.insert().values(
+            )))
+            return inserted_id(conn.execute(tbldeviceauth.insert().values(
                 identifier=identifier, secret=hash_secret(secret), user_id=1, is_admin=1,
                 role_ids=json.dumps([role_id]), description=description,
-                created_at=self.now, updated_at=self.now)).inserted_primary_key[0])
+                created_at=self.now, updated_at=self.now)))
 
     def has_api_credential(self, identifier: str) -> bool:
         with self.engine.connect() as conn:

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 
 from bridge.sandbox.clock import SandboxClock
 from bridge.sandbox.faults import Faults
@@ -82,6 +82,14 @@ def as_datetime(value: date | datetime | str | None) -> datetime | None:
         return datetime.strptime(text[:19], DATETIME_FORMAT)
     day = date.fromisoformat(text[:10])
     return datetime(day.year, day.month, day.day)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The id the database gave the row a single-row INSERT added."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT added no row")
+    return int(key[0])
 
 
 def money(value: Any) -> Decimal:

@@ -196,6 +196,7 @@ class PythonForwarder:
     def _page(self, hook: str, variables: dict[str, Any], session: dict[str, Any]) -> list[Any]:
         """The stub's page hooks: HTML for the staff and home pages, template variables for
         the submit-ticket page; nothing when the bridge gives no signed answer in time."""
+        asked: dict[str, int | str]
         if hook == "AdminAreaClientSummaryPage":
             asked = {"userid": _whmcs_id(variables.get("userid"))}
         elif hook == "AdminAreaViewTicketPage":

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bridge.sandbox.clients import ClientsMixin
-from bridge.sandbox.core import WhmcsError, as_date
+from bridge.sandbox.core import WhmcsError, as_date, inserted_id
 from bridge.whmcs.schema import (
     CONTACT_FIELDS,
     SERVICE_STATUSES,
@@ -39,20 +39,19 @@ class ServicesMixin(ClientsMixin):
             gid = conn.execute(sa.select(tblproductgroups.c.id).where(
                 tblproductgroups.c.name == group)).scalar()
             if gid is None:
-                gid = conn.execute(tblproductgroups.insert().values(name=group)
-                                   ).inserted_primary_key[0]
-            return int(conn.execute(tblproducts.insert().values(
+                gid = inserted_id(conn.execute(tblproductgroups.insert().values(name=group)))
+            return inserted_id(conn.execute(tblproducts.insert().values(
                 type="hostingaccount", gid=gid, name=name, servertype=servertype,
-            )).inserted_primary_key[0])
+            )))
 
     def add_server(self, name: str = "Sandbox Server 1", *, hostname: str = "s1.sandbox.test",
                    ipaddress: str = "192.0.2.10", module: str = "cpanel") -> int:
         with self.transaction() as conn:
-            return int(conn.execute(tblservers.insert().values(
+            return inserted_id(conn.execute(tblservers.insert().values(
                 name=name, hostname=hostname, ipaddress=ipaddress, type=module,
                 username="root", password=SERVER_PASSWORD,
                 accesshash="sandbox-server-accesshash", secure="on", port=2087,
-            )).inserted_primary_key[0])
+            )))
 
     def add_service(self, client: int, nextduedate: date | str | None,
                     billingcycle: str = "Monthly", amount: float | str = "10.00",
@@ -69,7 +68,7 @@ class ServicesMixin(ClientsMixin):
         with self.transaction() as conn:
             self._require(conn, tblclients, client, "Client ID Not Found")
             due = as_date(nextduedate)
-            service_id = int(conn.execute(tblhosting.insert().values(
+            service_id = inserted_id(conn.execute(tblhosting.insert().values(
                 userid=client, packageid=product_id, server=server_id,
                 regdate=as_date(regdate) or self.today, domain=domain or "",
                 paymentmethod="mailin", firstpaymentamount=amount, amount=amount,
@@ -78,7 +77,7 @@ class ServicesMixin(ClientsMixin):
                 username=f"user{client}", password=SERVICE_PASSWORD,
                 suspendreason=suspendreason, overideautosuspend=int(overideautosuspend),
                 overidesuspenduntil=as_date(overidesuspenduntil),
-                created_at=self.now, updated_at=self.now)).inserted_primary_key[0])
+                created_at=self.now, updated_at=self.now)))
             if not domain:
                 conn.execute(tblhosting.update().where(tblhosting.c.id == service_id).values(
                     domain=f"site{service_id}.example.com"))

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bridge.sandbox.core import WhmcsError
+from bridge.sandbox.core import WhmcsError, inserted_id
 from bridge.sandbox.services import ServicesMixin
 from bridge.whmcs.schema import (
     tblclients,
@@ -62,10 +62,10 @@ class TicketsMixin(ServicesMixin):
         with self.transaction() as conn:
             order = conn.execute(sa.select(sa.func.count()).select_from(tblticketdepartments)
                                  ).scalar() or 0
-            return int(conn.execute(tblticketdepartments.insert().values(
+            return inserted_id(conn.execute(tblticketdepartments.insert().values(
                 name=name, description=name, email=email or f"{name.lower()}@sandbox.test",
                 clientsonly="on" if clientsonly else "", hidden="on" if hidden else "",
-                order=order + 1)).inserted_primary_key[0])
+                order=order + 1)))
 
     # --- reading -----------------------------------------------------------------------
 
@@ -151,13 +151,13 @@ class TicketsMixin(ServicesMixin):
         with self.transaction() as conn:
             tid = self._new_mask(conn)
             access = "".join(self.random.choices(string.ascii_letters + string.digits, k=8))
-            ticket_id = int(conn.execute(tbltickets.insert().values(
+            ticket_id = inserted_id(conn.execute(tbltickets.insert().values(
                 tid=tid, did=int(dept), userid=userid, c=access, ipaddress="127.0.0.1",
                 name="" if userid else guest[0], email="" if userid else guest[1],
                 date=self.now, title=subject, message=message, status="Open",
                 urgency=priority, admin=SANDBOX_ADMIN if admin else "", lastreply=self.now,
                 service=f"S{service_id}" if service_id else "", updated_at=self.now,
-            )).inserted_primary_key[0])
+            )))
         self.run_hook("TicketOpenAdmin" if admin else "TicketOpen", {
             "ticketid": ticket_id, "ticketmask": tid, "userid": userid,
             "deptid": int(dept), "deptname": dept_row["name"], "subject": subject,
@@ -213,10 +213,10 @@ class TicketsMixin(ServicesMixin):
                 raise WhmcsError("Invalid Ticket Status. Valid statuses are: " + ",".join(
                     row["title"] for row in self.ticket_statuses(conn)))
             by_client = not admin and not name
-            reply_id = int(conn.execute(tblticketreplies.insert().values(
+            reply_id = inserted_id(conn.execute(tblticketreplies.insert().values(
                 tid=ticket["id"], userid=ticket["userid"] if by_client else 0, name=name,
                 email=email, date=self.now, message=message, admin=admin,
-            )).inserted_primary_key[0])
+            )))
             conn.execute(tbltickets.update().where(tbltickets.c.id == ticket["id"]).values(
                 status=new_status, lastreply=self.now, updated_at=self.now))
             dept = self.get_row(conn, tblticketdepartments, ticket["did"]) or {"name": ""}
@@ -237,9 +237,9 @@ class TicketsMixin(ServicesMixin):
             raise WhmcsError("Message is required")
         with self.transaction() as conn:
             ticket = self._require(conn, tbltickets, ticket_id, "Ticket ID not found")
-            note_id = int(conn.execute(tblticketnotes.insert().values(
+            note_id = inserted_id(conn.execute(tblticketnotes.insert().values(
                 ticketid=ticket["id"], admin=admin, date=self.now, message=message,
-            )).inserted_primary_key[0])
+            )))
         self.run_hook("TicketAddNote", {"ticketid": int(ticket["id"]), "message": message,
                                         "adminid": 1, "attachments": ""})
         return note_id
@@ -256,7 +256,7 @@ class TicketsMixin(ServicesMixin):
         with self.transaction() as conn:
             ticket = self._require(conn, tbltickets, ticket_id, "Ticket ID Not Found")
             values: dict[str, Any] = {}
-            if deptid not in (None, ""):
+            if deptid is not None:
                 dept = self._require(conn, tblticketdepartments, deptid,
                                      "Department ID Not Found")
                 if int(dept["id"]) != int(ticket["did"]):

@@ -7,6 +7,7 @@ flags are ``bool``. Field names follow the WHMCS API so they can be looked up in
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -86,9 +87,10 @@ class _InvoiceBase:
     invoicenum: str
     userid: int
     status: str
-    date: date | None
-    duedate: date | None
-    datepaid: date | None
+    # dt.date: inside the class body, ``date`` names the field above.
+    date: dt.date | None
+    duedate: dt.date | None
+    datepaid: dt.date | None
     subtotal: Decimal
     credit: Decimal
     tax: Decimal
