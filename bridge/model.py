@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+# WHMCS's ticket priorities (its column tbltickets.urgency), lowest first.
+TICKET_PRIORITIES = ("Low", "Medium", "High")
+
 
 @dataclass(frozen=True)
 class OverdueInvoice:

@@ -120,7 +120,7 @@ def parse(section: str, key: str, value: str) -> str:
     return _unparse(parsed)
 
 
-def overrides(store: Store) -> dict[tuple[str, str], str]:
+def saved_values(store: Store) -> dict[tuple[str, str], str]:
     return store.setting_overrides()
 
 
@@ -212,7 +212,7 @@ class LiveSettings:
             try:
                 current = version(self.store)
                 if current != self._version:
-                    self._settings = effective(self.base, overrides(self.store))
+                    self._settings = effective(self.base, saved_values(self.store))
                     self._version = current
             except sa.exc.SQLAlchemyError as exc:  # keep what is in force; try again later
                 log.warning("settings: cannot read saved settings: %s",

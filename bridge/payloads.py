@@ -14,10 +14,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
+from bridge.model import TICKET_PRIORITIES
 from hooks.registry import HOOK_SPEC
 
 MAX_ID = 2**31 - 1  # WHMCS ids are signed int(10), and so are vipgate's id columns
-PRIORITIES = ("Low", "Medium", "High")
 # TicketOpenValidation's priority is the client area's raw form field ``urgency`` (any text,
 # empty, or left out); the gate never reads it, so any string up to this length is taken.
 RAW_PRIORITY_MAX = 255
@@ -73,7 +73,7 @@ def _text(max_len: int = 255, **kw: Any) -> fields.String:
 
 
 def _priority(**kw: Any) -> fields.String:
-    return fields.String(validate=validate.OneOf(PRIORITIES), **kw)
+    return fields.String(validate=validate.OneOf(TICKET_PRIORITIES), **kw)
 
 
 class _Vars(Schema):

@@ -27,10 +27,11 @@ from typing import Any, cast
 from marshmallow import Schema, ValidationError, post_load
 from marshmallow import fields as mf
 
+from bridge.model import TICKET_PRIORITIES
+
 DEFAULT_CONFIG_PATH = "vipgate.ini"
 DEFAULT_DATABASE_URL = "sqlite:///vipgate.db"
 ENV_PREFIX = "VIPGATE_"
-PRIORITIES = ("Low", "Medium", "High")
 
 
 class ConfigError(Exception):
@@ -357,16 +358,16 @@ class TicketSettings:
         _IdList(), label="Billing departments",
         help="Departments where clients may always open tickets, e.g. billing.")
     priority_vip: str = setting(
-        _Choice("High", (*PRIORITIES, "keep")), label="Priority: VIP clients",
+        _Choice("High", (*TICKET_PRIORITIES, "keep")), label="Priority: VIP clients",
         help="Ticket priority of VIP clients in good standing" + _KEEP)
     priority_current: str = setting(
-        _Choice("keep", (*PRIORITIES, "keep")), label="Priority: clients in good standing",
+        _Choice("keep", (*TICKET_PRIORITIES, "keep")), label="Priority: clients in good standing",
         help="Ticket priority of current clients" + _KEEP)
     priority_overdue: str = setting(
-        _Choice("Low", (*PRIORITIES, "keep")), label="Priority: overdue clients",
+        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label="Priority: overdue clients",
         help="Ticket priority of overdue clients" + _KEEP)
     priority_suspended: str = setting(
-        _Choice("Low", (*PRIORITIES, "keep")), label="Priority: suspended clients",
+        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label="Priority: suspended clients",
         help="Ticket priority of suspended clients" + _KEEP)
     block_when: str = setting(
         _Choice("suspended", ("suspended", "overdue", "never")), label="Block new tickets",

@@ -231,7 +231,7 @@ def test_reset_goes_back_to_the_configured_value(world, admin) -> None:
     assert answer.status_code == 302
     assert world.engine.settings.policy.grace_days == 3
     assert world.engine.settings.tickets.priority_vip == "High"
-    assert overrides.overrides(world.store) == {}
+    assert overrides.saved_values(world.store) == {}
     assert [(c.old, c.new) for c in overrides.history(world.store)] == [("6", "3"), ("3", "6")]
     assert "saved on this page" not in block_of(admin.text(PAGE), "policy-grace_days")
 

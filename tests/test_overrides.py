@@ -102,7 +102,7 @@ def test_every_policy_tickets_and_panels_key_is_editable_and_nothing_else() -> N
 
 
 def in_force(store: Store, base: Settings) -> Settings:
-    return overrides.effective(base, overrides.overrides(store))
+    return overrides.effective(base, overrides.saved_values(store))
 
 
 def whole_form(settings: Settings, **changed: str) -> dict[tuple[str, str], str]:
@@ -120,7 +120,7 @@ def test_save_stores_only_the_values_that_differ(store, settings) -> None:
     assert errors == {}
     assert [(c.section, c.key, c.old, c.new) for c in changes] == [
         ("policy", "grace_days", "3", "5")]
-    assert overrides.overrides(store) == {("policy", "grace_days"): "5"}
+    assert overrides.saved_values(store) == {("policy", "grace_days"): "5"}
     assert overrides.version(store) == changes[0].id
     assert in_force(store, settings).policy.grace_days == 5
 
@@ -137,11 +137,11 @@ def test_same_amount_written_differently_is_no_change(store, settings) -> None:
 
 def test_value_equal_to_the_files_drops_the_override(store, settings) -> None:
     save(store, settings, {("tickets", "priority_overdue"): "Medium"}, actor="alice", now=AT)
-    assert overrides.overrides(store) == {("tickets", "priority_overdue"): "Medium"}
+    assert overrides.saved_values(store) == {("tickets", "priority_overdue"): "Medium"}
     changes, _ = save(store, settings, {("tickets", "priority_overdue"): "low"}, actor="bob",
                       now=AT + timedelta(hours=1))
     assert [(c.old, c.new) for c in changes] == [("Medium", "Low")]
-    assert overrides.overrides(store) == {}
+    assert overrides.saved_values(store) == {}
     assert in_force(store, settings).tickets.priority_overdue == "Low"
 
 
@@ -168,7 +168,7 @@ def test_nothing_is_stored_when_one_value_is_bad(store, settings) -> None:
     assert changes == []
     assert errors == {("tickets", "priority_overdue"): "expected one of Low, Medium, High, keep",
                       ("tickets", "block_when"): "expected one of suspended, overdue, never"}
-    assert overrides.overrides(store) == {}
+    assert overrides.saved_values(store) == {}
     assert overrides.history_count(store) == 0
 
 

@@ -154,14 +154,14 @@ def whmcs_database(settings: Settings) -> Check:
 
 def vipgate_database() -> tuple[Check, dict[str, int] | None, int | None]:
     """(the check, inbox depth by state, settings saved from the page)."""
-    from bridge.overrides import overrides
+    from bridge.overrides import saved_values
 
     store = rt().store
     try:
         store.ping()
         check = Check(True, f"reachable ({store.engine.dialect.name}, "
                             f"{shown_url(store.url)}, revision {store.revision()})")
-        return check, store.inbox_counts(), len(overrides(store))
+        return check, store.inbox_counts(), len(saved_values(store))
     except sa.exc.SQLAlchemyError as exc:
         return Check(False, database_error(exc, store.url)), None, None
 

@@ -295,7 +295,7 @@ def view() -> Response | tuple[str, int]:
 
 def _sections(form: FlaskForm, lists: WhmcsLists, in_force: Settings, base: Settings,
               errors: dict[tuple[str, str], str]) -> list[tuple[str, str, list[Row]]]:
-    saved = overrides.overrides(rt().store)
+    saved = overrides.saved_values(rt().store)
     rows: dict[str, list[Row]] = {section: [] for section in overrides.EDITABLE_SECTIONS}
     for section, key in overrides.editable_keys():
         made = form[field_name(section, key)]

@@ -235,9 +235,9 @@ def check(ctx: click.Context) -> None:
         store.require_current()
         click.echo(f"database: ok ({store.engine.dialect.name}, revision {store.revision()})")
         stub_found = _check_stub(store)
-        from bridge.overrides import effective, overrides
+        from bridge.overrides import effective, saved_values
 
-        saved = overrides(store)
+        saved = saved_values(store)
         if saved:  # what the admin page saved is what is in force
             settings = effective(settings, saved)
             click.echo(f"settings saved from the admin page: {len(saved)} "

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from bridge.cli.common import Failure, database_failure
 from bridge.demo.sandbox import (
-    DEFAULT_DATABASE_URL,
     DEFAULT_PORT,
+    SANDBOX_DATABASE_URL,
     SandboxSetupError,
     banner,
     prepare_sandbox,
@@ -20,7 +20,7 @@ from bridge.demo.sandbox import (
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True,
               type=click.IntRange(0, 65535), help="0 = any free port.")
-@click.option("--database-url", default=DEFAULT_DATABASE_URL, show_default=True,
+@click.option("--database-url", default=SANDBOX_DATABASE_URL, show_default=True,
               help="The sandbox's WHMCS-shaped tables.")
 @click.option("--seed/--no-seed", default=True, show_default=True,
               help="Seed a small dataset when the database is new.")

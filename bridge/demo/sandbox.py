@@ -27,7 +27,7 @@ from bridge.sandbox.whmcs import Sandbox
 from bridge.settings import check_webhook_secret, shown_url
 from bridge.whmcs.stub_install import HOOK_PATH, StubInstallError, install_stub
 
-DEFAULT_DATABASE_URL = "sqlite:///whmcs-sandbox.db"
+SANDBOX_DATABASE_URL = "sqlite:///whmcs-sandbox.db"
 DEFAULT_PORT = 8081
 
 
@@ -59,7 +59,7 @@ class SandboxSetup:
         serve_sandbox(self.sandbox, host, port, ready=ready)
 
 
-def prepare_sandbox(database_url: str = DEFAULT_DATABASE_URL, *, seed: bool = True,
+def prepare_sandbox(database_url: str = SANDBOX_DATABASE_URL, *, seed: bool = True,
                     bridge_url: str | None = None, webhook_secret: str | None = None,
                     identifier: str | None = None, api_secret: str | None = None,
                     use_php: bool | None = None) -> SandboxSetup:
@@ -76,7 +76,7 @@ def prepare_sandbox(database_url: str = DEFAULT_DATABASE_URL, *, seed: bool = Tr
         url = sa.engine.make_url(database_url)
     except sa.exc.ArgumentError:
         raise SandboxSetupError("--database-url is not a database URL (e.g. "
-                                f"{DEFAULT_DATABASE_URL})") from None
+                                f"{SANDBOX_DATABASE_URL})") from None
     forwarder: Forwarder | None = None
     hooks = "recorded, not forwarded (pass --bridge-url and --secret to forward them)"
     if target is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bridge.model import TICKET_PRIORITIES
 from bridge.sandbox.core import WhmcsError, inserted_id
 from bridge.sandbox.services import ServicesMixin
 from bridge.whmcs.schema import (
@@ -22,7 +23,6 @@ from bridge.whmcs.schema import (
     tblticketstatuses,
 )
 
-PRIORITIES = ("Low", "Medium", "High")
 INVALID_PRIORITY = "Invalid Ticket Priority. Valid priorities are: Low,Medium,High"
 SANDBOX_ADMIN = "Sandbox Admin"
 
@@ -96,7 +96,7 @@ class TicketsMixin(ServicesMixin):
         admin area): the priority must be Low, Medium or High; TicketOpenValidation runs
         (``isAdmin`` as given) and a non-empty returned string blocks the submission;
         otherwise the ticket is stored and TicketOpen (TicketOpenAdmin for staff) fires."""
-        if priority not in PRIORITIES:
+        if priority not in TICKET_PRIORITIES:
             raise WhmcsError(INVALID_PRIORITY)
         return self._open(client, dept, subject, message, priority, priority, admin=admin,
                           service_id=service_id)
@@ -108,7 +108,7 @@ class TicketsMixin(ServicesMixin):
         raw form field ``urgency`` as ``priority`` (any string, empty, or the key left out
         when the theme has no such field, ``urgency=None``) and only afterwards stores
         Medium when it is not Low, Medium or High."""
-        stored = urgency if urgency in PRIORITIES else "Medium"
+        stored = urgency if urgency in TICKET_PRIORITIES else "Medium"
         return self._open(client, dept, subject, message, urgency, stored,
                           service_id=service_id)
 
@@ -276,7 +276,7 @@ class TicketsMixin(ServicesMixin):
                     if status == "Closed":
                         pending.append(("TicketClose", {"ticketid": int(ticket["id"])}))
             if priority not in (None, ""):
-                if priority not in PRIORITIES:
+                if priority not in TICKET_PRIORITIES:
                     raise WhmcsError(INVALID_PRIORITY)
                 if priority != ticket["urgency"]:
                     values["urgency"] = priority

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from bridge.model import TICKET_PRIORITIES
 from bridge.policy import state
 from bridge.settings import WhmcsSettings
 from bridge.whmcs import parse as p
@@ -36,7 +37,6 @@ from bridge.whmcs.transport import ATTEMPTS, Transport
 
 PAGE_SIZE = 250
 MAX_PAGE_SIZE = 1000
-PRIORITIES = ("Low", "Medium", "High")
 UNKNOWN_SETTING = "Invalid name for parameter setting"  # GetConfigurationValue, unknown name
 
 
@@ -247,8 +247,8 @@ class WhmcsClient:
         self.call("UpdateClient", {"clientid": client_id, "groupid": group_id})
 
     def update_ticket_priority(self, ticket_id: int, priority: str) -> None:
-        if priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+        if priority not in TICKET_PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(TICKET_PRIORITIES)}")
         self.call("UpdateTicket", {"ticketid": ticket_id, "priority": priority})
 
     def move_ticket(self, ticket_id: int, department_id: int) -> None:
