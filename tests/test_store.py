@@ -66,6 +66,61 @@ def test_concurrent_duplicates_store_one_row(store) -> None:
     assert len(store.events()) == 1
 
 
+def test_enqueue_many_stores_new_ids_once_in_order(store) -> None:
+    store.enqueue(_event("old"))
+    events = [_event("b1", client_id=1), _event("old"), _event("b2"), _event("b1"),
+              _event("b3", "ClientEdit", client_id=3)]
+    assert store.enqueue_many(events) == ["queued", "duplicate", "queued", "duplicate",
+                                          "queued"]
+    assert [(e.webhook_id, e.hook, e.client_id) for e in store.events()] == [
+        ("old", "InvoicePaid", None), ("b1", "InvoicePaid", 1), ("b2", "InvoicePaid", None),
+        ("b3", "ClientEdit", 3)]
+    assert store.enqueue_many(events) == ["duplicate"] * 5
+    assert store.enqueue_many([]) == []
+
+
+def test_enqueue_many_looks_again_when_a_rival_stored_an_id_meanwhile(
+        store, monkeypatch) -> None:
+    """Between enqueue_many's look at the known ids and its INSERT a rival stores one of the
+    batch's ids: the whole INSERT fails (nothing of the batch stored), the ids are looked at
+    again and the rest is stored; the rival's id is a duplicate."""
+    from bridge.store import inbox as inbox_module
+
+    real = inbox_module.write_inbox
+    calls: list[int] = []
+
+    def rival_first(db: object, rows: list[tuple[object, ...]]) -> None:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            # the rival, committed before our INSERT
+            real(store, [inbox_module._new_row(_event("c2"))])
+        real(store, rows)
+
+    monkeypatch.setattr(inbox_module, "write_inbox", rival_first)
+    outcome = store.enqueue_many([_event("c1"), _event("c2"), _event("c3")])
+    assert outcome == ["queued", "duplicate", "queued"]
+    assert calls == [3, 2]
+    assert [e.webhook_id for e in store.events()] == ["c2", "c1", "c3"]
+
+
+def test_concurrent_batches_of_the_same_ids_store_each_once(store) -> None:
+    outcomes: list[list[str]] = []
+    events = [_event(f"cb{n}") for n in range(50)]
+
+    def send() -> None:
+        outcomes.append(list(store.enqueue_many(events)))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 4
+    for n in range(50):
+        assert sorted(o[n] for o in outcomes) == ["duplicate"] * 3 + ["queued"]
+    assert len(store.events()) == 50
+
+
 def test_unicode_survives_the_round_trip(store) -> None:
     event = InboxEvent("msg_u", "ClientEdit", 3, {"userid": 3, "language": "português 🇧🇷"},
                        FIXED_NOW, FIXED_NOW)

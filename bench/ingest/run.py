@@ -307,13 +307,16 @@ class Gunicorn:
 
 
 def write_request_file(path: Path, secret: str, prefix: str, count: int,
-                       threads: int) -> list[int]:
-    """``count`` signed requests, split in ``threads`` contiguous slices; returns offsets."""
+                       threads: int, batch: int = 0) -> list[int]:
+    """``count`` signed requests (of ``batch`` events each to the batch endpoint when
+    ``batch``), split in ``threads`` contiguous slices; returns offsets."""
     per = -(-count // threads)
     offsets = [0]
     with open(path, "wb") as out:
         for t in range(threads):
-            for raw in signedreq.generate(secret, prefix, range(t * per, (t + 1) * per)):
+            indices = range(t * per, (t + 1) * per)
+            for raw in (signedreq.generate_batches(secret, prefix, indices, batch) if batch
+                        else signedreq.generate(secret, prefix, indices)):
                 out.write(raw)
                 out.write(b"\x1e")
             offsets.append(out.tell())
@@ -321,10 +324,11 @@ def write_request_file(path: Path, secret: str, prefix: str, count: int,
 
 
 def wrk_phase(args: argparse.Namespace, workdir: Path, server: Gunicorn, secret: str,
-              prefix: str, seconds: float, capacity: int) -> dict[str, Any]:
+              prefix: str, seconds: float, capacity: int, batch: int = 0) -> dict[str, Any]:
+    """Closed loop on ``server``: single events, or batches of ``batch`` events."""
     path = workdir / "requests.bin"
     started = time.monotonic()
-    offsets = write_request_file(path, secret, prefix, capacity, args.threads)
+    offsets = write_request_file(path, secret, prefix, capacity, args.threads, batch)
     generated = time.monotonic() - started
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s",
            "--timeout", "10s", "-s", str(HERE / "requests.lua"),
@@ -342,6 +346,8 @@ def wrk_phase(args: argparse.Namespace, workdir: Path, server: Gunicorn, secret:
     result["capacity"] = capacity
     result["generate_seconds"] = round(generated, 2)
     result["rate"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    result["batch"] = batch
+    result["events_rate"] = round(result["rate"] * max(batch, 1), 1)
     result["in_flight_at_stop"] = result["sent"] - result["requests"]
     result["cpu_cores"] = meter.cores()
     result["command"] = " ".join([*cmd[:9], "URL", "--", "FILE", "OFFSETS..."])
@@ -356,6 +362,7 @@ def summarize_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "rate": round(med([r["rate"] for r in results]), 1),
         "rates": [r["rate"] for r in results],
+        "events_rate": round(med([r.get("events_rate", r["rate"]) for r in results]), 1),
         "latency_us": {p: med([r["latency_us"][p] for r in results])
                        for p in ("p50", "p90", "p99", "p999")},
         "cpu_cores": {k: round(med([r["cpu_cores"][k] for r in results]), 2)
@@ -446,6 +453,23 @@ def inbox_rows(db_url: str) -> dict[str, Any]:
             "states": states}
 
 
+def check_batches(phases: dict[str, dict[str, Any]], rows: dict[str, Any]) -> list[str]:
+    """One line per batch phase: every answer a 200, the inbox holding size x 200s rows."""
+    lines = []
+    for name, result in phases.items():
+        size = result["batch"]
+        answered = int(result["statuses"].get("200", 0))
+        stored = rows["per_phase"].get(result["prefix"], 0)
+        other = {k: v for k, v in result["statuses"].items() if k != "200"}
+        in_flight = int(result.get("in_flight_at_stop", 0))
+        ok = (answered * size <= stored <= (answered + in_flight) * size and not other
+              and not result.get("exhausted"))
+        lines.append(f"{'ok  ' if ok else 'FAIL'} {name}: {answered} x 200 of {size} events, "
+                     f"other statuses {other or 'none'}, inbox rows {stored} (200s x {size} + "
+                     f"up to {in_flight} batches in flight when wrk stopped)")
+    return lines
+
+
 def check_ingest(phases: dict[str, dict[str, Any]], rows: dict[str, Any]) -> list[str]:
     """One line per phase of a bridge endpoint, prefixed 'ok' or 'FAIL'."""
     lines = []
@@ -528,6 +552,31 @@ def report(results: dict[str, Any]) -> str:
                 f"target 2 ({LABELS[name]}): p99 <= 15 ms at half peak "
                 f"({half[name]['rate_target']:.0f} req/s): {p99:.1f} ms -> "
                 f"{'MET' if p99 <= 15 else 'MISSED'}"]
+    batch_peak = results.get("batch_peak") or {}
+    if batch_peak:
+        single = peak["ingest"]["rate"]
+        out += ["", "batched ingest (POST /hooks/whmcs/batch), closed loop like the peak, "
+                f"same rounds, same gunicorn; median of rounds {used}:",
+                "| batch size | batches/s | events/s | x single ingest (per round) | "
+                "p50 ms | p99 ms per batch | cpu cores: gunicorn / mariadb / wrk / other | "
+                "cpu ms per event: gunicorn / mariadb |", "|---:|---:|---:|---|---:|---:|---|---|"]
+        for name, r in batch_peak.items():
+            c = r["cpu_cores"]
+            per_round = [x[name]["events_rate"] / x["ingest"]["rate"] for x in results["rounds"]
+                         if rounds_index(results, x) in used]
+            out.append(f"| {name[5:]} | {r['rate']:.1f} | {r['events_rate']:.0f} | "
+                       f"{r['events_rate'] / single:.1f} ("
+                       f"{', '.join(f'{x:.1f}' for x in per_round)}) | "
+                       f"{ms(r['latency_us']['p50'])} | {ms(r['latency_us']['p99'])} | "
+                       f"{c['server']} / {c['mariadb']} / {c['loadgen']} / {c['other']} | "
+                       f"{c['server'] / r['events_rate'] * 1000:.3f} / "
+                       f"{c['mariadb'] / r['events_rate'] * 1000:.3f} |")
+        best = max(r["events_rate"] for r in batch_peak.values())
+        out += ["", f"target 3 (batched): >= 10,000 events/s: {best:.0f} -> "
+                f"{'MET' if best >= 10000 else 'MISSED'}",
+                f"target 4 (batched): >= 5x the single-event path in the same run: "
+                f"{best / single:.1f}x ({best:.0f} / {single:.0f}) -> "
+                f"{'MET' if best >= 5 * single else 'MISSED'}"]
     out += ["", "checks:", *results["checks"]]
     return "\n".join(out)
 
@@ -572,6 +621,12 @@ def main() -> int:
                         help="add a third server: the bridge with the inbox written as "
                              "before session 5 (whatif.py, bench only), measured like the "
                              "others")
+    parser.add_argument("--batch", default="",
+                        help="comma-separated batch sizes, e.g. 100,500: each round also "
+                             "drives POST /hooks/whmcs/batch on the bridge's gunicorn with "
+                             "batches of that many events (closed loop, like the peak)")
+    parser.add_argument("--batch-max-rate", type=int, default=40000,
+                        help="upper bound on batched events/s, sizes the batch request files")
     parser.add_argument("--json", type=Path, help="also write all figures to this file")
     parser.add_argument("--report", type=Path, metavar="JSON",
                         help="only print the tables of an earlier run's --json file")
@@ -580,6 +635,9 @@ def main() -> int:
         print(report(json.loads(args.report.read_text())))
         return 0
 
+    args.batch_sizes = [int(x) for x in args.batch.split(",") if x.strip()]
+    if not all(1 <= size <= 500 for size in args.batch_sizes):
+        parser.error("--batch: sizes from 1 to 500")
     if args.peak_seconds + 60 > 290 or args.half_seconds + 30 > 290:
         parser.error("phases must stay well inside the bridge's 300 s timestamp tolerance")
 
@@ -667,11 +725,24 @@ def main() -> int:
                     f"p50 {ms(r['latency_us']['p50'])} ms, p99 {ms(r['latency_us']['p99'])} ms,"
                     f" statuses {r['statuses']}, exhausted {r['exhausted']}, other load "
                     f"{r['cpu_cores']['other']} cores")
-            this["disturbed"] = any(disturbed(this[n]["cpu_cores"]) for n in endpoints)
+            for size in args.batch_sizes:
+                name = f"batch{size}"
+                this[name] = r = wrk_phase(
+                    args, workdir, endpoints["ingest"], secret, f"{run_id}-peak{k}{name}",
+                    args.peak_seconds, int(args.batch_max_rate * (args.peak_seconds + 2)
+                                           / size) + args.connections, batch=size)
+                log(f"round {k + 1} {name}: {r['rate']:.1f} batches/s = "
+                    f"{r['events_rate']:.0f} events/s, p50 {ms(r['latency_us']['p50'])} ms, "
+                    f"p99 {ms(r['latency_us']['p99'])} ms, statuses {r['statuses']}, "
+                    f"exhausted {r['exhausted']}, other load {r['cpu_cores']['other']} cores")
+            this["disturbed"] = any(disturbed(this[n]["cpu_cores"]) for n in this)
             rounds.append(this)
         # the figures: the median of the undisturbed rounds, or of all if none was
         used = [r for r in rounds if not r["disturbed"]] or rounds
         peak = {name: summarize_rounds([r[name] for r in used]) for name in endpoints}
+        batch_peak = {f"batch{size}": summarize_rounds([r[f"batch{size}"] for r in used])
+                      for size in args.batch_sizes}
+        results["batch_peak"] = batch_peak
         for name in peak:
             peak[name]["rounds_used"] = [rounds.index(r) + 1 for r in used]
         half: dict[str, Any] = {}
@@ -709,6 +780,8 @@ def main() -> int:
         for name in endpoints:
             if name != "hello":
                 checks += check_ingest(phases[name], rows)
+        checks += check_batches({f"{name} peak round {k + 1}": r[name]
+                                 for k, r in enumerate(rounds) for name in batch_peak}, rows)
         checks.append(f"{'ok  ' if rows['total'] == rows['distinct_ids'] else 'FAIL'} inbox: "
                       f"{rows['total']} rows, {rows['distinct_ids']} distinct webhook ids, "
                       f"states {rows['states']}")
@@ -717,6 +790,8 @@ def main() -> int:
             ok = not other and not r.get("exhausted")
             checks.append(f"{'ok  ' if ok else 'FAIL'} {label}: statuses {r['statuses']}")
         everything = {label: r for name in endpoints for label, r in phases[name].items()}
+        everything.update({f"{name} peak round {k + 1}": r[name]
+                           for k, r in enumerate(rounds) for name in batch_peak})
         for label, r in everything.items():
             errors = {k: v for k, v in r.get("errors", {}).items() if v}
             if errors:

@@ -21,6 +21,7 @@ from typing import Any
 
 HOST = "127.0.0.1"
 PATH = "/hooks/whmcs"
+BATCH_PATH = "/hooks/whmcs/batch"
 
 
 def _invoice(n: int) -> tuple[str, dict[str, Any]]:
@@ -84,6 +85,25 @@ def generate(secret: str, prefix: str, indices: range | list[int],
     occurred_at = datetime.fromtimestamp(now - 1, UTC).isoformat(timespec="seconds")
     for n in indices:
         yield raw_request(key, f"{prefix}_{n}", timestamp, body_for(n, occurred_at), path)
+
+
+def generate_batches(secret: str, prefix: str, indices: range | list[int],
+                     size: int) -> Iterator[bytes]:
+    """Signed batch requests (``POST /hooks/whmcs/batch``), request n holding the ``size``
+    events ``<prefix>_<n * size + k>`` (bodies as :func:`body_for`), each with its own id; the
+    request's own ``webhook-id`` is ``batch<prefix>_<n>``."""
+    key = secret_key(secret)
+    now = time.time()
+    timestamp = int(now)
+    occurred_at = datetime.fromtimestamp(now - 1, UTC).isoformat(timespec="seconds")
+    for n in indices:
+        events = []
+        for k in range(n * size, (n + 1) * size):
+            hook, variables = EVENTS[k % len(EVENTS)](k)
+            events.append({"id": f"{prefix}_{k}", "hook": hook, "vars": variables,
+                           "occurred_at": occurred_at})
+        body = json.dumps({"events": events}, separators=(",", ":")).encode()
+        yield raw_request(key, f"batch{prefix}_{n}", timestamp, body, BATCH_PATH)
 
 
 def self_check(secret: str) -> None:
