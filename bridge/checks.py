@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import sqlalchemy as sa
@@ -274,11 +273,10 @@ def config_warnings(settings: Settings) -> list[str]:
 
 
 def bridge_version() -> str:
-    """This bridge's version (the installed package's)."""
-    try:
-        return metadata.version("vipgate")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    """This bridge's version."""
+    from bridge import __version__
+
+    return __version__
 
 
 def stub_warnings(report: StubReport, bridge: str) -> list[str]:

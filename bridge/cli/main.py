@@ -15,6 +15,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from bridge import __version__
 from bridge.cli.common import Failure, database_failure, opening, settings_of
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
@@ -23,6 +24,8 @@ from bridge.store import DatabaseNotReady, Store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="vipgate",
+                      message="%(prog)s %(version)s")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="INI file (default: $VIPGATE_CONFIG or ./vipgate.ini).")
 @click.pass_context

@@ -1,0 +1,128 @@
+"""What a user installs: the wheel and the sdist built from this tree, the wheel installed into
+a fresh virtualenv outside the tree, and vipgate run from there (no source tree on the path).
+
+The build runs on a copy of the tree, so it leaves no ``build/`` or ``*.egg-info`` behind.
+Building and installing take PyPI (or pip's cache) for setuptools and vipgate's dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import venv
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import bridge
+
+ROOT = Path(__file__).resolve().parent.parent
+# What vipgate reads at run time from its own package, beside the Python modules.
+RUNTIME_FILES = (
+    "bridge/migrations/env.py",
+    "bridge/migrations/script.py.mako",
+    "bridge/migrations/versions/0001_inbox_meta_standing.py",
+    "bridge/admin/templates/admin/base.html",
+    "bridge/admin/static/admin.css",
+    "bridge/panels/templates/client_summary.html",
+    "bridge/sandbox/php/fire.php",
+    "bridge/sandbox/templates/base.html",
+    "whmcs_php_stub/vipgate.php",
+)
+IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                 ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
+                                 "bench", "tests", "docs", "*.db", "*.db-*")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without the source tree on the path or vipgate settings."""
+    return {k: v for k, v in os.environ.items()
+            if k != "PYTHONPATH" and not k.startswith("VIPGATE_")}
+
+
+@dataclass
+class Installed:
+    wheel: Path
+    sdist: Path
+    bin: Path
+    home: Path  # a working folder outside the source tree
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.bin / "vipgate"), *args], cwd=self.home,
+                              env={**_clean_env(), **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    work = tmp_path_factory.mktemp("wheel")
+    tree = work / "tree"
+    shutil.copytree(ROOT, tree, ignore=IGNORED)
+    dist = work / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(tree)],
+                           cwd=work, env=_clean_env(), capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    # setuptools' "Package would be ignored" warnings meant files left out of the wheel.
+    assert "would be ignored" not in built.stdout + built.stderr
+    wheel = next(dist.glob("vipgate-*.whl"))
+    sdist = next(dist.glob("vipgate-*.tar.gz"))
+    env_dir = work / "venv"
+    venv.create(env_dir, with_pip=True)
+    pip = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                          str(wheel)], cwd=work, env=_clean_env(), capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
+    home = work / "home"
+    home.mkdir()
+    yield Installed(wheel, sdist, env_dir / "bin", home)
+
+
+def test_the_wheel_and_the_sdist_carry_what_vipgate_reads_at_run_time(installed) -> None:
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    assert [f for f in RUNTIME_FILES if f not in names] == []
+    with tarfile.open(installed.sdist) as sdist:
+        top = sdist.getnames()[0].split("/")[0]
+        in_sdist = {name.removeprefix(top + "/") for name in sdist.getnames()}
+    assert [f for f in RUNTIME_FILES if f not in in_sdist] == []
+
+
+def test_the_installed_command_prints_the_one_version(installed) -> None:
+    answer = installed.run("--version")
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == f"vipgate {bridge.__version__}"
+    assert installed.wheel.name.startswith(f"vipgate-{bridge.__version__}-")
+
+
+def _head() -> str:
+    versions = sorted((ROOT / "bridge" / "migrations" / "versions").glob("[0-9]*.py"))
+    return versions[-1].name[:4]
+
+
+def test_the_installed_package_creates_its_sqlite_database(installed) -> None:
+    answer = installed.run("db", "upgrade")
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert re.search(rf"database at revision {_head()}\b", answer.stdout + answer.stderr)
+    assert (installed.home / "vipgate.db").exists()
+
+
+@pytest.mark.mariadb
+def test_the_installed_package_creates_its_mariadb_database(installed, mariadb_url) -> None:
+    answer = installed.run("db", "upgrade",
+                           env={"VIPGATE_BRIDGE_DATABASE_URL": mariadb_url})
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert re.search(rf"database at revision {_head()}\b", answer.stdout + answer.stderr)
+
+
+def test_the_installed_demo_runs_the_seed_story(installed) -> None:
+    answer = installed.run("demo", "--no-wait")
+    assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-3000:]
+    assert re.search(r"all \d+ checks passed", answer.stdout)
