@@ -72,14 +72,27 @@ class Whmcs:
         assert count == 1
         path.write_text(text)
 
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
+                "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else "", **extra}
+
+    def command(self, hook: str, variables: dict[str, Any] | None = None, *,
+                repeat: int = 1) -> list[str]:
+        return [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
+                json.dumps(variables or {}), str(repeat)]
+
     def run(self, hook: str, variables: dict[str, Any] | None = None, *,
-            repeat: int = 1) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
-               "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else ""}
-        return subprocess.run(
-            [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
-             json.dumps(variables or {}), str(repeat)],
-            capture_output=True, text=True, env=env, timeout=60, check=False)
+            repeat: int = 1, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(hook, variables, repeat=repeat),
+                              capture_output=True, text=True, env=self.env(**extra_env),
+                              timeout=60, check=False)
+
+    def start(self, hook: str, variables: dict[str, Any] | None = None,
+              **extra_env: str) -> subprocess.Popen[str]:
+        """The hook in a php process of its own, not waited for (stdout piped, line by line)."""
+        return subprocess.Popen(self.command(hook, variables), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, bufsize=1,
+                                env=self.env(**extra_env))
 
     def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the hook; php must exit 0 and print nothing but the result (no warnings)."""
