@@ -19,6 +19,8 @@ class Metrics:
     events: Counter
     latency: Histogram
     ignored_vars: Counter
+    batches: Counter
+    batch_latency: Histogram
 
 
 def make_metrics() -> Metrics:
@@ -37,4 +39,12 @@ def make_metrics() -> Metrics:
     ignored_vars = Counter("vipgate_ignored_vars", "vars keys the bridge does not know, left "
                            "out of accepted events (a stub newer than the bridge)",
                            ["hook", "key"], registry=target)
-    return Metrics(registry, events, latency, ignored_vars)
+    # POST /hooks/whmcs/batch: its events count in vipgate_events_received one by one; the
+    # batches by outcome ("answered", or the error code of a batch refused whole).
+    batches = Counter("vipgate_batches_received", "Batches received (POST /hooks/whmcs/batch), "
+                      "by outcome", ["outcome"], registry=target)
+    batch_latency = Histogram("vipgate_batch_ingest_seconds",
+                              "Time to answer POST /hooks/whmcs/batch",
+                              buckets=(.0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),
+                              registry=target)
+    return Metrics(registry, events, latency, ignored_vars, batches, batch_latency)

@@ -278,6 +278,8 @@ class WebhookSettings:
     secrets: tuple[str, ...] = setting(_Secrets(), secret=True)
     tolerance_seconds: int = setting(_Int(300, 30, 3600))
     max_body_bytes: int = setting(_Int(65536, 1024, 1048576))
+    # POST /hooks/whmcs/batch (up to 500 events in one body)
+    max_batch_bytes: int = setting(_Int(4194304, 1024, 33554432))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,13 @@ from bridge.settings import check_webhook_secret
 
 _ID = re.compile(r"^[A-Za-z0-9_\-:]{1,255}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+WEBHOOK_ID_FORM = "1 to 255 characters of letters, digits, '_', '-' or ':'"
+
+
+def valid_webhook_id(text: str) -> bool:
+    """Whether ``text`` has the form of a webhook id (the ``webhook-id`` header, a batched
+    event's ``id``): WEBHOOK_ID_FORM. The signature check uses the same pattern."""
+    return _ID.fullmatch(text) is not None
 
 
 class SignatureError(Exception):
@@ -85,8 +92,7 @@ def verify(secrets: Iterable[str], headers: HeaderLookup, body: bytes, now: floa
         raise SignatureError("missing_signature", "missing header " + ", ".join(missing))
     assert msg_id is not None and stamp is not None and signature is not None
     if not _ID.match(msg_id):
-        raise SignatureError("invalid_signature", "webhook-id must be 1 to 255 characters of "
-                                                  "letters, digits, '_', '-' or ':'")
+        raise SignatureError("invalid_signature", f"webhook-id must be {WEBHOOK_ID_FORM}")
     if not _TIMESTAMP.match(stamp):
         raise SignatureError("invalid_signature",
                              "webhook-timestamp must be whole seconds since 1970")

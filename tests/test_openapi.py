@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text("utf-8"))
 SCHEMAS: dict[str, Any] = SPEC["components"]["schemas"]
 HOOK_OPERATION = SPEC["paths"]["/hooks/whmcs"]["post"]
+BATCH_OPERATION = SPEC["paths"]["/hooks/whmcs/batch"]["post"]
 DOCUMENTED_PREFIXES = ("/hooks", "/healthz")
 
 
@@ -154,13 +155,30 @@ def _signature_codes() -> set[str]:
             and isinstance(node.args[0], ast.Constant)}
 
 
-def errors_raised_by_webhook() -> set[tuple[int, str]]:
+# bridge/web/webhook.py's functions that only the batch endpoint runs: what the batch refuses
+# whole, and what it answers per event (a ``rejected`` result); the single endpoint's errors
+# are those of every other function. Both endpoints read the body the same way.
+BATCH_WHOLE = {"receive_batch", "_batch_events"}
+BATCH_PER_EVENT = {"_batch_event", "_validate"}
+SHARED_READ = {"_read_verified_json", "_database_away"}
+
+
+def _webhook_functions() -> set[str]:
+    tree = ast.parse(Path(bridge.web.webhook.__file__).read_text("utf-8"))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+
+
+def errors_raised_by_webhook(
+        functions: set[str] | None = None) -> set[tuple[int, str]]:
     """(status, code) of every ``Rejected(...)`` in bridge/web/webhook.py (codes held in a variable
-    or taken from a SignatureError resolved to their literals)."""
+    or taken from a SignatureError resolved to their literals); by default in the functions the
+    single endpoint runs (every one but the batch's own), else in ``functions``."""
+    if functions is None:
+        functions = _webhook_functions() - BATCH_WHOLE - {"_batch_event"}
     tree = ast.parse(Path(bridge.web.webhook.__file__).read_text("utf-8"))
     found: set[tuple[int, str]] = set()
     for function in ast.walk(tree):
-        if not isinstance(function, ast.FunctionDef):
+        if not isinstance(function, ast.FunctionDef) or function.name not in functions:
             continue
         for node in ast.walk(function):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Rejected"):
@@ -180,9 +198,9 @@ def errors_raised_by_webhook() -> set[tuple[int, str]]:
     return found
 
 
-def documented_errors() -> dict[int, set[str]]:
+def documented_errors(operation: dict[str, Any] = HOOK_OPERATION) -> dict[int, set[str]]:
     documented: dict[int, set[str]] = {}
-    for status, response in HOOK_OPERATION["responses"].items():
+    for status, response in operation["responses"].items():
         if not status.startswith(("4", "5")):
             continue
         schema = _ref(response["content"]["application/json"]["schema"])
@@ -216,6 +234,29 @@ def test_error_statuses_documented_are_the_ones_raised() -> None:
     assert set(documented_errors()) == {status for status, _code in errors_raised_by_webhook()}
 
 
+def test_the_batch_functions_named_here_exist() -> None:
+    assert _webhook_functions() >= BATCH_WHOLE | BATCH_PER_EVENT | SHARED_READ
+
+
+def test_batch_errors_raised_are_the_documented_ones() -> None:
+    """The batch refused whole: exactly its documented 4xx/5xx (werkzeug's own 400 and 413
+    as for the single endpoint)."""
+    raised = errors_raised_by_webhook(BATCH_WHOLE | SHARED_READ)
+    assert (400, "invalid_batch") in raised and (503, "database_unavailable") in raised
+    raised |= {(400, "bad_request"), (413, "payload_too_large")}
+    documented = {(status, code) for status, codes in documented_errors(BATCH_OPERATION).items()
+                  for code in codes}
+    assert raised == documented
+
+
+def test_batch_per_event_errors_are_the_documented_ones() -> None:
+    raised = errors_raised_by_webhook(BATCH_PER_EVENT)
+    assert {status for status, _code in raised} == {400}
+    documented = SCHEMAS["BatchEventError"]["properties"]["code"]["enum"]
+    assert {code for _status, code in raised} == set(documented)
+    assert {"invalid_payload", "unknown_hook", "synchronous_hook"} <= set(documented)
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -235,12 +276,42 @@ def test_accepted_statuses_are_the_stores() -> None:
         typing.get_args(outcome))
 
 
+def test_batch_statuses_are_the_stores_and_rejected() -> None:
+    import typing
+
+    from bridge.store import Store
+
+    outcome = typing.get_type_hints(Store.enqueue_many)["return"]
+    [item] = typing.get_args(outcome)
+    statuses = SCHEMAS["BatchResult"]["properties"]["status"]["enum"]
+    assert set(statuses) == {*typing.get_args(item), "rejected"}
+    assert sorted(SCHEMAS["BatchAnswer"]["required"]) == sorted(["results", *statuses])
+
+
+def test_batch_limits_are_the_codes() -> None:
+    events = SCHEMAS["Batch"]["properties"]["events"]
+    assert (events["minItems"], events["maxItems"]) == (1, bridge.web.webhook.BATCH_MAX_EVENTS)
+    default = default_settings().webhook.max_batch_bytes
+    assert str(default) in BATCH_OPERATION["responses"]["413"]["description"]
+    assert SCHEMAS["BatchEvent"]["properties"]["id"]["pattern"] == \
+        SPEC["components"]["headers"]["WebhookId"]["schema"]["pattern"]
+
+
+def test_the_batch_example_validates() -> None:
+    example = BATCH_OPERATION["requestBody"]["content"]["application/json"]["example"]
+    assert _validator("Batch").is_valid(example)
+    envelope = _validator("Envelope")
+    for event in example["events"]:
+        assert envelope.is_valid({k: v for k, v in event.items() if k != "id"}), event
+
+
 def test_synchronous_answers_are_signed_as_documented() -> None:
     headers = HOOK_OPERATION["responses"]["200"]["headers"]
     assert sorted(headers) == ["webhook-id", "webhook-signature", "webhook-timestamp"]
     schemes = SPEC["components"]["securitySchemes"]
     assert sorted(s["name"] for s in schemes.values()) == sorted(headers)
     assert HOOK_OPERATION["security"] == [{name: [] for name in schemes}]
+    assert BATCH_OPERATION["security"] == HOOK_OPERATION["security"]
     assert SPEC["paths"]["/healthz"]["get"]["security"] == []
 
 
@@ -282,6 +353,16 @@ def test_routes_under_hooks_and_healthz_are_exactly_the_documented_ones(app: Fla
     assert all(path.startswith(DOCUMENTED_PREFIXES) for path, _method in documented)
 
 
+def _post_batch(client: Any, events: list[Any]) -> Any:
+    from bridge.signing import signed_headers
+    from tests.helpers import FIXED_NOW
+
+    body = json.dumps({"events": events}).encode()
+    headers = signed_headers([SECRET], "batch_1", int(FIXED_NOW.timestamp()), body)
+    return client.post("/hooks/whmcs/batch", data=body, headers=headers,
+                       content_type="application/json")
+
+
 def test_an_answer_of_the_app_validates(app: Flask) -> None:
     """One real answer per documented status family, checked against its schema."""
     from tests.helpers import envelope, post_signed
@@ -297,6 +378,10 @@ def test_an_answer_of_the_app_validates(app: Flask) -> None:
         (client.post("/hooks/whmcs", data=b"{}", content_type="application/json"), "401",
          "SignatureError"),
         (client.get("/healthz"), "200", "Health"),
+        (_post_batch(client, [{"id": "b1", **json.loads(envelope("InvoicePaid", {
+            "invoiceid": "7"}))}, {"id": "b2", **json.loads(envelope("InvoicePaid", {}))}]),
+         "200", "BatchAnswer"),
+        (_post_batch(client, []), "400", "BadBatchError"),
     ]
     for response, status, name in checks:
         assert str(response.status_code) == status, response.get_data(as_text=True)

@@ -444,3 +444,97 @@ def test_invoice_created_by_system_or_by_an_admin_is_accepted(client, store, use
                            msg_id="msg_created")
     assert response.status_code == 202
     assert store.get_event("msg_created").vars["user"] == str(user)
+
+
+# --- the same bad input on POST /hooks/whmcs/batch -------------------------------------------
+
+
+def _batch(*events: dict[str, Any]) -> bytes:
+    return json.dumps({"events": list(events)}).encode()
+
+
+_ONE = {"id": "msg_b1", **json.loads(envelope("InvoicePaid", {"invoiceid": "1"}))}
+BATCH = _batch(_ONE)
+BATCH_BAD_INPUT = [
+    ("no signature headers", Bad(body=BATCH, headers={}), 401, "missing_signature",
+     "webhook-id"),
+    ("no webhook-signature", Bad(body=BATCH, mutate=_drop("webhook-signature")), 401,
+     "missing_signature", "webhook-signature"),
+    ("wrong secret", Bad(body=BATCH, headers=_signed_headers(BATCH, secret=OTHER_SECRET)),
+     401, "invalid_signature", "does not match"),
+    ("body changed after signing", Bad(body=BATCH, headers=_signed_headers(_batch(
+        {**_ONE, "id": "msg_b2"}))), 401, "invalid_signature", "does not match"),
+    ("stale timestamp", Bad(body=BATCH, headers=_signed_headers(BATCH, timestamp=NOW - 301)),
+     401, "stale_timestamp", "old"),
+    ("batch id with a full stop", Bad(body=BATCH, mutate=_set("webhook-id", "batch.1")), 401,
+     "invalid_signature", "webhook-id"),
+    ("text/plain", Bad(body=BATCH, content_type="text/plain"), 415, "unsupported_media_type",
+     "application/json"),
+    ("too large", Bad(body=_batch(*[{**_ONE, "id": f"m{n}", "pad": "x" * 9000}
+                                    for n in range(500)])),
+     413, "payload_too_large", "max_batch_bytes"),
+    ("not JSON", Bad(body=b"events=1"), 400, "invalid_json", "JSON"),
+    ("deep nesting", Bad(body=b'{"events":' + b"[" * 20000 + b"]" * 20000 + b"}"), 400,
+     "invalid_json", "nested"),
+    ("a list", Bad(body=b"[]"), 400, "invalid_batch", "object"),
+    ("no events", Bad(body=b"{}"), 400, "invalid_batch", "events"),
+    ("events not a list", Bad(body=b'{"events":{"0":{}}}'), 400, "invalid_batch", "events"),
+    ("no event", Bad(body=_batch()), 400, "invalid_batch", "events"),
+    ("501 events", Bad(body=_batch(*[{**_ONE, "id": f"m{n}"} for n in range(501)])), 400,
+     "invalid_batch", "501"),
+    ("unknown top-level key", Bad(body=b'{"events":[],"since":1}'), 400, "invalid_batch",
+     "since"),
+]
+
+
+@pytest.mark.parametrize(("case", "status", "code", "word"),
+                         [pytest.param(b, s, c, w, id=name)
+                          for name, b, s, c, w in BATCH_BAD_INPUT])
+def test_a_bad_batch_is_refused_whole_with_a_clear_error_and_changes_nothing(
+        client, store, case: Bad, status: int, code: str, word: str) -> None:
+    post_signed(client, envelope("InvoicePaid", {"invoiceid": "1"}), msg_id="msg_existing")
+    before = store.inbox_fingerprint()
+    headers = dict(_signed_headers(case.body) if case.headers is None else case.headers)
+    if case.mutate:
+        case.mutate(headers)
+    kwargs: dict[str, Any] = {"data": case.body, "headers": headers}
+    if case.content_type:
+        kwargs["content_type"] = case.content_type
+    response = client.post("/hooks/whmcs/batch", **kwargs)
+    assert response.status_code == status, response.json
+    assert response.json["error"] == code
+    assert word in response.json["message"] + json.dumps(response.json["fields"])
+    assert store.inbox_fingerprint() == before
+
+
+def _as_batched_event(body: bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    return {"id": "msg_in_batch", **document} if isinstance(document, dict) else None
+
+
+# The single endpoint's 400s on one event's body (not the body's JSON): in a batch, that event
+# is rejected with the same code and field, the batch's other events are stored.
+PER_EVENT_BAD_INPUT = [(name, case, code, word) for name, case, status, code, word in BAD_INPUT
+                       if status == 400 and code in ("invalid_payload", "unknown_hook")
+                       and _as_batched_event(case.body) is not None]
+
+
+@pytest.mark.parametrize(("case", "code", "word"),
+                         [pytest.param(b, c, w, id=name)
+                          for name, b, c, w in PER_EVENT_BAD_INPUT])
+def test_a_bad_event_in_a_batch_is_rejected_with_the_single_endpoints_reason(
+        client, store, case: Bad, code: str, word: str) -> None:
+    assert len(PER_EVENT_BAD_INPUT) >= 20
+    bad = _as_batched_event(case.body)
+    body = _batch(_ONE, bad or {})
+    response = client.post("/hooks/whmcs/batch", data=body, headers=_signed_headers(body),
+                           content_type="application/json")
+    assert response.status_code == 200, response.json
+    good, rejected = response.json["results"]
+    assert good["status"] == "queued" and rejected["status"] == "rejected"
+    assert rejected["error"]["code"] == code
+    assert word in rejected["error"]["message"] + json.dumps(rejected["error"]["fields"])
+    assert [e.webhook_id for e in store.events()] == ["msg_b1"]

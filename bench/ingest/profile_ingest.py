@@ -229,7 +229,7 @@ def alternatives(store: Store, url: str, n: int) -> list[tuple[str, float, float
         ("... and pool_reset_on_return=None", with_engine(no_reset)),
         ("raw PyMySQL INSERT + COMMIT", raw_pymysql),
         ("write_inbox: autocommit INSERT (the bridge now)",
-         lambda: write_inbox(store, values())),
+         lambda: write_inbox(store, [values()])),
         ("raw PyMySQL autocommit INSERT (the floor)", raw_autocommit),
     ]
     results = []

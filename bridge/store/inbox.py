@@ -1,8 +1,9 @@
 """The ``inbox`` table: events stored once, the durable work queue over them, and per-client
 leases (``client_lease``).
 
-An event is stored by :meth:`InboxStore.enqueue`, through :func:`write_inbox`: the only INSERT
-into the inbox.
+An event is stored by :meth:`InboxStore.enqueue`, a batch of events by
+:meth:`InboxStore.enqueue_many` (``POST /hooks/whmcs/batch``: all of them in one transaction),
+both through :func:`write_inbox`: the only INSERT into the inbox.
 
 An inbox row moves ``queued -> processing -> done``; a failed attempt goes to ``retrying``
 (due again after a jittered step of :data:`RETRY_SCHEDULE`) and, after :data:`MAX_ATTEMPTS`
@@ -33,11 +34,12 @@ naive UTC (MariaDB's DATETIME keeps whole seconds: fractions are truncated on wr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -53,6 +55,9 @@ log = logging.getLogger("vipgate.store")
 
 # "discarded": an admin gave up on the event (discard); no worker claims it.
 INBOX_STATES = ("queued", "processing", "retrying", "done", "dead", "discarded")
+
+
+Enqueued = Literal["queued", "duplicate"]
 
 
 @dataclass(frozen=True)
@@ -107,33 +112,68 @@ INBOX_INSERT_SQL = str(INSERT_INBOX.compile(dialect=mysql_pymysql.dialect(params
 INBOX_RETRY_WITHIN_SECONDS = 2.0
 
 
-def write_inbox(db: Database, values: tuple[Any, ...]) -> None:
-    """Insert a new event's row (``values`` in NEW_EVENT_COLUMNS' order), committed when this
-    returns: on MariaDB/MySQL one autocommit INSERT on the inbox writer's pool
-    (``make_inbox_engine``), elsewhere a transaction on the store's engine.
+def write_inbox(db: Database, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert new events' rows (each in NEW_EVENT_COLUMNS' order), all in one transaction,
+    committed when this returns: on MariaDB/MySQL on the inbox writer's pool
+    (``make_inbox_engine``; one row is one autocommit INSERT, several rows one transaction of
+    multi-row INSERTs), elsewhere a transaction on the store's engine. Either every row is
+    stored or none is.
 
     Errors are raised as SQLAlchemy's own (``sa.exc.IntegrityError`` for a duplicate webhook
     id, ``sa.exc.OperationalError`` when the database cannot be reached...) on both paths."""
+    if not rows:
+        return
     if db.inbox_engine is not None:
-        _write_autocommit(db.inbox_engine, values)
+        _write_mysql(db.inbox_engine, rows)
         return
     with db.engine.begin() as conn:
-        conn.execute(INSERT_INBOX, dict(zip(NEW_EVENT_COLUMNS, values, strict=True)))
+        conn.execute(INSERT_INBOX, [dict(zip(NEW_EVENT_COLUMNS, values, strict=True))
+                                    for values in rows])
 
 
-def _write_autocommit(engine: Engine, values: tuple[Any, ...]) -> None:
-    """INBOX_INSERT_SQL with ``values`` on a connection of ``make_inbox_engine``'s pool.
+# Several rows go as multi-row INSERTs of at most this many rows each (one statement of a few
+# hundred rows stays far below MariaDB's max_allowed_packet, 16 MiB by default, for events of
+# up to [webhook] max_body_bytes); PyMySQL's executemany cannot batch INBOX_INSERT_SQL itself
+# (its VALUES hold constants besides the placeholders), so the statement is written here.
+MULTI_ROW_CHUNK = 100
+_INSERT_HEAD, _INSERT_ROW = INBOX_INSERT_SQL.split(" VALUES ", 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _multi_row_sql(count: int) -> str:
+    return f"{_INSERT_HEAD} VALUES {', '.join([_INSERT_ROW] * count)}"
+
+
+def _mysql_statements(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
+    if len(rows) == 1:
+        return [(INBOX_INSERT_SQL, tuple(rows[0]))]
+    statements = []
+    for start in range(0, len(rows), MULTI_ROW_CHUNK):
+        chunk = rows[start:start + MULTI_ROW_CHUNK]
+        statements.append((_multi_row_sql(len(chunk)),
+                           tuple(value for values in chunk for value in values)))
+    return statements
+
+
+def _write_mysql(engine: Engine, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` on a connection of ``make_inbox_engine``'s pool (autocommit): one row as one
+    autocommit INSERT (INBOX_INSERT_SQL, one round trip), several rows between START
+    TRANSACTION and COMMIT.
 
     A connection found dead is discarded and the write retried once on a new one (see
     INBOX_RETRY_WITHIN_SECONDS); the UNIQUE key keeps that safe when the lost attempt was
-    committed after all: the retry then fails as a duplicate."""
+    committed after all: the retry then fails as a duplicate. A transaction that failed is
+    rolled back before its connection goes back to the pool (the pool does not reset it)."""
     dialect = engine.dialect
     dbapi_error = dialect.loaded_dbapi.Error
+    statements = _mysql_statements(rows)
+    several = len(statements) > 1 or len(rows) > 1
 
     def wrapped(exc: Exception, lost: bool = False) -> sa.exc.StatementError:
         return sa.exc.DBAPIError.instance(
-            INBOX_INSERT_SQL, values, exc, dbapi_error, hide_parameters=engine.hide_parameters,
-            connection_invalidated=lost, dialect=dialect)
+            statements[0][0], rows[0], exc, dbapi_error,
+            hide_parameters=engine.hide_parameters, connection_invalidated=lost,
+            dialect=dialect)
 
     for attempt in (1, 2):
         try:
@@ -143,13 +183,23 @@ def _write_autocommit(engine: Engine, values: tuple[Any, ...]) -> None:
         started = time.monotonic()
         try:
             cursor = connection.cursor()
-            cursor.execute(INBOX_INSERT_SQL, values)
+            if several:
+                cursor.execute("START TRANSACTION")
+            for sql, values in statements:
+                cursor.execute(sql, values)
+            if several:
+                cursor.execute("COMMIT")
             cursor.close()
         except dbapi_error as exc:
             lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
             if lost:
                 connection.invalidate(exc)
-            connection.close()  # back to the pool: autocommit left no transaction open
+            elif several:
+                try:
+                    connection.rollback()
+                except dbapi_error as again:
+                    connection.invalidate(again)
+            connection.close()  # back to the pool with no transaction open
             if (lost and attempt == 1
                     and time.monotonic() - started < INBOX_RETRY_WITHIN_SECONDS):
                 log.warning("inbox: connection lost (%s), writing again on a new one", exc)
@@ -164,20 +214,63 @@ def _write_autocommit(engine: Engine, values: tuple[Any, ...]) -> None:
         return
 
 
+def _new_row(event: InboxEvent) -> tuple[Any, ...]:
+    """An event as write_inbox takes it (NEW_EVENT_COLUMNS' order)."""
+    received_at = utc_naive(event.received_at)
+    payload = json.dumps(event.vars, separators=(",", ":"), sort_keys=True)
+    return (event.webhook_id, event.hook, event.client_id, payload,
+            utc_naive(event.occurred_at), received_at, received_at)
+
+
+# How often enqueue_many looks again at which ids are known after a rival stored one of its
+# events between its look and its INSERT.
+ENQUEUE_MANY_TRIES = 3
+_KNOWN_IDS = sa.select(inbox.c.webhook_id).where(
+    inbox.c.webhook_id.in_(sa.bindparam("webhook_ids", expanding=True)))
+
+
 class InboxStore(Database):
-    def enqueue(self, event: InboxEvent) -> Literal["queued", "duplicate"]:
+    def enqueue(self, event: InboxEvent) -> Enqueued:
         """Store an event once; a webhook id seen before is a duplicate and changes nothing.
         Returns once the row is committed."""
-        received_at = utc_naive(event.received_at)
-        payload = json.dumps(event.vars, separators=(",", ":"), sort_keys=True)
         try:
-            write_inbox(self, (event.webhook_id, event.hook, event.client_id, payload,
-                               utc_naive(event.occurred_at), received_at, received_at))
+            write_inbox(self, [_new_row(event)])
         except sa.exc.IntegrityError:
             if self.get_event(event.webhook_id) is None:
                 raise
             return "duplicate"
         return "queued"
+
+    def enqueue_many(self, events: Sequence[InboxEvent]) -> list[Enqueued]:
+        """Store several events in ONE transaction (all of them or, on an error, none), in
+        their order; per event, ``queued`` or ``duplicate`` (its webhook id is already in the
+        inbox, or came earlier in ``events``). Returns once the rows are committed."""
+        outcome: list[Enqueued] = ["duplicate"] * len(events)
+        first: dict[str, int] = {}  # webhook id -> index of its first event
+        for index, event in enumerate(events):
+            first.setdefault(event.webhook_id, index)
+        known: set[str] = set()
+        for attempt in range(1, ENQUEUE_MANY_TRIES + 1):
+            if first:
+                with self.engine.connect() as conn:
+                    known = set(conn.execute(_KNOWN_IDS,
+                                             {"webhook_ids": list(first)}).scalars())
+            fresh = [index for webhook_id, index in first.items() if webhook_id not in known]
+            try:
+                write_inbox(self, [_new_row(events[index]) for index in fresh])
+            except sa.exc.IntegrityError:
+                # A rival stored one of these ids after the look above (nothing of ours was
+                # stored): look again; the same ids failing again is another error.
+                with self.engine.connect() as conn:
+                    now_known = set(conn.execute(_KNOWN_IDS,
+                                                 {"webhook_ids": list(first)}).scalars())
+                if now_known <= known or attempt == ENQUEUE_MANY_TRIES:
+                    raise
+                continue
+            for index in fresh:
+                outcome[index] = "queued"
+            return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get_event(self, webhook_id: str) -> InboxRow | None:
         with self.engine.connect() as conn:

@@ -1,6 +1,11 @@
-"""``POST /hooks/whmcs``: verify the raw bytes, validate, store, answer. No business work here,
-except the synchronous answers (the ticket gate and the panels inside WHMCS's pages), which
-read only vipgate's own tables and are signed like the request."""
+"""``POST /hooks/whmcs`` and ``POST /hooks/whmcs/batch``: verify the raw bytes, validate, store,
+answer. No business work here, except the synchronous answers (the ticket gate and the panels
+inside WHMCS's pages), which read only vipgate's own tables and are signed like the request.
+
+Both endpoints share the reading and verifying (:func:`_read_verified_json`), the validation of
+one event (:func:`_validate`), the storing (the inbox's one insert path) and the record of what
+the stub reports (:func:`_note_stub`); a batch stores all its valid events in one transaction
+and answers an outcome per event."""
 
 from __future__ import annotations
 
@@ -19,7 +24,14 @@ from bridge import panels
 from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.runtime import Runtime, runtime
-from bridge.signing import SignatureError, Verified, signed_headers, verify
+from bridge.signing import (
+    WEBHOOK_ID_FORM,
+    SignatureError,
+    Verified,
+    signed_headers,
+    valid_webhook_id,
+    verify,
+)
 from bridge.store.inbox import InboxEvent
 from bridge.web.errors import error_response
 
@@ -29,6 +41,7 @@ log = logging.getLogger("vipgate.webhook")
 DATABASE_AWAY = (sa.exc.OperationalError, sa.exc.InterfaceError)
 STUB_VERSION_HEADER = "vipgate-stub-version"
 HEARTBEAT_HOOK = "AfterCronJob"
+BATCH_MAX_EVENTS = 500
 _ignored_logged: set[tuple[str, str]] = set()  # (hook, key) already logged by this process
 IGNORED_LOGGED_MAX = 1000
 
@@ -81,15 +94,18 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_verified_json(rt: Runtime) -> tuple[Any, Verified]:
-    limit = rt.settings.webhook.max_body_bytes
+def _read_verified_json(rt: Runtime, limit: int, setting: str) -> tuple[Any, Verified]:
+    """The body, size-checked against ``limit`` (the ``[webhook]`` key ``setting``), of the
+    right media type, signed, parsed as JSON; or Rejected."""
+    request.max_content_length = limit  # werkzeug stops reading past it
     if request.content_length is not None and request.content_length > limit:
-        raise Rejected(413, "payload_too_large", f"body is larger than {limit} bytes")
+        raise Rejected(413, "payload_too_large",
+                       f"body is larger than {limit} bytes ([webhook] {setting})")
     if request.mimetype != "application/json":
         raise Rejected(415, "unsupported_media_type",
                        "Content-Type must be application/json",
                        {"content-type": [request.mimetype or "missing"]})
-    body = request.get_data(cache=False)  # werkzeug stops reading past MAX_CONTENT_LENGTH
+    body = request.get_data(cache=False)
     try:
         verified = verify(rt.secrets, request.headers, body, rt.clock().timestamp(),
                           rt.settings.webhook.tolerance_seconds)
@@ -106,6 +122,18 @@ def _read_verified_json(rt: Runtime) -> tuple[Any, Verified]:
         raise Rejected(400, "invalid_json", "body is nested too deeply") from None
     except ValueError as exc:
         raise Rejected(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _validate(document: Any) -> dict[str, Any]:
+    """One event's body (the single endpoint's whole body, a batch's event without its id),
+    validated and coerced by bridge.payloads.load_event; or Rejected (400) naming the field."""
+    try:
+        return load_event(document)
+    except ValidationError as exc:
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        code = "unknown_hook" if "hook" in fields else "invalid_payload"
+        path, problems = next(iter(fields.items()))
+        raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
 
 
 def _signed_answer(rt: Runtime, verified: Verified, answer: dict[str, Any]) -> Response:
@@ -177,14 +205,9 @@ def receive() -> Response:
     started = time.perf_counter()
     hook, outcome = "unknown", "rejected"
     try:
-        document, verified = _read_verified_json(rt)
-        try:
-            event = load_event(document)
-        except ValidationError as exc:
-            fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-            code = "unknown_hook" if "hook" in fields else "invalid_payload"
-            path, problems = next(iter(fields.items()))
-            raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
+        document, verified = _read_verified_json(rt, rt.settings.webhook.max_body_bytes,
+                                                 "max_body_bytes")
+        event = _validate(document)
         hook = event["hook"]
         if event["ignored"]:
             _note_ignored(rt, hook, event["ignored"])
@@ -224,3 +247,113 @@ def receive() -> Response:
     finally:
         rt.metrics.events.labels(hook=hook, outcome=outcome).inc()
         rt.metrics.latency.observe(time.perf_counter() - started)
+
+
+# --- POST /hooks/whmcs/batch ---------------------------------------------------------------
+
+
+def _batch_events(document: Any) -> list[Any]:
+    """The batch body's ``events`` (1 to BATCH_MAX_EVENTS of anything: each event is judged on
+    its own); or Rejected (400 ``invalid_batch``) naming what is wrong."""
+    if not isinstance(document, dict):
+        raise Rejected(400, "invalid_batch", "invalid field _schema: the body must be a JSON "
+                       "object with the key events", {"_schema": ["Body must be a JSON object."]})
+    unknown = sorted(key for key in document if key != "events")
+    if unknown:
+        raise Rejected(400, "invalid_batch", f"invalid field {unknown[0]}: unknown field",
+                       {key: ["Unknown field."] for key in unknown})
+    events = document.get("events")
+    if not isinstance(events, list):
+        problem = "missing" if events is None else "must be a list of events"
+        raise Rejected(400, "invalid_batch", f"invalid field events: {problem}",
+                       {"events": [f"Events {problem}."]})
+    if not 1 <= len(events) <= BATCH_MAX_EVENTS:
+        raise Rejected(400, "invalid_batch", f"invalid field events: {len(events)} events; "
+                       f"a batch holds 1 to {BATCH_MAX_EVENTS}",
+                       {"events": [f"Length must be between 1 and {BATCH_MAX_EVENTS}."]})
+    return events
+
+
+def _batch_event(rt: Runtime, item: Any) -> tuple[str, dict[str, Any], InboxEvent]:
+    """One event of a batch: (its id, the validated event, the row to store); or Rejected
+    (400, with the code the single endpoint would answer it) naming the field."""
+    if not isinstance(item, dict):
+        raise Rejected(400, "invalid_payload", "invalid field _schema: an event must be a JSON "
+                       "object", {"_schema": ["Event must be a JSON object."]})
+    item = dict(item)
+    msg_id = item.pop("id", None)
+    if not isinstance(msg_id, str) or not valid_webhook_id(msg_id):
+        problem = "missing" if msg_id is None else f"must be {WEBHOOK_ID_FORM}"
+        raise Rejected(400, "invalid_payload", f"invalid field id: {problem}",
+                       {"id": [f"Id {problem}."]})
+    event = _validate(item)
+    hook = event["hook"]
+    if hooks.HOOK_SPEC[hook].sync:
+        raise Rejected(400, "synchronous_hook", f"invalid field hook: {hook} is answered at "
+                       "once and cannot be batched; send it to POST /hooks/whmcs",
+                       {"hook": ["Synchronous hook: send it alone."]})
+    result = hooks.registry.dispatch(hook, event["vars"])
+    assert isinstance(result, hooks.Subjects)
+    client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
+    return msg_id, event, InboxEvent(msg_id, hook, client_id, event["vars"],
+                                     event["occurred_at"], rt.clock())
+
+
+@bp.post("/hooks/whmcs/batch")
+def receive_batch() -> Response:
+    """Many events in one signed POST: each checked as the single endpoint checks one, every
+    valid one stored in one transaction, an outcome per event (see docs/openapi.yaml)."""
+    rt = runtime()
+    started = time.perf_counter()
+    batch_id = request.headers.get("webhook-id", "-")[:255]
+    counted: list[tuple[str, str]] = []  # (hook, outcome) per event, for the metrics
+    try:
+        document, _verified = _read_verified_json(rt, rt.settings.webhook.max_batch_bytes,
+                                                  "max_batch_bytes")
+        items = _batch_events(document)
+        results: list[dict[str, Any]] = []
+        valid: list[tuple[int, dict[str, Any], InboxEvent]] = []
+        for index, item in enumerate(items):
+            try:
+                msg_id, event, row = _batch_event(rt, item)
+            except Rejected as exc:
+                given = item.get("id") if isinstance(item, dict) else None
+                results.append({"index": index, "id": given if isinstance(given, str) and
+                                valid_webhook_id(given) else None, "status": "rejected",
+                                "error": {"code": exc.code, "message": exc.message,
+                                          "fields": exc.fields or {}}})
+                hook = item.get("hook") if isinstance(item, dict) else None
+                counted.append((hook if hook in hooks.HOOK_SPEC else "unknown", "rejected"))
+                log.info("batch %s event %d (%s) rejected %s: %s", batch_id, index,
+                         results[-1]["id"], exc.code, exc.message)
+                continue
+            if event["ignored"]:
+                _note_ignored(rt, event["hook"], event["ignored"])
+            results.append({"index": index, "id": msg_id, "status": "queued"})
+            valid.append((len(results) - 1, event, row))
+        try:
+            stored = rt.store.enqueue_many([row for _, _, row in valid]) if valid else []
+        except DATABASE_AWAY as exc:
+            # Nothing of the batch was stored; the stub keeps every event and sends it again.
+            counted.extend((row.hook, "rejected") for _, _, row in valid)
+            raise _database_away(batch_id, exc, "no event of the batch was stored, send them "
+                                 "again later") from None
+        for (position, event, row), outcome in zip(valid, stored, strict=True):
+            results[position]["status"] = outcome
+            counted.append((row.hook, outcome))
+            if outcome == "queued":
+                _note_stub(rt, row.hook, event["vars"])
+        totals = {status: sum(1 for r in results if r["status"] == status)
+                  for status in ("queued", "duplicate", "rejected")}
+        log.info("batch %s: %d events, %d queued, %d duplicate, %d rejected", batch_id,
+                 len(results), totals["queued"], totals["duplicate"], totals["rejected"])
+        rt.metrics.batches.labels(outcome="answered").inc()
+        return jsonify({"results": results, **totals})
+    except Rejected as exc:
+        log.info("batch %s rejected %s: %s", batch_id, exc.code, exc.message)
+        rt.metrics.batches.labels(outcome=exc.code).inc()
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+    finally:
+        for hook, what in counted:
+            rt.metrics.events.labels(hook=hook, outcome=what).inc()
+        rt.metrics.batch_latency.observe(time.perf_counter() - started)
