@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from bridge.sandbox.forwarder import PHP_DIR
+from tests.conftest import LiveBridge
 from tests.php_helpers import CaptureServer, Whmcs, batch_answer, verified
 
 pytestmark = pytest.mark.php
@@ -358,3 +359,28 @@ def test_the_outbox_unwritable_sends_the_event_at_once(
     assert single.path == "/hooks/whmcs" and verified(single)["hook"] == "InvoicePaid"
     assert any("the outbox could not be written" in e["response"] and "sent at once"
                in e["response"] for e in whmcs.logged())
+
+
+def test_the_real_bridge_takes_a_batch_and_each_event_gets_its_answer(
+        whmcs_any_db: Whmcs, live_bridge: LiveBridge) -> None:
+    """Against the bridge's own batch endpoint: valid events stored, one whose id the inbox
+    has already answered duplicate (deleted), an invalid one rejected (kept, reported)."""
+    whmcs = whmcs_any_db
+    ids = _fill_outbox(whmcs, live_bridge.url, 3)
+    whmcs.query("mod_vipgate_spool", "UPDATE mod_vipgate_spool SET body = :body "
+                "WHERE webhook_id = :id", id=ids[2], body=json.dumps(
+                    {"hook": "InvoicePaid", "vars": {"invoiceid": "not a number"},
+                     "occurred_at": "2026-01-01T00:00:00+00:00"}))
+    whmcs.fire("AfterCronJob", {})
+    stored = [e.webhook_id for e in live_bridge.store.events() if e.hook == "InvoicePaid"]
+    assert stored == ids[:2]
+    # the same two once more (a delivery the stub did not see answered): duplicates, deleted
+    again = _fill_outbox(whmcs, live_bridge.url, 2)
+    assert again == ids[:2]
+    whmcs.fire("AfterCronJob", {})
+    assert [e.webhook_id for e in live_bridge.store.events() if e.hook == "InvoicePaid"] == (
+        ids[:2])
+    assert whmcs.spool() == []
+    [rejected] = whmcs.spool(rejected=True)
+    assert rejected["webhook_id"] == ids[2] and "invalid_payload" in rejected["last_error"]
+    assert live_bridge.store.stub_report().rejected_count == 1
