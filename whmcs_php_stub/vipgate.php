@@ -102,8 +102,17 @@ function vipgate_defaults()
     ];
 }
 
-/** The settings, or null (logged) when the settings file is missing or unusable. */
+/** The settings, or null (logged) when the settings file is missing or unusable; read once per process. */
 function vipgate_config()
+{
+    static $config = null;
+    if ($config === null) {
+        $config = vipgate_config_read();
+    }
+    return $config;
+}
+
+function vipgate_config_read()
 {
     $path = __DIR__ . '/_vipgate_config.php';
     if (!is_file($path)) {
