@@ -72,14 +72,27 @@ class Whmcs:
         assert count == 1
         path.write_text(text)
 
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
+                "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else "", **extra}
+
+    def command(self, hook: str, variables: dict[str, Any] | None = None, *,
+                repeat: int = 1) -> list[str]:
+        return [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
+                json.dumps(variables or {}), str(repeat)]
+
     def run(self, hook: str, variables: dict[str, Any] | None = None, *,
-            repeat: int = 1) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
-               "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else ""}
-        return subprocess.run(
-            [self.php, str(PHP_DIR / "fire.php"), str(self.hook_dir), hook,
-             json.dumps(variables or {}), str(repeat)],
-            capture_output=True, text=True, env=env, timeout=60, check=False)
+            repeat: int = 1, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(hook, variables, repeat=repeat),
+                              capture_output=True, text=True, env=self.env(**extra_env),
+                              timeout=60, check=False)
+
+    def start(self, hook: str, variables: dict[str, Any] | None = None,
+              **extra_env: str) -> subprocess.Popen[str]:
+        """The hook in a php process of its own, not waited for (stdout piped, line by line)."""
+        return subprocess.Popen(self.command(hook, variables), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, bufsize=1,
+                                env=self.env(**extra_env))
 
     def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the hook; php must exit 0 and print nothing but the result (no warnings)."""
@@ -178,18 +191,53 @@ class Captured:
     at: float
 
 
+def batch_answer(request: Captured, status_of: Callable[[dict[str, Any]], str] | None = None,
+                 ) -> bytes:
+    """The bridge's 200 answer to a batch (the contract in docs/openapi.yaml): one result per
+    event, ``status_of(event)`` each (default queued; "rejected" gets an error)."""
+    results = []
+    for i, event in enumerate(json.loads(request.body)["events"]):
+        status = status_of(event) if status_of else "queued"
+        result: dict[str, Any] = {"index": i, "id": event.get("id"), "status": status}
+        if status == "rejected":
+            result["error"] = {"code": "invalid_payload", "message": "refused by the test",
+                               "fields": ["vars.invoiceid"]}
+        results.append(result)
+    counts = {s: sum(r["status"] == s for r in results)
+              for s in ("queued", "duplicate", "rejected")}
+    return json.dumps({"results": results, **counts}).encode()
+
+
 @dataclass
 class CaptureServer:
-    """Records raw requests; answers ``status`` with ``answer``, or never (``hang``)."""
+    """Records raw requests; answers ``status`` with ``answer``, or never (``hang``). A batch
+    (``.../batch``) answered 2xx gets the batch contract's answer: ``batch`` makes it from the
+    request, by default every event queued."""
 
     status: int = 202
     answer: bytes = b'{"id": "x", "status": "queued"}'
     hang: bool = False
+    delay: float = 0.0  # seconds before answering
+    batch: Callable[[Captured], bytes] | None = None
     # extra answer headers, made from the request (e.g. a signature, forged or not)
     answer_headers: Callable[[Captured], dict[str, str]] | None = None
     requests: list[Captured] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+
+    def delivered(self) -> list[tuple[str, dict[str, Any]]]:
+        """(webhook id, event) of every event received, singly or in a batch, in order."""
+        events: list[tuple[str, dict[str, Any]]] = []
+        for request in list(self.requests):
+            if request.path.endswith("/batch"):
+                for event in json.loads(request.body)["events"]:
+                    events.append((event["id"], {k: v for k, v in event.items() if k != "id"}))
+            else:
+                events.append((request.headers["webhook-id"], json.loads(request.body)))
+        return events
+
+    def batches(self) -> list[Captured]:
+        return [r for r in self.requests if r.path.endswith("/batch")]
 
     def start(self) -> ThreadingHTTPServer:
         owner = self
@@ -199,23 +247,29 @@ class CaptureServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.requests.append(Captured(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                    time.time()))
+                captured = Captured(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                    body, time.time())
+                owner.requests.append(captured)
                 if owner.hang:
                     owner.release.wait(15)
                     self.close_connection = True
                     return
-                self.send_response(owner.status)
-                if 300 <= owner.status < 400:
+                if owner.delay:
+                    time.sleep(owner.delay)
+                status, answer = owner.status, owner.answer
+                if self.path.endswith("/batch") and 200 <= status < 300:
+                    status = 200
+                    answer = (owner.batch or batch_answer)(captured)
+                self.send_response(status)
+                if 300 <= status < 400:
                     self.send_header("Location", "/hooks/elsewhere")
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(owner.answer)))
+                self.send_header("Content-Length", str(len(answer)))
                 if owner.answer_headers is not None:
-                    for name, value in owner.answer_headers(owner.requests[-1]).items():
+                    for name, value in owner.answer_headers(captured).items():
                         self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(owner.answer)
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass

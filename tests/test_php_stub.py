@@ -42,6 +42,7 @@ pytestmark = pytest.mark.php
 GENERIC_REFUSAL = ("Support tickets are temporarily unavailable. "
                    "Please try again in a few minutes.")
 ID_PATTERN = re.compile(r"^msg_[0-9a-f]{32}$")
+BATCH_ID_PATTERN = re.compile(r"^batch_[0-9a-f]{32}$")
 
 # (vars WHMCS passes, vars the bridge must store); None = answered, not stored
 HOOK_SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
@@ -210,6 +211,8 @@ def test_every_hook_reaches_the_bridge_with_only_whitelisted_vars(
 
 def test_signatures_verify_with_the_standardwebhooks_package(
         whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """Each request delivers its own event after the response: one batch, signed as a whole,
+    each event in it with its own webhook id."""
     server = capture()
     whmcs.install(server.url)
     before = int(time.time())
@@ -217,19 +220,25 @@ def test_signatures_verify_with_the_standardwebhooks_package(
     whmcs.fire("DailyCronJob", {})
     after = int(time.time())
     assert len(server.requests) == 2
+    ids = []
     for request, hook in zip(server.requests, ("ClientEdit", "DailyCronJob"), strict=True):
         document = verified(request)
-        assert request.path == "/hooks/whmcs"
+        assert request.path == "/hooks/whmcs/batch"
         assert request.headers["content-type"] == "application/json"
-        assert ID_PATTERN.match(request.headers["webhook-id"])
+        assert BATCH_ID_PATTERN.match(request.headers["webhook-id"])
         assert before <= int(request.headers["webhook-timestamp"]) <= after
         assert request.headers["webhook-signature"].startswith("v1,")
-        assert document["hook"] == hook
-        assert set(document) == {"hook", "vars", "occurred_at"}
-        assert datetime.fromisoformat(document["occurred_at"]).tzinfo is not None
-    assert verified(server.requests[0])["vars"] == HOOK_SAMPLES["ClientEdit"][1]
+        [event] = document["events"]
+        assert ID_PATTERN.match(event["id"])
+        ids.append(event["id"])
+        assert event["hook"] == hook
+        assert set(event) == {"id", "hook", "vars", "occurred_at"}
+        assert datetime.fromisoformat(event["occurred_at"]).tzinfo is not None
+    assert verified(server.requests[0])["events"][0]["vars"] == HOOK_SAMPLES["ClientEdit"][1]
     assert b'"vars":{}' in server.requests[1].body  # an object, not []
+    assert ids[0] != ids[1]
     assert server.requests[0].headers["webhook-id"] != server.requests[1].headers["webhook-id"]
+    assert whmcs.spool() == []  # delivered: deleted from the outbox
 
 
 # 401 is a secret or a clock to fix on one side, after which the same event is accepted: kept
@@ -244,46 +253,62 @@ def test_signatures_verify_with_the_standardwebhooks_package(
 def test_bridge_answer_decides_whether_the_event_waits_or_is_kept_as_rejected(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], status: int,
         kept: str | None) -> None:
+    """The batch's whole answer decides: not taken (no answer, 5xx, 3xx, 401, 408, 429), the
+    row waits; refused as a whole (another 4xx: no batch endpoint, a batch too large...), each
+    event is sent alone on the single endpoint, whose own refusal keeps it as rejected."""
     server = capture(status=status, answer=b'{"error": "x", "message": "y"}')
     whmcs.install(server.url)
     assert whmcs.fire("InvoicePaid", {"invoiceid": 7})["returns"] == []
-    assert len(server.requests) == 1  # one attempt, no redirect followed
+    [batch, *alone] = server.requests  # no redirect followed
+    assert batch.path == "/hooks/whmcs/batch"
+    [(webhook_id, event)] = server.delivered()[:1]
+    assert [r.path for r in alone] == (["/hooks/whmcs"] if kept == "rejected" else [])
+    if alone:
+        assert alone[0].headers["webhook-id"] == webhook_id
     waiting, rejected = whmcs.spool(), whmcs.spool(rejected=True)
     rows = waiting if kept == "waiting" else rejected
-    assert [r["webhook_id"] for r in waiting + rejected] == (
-        [server.requests[0].headers["webhook-id"]] if kept else [])
+    assert [r["webhook_id"] for r in waiting + rejected] == ([webhook_id] if kept else [])
     if kept:
-        assert rows[0]["body"].encode() == server.requests[0].body
+        assert json.loads(rows[0]["body"]) == event
         assert rows[0]["attempts"] == 1 and f"HTTP {status}" in rows[0]["last_error"]
     logged = whmcs.logged()
     if kept is None:
         assert logged == []
     else:
         assert len(logged) == 1 and logged[0]["module"] == "vipgate"
-        assert logged[0]["action"] == "InvoicePaid"
-        assert ("spooled" if kept == "waiting" else "kept as rejected") in logged[0]["response"]
+        assert logged[0]["action"] == "deliver"
+        assert ("delivery stopped" if kept == "waiting" else "kept as rejected") in logged[0][
+            "response"]
+        assert ("breaker opened" in logged[0]["response"]) == (kept == "waiting")
 
 
-def test_bridge_that_never_answers_costs_at_most_the_timeout_and_flush_resigns(
+def test_bridge_that_never_answers_costs_the_hook_nothing_and_flush_resigns(
         whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """The hook only writes its row; the delivery after the response waits the timeout (the
+    page has gone), the row waits; the cron sends it again: same id and body, signed afresh."""
     hanging = capture(hang=True)
     whmcs.install(hanging.url)
+    started = time.monotonic()
     elapsed = whmcs.fire("InvoicePaid", {"invoiceid": 7})["elapsed_ms"]
-    assert 1900 <= elapsed <= 2500
+    assert elapsed < 100  # inside the hook: one INSERT
+    assert 1.9 <= time.monotonic() - started <= 4  # the process: the delivery's 2 s timeout
     [first] = hanging.requests
+    [(first_id, first_event)] = hanging.delivered()
     [row] = whmcs.spool()
-    assert row["webhook_id"] == first.headers["webhook-id"]
+    assert row["webhook_id"] == first_id
     assert "curl error 28" in row["last_error"]  # operation timed out
 
     bridge = capture()
     whmcs.install(bridge.url)
     whmcs.fire("AfterCronJob", {})
     again, cron = bridge.requests
-    assert verified(again)["hook"] == "InvoicePaid"
-    assert again.headers["webhook-id"] == first.headers["webhook-id"]
-    assert again.body == first.body
+    [(again_id, again_event)] = CaptureServer.delivered(bridge)[:1]
+    assert verified(again)["events"][0]["hook"] == "InvoicePaid"
+    assert again_id == first_id and again_event == first_event
+    assert json.loads(row["body"]) == first_event
     # signed afresh: the first attempt took two seconds, so its timestamp is older
     assert int(again.headers["webhook-timestamp"]) >= int(first.headers["webhook-timestamp"]) + 2
+    assert again.headers["webhook-id"] != first.headers["webhook-id"]
     assert again.headers["webhook-signature"] != first.headers["webhook-signature"]
     assert verified(cron)["hook"] == "AfterCronJob"
     assert whmcs.spool() == []
@@ -297,12 +322,16 @@ def test_events_spooled_while_the_bridge_is_down_all_arrive_once_after_cron(
     for hook, variables in fired:
         assert whmcs.fire(hook, variables)["returns"] == []
     rows = whmcs.spool()
-    # the AfterCronJob heartbeat is not spooled; its run tried the oldest row, failed, stopped
+    # the AfterCronJob heartbeat is not spooled. The first request's delivery failed and opened
+    # the breaker: the next two requests did not try; the cron's flush tried all three, failed,
+    # stopped, and did not send the heartbeat either.
     assert [r["hook"] for r in rows] == [hook for hook, _ in fired[:3]]
     assert [r["attempts"] for r in rows] == [2, 1, 1]
-    assert len([e for e in whmcs.logged() if "event spooled" in e["response"]]) == 3
-    assert len([e for e in whmcs.logged() if "heartbeat not spooled" in e["response"]]) == 1
-    assert len([e for e in whmcs.logged() if "flush stopped" in e["response"]]) == 1
+    responses = [e["response"] for e in whmcs.logged()]
+    assert len([r for r in responses if "delivery stopped" in r]) == 2
+    assert len([r for r in responses if "breaker opened" in r]) == 1
+    assert len([r for r in responses if "heartbeat not sent" in r]) == 1
+    assert [e["action"] for e in whmcs.logged()] == ["deliver", "flush", "AfterCronJob"]
 
     whmcs.install(live_bridge.url)
     whmcs.fire("AfterCronJob", {})
@@ -321,7 +350,8 @@ def test_spool_and_flush_work_on_sqlite_and_mysql(
     whmcs.fire("InvoicePaid", {"invoiceid": 1})
     whmcs.fire("ClientEdit", HOOK_SAMPLES["ClientEdit"][0])
     rows = whmcs.spool()
-    assert [(r["hook"], r["attempts"]) for r in rows] == [("InvoicePaid", 1), ("ClientEdit", 1)]
+    # the first delivery failed and opened the breaker: the second request did not try
+    assert [(r["hook"], r["attempts"]) for r in rows] == [("InvoicePaid", 1), ("ClientEdit", 0)]
     assert json.loads(rows[1]["body"])["vars"] == HOOK_SAMPLES["ClientEdit"][1]
     assert all(ID_PATTERN.match(r["webhook_id"]) for r in rows)
     assert "curl error 7" in rows[0]["last_error"]
@@ -329,11 +359,14 @@ def test_spool_and_flush_work_on_sqlite_and_mysql(
     bridge = capture()
     whmcs.install(bridge.url)
     whmcs.fire("AfterCronJob", {})
-    sent = bridge.requests
-    assert [r.headers["webhook-id"] for r in sent[:2]] == [r["webhook_id"] for r in rows]
-    assert [r.body.decode() for r in sent[:2]] == [r["body"] for r in rows]
-    assert [verified(r)["hook"] for r in sent] == ["InvoicePaid", "ClientEdit", "AfterCronJob"]
+    batch, heartbeat = bridge.requests  # the cron tries even with the breaker open
+    assert [e["id"] for e in verified(batch)["events"]] == [r["webhook_id"] for r in rows]
+    assert [event for _, event in bridge.delivered()[:2]] == [json.loads(r["body"])
+                                                             for r in rows]
+    assert verified(heartbeat)["hook"] == "AfterCronJob"
     assert whmcs.spool() == []
+    assert whmcs.query("mod_vipgate_state", "SELECT name FROM mod_vipgate_state "
+                       "WHERE name = 'breaker_open_until'") == []  # closed by the success
 
 
 def test_flush_keeps_what_the_bridge_rejects_and_the_heartbeat_reports_it(
@@ -347,9 +380,12 @@ def test_flush_keeps_what_the_bridge_rejects_and_the_heartbeat_reports_it(
     whmcs.install(rejecting.url)
     whmcs.set_config("flush_max_rows", "2")
     whmcs.fire("AfterCronJob", {})
-    # two rows sent and kept as rejected, then the heartbeat itself (rejected too, not kept)
-    assert [r.headers["webhook-id"] for r in rejecting.requests[:2]] == ids[:2]
-    assert len(rejecting.requests) == 3
+    # a batch of two rows refused as a whole, each sent alone and kept as rejected, then the
+    # heartbeat itself (rejected too, not kept)
+    batch, *alone, heartbeat = rejecting.requests
+    assert [e["id"] for e in json.loads(batch.body)["events"]] == ids[:2]
+    assert [r.headers["webhook-id"] for r in alone] == ids[:2]
+    assert json.loads(heartbeat.body)["hook"] == "AfterCronJob"
     assert [r["webhook_id"] for r in whmcs.spool()] == ids[2:]
     rejected = whmcs.spool(rejected=True)
     assert [r["webhook_id"] for r in rejected] == ids[:2]
@@ -361,8 +397,9 @@ def test_flush_keeps_what_the_bridge_rejects_and_the_heartbeat_reports_it(
     whmcs.install(bridge.url)
     whmcs.fire("AfterCronJob", {})
     # the waiting ones are sent, the rejected ones never again; the heartbeat reports them
-    assert [r.headers["webhook-id"] for r in bridge.requests[:2]] == ids[2:]
-    heartbeat = verified(bridge.requests[2])
+    assert [webhook_id for webhook_id, _ in bridge.delivered()[:2]] == ids[2:]
+    assert len(bridge.requests) == 2
+    heartbeat = verified(bridge.requests[1])
     assert heartbeat["hook"] == "AfterCronJob"
     assert heartbeat["vars"]["rejected_count"] == 2
     recent = heartbeat["vars"]["rejected_recent"]
@@ -426,7 +463,7 @@ def test_every_request_names_the_stub_version(
     verified(server.requests[0])  # the signature covers the body alone, as before
 
 
-def test_spool_made_by_an_older_stub_gains_the_rejected_column(
+def test_spool_made_by_an_older_stub_gains_the_new_columns(
         whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
     whmcs = whmcs_any_db
     whmcs.install(capture().url)
@@ -445,8 +482,12 @@ def test_spool_made_by_an_older_stub_gains_the_rejected_column(
     rejecting = capture(status=400)
     whmcs.install(rejecting.url)
     whmcs.fire("AfterCronJob", {})
-    assert rejecting.requests[0].headers["webhook-id"] == "msg_old"
+    assert rejecting.delivered()[0][0] == "msg_old"  # in a batch, refused, then alone
+    assert rejecting.requests[1].headers["webhook-id"] == "msg_old"
     assert [r["webhook_id"] for r in whmcs.spool(rejected=True)] == ["msg_old"]
+    [row] = whmcs.query("mod_vipgate_spool", "SELECT claimed_by, claimed_until "
+                        "FROM mod_vipgate_spool")
+    assert row == {"claimed_by": None, "claimed_until": None}
 
 
 # --- TicketOpenValidation -------------------------------------------------------------------
@@ -622,7 +663,8 @@ def test_install_stub_writes_the_stub_and_settings_php_can_read(
         "url": "https://bridge.example.com/vip'gate\\x/hooks/whmcs", "secret": SECRET,
         "connect_timeout_ms": 1000, "timeout_ms": 2000, "validation_timeout_ms": 1500,
         "precron_timeout_ms": 120000, "panel_timeout_ms": 1000, "fail_open": False,
-        "flush_max_rows": 500, "flush_max_seconds": 20}
+        "flush_max_rows": 20000, "flush_max_seconds": 20, "deliver_max_rows": 200,
+        "deliver_max_ms": 300, "batch_max_events": 500}
     assert sorted(p.name for p in config.parent.iterdir()) == ["_vipgate_config.php",
                                                                "vipgate.php"]
     # without WHMCS, the settings file refuses to run
@@ -724,7 +766,7 @@ def test_module_debug_mode_is_read_from_tblconfiguration(
         conn.execute(sa.text("INSERT INTO tblconfiguration VALUES ('ModuleDebugMode', 'on')"))
     engine.dispose()
     whmcs.fire("InvoicePaid", {"invoiceid": 7})
-    assert [e["action"] for e in whmcs.logged()] == ["InvoicePaid"]
+    assert [e["action"] for e in whmcs.logged()] == ["deliver"]  # after the response
 
 
 def _age_spool(whmcs: Whmcs) -> None:

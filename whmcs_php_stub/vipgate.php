@@ -13,11 +13,27 @@
  *   unreachable for minutes, events rejected or lost, the spool growing, the ticket gate
  *   without an answer) also to the System Activity Log (logActivity), at most once per kind
  *   every ten minutes. Never the secret.
- * - When the bridge is unreachable (or answers 5xx, 3xx, 429, 401, 408) the event is kept in
- *   the table mod_vipgate_spool of the WHMCS database and sent again, oldest first, with the
- *   same webhook id and a fresh signature, on AfterCronJob. An event the bridge refuses (any
- *   other 4xx) stays there too, marked rejected with the reason, for 30 days, never retried;
- *   the AfterCronJob heartbeat reports those to the bridge.
+ * - An asynchronous hook only writes its event (webhook id, hook, body, time) into the outbox,
+ *   the table mod_vipgate_spool of the WHMCS database, through WHMCS's own PDO, and returns: no
+ *   HTTP inside the hook, the row committed (or, inside a WHMCS transaction, committed with it).
+ *   At the end of the request, after the page has gone to the browser (fastcgi_finish_request()
+ *   under PHP-FPM, litespeed_finish_request() under LiteSpeed, else after the output is flushed),
+ *   the stub claims the oldest waiting rows (at most deliver_max_rows rows and deliver_max_ms
+ *   ms per request; a claim expires after a minute, so a killed process's rows are taken again)
+ *   and sends them signed in batches to POST .../hooks/whmcs/batch, each event with its own
+ *   webhook id. Queued or duplicate: the row is deleted. Rejected: kept, marked rejected with
+ *   the reason, for 30 days, never retried; the AfterCronJob heartbeat reports those. Whole
+ *   batch not taken (no answer, 5xx, 3xx, 429, 401, 408): the rows wait, attempts counted.
+ *   A bridge without the batch endpoint (404, 405) or refusing the batch as a whole (another
+ *   4xx) gets the rows one by one on the single endpoint. AfterCronJob flushes the rest
+ *   (flush_max_rows, flush_max_seconds) the same way, then sends its heartbeat.
+ * - Circuit breaker: a delivery the bridge did not take (or a question it did not answer)
+ *   opens the breaker for a minute (mod_vipgate_state): no request tries the bridge (events
+ *   wait; the ticket gate and the panels answer at once as if the bridge had not answered);
+ *   AfterCronJob's flush and PreCronJob still try once (PreCronJob then with timeout_ms, not
+ *   precron_timeout_ms); a delivery that succeeds closes it.
+ * - PreCronJob (it waits for the reconcile) and the synchronous hooks still POST at once, one
+ *   event; a PreCronJob the bridge does not take goes to the outbox.
  * - Every request names this stub's version (header vipgate-stub-version).
  * - TicketOpenValidation is answered by the bridge at once; if it does not answer in time the
  *   ticket is allowed (fail_open) or refused with a short generic message.
@@ -57,6 +73,14 @@ const VIPGATE_SPOOL_WARN_ROWS = 100;
 const VIPGATE_REJECTED_KEEP = 2592000;
 /** Rejected events listed in the heartbeat (the newest). */
 const VIPGATE_REJECTED_LISTED = 10;
+/** How long the breaker stays open after a failed delivery, in seconds. */
+const VIPGATE_BREAKER_SECONDS = 60;
+/** The mod_vipgate_state name holding until when the breaker is open. */
+const VIPGATE_BREAKER = 'breaker_open_until';
+/** How long a claim on outbox rows lasts, in seconds (then another process may take them). */
+const VIPGATE_CLAIM_SECONDS = 60;
+/** Most events in one batch (the bridge's limit). */
+const VIPGATE_BATCH_LIMIT = 500;
 
 /** Settings used when _vipgate_config.php leaves a key out. */
 function vipgate_defaults()
@@ -70,13 +94,25 @@ function vipgate_defaults()
         'precron_timeout_ms' => 120000,
         'panel_timeout_ms' => 1000,
         'fail_open' => true,
-        'flush_max_rows' => 500,
+        'flush_max_rows' => 20000,
         'flush_max_seconds' => 20,
+        'deliver_max_rows' => 200,
+        'deliver_max_ms' => 300,
+        'batch_max_events' => 500,
     ];
 }
 
-/** The settings, or null (logged) when the settings file is missing or unusable. */
+/** The settings, or null (logged) when the settings file is missing or unusable; read once per process. */
 function vipgate_config()
+{
+    static $config = null;
+    if ($config === null) {
+        $config = vipgate_config_read();
+    }
+    return $config;
+}
+
+function vipgate_config_read()
 {
     $path = __DIR__ . '/_vipgate_config.php';
     if (!is_file($path)) {
@@ -134,6 +170,12 @@ function vipgate_whitelist()
         'ClientAreaPageSubmitTicket' => ['language', 'userid'],
         'ClientAreaHomepage' => ['language', 'userid'],
     ];
+}
+
+/** The batch endpoint, beside the single one (the settings' url ends in /hooks/whmcs). */
+function vipgate_batch_url($config)
+{
+    return rtrim($config['url'], '/') . '/batch';
 }
 
 /** The hooks answered at once by the bridge (never spooled). */
@@ -268,7 +310,7 @@ function vipgate_timeout_ms($config, $hook)
  * | 'permanent', 'status' => HTTP status or 0, 'error' => text, 'body' => answer,
  * 'headers' => [lower-case name => value]].
  */
-function vipgate_post($config, $id, $body, $timeoutMs)
+function vipgate_post($config, $id, $body, $timeoutMs, $url = null)
 {
     $result = ['outcome' => 'retry', 'status' => 0, 'error' => '', 'body' => '', 'headers' => []];
     if (!function_exists('curl_init')) {
@@ -291,7 +333,7 @@ function vipgate_post($config, $id, $body, $timeoutMs)
         $result['error'] = $e->getMessage();
         return $result;
     }
-    $curl = curl_init($config['url']);
+    $curl = curl_init($url === null ? $config['url'] : $url);
     if ($curl === false) {
         $result['error'] = 'curl_init failed';
         return $result;
@@ -505,7 +547,9 @@ function vipgate_spool_create($pdo)
             . ' created_at DATETIME NOT NULL,'
             . ' attempts INTEGER NOT NULL DEFAULT 0,'
             . ' last_error TEXT NULL,'
-            . ' rejected_at DATETIME NULL)';
+            . ' rejected_at DATETIME NULL,'
+            . ' claimed_by VARCHAR(40) NULL,'
+            . ' claimed_until BIGINT NULL)';
     } elseif ($driver === 'mysql') {
         $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
             . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
@@ -516,6 +560,8 @@ function vipgate_spool_create($pdo)
             . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
             . ' last_error TEXT NULL,'
             . ' rejected_at DATETIME NULL,'
+            . ' claimed_by VARCHAR(40) NULL,'
+            . ' claimed_until BIGINT NULL,'
             . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
             . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
     } else {
@@ -524,24 +570,40 @@ function vipgate_spool_create($pdo)
     vipgate_sql($pdo, $sql);
 }
 
+/** Columns added since the first stub, in order: an older table gains them in place. */
+function vipgate_spool_columns()
+{
+    return [
+        'rejected_at' => 'DATETIME NULL',
+        'claimed_by' => 'VARCHAR(40) NULL',
+        'claimed_until' => 'BIGINT NULL',
+    ];
+}
+
 /**
- * The spool table as this stub uses it: created on first use; a table made by an older stub
- * gains the rejected_at column (NULL: waiting to be sent; set: refused by the bridge).
+ * The outbox table (mod_vipgate_spool) as this stub uses it: created on first use; a table
+ * made by an older stub gains the columns it lacks (rejected_at: NULL waiting to be sent, set
+ * refused by the bridge; claimed_by, claimed_until: the process sending it and until when).
  */
 function vipgate_spool_ensure($pdo)
 {
-    if (vipgate_sql_works($pdo, 'SELECT rejected_at FROM mod_vipgate_spool WHERE 1 = 0')) {
+    if (vipgate_sql_works($pdo, 'SELECT rejected_at, claimed_by, claimed_until FROM mod_vipgate_spool WHERE 1 = 0')) {
         return;
     }
     if (!vipgate_spool_table_exists($pdo)) {
         vipgate_spool_create($pdo);
         return;
     }
-    try {
-        vipgate_sql($pdo, 'ALTER TABLE mod_vipgate_spool ADD COLUMN rejected_at DATETIME NULL');
-    } catch (\Throwable $e) {
-        if (!vipgate_sql_works($pdo, 'SELECT rejected_at FROM mod_vipgate_spool WHERE 1 = 0')) {
-            throw $e; // not another process adding it at the same time
+    foreach (vipgate_spool_columns() as $column => $type) {
+        if (vipgate_sql_works($pdo, 'SELECT ' . $column . ' FROM mod_vipgate_spool WHERE 1 = 0')) {
+            continue;
+        }
+        try {
+            vipgate_sql($pdo, 'ALTER TABLE mod_vipgate_spool ADD COLUMN ' . $column . ' ' . $type);
+        } catch (\Throwable $e) {
+            if (!vipgate_sql_works($pdo, 'SELECT ' . $column . ' FROM mod_vipgate_spool WHERE 1 = 0')) {
+                throw $e; // not another process adding it at the same time
+            }
         }
     }
 }
@@ -609,7 +671,363 @@ function vipgate_report_backlog($pdo, $config, $error, $now)
     }
 }
 
-/** Forward one asynchronous hook event; spool it when the bridge cannot take it now. */
+/**
+ * Set the timestamp stored under $name (insert or update). Throws when the database cannot be
+ * used.
+ */
+function vipgate_state_set($pdo, $name, $at)
+{
+    $update = 'UPDATE mod_vipgate_state SET at = ? WHERE name = ?';
+    try {
+        $changed = vipgate_sql($pdo, $update, [$at, $name])->rowCount() > 0;
+    } catch (\Throwable $e) {
+        vipgate_state_create($pdo);
+        $changed = false;
+    }
+    if ($changed) {
+        return;
+    }
+    try {
+        vipgate_sql($pdo, 'INSERT INTO mod_vipgate_state (name, at) VALUES (?, ?)', [$name, $at]);
+    } catch (\Throwable $e) {
+        vipgate_sql($pdo, $update, [$at, $name]); // there already (MySQL counts changed rows only)
+    }
+}
+
+/** Until when the breaker is open (a past time: it was, a success has not closed it yet), or null. */
+function vipgate_breaker_until()
+{
+    try {
+        return vipgate_state_get(vipgate_pdo(), VIPGATE_BREAKER);
+    } catch (\Throwable $e) {
+        return null; // no database: nothing known, the bridge is tried
+    }
+}
+
+/** Whether the breaker keeps requests from trying the bridge now. */
+function vipgate_breaker_is_open($until, $now)
+{
+    return $until !== null && $until > $now;
+}
+
+/**
+ * The bridge did not take a delivery (or answer a question): for VIPGATE_BREAKER_SECONDS no
+ * request tries it. Returns the words to add to the module log line ('' when it was open
+ * already). The activity log hears of it at most once per ten minutes. Never throws.
+ */
+function vipgate_breaker_open($config, $error)
+{
+    try {
+        $pdo = vipgate_pdo();
+        $now = time();
+        $was = vipgate_state_get($pdo, VIPGATE_BREAKER);
+        vipgate_state_set($pdo, VIPGATE_BREAKER, $now + VIPGATE_BREAKER_SECONDS);
+        if (vipgate_breaker_is_open($was, $now)) {
+            return '';
+        }
+        vipgate_activity('breaker', 'the bridge at ' . vipgate_shown_url($config['url']) . ' did not '
+            . 'take events (' . vipgate_short($error) . '): for the next minute no request waits for '
+            . 'it; events wait in mod_vipgate_spool, the ticket gate and the panels answer at once '
+            . 'as if it had not answered', $now);
+        return '; breaker opened for ' . VIPGATE_BREAKER_SECONDS . ' s';
+    } catch (\Throwable $e) {
+        return '; the breaker could not be opened: ' . $e->getMessage();
+    }
+}
+
+/** A delivery succeeded: close the breaker if it was noted ($until: what was read). Never throws. */
+function vipgate_breaker_close($config, $until)
+{
+    if ($until === null) {
+        return;
+    }
+    try {
+        $deleted = vipgate_sql(vipgate_pdo(), 'DELETE FROM mod_vipgate_state WHERE name = ?', [VIPGATE_BREAKER])
+            ->rowCount();
+        if ($deleted > 0) {
+            vipgate_log('breaker', vipgate_shown_url($config['url']), 'the bridge takes events again: breaker closed');
+            vipgate_activity('breaker_closed', 'the bridge at ' . vipgate_shown_url($config['url'])
+                . ' takes events again (breaker closed)');
+        }
+    } catch (\Throwable $e) {
+        vipgate_log('breaker', '', 'cannot close the breaker: ' . $e->getMessage());
+    }
+}
+
+/**
+ * Write an event into the outbox, waiting to be sent (attempts 0). Committed when this
+ * returns, unless WHMCS holds a transaction open on its connection: then with that
+ * transaction (an event of a change WHMCS rolls back is rolled back with it). Throws when the
+ * table cannot be written.
+ */
+function vipgate_outbox_add($event)
+{
+    $pdo = vipgate_pdo();
+    $sql = 'INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, attempts) VALUES (?, ?, ?, ?, 0)';
+    $row = [$event['id'], $event['hook'], $event['body'], vipgate_sql_time(time())];
+    try {
+        vipgate_sql($pdo, $sql, $row);
+    } catch (\Throwable $e) {
+        if (vipgate_spool_table_exists($pdo)) {
+            vipgate_spool_ensure($pdo); // an older table: gains what it lacks, or throws
+        } else {
+            vipgate_spool_create($pdo);
+        }
+        vipgate_sql($pdo, $sql, $row);
+    }
+}
+
+/** Deliver the outbox once this request is over (registered once per PHP process). */
+function vipgate_deliver_later()
+{
+    static $registered = false;
+    if ($registered) {
+        return;
+    }
+    $registered = true;
+    // Registered from a shutdown function, so it runs after every other one WHMCS registered.
+    register_shutdown_function(function () {
+        register_shutdown_function('vipgate_deliver_after_response');
+    });
+}
+
+/**
+ * The end of a request that wrote to the outbox: the page goes to the browser first, then the
+ * waiting rows are sent (bounded by deliver_max_rows and deliver_max_ms), unless the breaker
+ * is open. Never throws.
+ */
+function vipgate_deliver_after_response()
+{
+    try {
+        ignore_user_abort(true);
+        if (session_status() === PHP_SESSION_ACTIVE) {
+            session_write_close(); // the client's next request must not wait for this one
+        }
+        if (function_exists('fastcgi_finish_request')) {
+            fastcgi_finish_request();
+        } elseif (function_exists('litespeed_finish_request')) {
+            litespeed_finish_request();
+        } else {
+            while (ob_get_level() > 0 && @ob_end_flush()) {
+                // the page's output buffers, out before the delivery
+            }
+            flush();
+        }
+        $config = vipgate_config();
+        if ($config !== null) {
+            vipgate_deliver($config, (int) $config['deliver_max_rows'],
+                max(10, (int) $config['deliver_max_ms']) / 1000, false);
+        }
+    } catch (\Throwable $e) {
+        vipgate_log('deliver', '', 'cannot deliver the outbox: ' . get_class($e) . ': ' . $e->getMessage());
+    }
+}
+
+/**
+ * Claim up to $limit of the oldest waiting rows for this process: one UPDATE takes rows whose
+ * claim is empty or expired, so two processes never hold the same row. Returns [token, rows].
+ */
+function vipgate_outbox_claim($pdo, $limit)
+{
+    $token = bin2hex(random_bytes(16));
+    $now = time();
+    $where = 'rejected_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)';
+    if ($pdo->getAttribute(PDO::ATTR_DRIVER_NAME) === 'mysql') {
+        try {
+            // Lock only the rows claimed, no gaps: hooks inserting meanwhile do not wait.
+            $pdo->exec('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        } catch (\Throwable $e) {
+            // inside a transaction of WHMCS's: its own level then
+        }
+        $claimed = vipgate_sql($pdo, 'UPDATE mod_vipgate_spool SET claimed_by = ?, claimed_until = ? WHERE '
+            . $where . ' ORDER BY id LIMIT ?', [$token, $now + VIPGATE_CLAIM_SECONDS, $now, $limit])->rowCount();
+    } else {
+        $claimed = vipgate_sql($pdo, 'UPDATE mod_vipgate_spool SET claimed_by = ?, claimed_until = ? WHERE id IN'
+            . ' (SELECT id FROM mod_vipgate_spool WHERE ' . $where . ' ORDER BY id LIMIT ?)',
+            [$token, $now + VIPGATE_CLAIM_SECONDS, $now, $limit])->rowCount();
+    }
+    if ($claimed === 0) {
+        return [$token, []];
+    }
+    $rows = vipgate_sql($pdo, 'SELECT id, webhook_id, hook, body FROM mod_vipgate_spool WHERE claimed_by = ?'
+        . ' ORDER BY id', [$token])->fetchAll(PDO::FETCH_ASSOC);
+    return [$token, $rows];
+}
+
+/** Give claimed rows back, waiting again; $error (when given) counts as an attempt. */
+function vipgate_outbox_release($pdo, $token, $error = null, $ids = null)
+{
+    $sql = 'UPDATE mod_vipgate_spool SET claimed_by = NULL, claimed_until = NULL'
+        . ($error === null ? '' : ', attempts = attempts + 1, last_error = ?') . ' WHERE claimed_by = ?';
+    $params = $error === null ? [$token] : [substr($error, 0, 1000), $token];
+    if ($ids !== null) {
+        if (!$ids) {
+            return;
+        }
+        $sql .= ' AND id IN (' . implode(',', array_map('intval', $ids)) . ')';
+    }
+    vipgate_sql($pdo, $sql, $params);
+}
+
+/** Keep a claimed row as rejected by the bridge (30 days, never sent again), logged. */
+function vipgate_outbox_reject($pdo, $config, $row, $error, $action)
+{
+    vipgate_sql($pdo, 'UPDATE mod_vipgate_spool SET attempts = attempts + 1, last_error = ?, rejected_at = ?,'
+        . ' claimed_by = NULL, claimed_until = NULL WHERE id = ?',
+        [substr($error, 0, 1000), vipgate_sql_time(time()), (int) $row['id']]);
+    $event = ['id' => (string) $row['webhook_id'], 'hook' => (string) $row['hook'], 'body' => (string) $row['body']];
+    vipgate_log($action, vipgate_log_request($config, $event),
+        'bridge rejected the event, kept as rejected, not retried: ' . $error);
+    vipgate_rejected_activity($event, $error);
+}
+
+function vipgate_outbox_delete($pdo, $ids)
+{
+    if ($ids) {
+        vipgate_sql($pdo, 'DELETE FROM mod_vipgate_spool WHERE id IN (' . implode(',', array_map('intval', $ids)) . ')');
+    }
+}
+
+/**
+ * Send outbox rows, oldest first, in batches (each event with its own webhook id, the batch
+ * signed afresh), until none waits, $maxRows rows or $maxSeconds seconds. Unless $cron, nothing
+ * is tried while the breaker is open; a batch the bridge does not take stops the delivery,
+ * gives the rows back and opens the breaker. Returns ['tried' => bool, 'failed' => bool].
+ */
+function vipgate_deliver($config, $maxRows, $maxSeconds, $cron)
+{
+    $pdo = vipgate_pdo();
+    $until = vipgate_state_get($pdo, VIPGATE_BREAKER);
+    if (!$cron && vipgate_breaker_is_open($until, time())) {
+        return ['tried' => false, 'failed' => false];
+    }
+    vipgate_spool_ensure($pdo);
+    $deadline = microtime(true) + $maxSeconds;
+    $left = max(0, (int) $maxRows);
+    $size = min(VIPGATE_BATCH_LIMIT, max(1, (int) $config['batch_max_events']));
+    $tried = false;
+    while ($left > 0 && microtime(true) < $deadline) {
+        list($token, $rows) = vipgate_outbox_claim($pdo, min($size, $left));
+        if (!$rows) {
+            break;
+        }
+        $left -= count($rows);
+        $tried = true;
+        $error = vipgate_send_rows($pdo, $config, $token, $rows, $deadline);
+        if ($error !== '') {
+            $opened = vipgate_breaker_open($config, $error);
+            vipgate_log($cron ? 'flush' : 'deliver', vipgate_shown_url($config['url']),
+                'bridge not taking events, ' . count($rows) . ' kept waiting, delivery stopped: ' . $error . $opened);
+            vipgate_report_backlog($pdo, $config, $error, time());
+            return ['tried' => true, 'failed' => true];
+        }
+        vipgate_breaker_close($config, $until);
+        $until = null;
+    }
+    return ['tried' => $tried, 'failed' => false];
+}
+
+/**
+ * Send claimed rows as one batch. Returns '' when the bridge settled every row (deleted,
+ * kept as rejected, or given back after the deadline), else why it did not take them (the
+ * rows are given back, an attempt counted).
+ */
+function vipgate_send_rows($pdo, $config, $token, $rows, $deadline)
+{
+    $events = [];
+    $sent = [];
+    foreach ($rows as $row) {
+        $body = ltrim((string) $row['body']);
+        if (!(json_decode($body) instanceof \stdClass)) {
+            vipgate_outbox_reject($pdo, $config, $row, 'the kept body is not a JSON object', 'deliver');
+            continue;
+        }
+        $rest = ltrim(substr($body, 1));
+        // The stored bytes as they are, with the event's own webhook id in front.
+        $events[] = '{"id":' . json_encode((string) $row['webhook_id'])
+            . (substr($rest, 0, 1) === '}' ? '' : ',') . $rest;
+        $sent[] = $row;
+    }
+    if (!$sent) {
+        return '';
+    }
+    $batch = '{"events":[' . implode(',', $events) . ']}';
+    $result = vipgate_post($config, 'batch_' . bin2hex(random_bytes(16)), $batch,
+        vipgate_timeout_ms($config, 'batch'), vipgate_batch_url($config));
+    if ($result['outcome'] === 'retry') {
+        vipgate_outbox_release($pdo, $token, $result['error']);
+        return $result['error'];
+    }
+    if ($result['outcome'] === 'permanent') {
+        // No batch endpoint (an older bridge), or the batch refused as a whole: each event
+        // alone, so that each gets its own answer.
+        return vipgate_send_singly($pdo, $config, $token, $sent, $deadline);
+    }
+    $answer = json_decode($result['body'], true);
+    $results = is_array($answer) && isset($answer['results']) && is_array($answer['results'])
+        ? array_values($answer['results']) : null;
+    if ($results === null || count($results) !== count($sent)) {
+        $error = 'HTTP ' . $result['status'] . ' with an answer that is not one result per event: '
+            . substr($result['body'], 0, 300);
+        vipgate_outbox_release($pdo, $token, $error);
+        return $error;
+    }
+    $done = [];
+    $unsettled = [];
+    foreach ($sent as $i => $row) {
+        $one = is_array($results[$i]) ? $results[$i] : [];
+        $status = isset($one['status']) && is_string($one['status']) ? $one['status'] : '';
+        $id = isset($one['id']) ? $one['id'] : null;
+        if ($id !== null && $id !== (string) $row['webhook_id']) {
+            $status = ''; // an answer about another event
+        }
+        if ($status === 'queued' || $status === 'duplicate') {
+            $done[] = (int) $row['id'];
+        } elseif ($status === 'rejected') {
+            $why = isset($one['error']) ? json_encode($one['error'], JSON_UNESCAPED_SLASHES) : '{}';
+            vipgate_outbox_reject($pdo, $config, $row, 'rejected in a batch: ' . $why, 'deliver');
+        } else {
+            $unsettled[] = (int) $row['id'];
+        }
+    }
+    vipgate_outbox_delete($pdo, $done);
+    if ($unsettled) {
+        $error = 'HTTP ' . $result['status'] . ' without a usable result for ' . count($unsettled) . ' event(s)';
+        vipgate_outbox_release($pdo, $token, $error, $unsettled);
+        return $error;
+    }
+    return '';
+}
+
+/** The rows one by one to the single endpoint (same ids and bodies, each signed afresh). */
+function vipgate_send_singly($pdo, $config, $token, $rows, $deadline)
+{
+    $timeoutMs = vipgate_timeout_ms($config, 'batch');
+    foreach ($rows as $row) {
+        if (microtime(true) >= $deadline) {
+            vipgate_outbox_release($pdo, $token); // not tried: no attempt counted
+            return '';
+        }
+        $result = vipgate_post($config, (string) $row['webhook_id'], (string) $row['body'], $timeoutMs);
+        if ($result['outcome'] === 'ok') {
+            vipgate_outbox_delete($pdo, [(int) $row['id']]);
+        } elseif ($result['outcome'] === 'permanent') {
+            vipgate_outbox_reject($pdo, $config, $row, $result['error'], 'deliver');
+        } else {
+            vipgate_outbox_release($pdo, $token, $result['error'], [(int) $row['id']]);
+            vipgate_outbox_release($pdo, $token);
+            return $result['error'];
+        }
+    }
+    return '';
+}
+
+/**
+ * Forward one hook event. Asynchronous hooks: into the outbox, delivered after the response;
+ * when the outbox cannot be written, sent at once as the only way left. PreCronJob and the
+ * AfterCronJob heartbeat: sent at once (a PreCronJob not taken goes to the outbox; the
+ * heartbeat is not kept).
+ */
 function vipgate_forward($hook, $vars)
 {
     try {
@@ -618,14 +1036,34 @@ function vipgate_forward($hook, $vars)
             return;
         }
         $event = vipgate_event($hook, $vars);
-        $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
+        $now = $hook === 'PreCronJob' || $hook === 'AfterCronJob';
+        $kept = '';
+        if (!$now) {
+            try {
+                vipgate_outbox_add($event);
+                vipgate_deliver_later();
+                return;
+            } catch (\Throwable $e) {
+                $kept = $e->getMessage();
+            }
+        }
+        $until = vipgate_breaker_until();
+        $timeoutMs = vipgate_timeout_ms($config, $hook);
+        if ($hook === 'PreCronJob' && vipgate_breaker_is_open($until, time())) {
+            $timeoutMs = vipgate_timeout_ms($config, 'batch'); // tried once, not waited on
+        }
+        $result = vipgate_post($config, $event['id'], $event['body'], $timeoutMs);
         if ($hook === 'AfterCronJob') {
             vipgate_note_heartbeat($result['outcome'] !== 'retry');
         }
+        $request = vipgate_log_request($config, $event);
         if ($result['outcome'] === 'ok') {
+            vipgate_breaker_close($config, $until);
+            if ($kept !== '') {
+                vipgate_log($hook, $request, 'the outbox could not be written (' . $kept . '): sent at once');
+            }
             return;
         }
-        $request = vipgate_log_request($config, $event);
         if ($result['outcome'] === 'permanent') {
             vipgate_rejected_activity($event, $result['error']);
             if ($hook === 'AfterCronJob') {
@@ -634,6 +1072,9 @@ function vipgate_forward($hook, $vars)
                 return;
             }
             try {
+                if ($kept !== '') {
+                    throw new RuntimeException($kept);
+                }
                 vipgate_spool($event, $result['error'], true);
                 vipgate_log($hook, $request, 'bridge rejected the event, kept as rejected, '
                     . 'not retried: ' . $result['error']);
@@ -643,15 +1084,19 @@ function vipgate_forward($hook, $vars)
             }
             return;
         }
+        $opened = vipgate_breaker_open($config, $result['error']);
         if ($hook === 'AfterCronJob') {
             // A heartbeat every cron run, with nothing to reconcile: not worth a spool row.
-            vipgate_log($hook, $request, 'bridge unreachable, heartbeat not spooled: ' . $result['error']);
+            vipgate_log($hook, $request, 'bridge unreachable, heartbeat not spooled: ' . $result['error'] . $opened);
             vipgate_report_backlog(vipgate_pdo(), $config, $result['error'], time());
             return;
         }
         try {
+            if ($kept !== '') {
+                throw new RuntimeException($kept);
+            }
             vipgate_spool($event, $result['error']);
-            vipgate_log($hook, $request, 'bridge unreachable, event spooled: ' . $result['error']);
+            vipgate_log($hook, $request, 'bridge unreachable, event spooled: ' . $result['error'] . $opened);
         } catch (\Throwable $e) {
             vipgate_log($hook, $request, 'bridge unreachable (' . $result['error']
                 . ') and the event could not be spooled, it is lost: ' . $e->getMessage());
@@ -687,69 +1132,22 @@ function vipgate_note_heartbeat($delivered)
 }
 
 /**
- * Send spooled events again, oldest first, each with its own webhook id and body and a fresh
- * signature. Stops at the first retryable failure (the bridge is still down) and after
- * flush_max_rows rows or flush_max_seconds seconds. What the bridge refuses stays, marked
- * rejected; rejected events older than 30 days are deleted.
+ * The cron's flush: every waiting row (up to flush_max_rows rows, flush_max_seconds seconds),
+ * in batches, tried even while the breaker is open; the first batch the bridge does not take
+ * stops it. Rejected events older than 30 days are deleted. Returns vipgate_deliver's answer
+ * (['tried' => false, 'failed' => false] when there is no outbox yet).
  */
 function vipgate_flush_spool($config)
 {
     $pdo = vipgate_pdo();
     if (!vipgate_spool_table_exists($pdo)) {
-        return;
+        return ['tried' => false, 'failed' => false];
     }
     vipgate_spool_ensure($pdo);
     vipgate_sql($pdo, 'DELETE FROM mod_vipgate_spool WHERE rejected_at IS NOT NULL AND rejected_at < ?',
         [vipgate_sql_time(time() - VIPGATE_REJECTED_KEEP)]);
-    $deadline = microtime(true) + max(1, (float) $config['flush_max_seconds']);
-    $left = max(0, (int) $config['flush_max_rows']);
-    $afterId = 0;
-    while ($left > 0 && microtime(true) < $deadline) {
-        $rows = vipgate_sql(
-            $pdo,
-            'SELECT id, webhook_id, hook, body FROM mod_vipgate_spool WHERE id > ? AND rejected_at IS NULL'
-            . ' ORDER BY id LIMIT ?',
-            [$afterId, min(100, $left)]
-        )->fetchAll(PDO::FETCH_ASSOC);
-        if (!$rows) {
-            return;
-        }
-        foreach ($rows as $row) {
-            if ($left <= 0 || microtime(true) >= $deadline) {
-                return;
-            }
-            $left--;
-            $afterId = (int) $row['id'];
-            $event = ['id' => $row['webhook_id'], 'hook' => $row['hook'], 'body' => $row['body']];
-            // The ordinary short timeout, also for a spooled PreCronJob: its cron has passed.
-            $timeoutMs = vipgate_timeout_ms($config, 'AfterCronJob');
-            $result = vipgate_post($config, $event['id'], $event['body'], $timeoutMs);
-            if ($result['outcome'] === 'retry') {
-                vipgate_sql(
-                    $pdo,
-                    'UPDATE mod_vipgate_spool SET attempts = attempts + 1, last_error = ? WHERE id = ?',
-                    [substr($result['error'], 0, 1000), $afterId]
-                );
-                vipgate_log('flush', vipgate_log_request($config, $event),
-                    'bridge still unreachable, flush stopped: ' . $result['error']);
-                vipgate_report_backlog($pdo, $config, $result['error'], time());
-                return;
-            }
-            if ($result['outcome'] === 'permanent') {
-                vipgate_sql(
-                    $pdo,
-                    'UPDATE mod_vipgate_spool SET attempts = attempts + 1, last_error = ?, rejected_at = ?'
-                    . ' WHERE id = ?',
-                    [substr($result['error'], 0, 1000), vipgate_sql_time(time()), $afterId]
-                );
-                vipgate_log('flush', vipgate_log_request($config, $event),
-                    'bridge rejected a spooled event, kept as rejected: ' . $result['error']);
-                vipgate_rejected_activity($event, $result['error']);
-                continue;
-            }
-            vipgate_sql($pdo, 'DELETE FROM mod_vipgate_spool WHERE id = ?', [$afterId]);
-        }
-    }
+    return vipgate_deliver($config, (int) $config['flush_max_rows'],
+        max(1, (float) $config['flush_max_seconds']), true);
 }
 
 /**
@@ -785,20 +1183,27 @@ function vipgate_rejected_report()
 }
 
 /**
- * AfterCronJob (every cron run): flush the spool, then send the heartbeat, which carries the
- * report of rejected events.
+ * AfterCronJob (every cron run): flush the outbox, then send the heartbeat, which carries the
+ * report of rejected events. When the flush found the bridge not taking events, the heartbeat
+ * is not tried as well (the cron is not kept waiting twice).
  */
 function vipgate_after_cron_job($vars)
 {
     $report = [];
+    $flush = ['tried' => false, 'failed' => false];
     try {
         $config = vipgate_config();
         if ($config !== null) {
-            vipgate_flush_spool($config);
+            $flush = vipgate_flush_spool($config);
             $report = vipgate_rejected_report();
         }
     } catch (\Throwable $e) {
         vipgate_log('flush', '', 'cannot flush the spool: ' . get_class($e) . ': ' . $e->getMessage());
+    }
+    if ($flush['failed']) {
+        vipgate_note_heartbeat(false);
+        vipgate_log('AfterCronJob', '', 'the flush found the bridge not taking events: heartbeat not sent');
+        return;
     }
     vipgate_forward('AfterCronJob', $report);
 }
@@ -841,9 +1246,20 @@ function vipgate_ask($config, $hook, $vars, $instead)
     $event = null;
     try {
         $event = vipgate_event($hook, $vars);
-        $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
-        $problem = $result['outcome'] === 'ok' ? vipgate_answer_problem($config, $event['id'], $result)
-            : $result['error'];
+        $until = vipgate_breaker_until();
+        if (vipgate_breaker_is_open($until, time())) {
+            $problem = 'not asked: the breaker is open after a delivery the bridge did not take';
+            $result = ['outcome' => 'breaker', 'status' => 0, 'body' => ''];
+        } else {
+            $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
+            $problem = $result['outcome'] === 'ok' ? vipgate_answer_problem($config, $event['id'], $result)
+                : $result['error'];
+            if ($result['outcome'] === 'retry') {
+                $problem .= vipgate_breaker_open($config, $result['error']);
+            } elseif ($result['outcome'] === 'ok') {
+                vipgate_breaker_close($config, $until);
+            }
+        }
         $answer = $problem === '' ? json_decode($result['body'], true) : null;
         if ($problem === '' && is_array($answer)) {
             return $answer;

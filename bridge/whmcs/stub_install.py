@@ -26,8 +26,11 @@ STUB_DEFAULTS = {
     "validation_timeout_ms": 1500,
     "precron_timeout_ms": 120000,
     "panel_timeout_ms": 1000,
-    "flush_max_rows": 500,
+    "flush_max_rows": 20000,
     "flush_max_seconds": 20,
+    "deliver_max_rows": 200,
+    "deliver_max_ms": 300,
+    "batch_max_events": 500,
 }
 
 

@@ -13,6 +13,9 @@
  *                                 tblconfiguration to say (a test's bare database)
  *   VIPGATE_SANDBOX_PDO_DSN       PDO DSN of the "WHMCS database" (sqlite:/path or mysql:...)
  *   VIPGATE_SANDBOX_PDO_USER, VIPGATE_SANDBOX_PDO_PASSWORD   for a mysql DSN
+ *   VIPGATE_SANDBOX_FINISH_REQUEST  set: PHP-FPM's fastcgi_finish_request() is defined (tests):
+ *                                 it prints the line "finish_request MICROTIME" (the page has
+ *                                 gone), then waits VIPGATE_SANDBOX_FINISH_SLEEP seconds if set
  */
 
 namespace WHMCS\Database {
@@ -72,6 +75,20 @@ namespace {
     define('WHMCS', true);
 
     $GLOBALS['vipgate_test_hooks'] = [];
+
+    if (getenv('VIPGATE_SANDBOX_FINISH_REQUEST') && !function_exists('fastcgi_finish_request')) {
+        /** PHP-FPM's: the response is complete, the script goes on without the browser. */
+        function fastcgi_finish_request()
+        {
+            fwrite(STDOUT, 'finish_request ' . sprintf('%.6f', microtime(true)) . "\n");
+            fflush(STDOUT);
+            $sleep = (float) getenv('VIPGATE_SANDBOX_FINISH_SLEEP');
+            if ($sleep > 0) {
+                usleep((int) ($sleep * 1000000));
+            }
+            return true;
+        }
+    }
 
     function add_hook($hookName, $priority, $function, $rollback = '')
     {
