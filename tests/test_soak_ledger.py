@@ -144,3 +144,15 @@ def test_percentile_is_nearest_rank() -> None:
     assert ledger.percentile(values, 50) == 50
     assert ledger.percentile(values, 99) == 99
     assert ledger.percentile([], 50) is None
+
+
+def test_a_heartbeat_the_stub_did_not_send_after_a_failed_flush_is_expected() -> None:
+    # The cron's flush found the bridge not taking events: no heartbeat (and no id) was made.
+    result = ledger.account(**clean_run(
+        fired={"InvoicePaid": 3, "AfterCronJob": 2},
+        access=[req(1), req(2), req(3), req(4)],
+        module_log=[{"action": "AfterCronJob", "request": "",
+                     "response": "the flush found the bridge not taking events: heartbeat "
+                                 "not sent"}]))
+    assert result.problems == []
+    assert result.figures["events"]["heartbeats_not_spooled"] == 1

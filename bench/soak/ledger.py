@@ -166,6 +166,11 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
                          if r.path == HOOK_PATH and r.method == "POST" and r.status == 202)
     dropped_heartbeats = Counter(v["hook"] for v in stub.values()
                                  if v["outcome"] == "heartbeat_dropped")
+    # A cron run whose flush found the bridge not taking events sends no heartbeat at all
+    # (no webhook id was made for it): the stub logs that once per cron run.
+    dropped_heartbeats["AfterCronJob"] += sum(
+        1 for entry in module_log if entry.get("action") == "AfterCronJob"
+        and "heartbeat not sent" in str(entry.get("response") or ""))
     lost_logged = [k for k, v in stub.items() if v["outcome"] == "lost"]
     rejected = [k for k, v in stub.items() if v["outcome"] == "rejected"]
     still_spooled = set(spooled)
