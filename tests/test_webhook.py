@@ -239,6 +239,17 @@ BAD_INPUT = [
 ]
 
 
+def _post_bad(client, path: str, case: Bad) -> Any:
+    """POST ``case`` to ``path``: its body, signed unless it brings its own headers."""
+    headers = dict(_signed_headers(case.body) if case.headers is None else case.headers)
+    if case.mutate:
+        case.mutate(headers)
+    kwargs: dict[str, Any] = {"data": case.body, "headers": headers}
+    if case.content_type:
+        kwargs["content_type"] = case.content_type
+    return client.post(path, **kwargs)
+
+
 @pytest.mark.parametrize(("case", "status", "code", "word"),
                          [pytest.param(b, s, c, w, id=name) for name, b, s, c, w in BAD_INPUT])
 def test_bad_input_is_rejected_with_a_clear_error_and_changes_nothing(
@@ -246,13 +257,7 @@ def test_bad_input_is_rejected_with_a_clear_error_and_changes_nothing(
     assert len(BAD_INPUT) >= 25
     post_signed(client, envelope("InvoicePaid", {"invoiceid": "1"}), msg_id="msg_existing")
     before = store.inbox_fingerprint()
-    headers = dict(_signed_headers(case.body) if case.headers is None else case.headers)
-    if case.mutate:
-        case.mutate(headers)
-    kwargs: dict[str, Any] = {"data": case.body, "headers": headers}
-    if case.content_type:
-        kwargs["content_type"] = case.content_type
-    response = client.post("/hooks/whmcs", **kwargs)
+    response = _post_bad(client, "/hooks/whmcs", case)
     assert response.status_code == status, response.json
     assert response.is_json
     assert response.json["error"] == code
@@ -494,13 +499,7 @@ def test_a_bad_batch_is_refused_whole_with_a_clear_error_and_changes_nothing(
         client, store, case: Bad, status: int, code: str, word: str) -> None:
     post_signed(client, envelope("InvoicePaid", {"invoiceid": "1"}), msg_id="msg_existing")
     before = store.inbox_fingerprint()
-    headers = dict(_signed_headers(case.body) if case.headers is None else case.headers)
-    if case.mutate:
-        case.mutate(headers)
-    kwargs: dict[str, Any] = {"data": case.body, "headers": headers}
-    if case.content_type:
-        kwargs["content_type"] = case.content_type
-    response = client.post("/hooks/whmcs/batch", **kwargs)
+    response = _post_bad(client, "/hooks/whmcs/batch", case)
     assert response.status_code == status, response.json
     assert response.json["error"] == code
     assert word in response.json["message"] + json.dumps(response.json["fields"])
