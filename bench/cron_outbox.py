@@ -3,10 +3,11 @@ with the bridge back (issue 17 target: <= 10 s added to the cron; then all 10,00
 the next cron run in <= 30 s).
 
 The real ``php`` runs the installed stub (``bridge/sandbox/php/bootstrap.php`` as WHMCS, the
-outbox ``mod_vipgate_spool`` on MariaDB in a throw-away database ``vipgate_bench_cron_<random>``,
-dropped at the end). One php process plays WHMCS's cron: it fires ``--events`` InvoiceCreated
-hooks in a loop, then AfterCronJob, as WHMCS's cron does at its end, then exits (the stub's
-delivery after the "response" runs in its shutdown functions).
+outbox ``mod_vipgate_spool`` on MariaDB in a throw-away database, and the bridge's in another:
+``vipgate_bench_stub_<random>``, made by stub_overhead.py's helper and dropped at the end).
+One php process plays WHMCS's cron: it fires ``--events`` InvoiceCreated hooks in a loop, then
+AfterCronJob, as WHMCS's cron does at its end, then exits (the stub's delivery after the
+"response" runs in its shutdown functions).
 
 Phase 1, bridge hung: the stub's URL is a loopback socket that accepts connections (the
 kernel's backlog) and never answers. The same php loop with no stub installed is the baseline;
