@@ -15,11 +15,13 @@ What runs, all on 127.0.0.1 (see README.md beside this file):
   on a fixed port, its hooks fired through the real PHP stub (one ``php`` per hook);
 - actors doing what WHMCS's users do, and WHMCS's cron every ``--cron-every`` seconds.
 
-Faults, in order, at fixed fractions of the duration: MariaDB killed (SIGKILL) and started
+Faults, in order, at fixed fractions of the duration: ``php`` processes killed (SIGKILL)
+during their delivery of the outbox after the response; MariaDB killed (SIGKILL) and started
 again; WHMCS's API down (connections refused) for ``--whmcs-down`` seconds; the API answering
 HTTP 500; the API answering slowly (past vipgate's timeout, then just slowly); a gunicorn worker
 killed with SIGKILL; a vipgate worker killed with SIGKILL; the bridge restarted (gunicorn
-stopped with SIGTERM and started again).
+stopped with SIGTERM and started again); the bridge hung (a proxy in front of gunicorn
+accepting connections and never answering, until a WHMCS cron run went through it).
 
 At the end the load stops, WHMCS's cron runs until the stub's spool is empty and the inbox is
 settled, and ``vipgate resync --dry-run`` must plan nothing. Exit 0 when every check passed,
@@ -253,8 +255,11 @@ def inject(stage: Stage, name: str, stop: threading.Event, args: argparse.Namesp
         detail = (f"the bridge accepted {stage.proxy.held - held} connection(s) and never "
                   f"answered; the breaker was "
                   f"{'open' if until is not None and until > time.time() else 'NOT open'}; "
-                  f"the cron run(s) in the window took {', '.join(f'{c:.1f}' for c in cron_s)}"
-                  " s; the cron after it flushes the outbox")
+                  + (f"the cron run(s) finished in the window took "
+                     f"{', '.join(f'{c:.1f}' for c in cron_s)} s" if cron_s else
+                     "no cron run finished in the window (one may still be waiting on the "
+                     "bridge)")
+                  + "; the cron after it flushes the outbox")
         if until is None or until <= time.time():
             raise RuntimeError(f"the stub's breaker did not open while the bridge hung ({detail})")
     else:
