@@ -1,8 +1,10 @@
 """The one-minute soak (bench/soak/run.py --duration 60, a lighter load than the default so
 that it fits beside the rest of the suite on two cores): gunicorn, a MariaDB server of its own,
 two vipgate workers and the sandbox WHMCS firing every forwarded hook through the real PHP stub,
-with every fault of the schedule injected once; at the end nothing is lost, stuck, applied
-twice or left in the spool, and a fresh ``resync --dry-run`` plans nothing.
+with every fault of the schedule injected once (among them php processes SIGKILLed in their
+delivery after the response, and the bridge hung: accepting connections, never answering); at
+the end nothing is lost, stuck, applied twice or left in the spool, and a fresh
+``resync --dry-run`` plans nothing.
 
 The ten-minute run and its figures: docs/RELIABILITY.md, "Soak".
 """
@@ -36,7 +38,8 @@ def test_one_minute_soak_with_every_fault_loses_nothing(tmp_path: Path) -> None:
     assert events["dead_lettered"] == 0 and events["applied_twice"] == 0
     assert results["figures"]["resync_dry_run_changes"] == 0
     assert [f["name"] for f in results["faults"]] == [
-        "mariadb_restart", "whmcs_down", "whmcs_errors", "whmcs_slow", "gunicorn_worker_kill",
-        "worker_kill", "bridge_restart"]
+        "php_killed", "mariadb_restart", "whmcs_down", "whmcs_errors", "whmcs_slow",
+        "gunicorn_worker_kill", "worker_kill", "bridge_restart", "bridge_hung"]
+    assert results["php_killed"] and results["figures"]["events"]["batches_taken"] > 0
     assert all(r["recovery_s"] is not None for r in results["figures"]["recovery"])
     assert results["problems"] == []

@@ -113,6 +113,37 @@ def test_redeliveries_are_counted_not_lost_and_a_dropped_heartbeat_is_expected()
     assert events["heartbeats_not_spooled"] == 1 and events["spooled_by_the_stub"] == 1
 
 
+def batch(status: int = 200, at: float = T0 + 10, micros: int = 9000) -> object:
+    return ledger.Request(at, status, micros, "batch_x", "POST", "/hooks/whmcs/batch")
+
+
+def test_batches_from_the_outbox_count_and_a_heartbeat_the_flush_skipped_is_expected() -> None:
+    """The outbox delivers in batches (one batch id in the access log for many events): the
+    events are accounted for by the inbox; a batch's 5xx outside a fault is still a problem;
+    an AfterCronJob whose flush found the bridge not taking events sends no heartbeat."""
+    result = ledger.account(**clean_run(
+        fired={"InvoicePaid": 3, "AfterCronJob": 2}, access=[batch(), batch(at=T0 + 12)],
+        module_log=[{"action": "AfterCronJob", "request": "", "response": "the flush found "
+                     "the bridge not taking events: heartbeat not sent"}]))
+    assert result.problems == []
+    events = result.figures["events"]
+    assert (events["lost"], events["heartbeats_not_spooled"], events["batches"],
+            events["batches_taken"]) == (0, 1, 2, 2)
+    assert result.figures["latency_ms"]["batch_200"]["count"] == 2
+    assert result.figures["recovery"][0]["ingest_back_s"] == 0
+    problems = ledger.account(**clean_run(access=[*clean_run()["access"],
+                                                  batch(503, at=T0 + 40)])).problems
+    assert any("5xx outside any fault window" in p for p in problems), problems
+
+
+def test_a_5xx_counts_for_the_fault_running_not_one_just_ended() -> None:
+    faults = [ledger.Fault("php_killed", T0, T0 + 1), ledger.Fault("mariadb_restart", T0 + 5,
+                                                                   T0 + 8)]
+    result = ledger.account(**clean_run(faults=faults, access=[
+        *clean_run()["access"], batch(503, at=T0 + 6)]))
+    assert result.figures["5xx_by_fault"] == {"mariadb_restart": 1}
+
+
 def test_a_process_started_late_is_judged_after_its_own_warm_up() -> None:
     late_start = [(T0 + s, "gunicorn worker", 13, 55_000 if s < 40 else 90_000)
                   for s in range(30, 80, 2)]
@@ -145,14 +176,3 @@ def test_percentile_is_nearest_rank() -> None:
     assert ledger.percentile(values, 99) == 99
     assert ledger.percentile([], 50) is None
 
-
-def test_a_heartbeat_the_stub_did_not_send_after_a_failed_flush_is_expected() -> None:
-    # The cron's flush found the bridge not taking events: no heartbeat (and no id) was made.
-    result = ledger.account(**clean_run(
-        fired={"InvoicePaid": 3, "AfterCronJob": 2},
-        access=[req(1), req(2), req(3), req(4)],
-        module_log=[{"action": "AfterCronJob", "request": "",
-                     "response": "the flush found the bridge not taking events: heartbeat "
-                                 "not sent"}]))
-    assert result.problems == []
-    assert result.figures["events"]["heartbeats_not_spooled"] == 1

@@ -23,6 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 HOOK_PATH = "/hooks/whmcs"
+BATCH_PATH = "/hooks/whmcs/batch"  # the stub's outbox delivery: many events, one request
+INGEST_PATHS = (HOOK_PATH, BATCH_PATH)
+# The AfterCronJob whose flush found the bridge not taking events sends no heartbeat (and logs
+# it without a webhook id: there was no request).
+HEARTBEAT_SKIPPED = "heartbeat not sent"
 SYNC_RECONCILE_HOOK = "PreCronJob"
 SETTLED = ("done", "dead", "discarded")
 # A request answered with 5xx this long after a fault ended still counts as the fault's.
@@ -101,9 +106,11 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def _in_fault(at: float, faults: Sequence[Fault]) -> str | None:
-    for fault in faults:
-        if fault.started - 1 <= at <= fault.ended + FAULT_SLACK:
-            return fault.name
+    """The fault running at ``at``; else the one that ended less than FAULT_SLACK before."""
+    for slack in (0.0, FAULT_SLACK):
+        for fault in faults:
+            if fault.started - 1 <= at <= fault.ended + slack:
+                return fault.name
     return None
 
 
@@ -154,6 +161,13 @@ def _stub_outcomes(module_log: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     return outcomes
 
 
+def _skipped_heartbeats(module_log: Sequence[Mapping[str, Any]]) -> int:
+    """AfterCronJob runs that sent no heartbeat: their flush found the bridge not taking
+    events (the breaker's "tried once"), so the cron is not kept waiting twice."""
+    return sum(1 for entry in module_log if entry.get("action") == "AfterCronJob"
+               and HEARTBEAT_SKIPPED in str(entry.get("response") or ""))
+
+
 def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
             module_log: Sequence[Mapping[str, Any]], inbox: Sequence[InboxRow],
             spooled: Sequence[str], audit: Sequence[Mapping[str, Any]]) -> None:
@@ -166,11 +180,10 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
                          if r.path == HOOK_PATH and r.method == "POST" and r.status == 202)
     dropped_heartbeats = Counter(v["hook"] for v in stub.values()
                                  if v["outcome"] == "heartbeat_dropped")
-    # A cron run whose flush found the bridge not taking events sends no heartbeat at all
-    # (no webhook id was made for it): the stub logs that once per cron run.
-    dropped_heartbeats["AfterCronJob"] += sum(
-        1 for entry in module_log if entry.get("action") == "AfterCronJob"
-        and "heartbeat not sent" in str(entry.get("response") or ""))
+    dropped_heartbeats["AfterCronJob"] += _skipped_heartbeats(module_log)
+    # Batches (the outbox's delivery) carry many events under one batch id: their events are
+    # accounted for by the inbox against what WHMCS fired, not by the access log.
+    batches = Counter(r.status for r in access if r.path == BATCH_PATH and r.method == "POST")
     lost_logged = [k for k, v in stub.items() if v["outcome"] == "lost"]
     rejected = [k for k, v in stub.items() if v["outcome"] == "rejected"]
     still_spooled = set(spooled)
@@ -227,6 +240,8 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
         "events_delivered_more_than_once": len(redelivered),
         "spooled_by_the_stub": len(spooled_ever),
         "heartbeats_not_spooled": sum(dropped_heartbeats.values()),
+        "batches": sum(batches.values()),
+        "batches_taken": batches.get(200, 0),
         "rejected": len(rejected),
         "applied_twice": len(twice),
         "attempts": dict(sorted(Counter(row.attempts for row in inbox).items())),
@@ -249,7 +264,10 @@ def _latency(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow
                if r.status == 202 and hook_of.get(r.webhook_id) == SYNC_RECONCILE_HOOK]
     answers = [r.micros / 1000 for r in posts if r.status == 200]
     statuses = Counter(str(r.status) for r in posts)
-    outside = [r for r in posts if r.status >= 500 and _in_fault(r.at, faults) is None]
+    batches = [r for r in access if r.path == BATCH_PATH and r.method == "POST"]
+    batch_ms = [r.micros / 1000 for r in batches if r.status == 200]
+    ingest_posts = [*posts, *batches]
+    outside = [r for r in ingest_posts if r.status >= 500 and _in_fault(r.at, faults) is None]
     if outside:
         ledger.problems.append(f"{len(outside)} request(s) answered 5xx outside any fault "
                                f"window, e.g. status {outside[0].status} at {outside[0].at:.0f}")
@@ -261,18 +279,21 @@ def _latency(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow
                 "p99": percentile(values, 99), "max": max(values) if values else None}
 
     ledger.figures["latency_ms"] = {"ingest_202": summary(ingest), "answers_200": summary(answers),
-                                    "precron_202": summary(precron)}
+                                    "precron_202": summary(precron),
+                                    "batch_200": summary(batch_ms)}
     ledger.figures["apply_lag_s"] = summary(lag)
     ledger.figures["statuses"] = dict(sorted(statuses.items()))
+    ledger.figures["batch_statuses"] = dict(sorted(Counter(str(r.status)
+                                                           for r in batches).items()))
     ledger.figures["5xx_by_fault"] = dict(Counter(
-        _in_fault(r.at, faults) or "none" for r in posts if r.status >= 500))
+        _in_fault(r.at, faults) or "none" for r in ingest_posts if r.status >= 500))
 
 
 def _recovery(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow],
               faults: Sequence[Fault]) -> None:
     """Per fault: when ingest answered 2xx again, and when every event that happened from
     10 s before the fault to its end was applied (or dead-lettered)."""
-    ok_times = sorted(r.at for r in access if r.path == HOOK_PATH and 200 <= r.status < 300)
+    ok_times = sorted(r.at for r in access if r.path in INGEST_PATHS and 200 <= r.status < 300)
     out = []
     for fault in faults:
         ingest_back = next((t for t in ok_times if t >= fault.ended), None)

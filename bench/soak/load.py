@@ -14,7 +14,11 @@ which flushes the stub's spool) every ``cron_every`` seconds.
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
+import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,7 +31,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from bridge.sandbox.forwarder import PhpForwarder
+from bridge.sandbox.forwarder import PHP_DIR, PhpForwarder
 from bridge.sandbox.serve import RunningSandbox, start_sandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock, WhmcsError
 from bridge.whmcs.schema import tblclients, tblhosting, tblinvoices, tbltickets
@@ -45,7 +49,7 @@ class Whmcs:
 
     sandbox: Sandbox
     port: int
-    forwarder: PhpForwarder | None = None
+    forwarder: KillablePhpForwarder | None = None
     served: RunningSandbox | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,12 +76,76 @@ class Whmcs:
                      spool_db: Path) -> None:
         (folder / "includes" / "hooks").mkdir(parents=True, exist_ok=True)
         hooks_dir = install_stub(folder, bridge_url, secret)[0].parent
-        self.forwarder = PhpForwarder(hooks_dir, spool_db, log_path)
+        self.forwarder = KillablePhpForwarder(hooks_dir, spool_db, log_path)
 
     def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
         if self.forwarder is None:
             return []
         return self.forwarder.fire(hook, variables)
+
+
+@dataclass
+class KillablePhpForwarder(PhpForwarder):
+    """The real stub, as :class:`PhpForwarder` runs it, under PHP-FPM's
+    ``fastcgi_finish_request()`` (the sandbox's stand-in prints ``finish_request`` when the page
+    has gone): while :meth:`arm` is in force, a ``php`` process whose hook wrote to the outbox
+    is SIGKILLed once its page has gone, during its delivery after the response (the "PHP
+    killed mid-request" fault). What it had claimed waits for the claim to expire (a minute);
+    the next request or cron sends it."""
+
+    kills_left: int = 0
+    kill_delay: tuple[float, float] = (0.0, 0.3)
+    killed: list[tuple[float, str, int]] = field(default_factory=list)  # (time, hook, pid)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def arm(self, kills: int, delay: tuple[float, float] = (0.0, 0.3)) -> None:
+        with self._lock:
+            self.kills_left, self.kill_delay = kills, delay
+
+    def disarm(self) -> None:
+        self.arm(0)
+
+    def _take_kill(self) -> float | None:
+        with self._lock:
+            if self.kills_left <= 0:
+                return None
+            self.kills_left -= 1
+            return self._rng.uniform(*self.kill_delay)
+
+    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        env = {**os.environ, "VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{self.spool_db}",
+               "VIPGATE_SANDBOX_LOG": str(self.log_path), "VIPGATE_SANDBOX_FINISH_REQUEST": "1"}
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                ["php", str(PHP_DIR / "fire.php"), str(self.hooks_dir), hook,
+                 json.dumps(variables)], stdout=subprocess.PIPE, stderr=err,
+                stdin=subprocess.DEVNULL, env=env, text=True)
+            assert proc.stdout is not None
+            answer: list[Any] | None = None
+            killed = False
+            try:
+                for line in proc.stdout:
+                    if answer is None and line.startswith("{"):
+                        answer = list(json.loads(line)["returns"])  # the hook returned
+                    elif line.startswith("finish_request") and answer is not None:
+                        delay = self._take_kill()  # the page has gone: delivery starts
+                        if delay is not None:
+                            time.sleep(delay)
+                            if proc.poll() is None:
+                                proc.kill()
+                                killed = True
+                                self.killed.append((time.time(), hook, proc.pid))
+                code = proc.wait(timeout=180)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            if (code != 0 and not killed) or answer is None:
+                err.seek(0)
+                raise RuntimeError(f"php fire.php {hook} failed ({code}): "
+                                   f"{err.read().decode(errors='replace').strip()[:500]}")
+        return answer
 
 
 def make_whmcs(db_path: Path, clients: int, port: int, seed: int) -> Whmcs:

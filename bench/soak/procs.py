@@ -318,3 +318,113 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+# --- a proxy in front of the bridge (the "bridge hung" fault) ---------------------------------
+
+
+class BridgeProxy:
+    """A TCP proxy on ``port`` in front of gunicorn, the bridge URL the stub is given. Modes:
+    ``pass`` (bytes both ways), ``slow`` (each answer held ``delay`` seconds before it goes
+    back: the request is already at the bridge, the stub still waits) and ``hang`` (new
+    connections are accepted and read, never answered, never forwarded: what a bridge whose
+    workers are all busy, or a stuck proxy, looks like)."""
+
+    def __init__(self, upstream_port: int, port: int | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.port = port or free_port()
+        self.mode = "pass"
+        self.delay = 0.0
+        self.connections = 0
+        self.held = 0  # connections accepted in "hang" mode and never answered
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(256)
+        server.settimeout(0.2)
+        self._server = server
+        self._thread = threading.Thread(target=self._accept, name="soak-proxy", daemon=True)
+        self._thread.start()
+
+    def set_mode(self, mode: str, delay: float = 0.0) -> None:
+        if mode not in ("pass", "slow", "hang"):
+            raise ValueError(mode)
+        with self._lock:
+            self.mode, self.delay = mode, delay
+            if mode != "hang":  # what was held is let go (the stub gave up on it long ago)
+                for sock in self._held:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+                self._held = []
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                mode, delay = self.mode, self.delay
+                if mode == "hang":
+                    self.held += 1
+                    self._held.append(client)
+            if mode == "hang":
+                threading.Thread(target=self._drain, args=(client,), daemon=True).start()
+            else:
+                threading.Thread(target=self._pass, args=(client, delay), daemon=True).start()
+
+    @staticmethod
+    def _drain(client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+
+    def _pass(self, client: socket.socket, delay: float) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+        except OSError:  # the bridge is down (restarting): the stub sees the connection end
+            client.close()
+            return
+        upstream.settimeout(None)
+        threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+        self._pump(upstream, client, delay)
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+        first = True
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if first and delay:
+                    time.sleep(delay)
+                first = False
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.set_mode("pass")
+        if self._server is not None:
+            self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

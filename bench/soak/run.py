@@ -15,11 +15,13 @@ What runs, all on 127.0.0.1 (see README.md beside this file):
   on a fixed port, its hooks fired through the real PHP stub (one ``php`` per hook);
 - actors doing what WHMCS's users do, and WHMCS's cron every ``--cron-every`` seconds.
 
-Faults, in order, at fixed fractions of the duration: MariaDB killed (SIGKILL) and started
+Faults, in order, at fixed fractions of the duration: ``php`` processes killed (SIGKILL)
+during their delivery of the outbox after the response; MariaDB killed (SIGKILL) and started
 again; WHMCS's API down (connections refused) for ``--whmcs-down`` seconds; the API answering
 HTTP 500; the API answering slowly (past vipgate's timeout, then just slowly); a gunicorn worker
 killed with SIGKILL; a vipgate worker killed with SIGKILL; the bridge restarted (gunicorn
-stopped with SIGTERM and started again).
+stopped with SIGTERM and started again); the bridge hung (a proxy in front of gunicorn
+accepting connections and never answering, until a WHMCS cron run went through it).
 
 At the end the load stops, WHMCS's cron runs until the stub's spool is empty and the inbox is
 settled, and ``vipgate resync --dry-run`` must plan nothing. Exit 0 when every check passed,
@@ -53,7 +55,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # this folder, and bench/ for gen_
 import ledger  # noqa: E402
 import load as soak_load  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from procs import Gunicorn, MariaDb, Sampler, Workers, free_port  # noqa: E402
+from procs import BridgeProxy, Gunicorn, MariaDb, Sampler, Workers, free_port  # noqa: E402
 
 from bridge.payloads import whitelist  # noqa: E402
 from bridge.sandbox.forwarder import PAGE_HOOKS, php_available  # noqa: E402
@@ -84,6 +86,8 @@ class Stage:
     workers: Workers
     env: dict[str, str]
     config: Path
+    proxy: BridgeProxy
+    load: soak_load.Load | None = None
 
 
 def webhook_secret() -> str:
@@ -138,12 +142,40 @@ def _wait(stop: threading.Event, predicate: Callable[[], bool], limit: float,
 
 def fault_plan(duration: float, whmcs_down: float) -> list[tuple[float, str]]:
     """(seconds from the start, fault) at fixed fractions of the run; the last quarter is
-    left without faults to see the recovery."""
-    return [(0.10 * duration, "mariadb_restart"), (0.20 * duration, "whmcs_down"),
+    left without faults to see the recovery. PHP is killed first, while the stub's breaker is
+    still closed (so that its processes deliver after the response)."""
+    return [(0.03 * duration, "php_killed"),
+            (0.10 * duration, "mariadb_restart"), (0.20 * duration, "whmcs_down"),
             (0.20 * duration + whmcs_down + 0.06 * duration, "whmcs_errors"),
             (0.20 * duration + whmcs_down + 0.12 * duration, "whmcs_slow"),
             (0.55 * duration, "gunicorn_worker_kill"), (0.60 * duration, "worker_kill"),
-            (0.66 * duration, "bridge_restart")]
+            (0.66 * duration, "bridge_restart"), (0.72 * duration, "bridge_hung")]
+
+
+def breaker_open_until(whmcs: Whmcs) -> float | None:
+    """Until when the stub's breaker is open (mod_vipgate_state in WHMCS's database), or None."""
+    import sqlite3
+
+    assert whmcs.forwarder is not None
+    try:
+        with sqlite3.connect(whmcs.forwarder.spool_db, timeout=10) as conn:
+            row = conn.execute("SELECT at FROM mod_vipgate_state WHERE name = "
+                               "'breaker_open_until'").fetchone()
+    except sqlite3.Error:
+        return None
+    return float(row[0]) if row else None
+
+
+def claimed_rows(whmcs: Whmcs) -> int:
+    import sqlite3
+
+    assert whmcs.forwarder is not None
+    try:
+        with sqlite3.connect(whmcs.forwarder.spool_db, timeout=10) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM mod_vipgate_spool WHERE claimed_by "
+                                    "IS NOT NULL").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def inject(stage: Stage, name: str, stop: threading.Event, args: argparse.Namespace
@@ -188,6 +220,48 @@ def inject(stage: Stage, name: str, stop: threading.Event, args: argparse.Namesp
         stage.gunicorn.stop()
         stage.gunicorn.start()
         detail = "gunicorn stopped (SIGTERM, graceful) and started again"
+    elif name == "php_killed":
+        # Answers held back a little, so that a kill finds the process waiting on the bridge
+        # with its rows claimed (the batch may already be stored: sent again, a duplicate).
+        forwarder = stage.whmcs.forwarder
+        assert forwarder is not None
+        kills_before = len(forwarder.killed)
+        stage.proxy.set_mode("slow", delay=0.4)
+        forwarder.arm(args.php_kills, delay=(0.05, 0.35))
+        _wait(stop, lambda: len(forwarder.killed) - kills_before >= args.php_kills,
+              max(5.0, 0.06 * args.duration))
+        forwarder.disarm()
+        stage.proxy.set_mode("pass")
+        killed_now = forwarder.killed[kills_before:]
+        claimed = claimed_rows(stage.whmcs)
+        detail = (f"SIGKILL to {len(killed_now)} php process(es) in their delivery after the "
+                  f"response ({', '.join(sorted({h for _, h, _ in killed_now}))}); {claimed} "
+                  "outbox row(s) left claimed (a claim expires after 60 s)")
+        if not killed_now:
+            raise RuntimeError("no php process delivered after its response during the window")
+    elif name == "bridge_hung":
+        # The bridge accepts connections and never answers until a cron run has gone through
+        # it (the breaker open, the cron flush tried once), at least args.hung seconds.
+        load = stage.load
+        assert load is not None
+        crons = len(load.crons)
+        held = stage.proxy.held
+        stage.proxy.set_mode("hang")
+        stop.wait(args.hung)
+        _wait(stop, lambda: len(load.crons) > crons, args.cron_every + 30)
+        until = breaker_open_until(stage.whmcs)
+        cron_s = [seconds for _, seconds in load.crons[crons:]]
+        stage.proxy.set_mode("pass")
+        detail = (f"the bridge accepted {stage.proxy.held - held} connection(s) and never "
+                  f"answered; the breaker was "
+                  f"{'open' if until is not None and until > time.time() else 'NOT open'}; "
+                  + (f"the cron run(s) finished in the window took "
+                     f"{', '.join(f'{c:.1f}' for c in cron_s)} s" if cron_s else
+                     "no cron run finished in the window (one may still be waiting on the "
+                     "bridge)")
+                  + "; the cron after it flushes the outbox")
+        if until is None or until <= time.time():
+            raise RuntimeError(f"the stub's breaker did not open while the bridge hung ({detail})")
     else:
         raise ValueError(name)
     fault = ledger.Fault(name, started, time.time(), detail)
@@ -319,6 +393,9 @@ def report(results: dict[str, Any]) -> str:
               f"| PreCronJob, 202 after its reconcile (ms) | {lat['precron_202']['count']} | "
               f"{_ms(lat['precron_202']['p50'])} | {_ms(lat['precron_202']['p99'])} | "
               f"{_ms(lat['precron_202']['max'])} |",
+              f"| batch from the outbox, 200 (ms) | {lat['batch_200']['count']} | "
+              f"{_ms(lat['batch_200']['p50'])} | {_ms(lat['batch_200']['p99'])} | "
+              f"{_ms(lat['batch_200']['max'])} |",
               f"| received → applied (s) | {lag['count']} | {_s(lag['p50'])} | "
               f"{_s(lag['p99'])} | {_s(lag['max'])} |", "",
               "| fault | at (s) | lasted (s) | events in window | ingest back (s) | "
@@ -333,8 +410,8 @@ def report(results: dict[str, Any]) -> str:
     for m in f["memory"]:
         lines.append(f"| {m['role']} | {m['pid']} | {m['early_mib']} | {m['late_mib']} | "
                      f"{m['peak_mib']} | {'yes' if m['grew'] else 'no'} |")
-    lines += ["", f"statuses of POST /hooks/whmcs: {f['statuses']}; 5xx by fault: "
-              f"{f['5xx_by_fault']}",
+    lines += ["", f"statuses of POST /hooks/whmcs: {f['statuses']}; of POST /hooks/whmcs/batch: "
+              f"{f['batch_statuses']}; 5xx by fault: {f['5xx_by_fault']}",
               f"WHMCS cron runs: {len(results['crons'])}, each "
               f"{min(results['crons'], default=0):.0f}–{max(results['crons'], default=0):.0f} s"
               f"; vipgate worker restarts: {results['worker_restarts']}; gunicorn starts: "
@@ -370,6 +447,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds WHMCS's API is down (60; 10%% of a shorter run)")
     p.add_argument("--mariadb-down", type=float, default=3.0)
     p.add_argument("--errors", type=int, default=30, help="API calls answered HTTP 500")
+    p.add_argument("--php-kills", type=int, default=None,
+                   help="php processes killed in their delivery after the response "
+                        "(duration/60, at least 2)")
+    p.add_argument("--hung", type=float, default=None,
+                   help="seconds at least the bridge hangs (5%% of the run, at least 5), "
+                        "and until a cron run went through the hang")
     p.add_argument("--fault-window", type=float, default=60.0,
                    help="longest wait for the API faults to be used up")
     p.add_argument("--no-faults", action="store_true")
@@ -380,6 +463,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.cron_every is None:
         args.cron_every = max(10.0, args.duration / 10)
+    if args.php_kills is None:
+        args.php_kills = max(2, int(args.duration / 60))
+    if args.hung is None:
+        args.hung = max(5.0, args.duration * 0.05)
     if args.whmcs_down is None:
         args.whmcs_down = min(60.0, max(5.0, args.duration * 0.1))
     return args
@@ -404,8 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     mariadb = MariaDb(workdir)
     whmcs: Whmcs | None = None
     gunicorn = Gunicorn(workdir, free_port(), args.gunicorn_workers, env)
+    proxy = BridgeProxy(gunicorn.port)
     workers = Workers(args.vipgate_workers, env, workdir)
-    load: Load | None = None
+    load: soak_load.Load | None = None
     sampler: Sampler | None = None
     stop = threading.Event()
     code = 2
@@ -421,12 +509,14 @@ def main(argv: list[str] | None = None) -> int:
         whmcs.serve()
         secret = webhook_secret()
         write_config(workdir / "vipgate.ini", url, whmcs.url, secret)
-        stage = Stage(workdir, mariadb, whmcs, gunicorn, workers, env, workdir / "vipgate.ini")
+        stage = Stage(workdir, mariadb, whmcs, gunicorn, workers, env, workdir / "vipgate.ini",
+                      proxy)
         done = vipgate(stage, "db", "upgrade")
         if done.returncode:
             raise RuntimeError(f"vipgate db upgrade: {done.stderr.strip()}")
         gunicorn.start()
-        whmcs.install_stub(workdir / "whmcs", f"http://127.0.0.1:{gunicorn.port}", secret,
+        proxy.start()  # the stub's bridge URL: pass-through, but for the "bridge hung" fault
+        whmcs.install_stub(workdir / "whmcs", f"http://127.0.0.1:{proxy.port}", secret,
                            workdir / "module-log.jsonl", workdir / "whmcs.db")
         done = vipgate(stage, "resync", "--json", "--yes")  # installation day: repair the drift
         if done.returncode:
@@ -443,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                            "mariadb": lambda: [mariadb.pid] if mariadb.pid else []})
         sampler.start()
         load = Load(whmcs, args.actors, args.rate, args.cron_every, args.seed)
+        stage.load = load
         t0 = time.time()
         load.start()
         faults: list[ledger.Fault] = []
@@ -496,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
             "crons": [round(seconds, 1) for _, seconds in load.crons],
             "worker_restarts": workers.restarts,
             "gunicorn_starts": gunicorn.starts, "problems": problems,
+            "php_killed": [{"at": at, "hook": hook, "pid": pid}
+                           for at, hook, pid in whmcs.forwarder.killed]
+            if whmcs.forwarder is not None else [],
             "workdir": str(workdir),
         }
         print(report(results))
@@ -515,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         if sampler is not None:
             sampler.stop()
         workers.stop()
+        proxy.stop()
         gunicorn.stop()
         if whmcs is not None:
             whmcs.down()
