@@ -222,6 +222,8 @@ class CaptureServer:
     # extra answer headers, made from the request (e.g. a signature, forged or not)
     answer_headers: Callable[[Captured], dict[str, str]] | None = None
     requests: list[Captured] = field(default_factory=list)
+    # GETs (PreCronJob's "does the bridge answer at all?"): answered 405, or never (hang)
+    probes: list[Captured] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
@@ -244,6 +246,20 @@ class CaptureServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                owner.probes.append(Captured(self.path, {k.lower(): v for k, v in
+                                                         self.headers.items()}, b"", time.time()))
+                if owner.hang:
+                    owner.release.wait(15)
+                    self.close_connection = True
+                    return
+                answer = b'{"error": "method_not_allowed"}'
+                self.send_response(405)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

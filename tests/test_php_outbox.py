@@ -330,6 +330,27 @@ def test_breaker_opens_on_a_failed_delivery_and_a_cron_flush_closes_it(
     assert json.loads(bridge.requests[-1].body)["hook"] == "TicketOpenValidation"
 
 
+def test_precron_on_a_hung_bridge_costs_the_ordinary_timeout_not_its_long_wait(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    whmcs = whmcs_any_db
+    hanging = capture(hang=True)
+    whmcs.install(hanging.url)
+    precron = whmcs.fire("PreCronJob", {})
+    assert 1900 <= precron["elapsed_ms"] <= 3000  # not precron_timeout_ms (two minutes)
+    assert len(hanging.probes) == 1 and hanging.requests == []
+    assert [r["hook"] for r in whmcs.spool()] == ["PreCronJob"]
+    assert _breaker(whmcs) != []
+    assert any("did not answer before the long wait" in e["response"]
+               for e in whmcs.logged() if e["action"] == "PreCronJob")
+    # a bridge that answers gets the PreCronJob and is waited on
+    bridge = capture()
+    whmcs.install(bridge.url)
+    whmcs.query("mod_vipgate_state", "DELETE FROM mod_vipgate_state")
+    whmcs.fire("PreCronJob", {})
+    assert len(bridge.probes) == 1
+    assert [e["hook"] for _, e in bridge.delivered()][-1] == "PreCronJob"
+
+
 def test_breaker_lets_requests_try_again_after_a_minute(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
     whmcs.install(closed_url)

@@ -33,7 +33,9 @@
  *   AfterCronJob's flush and PreCronJob still try once (PreCronJob then with timeout_ms, not
  *   precron_timeout_ms); a delivery that succeeds closes it.
  * - PreCronJob (it waits for the reconcile) and the synchronous hooks still POST at once, one
- *   event; a PreCronJob the bridge does not take goes to the outbox.
+ *   event; a PreCronJob the bridge does not take goes to the outbox. Before its long wait,
+ *   PreCronJob checks that the bridge answers at all (a GET, the ordinary timeout): a bridge
+ *   that takes connections and answers nothing costs the cron 2 s, not precron_timeout_ms.
  * - Every request names this stub's version (header vipgate-stub-version).
  * - TicketOpenValidation is answered by the bridge at once; if it does not answer in time the
  *   ticket is allowed (fail_open) or refused with a short generic message.
@@ -379,6 +381,43 @@ function vipgate_post($config, $id, $body, $timeoutMs, $url = null)
         $result['error'] = 'HTTP ' . $status . ': ' . substr($result['body'], 0, 500);
     }
     return $result;
+}
+
+/**
+ * Whether the bridge answers at all within the ordinary timeout: '' when it does (any HTTP
+ * status counts; a GET of the hooks URL gets 405 from a bridge with a free worker), else why
+ * not. PreCronJob asks before its long wait, so a bridge that takes connections and answers
+ * nothing (every worker busy, a stuck proxy) costs the cron the ordinary timeout, not
+ * precron_timeout_ms.
+ */
+function vipgate_bridge_silent($config)
+{
+    if (!function_exists('curl_init')) {
+        return 'the PHP curl extension is not installed';
+    }
+    $curl = curl_init($config['url']);
+    if ($curl === false) {
+        return 'curl_init failed';
+    }
+    $timeoutMs = vipgate_timeout_ms($config, 'probe');
+    curl_setopt_array($curl, [
+        CURLOPT_HTTPGET => true,
+        CURLOPT_HTTPHEADER => ['User-Agent: vipgate-whmcs-stub/' . vipgate_version()],
+        CURLOPT_RETURNTRANSFER => true,
+        CURLOPT_FOLLOWLOCATION => false,
+        CURLOPT_CONNECTTIMEOUT_MS => min(1000, max(100, (int) $config['connect_timeout_ms']), $timeoutMs),
+        CURLOPT_TIMEOUT_MS => $timeoutMs,
+        CURLOPT_NOSIGNAL => true,
+        CURLOPT_SSL_VERIFYPEER => true,
+        CURLOPT_SSL_VERIFYHOST => 2,
+    ]);
+    curl_exec($curl);
+    $errno = curl_errno($curl);
+    $error = $errno ? 'curl error ' . $errno . ': ' . curl_error($curl) : '';
+    if (PHP_VERSION_ID < 80000) {
+        curl_close($curl);
+    }
+    return $error;
 }
 
 /** Write to the WHMCS module log (kept by WHMCS only in Module Debug Mode); never throws. */
@@ -1049,10 +1088,20 @@ function vipgate_forward($hook, $vars)
         }
         $until = vipgate_breaker_until();
         $timeoutMs = vipgate_timeout_ms($config, $hook);
+        $result = null;
         if ($hook === 'PreCronJob' && vipgate_breaker_is_open($until, time())) {
             $timeoutMs = vipgate_timeout_ms($config, 'batch'); // tried once, not waited on
+        } elseif ($hook === 'PreCronJob') {
+            // The long wait only for a bridge that answers: a hung one costs the cron 2 s.
+            $silent = vipgate_bridge_silent($config);
+            if ($silent !== '') {
+                $result = ['outcome' => 'retry', 'status' => 0, 'body' => '', 'headers' => [],
+                    'error' => 'the bridge did not answer before the long wait: ' . $silent];
+            }
         }
-        $result = vipgate_post($config, $event['id'], $event['body'], $timeoutMs);
+        if ($result === null) {
+            $result = vipgate_post($config, $event['id'], $event['body'], $timeoutMs);
+        }
         if ($hook === 'AfterCronJob') {
             vipgate_note_heartbeat($result['outcome'] !== 'retry');
         }
