@@ -307,6 +307,20 @@ function vipgate_timeout_ms($config, $hook)
     return min(2000, max(100, (int) $config['timeout_ms']));
 }
 
+/** What every request to the bridge keeps to: short timeouts, TLS checked, no redirects. */
+function vipgate_curl_limits($config, $timeoutMs)
+{
+    return [
+        CURLOPT_RETURNTRANSFER => true,
+        CURLOPT_FOLLOWLOCATION => false,
+        CURLOPT_CONNECTTIMEOUT_MS => min(1000, max(100, (int) $config['connect_timeout_ms']), $timeoutMs),
+        CURLOPT_TIMEOUT_MS => $timeoutMs,
+        CURLOPT_NOSIGNAL => true,
+        CURLOPT_SSL_VERIFYPEER => true,
+        CURLOPT_SSL_VERIFYHOST => 2,
+    ];
+}
+
 /**
  * POST one event, signed with the time of this attempt. Returns ['outcome' => 'ok' | 'retry'
  * | 'permanent', 'status' => HTTP status or 0, 'error' => text, 'body' => answer,
@@ -352,14 +366,7 @@ function vipgate_post($config, $id, $body, $timeoutMs, $url = null)
         CURLOPT_POST => true,
         CURLOPT_POSTFIELDS => $body,
         CURLOPT_HTTPHEADER => $headers,
-        CURLOPT_RETURNTRANSFER => true,
-        CURLOPT_FOLLOWLOCATION => false,
-        CURLOPT_CONNECTTIMEOUT_MS => min(1000, max(100, (int) $config['connect_timeout_ms']), $timeoutMs),
-        CURLOPT_TIMEOUT_MS => $timeoutMs,
-        CURLOPT_NOSIGNAL => true,
-        CURLOPT_SSL_VERIFYPEER => true,
-        CURLOPT_SSL_VERIFYHOST => 2,
-    ]);
+    ] + vipgate_curl_limits($config, $timeoutMs));
     $answer = curl_exec($curl);
     $errno = curl_errno($curl);
     $result['error'] = $errno ? 'curl error ' . $errno . ': ' . curl_error($curl) : '';
@@ -403,14 +410,7 @@ function vipgate_bridge_silent($config)
     curl_setopt_array($curl, [
         CURLOPT_HTTPGET => true,
         CURLOPT_HTTPHEADER => ['User-Agent: vipgate-whmcs-stub/' . vipgate_version()],
-        CURLOPT_RETURNTRANSFER => true,
-        CURLOPT_FOLLOWLOCATION => false,
-        CURLOPT_CONNECTTIMEOUT_MS => min(1000, max(100, (int) $config['connect_timeout_ms']), $timeoutMs),
-        CURLOPT_TIMEOUT_MS => $timeoutMs,
-        CURLOPT_NOSIGNAL => true,
-        CURLOPT_SSL_VERIFYPEER => true,
-        CURLOPT_SSL_VERIFYHOST => 2,
-    ]);
+    ] + vipgate_curl_limits($config, $timeoutMs));
     curl_exec($curl);
     $errno = curl_errno($curl);
     $error = $errno ? 'curl error ' . $errno . ': ' . curl_error($curl) : '';
