@@ -136,6 +136,14 @@ def _validate(document: Any) -> dict[str, Any]:
         raise Rejected(400, code, f"invalid field {path}: {problems[0]}", fields) from None
 
 
+def _inbox_row(rt: Runtime, msg_id: str, event: dict[str, Any],
+               subjects: hooks.Subjects) -> InboxEvent:
+    """The inbox row of a validated event; its client when the event names exactly one."""
+    client_id = next(iter(subjects.clients)) if len(subjects.clients) == 1 else None
+    return InboxEvent(msg_id, event["hook"], client_id, event["vars"], event["occurred_at"],
+                      rt.clock())
+
+
 def _signed_answer(rt: Runtime, verified: Verified, answer: dict[str, Any]) -> Response:
     """A synchronous answer, signed like the request (same webhook id, the secret that
     verified it, a fresh timestamp): the stub puts what it gets into WHMCS's pages and its
@@ -223,15 +231,14 @@ def receive() -> Response:
                 raise _database_away(request.headers["webhook-id"], exc,
                                      "no answer for now") from None
         msg_id = request.headers["webhook-id"]
-        client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
+        row = _inbox_row(rt, msg_id, event, result)
         try:
-            outcome = rt.store.enqueue(InboxEvent(msg_id, hook, client_id, event["vars"],
-                                                  event["occurred_at"], rt.clock()))
+            outcome = rt.store.enqueue(row)
         except DATABASE_AWAY as exc:
             # Nothing was stored; the stub spools the event and sends it again.
             raise _database_away(msg_id, exc, "the event was not stored, send it again "
                                  "later") from None
-        log.info("event %s hook=%s client=%s %s", msg_id, hook, client_id, outcome)
+        log.info("event %s hook=%s client=%s %s", msg_id, hook, row.client_id, outcome)
         if outcome == "queued":
             _note_stub(rt, hook, event["vars"])
         answer: dict[str, Any] = {"id": msg_id, "status": outcome}
@@ -294,9 +301,7 @@ def _batch_event(rt: Runtime, item: Any) -> tuple[str, dict[str, Any], InboxEven
                        {"hook": ["Synchronous hook: send it alone."]})
     result = hooks.registry.dispatch(hook, event["vars"])
     assert isinstance(result, hooks.Subjects)
-    client_id = next(iter(result.clients)) if len(result.clients) == 1 else None
-    return msg_id, event, InboxEvent(msg_id, hook, client_id, event["vars"],
-                                     event["occurred_at"], rt.clock())
+    return msg_id, event, _inbox_row(rt, msg_id, event, result)
 
 
 @bp.post("/hooks/whmcs/batch")
