@@ -611,6 +611,29 @@ def test_broken_environment_never_throws_into_whmcs(
     assert any(logged in entry["response"] for entry in whmcs.logged()), whmcs.logged()
 
 
+@pytest.mark.parametrize(("url", "usable"), [
+    ("'http://127.0.0.1:9/hooks/whmcs'", True),
+    ("'HTTPS://bridge.example'", True),
+    ("'ftp://127.0.0.1:9/'", False),
+    ("'http://'", False),
+    ("'http:///hooks/whmcs'", False),
+    ("'https:// bridge.example'", False),
+    ("'bridge.example/hooks/whmcs'", False),
+    ("''", False),
+    ("42", False),
+])
+def test_settings_url_must_be_http_with_a_host(whmcs: Whmcs, url: str, usable: bool) -> None:
+    """The settings' url is checked without a regular expression (a request's first hook would
+    pay its compile): the same URLs as ``^https?://[^/\\s]+`` (any case) are usable."""
+    whmcs.install("http://127.0.0.1:9/")
+    whmcs.set_config("url", url)
+    assert whmcs.fire("InvoicePaid", HOOK_SAMPLES["InvoicePaid"][0])["returns"] == []
+    refused = any("settings file must return an array with an http(s) url" in entry["response"]
+                  for entry in whmcs.logged())
+    assert refused is not usable
+    assert len(whmcs.spool()) == (1 if usable else 0)
+
+
 def test_secret_never_appears_in_the_module_log(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
     whmcs.install(closed_url, fail_open=False)
