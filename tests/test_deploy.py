@@ -8,6 +8,7 @@ from __future__ import annotations
 import configparser
 import getpass
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -389,3 +390,37 @@ def test_behind_one_proxy_the_audit_names_the_browser(settings, store) -> None:
     behind = settings.replace(bridge={"proxy_count": 1})
     assert login_audit(behind, store, "198.51.100.1, 203.0.113.7") == \
         "logged in from 203.0.113.7"
+
+
+def test_init_prompts_on_a_terminal_and_hides_the_secret(served: RunningSandbox,
+                                                         tmp_path: Path) -> None:
+    import pty
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: vipgate init on the terminal
+        os.chdir(tmp_path)
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "bridge", "init"])  # noqa: S606
+    seen = b""
+
+    def read() -> bytes:
+        """What the child wrote next, within 20 s; b"" once it closed the terminal."""
+        assert select.select([terminal], [], [], 20)[0], seen.decode()
+        try:
+            return os.read(terminal, 4096)
+        except OSError:
+            return b""
+
+    for prompt, answer in ((b"WHMCS URL", served.url), (b"identifier: ", API_ID),
+                           (b"secret: ", API_SECRET)):
+        while prompt not in seen:
+            chunk = read()
+            assert chunk, seen.decode()
+            seen += chunk
+        os.write(terminal, answer.encode() + b"\n")
+    while chunk := read():
+        seen += chunk
+    assert os.waitpid(pid, 0)[1] == 0, seen.decode()
+    assert API_SECRET.encode() not in seen  # not echoed
+    assert b"whmcs: ok" in seen
+    assert load_settings(tmp_path / "vipgate.ini", environ={}).whmcs.secret == API_SECRET
