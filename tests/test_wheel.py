@@ -92,6 +92,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 def test_the_wheel_and_the_sdist_carry_what_vipgate_reads_at_run_time(installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     assert [f for f in RUNTIME_FILES if f not in names] == []
+    # the packaged example is the top-level one (bridge/config.example.ini links to it)
+    assert zipfile.ZipFile(installed.wheel).read("bridge/config.example.ini") == \
+        (ROOT / "config.example.ini").read_bytes()
     with tarfile.open(installed.sdist) as sdist:
         top = sdist.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in sdist.getnames()}

@@ -121,7 +121,7 @@ def _next_steps(path: Path, values: dict[Key, str]) -> list[str]:
         "just written)",
         f"{cmd} admin create-user NAME",
         f"{cmd} check",
-        f"start the services: {cmd} deploy systemd --help, and docs/DEPLOY.md",
+        f"start the services: {cmd} deploy systemd, {cmd} deploy nginx (docs/DEPLOY.md)",
     ]
     lines = ["Next steps:", *(f"  {n}. {s}" for n, s in enumerate(steps, 1))]
     if hasattr(os, "geteuid") and os.geteuid() == 0:

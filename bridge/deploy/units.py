@@ -53,8 +53,11 @@ def systemd_units(options: UnitOptions, settings: Settings) -> dict[str, str]:
     folder = sqlite_folder(settings.bridge.database_url)
     if folder is None:
         write_paths = "# vipgate's database is MariaDB/MySQL: nothing to write on this machine"
-    else:  # the folder: SQLite writes its -wal and -shm files beside the database
+    elif folder == STATE_DIR:  # the folder: SQLite writes -wal and -shm files beside the file
         write_paths = f"# vipgate's SQLite database is in {folder}\nReadWritePaths={folder}"
+    else:
+        write_paths = (f"# vipgate's SQLite database is in {folder}, which must exist, owned by "
+                       f"{options.user}\nReadWritePaths={folder}")
     private = (PurePosixPath("/home"), PurePosixPath("/root"))
     in_home = any(p in private or set(private) & set(p.parents)
                   for p in (PurePosixPath(options.venv), PurePosixPath(options.config),
