@@ -271,6 +271,8 @@ class BridgeSettings:
     language: str = setting(_Choice("pt_BR", ("pt_BR", "en")))
     run_worker: bool = setting(_Bool(True))
     precron_wait_seconds: int = setting(_Int(100, 1, 115))
+    # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted (web.app)
+    proxy_count: int = setting(_Int(0, 0, 5))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ RUNTIME_FILES = (
     "bridge/sandbox/php/fire.php",
     "bridge/sandbox/templates/base.html",
     "whmcs_php_stub/vipgate.php",
+    "bridge/config.example.ini",
+    "bridge/deploy/templates/vipgate-web.service",
+    "bridge/deploy/templates/nginx-site.conf",
 )
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                  ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
@@ -89,6 +92,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 def test_the_wheel_and_the_sdist_carry_what_vipgate_reads_at_run_time(installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     assert [f for f in RUNTIME_FILES if f not in names] == []
+    # the packaged example is the top-level one (bridge/config.example.ini links to it)
+    assert zipfile.ZipFile(installed.wheel).read("bridge/config.example.ini") == \
+        (ROOT / "config.example.ini").read_bytes()
     with tarfile.open(installed.sdist) as sdist:
         top = sdist.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in sdist.getnames()}
@@ -126,3 +132,17 @@ def test_the_installed_demo_runs_the_seed_story(installed) -> None:
     answer = installed.run("demo", "--no-wait")
     assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-3000:]
     assert re.search(r"all \d+ checks passed", answer.stdout)
+
+
+def test_the_installed_package_writes_a_config_and_the_service_files(installed) -> None:
+    answer = installed.run("init", "--config", "init.ini", "--whmcs-url", "https://whmcs.test",
+                           "--identifier", "id", "--secret", "s", "--no-check")
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    written = (installed.home / "init.ini").read_text()
+    assert "[resync]" in written and "url = https://whmcs.test" in written
+    units = installed.run("deploy", "systemd", "--venv", str(installed.bin.parent),
+                          "--config", str(installed.home / "init.ini"))
+    assert units.returncode == 0, units.stderr
+    assert f"ExecStart={installed.bin}/vipgate worker" in units.stdout
+    site = installed.run("deploy", "nginx", "--server-name", "vipgate.test")
+    assert site.returncode == 0 and "client_max_body_size 5m;" in site.stdout, site.stderr

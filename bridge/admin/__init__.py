@@ -8,7 +8,6 @@ Each page is a module of this package adding its views to :data:`bp`.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from bridge.admin.common import bp
 from bridge.runtime import Runtime
+from bridge.store.meta import new_admin_secret_key
 
 csrf = CSRFProtect()
 
@@ -41,7 +41,7 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
 
     admin = rt.settings.admin
     app.secret_key = admin.secret_key or rt.store.meta_ensure(
-        "admin_secret_key", lambda: secrets.token_urlsafe(48))
+        "admin_secret_key", new_admin_secret_key)
     app.config.update(
         SESSION_COOKIE_NAME="vipgate_session",
         SESSION_COOKIE_SECURE=admin.secure_cookies,

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from bridge import __version__
 from bridge.cli.common import Failure, database_failure, opening, settings_of
+from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
 from bridge.settings import Settings
@@ -296,3 +297,5 @@ def main(argv: list[str] | None = None) -> Any:
 
 cli.add_command(resync_command)
 cli.add_command(sandbox_command)
+cli.add_command(init_command)
+cli.add_command(deploy_group)

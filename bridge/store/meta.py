@@ -41,6 +41,11 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()
 
 
+def new_admin_secret_key() -> str:
+    """A key to sign the admin page's sessions with (``[admin] secret_key``)."""
+    return pysecrets.token_urlsafe(48)
+
+
 class MetaStore(Database):
     def meta_get(self, key: str) -> str | None:
         with self.engine.connect() as conn:

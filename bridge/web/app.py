@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge import admin
 from bridge.runtime import Runtime, make_runtime, utc_now
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.config.update(MAX_CONTENT_LENGTH=runtime.settings.webhook.max_body_bytes,
                       JSON_SORT_KEYS=False)
     app.extensions["vipgate"] = runtime
+    hops = runtime.settings.bridge.proxy_count
+    if hops:  # behind a reverse proxy: the client's address and scheme are in its headers
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     errors.register(app, html_pages={"/admin": admin.admin_error_page})
