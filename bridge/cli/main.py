@@ -41,12 +41,18 @@ def cli(ctx: click.Context, config: str | None) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the HTTP endpoints with the development server (use gunicorn in production)."""
-    from werkzeug.serving import run_simple
-
     from bridge.web.app import create_app
+    from bridge.web.serving import bind_server, cannot_serve, port_problem
 
     settings = settings_of(ctx)
+    busy = port_problem(host, port)  # before the app opens its database
+    if busy:
+        raise Failure(busy, 1)
     app = opening(settings, create_app)
+    try:
+        server = bind_server(host, port, app)
+    except OSError as exc:
+        raise Failure(cannot_serve(host, port, exc), 1) from None
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
     engine = app.extensions["vipgate"].engine
     if settings.bridge.run_worker and engine is not None:
@@ -56,7 +62,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
     elif engine is None:
         click.echo("vipgate: [whmcs] url is empty: events are stored but not reconciled")
-    run_simple(host, port, app, threaded=True)
+    server.serve_forever()  # until Ctrl-C; it closes the socket
 
 
 @cli.command()
@@ -101,13 +107,34 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
 @click.option("--port", default=0, type=click.IntRange(0, 65535),
               help="Port for the demo bridge (default: any free one).")
 @click.option("--no-wait", is_flag=True, help="Exit when the demo is done.")
-def demo(port: int, no_wait: bool) -> None:
+@click.option("--keep", is_flag=True, help="Keep the throw-away folder (databases, secrets, "
+              "admin account) and print its path; by default it is removed on exit.")
+def demo(port: int, no_wait: bool, keep: bool) -> None:
     """Run the demo on embedded defaults (throw-away folder) and print what happens."""
+    import errno
+    import signal
     import threading
 
     from bridge.demo.story import run_demo
+    from bridge.web.serving import cannot_serve, port_problem
 
-    code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
+    busy = port_problem("127.0.0.1", port)  # before anything is created
+    if busy:
+        raise Failure(busy, 1)
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through run_demo, which removes its folder
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        code = run_demo(port=port, wait=None if no_wait else threading.Event().wait,
+                        out=click.echo, keep=keep)
+    except OSError as exc:  # the port was taken between the check and the bind
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise Failure(cannot_serve("127.0.0.1", port, exc), 1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code:
         raise Failure("demo: some of the story's checks failed (marked ✗ above)", code)
 
@@ -253,18 +280,34 @@ def check(ctx: click.Context) -> None:
         problems += 1
     finally:
         store.dispose()
-    from bridge.checks import config_warnings
+    from bridge.checks import config_warnings, credential_problems, operator_warnings
 
-    found = config_warnings(settings) + stub_found
-    if settings.whmcs.url:
-        from bridge.checks import facts_warnings, read_facts
+    config_file = None if settings.source == "embedded defaults" else Path(settings.source)
+    found = config_warnings(settings) + operator_warnings(settings, config_file=config_file) \
+        + stub_found
+    empty = credential_problems(settings)
+    for problem in empty:  # said here: WHMCS would only answer "Authentication Failed"
+        click.echo(f"whmcs: {problem}")
+        problems += 1
+    if settings.whmcs.url and not empty:
+        from bridge.checks import facts_warnings, missing_groups, read_facts
         from bridge.whmcs import WhmcsClient, WhmcsError
 
         try:
             with WhmcsClient(settings.whmcs, attempts=1) as client:
                 # policy warnings, and the API actions the credential's role lacks
-                found += facts_warnings(read_facts(client), settings.policy)
-            click.echo(f"whmcs: ok ({settings.whmcs.url})")
+                facts = read_facts(client)
+            missing = missing_groups(settings.policy, facts.groups or ())
+            found += [w for w in facts_warnings(facts, settings.policy) if w not in missing]
+            if facts.groups is None:
+                click.echo(f"whmcs: ok ({settings.whmcs.url}; its client groups could not "
+                           "be read, so the configured group ids were not checked)")
+            elif missing:
+                for problem in missing:
+                    click.echo(f"whmcs: {problem}")
+                problems += len(missing)
+            else:
+                click.echo(f"whmcs: ok ({settings.whmcs.url})")
         except WhmcsError as exc:
             click.echo(f"whmcs: {exc}")
             problems += 1

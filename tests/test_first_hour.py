@@ -1,0 +1,109 @@
+"""The operator's first hour (issue 18, item 5): what a new user meets on a production-like
+set-up. A busy port is one line naming it, before anything is created; ``vipgate check`` fails
+on a VIP group WHMCS does not have and on an empty API secret, and warns about a config file
+others can read and about cookies sent without HTTPS; the demo leaves no folder behind and
+prints no address of a server that has stopped; product output speaks of the product only."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.world import make_world
+
+
+def vipgate(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIPGATE_")}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bridge", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port another process listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def demo_folders(where: Path) -> list[Path]:
+    return sorted(where.glob("vipgate-demo-*"))
+
+
+# --- a busy port ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("serve",), ("demo", "--no-wait"), ("sandbox",)])
+def test_a_busy_port_is_one_line_naming_it_and_nothing_is_created(
+        tmp_path: Path, busy_port: int, command: tuple[str, ...]) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = vipgate(*command, "--port", str(busy_port), cwd=tmp_path,
+                   env={"TMPDIR": str(tmp), "VIPGATE_WEBHOOK_SECRETS": ""})
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stdout == ""  # no "serving on …", no banner, no story
+    assert done.stderr.strip().splitlines() == [
+        f"vipgate: cannot serve on 127.0.0.1:{busy_port}: port {busy_port} is already in use "
+        "(another process listens there; stop it or choose another --port)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no database, no sandbox
+    assert demo_folders(tmp) == []
+
+
+# --- vipgate check -------------------------------------------------------------------------
+
+
+def check_env(w, **overrides: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"VIPGATE_BRIDGE_DATABASE_URL": w.settings.bridge.database_url,
+            "VIPGATE_WHMCS_URL": w.settings.whmcs.url,
+            "VIPGATE_WHMCS_IDENTIFIER": w.settings.whmcs.identifier,
+            "VIPGATE_WHMCS_SECRET": w.settings.whmcs.secret,
+            "VIPGATE_POLICY_VIP_GROUP_ID": str(w.vip),
+            "VIPGATE_POLICY_DEFAULT_GROUP_ID": str(w.regular), **overrides}
+
+
+def test_check_fails_on_a_group_whmcs_does_not_have_and_on_an_empty_secret(
+        tmp_path: Path) -> None:
+    with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path) as w:
+        good = vipgate("check", cwd=tmp_path, env=check_env(w))
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "whmcs: ok" in good.stdout and "check: ok" in good.stdout
+
+        bad_group = vipgate("check", cwd=tmp_path,
+                            env=check_env(w, VIPGATE_POLICY_VIP_GROUP_ID="99"))
+        assert bad_group.returncode == 1, bad_group.stdout
+        assert (f"whmcs: [policy] vip_group_id = 99: WHMCS has no such client group (groups: "
+                f"{w.vip} VIP, {w.regular} Clientes)") in bad_group.stdout
+        assert "check: ok" not in bad_group.stdout and "whmcs: ok" not in bad_group.stdout
+        assert "vip_group_id = 99" not in bad_group.stdout.split("warning:", 1)[-1]  # once
+        assert bad_group.stderr.strip() == "vipgate: check failed: 1 problem(s)"
+
+        empty = vipgate("check", cwd=tmp_path, env=check_env(w, VIPGATE_WHMCS_SECRET=""))
+        assert empty.returncode == 1
+        assert "whmcs: [whmcs] secret is empty: set the API credential's secret" in empty.stdout
+        assert "Invalid or missing credentials" not in empty.stdout  # WHMCS was not asked
+
+
+def test_check_warns_about_a_config_file_others_read_and_insecure_cookies(
+        tmp_path: Path) -> None:
+    config = tmp_path / "vipgate.ini"
+    config.write_text("[admin]\nsecure_cookies = off\n")
+    assert vipgate("db", "upgrade", cwd=tmp_path).returncode == 0
+    config.chmod(0o644)
+    loose = vipgate("check", cwd=tmp_path)
+    assert (f"warning: {config.name} is readable by other users (mode 0644): it holds WHMCS's "
+            f"API secret and the webhook secrets; chmod 600 {config.name}") in loose.stdout
+    assert "warning: [admin] secure_cookies is off" in loose.stdout
+    config.write_text("[bridge]\n")
+    config.chmod(0o600)
+    tight = vipgate("check", cwd=tmp_path)
+    assert "readable by other users" not in tight.stdout
+    assert "secure_cookies" not in tight.stdout
