@@ -7,14 +7,19 @@ prints no address of a server that has stopped; product output speaks of the pro
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from bridge.cli.main import cli
 from tests.world import make_world
 
 
@@ -107,3 +112,84 @@ def test_check_warns_about_a_config_file_others_read_and_insecure_cookies(
     tight = vipgate("check", cwd=tmp_path)
     assert "readable by other users" not in tight.stdout
     assert "secure_cookies" not in tight.stdout
+
+
+# --- the demo's throw-away folder ----------------------------------------------------------
+
+
+def test_the_demo_folder_is_kept_only_with_keep(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    import tempfile
+
+    import bridge.demo.story
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the demo's mkdtemp lands here
+
+    def crash(self: bridge.demo.story.Story) -> None:
+        raise RuntimeError("the sandbox fell over")
+
+    monkeypatch.setattr(bridge.demo.story.Story, "seed", crash)  # a short, failing run
+    lines: list[str] = []
+    assert bridge.demo.story.run_demo(out=lines.append, use_php=False) == 1
+    assert demo_folders(tmp_path) == [] and not any("kept the demo" in line for line in lines)
+    assert bridge.demo.story.run_demo(out=lines.append, use_php=False, keep=True) == 1
+    [kept] = demo_folders(tmp_path)
+    assert lines[-1] == ("kept the demo's folder (databases, secrets, admin account): "
+                         f"{kept}")
+    assert (kept / "vipgate.db").exists() and (kept / "whmcs.db").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_the_demo_folder_is_removed_when_the_demo_is_stopped(tmp_path: Path,
+                                                             signum: int) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIPGATE_")}
+    process = subprocess.Popen([sys.executable, "-m", "bridge", "demo"], cwd=tmp_path,
+                               env={**environment, "TMPDIR": str(tmp_path)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Ctrl-C to stop."):
+                break
+        assert len(demo_folders(tmp_path)) == 1  # while it runs, the folder is there
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == (0 if signum == signal.SIGINT else 128 + signum), err
+    assert "Traceback" not in err and "kept the demo's folder" not in out
+    assert demo_folders(tmp_path) == []
+
+
+# --- product output speaks of the product --------------------------------------------------
+
+INTERNAL = re.compile(r"\bissues? #?\d", re.IGNORECASE)
+
+
+def test_no_internal_issue_numbers_in_the_demo_or_the_help(tmp_path: Path) -> None:
+    import tempfile
+
+    from bridge.demo.story import run_demo
+
+    lines: list[str] = []
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path)
+    try:
+        assert run_demo(out=lines.append, use_php=False) == 0
+    finally:
+        tempfile.tempdir = saved
+    assert [line for line in lines if INTERNAL.search(line)] == []
+    helps = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        helps.append(result.output)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(cli, [])
+    assert len(helps) > 10
+    assert [h for h in helps if INTERNAL.search(h)] == []

@@ -96,7 +96,7 @@ class BridgeServer:
     def start(self) -> str:
         """Serve; ``OSError`` when the port cannot be bound."""
         self.server = bind_server("127.0.0.1", self.port, self.app)
-        self.port = self.server.server_port
+        self.port = self.server.port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name="vipgate-demo-bridge")
         self.thread.start()
