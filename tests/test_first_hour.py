@@ -193,3 +193,54 @@ def test_no_internal_issue_numbers_in_the_demo_or_the_help(tmp_path: Path) -> No
     walk(cli, [])
     assert len(helps) > 10
     assert [h for h in helps if INTERNAL.search(h)] == []
+
+
+# --- the worker tells what it changed ------------------------------------------------------
+
+
+def overdue_vip(w, name: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """A VIP client whose invoice is overdue past the grace, with an open ticket; a ClientEdit
+    (a hint to look at the client) waits in the inbox."""
+    with w.sandbox.quiet():
+        client = w.sandbox.add_client(name, "Silva", groupid=w.vip, datecreated="2020-01-15")
+        service = w.sandbox.add_service(client, "2026-10-20", "Monthly", "89.90")
+        invoice = w.sandbox.add_invoice(client, "2026-10-20",
+                                        [("Hosting", service, "Plano", "89.90")])
+    w.sandbox.update_client(client, firstname=f"{name} Maria")
+    return client, invoice
+
+
+def test_the_worker_logs_one_line_per_change_it_applies(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path) as w:
+        ana, invoice = overdue_vip(w, "Ana")
+        ticket = w.sandbox.open_ticket(ana, w.support, "Site lento", "Medium").ticket_id
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="vipgate.engine"):
+            w.drain()
+        assert w.group(ana) == w.regular
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "vipgate.engine" and r.levelno == logging.INFO
+             and r.getMessage().startswith(f"client {ana}: ")]
+    moved = [line for line in lines if f"group {w.vip} -> {w.regular}" in line]
+    assert len(moved) == 1, lines
+    assert f"invoice #{invoice}" in moved[0] and "> grace 3" in moved[0]  # why
+    assert "[event " in moved[0]
+    lowered = [line for line in lines if f"ticket #{ticket} priority Medium -> Low" in line]
+    noted = [line for line in lines if f"ticket #{ticket} staff note" in line]
+    assert len(lowered) == 1 and len(noted) == 1, lines
+    assert all(line.endswith("]") and " (" in line for line in lines), lines
+
+
+def test_vipgate_worker_prints_those_lines(tmp_path: Path) -> None:
+    with make_world(f"sqlite:///{tmp_path}/vipgate.db", tmp_path) as w:
+        ana, invoice = overdue_vip(w, "Ana")
+        done = vipgate("worker", "--once", cwd=tmp_path, env={
+            **check_env(w), "VIPGATE_POLICY_GRACE_DAYS": "3",
+            "VIPGATE_POLICY_MIN_TENURE_MONTHS": "0"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert w.group(ana) == w.regular
+    assert re.search(rf"INFO vipgate\.engine: client {ana}: group {w.vip} -> {w.regular} "
+                     rf"\(.*invoice #{invoice}.*\) \[event ", done.stderr), done.stderr

@@ -16,7 +16,7 @@ import click
 import sqlalchemy as sa
 
 from bridge import __version__
-from bridge.cli.common import Failure, database_failure, opening, settings_of
+from bridge.cli.common import Failure, database_failure, log_to_stderr, opening, settings_of
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
 from bridge.settings import Settings
@@ -55,6 +55,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         raise Failure(cannot_serve(host, port, exc), 1) from None
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
     engine = app.extensions["vipgate"].engine
+    log_to_stderr()
     if settings.bridge.run_worker and engine is not None:
         from bridge.worker import Worker, start_worker_thread
 
@@ -85,6 +86,7 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
     engine = make_reconcile_engine(settings, store, now=utc_now)
     assert engine is not None
     runner = Worker(engine, clock=utc_now)
+    log_to_stderr()
     if once:
         outcomes = runner.drain()
         failed = [o for o in outcomes if o.state in ("retrying", "dead")]
