@@ -17,9 +17,11 @@ from pathlib import Path
 
 import click
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bridge.cli.main import cli
+from tests.php_helpers import Whmcs
 from tests.world import make_world
 
 
@@ -244,3 +246,78 @@ def test_vipgate_worker_prints_those_lines(tmp_path: Path) -> None:
         assert w.group(ana) == w.regular
     assert re.search(rf"INFO vipgate\.engine: client {ana}: group {w.vip} -> {w.regular} "
                      rf"\(.*invoice #{invoice}.*\) \[event ", done.stderr), done.stderr
+
+
+# --- uninstall-stub ------------------------------------------------------------------------
+
+
+def spooled_stub(whmcs: Whmcs, closed_url: str) -> None:
+    """The stub installed and one event spooled in WHMCS's database (the bridge is down)."""
+    whmcs.install(closed_url)
+    (whmcs.hook_dir / "other_module.php").write_text("<?php\n")  # not vipgate's
+    whmcs.fire("ClientEdit", {"userid": 7})
+    assert len(whmcs.spool()) == 1
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {t for t in sa.inspect(engine).get_table_names() if t.startswith("mod_vipgate")}
+    finally:
+        engine.dispose()
+
+
+def test_uninstall_stub_removes_its_files_and_prints_the_sql_for_its_tables(
+        whmcs_any_db: Whmcs, closed_url: str) -> None:
+    whmcs = whmcs_any_db
+    spooled_stub(whmcs, closed_url)
+    result = CliRunner().invoke(cli, ["uninstall-stub", str(whmcs.root)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in whmcs.hook_dir.iterdir()) == ["other_module.php"]
+    assert f"vipgate: removed {whmcs.hook_dir / 'vipgate.php'}" in result.output
+    assert f"vipgate: removed {whmcs.hook_dir / '_vipgate_config.php'}" in result.output
+    assert "mod_vipgate_spool: the outbox" in result.output
+    assert tables(whmcs.spool_url) >= {"mod_vipgate_spool"}  # nothing dropped by default
+    printed = [line.strip() for line in result.output.splitlines()
+               if line.strip().startswith("DROP TABLE")]
+    assert printed == ["DROP TABLE IF EXISTS mod_vipgate_spool;",
+                       "DROP TABLE IF EXISTS mod_vipgate_state;"]
+    engine = sa.create_engine(whmcs.spool_url)  # the printed SQL does what it says
+    try:
+        with engine.begin() as conn:
+            for statement in printed:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+    assert tables(whmcs.spool_url) == set()
+    again = CliRunner().invoke(cli, ["uninstall-stub", str(whmcs.root)])
+    assert again.exit_code == 0 and "vipgate.php was not there" in again.output
+
+
+def test_uninstall_stub_drops_the_tables_only_when_asked_and_nothing_is_waiting(
+        whmcs_any_db: Whmcs, closed_url: str) -> None:
+    whmcs = whmcs_any_db
+    spooled_stub(whmcs, closed_url)
+    args = ["uninstall-stub", str(whmcs.root), "--drop-tables", "--database-url",
+            whmcs.spool_url]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1
+    assert ("mod_vipgate_spool holds 1 event(s) not delivered to the bridge yet"
+            in refused.output)
+    assert "mod_vipgate_spool" in tables(whmcs.spool_url) and len(whmcs.spool()) == 1
+    dropped = CliRunner().invoke(cli, [*args, "--force"])
+    assert dropped.exit_code == 0, dropped.output
+    assert "vipgate: dropped mod_vipgate_spool (1 row(s))" in dropped.output
+    assert tables(whmcs.spool_url) == set()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--drop-tables",), "--drop-tables needs --database-url"),
+    (("--database-url", "sqlite:///x.db"), "--database-url is only used with --drop-tables"),
+    ((), "is not a WHMCS folder: it has no includes/ folder"),
+])
+def test_uninstall_stub_bad_input_is_one_line(tmp_path: Path, args: tuple[str, ...],
+                                              expected: str) -> None:
+    done = vipgate("uninstall-stub", str(tmp_path), *args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

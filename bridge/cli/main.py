@@ -234,6 +234,61 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
         click.echo(f"vipgate: wrote {path}")
 
 
+@cli.command("uninstall-stub")
+@click.argument("whmcs_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--drop-tables", is_flag=True, help="Also drop the stub's tables from WHMCS's "
+              "database (needs --database-url); by default the SQL is printed.")
+@click.option("--database-url", default=None, metavar="URL",
+              help="WHMCS's database, as a user allowed to DROP (mysql+pymysql://…).")
+@click.option("--force", is_flag=True,
+              help="With --drop-tables: drop events not delivered to the bridge yet too.")
+def uninstall_stub_command(whmcs_dir: Path, drop_tables: bool, database_url: str | None,
+                           force: bool) -> None:
+    """Remove the files install-stub wrote; say what stays in WHMCS's database."""
+    from bridge.whmcs.stub_install import (
+        WHMCS_TABLES,
+        StubInstallError,
+        drop_sql,
+        uninstall_stub,
+    )
+    from bridge.whmcs.stub_install import drop_tables as drop
+
+    if drop_tables and not database_url:
+        raise Failure("--drop-tables needs --database-url (WHMCS's database, as a user "
+                      "allowed to DROP)", 2)
+    if database_url and not drop_tables:
+        raise Failure("--database-url is only used with --drop-tables", 2)
+    try:
+        removed, absent = uninstall_stub(whmcs_dir)
+    except StubInstallError as exc:
+        raise Failure(str(exc), 2) from None
+    for path in removed:
+        click.echo(f"vipgate: removed {path}")
+    for path in absent:
+        click.echo(f"vipgate: {path} was not there")
+    if drop_tables:
+        assert database_url is not None
+        try:
+            rows = drop(database_url, force=force)
+        except StubInstallError as exc:
+            raise Failure(str(exc), 1) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_failure(exc, database_url, what="WHMCS database") from None
+        for table, count in rows.items():
+            click.echo(f"vipgate: dropped {table} ({count} row(s))" if count is not None
+                       else f"vipgate: {table} was not there")
+        return
+    click.echo("WHMCS's database keeps the stub's tables (the hooks no longer use them):")
+    for table, what in WHMCS_TABLES.items():
+        click.echo(f"  {table}: {what}")
+    click.echo("To remove them, run in WHMCS's database (or uninstall-stub again with "
+               "--drop-tables --database-url URL):")
+    for line in drop_sql():
+        click.echo(f"  {line}")
+    click.echo("What vipgate did through WHMCS's API stays: group changes, ticket priorities "
+               "and staff notes, and its lines in the System Activity Log.")
+
+
 def _check_stub(store: Store) -> list[str]:
     """Print what the PHP stub last reported (its version, the events the bridge refused);
     return the warnings about it."""
