@@ -23,6 +23,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
+from bridge.engine.names import refresh_names
 from bridge.model import AuditEntry
 from bridge.policy.gate import format_money
 from bridge.runtime import open_store, runtime, webhook_secrets
@@ -187,6 +188,7 @@ def install(start: datetime, workdir: Path, *, port: int = 0,
     with app.app_context():
         engine = runtime().engine
     assert engine is not None
+    refresh_names(store, engine.whmcs(), wall())  # as a running worker does: names, not ids
     return Installation(workdir, sandbox, served, settings, store, bridge, holder["f"],
                         Worker(engine, clock=wall, name="demo-worker"),
                         WhmcsClient(settings.whmcs), groups, departments, currency)
