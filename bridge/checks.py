@@ -98,11 +98,16 @@ def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
     return found
 
 
+SHOWN_GROUPS = 10  # WHMCS's groups named in a "no such client group" line
+
+
 def missing_groups(policy: PolicySettings, groups: Sequence[ClientGroup]) -> list[str]:
     """The configured group ids WHMCS does not have (``vipgate check`` fails on them: every
     move into such a group would fail), each naming the setting, the id and WHMCS's groups."""
     listed = {g.id for g in groups}
-    names = ", ".join(f"{g.id} {g.name}" for g in groups) or "none"
+    names = ", ".join(f"{g.id} {g.name}" for g in groups[:SHOWN_GROUPS]) or "none"
+    if len(groups) > SHOWN_GROUPS:
+        names += f", and {len(groups) - SHOWN_GROUPS} more"
     return [f"[policy] {key} = {group_id}: WHMCS has no such client group (groups: {names})"
             for key, group_id in (("vip_group_id", policy.vip_group_id),
                                   ("default_group_id", policy.default_group_id))

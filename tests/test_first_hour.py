@@ -321,3 +321,19 @@ def test_uninstall_stub_bad_input_is_one_line(tmp_path: Path, args: tuple[str, .
     done = vipgate("uninstall-stub", str(tmp_path), *args, cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_missing_group_names_at_most_ten_of_whmcs_groups() -> None:
+    from bridge.checks import missing_groups
+    from bridge.settings import default_settings
+    from bridge.whmcs import ClientGroup
+
+    policy = default_settings().replace(policy={"vip_group_id": 99, "default_group_id": 2}
+                                        ).policy
+    many = tuple(ClientGroup(i, f"G{i}", False) for i in range(1, 13))
+    assert missing_groups(policy, many) == [
+        "[policy] vip_group_id = 99: WHMCS has no such client group (groups: "
+        + ", ".join(f"{i} G{i}" for i in range(1, 11)) + ", and 2 more)"]
+    assert missing_groups(policy, ()) == [
+        "[policy] vip_group_id = 99: WHMCS has no such client group (groups: none)",
+        "[policy] default_group_id = 2: WHMCS has no such client group (groups: none)"]
