@@ -314,6 +314,8 @@ def test_uninstall_stub_drops_the_tables_only_when_asked_and_nothing_is_waiting(
 @pytest.mark.parametrize(("args", "expected"), [
     (("--drop-tables",), "--drop-tables needs --database-url"),
     (("--database-url", "sqlite:///x.db"), "--database-url is only used with --drop-tables"),
+    (("--force",), "--force is only used with --drop-tables"),
+    (("--drop-tables", "--database-url", "whmcs"), "--database-url is not a database URL"),
     ((), "is not a WHMCS folder: it has no includes/ folder"),
 ])
 def test_uninstall_stub_bad_input_is_one_line(tmp_path: Path, args: tuple[str, ...],

@@ -256,8 +256,15 @@ def uninstall_stub_command(whmcs_dir: Path, drop_tables: bool, database_url: str
     if drop_tables and not database_url:
         raise Failure("--drop-tables needs --database-url (WHMCS's database, as a user "
                       "allowed to DROP)", 2)
-    if database_url and not drop_tables:
-        raise Failure("--database-url is only used with --drop-tables", 2)
+    if (database_url or force) and not drop_tables:
+        raise Failure(f"{'--database-url' if database_url else '--force'} is only used with "
+                      "--drop-tables", 2)
+    if database_url:
+        try:
+            sa.engine.make_url(database_url)
+        except sa.exc.ArgumentError:
+            raise Failure("--database-url is not a database URL (expected "
+                          "mysql+pymysql://USER:PASSWORD@HOST/DATABASE)", 2) from None
     try:
         removed, absent = uninstall_stub(whmcs_dir)
     except StubInstallError as exc:
