@@ -11,9 +11,11 @@ still judge them against the policy in force.
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,17 +80,11 @@ def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
                  ("AutoSuspensionDays", auto_suspension_days,
                   "grace_days against AutoSuspensionDays"))
              if value is None]
-    by_id = {g.id: g for g in groups}
-    vip = by_id.get(policy.vip_group_id)
-    if policy.vip_group_id and vip is None:
-        found.append(f"[policy] vip_group_id = {policy.vip_group_id}: WHMCS has no such client "
-                     f"group (groups: {', '.join(f'{g.id} {g.name}' for g in groups) or 'none'})")
-    elif vip is not None and not vip.susptermexempt:
+    found += missing_groups(policy, groups)
+    vip = next((g for g in groups if g.id == policy.vip_group_id), None)
+    if vip is not None and not vip.susptermexempt:
         found.append(f"VIP group {vip.id} ({vip.name}) is not exempt from suspension in WHMCS: "
                      "leaving it changes nothing for the cron")
-    if policy.default_group_id and policy.default_group_id not in by_id:
-        found.append(f"[policy] default_group_id = {policy.default_group_id}: WHMCS has no "
-                     "such client group")
     if auto_suspension is not None and auto_suspension != "on":
         found.append("WHMCS's automatic suspension (AutoSuspension) is off: clients who leave "
                      "VIP are not suspended by the cron")
@@ -100,6 +96,22 @@ def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
                          f"AutoSuspensionDays {days}: a client leaves VIP only after the cron "
                          "would have suspended it; make grace_days smaller")
     return found
+
+
+SHOWN_GROUPS = 10  # WHMCS's groups named in a "no such client group" line
+
+
+def missing_groups(policy: PolicySettings, groups: Sequence[ClientGroup]) -> list[str]:
+    """The configured group ids WHMCS does not have (``vipgate check`` fails on them: every
+    move into such a group would fail), each naming the setting, the id and WHMCS's groups."""
+    listed = {g.id for g in groups}
+    names = ", ".join(f"{g.id} {g.name}" for g in groups[:SHOWN_GROUPS]) or "none"
+    if len(groups) > SHOWN_GROUPS:
+        names += f", and {len(groups) - SHOWN_GROUPS} more"
+    return [f"[policy] {key} = {group_id}: WHMCS has no such client group (groups: {names})"
+            for key, group_id in (("vip_group_id", policy.vip_group_id),
+                                  ("default_group_id", policy.default_group_id))
+            if group_id and group_id not in listed]
 
 
 def check_whmcs(client: WhmcsClient, policy: PolicySettings) -> list[str]:
@@ -266,6 +278,33 @@ def config_warnings(settings: Settings) -> list[str]:
                      f"of at least {policy.min_tenure_months} months without a late payment is "
                      "eligible, and the next reconcile moves those who pay into VIP (exempt "
                      "from suspension); set min_spend, min_tenure_months to narrow it")
+    return found
+
+
+def credential_problems(settings: Settings) -> list[str]:
+    """What makes every call to WHMCS's API fail before it is made: an empty identifier or
+    secret (WHMCS would only answer "Authentication Failed")."""
+    if not settings.whmcs.url:
+        return []
+    return [f"[whmcs] {key} is empty: set the API credential's {key} (WHMCS: Setup > Staff "
+            "Management > Manage API Credentials)"
+            for key in ("identifier", "secret") if not getattr(settings.whmcs, key)]
+
+
+def operator_warnings(settings: Settings, *, config_file: Path | None) -> list[str]:
+    """What ``vipgate check`` tells about a production installation (never run by the demo):
+    a config file others can read, session cookies sent without HTTPS."""
+    found = []
+    if config_file is not None and config_file.is_file():
+        mode = stat.S_IMODE(config_file.stat().st_mode)
+        if mode & 0o007:
+            found.append(f"{config_file} is readable by other users (mode {mode:04o}): it "
+                         f"holds WHMCS's API secret and the webhook secrets; chmod 600 "
+                         f"{config_file}")
+    if not settings.admin.secure_cookies:
+        found.append("[admin] secure_cookies is off: the admin page's session cookie is also "
+                     "sent over plain HTTP (only the demo, on loopback, needs that); serve "
+                     "/admin over HTTPS and turn it on")
     return found
 
 

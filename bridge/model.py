@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -106,3 +107,34 @@ class AuditEntry:
     reasons: tuple[str, ...]
     event_id: str | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class WhmcsNames:
+    """WHMCS's client group and support department names as vipgate last read them (the
+    worker reads them hourly; empty until then), to show names where ids are stored."""
+
+    groups: Mapping[int, str] = field(default_factory=dict)
+    departments: Mapping[int, str] = field(default_factory=dict)
+    read_at: datetime | None = None  # naive UTC
+
+    def group(self, group_id: int) -> str:
+        """``VIP (#1)``, or ``#1`` when the name is not known."""
+        name = self.groups.get(group_id)
+        return f"{name} (#{group_id})" if name else f"#{group_id}"
+
+    def department(self, department_id: int) -> str:
+        """``Financeiro (#2)``, or ``#2`` when the name is not known."""
+        name = self.departments.get(department_id)
+        return f"{name} (#{department_id})" if name else f"#{department_id}"
+
+    def audit_value(self, action: str, value: str | None) -> str | None:
+        """An audit entry's ``before`` or ``after`` for people: the ids of ``group`` and
+        ``ticket_department`` entries with their names; anything else as it is."""
+        if value is None or not value.isdigit():
+            return value
+        if action == "group":
+            return self.group(int(value))
+        if action == "ticket_department":
+            return self.department(int(value))
+        return value

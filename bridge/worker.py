@@ -38,6 +38,9 @@ import sqlalchemy as sa
 import hooks
 from bridge import first_run
 from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
+from bridge.engine.names import REFRESH as NAMES_REFRESH
+from bridge.engine.names import RETRY as NAMES_RETRY
+from bridge.engine.names import refresh_names
 from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
@@ -86,6 +89,7 @@ class Worker:
         self.beat_seconds = lease.total_seconds() / 3 if beat_seconds is None else beat_seconds
         self.paused: Pause | None = None  # WHMCS found down: no claim before paused.until
         self._holding = False  # a round did not finish: rows or client leases may be left
+        self._names_due: datetime | None = None  # when to read WHMCS's names again
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -196,10 +200,24 @@ class Worker:
             return idle
         return max(idle, (self.paused.until - self.clock()).total_seconds())
 
+    def refresh_names(self) -> None:
+        """Read WHMCS's group and department names when they are due (hourly; five minutes
+        after a failure), never while paused: the admin page and the panels show them."""
+        now = self.clock()
+        if self.paused is not None or (self._names_due is not None and now < self._names_due):
+            return
+        try:
+            done = refresh_names(self.store, self.engine.whmcs(), now)
+        except Exception as exc:  # names are a nicety: never a reason to stop the worker
+            log.warning("worker %s: WHMCS's names not refreshed: %s", self.name, exc)
+            done = False
+        self._names_due = now + (NAMES_REFRESH if done else NAMES_RETRY)
+
     def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
         log.info("worker %s started", self.name)
         while not stop.is_set():
             try:
+                self.refresh_names()
                 busy = self.run_once()
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
                 # the database is away (restarting): one line a round, not a traceback

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
+from bridge.engine.names import refresh_names
 from bridge.model import CachedStanding, ClientMemory
 from bridge.store import Store
 from bridge.store import inbox as queue
@@ -49,10 +50,10 @@ def test_open_tickets_show_priority_and_vipgates_record(world: World,
     world.drain()
     assert world.priority(ticket.ticket_id) == "Low"
     page = section(admin.text(f"/admin/clients/{ana}"), "Open tickets")
-    row = page.split(f"#{ticket.ticket_id}")[1].split("</tr>")[0]
+    row = page.split(f"#{ticket.ticket_id}", 1)[1].split("</tr>")[0]
     cells = [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
     # subject, department, priority now, a reconcile sets, original, managed, staff note
-    assert cells[0] == "Site lento" and cells[1] == str(world.support)
+    assert cells[0] == "Site lento" and cells[1] == f"#{world.support}"  # no name read yet
     assert cells[2:] == ["Low", "—", "Medium", "Low", f"ids:{invoice}"]
 
 
@@ -61,7 +62,10 @@ def test_history_lists_the_clients_audit_entries_newest_first(world: World,
     ana, _, _ = customer(world, "Ana", group=world.vip)
     reconcile(world, ana)
     history = section(admin.text(f"/admin/clients/{ana}"), "History")
-    group = history.index(f"{world.vip} → {world.regular}")
+    assert f"#{world.vip} → #{world.regular}" in history  # WHMCS's names not read yet
+    assert refresh_names(world.store, world.api(), wall())  # as the worker does, hourly
+    history = section(admin.text(f"/admin/clients/{ana}"), "History")
+    group = history.index(f"VIP (#{world.vip}) → Clientes (#{world.regular})")
     adopted = history.index("unknown → pinned")
     assert group < adopted  # newest first
     assert f"/admin/audit?client_id={ana}" in history

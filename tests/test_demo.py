@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 import bridge.demo.story
@@ -77,13 +78,17 @@ def assert_the_story(text: str) -> None:
     assert "✓ spool empty, all 3 events in the inbox under their ids, none lost" in text
     assert "HTTP 401 invalid_signature" in text
     assert re.search(r"Fábio Nunes +Revendas +pinned +suspended \(R\$ 299,00\)", text)
+
+
+def assert_the_addresses(text: str) -> None:
+    """The servers' addresses, printed only while they stay up."""
     assert "/includes/api.php" in text and "/healthz" in text and "/metrics" in text
     assert re.search(r"^pages   http://\S+/admin/clientssummary\.php\?userid=6 .*"
                      r"/submitticket\.php\?uid=6", text, re.MULTILINE)
     assert "/admin/supporttickets.php?action=view&id=3" in text
 
 
-def test_demo_through_the_cli_with_the_real_php_stub() -> None:
+def test_demo_through_the_cli_with_the_real_php_stub(tmp_path: Path) -> None:
     if not php_available():
         if os.environ.get("VIPGATE_TEST_SKIP_PHP") == "1":
             pytest.skip("VIPGATE_TEST_SKIP_PHP=1")
@@ -93,17 +98,32 @@ def test_demo_through_the_cli_with_the_real_php_stub() -> None:
     assert result.exit_code == 0, result.output
     assert "hooks fired through the real PHP stub" in result.output
     assert_the_story(result.output)
+    # --no-wait: the servers have stopped, so no address (nor admin password) is printed
+    assert "http://" not in result.output.split("checks passed", 1)[1]
+    assert "password" not in result.output and "Ctrl-C" not in result.output
+    assert list(tmp_path.glob("vipgate-demo-*")) == []  # databases, secrets: removed
 
 
 def test_demo_through_the_python_emulation() -> None:
     lines: list[str] = []
-    assert run_demo(out=lines.append, use_php=False) == 0
+    answers: list[int] = []
+
+    def wait() -> None:  # while the demo waits, what it printed leads somewhere
+        printed = "\n".join(lines).split("checks passed", 1)[1]
+        for url in re.findall(r"http://\S+", printed):
+            answers.append(requests.get(url, timeout=5, allow_redirects=False).status_code)
+
+    assert run_demo(out=lines.append, use_php=False, wait=wait) == 0
     text = "\n".join(lines)
     assert "hooks fired through a Python emulation of the stub" in text
     assert_the_story(text)
+    assert_the_addresses(text)
+    # every address answers (POST-only /hooks/whmcs with 405), none is a dead server
+    assert len(answers) == 9 and all(code < 500 for code in answers), answers
 
 
-def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
     monkeypatch.setattr(Narrator, "priority", lambda self, ticket_id: "Medium")
 
     def crash(self: bridge.demo.story.Story) -> None:
@@ -116,6 +136,7 @@ def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.Monke
     assert "✗ Carla's open ticket was lowered to Low (found: ['Medium'])" in text
     assert "✗ the story ran to the end (found: RuntimeError: the sandbox fell over)" in text
     assert re.search(r"\d+ of \d+ checks FAILED:", text)
+    assert list(tmp_path.glob("vipgate-demo-*")) == []  # removed on a failure too
 
 
 def test_python_forwarder_ignores_hooks_the_stub_does_not_register(tmp_path: Path) -> None:

@@ -12,7 +12,14 @@ from decimal import Decimal
 import pytest
 from standardwebhooks import Webhook
 
-from bridge.model import AuditEntry, CachedStanding, ClientMemory, OverdueInvoice, TicketMemory
+from bridge.model import (
+    AuditEntry,
+    CachedStanding,
+    ClientMemory,
+    OverdueInvoice,
+    TicketMemory,
+    WhmcsNames,
+)
 from bridge.panels import client_language
 from bridge.panels.view import (
     PanelFacts,
@@ -76,7 +83,8 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
                        ClientMemory(7, pinned=True, known=True),
                        (date(2026, 11, 30), "pays on the 30th"),
                        [AuditEntry(datetime(2026, 11, 20, 9), "vipgate", "group", 7, None, "4",
-                                   "1", ("standing overdue",))])
+                                   "1", ("standing overdue",))],
+                       names=WhmcsNames({1: "VIP"}))  # group 4: a name vipgate has not read
     shown = text_of(client_summary(facts, language="en", today=TODAY,
                                    whmcs_url="https://billing.example.com",
                                    admin_link="https://vipgate.example.com/admin/clients/7"))
@@ -87,7 +95,7 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
                  "Promise to pay until 2026-11-30: pays on the 30th",
                  "Why this standing: invoice #1042 overdue 12 days standing suspended",
                  "Why this VIP decision: eligible by rule",
-                 "Last changes: 2026-11-20 group: 4 → 1 (vipgate)",
+                 "Last changes: 2026-11-20 group: #4 → VIP (#1) (vipgate)",
                  "Open in vipgate"):
         assert part in shown, part
     markup = client_summary(facts, language="en", today=TODAY, whmcs_url="https://b.example",

@@ -24,6 +24,7 @@ from bridge import accounts
 from bridge.admin.common import _safe_cell, bp, page_from_request, rt
 from bridge.admin.localtime import day_end_utc, day_start_utc, shown, to_local
 from bridge.admin.overview import slow_checks
+from bridge.model import WhmcsNames
 from bridge.store.audit import AuditFilter
 
 PAGE_SIZE = 50
@@ -100,7 +101,7 @@ def _form() -> tuple[AuditFilterForm, AuditFilter | None, list[str]]:
 def _bad_filters(form: AuditFilterForm, actors: list[str]) -> tuple[str, int]:
     return render_template("admin/audit.html", title="Audit log", form=form, actors=actors,
                            entries=[], page=None, capped=False, shown=shown, tz="",
-                           csv_args={}), 400
+                           csv_args={}, names=WhmcsNames()), 400
 
 
 @bp.route("/audit", endpoint="audit")
@@ -116,7 +117,7 @@ def view() -> tuple[str, int]:
     return render_template("admin/audit.html", title="Audit log", form=form, actors=actors,
                            entries=entries, page=page, capped=total >= COUNT_CAP,
                            shown=shown, tz=rt().settings.bridge.timezone,
-                           csv_args=csv_args), 200
+                           csv_args=csv_args, names=store.whmcs_names()), 200
 
 
 def csv_rows(filters: AuditFilter) -> Iterator[str]:

@@ -115,7 +115,7 @@ def clients() -> str | Response:
     rows = {r.client_id: r for r in store.roster("all", vip, client_ids=found.ids,
                                                  limit=SEARCH_LIMIT)} if found.ids else {}
     return render_template("admin/clients.html", title="Clients", found=found, rows=rows,
-                           vip=vip, group_label=group_label)
+                           vip=vip, group_label=group_label, groups=store.whmcs_names().groups)
 
 
 # --- one client -------------------------------------------------------------------------------
@@ -208,6 +208,7 @@ def client(client_id: int) -> str:
         memory=store.get_memory(client_id), tickets=ticket_lines(client_id, live),
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
+        names=store.whmcs_names(),
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
         tz=rt().settings.bridge.timezone, describe_hold=describe_hold,
         name=client_name(live.details.firstname, live.details.lastname,

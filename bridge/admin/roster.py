@@ -10,6 +10,7 @@ the next reconcile will do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import render_template, request
@@ -48,7 +49,8 @@ class Line:
     held: str | None = None  # "staff hold since ...": staff put it in VIP while it owed
 
 
-def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
+def line(row: RosterRow, vip_group_id: int, name: str = "",
+         groups: Mapping[int, str] | None = None) -> Line:
     cached = row.standing
     member = bool(vip_group_id) and row.last_group_id == vip_group_id
     kind, promise, overdue, pending = None, False, "", None
@@ -63,8 +65,8 @@ def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
             pending = "joins VIP" if cached.in_vip else "leaves VIP"
     held = None if row.held_since is None else describe_hold(row.held_since, row.held_by)
     return Line(row.client_id, name, row.pinned, row.excluded, member,
-                group_label(row.last_group_id, vip_group_id), kind, promise, overdue, pending,
-                held)
+                group_label(row.last_group_id, vip_group_id, groups), kind, promise, overdue,
+                pending, held)
 
 
 @bp.route("/roster", endpoint="roster")
@@ -78,7 +80,8 @@ def roster() -> str:
     counts = store.roster_counts(vip, client_ids=found.ids)
     page = page_from_request(counts[tab])
     rows = store.roster(tab, vip, client_ids=found.ids, offset=page.offset, limit=page.size)
-    lines = [line(r, vip, found.names.get(r.client_id, "")) for r in rows]
+    groups = store.whmcs_names().groups
+    lines = [line(r, vip, found.names.get(r.client_id, ""), groups) for r in rows]
     unseen = []
     if found.ids:  # found in WHMCS (or asked by id) but never reconciled by vipgate
         known = set(store.memories(found.ids))

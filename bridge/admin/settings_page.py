@@ -38,8 +38,10 @@ from bridge.admin.common import (
     whmcs,
 )
 from bridge.checks import whmcs_warnings
+from bridge.engine.names import save_names
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.policy.gate import render_block_message
+from bridge.runtime import utc_now
 from bridge.settings import Settings, declared
 from bridge.whmcs import ClientGroup, Department, WhmcsError
 
@@ -84,6 +86,7 @@ def read_whmcs(settings: Settings) -> WhmcsLists:
             return WhmcsLists(notice="WHMCS is not configured ([whmcs] url is empty): "
                                      + fallback)
         groups, departments = client.get_client_groups(), client.get_support_departments()
+        save_names(rt().store, groups, departments, utc_now())  # what the other pages show
     except WhmcsError as exc:
         log.warning("settings page: cannot read WHMCS's groups and departments: %s", exc)
         return WhmcsLists(notice=f"WHMCS could not be read ({exc}): {fallback}")

@@ -51,3 +51,16 @@ def opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
         raise Failure(str(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
         raise database_failure(exc, settings.bridge.database_url) from None
+
+
+def log_to_stderr() -> None:
+    """vipgate's info lines (one per change applied to WHMCS, with its reasons) on stderr,
+    for the long-running commands; nothing changes when logging is configured already (a
+    host such as gunicorn, or tests)."""
+    import logging
+
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("vipgate", "bridge"):
+        logging.getLogger(name).setLevel(logging.INFO)

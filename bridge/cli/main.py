@@ -16,7 +16,7 @@ import click
 import sqlalchemy as sa
 
 from bridge import __version__
-from bridge.cli.common import Failure, database_failure, opening, settings_of
+from bridge.cli.common import Failure, database_failure, log_to_stderr, opening, settings_of
 from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
@@ -42,14 +42,21 @@ def cli(ctx: click.Context, config: str | None) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the HTTP endpoints with the development server (use gunicorn in production)."""
-    from werkzeug.serving import run_simple
-
     from bridge.web.app import create_app
+    from bridge.web.serving import bind_server, cannot_serve, port_problem
 
     settings = settings_of(ctx)
+    busy = port_problem(host, port)  # before the app opens its database
+    if busy:
+        raise Failure(busy, 1)
     app = opening(settings, create_app)
+    try:
+        server = bind_server(host, port, app)
+    except OSError as exc:
+        raise Failure(cannot_serve(host, port, exc), 1) from None
     click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
     engine = app.extensions["vipgate"].engine
+    log_to_stderr()
     if settings.bridge.run_worker and engine is not None:
         from bridge.worker import Worker, start_worker_thread
 
@@ -57,7 +64,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
     elif engine is None:
         click.echo("vipgate: [whmcs] url is empty: events are stored but not reconciled")
-    run_simple(host, port, app, threaded=True)
+    server.serve_forever()  # until Ctrl-C; it closes the socket
 
 
 @cli.command()
@@ -80,6 +87,7 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
     engine = make_reconcile_engine(settings, store, now=utc_now)
     assert engine is not None
     runner = Worker(engine, clock=utc_now)
+    log_to_stderr()
     if once:
         outcomes = runner.drain()
         failed = [o for o in outcomes if o.state in ("retrying", "dead")]
@@ -102,13 +110,34 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
 @click.option("--port", default=0, type=click.IntRange(0, 65535),
               help="Port for the demo bridge (default: any free one).")
 @click.option("--no-wait", is_flag=True, help="Exit when the demo is done.")
-def demo(port: int, no_wait: bool) -> None:
+@click.option("--keep", is_flag=True, help="Keep the throw-away folder (databases, secrets, "
+              "admin account) and print its path; by default it is removed on exit.")
+def demo(port: int, no_wait: bool, keep: bool) -> None:
     """Run the demo on embedded defaults (throw-away folder) and print what happens."""
+    import errno
+    import signal
     import threading
 
     from bridge.demo.story import run_demo
+    from bridge.web.serving import cannot_serve, port_problem
 
-    code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
+    busy = port_problem("127.0.0.1", port)  # before anything is created
+    if busy:
+        raise Failure(busy, 1)
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through run_demo, which removes its folder
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        code = run_demo(port=port, wait=None if no_wait else threading.Event().wait,
+                        out=click.echo, keep=keep)
+    except OSError as exc:  # the port was taken between the check and the bind
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise Failure(cannot_serve("127.0.0.1", port, exc), 1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code:
         raise Failure("demo: some of the story's checks failed (marked ✗ above)", code)
 
@@ -206,6 +235,68 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
         click.echo(f"vipgate: wrote {path}")
 
 
+@cli.command("uninstall-stub")
+@click.argument("whmcs_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--drop-tables", is_flag=True, help="Also drop the stub's tables from WHMCS's "
+              "database (needs --database-url); by default the SQL is printed.")
+@click.option("--database-url", default=None, metavar="URL",
+              help="WHMCS's database, as a user allowed to DROP (mysql+pymysql://…).")
+@click.option("--force", is_flag=True,
+              help="With --drop-tables: drop events not delivered to the bridge yet too.")
+def uninstall_stub_command(whmcs_dir: Path, drop_tables: bool, database_url: str | None,
+                           force: bool) -> None:
+    """Remove the files install-stub wrote; say what stays in WHMCS's database."""
+    from bridge.whmcs.stub_install import (
+        WHMCS_TABLES,
+        StubInstallError,
+        drop_sql,
+        uninstall_stub,
+    )
+    from bridge.whmcs.stub_install import drop_tables as drop
+
+    if drop_tables and not database_url:
+        raise Failure("--drop-tables needs --database-url (WHMCS's database, as a user "
+                      "allowed to DROP)", 2)
+    if (database_url or force) and not drop_tables:
+        raise Failure(f"{'--database-url' if database_url else '--force'} is only used with "
+                      "--drop-tables", 2)
+    if database_url:
+        try:
+            sa.engine.make_url(database_url)
+        except sa.exc.ArgumentError:
+            raise Failure("--database-url is not a database URL (expected "
+                          "mysql+pymysql://USER:PASSWORD@HOST/DATABASE)", 2) from None
+    try:
+        removed, absent = uninstall_stub(whmcs_dir)
+    except StubInstallError as exc:
+        raise Failure(str(exc), 2) from None
+    for path in removed:
+        click.echo(f"vipgate: removed {path}")
+    for path in absent:
+        click.echo(f"vipgate: {path} was not there")
+    if drop_tables:
+        assert database_url is not None
+        try:
+            rows = drop(database_url, force=force)
+        except StubInstallError as exc:
+            raise Failure(str(exc), 1) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_failure(exc, database_url, what="WHMCS database") from None
+        for table, count in rows.items():
+            click.echo(f"vipgate: dropped {table} ({count} row(s))" if count is not None
+                       else f"vipgate: {table} was not there")
+        return
+    click.echo("WHMCS's database keeps the stub's tables (the hooks no longer use them):")
+    for table, what in WHMCS_TABLES.items():
+        click.echo(f"  {table}: {what}")
+    click.echo("To remove them, run in WHMCS's database (or uninstall-stub again with "
+               "--drop-tables --database-url URL):")
+    for line in drop_sql():
+        click.echo(f"  {line}")
+    click.echo("What vipgate did through WHMCS's API stays: group changes, ticket priorities "
+               "and staff notes, and its lines in the System Activity Log.")
+
+
 def _check_stub(store: Store) -> list[str]:
     """Print what the PHP stub last reported (its version, the events the bridge refused);
     return the warnings about it."""
@@ -254,18 +345,34 @@ def check(ctx: click.Context) -> None:
         problems += 1
     finally:
         store.dispose()
-    from bridge.checks import config_warnings
+    from bridge.checks import config_warnings, credential_problems, operator_warnings
 
-    found = config_warnings(settings) + stub_found
-    if settings.whmcs.url:
-        from bridge.checks import facts_warnings, read_facts
+    config_file = None if settings.source == "embedded defaults" else Path(settings.source)
+    found = config_warnings(settings) + operator_warnings(settings, config_file=config_file) \
+        + stub_found
+    empty = credential_problems(settings)
+    for problem in empty:  # said here: WHMCS would only answer "Authentication Failed"
+        click.echo(f"whmcs: {problem}")
+        problems += 1
+    if settings.whmcs.url and not empty:
+        from bridge.checks import facts_warnings, missing_groups, read_facts
         from bridge.whmcs import WhmcsClient, WhmcsError
 
         try:
             with WhmcsClient(settings.whmcs, attempts=1) as client:
                 # policy warnings, and the API actions the credential's role lacks
-                found += facts_warnings(read_facts(client), settings.policy)
-            click.echo(f"whmcs: ok ({settings.whmcs.url})")
+                facts = read_facts(client)
+            missing = missing_groups(settings.policy, facts.groups or ())
+            found += [w for w in facts_warnings(facts, settings.policy) if w not in missing]
+            if facts.groups is None:
+                click.echo(f"whmcs: ok ({settings.whmcs.url}; its client groups could not "
+                           "be read, so the configured group ids were not checked)")
+            elif missing:
+                for problem in missing:
+                    click.echo(f"whmcs: {problem}")
+                problems += len(missing)
+            else:
+                click.echo(f"whmcs: ok ({settings.whmcs.url})")
         except WhmcsError as exc:
             click.echo(f"whmcs: {exc}")
             problems += 1

@@ -35,6 +35,11 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
                     bridge_url: str | None, webhook_secret: str | None,
                     identifier: str | None, api_secret: str | None) -> None:
     """Run the sandbox WHMCS alone: its API at http://HOST:PORT/includes/api.php."""
+    from bridge.web.serving import cannot_serve, port_problem
+
+    busy = port_problem(host, port)  # before the database is created and seeded
+    if busy:
+        raise Failure(busy, 1)
     try:
         setup = prepare_sandbox(database_url, seed=seed, bridge_url=bridge_url,
                                 webhook_secret=webhook_secret, identifier=identifier,
@@ -57,7 +62,7 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
     except OSError as exc:
         if bound:
             raise
-        raise Failure(f"cannot serve on {host}:{port}: {exc.strerror or exc}", 1) from None
+        raise Failure(cannot_serve(host, port, exc), 1) from None
     except KeyboardInterrupt:  # werkzeug returns on Ctrl-C; this is in case it does not
         pass
     finally:

@@ -21,8 +21,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
+from bridge.engine.names import refresh_names
 from bridge.model import AuditEntry
 from bridge.policy.gate import format_money
 from bridge.runtime import open_store, runtime, webhook_secrets
@@ -33,6 +34,7 @@ from bridge.sandbox.whmcs import CronSummary, Sandbox, SandboxClock
 from bridge.settings import Settings, default_settings
 from bridge.store import Store
 from bridge.web.app import create_app
+from bridge.web.serving import bind_server
 from bridge.whmcs import WhmcsClient
 from bridge.whmcs.stub_install import install_stub
 from bridge.worker import Worker
@@ -93,8 +95,9 @@ class BridgeServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        self.server = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self.port = self.server.server_port
+        """Serve; ``OSError`` when the port cannot be bound."""
+        self.server = bind_server("127.0.0.1", self.port, self.app)
+        self.port = self.server.port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                        name="vipgate-demo-bridge")
         self.thread.start()
@@ -134,11 +137,17 @@ class Installation:
         self.sandbox.dispose()
 
 
-def install(start: datetime, *, port: int = 0, use_php: bool | None = None) -> Installation:
-    """A whole installation in a new throw-away folder; the sandbox clock fixed at ``start``
-    (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed."""
+def make_workdir() -> Path:
+    """A new throw-away folder for one demo run (``vipgate-demo-*`` in the temporary
+    directory); the caller removes it."""
+    return Path(tempfile.mkdtemp(prefix="vipgate-demo-"))
+
+
+def install(start: datetime, workdir: Path, *, port: int = 0,
+            use_php: bool | None = None) -> Installation:
+    """A whole installation in the throw-away folder ``workdir``; the sandbox clock fixed at
+    ``start`` (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="vipgate-demo-"))
     holder: dict[str, Forwarder] = {}
     sandbox = Sandbox(f"sqlite:///{workdir}/whmcs.db", clock=SandboxClock(start, timezone=TIMEZONE),
                       seed=2026, fire=lambda hook, variables: holder["f"].fire(hook, variables)
@@ -179,6 +188,7 @@ def install(start: datetime, *, port: int = 0, use_php: bool | None = None) -> I
     with app.app_context():
         engine = runtime().engine
     assert engine is not None
+    refresh_names(store, engine.whmcs(), wall())  # as a running worker does: names, not ids
     return Installation(workdir, sandbox, served, settings, store, bridge, holder["f"],
                         Worker(engine, clock=wall, name="demo-worker"),
                         WhmcsClient(settings.whmcs), groups, departments, currency)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from bridge.demo.installation import (
     brl,
     day_name,
     install,
+    make_workdir,
 )
 from bridge.policy.state import Membership
 from bridge.policy.vip import eligible
@@ -293,8 +295,8 @@ class Story:
         n.check(ticket is None and error is not None and f"#{invoice}" in error
                 and brl("59.90") in error,
                 f"blocked, told why: invoice #{invoice} and the amount", (ticket, error))
-        self.at(7, "10:02", "what WHMCS's pages show of vipgate now (issue 6: staff and Bruno "
-                            "see his standing)")
+        self.at(7, "10:02", "what WHMCS's pages show of vipgate now (staff and Bruno see his "
+                            "standing)")
         n.show_whmcs_pages(c["Bruno"], c["Bruno"].tickets[0], invoice, brl("59.90"))
         self.at(7, "10:05", "Bruno opens a ticket in Financeiro: \"Segunda via do boleto\"")
         ticket, error = n.open_ticket(c["Bruno"].id, "Financeiro", "Segunda via do boleto",
@@ -400,10 +402,29 @@ def _spooled_hooks(site: Installation) -> list[str]:
 
 
 def run_demo(*, port: int = 0, wait: Callable[[], object] | None = None,
-             out: Callable[[str], None] = print, use_php: bool | None = None) -> int:
+             out: Callable[[str], None] = print, use_php: bool | None = None,
+             keep: bool = False) -> int:
     """Play the seed story; 0 when every check passed, else 1. ``wait`` keeps the servers up
-    until it returns (Ctrl-C); ``use_php`` None: the real stub when ``php`` is installed."""
-    site = install(START, port=port, use_php=use_php)
+    until it returns (Ctrl-C); without it the servers stop at the end and their addresses are
+    not printed. ``use_php`` None: the real stub when ``php`` is installed. The throw-away
+    folder (databases, generated secrets, the admin account) is removed on the way out, also
+    on a failure or an interrupt, unless ``keep``: then its path is printed."""
+    workdir = make_workdir()
+    site: Installation | None = None
+    try:
+        site = install(START, workdir, port=port, use_php=use_php)
+        return _play(site, wait, out)
+    finally:
+        if site is not None:
+            site.close()
+        if keep:
+            out(f"kept the demo's folder (databases, secrets, admin account): {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _play(site: Installation, wait: Callable[[], object] | None,
+          out: Callable[[str], None]) -> int:
     n = Narrator(site, out)
     story = Story(site, n)
     try:
@@ -425,6 +446,8 @@ def run_demo(*, port: int = 0, wait: Callable[[], object] | None = None,
             out(f"  ✗ {claim}")
     else:
         out(f"all {total} checks passed")
+    if wait is None:  # the servers stop now: their addresses would lead nowhere
+        return 1 if n.failed else 0
     out("")
     out(f"bridge  {site.bridge.url}/hooks/whmcs   {site.bridge.url}/healthz   "
         f"{site.bridge.url}/metrics")
@@ -436,11 +459,7 @@ def run_demo(*, port: int = 0, wait: Callable[[], object] | None = None,
         "dashboard, the roster and every client's reasons after the story)")
     for line in story.page_urls():
         out(line)
-    try:
-        if wait is not None:
-            out("Ctrl-C to stop.")
-            with contextlib.suppress(KeyboardInterrupt):
-                wait()
-    finally:
-        site.close()
+    out("Ctrl-C to stop.")
+    with contextlib.suppress(KeyboardInterrupt):
+        wait()
     return 1 if n.failed else 0

@@ -249,6 +249,14 @@ class Engine:
                                         change.ticket_id if change else None, before, after,
                                         reasons, event_id)])
 
+        def landed(change: Change) -> None:
+            """Record a change WHMCS took: the audit row, and one line in the log."""
+            applied.append(change)
+            audit(change.kind, change)
+            log.info("client %s: %s (%s)%s", cid, change.summary,
+                     "; ".join(change.reasons) or "no reason given",
+                     f" [event {event_id}]" if event_id else "")
+
         for seen in plan.observations:
             audit(seen.action, before=seen.before, after=seen.after, reasons=seen.reasons,
                   actor=seen.actor)
@@ -258,8 +266,7 @@ class Engine:
             store.save_memory(replace(plan.memory, pending_group_id=target), self.now())
             self._throttle()
             whmcs.update_client_group(cid, target)
-            applied.append(group)
-            audit("group", group)
+            landed(group)
         store.save_memory(plan.memory_after, self.now())
         previous = store.ticket_memories(cid)
         for ticket_id, final in plan.tickets.items():
@@ -269,12 +276,9 @@ class Engine:
                     record = self._apply_priority(change, record, final)
                 else:
                     record = self._apply_note(change, record)
-                applied.append(change)
-                audit(change.kind, change)
+                landed(change)
             store.save_ticket_memory(final, self.now())
         store.put_standing(plan.cache)
-        if applied:
-            log.info("client %s: %s", cid, "; ".join(c.summary for c in applied))
         return applied
 
     def _throttle(self) -> None:

@@ -48,7 +48,7 @@ def facts_for(store: Store, question: PanelQuestion) -> PanelFacts:
         return PanelFacts(client_id, standing, ticket=ticket)
     return PanelFacts(client_id, standing, store.get_memory(client_id),
                       store.get_promise(client_id), store.recent_audit(client_id, limit=5),
-                      ticket)
+                      ticket, store.whmcs_names())
 
 
 def admin_link(settings: Settings, client_id: int) -> str:

@@ -7,7 +7,7 @@ markup, whoever typed it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from bridge.model import AuditEntry, CachedStanding, ClientMemory, TicketMemory
+from bridge.model import AuditEntry, CachedStanding, ClientMemory, TicketMemory, WhmcsNames
 from bridge.panels.texts import counted, priority_name, text
 from bridge.policy.gate import format_money, is_blocked, pay_link, render_block_message
 from bridge.settings import PanelSettings, TicketSettings
@@ -35,6 +35,7 @@ class PanelFacts:
     promise: tuple[date, str] | None = None
     changes: Sequence[AuditEntry] = ()
     ticket: TicketMemory | None = None
+    names: WhmcsNames = field(default_factory=WhmcsNames)  # group, department names
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,15 @@ def _invoices(standing: CachedStanding, language: str, whmcs_url: str,
             for i in standing.invoices[:MAX_INVOICES]]
 
 
-def _change_line(entry: AuditEntry, language: str) -> str:
+def _change_line(entry: AuditEntry, language: str, names: WhmcsNames) -> str:
     what = entry.action.replace("_", " ")
     if entry.ticket_id is not None:
         what += f" #{entry.ticket_id}"
     if entry.action == "ticket_note":
         pass  # before/after are vipgate's bookkeeping keys, not something to read
     elif entry.before is not None or entry.after is not None:
-        what += f": {entry.before or '-'} → {entry.after or '-'}"
+        what += (f": {names.audit_value(entry.action, entry.before) or '-'} → "
+                 f"{names.audit_value(entry.action, entry.after) or '-'}")
     return f"{format_date(entry.at, language)} {what} ({entry.actor})"
 
 
@@ -138,7 +140,7 @@ def client_summary(facts: PanelFacts, *, language: str, today: date, whmcs_url: 
         total=_money(standing, standing.overdue_total, language),
         promise=promise, standing_reasons=standing.standing_reasons,
         vip_reasons=standing.vip_reasons,
-        changes=[_change_line(c, language) for c in facts.changes[:MAX_CHANGES]],
+        changes=[_change_line(c, language, facts.names) for c in facts.changes[:MAX_CHANGES]],
         updated=text(language, "updated", at=f"{format_date(standing.updated_at, language)} "
                                               f"{standing.updated_at:%H:%M}"),
         admin_link=admin_link)

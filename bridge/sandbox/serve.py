@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+from werkzeug.serving import BaseWSGIServer
 
 from bridge.sandbox.api import create_sandbox_app
 from bridge.sandbox.whmcs import Sandbox
+from bridge.web.serving import bind_server
 
 
 def make_sandbox_server(sandbox: Sandbox, host: str = "127.0.0.1",
@@ -18,14 +18,7 @@ def make_sandbox_server(sandbox: Sandbox, host: str = "127.0.0.1",
     """A threaded server for ``/includes/api.php``, bound (port 0 = a free port), not serving
     yet. Raises OSError when the address cannot be bound (werkzeug alone would print two
     lines and exit)."""
-    family = select_address_family(host, port)
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(get_sockaddr(host, port, family))
-        sock.listen(128)
-        # werkzeug serves a duplicate of the descriptor; this one is closed on leaving.
-        return make_server(host, port, create_sandbox_app(sandbox), threaded=True,
-                           fd=sock.fileno())
+    return bind_server(host, port, create_sandbox_app(sandbox))
 
 
 def server_url(server: BaseWSGIServer) -> str:

@@ -6,18 +6,20 @@ from __future__ import annotations
 import base64
 import json
 import secrets as pysecrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from bridge.model import WhmcsNames
 from bridge.store.database import Database, utc_naive
 from bridge.store.tables import meta
 
 STUB_VERSION = "stub_version"  # meta keys: what the PHP stub last told
 STUB_REJECTED = "stub_rejected"
+WHMCS_NAMES = "whmcs_names"  # WHMCS's group and department names, as last read
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,24 @@ class MetaStore(Database):
             version.get("version"), _naive_time(version.get("seen_at")),
             int(rejected.get("count", 0)), tuple(rejected.get("recent", ())),
             _naive_time(rejected.get("reported_at")))
+
+    # --- WHMCS's names ----------------------------------------------------------------------
+
+    def put_whmcs_names(self, groups: Mapping[int, str], departments: Mapping[int, str],
+                        now: datetime) -> None:
+        """WHMCS's client group and support department names, as just read (replaces the
+        previous ones)."""
+        self.meta_put(WHMCS_NAMES, json.dumps({
+            "groups": {str(k): v for k, v in groups.items()},
+            "departments": {str(k): v for k, v in departments.items()},
+            "read_at": utc_naive(now).isoformat()}, sort_keys=True))
+
+    def whmcs_names(self) -> WhmcsNames:
+        """The names last stored (empty when none was ever read)."""
+        stored = json.loads(self.meta_get(WHMCS_NAMES) or "null") or {}
+        return WhmcsNames({int(k): v for k, v in stored.get("groups", {}).items()},
+                          {int(k): v for k, v in stored.get("departments", {}).items()},
+                          _naive_time(stored.get("read_at")))
 
     def webhook_secret(self) -> str:
         """The generated secret used when ``[webhook] secrets`` is empty (embedded defaults)."""

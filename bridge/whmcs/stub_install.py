@@ -20,6 +20,13 @@ from whmcs_php_stub import stub_source
 HOOK_PATH = "/hooks/whmcs"
 STUB_NAME = "vipgate.php"
 CONFIG_NAME = "_vipgate_config.php"
+# Every file install-stub writes, relative to the WHMCS folder: what uninstall-stub removes.
+WRITTEN = (f"includes/hooks/{STUB_NAME}", f"includes/hooks/{CONFIG_NAME}")
+# The tables the stub creates in WHMCS's database, and what each holds.
+WHMCS_TABLES = {
+    "mod_vipgate_spool": "the outbox: events not delivered yet, and those the bridge refused",
+    "mod_vipgate_state": "the breaker's and the heartbeat's timestamps",
+}
 STUB_DEFAULTS = {
     "connect_timeout_ms": 1000,
     "timeout_ms": 2000,
@@ -97,6 +104,16 @@ def _write_atomic(path: Path, text: str, mode: int, owner: os.stat_result) -> No
         raise StubInstallError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _includes(whmcs_dir: Path) -> Path:
+    """``whmcs_dir/includes``, or StubInstallError when ``whmcs_dir`` is not a WHMCS folder."""
+    if not whmcs_dir.is_dir():
+        raise StubInstallError(f"WHMCS folder {whmcs_dir} does not exist")
+    includes = whmcs_dir / "includes"
+    if not includes.is_dir():
+        raise StubInstallError(f"{whmcs_dir} is not a WHMCS folder: it has no includes/ folder")
+    return includes
+
+
 def install_stub(whmcs_dir: Path, url: str, secret: str, *,
                  fail_open: bool = True) -> tuple[Path, Path]:
     """Write the hook file and its settings into ``whmcs_dir``; return both paths.
@@ -105,11 +122,7 @@ def install_stub(whmcs_dir: Path, url: str, secret: str, *,
     ``url + "/hooks/whmcs"``. Raises StubInstallError.
     """
     whmcs_dir = Path(whmcs_dir)
-    if not whmcs_dir.is_dir():
-        raise StubInstallError(f"WHMCS folder {whmcs_dir} does not exist")
-    includes = whmcs_dir / "includes"
-    if not includes.is_dir():
-        raise StubInstallError(f"{whmcs_dir} is not a WHMCS folder: it has no includes/ folder")
+    includes = _includes(whmcs_dir)
     endpoint = _endpoint(url)
     try:
         check_webhook_secret(secret)
@@ -121,9 +134,68 @@ def install_stub(whmcs_dir: Path, url: str, secret: str, *,
         owner = hooks_dir.stat()
     except OSError as exc:
         raise StubInstallError(f"cannot create {hooks_dir}: {exc.strerror or exc}") from None
-    stub_path, config_path = hooks_dir / STUB_NAME, hooks_dir / CONFIG_NAME
+    stub_path, config_path = (whmcs_dir / name for name in WRITTEN)
     # The settings first: a stub without them only logs that they are missing.
     _write_atomic(config_path, render_config(endpoint, secret, fail_open=fail_open), 0o640,
                   owner)
     _write_atomic(stub_path, stub_source(), 0o644, owner)
     return stub_path, config_path
+
+
+# --- uninstall ---------------------------------------------------------------------------------
+
+
+def uninstall_stub(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Remove the files :func:`install_stub` writes (:data:`WRITTEN`), the hook file first so
+    that WHMCS stops loading it; return (removed, not there). WHMCS's database is not touched
+    (:func:`drop_sql`, :func:`drop_tables`). Raises StubInstallError."""
+    whmcs_dir = Path(whmcs_dir)
+    _includes(whmcs_dir)
+    removed, absent = [], []
+    for path in (whmcs_dir / name for name in WRITTEN):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            absent.append(path)
+            continue
+        except OSError as exc:
+            raise StubInstallError(f"cannot remove {path}: {exc.strerror or exc}") from None
+        removed.append(path)
+    return removed, absent
+
+
+def drop_sql() -> list[str]:
+    """The SQL that removes the stub's tables from WHMCS's database (MySQL and SQLite)."""
+    return [f"DROP TABLE IF EXISTS {table};" for table in WHMCS_TABLES]
+
+
+def drop_tables(database_url: str, *, force: bool = False) -> dict[str, int | None]:
+    """Drop the stub's tables from WHMCS's database at ``database_url`` (a user allowed to
+    DROP); return table -> rows it held (None: it was not there). Refuses, dropping nothing,
+    while ``mod_vipgate_spool`` holds events not delivered yet, unless ``force``. Raises
+    StubInstallError, or SQLAlchemyError when the database cannot be used."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            rows: dict[str, int | None] = {
+                table: conn.execute(sa.select(sa.func.count()).select_from(sa.table(table)))
+                .scalar_one() if table in present else None for table in WHMCS_TABLES}
+            waiting = 0
+            if "mod_vipgate_spool" in present:
+                waiting = conn.execute(sa.text(
+                    "SELECT COUNT(*) FROM mod_vipgate_spool WHERE rejected_at IS NULL")
+                ).scalar_one()
+            if waiting and not force:
+                raise StubInstallError(
+                    f"mod_vipgate_spool holds {waiting} event(s) not delivered to the bridge "
+                    "yet: let WHMCS's cron flush them with the bridge up (AfterCronJob), or "
+                    "pass --force to drop them too; nothing was dropped")
+            for table in WHMCS_TABLES:
+                if rows[table] is not None:
+                    sa.Table(table, sa.MetaData()).drop(conn)
+        return rows
+    finally:
+        engine.dispose()
