@@ -34,7 +34,11 @@ RUNTIME_FILES = (
     "bridge/panels/templates/client_summary.html",
     "bridge/sandbox/php/fire.php",
     "bridge/sandbox/templates/base.html",
+    "bridge/sandbox/php/addon.php",
     "whmcs_php_stub/vipgate.php",
+    "whmcs_php_stub/hooks_loader.php",
+    "whmcs_php_stub/addon/vipgate.php",
+    "whmcs_php_stub/addon/hooks.php",
 )
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                  ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",

@@ -1,0 +1,19 @@
+<?php
+/**
+ * vipgate's hooks, as the addon module registers them: WHMCS loads this file on every page
+ * while the module is active (Setup > Addon Modules), never while it is not. The settings are
+ * the module's (tbladdonmodules). Installed as modules/addons/vipgate/hooks.php by
+ * `vipgate install-stub --addon`.
+ */
+
+if (!defined('WHMCS')) {
+    die('This file cannot be accessed directly');
+}
+
+if (!function_exists('vipgate_register_hooks')) {
+    if (function_exists('vipgate_version')) {
+        return; // an includes/hooks/vipgate.php from before the addon forwards the hooks itself
+    }
+    require_once __DIR__ . '/vipgate_stub.php';
+}
+vipgate_register_hooks('addon');
