@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 import bridge
 from bridge.settings import Settings, default_settings
+from bridge.whmcs import schema as whmcs_schema
 from bridge.whmcs import stub_install
 from bridge.whmcs.stub_install import ADDON_INSTALL, HOOKS_INSTALL, install_addon
 from tests.conftest import LiveBridge
@@ -101,6 +102,21 @@ def test_activation_creates_the_tables_as_whmcs_records_it(whmcs_any_db: Whmcs) 
     assert whmcs.addon_settings() == {"version": bridge.__version__}
     assert whmcs.whmcs_setting("ActiveAddonModules") == "vipgate"
     assert whmcs.whmcs_setting("AddonModulesHooks") == "vipgate"
+
+
+def test_the_sandbox_whmcs_database_has_what_the_addon_needs(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """The tables as bridge/whmcs/schema.py declares them (the sandbox's WHMCS database)."""
+    engine = sa.create_engine(whmcs.spool_url)
+    whmcs_schema.metadata.create_all(engine)
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("tbladdonmodules")]
+    engine.dispose()
+    assert columns == ["id", "module", "setting", "value"]  # as in WHMCS 8.4
+    server = capture()
+    _active(whmcs, server.url)
+    assert whmcs.addon_settings()["bridge_url"] == server.url
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert len(server.batches()) == 1
 
 
 def test_settings_are_read_from_tbladdonmodules(
