@@ -92,6 +92,7 @@ def test_demo_through_the_cli_with_the_real_php_stub() -> None:
     result = CliRunner().invoke(cli, ["demo", "--no-wait"])
     assert result.exit_code == 0, result.output
     assert "hooks fired through the real PHP stub" in result.output
+    assert "installed as WHMCS's addon module" in result.output
     assert_the_story(result.output)
 
 
