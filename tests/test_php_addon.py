@@ -8,6 +8,7 @@ MariaDB where the database matters.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -86,6 +87,25 @@ def test_install_addon_brings_an_includes_hooks_install_to_this_version(
     assert upgraded == [whmcs.root / f.path for f in HOOKS_INSTALL[1:]]
     assert (whmcs.hook_dir / "vipgate.php").read_text() == php_source("hooks_loader.php")
     assert (whmcs.hook_dir / "_vipgate_config.php").read_text() == config
+
+
+@pytest.mark.parametrize("install", ["includes/hooks", "addon"])
+def test_a_missing_stub_file_never_stops_whmcs(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer], install: str) -> None:
+    """Requiring a missing file is a fatal error on every WHMCS page: the loaders check."""
+    server = capture()
+    if install == "addon":
+        _active(whmcs, server.url)
+        stub = whmcs.addon_dir / "vipgate_stub.php"
+    else:
+        whmcs.install(server.url)
+        stub = whmcs.hook_dir / "_vipgate_stub.php"
+    stub.unlink()
+    done = whmcs.run("InvoicePaid", {"invoiceid": 7})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["returns"] == []
+    assert f"vipgate: {stub} is missing: no hook is forwarded" in done.stderr
+    assert server.requests == []
 
 
 # --- activation and settings --------------------------------------------------------------------

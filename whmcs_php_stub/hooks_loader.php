@@ -11,6 +11,12 @@ if (!defined('WHMCS')) {
 }
 
 if (!function_exists('vipgate_register_hooks')) { // not loaded by the addon module already
+    if (!is_file(__DIR__ . '/_vipgate_stub.php')) {
+        // requiring a missing file would stop every WHMCS page
+        error_log('vipgate: ' . __DIR__ . '/_vipgate_stub.php is missing: no hook is forwarded;'
+            . ' run vipgate install-stub again');
+        return;
+    }
     require_once __DIR__ . '/_vipgate_stub.php';
 }
 vipgate_register_hooks('includes/hooks', __DIR__ . '/_vipgate_config.php');

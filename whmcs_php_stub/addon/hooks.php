@@ -14,6 +14,12 @@ if (!function_exists('vipgate_register_hooks')) {
     if (function_exists('vipgate_version')) {
         return; // an includes/hooks/vipgate.php from before the addon forwards the hooks itself
     }
+    if (!is_file(__DIR__ . '/vipgate_stub.php')) {
+        // requiring a missing file would stop every WHMCS page
+        error_log('vipgate: ' . __DIR__ . '/vipgate_stub.php is missing: no hook is forwarded;'
+            . ' run vipgate install-stub --addon again');
+        return;
+    }
     require_once __DIR__ . '/vipgate_stub.php';
 }
 vipgate_register_hooks('addon');

@@ -18,7 +18,8 @@ if (!defined('WHMCS')) {
     die('This file cannot be accessed directly');
 }
 
-if (!function_exists('vipgate_register_hooks') && !function_exists('vipgate_version')) {
+if (!function_exists('vipgate_register_hooks') && !function_exists('vipgate_version')
+    && is_file(__DIR__ . '/vipgate_stub.php')) {
     require_once __DIR__ . '/vipgate_stub.php';
 }
 
