@@ -165,7 +165,7 @@ def test_settings_are_read_from_tbladdonmodules(
     ({"bridge_url": "vipgate.example.com", "secret": SECRET}, "are not filled in"),
     ({"bridge_url": "https://vipgate.example.com", "secret": "hunter2"}, "are not filled in"),
 ])
-def test_an_active_addon_without_usable_settings_sends_nothing_and_says_where(
+def test_an_active_addon_without_usable_settings_keeps_events_until_they_are_entered(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], fields: dict[str, str],
         words: str) -> None:
     server = capture()
@@ -174,10 +174,17 @@ def test_an_active_addon_without_usable_settings_sends_nothing_and_says_where(
     if fields:
         whmcs.addon("configure", fields)
     whmcs.fire("InvoicePaid", {"invoiceid": 7})
-    assert server.requests == [] and whmcs.spool() == []
+    whmcs.fire("AfterCronJob", {})
+    assert server.requests == []
+    [waiting] = whmcs.spool()
     [line] = [line for line in whmcs.activity() if words in line]
-    assert "Setup > Addon Modules > vipgate > Configure" in line
+    assert "(events wait in mod_vipgate_spool); enter them in Setup > Addon Modules > vipgate " \
+        "> Configure" in line
     assert "hunter2" not in " ".join(whmcs.activity())
+    whmcs.addon("configure", {"bridge_url": server.url, "secret": SECRET})
+    whmcs.fire("AfterCronJob", {})
+    assert next(wid for wid, _ in server.delivered()) == waiting["webhook_id"]
+    assert whmcs.spool() == []
 
 
 def test_a_timeout_that_is_no_number_takes_its_default_and_is_reported(

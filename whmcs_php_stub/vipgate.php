@@ -192,13 +192,25 @@ function vipgate_settings_read()
     return $file === null ? null : vipgate_file_settings($file);
 }
 
+/**
+ * Whether an event fired while there are no usable settings waits in the outbox for them: yes
+ * for an installed stub not (yet) configured, no for an addon module without settings rows
+ * (not active: WHMCS deleted them, so it is off on purpose).
+ */
+function vipgate_keeps_events_without_settings()
+{
+    $installs = vipgate_installs();
+    return isset($installs['includes/hooks']) || vipgate_addon_settings()['problem'] !== '';
+}
+
 /** The includes/hooks install's settings file, or null (logged). */
 function vipgate_file_settings($path)
 {
     if (!is_file($path)) {
         vipgate_log('config', $path, 'settings file is missing; run vipgate install-stub');
         vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is '
-            . 'missing: nothing is sent to the bridge; run vipgate install-stub');
+            . 'missing: nothing is sent to the bridge (events wait in mod_vipgate_spool); run '
+            . 'vipgate install-stub');
         return null;
     }
     $loaded = include $path;
@@ -207,7 +219,8 @@ function vipgate_file_settings($path)
         vipgate_log('config', $path, 'settings file must return an array with an http(s) url '
             . 'and a secret; run vipgate install-stub');
         vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is not '
-            . 'usable: nothing is sent to the bridge; run vipgate install-stub');
+            . 'usable: nothing is sent to the bridge (events wait in mod_vipgate_spool); run '
+            . 'vipgate install-stub');
         return null;
     }
     return array_merge(vipgate_defaults(), $loaded, ['source' => 'includes/hooks/_vipgate_config.php']);
@@ -255,8 +268,8 @@ function vipgate_addon_settings()
     $secret = isset($values['secret']) ? trim($values['secret']) : '';
     if ($url === '' || strncmp($secret, 'whsec_', 6) !== 0) {
         return ['config' => null, 'problem' => 'the addon module is active but its Bridge URL (http:// or '
-            . 'https://) and Webhook secret (whsec_...) are not filled in: nothing is sent to the bridge; '
-            . 'enter them in ' . $where];
+            . 'https://) and Webhook secret (whsec_...) are not filled in: nothing is sent to the bridge '
+            . '(events wait in mod_vipgate_spool); enter them in ' . $where];
     }
     $config = array_merge(vipgate_defaults(), ['url' => $url, 'secret' => $secret,
         'source' => 'the addon\'s settings (' . $where . ')']);
@@ -1224,17 +1237,21 @@ function vipgate_send_singly($pdo, $config, $token, $rows, $deadline)
  * Forward one hook event. Asynchronous hooks: into the outbox, delivered after the response;
  * when the outbox cannot be written, sent at once as the only way left. PreCronJob and the
  * AfterCronJob heartbeat: sent at once (a PreCronJob not taken goes to the outbox; the
- * heartbeat is not kept).
+ * heartbeat is not kept). Without usable settings an asynchronous event still goes to the
+ * outbox (see vipgate_keeps_events_without_settings) and nothing is sent.
  */
 function vipgate_forward($hook, $vars)
 {
     try {
         $config = vipgate_settings();
+        $now = $hook === 'PreCronJob' || $hook === 'AfterCronJob';
         if ($config === null) {
+            if (!$now && vipgate_keeps_events_without_settings()) {
+                vipgate_outbox_add(vipgate_event($hook, $vars)); // sent once there are settings
+            }
             return;
         }
         $event = vipgate_event($hook, $vars);
-        $now = $hook === 'PreCronJob' || $hook === 'AfterCronJob';
         $kept = '';
         if (!$now) {
             try {
