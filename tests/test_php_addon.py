@@ -256,6 +256,7 @@ def test_moving_from_includes_hooks_loses_no_spooled_event_and_sends_each_hook_o
     assert delivered[:2] == before and len(delivered) == len(set(delivered)) == 3
     assert whmcs.spool() == []
     assert any("both installed" in line for line in whmcs.activity()), whmcs.activity()
+    assert "delete includes/hooks/vipgate.php" in _page(whmcs)["Also installed"]
     # the old install removed, as the addon says: the addon alone forwards
     for file in HOOKS_INSTALL:
         (whmcs.root / file.path).unlink()
