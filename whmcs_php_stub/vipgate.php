@@ -128,31 +128,6 @@ function vipgate_installs($install = null, $settingsFile = null)
 }
 
 /**
- * What a loader calls: notes its install and, the first time in the process, registers the
- * hooks. Both installs present (a move to the addon not finished) still register each hook
- * once; vipgate_settings() decides whose settings are used.
- */
-function vipgate_register_hooks($install, $settingsFile = null)
-{
-    $first = vipgate_installs() === [];
-    vipgate_installs($install, $settingsFile);
-    if (!$first) {
-        return;
-    }
-    foreach (vipgate_async_hooks() as $hook) {
-        add_hook($hook, 1, function ($vars) use ($hook) {
-            vipgate_forward($hook, $vars);
-        });
-    }
-    add_hook('TicketOpenValidation', 1, 'vipgate_ticket_open_validation');
-    add_hook('AdminAreaClientSummaryPage', 1, 'vipgate_admin_client_summary');
-    add_hook('AdminAreaViewTicketPage', 1, 'vipgate_admin_view_ticket');
-    add_hook('ClientAreaPageSubmitTicket', 1, 'vipgate_client_submit_ticket');
-    add_hook('ClientAreaHomepage', 1, 'vipgate_client_homepage');
-    add_hook('AfterCronJob', 1, 'vipgate_after_cron_job');
-}
-
-/**
  * The settings, or null (logged) when there are none usable; read once per process. The
  * addon's (tbladdonmodules) when its hooks.php was loaded and they are filled in; else the
  * includes/hooks settings file's, so that events keep flowing while a move to the addon is
@@ -1722,4 +1697,29 @@ function vipgate_client_homepage($vars)
 function vipgate_async_hooks()
 {
     return array_values(array_diff(array_keys(vipgate_whitelist()), array_merge(vipgate_sync_hooks(), ['AfterCronJob'])));
+}
+
+/**
+ * What a loader calls: notes its install and, the first time in the process, registers the
+ * hooks. Both installs present (a move to the addon not finished) still register each hook
+ * once; vipgate_settings() decides whose settings are used.
+ */
+function vipgate_register_hooks($install, $settingsFile = null)
+{
+    $first = vipgate_installs() === [];
+    vipgate_installs($install, $settingsFile);
+    if (!$first) {
+        return;
+    }
+    foreach (vipgate_async_hooks() as $hook) {
+        add_hook($hook, 1, function ($vars) use ($hook) {
+            vipgate_forward($hook, $vars);
+        });
+    }
+    add_hook('TicketOpenValidation', 1, 'vipgate_ticket_open_validation');
+    add_hook('AdminAreaClientSummaryPage', 1, 'vipgate_admin_client_summary');
+    add_hook('AdminAreaViewTicketPage', 1, 'vipgate_admin_view_ticket');
+    add_hook('ClientAreaPageSubmitTicket', 1, 'vipgate_client_submit_ticket');
+    add_hook('ClientAreaHomepage', 1, 'vipgate_client_homepage');
+    add_hook('AfterCronJob', 1, 'vipgate_after_cron_job');
 }
