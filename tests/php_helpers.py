@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from bridge.sandbox.forwarder import PHP_DIR
-from bridge.whmcs.stub_install import install_stub
+from bridge.whmcs.stub_install import install_addon, install_stub
 from tests.helpers import SECRET
 
 SECRET_KEY_B64 = SECRET[len("whsec_"):]
@@ -64,6 +64,35 @@ class Whmcs:
 
     def install(self, url: str, *, fail_open: bool = True) -> None:
         install_stub(self.root, url, SECRET, fail_open=fail_open)
+
+    @property
+    def addon_dir(self) -> Path:
+        return self.root / "modules" / "addons" / "vipgate"
+
+    def install_addon(self) -> None:
+        install_addon(self.root)
+
+    def addon(self, action: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What WHMCS's Setup > Addon Modules does with vipgate (``bridge/sandbox/php/addon.php``:
+        activate, configure with ``fields``, deactivate, output); php must exit 0 and print
+        nothing but the result."""
+        done = subprocess.run([self.php, str(PHP_DIR / "addon.php"), str(self.root), "vipgate",
+                               action, json.dumps(fields or {})], capture_output=True, text=True,
+                              env=self.env(), timeout=60, check=False)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert done.stderr == ""
+        return dict(json.loads(done.stdout))
+
+    def addon_settings(self) -> dict[str, str]:
+        """vipgate's rows in tbladdonmodules, setting: value."""
+        return {r["setting"]: r["value"] for r in self.query(
+            "tbladdonmodules", "SELECT setting, value FROM tbladdonmodules "
+            "WHERE module = 'vipgate'")}
+
+    def whmcs_setting(self, setting: str) -> str:
+        rows = self.query("tblconfiguration",
+                          "SELECT value FROM tblconfiguration WHERE setting = :s", s=setting)
+        return str(rows[0]["value"]) if rows else ""
 
     def set_config(self, key: str, value: str) -> None:
         path = self.hook_dir / "_vipgate_config.php"

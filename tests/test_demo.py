@@ -97,6 +97,7 @@ def test_demo_through_the_cli_with_the_real_php_stub(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--no-wait"])
     assert result.exit_code == 0, result.output
     assert "hooks fired through the real PHP stub" in result.output
+    assert "installed as WHMCS's addon module" in result.output
     assert_the_story(result.output)
     # --no-wait: the servers have stopped, so no address (nor admin password) is printed
     assert "http://" not in result.output.split("checks passed", 1)[1]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from bridge.cli.main import cli
-from tests.php_helpers import Whmcs
+from tests.php_helpers import SECRET, Whmcs
 from tests.world import make_world
 
 
@@ -339,3 +339,22 @@ def test_a_missing_group_names_at_most_ten_of_whmcs_groups() -> None:
     assert missing_groups(policy, ()) == [
         "[policy] vip_group_id = 99: WHMCS has no such client group (groups: none)",
         "[policy] default_group_id = 2: WHMCS has no such client group (groups: none)"]
+
+
+def test_uninstall_stub_removes_both_installs_loaded_file_first(tmp_path: Path) -> None:
+    """The addon module and the includes/hooks install beside it (as after a move): every file
+    either wrote is removed, the file WHMCS loads before the stub it requires."""
+    from bridge.whmcs.stub_install import ADDON_INSTALL, HOOKS_INSTALL, install_addon, install_stub
+
+    (tmp_path / "includes" / "hooks").mkdir(parents=True)
+    install_stub(tmp_path, "http://127.0.0.1:9", SECRET)
+    install_addon(tmp_path)
+    result = CliRunner().invoke(cli, ["uninstall-stub", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    removed = [line.removeprefix("vipgate: removed ") for line in result.output.splitlines()
+               if line.startswith("vipgate: removed ")]
+    assert removed == [str(tmp_path / f.path) for files in (HOOKS_INSTALL, ADDON_INSTALL)
+                       for f in reversed(files)]
+    assert not (tmp_path / "modules" / "addons" / "vipgate").exists()
+    assert "deactivate vipgate in Setup > Addon Modules" in result.output
+    assert sorted(p.name for p in (tmp_path / "includes" / "hooks").iterdir()) == []

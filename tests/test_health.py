@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+import bridge
 from bridge.sandbox.serve import RunningSandbox
 from bridge.sandbox.whmcs import Sandbox, SandboxClock
 from bridge.settings import Settings
@@ -69,6 +70,12 @@ def test_reachable_whmcs_is_ok(make_app: AppFactory, served: RunningSandbox,
     assert body["whmcs"] == {"configured": True, "ok": True, "error": "",
                              "checked_at": clock.now.isoformat(timespec="seconds")}
     assert [entry["action"] for entry in sandbox.api_log] == ["GetClientGroups"]
+
+
+def test_healthz_names_the_bridge_version(make_app: AppFactory, served: RunningSandbox) -> None:
+    """The addon module's page inside WHMCS shows it beside the stub's version."""
+    status, body = healthz(make_app(url=served.url, identifier=API_ID, secret=API_SECRET))
+    assert status == 200 and body["version"] == bridge.__version__
 
 
 def test_wrong_secret_is_degraded_with_whmcs_message_and_no_secret(

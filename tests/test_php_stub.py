@@ -35,7 +35,7 @@ from hooks.registry import HOOK_SPEC
 from tests.conftest import LiveBridge
 from tests.helpers import FIXED_NOW, SECRET
 from tests.php_helpers import SECRET_KEY_B64, CaptureServer, Whmcs, verified, whmcs_folder
-from whmcs_php_stub import STUB_PATH, stub_source
+from whmcs_php_stub import PHP_FILES, STUB_PATH, php_source, stub_source
 
 pytestmark = pytest.mark.php
 
@@ -117,8 +117,9 @@ def settings(database_url: str) -> Settings:
 # --- the PHP file itself ------------------------------------------------------------------------
 
 
-def test_stub_passes_php_lint(php: str) -> None:
-    done = subprocess.run([php, "-l", str(STUB_PATH)], capture_output=True, text=True,
+@pytest.mark.parametrize("path", PHP_FILES, ids=lambda p: p.name)
+def test_stub_passes_php_lint(php: str, path: Path) -> None:
+    done = subprocess.run([php, "-l", str(path)], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -137,9 +138,10 @@ PHP8_ONLY_FUNCTIONS = {"str_contains", "str_starts_with", "str_ends_with", "get_
                        "array_is_list", "fdiv", "get_resource_id", "mixed", "never"}
 
 
-def test_stub_uses_nothing_newer_than_php_7_4(php: str) -> None:
+@pytest.mark.parametrize("path", PHP_FILES, ids=lambda p: p.name)
+def test_stub_uses_nothing_newer_than_php_7_4(php: str, path: Path) -> None:
     """Only php 8 is installed here, so the 7.4 syntax is checked on the token stream."""
-    tokens = _tokens(php, STUB_PATH)
+    tokens = _tokens(php, path)
     problems = []
     for i, (kind, text) in enumerate(tokens):
         before = tokens[i - 1][0] if i else ""
@@ -559,8 +561,8 @@ def test_ticket_gate_gives_up_after_the_validation_timeout(
 
 
 def _no_settings(whmcs: Whmcs, url: str) -> None:
-    whmcs.hook_dir.mkdir(parents=True)
-    (whmcs.hook_dir / "vipgate.php").write_text(stub_source())
+    whmcs.install(url)
+    (whmcs.hook_dir / "_vipgate_config.php").unlink()
 
 
 def _settings_not_php(whmcs: Whmcs, url: str) -> None:
@@ -631,7 +633,7 @@ def test_settings_url_must_be_http_with_a_host(whmcs: Whmcs, url: str, usable: b
     refused = any("settings file must return an array with an http(s) url" in entry["response"]
                   for entry in whmcs.logged())
     assert refused is not usable
-    assert len(whmcs.spool()) == (1 if usable else 0)
+    assert len(whmcs.spool()) == 1  # kept either way: delivered once the settings are usable
 
 
 def test_secret_never_appears_in_the_module_log(
@@ -661,7 +663,8 @@ def test_whmcs_loads_every_hook_file_but_those_starting_with_an_underscore(
     settings file (which holds the secret and is no hook file) is named so; a broken one must
     not break WHMCS."""
     whmcs.install("http://127.0.0.1:9/")
-    assert {p.name for p in whmcs.hook_dir.glob("_*.php")} == {"_vipgate_config.php"}
+    assert {p.name for p in whmcs.hook_dir.glob("_*.php")} == {"_vipgate_config.php",
+                                                                "_vipgate_stub.php"}
     for name, answer in (("other.php", "loaded"), ("_skipped.php", "skipped")):
         (whmcs.hook_dir / name).write_text(
             "<?php add_hook('ClientAreaHomepage', 1, function ($vars) { return '"
@@ -677,7 +680,8 @@ def test_install_stub_writes_the_stub_and_settings_php_can_read(
     stub, config = install_stub(root, url, SECRET, fail_open=False)
     assert stub == root / "includes/hooks/vipgate.php"
     assert config == root / "includes/hooks/_vipgate_config.php"
-    assert stub.read_text() == stub_source() == STUB_PATH.read_text()
+    assert stub.read_text() == php_source("hooks_loader.php")
+    assert stub.with_name("_vipgate_stub.php").read_text() == stub_source() == STUB_PATH.read_text()
     assert config.stat().st_mode & 0o777 == 0o640
     code = "define('WHMCS', 1); echo json_encode(include $argv[1]);"
     done = subprocess.run([php, "-r", code, "--", str(config)], capture_output=True,
@@ -688,8 +692,8 @@ def test_install_stub_writes_the_stub_and_settings_php_can_read(
         "precron_timeout_ms": 120000, "panel_timeout_ms": 1000, "fail_open": False,
         "flush_max_rows": 20000, "flush_max_seconds": 20, "deliver_max_rows": 200,
         "deliver_max_ms": 300, "batch_max_events": 500}
-    assert sorted(p.name for p in config.parent.iterdir()) == ["_vipgate_config.php",
-                                                               "vipgate.php"]
+    assert sorted(p.name for p in config.parent.iterdir()) == [
+        "_vipgate_config.php", "_vipgate_stub.php", "vipgate.php"]
     # without WHMCS, the settings file refuses to run
     done = subprocess.run([php, str(config)], capture_output=True, text=True, check=False)
     assert SECRET not in done.stdout and "cannot be accessed directly" in done.stdout
@@ -757,8 +761,8 @@ def test_install_stub_failing_midway_leaves_no_half_written_file(
         install_stub(root, "http://new.example", SECRET)
     assert stub.read_text() == "<?php // the old stub"
     assert config.read_text() != old_config and "new.example" in config.read_text()
-    assert sorted(p.name for p in stub.parent.iterdir()) == ["_vipgate_config.php",
-                                                             "vipgate.php"]
+    assert sorted(p.name for p in stub.parent.iterdir()) == [
+        "_vipgate_config.php", "_vipgate_stub.php", "vipgate.php"]
 
 
 # --- the System Activity Log (what an operator sees on a default WHMCS) ------------------------

@@ -48,9 +48,18 @@
  *   webhook id, the same secret, a timestamp within five minutes): nobody between WHMCS and
  *   the bridge can put HTML into WHMCS's pages or decide the ticket gate.
  *
- * Installed into includes/hooks/ by `vipgate install-stub`, which also writes the settings
- * file _vipgate_config.php beside it (the leading underscore keeps WHMCS from loading it as
- * a hook file). Runs on PHP 7.4 to 8.3 with the curl extension; no Composer.
+ * This file is the stub's one implementation, a library: it defines functions and registers
+ * nothing until a loader calls vipgate_register_hooks(). `vipgate install-stub` installs it
+ * with one of two loaders:
+ * - the addon module (recommended): modules/addons/vipgate/ with vipgate_stub.php (this file),
+ *   hooks.php (loaded by WHMCS only while the module is active) and vipgate.php (the module:
+ *   its settings form, activation, the admin page); settings from tbladdonmodules;
+ * - includes/hooks/ (the alternative): _vipgate_stub.php (this file), vipgate.php (the loader)
+ *   and the settings file _vipgate_config.php (the leading underscore keeps WHMCS from loading
+ *   these two as hook files).
+ * Each loader requires this file only when no other loader did (a function declared twice
+ * would stop WHMCS with a fatal error). Runs on PHP 7.4 to 8.3 with the curl extension; no
+ * Composer.
  */
 
 if (!defined('WHMCS')) {
@@ -104,23 +113,79 @@ function vipgate_defaults()
     ];
 }
 
-/** The settings, or null (logged) when the settings file is missing or unusable; read once per process. */
-function vipgate_config()
+/**
+ * The installs whose loader ran in this PHP process, in load order: 'includes/hooks' (the
+ * hook file, its settings file's path as value) and 'addon' (the addon module's hooks.php,
+ * which WHMCS loads only while the module is active). Called with $install to add one.
+ */
+function vipgate_installs($install = null, $settingsFile = null)
+{
+    static $installs = [];
+    if ($install !== null && !isset($installs[$install])) {
+        $installs[$install] = $settingsFile;
+    }
+    return $installs;
+}
+
+/**
+ * The settings, or null (logged) when there are none usable; read once per process. The
+ * addon's (tbladdonmodules) when its hooks.php was loaded and they are filled in; else the
+ * includes/hooks settings file's, so that events keep flowing while a move to the addon is
+ * under way (activated, settings not entered yet).
+ */
+function vipgate_settings()
 {
     static $config = null;
     if ($config === null) {
-        $config = vipgate_config_read();
+        $config = vipgate_settings_read();
     }
     return $config;
 }
 
-function vipgate_config_read()
+function vipgate_settings_read()
 {
-    $path = __DIR__ . '/_vipgate_config.php';
+    $installs = vipgate_installs();
+    $file = isset($installs['includes/hooks']) ? $installs['includes/hooks'] : null;
+    if (array_key_exists('addon', $installs)) {
+        $addon = vipgate_addon_settings();
+        if ($addon['config'] !== null) {
+            if ($file !== null) {
+                vipgate_activity('both', 'the addon module and includes/hooks/vipgate.php are both '
+                    . 'installed: the addon\'s settings are used; remove includes/hooks/vipgate.php, '
+                    . '_vipgate_stub.php and _vipgate_config.php');
+            }
+            return $addon['config'];
+        }
+        if ($file === null) {
+            if ($addon['problem'] !== '') {
+                vipgate_log('config', 'tbladdonmodules', $addon['problem']);
+                vipgate_activity('config', $addon['problem']);
+            }
+            return null;
+        }
+    }
+    return $file === null ? null : vipgate_file_settings($file);
+}
+
+/**
+ * Whether an event fired while there are no usable settings waits in the outbox for them: yes
+ * for an installed stub not (yet) configured, no for an addon module without settings rows
+ * (not active: WHMCS deleted them, so it is off on purpose).
+ */
+function vipgate_keeps_events_without_settings()
+{
+    $installs = vipgate_installs();
+    return isset($installs['includes/hooks']) || vipgate_addon_settings()['problem'] !== '';
+}
+
+/** The includes/hooks install's settings file, or null (logged). */
+function vipgate_file_settings($path)
+{
     if (!is_file($path)) {
         vipgate_log('config', $path, 'settings file is missing; run vipgate install-stub');
         vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is '
-            . 'missing: nothing is sent to the bridge; run vipgate install-stub');
+            . 'missing: nothing is sent to the bridge (events wait in mod_vipgate_spool); run '
+            . 'vipgate install-stub');
         return null;
     }
     $loaded = include $path;
@@ -129,10 +194,77 @@ function vipgate_config_read()
         vipgate_log('config', $path, 'settings file must return an array with an http(s) url '
             . 'and a secret; run vipgate install-stub');
         vipgate_activity('config', 'the settings file includes/hooks/_vipgate_config.php is not '
-            . 'usable: nothing is sent to the bridge; run vipgate install-stub');
+            . 'usable: nothing is sent to the bridge (events wait in mod_vipgate_spool); run '
+            . 'vipgate install-stub');
         return null;
     }
-    return array_merge(vipgate_defaults(), $loaded);
+    return array_merge(vipgate_defaults(), $loaded, ['source' => 'includes/hooks/_vipgate_config.php']);
+}
+
+/** The addon's fields in WHMCS's form that hold a number of milliseconds (the rest take their defaults). */
+function vipgate_addon_timeouts()
+{
+    return ['connect_timeout_ms', 'timeout_ms', 'validation_timeout_ms', 'panel_timeout_ms',
+        'precron_timeout_ms'];
+}
+
+/** The bridge's hooks URL from the base URL entered in the addon's form ('' when not http(s)). */
+function vipgate_hooks_url($base)
+{
+    $base = rtrim(trim((string) $base), '/');
+    if (!preg_match('#^https?://[^/\s?\#]+[^\s?\#]*$#i', $base)) {
+        return '';
+    }
+    return substr($base, -strlen('/hooks/whmcs')) === '/hooks/whmcs' ? $base : $base . '/hooks/whmcs';
+}
+
+/**
+ * The addon module's settings, as WHMCS stores them (tbladdonmodules: module 'vipgate', one
+ * row per field; yesno is 'on' or ''). Returns ['config' => array or null, 'problem' => why
+ * not, '' when the module has no rows at all (not active: nothing to say)].
+ */
+function vipgate_addon_settings()
+{
+    $values = [];
+    try {
+        $rows = vipgate_sql(vipgate_pdo(), 'SELECT setting, value FROM tbladdonmodules WHERE module = ?', ['vipgate'])
+            ->fetchAll(PDO::FETCH_NUM);
+        foreach ($rows as $row) {
+            $values[(string) $row[0]] = (string) $row[1];
+        }
+    } catch (\Throwable $e) {
+        return ['config' => null, 'problem' => 'cannot read the addon\'s settings: ' . vipgate_short($e->getMessage())];
+    }
+    if (!$values) {
+        return ['config' => null, 'problem' => ''];
+    }
+    $where = 'Setup > Addon Modules > vipgate > Configure';
+    $url = vipgate_hooks_url(isset($values['bridge_url']) ? $values['bridge_url'] : '');
+    $secret = isset($values['secret']) ? trim($values['secret']) : '';
+    if ($url === '' || strncmp($secret, 'whsec_', 6) !== 0) {
+        return ['config' => null, 'problem' => 'the addon module is active but its Bridge URL (http:// or '
+            . 'https://) and Webhook secret (whsec_...) are not filled in: nothing is sent to the bridge '
+            . '(events wait in mod_vipgate_spool); enter them in ' . $where];
+    }
+    $config = array_merge(vipgate_defaults(), ['url' => $url, 'secret' => $secret,
+        'source' => 'the addon\'s settings (' . $where . ')']);
+    if (isset($values['fail_open'])) {
+        $config['fail_open'] = $values['fail_open'] === 'on';
+    }
+    $problems = [];
+    foreach (vipgate_addon_timeouts() as $key) {
+        $value = isset($values[$key]) ? trim($values[$key]) : '';
+        if ($value !== '' && ctype_digit($value)) {
+            $config[$key] = (int) $value;
+        } elseif ($value !== '') {
+            $problems[] = $key . ' must be a whole number of milliseconds, not "' . vipgate_short($value)
+                . '" (' . $config[$key] . ' used)';
+        }
+    }
+    if ($problems) {
+        vipgate_activity('addon_settings', 'the addon\'s settings: ' . implode('; ', $problems));
+    }
+    return ['config' => $config, 'problem' => ''];
 }
 
 /**
@@ -305,7 +437,7 @@ function vipgate_signature($secret, $id, $timestamp, $body)
         $key = base64_decode(substr($secret, 6), true);
     }
     if ($key === false || strlen($key) < 24) {
-        throw new RuntimeException('the secret in _vipgate_config.php is not a whsec_ secret');
+        throw new RuntimeException('the webhook secret in the settings is not a whsec_ secret');
     }
     return 'v1,' . base64_encode(hash_hmac('sha256', $id . '.' . $timestamp . '.' . $body, $key, true));
 }
@@ -417,25 +549,40 @@ function vipgate_post($config, $id, $body, $timeoutMs, $url = null)
  */
 function vipgate_bridge_silent($config)
 {
+    return vipgate_get($config, $config['url'])['error'];
+}
+
+/**
+ * GET $url within the ordinary timeout and the limits of every request to the bridge:
+ * ['error' => '' when it answered at all, else why not, 'status' => HTTP status or 0,
+ * 'body' => the answer].
+ */
+function vipgate_get($config, $url)
+{
+    $result = ['error' => '', 'status' => 0, 'body' => ''];
     if (!function_exists('curl_init')) {
-        return 'the PHP curl extension is not installed';
+        $result['error'] = 'the PHP curl extension is not installed';
+        return $result;
     }
-    $curl = curl_init($config['url']);
+    $curl = curl_init($url);
     if ($curl === false) {
-        return 'curl_init failed';
+        $result['error'] = 'curl_init failed';
+        return $result;
     }
     $timeoutMs = vipgate_timeout_ms($config, 'probe');
     curl_setopt_array($curl, [
         CURLOPT_HTTPGET => true,
         CURLOPT_HTTPHEADER => ['User-Agent: vipgate-whmcs-stub/' . vipgate_version()],
     ] + vipgate_curl_limits($config, $timeoutMs));
-    curl_exec($curl);
+    $answer = curl_exec($curl);
     $errno = curl_errno($curl);
-    $error = $errno ? 'curl error ' . $errno . ': ' . curl_error($curl) : '';
+    $result['error'] = $errno ? 'curl error ' . $errno . ': ' . curl_error($curl) : '';
+    $result['status'] = (int) curl_getinfo($curl, CURLINFO_RESPONSE_CODE);
+    $result['body'] = is_string($answer) ? $answer : '';
     if (PHP_VERSION_ID < 80000) {
         curl_close($curl);
     }
-    return $error;
+    return $result;
 }
 
 /** Write to the WHMCS module log (kept by WHMCS only in Module Debug Mode); never throws. */
@@ -870,7 +1017,7 @@ function vipgate_deliver_after_response()
             }
             flush();
         }
-        $config = vipgate_config();
+        $config = vipgate_settings();
         if ($config !== null) {
             vipgate_deliver($config, (int) $config['deliver_max_rows'],
                 max(10, (int) $config['deliver_max_ms']) / 1000, false);
@@ -1083,17 +1230,21 @@ function vipgate_send_singly($pdo, $config, $token, $rows, $deadline)
  * Forward one hook event. Asynchronous hooks: into the outbox, delivered after the response;
  * when the outbox cannot be written, sent at once as the only way left. PreCronJob and the
  * AfterCronJob heartbeat: sent at once (a PreCronJob not taken goes to the outbox; the
- * heartbeat is not kept).
+ * heartbeat is not kept). Without usable settings an asynchronous event still goes to the
+ * outbox (see vipgate_keeps_events_without_settings) and nothing is sent.
  */
 function vipgate_forward($hook, $vars)
 {
     try {
-        $config = vipgate_config();
+        $config = vipgate_settings();
+        $now = $hook === 'PreCronJob' || $hook === 'AfterCronJob';
         if ($config === null) {
+            if (!$now && vipgate_keeps_events_without_settings()) {
+                vipgate_outbox_add(vipgate_event($hook, $vars)); // sent once there are settings
+            }
             return;
         }
         $event = vipgate_event($hook, $vars);
-        $now = $hook === 'PreCronJob' || $hook === 'AfterCronJob';
         $kept = '';
         if (!$now) {
             try {
@@ -1250,6 +1401,39 @@ function vipgate_rejected_report()
 }
 
 /**
+ * The outbox as the addon's page shows it: events waiting to be sent, rejected ones kept, and
+ * when the oldest waiting one was written (UTC, or null). All 0 when there is no table yet.
+ */
+function vipgate_outbox_figures($pdo)
+{
+    $figures = ['waiting' => 0, 'rejected' => 0, 'oldest' => null];
+    if (!vipgate_spool_table_exists($pdo)) {
+        return $figures;
+    }
+    vipgate_spool_ensure($pdo);
+    $row = vipgate_sql($pdo, 'SELECT SUM(CASE WHEN rejected_at IS NULL THEN 1 ELSE 0 END),'
+        . ' SUM(CASE WHEN rejected_at IS NULL THEN 0 ELSE 1 END),'
+        . ' MIN(CASE WHEN rejected_at IS NULL THEN created_at END) FROM mod_vipgate_spool')->fetch(PDO::FETCH_NUM);
+    return ['waiting' => (int) $row[0], 'rejected' => (int) $row[1],
+        'oldest' => $row[2] === null ? null : (string) $row[2]];
+}
+
+/**
+ * Whether the bridge answers (a GET of its /healthz within the ordinary timeout) and the
+ * version it reports: ['error' => '' or why it did not answer, 'status' => HTTP status,
+ * 'version' => '' when not reported].
+ */
+function vipgate_bridge_health($config)
+{
+    $base = preg_replace('#/hooks/whmcs/?$#', '', $config['url']);
+    $answer = vipgate_get($config, $base . '/healthz');
+    $health = $answer['error'] === '' ? json_decode($answer['body'], true) : null;
+    $version = is_array($health) && isset($health['version']) && is_string($health['version'])
+        ? $health['version'] : '';
+    return ['error' => $answer['error'], 'status' => $answer['status'], 'version' => $version];
+}
+
+/**
  * AfterCronJob (every cron run): flush the outbox, then send the heartbeat, which carries the
  * report of rejected events. When the flush found the bridge not taking events, the heartbeat
  * is not tried as well (the cron is not kept waiting twice).
@@ -1259,7 +1443,7 @@ function vipgate_after_cron_job($vars)
     $report = [];
     $flush = ['tried' => false, 'failed' => false];
     try {
-        $config = vipgate_config();
+        $config = vipgate_settings();
         if ($config !== null) {
             $flush = vipgate_flush_spool($config);
             $report = vipgate_rejected_report();
@@ -1340,7 +1524,7 @@ function vipgate_ask($config, $hook, $vars, $instead)
             vipgate_activity('gate', 'the ticket gate got no usable answer from the bridge at '
                 . vipgate_shown_url($config['url']) . ' (' . vipgate_short($problem) . '): '
                 . $instead . ' without the check (fail_open ' . ($config['fail_open'] ? 'on' : 'off')
-                . ' in _vipgate_config.php)');
+                . ' in ' . $config['source'] . ')');
         }
     } catch (\Throwable $e) {
         vipgate_log($hook, $event === null ? '' : vipgate_log_request($config, $event),
@@ -1359,7 +1543,7 @@ function vipgate_ticket_open_validation($vars)
     $hook = 'TicketOpenValidation';
     $config = null;
     try {
-        $config = vipgate_config();
+        $config = vipgate_settings();
         if ($config === null) {
             return '';
         }
@@ -1439,7 +1623,7 @@ function vipgate_ticket_client($ticketId)
 function vipgate_page_html($hook, $vars)
 {
     try {
-        $config = vipgate_config();
+        $config = vipgate_settings();
         $answer = $config === null ? null : vipgate_ask($config, $hook, $vars, 'nothing shown');
         return $answer !== null && isset($answer['html']) && is_string($answer['html']) ? $answer['html'] : '';
     } catch (\Throwable $e) {
@@ -1477,7 +1661,7 @@ function vipgate_client_submit_ticket($vars)
     try {
         $vars = is_array($vars) ? $vars : [];
         $clientId = vipgate_client_id($vars);
-        $config = $clientId > 0 ? vipgate_config() : null;
+        $config = $clientId > 0 ? vipgate_settings() : null;
         if ($config === null) {
             return [];
         }
@@ -1527,21 +1711,33 @@ function vipgate_client_homepage($vars)
         ['userid' => $clientId, 'language' => vipgate_page_language(is_array($vars) ? $vars : [])]);
 }
 
-/** The hooks forwarded without waiting for an answer (all but those registered below). */
+/** The hooks forwarded without waiting for an answer (all but those vipgate_register_hooks() names). */
 function vipgate_async_hooks()
 {
     return array_values(array_diff(array_keys(vipgate_whitelist()), array_merge(vipgate_sync_hooks(), ['AfterCronJob'])));
 }
 
-foreach (vipgate_async_hooks() as $vipgateHook) {
-    add_hook($vipgateHook, 1, function ($vars) use ($vipgateHook) {
-        vipgate_forward($vipgateHook, $vars);
-    });
+/**
+ * What a loader calls: notes its install and, the first time in the process, registers the
+ * hooks. Both installs present (a move to the addon not finished) still register each hook
+ * once; vipgate_settings() decides whose settings are used.
+ */
+function vipgate_register_hooks($install, $settingsFile = null)
+{
+    $first = vipgate_installs() === [];
+    vipgate_installs($install, $settingsFile);
+    if (!$first) {
+        return;
+    }
+    foreach (vipgate_async_hooks() as $hook) {
+        add_hook($hook, 1, function ($vars) use ($hook) {
+            vipgate_forward($hook, $vars);
+        });
+    }
+    add_hook('TicketOpenValidation', 1, 'vipgate_ticket_open_validation');
+    add_hook('AdminAreaClientSummaryPage', 1, 'vipgate_admin_client_summary');
+    add_hook('AdminAreaViewTicketPage', 1, 'vipgate_admin_view_ticket');
+    add_hook('ClientAreaPageSubmitTicket', 1, 'vipgate_client_submit_ticket');
+    add_hook('ClientAreaHomepage', 1, 'vipgate_client_homepage');
+    add_hook('AfterCronJob', 1, 'vipgate_after_cron_job');
 }
-unset($vipgateHook);
-add_hook('TicketOpenValidation', 1, 'vipgate_ticket_open_validation');
-add_hook('AdminAreaClientSummaryPage', 1, 'vipgate_admin_client_summary');
-add_hook('AdminAreaViewTicketPage', 1, 'vipgate_admin_view_ticket');
-add_hook('ClientAreaPageSubmitTicket', 1, 'vipgate_client_submit_ticket');
-add_hook('ClientAreaHomepage', 1, 'vipgate_client_homepage');
-add_hook('AfterCronJob', 1, 'vipgate_after_cron_job');

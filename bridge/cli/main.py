@@ -209,11 +209,16 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
 @click.argument("whmcs_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--url", default=None, help="Bridge URL as WHMCS reaches it "
               "(default: [bridge] public_url).")
+@click.option("--addon", is_flag=True, help="Install the addon module "
+              "(modules/addons/vipgate/, settings entered in WHMCS) instead of includes/hooks/.")
 @click.pass_context
-def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -> None:
-    """Write includes/hooks/vipgate.php and its config into a WHMCS folder."""
+def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None,
+                         addon: bool) -> None:
+    """Write the PHP stub into a WHMCS folder: the addon module (--addon), else
+    includes/hooks/vipgate.php with its config."""
     from bridge.runtime import open_store, webhook_secrets
-    from bridge.whmcs.stub_install import StubInstallError, install_stub
+    from bridge.whmcs import stub_install
+    from bridge.whmcs.stub_install import StubInstallError
 
     settings = settings_of(ctx)
     url = url or settings.bridge.public_url
@@ -227,12 +232,44 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None) -
             store.dispose()
 
     secret = opening(settings, first_secret)
+    fail_open = settings.tickets.fail_open
     try:
-        written = install_stub(whmcs_dir, url, secret, fail_open=settings.tickets.fail_open)
+        if addon:
+            base = stub_install.bridge_base_url(url)
+            stub_install.check_secret(secret)
+            written, upgraded = stub_install.install_addon(whmcs_dir)
+        else:
+            stub_install.install_stub(whmcs_dir, url, secret, fail_open=fail_open)
+            written = [whmcs_dir / f.path for f in stub_install.HOOKS_INSTALL]
     except StubInstallError as exc:
         raise Failure(str(exc), 2) from None
     for path in written:
         click.echo(f"vipgate: wrote {path}")
+    if addon:
+        _addon_next_steps(base, secret, fail_open, upgraded)
+    elif stub_install.installed(whmcs_dir, stub_install.ADDON_INSTALL):
+        click.echo(f"vipgate: warning: {whmcs_dir / 'modules/addons/vipgate'} is installed too: "
+                   "while that module is active and configured its settings are used; "
+                   "deactivate it in Setup > Addon Modules to use these")
+
+
+def _addon_next_steps(base: str, secret: str, fail_open: bool, upgraded: list[Path]) -> None:
+    """What the operator does in WHMCS after ``install-stub --addon``, with the values to enter."""
+    for path in upgraded:
+        click.echo(f"vipgate: updated {path} (the includes/hooks install, to this version)")
+    click.echo("Next, in WHMCS's admin area: Setup > Addon Modules > vipgate > Activate, then "
+               "Configure, enter these and Save Changes:")
+    click.echo(f"  Bridge URL:                      {base}")
+    click.echo(f"  Webhook secret:                  {secret}")
+    click.echo("  Allow tickets without an answer: "
+               f"{'ticked' if fail_open else 'not ticked'} ([tickets] fail_open)")
+    click.echo("  the timeouts:                    leave the defaults")
+    click.echo("  Access Control:                  the admin roles that may open Addons > vipgate")
+    if upgraded:
+        click.echo("The includes/hooks install keeps forwarding until those settings are saved "
+                   "(nothing is lost meanwhile); then delete "
+                   + ", ".join(str(p) for p in upgraded) + " and "
+                   + str(upgraded[0].with_name("_vipgate_config.php")) + ".")
 
 
 @cli.command("uninstall-stub")
@@ -274,6 +311,9 @@ def uninstall_stub_command(whmcs_dir: Path, drop_tables: bool, database_url: str
         click.echo(f"vipgate: removed {path}")
     for path in absent:
         click.echo(f"vipgate: {path} was not there")
+    if any("modules/addons" in path.as_posix() for path in removed):
+        click.echo("vipgate: the addon module's files are removed; if it was still active, "
+                   "deactivate vipgate in Setup > Addon Modules")
     if drop_tables:
         assert database_url is not None
         try:

@@ -2,9 +2,10 @@
 
 :func:`install` wires a whole installation on embedded defaults in a throw-away folder: the
 sandbox WHMCS (SQLite, served over HTTP), the bridge (SQLite, served over HTTP, with its
-engine), the PHP stub installed with ``install_stub`` and run by ``php`` (else its Python
-emulation) and a worker that the story drains after each step. :class:`Narrator` prints what
-vipgate did (from its audit log) and checks every claim the story makes.
+engine), the PHP stub installed as the addon module (``install_addon``, then activated and
+configured as in Setup > Addon Modules) and run by ``php`` (else its Python emulation) and a
+worker that the story drains after each step. :class:`Narrator` prints what vipgate did (from
+its audit log) and checks every claim the story makes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from bridge.store import Store
 from bridge.web.app import create_app
 from bridge.web.serving import bind_server
 from bridge.whmcs import WhmcsClient
-from bridge.whmcs.stub_install import install_stub
+from bridge.whmcs.stub_install import install_addon
 from bridge.worker import Worker
 
 TIMEZONE = "America/Sao_Paulo"
@@ -178,11 +179,15 @@ def install(start: datetime, workdir: Path, *, port: int = 0,
     bridge = BridgeServer(app, port)
     bridge.start()
     (workdir / "whmcs" / "includes" / "hooks").mkdir(parents=True)
-    hooks_dir = install_stub(workdir / "whmcs", bridge.url, secret,
-                             fail_open=settings.tickets.fail_open)[0].parent
     spool_db = workdir / "whmcs.db"  # the stub spools into WHMCS's own database
     if php_available() if use_php is None else use_php:
-        holder["f"] = PhpForwarder(hooks_dir, spool_db, workdir / "module-log.jsonl")
+        install_addon(workdir / "whmcs")
+        php = PhpForwarder(workdir / "whmcs" / "includes" / "hooks", spool_db,
+                           workdir / "module-log.jsonl")
+        php.addon("activate")
+        php.addon("configure", {"bridge_url": bridge.url, "secret": secret,
+                                "fail_open": "on" if settings.tickets.fail_open else ""})
+        holder["f"] = php
     else:
         holder["f"] = PythonForwarder(f"{bridge.url}/hooks/whmcs", secret, spool_db)
     with app.app_context():

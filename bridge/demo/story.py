@@ -1,7 +1,7 @@
 """``vipgate demo``: the seed story (DESIGN.md), played day by day on embedded defaults.
 
 A sandbox WHMCS and the bridge, each on SQLite in a throw-away folder and served over HTTP;
-hooks fired through the real PHP stub (installed with ``install_stub``) when ``php`` is
+hooks fired through the real PHP stub (installed as the addon module) when ``php`` is
 installed, else through its Python emulation; a worker drains the inbox after each step. The
 VIP group holds old clients, friends and big clients; some stop paying, leave VIP before the
 cron suspends them, pay (one only in part at first) and come back; their tickets are lowered,
@@ -84,7 +84,8 @@ class Story:
     def intro(self) -> None:
         site, n = self.site, self.n
         policy = site.settings.policy
-        how = ("the real PHP stub (run by php), installed with install-stub"
+        how = ("the real PHP stub (run by php), installed as WHMCS's addon module "
+               "(install-stub --addon, activated and configured in Setup > Addon Modules)"
                if site.forwarder.kind == "php" else
                "a Python emulation of the stub: php with curl and pdo_sqlite is not installed")
         suspension = int(self.s.setting("AutoSuspensionDays"))

@@ -78,15 +78,24 @@ class PhpForwarder:
     log_path: Path
     kind: str = "php"
 
-    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+    def _php(self, script: str, *args: str) -> dict[str, Any]:
         env = {**os.environ, "VIPGATE_SANDBOX_PDO_DSN": f"sqlite:{self.spool_db}",
                "VIPGATE_SANDBOX_LOG": str(self.log_path)}
-        result = subprocess.run(
-            ["php", str(PHP_DIR / "fire.php"), str(self.hooks_dir), hook, json.dumps(variables)],
-            capture_output=True, text=True, env=env, timeout=180, check=False)
+        result = subprocess.run(["php", str(PHP_DIR / script), *args], capture_output=True,
+                                text=True, env=env, timeout=180, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"php fire.php {hook} failed: {result.stderr.strip()[:500]}")
-        return list(json.loads(result.stdout)["returns"])
+            raise RuntimeError(f"php {script} {args[1]} failed: {result.stderr.strip()[:500]}")
+        return dict(json.loads(result.stdout))
+
+    def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        return list(self._php("fire.php", str(self.hooks_dir), hook,
+                              json.dumps(variables))["returns"])
+
+    def addon(self, action: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What WHMCS's Setup > Addon Modules does with the vipgate addon module installed in
+        this WHMCS folder (``php/addon.php``: activate, configure, deactivate, output)."""
+        return self._php("addon.php", str(self.hooks_dir.parent.parent), "vipgate", action,
+                         json.dumps(fields or {}))
 
     def spooled(self) -> list[str]:
         return _spooled(self.spool_db)

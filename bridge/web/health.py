@@ -1,4 +1,5 @@
-"""``GET /healthz`` (database, inbox, WHMCS reachability) and ``GET /metrics`` (Prometheus).
+"""``GET /healthz`` (database, inbox, WHMCS reachability, this bridge's version) and
+``GET /metrics`` (Prometheus).
 
 The database decides the HTTP status: 503 when it is down (the bridge cannot store events).
 WHMCS being unreachable only makes ``status`` "degraded" with HTTP 200: the bridge still
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bridge import __version__
 from bridge.runtime import runtime, whmcs_probe
 
 bp = Blueprint("health", __name__)
@@ -24,7 +26,8 @@ log = logging.getLogger("vipgate.health")
 @bp.get("/healthz")
 def healthz() -> Response:
     rt = runtime()
-    body: dict[str, object] = {"status": "ok"}
+    # The version: the addon module's page inside WHMCS shows it beside the stub's.
+    body: dict[str, object] = {"status": "ok", "version": __version__}
     database_ok = True
     try:
         rt.store.ping()

@@ -315,6 +315,13 @@ tblconfiguration = sa.Table(
     _zero_dt("created_at"), _zero_dt("updated_at"),
 )
 
+# Addon modules' settings (WHMCS 8.4): one row per module and setting, the 'version' row
+# written on activation, the 'access' row (admin role ids) and one row per field on save.
+tbladdonmodules = sa.Table(
+    "tbladdonmodules", metadata, _id(),
+    _text("module"), _text("setting"), _text("value"),
+)
+
 tblactivitylog = sa.Table(
     "tblactivitylog", metadata, _id(),
     _zero_dt("date"), _text("description"), _text("user"),

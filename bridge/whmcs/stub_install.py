@@ -1,9 +1,14 @@
-"""Install the PHP hook file into a WHMCS folder: ``includes/hooks/vipgate.php`` and its
-settings file ``includes/hooks/_vipgate_config.php`` (the leading underscore keeps WHMCS from
-loading it as a hook file).
+"""Install the PHP stub into a WHMCS folder, in one of two ways (``HOOKS_INSTALL`` and
+``ADDON_INSTALL`` list the paths each writes):
 
-Each file is written to a temporary file in the same folder and renamed over the old one, so
-an error never leaves half a file for WHMCS to include.
+- the addon module (recommended), ``modules/addons/vipgate/``: the operator activates it in
+  WHMCS's Setup > Addon Modules and enters the settings there (``install_addon``);
+- ``includes/hooks/`` (the alternative): the hook file, the stub and a generated settings file
+  (``install_stub``); the leading underscores keep WHMCS from loading those two itself.
+
+Both install the same stub (``whmcs_php_stub/vipgate.php``) beside a small loader. Each file is
+written to a temporary file in the same folder and renamed over the old one, so an error never
+leaves half a file for WHMCS to include; the stub is written before the files that load it.
 """
 
 from __future__ import annotations
@@ -11,17 +16,43 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.settings import check_webhook_secret
-from whmcs_php_stub import stub_source
+from whmcs_php_stub import php_source
 
 HOOK_PATH = "/hooks/whmcs"
 STUB_NAME = "vipgate.php"
 CONFIG_NAME = "_vipgate_config.php"
-# Every file install-stub writes, relative to the WHMCS folder: what uninstall-stub removes.
-WRITTEN = (f"includes/hooks/{STUB_NAME}", f"includes/hooks/{CONFIG_NAME}")
+
+
+@dataclass(frozen=True)
+class InstalledFile:
+    """A file an install writes: ``path`` in the WHMCS folder, ``source`` in the package
+    (``None``: the generated settings file), ``mode`` its permissions."""
+
+    path: str
+    source: str | None
+    mode: int = 0o644
+
+
+# What each install writes, in the order written (uninstall-stub removes them in reverse, the
+# file WHMCS loads first). The includes/hooks install: the settings (private: the secret), the
+# stub, then the hook file WHMCS loads, which requires the stub.
+HOOKS_INSTALL = (
+    InstalledFile("includes/hooks/_vipgate_config.php", None, 0o640),
+    InstalledFile("includes/hooks/_vipgate_stub.php", "vipgate.php"),
+    InstalledFile("includes/hooks/vipgate.php", "hooks_loader.php"),
+)
+# The addon module: the stub, the hooks WHMCS loads while the module is active, then the
+# module WHMCS lists in Setup > Addon Modules. Its settings are in WHMCS's tbladdonmodules.
+ADDON_INSTALL = (
+    InstalledFile("modules/addons/vipgate/vipgate_stub.php", "vipgate.php"),
+    InstalledFile("modules/addons/vipgate/hooks.php", "addon/hooks.php"),
+    InstalledFile("modules/addons/vipgate/vipgate.php", "addon/vipgate.php"),
+)
 # The tables the stub creates in WHMCS's database, and what each holds.
 WHMCS_TABLES = {
     "mod_vipgate_spool": "the outbox: events not delivered yet, and those the bridge refused",
@@ -104,55 +135,96 @@ def _write_atomic(path: Path, text: str, mode: int, owner: os.stat_result) -> No
         raise StubInstallError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _includes(whmcs_dir: Path) -> Path:
-    """``whmcs_dir/includes``, or StubInstallError when ``whmcs_dir`` is not a WHMCS folder."""
+def _whmcs_root(whmcs_dir: Path) -> Path:
+    whmcs_dir = Path(whmcs_dir)
     if not whmcs_dir.is_dir():
         raise StubInstallError(f"WHMCS folder {whmcs_dir} does not exist")
-    includes = whmcs_dir / "includes"
-    if not includes.is_dir():
+    if not (whmcs_dir / "includes").is_dir():
         raise StubInstallError(f"{whmcs_dir} is not a WHMCS folder: it has no includes/ folder")
-    return includes
+    return whmcs_dir
+
+
+def _write_files(root: Path, files: tuple[InstalledFile, ...], settings: str = "") -> list[Path]:
+    """Write ``files`` under ``root`` (``settings`` is the generated settings file's text),
+    creating their folders; each folder's owner becomes its files' owner when run as root."""
+    written = []
+    for file in files:
+        path = root / file.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            owner = path.parent.stat()
+        except OSError as exc:
+            raise StubInstallError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+        text = settings if file.source is None else php_source(file.source)
+        _write_atomic(path, text, file.mode, owner)
+        written.append(path)
+    return written
 
 
 def install_stub(whmcs_dir: Path, url: str, secret: str, *,
                  fail_open: bool = True) -> tuple[Path, Path]:
-    """Write the hook file and its settings into ``whmcs_dir``; return both paths.
+    """Write the includes/hooks install (``HOOKS_INSTALL``) into ``whmcs_dir``; return the
+    hook file's and the settings file's paths.
 
     ``url`` is the bridge's base URL (``[bridge] public_url``); the stub posts to
     ``url + "/hooks/whmcs"``. Raises StubInstallError.
     """
-    whmcs_dir = Path(whmcs_dir)
-    includes = _includes(whmcs_dir)
+    root = _whmcs_root(whmcs_dir)
     endpoint = _endpoint(url)
+    check_secret(secret)
+    written = _write_files(root, HOOKS_INSTALL,
+                           render_config(endpoint, secret, fail_open=fail_open))
+    return written[-1], written[0]
+
+
+def check_secret(secret: str) -> None:
+    """Raise StubInstallError unless ``secret`` is a usable whsec_ webhook secret."""
     try:
         check_webhook_secret(secret)
     except ValueError as exc:
         raise StubInstallError(f"webhook secret is not valid: {exc}") from None
-    hooks_dir = includes / "hooks"
-    try:
-        hooks_dir.mkdir(exist_ok=True)
-        owner = hooks_dir.stat()
-    except OSError as exc:
-        raise StubInstallError(f"cannot create {hooks_dir}: {exc.strerror or exc}") from None
-    stub_path, config_path = (whmcs_dir / name for name in WRITTEN)
-    # The settings first: a stub without them only logs that they are missing.
-    _write_atomic(config_path, render_config(endpoint, secret, fail_open=fail_open), 0o640,
-                  owner)
-    _write_atomic(stub_path, stub_source(), 0o644, owner)
-    return stub_path, config_path
+
+
+def bridge_base_url(url: str) -> str:
+    """The bridge URL as the addon's settings form takes it (checked, no trailing slash)."""
+    return _endpoint(url).removesuffix(HOOK_PATH)
+
+
+def installed(root: Path, files: tuple[InstalledFile, ...]) -> list[Path]:
+    """Which of ``files`` exist under ``root``."""
+    return [root / f.path for f in files if (root / f.path).exists()]
+
+
+def install_addon(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Write the addon module (``ADDON_INSTALL``) into ``whmcs_dir``. Returns the paths written
+    and, when an includes/hooks install is there too, its files brought to this version.
+
+    That install is left working, not removed: it keeps forwarding with its own settings until
+    the addon's are saved in WHMCS (both use the same outbox table, and each hook is
+    registered once), so no event is lost during the move. Its stub is replaced because one
+    from before the addon declares a function the addon module declares too, which would stop
+    WHMCS with a fatal error. Raises StubInstallError.
+    """
+    root = _whmcs_root(whmcs_dir)
+    written = _write_files(root, ADDON_INSTALL)
+    upgraded: list[Path] = []
+    if (root / HOOKS_INSTALL[-1].path).exists():
+        upgraded = _write_files(root, tuple(f for f in HOOKS_INSTALL if f.source is not None))
+    return written, upgraded
 
 
 # --- uninstall ---------------------------------------------------------------------------------
 
 
 def uninstall_stub(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Remove the files :func:`install_stub` writes (:data:`WRITTEN`), the hook file first so
-    that WHMCS stops loading it; return (removed, not there). WHMCS's database is not touched
-    (:func:`drop_sql`, :func:`drop_tables`). Raises StubInstallError."""
-    whmcs_dir = Path(whmcs_dir)
-    _includes(whmcs_dir)
+    """Remove the files of each install found (:data:`HOOKS_INSTALL`, :data:`ADDON_INSTALL`),
+    each in the reverse order of writing, so that WHMCS stops loading the hook file first;
+    return (removed, not there). WHMCS's database is not touched (:func:`drop_sql`,
+    :func:`drop_tables`). Raises StubInstallError."""
+    root = _whmcs_root(whmcs_dir)
+    found = [files for files in (HOOKS_INSTALL, ADDON_INSTALL) if installed(root, files)]
     removed, absent = [], []
-    for path in (whmcs_dir / name for name in WRITTEN):
+    for path in (root / f.path for files in found or [HOOKS_INSTALL] for f in reversed(files)):
         try:
             path.unlink()
         except FileNotFoundError:
@@ -161,6 +233,10 @@ def uninstall_stub(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
         except OSError as exc:
             raise StubInstallError(f"cannot remove {path}: {exc.strerror or exc}") from None
         removed.append(path)
+    addon_folder = (root / ADDON_INSTALL[0].path).parent
+    if any(p.parent == addon_folder for p in removed):
+        with contextlib.suppress(OSError):  # the addon's folder, if now empty
+            addon_folder.rmdir()
     return removed, absent
 
 

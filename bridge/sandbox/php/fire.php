@@ -5,8 +5,9 @@
  * Usage: php fire.php HOOK_DIR HOOK_NAME VARS_JSON [REPEAT]
  *
  * Loads bootstrap.php and, as WHMCS does, every HOOK_DIR/*.php whose name does not start with
- * an underscore (vipgate.php, not its settings file _vipgate_config.php), runs the functions
- * registered for HOOK_NAME
+ * an underscore (vipgate.php, not _vipgate_stub.php or its settings file _vipgate_config.php),
+ * then the hooks.php of the active addon modules (tblconfiguration AddonModulesHooks, in the
+ * WHMCS folder two levels above HOOK_DIR), runs the functions registered for HOOK_NAME
  * with the decoded vars REPEAT times (default 1) and prints one JSON object:
  *   {"returns": [...truthy results of the last run...], "calls_ms": [...], "elapsed_ms": total}
  * where calls_ms times each run of the hook inside php (php start-up excluded).
@@ -55,6 +56,16 @@ sort($hookFiles);
 foreach ($hookFiles as $hookFile) {
     if (substr(basename($hookFile), 0, 1) !== '_') { // WHMCS skips these
         require_once $hookFile;
+    }
+}
+
+// Then, as WHMCS does, the hooks.php of each addon module named in tblconfiguration's
+// AddonModulesHooks: the active modules that have one (see addon.php).
+$whmcsRoot = dirname(rtrim($hookDir, '/'), 2);
+foreach (array_filter(explode(',', vipgate_test_setting('AddonModulesHooks')), 'strlen') as $addonModule) {
+    $addonHooks = $whmcsRoot . '/modules/addons/' . $addonModule . '/hooks.php';
+    if (is_file($addonHooks)) {
+        require_once $addonHooks;
     }
 }
 
