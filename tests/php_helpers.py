@@ -101,6 +101,15 @@ class Whmcs:
         assert done.stderr == ""
         return json.loads(done.stdout)
 
+    def eval(self, code: str) -> str:
+        """Run PHP ``code`` with the stub loaded (no hook fired); what it printed."""
+        script = (f"require {json.dumps(str(PHP_DIR / 'bootstrap.php'))}; "
+                  f"require {json.dumps(str(self.hook_dir / 'vipgate.php'))}; {code}")
+        done = subprocess.run([self.php, "-r", script], capture_output=True, text=True,
+                              env=self.env(), check=False)
+        assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+        return done.stdout
+
     def logged(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []

@@ -83,6 +83,39 @@ const VIPGATE_BREAKER = 'breaker_open_until';
 const VIPGATE_CLAIM_SECONDS = 60;
 /** Most events in one batch (the bridge's limit). */
 const VIPGATE_BATCH_LIMIT = 500;
+/**
+ * The outbox on SQLite and on MySQL/MariaDB (created on first use; vipgate_spool_columns()
+ * lists what a table made by an older stub gains). The sandbox's Python emulation of this
+ * stub reads these two constants and the state table's from this file.
+ */
+const VIPGATE_SPOOL_SQLITE = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
+    . ' id INTEGER PRIMARY KEY AUTOINCREMENT,'
+    . ' webhook_id VARCHAR(64) NOT NULL UNIQUE,'
+    . ' hook VARCHAR(64) NOT NULL,'
+    . ' body TEXT NOT NULL,'
+    . ' created_at DATETIME NOT NULL,'
+    . ' attempts INTEGER NOT NULL DEFAULT 0,'
+    . ' last_error TEXT NULL,'
+    . ' rejected_at DATETIME NULL,'
+    . ' claimed_by VARCHAR(40) NULL,'
+    . ' claimed_until BIGINT NULL)';
+const VIPGATE_SPOOL_MYSQL = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
+    . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
+    . ' webhook_id VARCHAR(64) NOT NULL,'
+    . ' hook VARCHAR(64) NOT NULL,'
+    . ' body MEDIUMTEXT NOT NULL,'
+    . ' created_at DATETIME NOT NULL,'
+    . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
+    . ' last_error TEXT NULL,'
+    . ' rejected_at DATETIME NULL,'
+    . ' claimed_by VARCHAR(40) NULL,'
+    . ' claimed_until BIGINT NULL,'
+    . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
+    . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
+/** The stub's named timestamps (the breaker, activity-log claims, the heartbeat); MySQL adds its engine. */
+const VIPGATE_STATE_TABLE = 'CREATE TABLE IF NOT EXISTS mod_vipgate_state ('
+    . ' name VARCHAR(64) NOT NULL PRIMARY KEY,'
+    . ' at BIGINT NOT NULL)';
 
 /** Settings used when _vipgate_config.php leaves a key out. */
 function vipgate_defaults()
@@ -498,9 +531,7 @@ function vipgate_sql_works($pdo, $sql)
 function vipgate_state_create($pdo)
 {
     $mysql = $pdo->getAttribute(PDO::ATTR_DRIVER_NAME) === 'mysql';
-    vipgate_sql($pdo, 'CREATE TABLE IF NOT EXISTS mod_vipgate_state ('
-        . ' name VARCHAR(64) NOT NULL PRIMARY KEY,'
-        . ' at BIGINT NOT NULL)' . ($mysql ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''));
+    vipgate_sql($pdo, VIPGATE_STATE_TABLE . ($mysql ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''));
 }
 
 /**
@@ -578,31 +609,9 @@ function vipgate_spool_create($pdo)
 {
     $driver = $pdo->getAttribute(PDO::ATTR_DRIVER_NAME);
     if ($driver === 'sqlite') {
-        $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
-            . ' id INTEGER PRIMARY KEY AUTOINCREMENT,'
-            . ' webhook_id VARCHAR(64) NOT NULL UNIQUE,'
-            . ' hook VARCHAR(64) NOT NULL,'
-            . ' body TEXT NOT NULL,'
-            . ' created_at DATETIME NOT NULL,'
-            . ' attempts INTEGER NOT NULL DEFAULT 0,'
-            . ' last_error TEXT NULL,'
-            . ' rejected_at DATETIME NULL,'
-            . ' claimed_by VARCHAR(40) NULL,'
-            . ' claimed_until BIGINT NULL)';
+        $sql = VIPGATE_SPOOL_SQLITE;
     } elseif ($driver === 'mysql') {
-        $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
-            . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
-            . ' webhook_id VARCHAR(64) NOT NULL,'
-            . ' hook VARCHAR(64) NOT NULL,'
-            . ' body MEDIUMTEXT NOT NULL,'
-            . ' created_at DATETIME NOT NULL,'
-            . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
-            . ' last_error TEXT NULL,'
-            . ' rejected_at DATETIME NULL,'
-            . ' claimed_by VARCHAR(40) NULL,'
-            . ' claimed_until BIGINT NULL,'
-            . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
-            . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
+        $sql = VIPGATE_SPOOL_MYSQL;
     } else {
         throw new RuntimeException('cannot create mod_vipgate_spool on a ' . $driver . ' database');
     }

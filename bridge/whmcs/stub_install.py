@@ -15,23 +15,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.settings import check_webhook_secret
-from whmcs_php_stub import stub_source
+from whmcs_php_stub import stub_array, stub_source
 
 HOOK_PATH = "/hooks/whmcs"
 STUB_NAME = "vipgate.php"
 CONFIG_NAME = "_vipgate_config.php"
-STUB_DEFAULTS = {
-    "connect_timeout_ms": 1000,
-    "timeout_ms": 2000,
-    "validation_timeout_ms": 1500,
-    "precron_timeout_ms": 120000,
-    "panel_timeout_ms": 1000,
-    "flush_max_rows": 20000,
-    "flush_max_seconds": 20,
-    "deliver_max_rows": 200,
-    "deliver_max_ms": 300,
-    "batch_max_events": 500,
-}
+# The settings written into _vipgate_config.php with the stub's own defaults (vipgate_defaults()
+# in vipgate.php); the url, the secret and fail_open are written from the arguments.
+STUB_DEFAULTS = {key: value for key, value in stub_array("vipgate_defaults").items()
+                 if key not in ("url", "secret", "fail_open")}
 
 
 class StubInstallError(Exception):
