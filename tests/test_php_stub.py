@@ -243,45 +243,6 @@ def test_signatures_verify_with_the_standardwebhooks_package(
 
 # 401 is a secret or a clock to fix on one side, after which the same event is accepted: kept
 # and retried like an outage, not rejected.
-@pytest.mark.parametrize(("status", "kept"), [
-    (500, "waiting"), (502, "waiting"), (503, "waiting"), (429, "waiting"), (401, "waiting"),
-    (408, "waiting"),
-    (302, "waiting"),  # not followed; a moved bridge is a setting to fix, the events wait
-    (400, "rejected"), (404, "rejected"), (413, "rejected"), (415, "rejected"),
-    (202, None),
-])
-def test_bridge_answer_decides_whether_the_event_waits_or_is_kept_as_rejected(
-        whmcs: Whmcs, capture: Callable[..., CaptureServer], status: int,
-        kept: str | None) -> None:
-    """The batch's whole answer decides: not taken (no answer, 5xx, 3xx, 401, 408, 429), the
-    row waits; refused as a whole (another 4xx: no batch endpoint, a batch too large...), each
-    event is sent alone on the single endpoint, whose own refusal keeps it as rejected."""
-    server = capture(status=status, answer=b'{"error": "x", "message": "y"}')
-    whmcs.install(server.url)
-    assert whmcs.fire("InvoicePaid", {"invoiceid": 7})["returns"] == []
-    [batch, *alone] = server.requests  # no redirect followed
-    assert batch.path == "/hooks/whmcs/batch"
-    [(webhook_id, event)] = server.delivered()[:1]
-    assert [r.path for r in alone] == (["/hooks/whmcs"] if kept == "rejected" else [])
-    if alone:
-        assert alone[0].headers["webhook-id"] == webhook_id
-    waiting, rejected = whmcs.spool(), whmcs.spool(rejected=True)
-    rows = waiting if kept == "waiting" else rejected
-    assert [r["webhook_id"] for r in waiting + rejected] == ([webhook_id] if kept else [])
-    if kept:
-        assert json.loads(rows[0]["body"]) == event
-        assert rows[0]["attempts"] == 1 and f"HTTP {status}" in rows[0]["last_error"]
-    logged = whmcs.logged()
-    if kept is None:
-        assert logged == []
-    else:
-        assert len(logged) == 1 and logged[0]["module"] == "vipgate"
-        assert logged[0]["action"] == "deliver"
-        assert ("delivery stopped" if kept == "waiting" else "kept as rejected") in logged[0][
-            "response"]
-        assert ("breaker opened" in logged[0]["response"]) == (kept == "waiting")
-
-
 def test_bridge_that_never_answers_costs_the_hook_nothing_and_flush_resigns(
         whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
     """The hook only writes its row; the delivery after the response waits the timeout (the
@@ -314,35 +275,6 @@ def test_bridge_that_never_answers_costs_the_hook_nothing_and_flush_resigns(
     assert whmcs.spool() == []
 
 
-def test_events_spooled_while_the_bridge_is_down_all_arrive_once_after_cron(
-        whmcs: Whmcs, live_bridge: LiveBridge, closed_url: str) -> None:
-    whmcs.install(closed_url)
-    fired = [("InvoiceUnpaid", {"invoiceid": 11}), ("AddInvoicePayment", {"invoiceid": 11}),
-             ("ClientClose", {"userid": 42}), ("AfterCronJob", {})]
-    for hook, variables in fired:
-        assert whmcs.fire(hook, variables)["returns"] == []
-    rows = whmcs.spool()
-    # the AfterCronJob heartbeat is not spooled. The first request's delivery failed and opened
-    # the breaker: the next two requests did not try; the cron's flush tried all three, failed,
-    # stopped, and did not send the heartbeat either.
-    assert [r["hook"] for r in rows] == [hook for hook, _ in fired[:3]]
-    assert [r["attempts"] for r in rows] == [2, 1, 1]
-    responses = [e["response"] for e in whmcs.logged()]
-    assert len([r for r in responses if "delivery stopped" in r]) == 2
-    assert len([r for r in responses if "breaker opened" in r]) == 1
-    assert len([r for r in responses if "heartbeat not sent" in r]) == 1
-    assert [e["action"] for e in whmcs.logged()] == ["deliver", "flush", "AfterCronJob"]
-
-    whmcs.install(live_bridge.url)
-    whmcs.fire("AfterCronJob", {})
-    whmcs.fire("AfterCronJob", {})  # nothing left to flush, nothing sent twice
-    events = live_bridge.store.events()
-    assert [e.webhook_id for e in events[:3]] == [r["webhook_id"] for r in rows]
-    assert [e.hook for e in events] == [h for h, _ in fired[:3]] + ["AfterCronJob"] * 2
-    assert len({e.webhook_id for e in events}) == len(events) == 5
-    assert whmcs.spool() == []
-
-
 def test_spool_and_flush_work_on_sqlite_and_mysql(
         whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
     whmcs = whmcs_any_db
@@ -367,46 +299,6 @@ def test_spool_and_flush_work_on_sqlite_and_mysql(
     assert whmcs.spool() == []
     assert whmcs.query("mod_vipgate_state", "SELECT name FROM mod_vipgate_state "
                        "WHERE name = 'breaker_open_until'") == []  # closed by the success
-
-
-def test_flush_keeps_what_the_bridge_rejects_and_the_heartbeat_reports_it(
-        whmcs: Whmcs, capture: Callable[..., CaptureServer], closed_url: str) -> None:
-    whmcs.install(closed_url)
-    for invoice in (1, 2, 3, 4):
-        whmcs.fire("InvoicePaid", {"invoiceid": invoice})
-    ids = [r["webhook_id"] for r in whmcs.spool()]
-
-    rejecting = capture(status=400, answer=b'{"error": "invalid_payload", "message": "no"}')
-    whmcs.install(rejecting.url)
-    whmcs.set_config("flush_max_rows", "2")
-    whmcs.fire("AfterCronJob", {})
-    # a batch of two rows refused as a whole, each sent alone and kept as rejected, then the
-    # heartbeat itself (rejected too, not kept)
-    batch, *alone, heartbeat = rejecting.requests
-    assert [e["id"] for e in json.loads(batch.body)["events"]] == ids[:2]
-    assert [r.headers["webhook-id"] for r in alone] == ids[:2]
-    assert json.loads(heartbeat.body)["hook"] == "AfterCronJob"
-    assert [r["webhook_id"] for r in whmcs.spool()] == ids[2:]
-    rejected = whmcs.spool(rejected=True)
-    assert [r["webhook_id"] for r in rejected] == ids[:2]
-    assert all("HTTP 400" in r["last_error"] and "invalid_payload" in r["last_error"]
-               for r in rejected)
-    assert len([e for e in whmcs.logged() if "kept as rejected" in e["response"]]) == 2
-
-    bridge = capture()
-    whmcs.install(bridge.url)
-    whmcs.fire("AfterCronJob", {})
-    # the waiting ones are sent, the rejected ones never again; the heartbeat reports them
-    assert [webhook_id for webhook_id, _ in bridge.delivered()[:2]] == ids[2:]
-    assert len(bridge.requests) == 2
-    heartbeat = verified(bridge.requests[1])
-    assert heartbeat["hook"] == "AfterCronJob"
-    assert heartbeat["vars"]["rejected_count"] == 2
-    recent = heartbeat["vars"]["rejected_recent"]
-    assert {e["webhook_id"] for e in recent} == set(ids[:2])
-    assert all(e["hook"] == "InvoicePaid" and "invalid_payload" in e["reason"]
-               and datetime.fromisoformat(e["rejected_at"]).tzinfo is not None for e in recent)
-    assert whmcs.spool() == [] and len(whmcs.spool(rejected=True)) == 2
 
 
 def test_heartbeat_without_rejected_events_sends_no_vars(

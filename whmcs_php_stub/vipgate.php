@@ -710,8 +710,8 @@ function vipgate_report_backlog($pdo, $config, $error, $now)
     if ($since !== null && $now - $since >= VIPGATE_UNREACHABLE_AFTER) {
         vipgate_activity('unreachable', 'the bridge at ' . $url . ' has not taken events for '
             . (int) floor(($now - $since) / 60) . ' minutes (' . $waiting . ' waiting in '
-            . 'mod_vipgate_spool, sent again on each cron run); last error: '
-            . vipgate_short($error), $now);
+            . 'mod_vipgate_spool, delivered after WHMCS\'s requests (none for a minute after a '
+            . 'failure) and flushed by each cron run); last error: ' . vipgate_short($error), $now);
     }
     if ($waiting >= VIPGATE_SPOOL_WARN_ROWS) {
         vipgate_activity('spool', $waiting . ' events are waiting in mod_vipgate_spool for the '
