@@ -101,13 +101,22 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
 @click.option("--port", default=0, type=click.IntRange(0, 65535),
               help="Port for the demo bridge (default: any free one).")
 @click.option("--no-wait", is_flag=True, help="Exit when the demo is done.")
-def demo(port: int, no_wait: bool) -> None:
+@click.option("--stub", type=click.Choice(["php", "python"]), default=None,
+              help="Fire hooks through the real PHP stub or its Python emulation (default: "
+                   "php when php with curl and pdo_sqlite is installed).")
+def demo(port: int, no_wait: bool, stub: str | None) -> None:
     """Run the demo on embedded defaults (throw-away folder) and print what happens."""
     import threading
 
+    from bridge.demo.installation import stub_problem
     from bridge.demo.story import run_demo
 
-    code = run_demo(port=port, wait=None if no_wait else threading.Event().wait)
+    use_php = None if stub is None else stub == "php"
+    problem = stub_problem(use_php)
+    if problem:
+        raise Failure(f"demo: {problem}", 2)
+    code = run_demo(port=port, wait=None if no_wait else threading.Event().wait,
+                    use_php=use_php)
     if code:
         raise Failure("demo: some of the story's checks failed (marked ✗ above)", code)
 

@@ -134,6 +134,14 @@ class Installation:
         self.sandbox.dispose()
 
 
+def stub_problem(use_php: bool | None) -> str:
+    """Why the hooks cannot go through the real PHP stub when asked to ('' when they can)."""
+    if use_php and not php_available():
+        return ("--stub php needs php with the curl and pdo_sqlite extensions (Debian: apt-get "
+                "install php-cli php-curl php-sqlite3); --stub python runs the Python emulation")
+    return ""
+
+
 def install(start: datetime, *, port: int = 0, use_php: bool | None = None) -> Installation:
     """A whole installation in a new throw-away folder; the sandbox clock fixed at ``start``
     (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed."""

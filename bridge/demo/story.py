@@ -38,6 +38,7 @@ from bridge.demo.installation import (
 )
 from bridge.policy.state import Membership
 from bridge.policy.vip import eligible
+from bridge.sandbox.forwarder import php_available
 
 START = datetime(2026, 11, 2, 9, 0)  # a Monday, 09:00 in São Paulo: WHMCS's daily cron hour
 
@@ -84,6 +85,7 @@ class Story:
         policy = site.settings.policy
         how = ("the real PHP stub (run by php), installed with install-stub"
                if site.forwarder.kind == "php" else
+               "a Python emulation of the stub (--stub python)" if php_available() else
                "a Python emulation of the stub: php with curl and pdo_sqlite is not installed")
         suspension = int(self.s.setting("AutoSuspensionDays"))
         n.say("vipgate demo: the seed story, day by day, on embedded defaults")
