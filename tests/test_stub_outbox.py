@@ -1,7 +1,8 @@
-"""The stub's outbox path, each scenario run twice: by the real ``php`` stub and by its Python
-emulation (``bridge.sandbox.forwarder.PythonForwarder``, what the demo and the sandbox use
-without php), so that the two cannot drift apart. The ``site`` fixtures hand each test the
-same WHMCS database driven either way (the php stub also on MariaDB where it matters).
+"""The stub's path (the events it makes, the outbox, the breaker, the cron, the activity
+log), each scenario run twice: by the real ``php`` stub and by its Python emulation
+(``bridge.sandbox.forwarder.PythonForwarder``, what the demo and the sandbox use without php),
+so that the two cannot drift apart. The ``site`` fixtures hand each test the same WHMCS
+database driven either way (the php stub also on MariaDB where it matters).
 
 What is php's alone (delivery after fastcgi_finish_request, processes killed, concurrent
 processes, the module-log detail) stays in tests/test_php_outbox.py and tests/test_php_stub.py.
@@ -9,6 +10,7 @@ processes, the module-log detail) stays in tests/test_php_outbox.py and tests/te
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -20,7 +22,17 @@ import sqlalchemy as sa
 
 from bridge.sandbox.forwarder import PythonForwarder
 from tests.conftest import LiveBridge
-from tests.php_helpers import CaptureServer, Whmcs, batch_answer, fill_outbox, verified
+from tests.helpers import SECRET
+from tests.php_helpers import (
+    SECRET_KEY_B64,
+    CaptureServer,
+    PythonWhmcs,
+    Whmcs,
+    batch_answer,
+    fill_outbox,
+    verified,
+)
+from tests.test_php_stub import BATCH_ID_PATTERN, HOOK_SAMPLES, ID_PATTERN
 
 GENERIC_REFUSAL = ("Support tickets are temporarily unavailable. "
                    "Please try again in a few minutes.")
@@ -396,6 +408,159 @@ def test_the_outbox_unwritable_sends_the_event_at_once(
     assert single.path == "/hooks/whmcs" and verified(single)["hook"] == "InvoicePaid"
     assert any("the outbox could not be written" in e["response"] and "sent at once"
                in e["response"] for e in site.logged())
+
+
+# --- the events, the old tables, the activity log ----------------------------------------------
+
+
+def test_every_hook_reaches_the_bridge_with_only_whitelisted_vars(
+        site: Whmcs, live_bridge: LiveBridge) -> None:
+    site.install(live_bridge.url)
+    for hook, (sent, _stored) in HOOK_SAMPLES.items():
+        assert site.fire(hook, sent)["returns"] == [], hook
+    assert site.logged() == []  # every call answered 2xx
+    assert site.spool() == []
+    events = live_bridge.store.events()
+    stored = {e.hook: e.vars for e in events}
+    expected = {hook: vars_ for hook, (_, vars_) in HOOK_SAMPLES.items() if vars_ is not None}
+    assert len(events) == len(expected)
+    assert stored == expected
+    assert all(ID_PATTERN.match(e.webhook_id) for e in events)
+    # TicketOpenValidation is answered, not stored
+    metrics = live_bridge.app.extensions["vipgate"].metrics.registry
+    assert metrics.get_sample_value("vipgate_events_received_total", {
+        "hook": "TicketOpenValidation", "outcome": "answered"}) == 1
+
+
+def test_signatures_verify_with_the_standardwebhooks_package(
+        site: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """Each request delivers its own event after the response: one batch, signed as a whole,
+    each event in it with its own webhook id."""
+    server = capture()
+    site.install(server.url)
+    before = int(time.time())
+    site.fire("ClientEdit", HOOK_SAMPLES["ClientEdit"][0])
+    site.fire("DailyCronJob", {})
+    after = int(time.time())
+    assert len(server.requests) == 2
+    ids = []
+    for request, hook in zip(server.requests, ("ClientEdit", "DailyCronJob"), strict=True):
+        document = verified(request)
+        assert request.path == "/hooks/whmcs/batch"
+        assert request.headers["content-type"] == "application/json"
+        assert BATCH_ID_PATTERN.match(request.headers["webhook-id"])
+        assert before <= int(request.headers["webhook-timestamp"]) <= after
+        assert request.headers["webhook-signature"].startswith("v1,")
+        [event] = document["events"]
+        assert ID_PATTERN.match(event["id"])
+        ids.append(event["id"])
+        assert event["hook"] == hook
+        assert set(event) == {"id", "hook", "vars", "occurred_at"}
+        assert datetime.fromisoformat(event["occurred_at"]).tzinfo is not None
+    assert verified(server.requests[0])["events"][0]["vars"] == HOOK_SAMPLES["ClientEdit"][1]
+    assert b'"vars":{}' in server.requests[1].body  # an object, not []
+    assert ids[0] != ids[1]
+    assert server.requests[0].headers["webhook-id"] != server.requests[1].headers["webhook-id"]
+    assert site.spool() == []  # delivered: deleted from the outbox
+
+
+def test_spool_made_by_an_older_stub_gains_the_new_columns(
+        site_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    site = site_any_db
+    site.install(capture().url)
+    engine = sa.create_engine(site.spool_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE mod_vipgate_spool (id INTEGER PRIMARY KEY, webhook_id VARCHAR(64) "
+            "NOT NULL, hook VARCHAR(64) NOT NULL, body TEXT NOT NULL, created_at DATETIME NOT "
+            "NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL)"))
+        conn.execute(sa.text(
+            "INSERT INTO mod_vipgate_spool VALUES (1, 'msg_old', 'InvoicePaid', :body, "
+            "'2026-01-01 00:00:00', 1, 'x')"), {"body": json.dumps({
+                "hook": "InvoicePaid", "vars": {"invoiceid": 1},
+                "occurred_at": "2026-01-01T00:00:00+00:00"})})
+    engine.dispose()
+    rejecting = capture(status=400)
+    site.install(rejecting.url)
+    site.fire("AfterCronJob", {})
+    assert rejecting.delivered()[0][0] == "msg_old"  # in a batch, refused, then alone
+    assert rejecting.requests[1].headers["webhook-id"] == "msg_old"
+    assert [r["webhook_id"] for r in site.spool(rejected=True)] == ["msg_old"]
+    [row] = site.query("mod_vipgate_spool", "SELECT claimed_by, claimed_until "
+                        "FROM mod_vipgate_spool")
+    assert row == {"claimed_by": None, "claimed_until": None}
+
+
+def _age_spool(site: Whmcs) -> None:
+    site.query("mod_vipgate_spool", "UPDATE mod_vipgate_spool SET created_at = :at",
+                at=datetime(2000, 1, 1))
+
+
+def _fill_spool(site: Whmcs) -> None:
+    for i in range(100):
+        site.query("mod_vipgate_spool", "INSERT INTO mod_vipgate_spool (webhook_id, hook, "
+                    "body, created_at, attempts) VALUES (:id, 'InvoicePaid', '{}', :at, 1)",
+                    id=f"msg_fill{i}", at=datetime.now(UTC).replace(tzinfo=None))
+
+
+def _spool_unusable(site: Whmcs) -> None:
+    site.query("mod_vipgate_spool", "DROP TABLE mod_vipgate_spool")
+    site.query("tblactivitylog", "SELECT 1")
+    engine = sa.create_engine(site.spool_url)
+    with engine.begin() as conn:  # a table of that name the stub cannot write into
+        conn.execute(sa.text("CREATE TABLE mod_vipgate_spool (id INTEGER PRIMARY KEY, "
+                             "rejected_at DATETIME NULL)"))
+    engine.dispose()
+
+
+def _no_change(site: Whmcs) -> None:
+    pass
+
+
+# (kind, bridge, set-up after the first failed event, hook fired, words of the activity line)
+ACTIVITY_KINDS = [
+    ("unreachable", "closed", _age_spool, "InvoicePaid", "has not taken events for"),
+    ("spool growing", "closed", _fill_spool, "InvoicePaid", "events are waiting"),
+    ("rejected", 400, _no_change, "InvoicePaid", "rejected a InvoicePaid event"),
+    ("gate without answer", "closed", _no_change, "TicketOpenValidation",
+     "ticket gate got no usable answer"),
+    ("event lost", "closed", _spool_unusable, "ClientClose", "event (msg_"),
+    ("config", "no settings", _no_change, "InvoicePaid", "settings file"),
+]
+
+
+@pytest.mark.parametrize(("kind", "bridge", "setup", "hook", "words"), ACTIVITY_KINDS,
+                         ids=[k[0] for k in ACTIVITY_KINDS])
+def test_each_kind_reaches_the_activity_log_once_per_ten_minutes(
+        site_any_db: Whmcs, capture: Callable[..., CaptureServer], closed_url: str,
+        kind: str, bridge: str | int, setup: Callable[[Whmcs], None], hook: str,
+        words: str) -> None:
+    site = site_any_db
+    if bridge == "no settings" and isinstance(site, PythonWhmcs):
+        pytest.skip("the emulation reads no settings file")
+    site.module_debug = False
+    url = capture(status=bridge).url if isinstance(bridge, int) else closed_url
+    site.install(url.replace("http://", "http://admin:pa55word@"))
+    if bridge == "no settings":
+        (site.hook_dir / "_vipgate_config.php").unlink()
+    variables = HOOK_SAMPLES[hook][0]
+    site.fire("InvoicePaid", {"invoiceid": 1})  # something in the spool to age or fill
+    setup(site)
+    site.query("mod_vipgate_state", "DELETE FROM mod_vipgate_state")  # forget the first
+    site.query("tblactivitylog", "DELETE FROM tblactivitylog")
+    for _ in range(3):
+        site.fire(hook, variables)
+    lines = [line for line in site.activity() if words in line]
+    assert len(lines) == 1, site.activity()
+    # ten minutes later (the throttle's timestamp moved back), once more
+    site.query("mod_vipgate_state", "UPDATE mod_vipgate_state SET at = at - 601")
+    site.fire(hook, variables)
+    assert len([line for line in site.activity() if words in line]) == 2, kind
+    text = " ".join(site.activity())
+    assert text.startswith("vipgate: ")
+    for secret in (SECRET, SECRET_KEY_B64, base64.b64decode(SECRET_KEY_B64).decode(
+            errors="replace"), "pa55word"):
+        assert secret not in text
 
 
 # --- one definition ----------------------------------------------------------------------------
