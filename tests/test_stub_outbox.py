@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +87,18 @@ def test_a_request_delivers_at_most_deliver_max_rows_oldest_first(
     assert site.spool() == []
 
 
+def test_a_request_stops_delivering_once_deliver_max_ms_has_passed(
+        site: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """A batch is not started after deliver_max_ms; one under way is finished."""
+    bridge = capture(delay=0.3)
+    fill_outbox(site, bridge.url, 4)
+    site.set_config("deliver_max_ms", "100")
+    site.set_config("batch_max_events", "1")
+    site.fire("InvoicePaid", {"invoiceid": 99})
+    assert len(bridge.requests) == 1
+    assert len(site.spool()) == 4
+
+
 def test_a_row_claimed_by_another_process_waits_for_its_claim_to_expire(
         site: Whmcs, capture: Callable[..., CaptureServer]) -> None:
     bridge = capture()
@@ -101,6 +115,26 @@ def test_a_row_claimed_by_another_process_waits_for_its_claim_to_expire(
     site.fire("AfterCronJob", {})
     assert ids[0] in [i for i, _ in bridge.delivered()]
     assert site.spool() == []
+
+
+def test_the_emulation_delivering_from_several_threads_never_sends_a_row_twice(
+        python_whmcs: PythonWhmcs, capture: Callable[..., CaptureServer]) -> None:
+    """The sandbox serves requests on threads: their claims keep them apart, as two PHP
+    processes' do (tests/test_php_outbox.py)."""
+    bridge = capture(delay=0.01)
+    ids = fill_outbox(python_whmcs, bridge.url, 300)
+    python_whmcs.set_config("batch_max_events", "7")
+    forwarder = python_whmcs.forwarder
+    assert forwarder is not None
+    threads = [threading.Thread(target=forwarder.flush) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    sent = [i for r in bridge.batches() for i in (e["id"] for e in json.loads(r.body)["events"])]
+    assert Counter(sent).most_common(1)[0][1] == 1  # no row sent twice
+    assert sorted(sent) == sorted(ids)
+    assert python_whmcs.spool() == [] and python_whmcs.spool(rejected=True) == []
 
 
 # --- answers ------------------------------------------------------------------------------------
