@@ -124,7 +124,6 @@ class PythonForwarder(StubDelivery):
             return [], False
         return [], self._forward(hook, variables)
 
-
     def spooled(self) -> list[str]:
         return self.outbox.waiting_ids()
 
@@ -139,7 +138,8 @@ class PythonForwarder(StubDelivery):
         picked = {k: source[k] for k in keys
                   if k in source and isinstance(source[k], (str, int, float, bool))}
         if hook == "TicketOpenValidation" and "priority" in picked:
-            picked["priority"] = str(picked["priority"]).encode()[:255].decode(errors="ignore")
+            # 255 bytes, a cut character replaced as json_encode's INVALID_UTF8_SUBSTITUTE does
+            picked["priority"] = str(picked["priority"]).encode()[:255].decode(errors="replace")
         if hook == "AfterCronJob" and isinstance(source.get("rejected_recent"), list):
             picked["rejected_recent"] = list(source["rejected_recent"])
         if hook == "ClientEdit" and isinstance(variables.get("__adminuser__"), str):

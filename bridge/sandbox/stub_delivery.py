@@ -190,7 +190,8 @@ class StubDelivery:
             if status in ("queued", "duplicate"):
                 done.append(int(row["id"]))
             elif status == "rejected":
-                why = json.dumps(one["error"], separators=(",", ":")) if "error" in one else "{}"
+                why = json.dumps(one["error"], separators=(",", ":")) \
+                    if one.get("error") is not None else "{}"
                 self._reject(row, f"rejected in a batch: {why}")
             else:
                 unsettled.append(int(row["id"]))
@@ -348,10 +349,12 @@ def unreachable_text(url: str, minutes: int, waiting: int, error: str) -> str:
             "in mod_vipgate_spool, delivered after WHMCS's requests (none for a minute after a "
             f"failure) and flushed by each cron run); last error: {error}")
 
+
 def short(text: str) -> str:
     """An error text short enough for the activity log."""
     text = re.sub(r"\s+", " ", text)
     return text[:300] + "..." if len(text) > 300 else text
+
 
 def shown(url: str) -> str:
     """A URL as it may be shown: no credentials."""
