@@ -1,6 +1,8 @@
 """The PHP test bench, shared by the stub's tests: the real ``php`` running the installed stub
-in a throw-away WHMCS folder (``Whmcs``), and a capturing HTTP server standing in for the
-bridge (``CaptureServer``). Loaded as a pytest plugin by conftest.py.
+in a throw-away WHMCS folder (``Whmcs``), the same WHMCS database with its hooks run by the
+stub's Python emulation instead (``PythonWhmcs``, for the tests both must pass: the ``site``
+fixtures), and a capturing HTTP server standing in for the bridge (``CaptureServer``). Loaded
+as a pytest plugin by conftest.py.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,8 +26,9 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from bridge.sandbox.forwarder import PHP_DIR
-from bridge.whmcs.stub_install import install_addon, install_stub
+from bridge.sandbox.forwarder import PHP_DIR, PythonForwarder
+from bridge.whmcs.schema import tblactivitylog
+from bridge.whmcs.stub_install import HOOK_PATH, install_addon, install_stub, php_string
 from tests.helpers import SECRET
 
 SECRET_KEY_B64 = SECRET[len("whsec_"):]
@@ -130,6 +134,33 @@ class Whmcs:
         assert done.stderr == ""
         return json.loads(done.stdout)
 
+    def eval(self, code: str) -> str:
+        """Run PHP ``code`` with the stub loaded (no hook fired); what it printed."""
+        script = (f"require {json.dumps(str(PHP_DIR / 'bootstrap.php'))}; "
+                  f"require {json.dumps(str(self.hook_dir / 'vipgate.php'))}; {code}")
+        done = subprocess.run([self.php, "-r", script], capture_output=True, text=True,
+                              env=self.env(), check=False)
+        assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+        return done.stdout
+
+    def ensure_outbox(self) -> None:
+        """The outbox table as the stub makes it."""
+        self.eval("vipgate_spool_ensure(vipgate_pdo());")
+
+    def fire_and_look(self, hook: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Fire the hook; right after it returned, still inside the request (before any
+        shutdown function), read the outbox through a second connection: ``rows`` (webhook_id,
+        attempts, claimed_by), ``hook_ms``, ``returned_at`` (time.time())."""
+        script = self.root / "after_hook.php"
+        script.write_text(AFTER_HOOK.format(
+            bootstrap=json.dumps(str(PHP_DIR / "bootstrap.php")),
+            hook_dir=json.dumps(str(self.hook_dir)), hook=php_string(hook),
+            vars=php_string(json.dumps(variables))))
+        done = subprocess.run([self.php, str(script)], capture_output=True, text=True,
+                              env=self.env(), timeout=60, check=False)
+        assert done.returncode == 0 and done.stderr == "", done.stdout + done.stderr
+        return dict(json.loads(done.stdout))
+
     def logged(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []
@@ -158,6 +189,78 @@ class Whmcs:
                 return [dict(r._mapping) for r in result] if result.returns_rows else []
         finally:
             engine.dispose()
+
+
+# Fires one hook as WHMCS would, then, still inside the request (before any shutdown
+# function), reads the outbox through a second connection of its own: what it sees was
+# committed when the hook returned.
+AFTER_HOOK = """<?php
+require {bootstrap};
+foreach (glob({hook_dir} . '/*.php') as $file) {{
+    if (substr(basename($file), 0, 1) !== '_') {{
+        require_once $file;
+    }}
+}}
+$started = microtime(true);
+vipgate_test_run_hook({hook}, json_decode({vars}, true));
+$returned = microtime(true);
+$user = getenv('VIPGATE_SANDBOX_PDO_USER');
+$password = getenv('VIPGATE_SANDBOX_PDO_PASSWORD');
+$other = new PDO(getenv('VIPGATE_SANDBOX_PDO_DSN'), $user === false ? null : $user,
+    $password === false ? null : $password, [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+$rows = $other->query('SELECT webhook_id, attempts, claimed_by FROM mod_vipgate_spool')
+    ->fetchAll(PDO::FETCH_ASSOC);
+echo json_encode(['hook_ms' => ($returned - $started) * 1000, 'returned_at' => $returned,
+    'rows' => $rows]), "\\n";
+"""
+
+
+@dataclass
+class PythonWhmcs(Whmcs):
+    """The same throw-away WHMCS database, its hooks run by the stub's Python emulation
+    (``PythonForwarder``) instead of php; ``install``, ``set_config``, ``fire`` and the
+    readers as ``Whmcs``'s, so one test runs against both."""
+
+    database: Path = Path()
+    forwarder: PythonForwarder | None = None
+
+    def install(self, url: str, *, fail_open: bool = True) -> None:
+        """As install-stub does: the stub's default settings, this URL and fail_open."""
+        self.forwarder = PythonForwarder(url.rstrip("/") + HOOK_PATH, SECRET, self.database,
+                                         fail_open=fail_open)
+
+    def set_config(self, key: str, value: str) -> None:
+        assert self.forwarder is not None
+        self.forwarder.settings[key] = int(value)
+
+    def _installed(self) -> PythonForwarder:
+        assert self.forwarder is not None, "install() first"
+        self.forwarder.module_log = self.log if self.module_debug else None
+        return self.forwarder
+
+    def ensure_outbox(self) -> None:
+        self._installed().outbox.ensure()
+
+    def fire(self, hook: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request: the hook (timed, as fire.php times it), then the delivery."""
+        forwarder = self._installed()
+        started = time.perf_counter()
+        returns, wrote = forwarder.run_hook(hook, variables or {})
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if wrote:
+            forwarder.deliver_after_response()
+        return {"returns": returns, "calls_ms": [elapsed_ms], "elapsed_ms": elapsed_ms}
+
+    def fire_and_look(self, hook: str, variables: dict[str, Any]) -> dict[str, Any]:
+        forwarder = self._installed()
+        started = time.perf_counter()
+        _returns, wrote = forwarder.run_hook(hook, variables)
+        hook_ms, returned_at = (time.perf_counter() - started) * 1000, time.time()
+        rows = self.query("mod_vipgate_spool", "SELECT webhook_id, attempts, claimed_by "
+                          "FROM mod_vipgate_spool")
+        if wrote:
+            forwarder.deliver_after_response()
+        return {"hook_ms": hook_ms, "returned_at": returned_at, "rows": rows}
 
 
 def whmcs_folder(tmp_path: Path) -> Path:
@@ -196,6 +299,58 @@ def whmcs_any_db(request: pytest.FixtureRequest, whmcs: Whmcs) -> Whmcs:
     if request.param == "mariadb":
         return request.getfixturevalue("whmcs_on_mariadb")
     return whmcs
+
+
+@pytest.fixture
+def python_whmcs(tmp_path: Path) -> Iterator[PythonWhmcs]:
+    """A WHMCS database (SQLite, with WHMCS's tblactivitylog) whose hooks the Python
+    emulation of the stub runs."""
+    db = tmp_path / "whmcs.db"
+    site = PythonWhmcs(whmcs_folder(tmp_path), "", tmp_path / "module-log.jsonl", {},
+                       f"sqlite:///{db}", database=db)
+    engine = sa.create_engine(site.spool_url)
+    tblactivitylog.create(engine)
+    engine.dispose()
+    yield site
+    text = site.log.read_text() if site.log.exists() else ""
+    assert SECRET not in text and SECRET_KEY_B64 not in text
+
+
+PHP = pytest.param("php", marks=pytest.mark.php)
+
+
+@pytest.fixture(params=[PHP, "python"])
+def site(request: pytest.FixtureRequest) -> Whmcs:
+    """The stub's path run by the real php stub, then by its Python emulation (SQLite)."""
+    return request.getfixturevalue("whmcs" if request.param == "php" else "python_whmcs")
+
+
+@pytest.fixture(params=[PHP, pytest.param("php-mariadb", marks=[pytest.mark.php,
+                                                                pytest.mark.mariadb]),
+                        "python"])
+def site_any_db(request: pytest.FixtureRequest) -> Whmcs:
+    """As ``site``, and the php stub also on MariaDB (the emulation keeps a SQLite file)."""
+    return request.getfixturevalue({"php": "whmcs", "php-mariadb": "whmcs_on_mariadb",
+                                    "python": "python_whmcs"}[request.param])
+
+
+def fill_outbox(site: Whmcs, server_url: str, count: int) -> list[str]:
+    """``count`` waiting InvoicePaid rows (invoice 0, 1, ...), in the table the stub makes."""
+    site.install(server_url)
+    ids = [f"msg_{i:032x}" for i in range(count)]
+    site.ensure_outbox()
+    at = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{"id": webhook_id, "at": at, "body": json.dumps(
+        {"hook": "InvoicePaid", "vars": {"invoiceid": i},
+         "occurred_at": "2026-01-01T00:00:00+00:00"}, separators=(",", ":"))}
+        for i, webhook_id in enumerate(ids)]
+    engine = sa.create_engine(site.spool_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO mod_vipgate_spool (webhook_id, hook, body, "
+                             "created_at, attempts) VALUES (:id, 'InvoicePaid', :body, :at, 0)"),
+                     rows)
+    engine.dispose()
+    return ids
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+import bridge.demo.installation
 import bridge.demo.story
 from bridge.cli.main import cli
 from bridge.demo.installation import Narrator
@@ -121,6 +122,25 @@ def test_demo_through_the_python_emulation() -> None:
     assert_the_addresses(text)
     # every address answers (POST-only /hooks/whmcs with 405), none is a dead server
     assert len(answers) == 9 and all(code < 500 for code in answers), answers
+
+
+def test_demo_stub_python_through_the_cli() -> None:
+    """``--stub python``: the emulation, even where php is installed."""
+    result = CliRunner().invoke(cli, ["demo", "--no-wait", "--stub", "python"])
+    assert result.exit_code == 0, result.output
+    assert "hooks fired through a Python emulation of the stub" in result.output
+    assert_the_story(result.output)
+
+
+def test_demo_asked_for_the_php_stub_without_php_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge.demo.installation, "php_available", lambda: False)
+    result = CliRunner().invoke(cli, ["demo", "--no-wait", "--stub", "php"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: demo: --stub php needs php with the curl and pdo_sqlite extensions (Debian: "
+        "apt-get install php-cli php-curl php-sqlite3); --stub python runs the Python "
+        "emulation"]
 
 
 def test_a_failed_check_or_a_crash_makes_the_demo_fail(monkeypatch: pytest.MonkeyPatch,

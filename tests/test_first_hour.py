@@ -160,7 +160,7 @@ def test_the_demo_folder_is_removed_when_the_demo_is_stopped(tmp_path: Path,
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == (0 if signum == signal.SIGINT else 128 + signum), err
+    assert process.returncode == (0 if signum == signal.SIGINT else 128 + signum), out + err
     assert "Traceback" not in err and "kept the demo's folder" not in out
     assert demo_folders(tmp_path) == []
 

@@ -92,6 +92,39 @@ const VIPGATE_BREAKER = 'breaker_open_until';
 const VIPGATE_CLAIM_SECONDS = 60;
 /** Most events in one batch (the bridge's limit). */
 const VIPGATE_BATCH_LIMIT = 500;
+/**
+ * The outbox on SQLite and on MySQL/MariaDB (created on first use; vipgate_spool_columns()
+ * lists what a table made by an older stub gains). The sandbox's Python emulation of this
+ * stub reads these two constants and the state table's from this file.
+ */
+const VIPGATE_SPOOL_SQLITE = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
+    . ' id INTEGER PRIMARY KEY AUTOINCREMENT,'
+    . ' webhook_id VARCHAR(64) NOT NULL UNIQUE,'
+    . ' hook VARCHAR(64) NOT NULL,'
+    . ' body TEXT NOT NULL,'
+    . ' created_at DATETIME NOT NULL,'
+    . ' attempts INTEGER NOT NULL DEFAULT 0,'
+    . ' last_error TEXT NULL,'
+    . ' rejected_at DATETIME NULL,'
+    . ' claimed_by VARCHAR(40) NULL,'
+    . ' claimed_until BIGINT NULL)';
+const VIPGATE_SPOOL_MYSQL = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
+    . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
+    . ' webhook_id VARCHAR(64) NOT NULL,'
+    . ' hook VARCHAR(64) NOT NULL,'
+    . ' body MEDIUMTEXT NOT NULL,'
+    . ' created_at DATETIME NOT NULL,'
+    . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
+    . ' last_error TEXT NULL,'
+    . ' rejected_at DATETIME NULL,'
+    . ' claimed_by VARCHAR(40) NULL,'
+    . ' claimed_until BIGINT NULL,'
+    . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
+    . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
+/** The stub's named timestamps (the breaker, activity-log claims, the heartbeat); MySQL adds its engine. */
+const VIPGATE_STATE_TABLE = 'CREATE TABLE IF NOT EXISTS mod_vipgate_state ('
+    . ' name VARCHAR(64) NOT NULL PRIMARY KEY,'
+    . ' at BIGINT NOT NULL)';
 
 /** Settings used when _vipgate_config.php leaves a key out. */
 function vipgate_defaults()
@@ -663,9 +696,7 @@ function vipgate_sql_works($pdo, $sql)
 function vipgate_state_create($pdo)
 {
     $mysql = $pdo->getAttribute(PDO::ATTR_DRIVER_NAME) === 'mysql';
-    vipgate_sql($pdo, 'CREATE TABLE IF NOT EXISTS mod_vipgate_state ('
-        . ' name VARCHAR(64) NOT NULL PRIMARY KEY,'
-        . ' at BIGINT NOT NULL)' . ($mysql ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''));
+    vipgate_sql($pdo, VIPGATE_STATE_TABLE . ($mysql ? ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4' : ''));
 }
 
 /**
@@ -743,31 +774,9 @@ function vipgate_spool_create($pdo)
 {
     $driver = $pdo->getAttribute(PDO::ATTR_DRIVER_NAME);
     if ($driver === 'sqlite') {
-        $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
-            . ' id INTEGER PRIMARY KEY AUTOINCREMENT,'
-            . ' webhook_id VARCHAR(64) NOT NULL UNIQUE,'
-            . ' hook VARCHAR(64) NOT NULL,'
-            . ' body TEXT NOT NULL,'
-            . ' created_at DATETIME NOT NULL,'
-            . ' attempts INTEGER NOT NULL DEFAULT 0,'
-            . ' last_error TEXT NULL,'
-            . ' rejected_at DATETIME NULL,'
-            . ' claimed_by VARCHAR(40) NULL,'
-            . ' claimed_until BIGINT NULL)';
+        $sql = VIPGATE_SPOOL_SQLITE;
     } elseif ($driver === 'mysql') {
-        $sql = 'CREATE TABLE IF NOT EXISTS mod_vipgate_spool ('
-            . ' id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,'
-            . ' webhook_id VARCHAR(64) NOT NULL,'
-            . ' hook VARCHAR(64) NOT NULL,'
-            . ' body MEDIUMTEXT NOT NULL,'
-            . ' created_at DATETIME NOT NULL,'
-            . ' attempts INT UNSIGNED NOT NULL DEFAULT 0,'
-            . ' last_error TEXT NULL,'
-            . ' rejected_at DATETIME NULL,'
-            . ' claimed_by VARCHAR(40) NULL,'
-            . ' claimed_until BIGINT NULL,'
-            . ' UNIQUE KEY uq_mod_vipgate_spool_webhook_id (webhook_id)'
-            . ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';
+        $sql = VIPGATE_SPOOL_MYSQL;
     } else {
         throw new RuntimeException('cannot create mod_vipgate_spool on a ' . $driver . ' database');
     }
@@ -866,8 +875,8 @@ function vipgate_report_backlog($pdo, $config, $error, $now)
     if ($since !== null && $now - $since >= VIPGATE_UNREACHABLE_AFTER) {
         vipgate_activity('unreachable', 'the bridge at ' . $url . ' has not taken events for '
             . (int) floor(($now - $since) / 60) . ' minutes (' . $waiting . ' waiting in '
-            . 'mod_vipgate_spool, sent again on each cron run); last error: '
-            . vipgate_short($error), $now);
+            . 'mod_vipgate_spool, delivered after WHMCS\'s requests (none for a minute after a '
+            . 'failure) and flushed by each cron run); last error: ' . vipgate_short($error), $now);
     }
     if ($waiting >= VIPGATE_SPOOL_WARN_ROWS) {
         vipgate_activity('spool', $waiting . ' events are waiting in mod_vipgate_spool for the '

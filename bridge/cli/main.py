@@ -112,15 +112,23 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
 @click.option("--no-wait", is_flag=True, help="Exit when the demo is done.")
 @click.option("--keep", is_flag=True, help="Keep the throw-away folder (databases, secrets, "
               "admin account) and print its path; by default it is removed on exit.")
-def demo(port: int, no_wait: bool, keep: bool) -> None:
+@click.option("--stub", type=click.Choice(["php", "python"]), default=None,
+              help="Fire hooks through the real PHP stub or its Python emulation (default: "
+                   "php when php with curl and pdo_sqlite is installed).")
+def demo(port: int, no_wait: bool, keep: bool, stub: str | None) -> None:
     """Run the demo on embedded defaults (throw-away folder) and print what happens."""
     import errno
     import signal
     import threading
 
+    from bridge.demo.installation import stub_problem
     from bridge.demo.story import run_demo
     from bridge.web.serving import cannot_serve, port_problem
 
+    use_php = None if stub is None else stub == "php"
+    problem = stub_problem(use_php)
+    if problem:
+        raise Failure(f"demo: {problem}", 2)
     busy = port_problem("127.0.0.1", port)  # before anything is created
     if busy:
         raise Failure(busy, 1)
@@ -131,7 +139,7 @@ def demo(port: int, no_wait: bool, keep: bool) -> None:
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         code = run_demo(port=port, wait=None if no_wait else threading.Event().wait,
-                        out=click.echo, keep=keep)
+                        out=click.echo, keep=keep, use_php=use_php)
     except OSError as exc:  # the port was taken between the check and the bind
         if exc.errno != errno.EADDRINUSE:
             raise

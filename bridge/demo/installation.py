@@ -138,6 +138,14 @@ class Installation:
         self.sandbox.dispose()
 
 
+def stub_problem(use_php: bool | None) -> str:
+    """Why the hooks cannot go through the real PHP stub when asked to ('' when they can)."""
+    if use_php and not php_available():
+        return ("--stub php needs php with the curl and pdo_sqlite extensions (Debian: apt-get "
+                "install php-cli php-curl php-sqlite3); --stub python runs the Python emulation")
+    return ""
+
+
 def make_workdir() -> Path:
     """A new throw-away folder for one demo run (``vipgate-demo-*`` in the temporary
     directory); the caller removes it."""

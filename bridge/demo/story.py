@@ -40,6 +40,7 @@ from bridge.demo.installation import (
 )
 from bridge.policy.state import Membership
 from bridge.policy.vip import eligible
+from bridge.sandbox.forwarder import php_available
 
 START = datetime(2026, 11, 2, 9, 0)  # a Monday, 09:00 in São Paulo: WHMCS's daily cron hour
 
@@ -87,6 +88,7 @@ class Story:
         how = ("the real PHP stub (run by php), installed as WHMCS's addon module "
                "(install-stub --addon, activated and configured in Setup > Addon Modules)"
                if site.forwarder.kind == "php" else
+               "a Python emulation of the stub (--stub python)" if php_available() else
                "a Python emulation of the stub: php with curl and pdo_sqlite is not installed")
         suspension = int(self.s.setting("AutoSuspensionDays"))
         n.say("vipgate demo: the seed story, day by day, on embedded defaults")
@@ -460,7 +462,7 @@ def _play(site: Installation, wait: Callable[[], object] | None,
         "dashboard, the roster and every client's reasons after the story)")
     for line in story.page_urls():
         out(line)
-    out("Ctrl-C to stop.")
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # an interrupt as soon as the line is out
+        out("Ctrl-C to stop.")
         wait()
     return 1 if n.failed else 0

@@ -1,8 +1,10 @@
 """How the sandbox WHMCS fires hooks: through the real PHP stub when ``php`` is installed,
-else through a Python emulation that sends the same signed request and spools the same way.
+else through a Python emulation of the stub that follows the same path.
 
-Both keep their spool in the sandbox's "WHMCS database" (a SQLite file), in the table the stub
-uses, ``mod_vipgate_spool``.
+Both keep their outbox in the sandbox's "WHMCS database" (a SQLite file), in the tables the
+stub uses, ``mod_vipgate_spool`` and ``mod_vipgate_state``. One call of ``fire`` stands for
+one WHMCS request: the hook runs (an asynchronous one only writes its event into the outbox),
+then, at the end of the request, the outbox is delivered in signed batches.
 """
 
 from __future__ import annotations
@@ -12,33 +14,32 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import requests
-
 from bridge.payloads import whitelist
-from bridge.signing import SignatureError, signed_headers, verify
+from bridge.sandbox.outbox import Outbox
+from bridge.sandbox.stub_delivery import (
+    PAGE_HOOKS,
+    Delivery,
+    Sent,
+    StubDelivery,
+    short,
+    shown,
+)
+from bridge.signing import SignatureError, verify
+
+__all__ = ["PAGE_HOOKS", "PHP_DIR", "Forwarder", "PhpForwarder", "PythonForwarder",
+           "php_available"]
 
 PHP_DIR = Path(__file__).with_name("php")
 MODULE_HOOKS = ("AfterModuleSuspend", "AfterModuleUnsuspend")
-PAGE_HOOKS = ("AdminAreaClientSummaryPage", "AdminAreaViewTicketPage",
-              "ClientAreaPageSubmitTicket", "ClientAreaHomepage")
-PAGE_TIMEOUT = 1.0  # seconds: a page waits this long for vipgate, then shows nothing of it
 ANSWER_TOLERANCE = 300  # seconds: how old a signed synchronous answer may be
-RETRYABLE_4XX = (401, 408, 429)
 FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try again in a few "
                        "minutes.")
-SPOOL_SCHEMA = """CREATE TABLE IF NOT EXISTS mod_vipgate_spool (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, webhook_id VARCHAR(64) NOT NULL UNIQUE,
-    hook VARCHAR(64) NOT NULL, body TEXT NOT NULL, created_at DATETIME NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NULL, rejected_at DATETIME NULL)"""
-STUB_VERSION = "0.1.0"  # as vipgate_version() in the stub
 
 
 class Forwarder(Protocol):
@@ -56,17 +57,6 @@ def php_available() -> bool:
         return False
     modules = subprocess.run(["php", "-m"], capture_output=True, text=True, timeout=30).stdout
     return {"curl", "pdo_sqlite"} <= {line.strip() for line in modules.splitlines()}
-
-
-def _spooled(spool_db: Path) -> list[str]:
-    if not spool_db.exists():
-        return []
-    with sqlite3.connect(spool_db) as conn:
-        try:
-            return [r[0] for r in conn.execute(
-                "SELECT webhook_id FROM mod_vipgate_spool WHERE rejected_at IS NULL ORDER BY id")]
-        except sqlite3.OperationalError:  # no table yet: nothing was ever spooled
-            return []
 
 
 @dataclass
@@ -98,44 +88,55 @@ class PhpForwarder:
                          json.dumps(fields or {}))
 
     def spooled(self) -> list[str]:
-        return _spooled(self.spool_db)
+        return Outbox(self.spool_db).waiting_ids()
 
 
 @dataclass
-class PythonForwarder:
-    """What ``whmcs_php_stub/vipgate.php`` does, in Python: same whitelist, body, signature,
-    timeouts, outcomes and spool. Used where php is not installed."""
+class PythonForwarder(StubDelivery):
+    """What ``whmcs_php_stub/vipgate.php`` does, in Python, for where php is not installed:
+    the same whitelist, body and signature; an asynchronous hook only writes its event into
+    the outbox and returns; the end of the request (the end of :meth:`fire`) delivers the
+    outbox in claimed, signed batches with the stub's limits and answers per event; the
+    one-minute breaker in mod_vipgate_state; AfterCronJob's flush and heartbeat; PreCronJob's
+    check that the bridge answers before its long wait (the delivery's part is
+    :class:`StubDelivery`'s). The module log goes to Python's logging (and to ``module_log``),
+    the System Activity Log to the sandbox's tblactivitylog."""
 
-    url: str  # the bridge's /hooks/whmcs
-    secret: str
-    spool_db: Path
-    fail_open: bool = True
-    clock: Callable[[], float] = time.time
     kind: str = "python"
 
+    # --- one WHMCS request -----------------------------------------------------------------
+
     def fire(self, hook: str, variables: dict[str, Any]) -> list[Any]:
+        """Run WHMCS's hook as one request: the hook, then the delivery after the response."""
+        returns, wrote = self.run_hook(hook, variables)
+        if wrote:
+            self.deliver_after_response()
+        return returns
+
+    def run_hook(self, hook: str, variables: dict[str, Any]) -> tuple[list[Any], bool]:
+        """The hook alone: what it returns, and whether it wrote to the outbox (then the
+        request delivers after its response: :meth:`deliver_after_response`)."""
         variables = dict(variables)
         session = variables.pop("__session__", None) or {}
         admin = variables.pop("__admin__", None)  # WHMCS's CurrentUser admin, if any
         if hook == "ClientEdit" and isinstance(admin, str) and admin:
             variables["__adminuser__"] = admin[:255]
         if hook not in whitelist():
-            return []  # the stub registers only the hooks it forwards
+            return [], False  # the stub registers only the hooks it forwards
         if hook in PAGE_HOOKS:
-            return self._page(hook, variables, session)
+            return self._page(hook, variables, session), False
         if hook == "TicketOpenValidation":
             error = self._validate(variables)
-            return [error] if error else []
+            return ([error] if error else []), False
         if hook == "AfterCronJob":
-            self.flush()
-        msg_id, body = self.event(hook, variables)
-        outcome, error = self._post(msg_id, body, 120.0 if hook == "PreCronJob" else 2.0)
-        if outcome != "ok" and hook != "AfterCronJob":  # the heartbeat is not spooled
-            self._spool(msg_id, hook, body, error, rejected=outcome == "permanent")
-        return []
+            self._after_cron_job()
+            return [], False
+        return [], self._forward(hook, variables)
 
     def spooled(self) -> list[str]:
-        return _spooled(self.spool_db)
+        return self.outbox.waiting_ids()
+
+    # --- events --------------------------------------------------------------------------
 
     @staticmethod
     def pick(hook: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -145,14 +146,19 @@ class PythonForwarder:
             source = variables["params"]
         picked = {k: source[k] for k in keys
                   if k in source and isinstance(source[k], (str, int, float, bool))}
+        if hook == "TicketOpenValidation" and "priority" in picked:
+            # 255 bytes, a cut character replaced as json_encode's INVALID_UTF8_SUBSTITUTE does
+            picked["priority"] = str(picked["priority"]).encode()[:255].decode(errors="replace")
+        if hook == "AfterCronJob" and isinstance(source.get("rejected_recent"), list):
+            picked["rejected_recent"] = list(source["rejected_recent"])
+        if hook == "ClientEdit" and isinstance(variables.get("__adminuser__"), str):
+            picked["adminuser"] = variables["__adminuser__"]
         old = source.get("olddata") if hook == "ClientEdit" else None
         if isinstance(old, dict):
             kept = {k: old[k] for k in ("groupid", "status")
                     if isinstance(old.get(k), (str, int, float, bool))}
             if kept:
                 picked["olddata"] = kept
-        if hook == "ClientEdit" and isinstance(variables.get("__adminuser__"), str):
-            picked["adminuser"] = variables["__adminuser__"]
         return picked
 
     def event(self, hook: str, variables: dict[str, Any]) -> tuple[str, bytes]:
@@ -161,42 +167,137 @@ class PythonForwarder:
                                timespec="seconds")}, separators=(",", ":")).encode()
         return f"msg_{uuid.uuid4().hex}", body
 
-    def _post(self, msg_id: str, body: bytes, timeout: float) -> tuple[str, str]:
-        headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
-        headers["Content-Type"] = "application/json"
-        headers["vipgate-stub-version"] = STUB_VERSION
-        try:
-            response = requests.post(self.url, data=body, headers=headers,
-                                     timeout=(min(1.0, timeout), timeout), allow_redirects=False)
-        except requests.RequestException as exc:
-            return "retry", f"{type(exc).__name__}"
-        if 200 <= response.status_code < 300:
-            return "ok", ""
-        error = f"HTTP {response.status_code}: {response.text[:500]}"
-        if 400 <= response.status_code < 500 and response.status_code not in RETRYABLE_4XX:
-            return "permanent", error
-        return "retry", error
-
-    def ask(self, hook: str, variables: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """A synchronous question: the answer, only when the bridge signed it for this
-        request (same id, this secret, recent); else None."""
+    def _forward(self, hook: str, variables: dict[str, Any]) -> bool:
+        """vipgate_forward: an asynchronous hook into the outbox (True); PreCronJob and the
+        heartbeat, or an event the outbox cannot take, sent at once."""
         msg_id, body = self.event(hook, variables)
-        headers = signed_headers([self.secret], msg_id, int(self.clock()), body)
-        headers["Content-Type"] = "application/json"
+        at_once = hook in ("PreCronJob", "AfterCronJob")
+        kept = ""
+        if not at_once:
+            try:
+                self.outbox.add(msg_id, hook, body.decode())
+                return True
+            except sqlite3.Error as exc:
+                kept = str(exc)
+        until = self.outbox.breaker_until()
+        timeout_ms = self._timeout_ms(hook)
+        result: Sent | None = None
+        if hook == "PreCronJob" and self.outbox.breaker_is_open(until):
+            timeout_ms = self._timeout_ms("batch")  # tried once, not waited on
+        elif hook == "PreCronJob":
+            silent = self._silent()  # the long wait only for a bridge that answers
+            if silent:
+                result = Sent("retry", error="the bridge did not answer before the long wait: "
+                                             + silent)
+        if result is None:
+            result = self._post(msg_id, body, timeout_ms)
+        if hook == "AfterCronJob":
+            self._note_heartbeat(result.outcome != "retry")
+        if result.outcome == "ok":
+            self._breaker_close(until)
+            if kept:
+                self._log(hook, f"the outbox could not be written ({kept}): sent at once")
+            return False
+        if result.outcome == "permanent":
+            self._rejected_activity(hook, msg_id, result.error)
+            if hook == "AfterCronJob":  # a heartbeat every cron run: not kept
+                self._log(hook, f"bridge rejected the heartbeat: {result.error}")
+                return False
+            try:
+                if kept:
+                    raise sqlite3.OperationalError(kept)
+                self.outbox.keep(msg_id, hook, body.decode(), result.error, rejected=True)
+                self._log(hook, f"bridge rejected the event, kept as rejected, not retried: "
+                                f"{result.error}")
+            except sqlite3.Error as exc:
+                self._log(hook, f"bridge rejected the event ({result.error}) and it could not "
+                                f"be kept: {exc}")
+            return False
+        opened = self._breaker_open(result.error)
+        if hook == "AfterCronJob":  # with nothing to reconcile: not worth a spool row
+            self._log(hook, f"bridge unreachable, heartbeat not spooled: {result.error}{opened}")
+            self._report_backlog(result.error)
+            return False
         try:
-            response = requests.post(self.url, data=body, headers=headers,
-                                     timeout=(min(1.0, timeout), timeout), allow_redirects=False)
-            if response.status_code != 200 or response.headers.get("webhook-id") != msg_id:
-                return None
-            verify([self.secret], response.headers, response.content, self.clock(),
-                   ANSWER_TOLERANCE)
-            answer = response.json()
-        except (requests.RequestException, ValueError, SignatureError):
-            return None
-        return answer if isinstance(answer, dict) else None
+            if kept:
+                raise sqlite3.OperationalError(kept)
+            self.outbox.keep(msg_id, hook, body.decode(), result.error)
+            self._log(hook, f"bridge unreachable, event spooled: {result.error}{opened}")
+        except sqlite3.Error as exc:
+            self._log(hook, f"bridge unreachable ({result.error}) and the event could not be "
+                            f"spooled, it is lost: {exc}")
+            self.outbox.activity("lost", f"a {hook} event ({msg_id}) is lost: the bridge did not "
+                                         f"take it ({short(result.error)}) and it could not be "
+                                         f"kept in mod_vipgate_spool ({short(str(exc))})")
+            return False
+        self._report_backlog(result.error)
+        return False
+
+    def _after_cron_job(self) -> None:
+        """Flush, then the heartbeat with the report of rejected events; no heartbeat when the
+        flush found the bridge not taking events."""
+        report: dict[str, Any] = {}
+        flushed = Delivery()
+        try:
+            flushed = self.flush()
+            report = self.outbox.rejected_report()
+        except sqlite3.Error as exc:
+            self._log("flush", f"cannot flush the spool: {exc}")
+        if flushed.failed:
+            self._note_heartbeat(False)
+            self._log("AfterCronJob", "the flush found the bridge not taking events: heartbeat "
+                                      "not sent")
+            return
+        self._forward("AfterCronJob", report)
+
+
+    # --- synchronous questions ------------------------------------------------------------
+
+    def ask(self, hook: str, variables: dict[str, Any], instead: str) -> dict[str, Any] | None:
+        """vipgate_ask: the answer, only when the bridge signed it for this request (same id,
+        this secret, recent); None (logged, ``instead`` said) without one, at once while the
+        breaker is open."""
+        msg_id, body = self.event(hook, variables)
+        until = self.outbox.breaker_until()
+        if self.outbox.breaker_is_open(until):
+            problem = "not asked: the breaker is open after a delivery the bridge did not take"
+        else:
+            result = self._post(msg_id, body, self._timeout_ms(hook))
+            problem = self._answer_problem(msg_id, result) if result.outcome == "ok" \
+                else result.error
+            if result.outcome == "retry":
+                problem += self._breaker_open(result.error)
+            elif result.outcome == "ok":
+                self._breaker_close(until)
+            if not problem:
+                try:
+                    answer = json.loads(result.body)
+                except ValueError:
+                    answer = None
+                if isinstance(answer, dict):
+                    return answer
+                problem = f"HTTP {result.status} with a body that is not a JSON object"
+        self._log(hook, f"no answer from the bridge ({problem}), {instead}")
+        if hook == "TicketOpenValidation":
+            self.outbox.activity("gate", f"the ticket gate got no usable answer from the bridge "
+                                         f"at {shown(self.url)} ({short(problem)}): {instead} "
+                                         f"without the check (fail_open "
+                                         f"{'on' if self.fail_open else 'off'} in "
+                                         "_vipgate_config.php)")
+        return None
+
+    def _answer_problem(self, msg_id: str, result: Sent) -> str:
+        if result.headers.get("webhook-id") != msg_id:
+            return "the answer is signed for another request"
+        try:
+            verify([self.secret], result.headers, result.body, self.clock(), ANSWER_TOLERANCE)
+        except SignatureError as exc:
+            return f"the answer's signature: {exc}"
+        return ""
 
     def _validate(self, variables: dict[str, Any]) -> str:
-        answer = self.ask("TicketOpenValidation", variables, 1.5)
+        instead = f"ticket {'allowed' if self.fail_open else 'refused'}"
+        answer = self.ask("TicketOpenValidation", variables, instead)
         errors = answer.get("errors") if answer is not None else None
         if not isinstance(errors, list):
             return "" if self.fail_open else FAIL_CLOSED_MESSAGE
@@ -216,7 +317,9 @@ class PythonForwarder:
                      "language": _page_language(variables, session)}
         if not asked.get("userid") and not asked.get("ticketid"):
             return []
-        answer = self.ask(hook, asked, PAGE_TIMEOUT) or {}
+        instead = "the page is left as it is" if hook == "ClientAreaPageSubmitTicket" \
+            else "nothing shown"
+        answer = self.ask(hook, asked, instead) or {}
         html = answer.get("html") if isinstance(answer.get("html"), str) else ""
         if hook != "ClientAreaPageSubmitTicket":
             return [html] if html else []
@@ -236,44 +339,12 @@ class PythonForwarder:
     def _ticket_client(self, ticket_id: int) -> int:
         """The ticket's client from WHMCS's tbltickets (the stub reads WHMCS's database)."""
         try:
-            with sqlite3.connect(self.spool_db) as conn:
+            with self.outbox.connect() as conn:
                 row = conn.execute("SELECT userid FROM tbltickets WHERE id = ?",
                                    (ticket_id,)).fetchone()
         except sqlite3.Error:
             return 0
         return _whmcs_id(row[0]) if row else 0
-
-    def _spool(self, msg_id: str, hook: str, body: bytes, error: str, *,
-               rejected: bool = False) -> None:
-        """Keep an event to send again, or (``rejected``) one the bridge refused."""
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        with sqlite3.connect(self.spool_db) as conn:
-            conn.execute(SPOOL_SCHEMA)
-            conn.execute("INSERT INTO mod_vipgate_spool (webhook_id, hook, body, created_at, "
-                         "attempts, last_error, rejected_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                         (msg_id, hook, body.decode(), now, error[:1000],
-                          now if rejected else None))
-
-    def flush(self, max_rows: int = 500) -> None:
-        """Re-send spooled events oldest first: same id and body, a fresh signature."""
-        if not self.spooled():
-            return
-        with sqlite3.connect(self.spool_db) as conn:
-            rows = conn.execute("SELECT id, webhook_id, body FROM mod_vipgate_spool WHERE "
-                                "rejected_at IS NULL ORDER BY id LIMIT ?", (max_rows,)).fetchall()
-            for row_id, msg_id, body in rows:
-                outcome, error = self._post(msg_id, body.encode(), 2.0)
-                if outcome == "retry":
-                    conn.execute("UPDATE mod_vipgate_spool SET attempts = attempts + 1, "
-                                 "last_error = ? WHERE id = ?", (error[:1000], row_id))
-                    break
-                if outcome == "permanent":  # kept, marked rejected, never sent again
-                    conn.execute("UPDATE mod_vipgate_spool SET attempts = attempts + 1, "
-                                 "last_error = ?, rejected_at = ? WHERE id = ?", (
-                                     error[:1000], datetime.now(UTC).strftime(
-                                         "%Y-%m-%d %H:%M:%S"), row_id))
-                    continue
-                conn.execute("DELETE FROM mod_vipgate_spool WHERE id = ?", (row_id,))
 
 
 def _whmcs_id(value: Any) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.settings import check_webhook_secret
-from whmcs_php_stub import php_source
+from whmcs_php_stub import php_source, stub_array
 
 HOOK_PATH = "/hooks/whmcs"
 STUB_NAME = "vipgate.php"
@@ -58,18 +58,10 @@ WHMCS_TABLES = {
     "mod_vipgate_spool": "the outbox: events not delivered yet, and those the bridge refused",
     "mod_vipgate_state": "the breaker's and the heartbeat's timestamps",
 }
-STUB_DEFAULTS = {
-    "connect_timeout_ms": 1000,
-    "timeout_ms": 2000,
-    "validation_timeout_ms": 1500,
-    "precron_timeout_ms": 120000,
-    "panel_timeout_ms": 1000,
-    "flush_max_rows": 20000,
-    "flush_max_seconds": 20,
-    "deliver_max_rows": 200,
-    "deliver_max_ms": 300,
-    "batch_max_events": 500,
-}
+# The settings written into _vipgate_config.php with the stub's own defaults (vipgate_defaults()
+# in vipgate.php); the url, the secret and fail_open are written from the arguments.
+STUB_DEFAULTS = {key: value for key, value in stub_array("vipgate_defaults").items()
+                 if key not in ("url", "secret", "fail_open")}
 
 
 class StubInstallError(Exception):
