@@ -306,6 +306,18 @@ def test_deactivated_hooks_stay_silent_if_whmcs_keeps_the_settings_and_loads_hoo
     assert [e["vars"] for _, e in server.delivered()] == [{"invoiceid": 2}]
 
 
+def test_deactivation_that_cannot_be_recorded_is_refused(whmcs: Whmcs, closed_url: str) -> None:
+    """Without its record the hooks would go on where WHMCS keeps loading them: the module
+    answers error, which keeps it active."""
+    _active(whmcs, closed_url)
+    whmcs.query("mod_vipgate_state", "DROP TABLE mod_vipgate_state")
+    whmcs.query("tbladdonmodules", "CREATE VIEW mod_vipgate_state AS SELECT 'x' AS name, 0 AS at")
+    answer = whmcs.addon("deactivate")["response"]
+    assert answer["status"] == "error"
+    assert "could not record its deactivation" in answer["description"]
+    assert whmcs.whmcs_setting("ActiveAddonModules") == "vipgate"
+
+
 def test_an_activated_addon_without_any_row_keeps_its_events(whmcs: Whmcs) -> None:
     """Whether WHMCS writes a row (the version) on activation is not documented: an activated
     module with no row at all is active all the same, its events wait for the settings."""
