@@ -61,6 +61,9 @@ class Whmcs:
     # Module Debug Mode (the module log is kept only with it on). On for most tests, which
     # read the detail; off is WHMCS's default.
     module_debug: bool = True
+    # Whether the stand-in for Setup > Addon Modules stores password fields encrypted (WHMCS's
+    # documentation does not say which it does; bridge/sandbox/php/addon.php).
+    encrypt_passwords: bool = False
 
     @property
     def hook_dir(self) -> Path:
@@ -107,7 +110,8 @@ class Whmcs:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "VIPGATE_SANDBOX_LOG": str(self.log), **self.pdo_env,
-                "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else "", **extra}
+                "VIPGATE_SANDBOX_MODULE_DEBUG": "on" if self.module_debug else "",
+                "VIPGATE_SANDBOX_ENCRYPT_PASSWORDS": "1" if self.encrypt_passwords else "", **extra}
 
     def command(self, hook: str, variables: dict[str, Any] | None = None, *,
                 repeat: int = 1) -> list[str]:

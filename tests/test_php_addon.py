@@ -160,15 +160,25 @@ def test_settings_are_read_from_tbladdonmodules(
     assert any("the addon's settings" in line for line in whmcs.activity()), whmcs.activity()
 
 
-@pytest.mark.parametrize(("fields", "words"), [
-    ({}, "are not filled in"),
-    ({"bridge_url": "vipgate.example.com", "secret": SECRET}, "are not filled in"),
-    ({"bridge_url": "https://vipgate.example.com", "secret": "hunter2"}, "are not filled in"),
+UNUSABLE_SECRET = "Webhook secret setting is unusable: it is not a whsec_ secret, also not " \
+    "once decrypted with WHMCS's DecryptPassword"
+
+
+@pytest.mark.parametrize(("fields", "encrypted", "words"), [
+    ({}, False, "are not filled in"),
+    ({"bridge_url": "vipgate.example.com", "secret": SECRET}, False, "are not filled in"),
+    ({"bridge_url": "https://vipgate.example.com", "secret": "hunter2"}, False, UNUSABLE_SECRET),
+    # stored encrypted, DecryptPassword gives back what was typed: still not a secret
+    ({"bridge_url": "https://vipgate.example.com", "secret": "hunter2"}, True, UNUSABLE_SECRET),
+    # a value DecryptPassword cannot decrypt
+    ({"bridge_url": "https://vipgate.example.com", "secret": "aHVudGVyMg=="}, False,
+     UNUSABLE_SECRET),
 ])
 def test_an_active_addon_without_usable_settings_keeps_events_until_they_are_entered(
         whmcs: Whmcs, capture: Callable[..., CaptureServer], fields: dict[str, str],
-        words: str) -> None:
+        encrypted: bool, words: str) -> None:
     server = capture()
+    whmcs.encrypt_passwords = encrypted
     whmcs.install_addon()
     whmcs.addon("activate")
     if fields:
@@ -178,13 +188,57 @@ def test_an_active_addon_without_usable_settings_keeps_events_until_they_are_ent
     assert server.requests == []
     [waiting] = whmcs.spool()
     [line] = [line for line in whmcs.activity() if words in line]
-    assert "(events wait in mod_vipgate_spool); enter them in Setup > Addon Modules > vipgate " \
-        "> Configure" in line
-    assert "hunter2" not in " ".join(whmcs.activity())
+    assert "(events wait in mod_vipgate_spool); enter " in line
+    assert line.endswith(" in Setup > Addon Modules > vipgate > Configure")
+    logged = " ".join(whmcs.activity()) + (whmcs.log.read_text() if whmcs.log.exists() else "")
+    assert "hunter2" not in logged and "aHVudGVyMg" not in logged
+    stored = whmcs.addon_settings().get("secret", "")
+    assert stored == "" or stored not in logged  # the stored value is never logged either
     whmcs.addon("configure", {"bridge_url": server.url, "secret": SECRET})
     whmcs.fire("AfterCronJob", {})
     assert next(wid for wid, _ in server.delivered()) == waiting["webhook_id"]
     assert whmcs.spool() == []
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["stored-as-typed", "stored-encrypted"])
+def test_the_secret_works_whether_whmcs_stores_it_as_typed_or_encrypted(
+        whmcs_any_db: Whmcs, capture: Callable[..., CaptureServer], encrypted: bool) -> None:
+    """WHMCS's documentation does not say whether an addon's password field is stored
+    encrypted: a stored value that is not a whsec_ secret goes through WHMCS's local API
+    DecryptPassword first, in the hooks and on the module's page."""
+    whmcs = whmcs_any_db
+    whmcs.encrypt_passwords = encrypted
+    server = capture()
+    _active(whmcs, server.url)
+    stored = whmcs.addon_settings()["secret"]
+    assert (stored != SECRET and not stored.startswith("whsec_")) if encrypted \
+        else stored == SECRET
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    [batch] = server.batches()
+    [event] = verified(batch)["events"]  # signed with the secret itself
+    assert event["vars"] == {"invoiceid": 7}
+    page = _page(whmcs)
+    assert "Settings" not in page and page["Bridge"] == server.url + "/hooks/whmcs"
+    assert not [line for line in whmcs.activity() if "secret" in line]
+
+
+@pytest.mark.parametrize(("stored", "allowed"), [
+    ("on", True), ("1", True), ("yes", True), ("TRUE", True),
+    ("", False), ("off", False), ("0", False), (None, False),
+])
+def test_fail_open_is_read_whichever_way_whmcs_stores_a_ticked_box(
+        whmcs: Whmcs, closed_url: str, stored: str | None, allowed: bool) -> None:
+    """A ticked yesno is 'on' in WHMCS's own settings; for an addon's field that is not
+    documented: '1', 'yes' and 'true' count as ticked too, empty or no row as unticked."""
+    _active(whmcs, closed_url)
+    if stored is None:
+        whmcs.query("tbladdonmodules", "DELETE FROM tbladdonmodules WHERE module = 'vipgate' "
+                    "AND setting = 'fail_open'")
+    else:
+        whmcs.query("tbladdonmodules", "UPDATE tbladdonmodules SET value = :v "
+                    "WHERE module = 'vipgate' AND setting = 'fail_open'", v=stored)
+    result = whmcs.fire("TicketOpenValidation", QUESTION)
+    assert result["returns"] == ([] if allowed else [GENERIC_REFUSAL])
 
 
 def test_a_timeout_that_is_no_number_takes_its_default_and_is_reported(
@@ -210,7 +264,7 @@ def test_hooks_are_silent_while_deactivated_and_the_data_stays(
     assert answer["status"] == "success"
     assert "1 event(s) waiting" in answer["description"]
     assert "DROP TABLE mod_vipgate_spool" in answer["description"]
-    assert whmcs.addon_settings() == {}  # WHMCS forgets the module's settings
+    assert whmcs.addon_settings() == {}  # the sandbox deletes them (kept: the test below)
     assert whmcs.whmcs_setting("AddonModulesHooks") == ""
     server = capture()
     whmcs.fire("InvoicePaid", {"invoiceid": 2})
@@ -229,6 +283,50 @@ def test_hooks_are_silent_while_deactivated_and_the_data_stays(
     whmcs.fire("AfterCronJob", {})
     assert [wid for wid, _ in server.delivered()][:1] == [waiting["webhook_id"]]
     assert whmcs.spool() == []
+
+
+def test_deactivated_hooks_stay_silent_if_whmcs_keeps_the_settings_and_loads_hooks_php(
+        whmcs: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """Whether WHMCS deletes a module's tbladdonmodules rows on deactivation, and whether it
+    stops loading its hooks.php, is not documented: vipgate's own record decides."""
+    server = capture()
+    _active(whmcs, server.url)
+    kept = whmcs.addon_settings()
+    whmcs.addon("deactivate")
+    for setting, value in kept.items():  # a WHMCS that keeps the rows
+        whmcs.query("tbladdonmodules", "INSERT INTO tbladdonmodules (module, setting, value) "
+                    "VALUES ('vipgate', :s, :v)", s=setting, v=value)
+    whmcs.query("tblconfiguration", "UPDATE tblconfiguration SET value = 'vipgate' "
+                "WHERE setting = 'AddonModulesHooks'")  # and still loads hooks.php
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    whmcs.fire("AfterCronJob", {})
+    assert server.requests == [] and whmcs.spool() == []
+    whmcs.addon("activate")  # activated again: the kept settings are used
+    whmcs.fire("InvoicePaid", {"invoiceid": 2})
+    assert [e["vars"] for _, e in server.delivered()] == [{"invoiceid": 2}]
+
+
+def test_deactivation_that_cannot_be_recorded_is_refused(whmcs: Whmcs, closed_url: str) -> None:
+    """Without its record the hooks would go on where WHMCS keeps loading them: the module
+    answers error, which keeps it active."""
+    _active(whmcs, closed_url)
+    whmcs.query("mod_vipgate_state", "DROP TABLE mod_vipgate_state")
+    whmcs.query("tbladdonmodules", "CREATE VIEW mod_vipgate_state AS SELECT 'x' AS name, 0 AS at")
+    answer = whmcs.addon("deactivate")["response"]
+    assert answer["status"] == "error"
+    assert "could not record its deactivation" in answer["description"]
+    assert whmcs.whmcs_setting("ActiveAddonModules") == "vipgate"
+
+
+def test_an_activated_addon_without_any_row_keeps_its_events(whmcs: Whmcs) -> None:
+    """Whether WHMCS writes a row (the version) on activation is not documented: an activated
+    module with no row at all is active all the same, its events wait for the settings."""
+    whmcs.install_addon()
+    whmcs.addon("activate")
+    whmcs.query("tbladdonmodules", "DELETE FROM tbladdonmodules")
+    whmcs.fire("InvoicePaid", {"invoiceid": 7})
+    assert len(whmcs.spool()) == 1
+    assert any("are not filled in" in line for line in whmcs.activity()), whmcs.activity()
 
 
 # --- the move from includes/hooks ---------------------------------------------------------------
@@ -268,8 +366,8 @@ def test_moving_from_includes_hooks_loses_no_spooled_event_and_sends_each_hook_o
 # --- the module's page --------------------------------------------------------------------------
 
 
-def _page(whmcs: Whmcs) -> dict[str, str]:
-    html = whmcs.addon("output")["output"]
+def _page(whmcs: Whmcs, variables: dict[str, str] | None = None) -> dict[str, str]:
+    html = whmcs.addon("output", variables)["output"]
     rows = re.findall(r"<th[^>]*>(.*?)</th><td>(.*?)</td>", html)
     return {label: value for label, value in rows} | {"html": html}
 
@@ -301,6 +399,15 @@ def test_the_page_shows_the_bridge_the_outbox_and_the_versions(
     assert up["Events waiting"].startswith("2,") and "Deliveries" not in up
     assert f'href="{live_bridge.url}/admin/"' in up["html"]
     assert "Also installed" not in up
+
+
+def test_the_page_takes_the_settings_whmcs_passes_in_vars(whmcs: Whmcs, closed_url: str) -> None:
+    """WHMCS documents that the output function gets the module's settings in $vars."""
+    _active(whmcs, closed_url)
+    assert _page(whmcs)["Bridge"] == closed_url + "/hooks/whmcs"
+    page = _page(whmcs, {"bridge_url": closed_url + "/passed", "secret": SECRET})
+    assert page["Bridge"] == closed_url + "/passed/hooks/whmcs"
+    assert "not filled in" in _page(whmcs, {"bridge_url": "", "secret": ""})["Settings"]
 
 
 def test_the_page_of_an_unconfigured_addon_says_what_to_enter(whmcs: Whmcs) -> None:

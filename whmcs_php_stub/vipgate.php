@@ -52,8 +52,9 @@
  * nothing until a loader calls vipgate_register_hooks(). `vipgate install-stub` installs it
  * with one of two loaders:
  * - the addon module (recommended): modules/addons/vipgate/ with vipgate_stub.php (this file),
- *   hooks.php (loaded by WHMCS only while the module is active) and vipgate.php (the module:
- *   its settings form, activation, the admin page); settings from tbladdonmodules;
+ *   hooks.php (loaded by WHMCS on every page, forwarding only while the module is active)
+ *   and vipgate.php (the module: its settings form, activation, the admin page); settings
+ *   from tbladdonmodules;
  * - includes/hooks/ (the alternative): _vipgate_stub.php (this file), vipgate.php (the loader)
  *   and the settings file _vipgate_config.php (the leading underscore keeps WHMCS from loading
  *   these two as hook files).
@@ -88,6 +89,8 @@ const VIPGATE_REJECTED_LISTED = 10;
 const VIPGATE_BREAKER_SECONDS = 60;
 /** The mod_vipgate_state name holding until when the breaker is open. */
 const VIPGATE_BREAKER = 'breaker_open_until';
+/** The mod_vipgate_state name that vipgate_activate() sets and vipgate_deactivate() removes. */
+const VIPGATE_ADDON_ACTIVE = 'addon_activated_at';
 /** How long a claim on outbox rows lasts, in seconds (then another process may take them). */
 const VIPGATE_CLAIM_SECONDS = 60;
 /** Most events in one batch (the bridge's limit). */
@@ -148,8 +151,8 @@ function vipgate_defaults()
 
 /**
  * The installs whose loader ran in this PHP process, in load order: 'includes/hooks' (the
- * hook file, its settings file's path as value) and 'addon' (the addon module's hooks.php,
- * which WHMCS loads only while the module is active). Called with $install to add one.
+ * hook file, its settings file's path as value) and 'addon' (the addon module's hooks.php).
+ * Called with $install to add one.
  */
 function vipgate_installs($install = null, $settingsFile = null)
 {
@@ -202,8 +205,8 @@ function vipgate_settings_read()
 
 /**
  * Whether an event fired while there are no usable settings waits in the outbox for them: yes
- * for an installed stub not (yet) configured, no for an addon module without settings rows
- * (not active: WHMCS deleted them, so it is off on purpose).
+ * for an installed stub not (yet) configured, no for a deactivated addon module (off on
+ * purpose).
  */
 function vipgate_keeps_events_without_settings()
 {
@@ -251,39 +254,127 @@ function vipgate_hooks_url($base)
     return substr($base, -strlen('/hooks/whmcs')) === '/hooks/whmcs' ? $base : $base . '/hooks/whmcs';
 }
 
+/** The fields of the addon's form (vipgate_config() in modules/addons/vipgate/vipgate.php). */
+function vipgate_addon_fields()
+{
+    return array_merge(['bridge_url', 'secret', 'fail_open'], vipgate_addon_timeouts());
+}
+
+/** Whether $secret is a whsec_ secret the stub can sign with (base64, at least 24 bytes). */
+function vipgate_usable_secret($secret)
+{
+    if (!is_string($secret) || strncmp($secret, 'whsec_', 6) !== 0) {
+        return false;
+    }
+    $key = base64_decode(substr($secret, 6), true);
+    return $key !== false && strlen($key) >= 24;
+}
+
 /**
- * The addon module's settings, as WHMCS stores them (tbladdonmodules: module 'vipgate', one
- * row per field; yesno is 'on' or ''). Returns ['config' => array or null, 'problem' => why
- * not, '' when the module has no rows at all (not active: nothing to say)].
+ * The Webhook secret from the addon's stored value: used as it is when it is a whsec_ secret,
+ * else given to WHMCS's local API DecryptPassword (password2 => the value; the answer's
+ * `password`), since whether WHMCS stores a password field encrypted is not documented.
+ * Null when neither gives a usable secret ('' when the value is empty).
  */
-function vipgate_addon_settings()
+function vipgate_addon_secret($value)
+{
+    $value = trim((string) $value);
+    if ($value === '' || vipgate_usable_secret($value)) {
+        return $value;
+    }
+    if (!function_exists('localAPI')) {
+        return null;
+    }
+    try {
+        $answer = localAPI('DecryptPassword', ['password2' => $value]);
+    } catch (\Throwable $e) {
+        return null;
+    }
+    if (!is_array($answer) || !isset($answer['result'], $answer['password'])
+        || $answer['result'] !== 'success' || !is_string($answer['password'])) {
+        return null;
+    }
+    $secret = trim($answer['password']);
+    return vipgate_usable_secret($secret) ? $secret : null;
+}
+
+/**
+ * A yesno field of the addon's form as stored: ticked for 'on' (what WHMCS's own settings hold
+ * for a ticked box), '1', 'yes' or 'true'; anything else, empty or missing, unticked.
+ */
+function vipgate_addon_yes($value)
+{
+    return in_array(strtolower(trim((string) $value)), ['on', '1', 'yes', 'true'], true);
+}
+
+/** Whether vipgate_activate() ran and vipgate_deactivate() has not since (mod_vipgate_state). */
+function vipgate_addon_active()
+{
+    try {
+        return vipgate_state_get(vipgate_pdo(), VIPGATE_ADDON_ACTIVE) !== null;
+    } catch (\Throwable $e) {
+        return false;
+    }
+}
+
+/** Record the module as activated (true) or deactivated (false). Throws when the database cannot be used. */
+function vipgate_addon_mark_active($pdo, $active)
+{
+    vipgate_state_create($pdo);
+    if ($active) {
+        vipgate_state_set($pdo, VIPGATE_ADDON_ACTIVE, time());
+    } else {
+        vipgate_sql($pdo, 'DELETE FROM mod_vipgate_state WHERE name = ?', [VIPGATE_ADDON_ACTIVE]);
+    }
+}
+
+/**
+ * The addon module's settings. $vars: what WHMCS passed to vipgate_output() (documented to
+ * hold the module's settings), preferred when it holds any of the fields; else the module's
+ * rows in tbladdonmodules (module 'vipgate', setting, value), read only while vipgate's own
+ * record says the module is active, so it does not matter whether WHMCS keeps or deletes them
+ * on deactivation. Returns
+ * ['config' => array or null, 'problem' => why not, '' when the module is not active].
+ */
+function vipgate_addon_settings($vars = null)
 {
     $values = [];
-    try {
-        $rows = vipgate_sql(vipgate_pdo(), 'SELECT setting, value FROM tbladdonmodules WHERE module = ?', ['vipgate'])
-            ->fetchAll(PDO::FETCH_NUM);
-        foreach ($rows as $row) {
-            $values[(string) $row[0]] = (string) $row[1];
+    foreach (vipgate_addon_fields() as $key) {
+        if (is_array($vars) && isset($vars[$key]) && is_scalar($vars[$key])) {
+            $values[$key] = (string) $vars[$key];
         }
-    } catch (\Throwable $e) {
-        return ['config' => null, 'problem' => 'cannot read the addon\'s settings: ' . vipgate_short($e->getMessage())];
     }
     if (!$values) {
-        return ['config' => null, 'problem' => ''];
+        if (!vipgate_addon_active()) {
+            return ['config' => null, 'problem' => ''];
+        }
+        try {
+            $rows = vipgate_sql(vipgate_pdo(), 'SELECT setting, value FROM tbladdonmodules WHERE module = ?',
+                ['vipgate'])->fetchAll(PDO::FETCH_NUM);
+            foreach ($rows as $row) {
+                $values[(string) $row[0]] = (string) $row[1];
+            }
+        } catch (\Throwable $e) {
+            return ['config' => null, 'problem' => 'cannot read the addon\'s settings: '
+                . vipgate_short($e->getMessage())];
+        }
     }
     $where = 'Setup > Addon Modules > vipgate > Configure';
+    $wait = ': nothing is sent to the bridge (events wait in mod_vipgate_spool); ';
     $url = vipgate_hooks_url(isset($values['bridge_url']) ? $values['bridge_url'] : '');
-    $secret = isset($values['secret']) ? trim($values['secret']) : '';
-    if ($url === '' || strncmp($secret, 'whsec_', 6) !== 0) {
+    $secret = vipgate_addon_secret(isset($values['secret']) ? $values['secret'] : '');
+    if ($url === '' || $secret === '') {
         return ['config' => null, 'problem' => 'the addon module is active but its Bridge URL (http:// or '
-            . 'https://) and Webhook secret (whsec_...) are not filled in: nothing is sent to the bridge '
-            . '(events wait in mod_vipgate_spool); enter them in ' . $where];
+            . 'https://) and Webhook secret (whsec_...) are not filled in' . $wait . 'enter them in ' . $where];
+    }
+    if ($secret === null) {
+        return ['config' => null, 'problem' => 'the addon\'s Webhook secret setting is unusable: it is not a'
+            . ' whsec_ secret, also not once decrypted with WHMCS\'s DecryptPassword' . $wait . 'enter the'
+            . ' secret vipgate install-stub --addon printed in ' . $where];
     }
     $config = array_merge(vipgate_defaults(), ['url' => $url, 'secret' => $secret,
         'source' => 'the addon\'s settings (' . $where . ')']);
-    if (isset($values['fail_open'])) {
-        $config['fail_open'] = $values['fail_open'] === 'on';
-    }
+    $config['fail_open'] = vipgate_addon_yes(isset($values['fail_open']) ? $values['fail_open'] : '');
     $problems = [];
     foreach (vipgate_addon_timeouts() as $key) {
         $value = isset($values[$key]) ? trim($values[$key]) : '';
@@ -465,13 +556,10 @@ function vipgate_event($hook, $vars)
 /** The webhook-signature value: v1, base64 HMAC-SHA256 of "id.timestamp.body". */
 function vipgate_signature($secret, $id, $timestamp, $body)
 {
-    $key = false;
-    if (is_string($secret) && strncmp($secret, 'whsec_', 6) === 0) {
-        $key = base64_decode(substr($secret, 6), true);
-    }
-    if ($key === false || strlen($key) < 24) {
+    if (!vipgate_usable_secret($secret)) {
         throw new RuntimeException('the webhook secret in the settings is not a whsec_ secret');
     }
+    $key = base64_decode(substr($secret, 6), true);
     return 'v1,' . base64_encode(hash_hmac('sha256', $id . '.' . $timestamp . '.' . $body, $key, true));
 }
 

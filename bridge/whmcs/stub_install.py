@@ -46,7 +46,7 @@ HOOKS_INSTALL = (
     InstalledFile("includes/hooks/_vipgate_stub.php", "vipgate.php"),
     InstalledFile("includes/hooks/vipgate.php", "hooks_loader.php"),
 )
-# The addon module: the stub, the hooks WHMCS loads while the module is active, then the
+# The addon module: the stub, the hooks (forwarding while the module is active), then the
 # module WHMCS lists in Setup > Addon Modules. Its settings are in WHMCS's tbladdonmodules.
 ADDON_INSTALL = (
     InstalledFile("modules/addons/vipgate/vipgate_stub.php", "vipgate.php"),

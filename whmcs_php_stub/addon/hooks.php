@@ -1,8 +1,9 @@
 <?php
 /**
- * vipgate's hooks, as the addon module registers them: WHMCS loads this file on every page
- * while the module is active (Setup > Addon Modules), never while it is not. The settings are
- * the module's (tbladdonmodules). Installed as modules/addons/vipgate/hooks.php by
+ * vipgate's hooks, as the addon module registers them: WHMCS loads a module's hooks.php on every
+ * page (developers.whmcs.com: addon-modules/hooks); they forward only while the module is
+ * active (vipgate_activate() ran, vipgate_deactivate() has not since). The settings are the
+ * module's (tbladdonmodules). Installed as modules/addons/vipgate/hooks.php by
  * `vipgate install-stub --addon`.
  */
 

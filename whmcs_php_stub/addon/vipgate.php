@@ -91,6 +91,7 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
             $pdo = vipgate_pdo();
             vipgate_spool_ensure($pdo);
             vipgate_state_create($pdo);
+            vipgate_addon_mark_active($pdo, true);
             $figures = vipgate_outbox_figures($pdo);
         } catch (\Throwable $e) {
             return ['status' => 'error', 'description' => 'vipgate could not create its tables'
@@ -110,21 +111,27 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
         return ['status' => 'success', 'description' => implode(' ', $words)];
     }
 
-    /** Setup > Addon Modules > Deactivate: the hooks stop; vipgate's tables and rows stay. */
+    /**
+     * Setup > Addon Modules > Deactivate: the hooks stop (vipgate's own record says so, whether
+     * or not WHMCS still loads hooks.php or keeps the settings); vipgate's tables and rows stay.
+     */
     function vipgate_deactivate()
     {
         $waiting = '';
         try {
-            $figures = vipgate_outbox_figures(vipgate_pdo());
+            $pdo = vipgate_pdo();
+            vipgate_addon_mark_active($pdo, false);
+            $figures = vipgate_outbox_figures($pdo);
             $waiting = ' (' . $figures['waiting'] . ' event(s) waiting, ' . $figures['rejected'] . ' rejected)';
         } catch (\Throwable $e) {
-            // the tables are kept whatever their state
+            return ['status' => 'error', 'description' => 'vipgate could not record its deactivation in'
+                . ' WHMCS\'s database (mod_vipgate_state), so its hooks would go on: ' . $e->getMessage()];
         }
-        return ['status' => 'success', 'description' => 'vipgate is deactivated: WHMCS no longer'
-            . ' forwards its hooks. Its data stays in WHMCS\'s database: mod_vipgate_spool' . $waiting
-            . ' and mod_vipgate_state; activating the module again sends what waits. WHMCS forgets the'
-            . ' module\'s settings: enter them again after activating. To remove the data for good:'
-            . ' DROP TABLE mod_vipgate_spool, mod_vipgate_state.'];
+        return ['status' => 'success', 'description' => 'vipgate is deactivated: its hooks no longer'
+            . ' forward anything. Its data stays in WHMCS\'s database: mod_vipgate_spool' . $waiting
+            . ' and mod_vipgate_state; activating the module again sends what waits (check the settings'
+            . ' in Configure then). To remove the data for good: DROP TABLE mod_vipgate_spool,'
+            . ' mod_vipgate_state.'];
     }
 
     /** One row of the module page's table. */
@@ -137,11 +144,12 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
     /**
      * Addons > vipgate: whether the bridge answers (a GET of its /healthz with the stub's
      * limits), the outbox's waiting and rejected events, the stub's and the bridge's versions
-     * and a link to vipgate's own admin page. Echoed, as WHMCS wants.
+     * and a link to vipgate's own admin page. Echoed, as WHMCS wants. The settings are those
+     * WHMCS passes in $vars (documented to hold the module's fields and their values).
      */
     function vipgate_output($vars)
     {
-        $addon = vipgate_addon_settings();
+        $addon = vipgate_addon_settings(is_array($vars) ? $vars : []);
         $config = $addon['config'];
         $rows = [vipgate_output_row('Stub version', vipgate_version())];
         if ($config === null) {

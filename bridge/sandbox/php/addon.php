@@ -1,24 +1,34 @@
 <?php
 /**
  * What WHMCS's Setup > Addon Modules page does with an addon module, for the sandbox and the
- * tests (the WHMCS 8 behaviour, from its configaddonmods.php as observed):
+ * tests. WHMCS documents what it calls (developers.whmcs.com, addon-modules/: MODULE_activate()
+ * and MODULE_deactivate() answering status success, info or error; MODULE_output($vars) with
+ * the module's fields and values, 'modulelink' and, in WHMCS's sample module, 'version' and
+ * '_lang'; hooks.php loaded on every page) but not where it keeps the rest. What this
+ * stand-in does there is ONE plausible way, marked [UNCONFIRMED]; vipgate's code does not
+ * depend on it, and tests/test_php_addon.py also runs the alternatives where it could:
  *
  *   php addon.php WHMCS_DIR MODULE activate
- *       calls MODULE_activate(); unless it answers status 'error': MODULE joins the
- *       comma-separated tblconfiguration ActiveAddonModules, tbladdonmodules gains the row
- *       (MODULE, 'version', the config's version), and AddonModulesHooks (the modules whose
- *       hooks.php WHMCS loads on every page) is rebuilt from the active modules that have one
+ *       calls MODULE_activate(); unless it answers status 'error': [UNCONFIRMED] MODULE joins
+ *       the comma-separated tblconfiguration ActiveAddonModules, tbladdonmodules gains the row
+ *       (MODULE, 'version', the config's version), and AddonModulesHooks (a tblconfiguration
+ *       key of WHMCS 8.4's empty install; here the active modules that have a hooks.php, the
+ *       ones fire.php loads) is rebuilt
  *   php addon.php WHMCS_DIR MODULE configure FIELDS_JSON
  *       Configure > Save Changes: each field of MODULE_config() is stored as a tbladdonmodules
- *       row (trimmed; a yesno 'on' or ''; a field not posted takes its Default), and the
+ *       row (WHMCS 8.4's columns id, module, setting, value). [UNCONFIRMED] trimmed; a yesno
+ *       'on' or ''; a field not posted takes its Default; a password field as typed, or
+ *       encrypted (vipgate_test_encrypt) with VIPGATE_SANDBOX_ENCRYPT_PASSWORDS set; the
  *       'access' row holds the admin role ids allowed the module's page (FIELDS_JSON's
  *       "__access__" list, default [1])
  *   php addon.php WHMCS_DIR MODULE deactivate
- *       calls MODULE_deactivate(); unless it answers status 'error': every tbladdonmodules row
- *       of MODULE is deleted and MODULE leaves ActiveAddonModules and AddonModulesHooks
- *   php addon.php WHMCS_DIR MODULE output
- *       Addons > MODULE (active modules only): MODULE_output($vars) with the module's settings,
- *       'modulelink' and '_lang'; what it echoes is captured
+ *       calls MODULE_deactivate(); unless it answers status 'error': [UNCONFIRMED] every
+ *       tbladdonmodules row of MODULE is deleted and MODULE leaves ActiveAddonModules and
+ *       AddonModulesHooks
+ *   php addon.php WHMCS_DIR MODULE output [VARS_JSON]
+ *       Addons > MODULE (active modules only): MODULE_output($vars) with the module's stored
+ *       settings, 'modulelink' and '_lang' (VARS_JSON's keys replace or add to them: a test's
+ *       way to hand the module values other than the stored ones); what it echoes is captured
  *
  * Prints one JSON object: {"response": ..., "output": ...}. The database is the one of
  * bootstrap.php (VIPGATE_SANDBOX_PDO_DSN); tblconfiguration and tbladdonmodules are made when a
@@ -86,6 +96,8 @@ if ($action === 'activate') {
         }
         if ($field['Type'] === 'yesno') {
             $value = $value !== '' && $value !== 'off' && $value !== 'disabled' ? 'on' : '';
+        } elseif ($field['Type'] === 'password' && $value !== '' && getenv('VIPGATE_SANDBOX_ENCRYPT_PASSWORDS')) {
+            $value = vipgate_test_encrypt($value);
         }
         if (array_key_exists($key, $existing)) {
             $pdo->prepare('UPDATE tbladdonmodules SET value = ? WHERE module = ? AND setting = ?')
@@ -117,6 +129,9 @@ if ($action === 'activate') {
     $vars = vipgate_test_module_settings($pdo, $module);
     $vars['modulelink'] = 'addonmodules.php?module=' . $module;
     $vars['_lang'] = [];
+    foreach ($posted as $key => $value) {
+        $vars[$key] = $value;
+    }
     ob_start();
     call_user_func($module . '_output', $vars);
     $result['output'] = ob_get_clean();

@@ -1,7 +1,9 @@
 <?php
 /**
  * A stand-in for the parts of WHMCS the vipgate stub touches (sandbox, demo, tests, benchmarks):
- * the WHMCS constant, add_hook, logModuleCall, logActivity and Capsule::connection()->getPdo().
+ * the WHMCS constant, add_hook, logModuleCall, logActivity, Capsule::connection()->getPdo() and
+ * localAPI() with the one command the stub uses, DecryptPassword (developers.whmcs.com:
+ * api-reference/decryptpassword: request `password2`, answer `result` and `password`).
  *
  * As in WHMCS 8, logModuleCall writes nothing unless Module Debug Mode is on (tblconfiguration
  * ModuleDebugMode = 'on', off by default), and logActivity always adds a row to tblactivitylog
@@ -13,6 +15,10 @@
  *                                 tblconfiguration to say (a test's bare database)
  *   VIPGATE_SANDBOX_PDO_DSN       PDO DSN of the "WHMCS database" (sqlite:/path or mysql:...)
  *   VIPGATE_SANDBOX_PDO_USER, VIPGATE_SANDBOX_PDO_PASSWORD   for a mysql DSN
+ *   VIPGATE_SANDBOX_ENCRYPT_PASSWORDS  set: addon.php stores an addon's password fields
+ *                                 encrypted (vipgate_test_encrypt), as a WHMCS that encrypts
+ *                                 them would; unset: as typed. Which one WHMCS does is not in
+ *                                 its documentation, so the tests run both
  *   VIPGATE_SANDBOX_FINISH_REQUEST  set: PHP-FPM's fastcgi_finish_request() is defined (tests):
  *                                 it prints the line "finish_request MICROTIME" (the page has
  *                                 gone), then waits VIPGATE_SANDBOX_FINISH_SLEEP seconds if set
@@ -142,6 +148,47 @@ namespace {
                 . ' admin_id INT NOT NULL DEFAULT 0, ipaddr TEXT NOT NULL)');
             $pdo->prepare($insert)->execute($row);
         }
+    }
+
+    /**
+     * The sandbox's reversible encryption of a stored password (not WHMCS's format, which is
+     * not documented): base64, so never a whsec_ value, and only what it made decrypts.
+     */
+    function vipgate_test_encrypt($plain)
+    {
+        return base64_encode(vipgate_test_xor('vipgate-sandbox:' . $plain));
+    }
+
+    /** The plain text of vipgate_test_encrypt()'s output, or null for anything else. */
+    function vipgate_test_decrypt($stored)
+    {
+        $raw = base64_decode((string) $stored, true);
+        $plain = $raw === false ? '' : vipgate_test_xor($raw);
+        return strncmp($plain, 'vipgate-sandbox:', 16) === 0 ? substr($plain, 16) : null;
+    }
+
+    function vipgate_test_xor($text)
+    {
+        $key = 'sandbox-cc-encryption-hash';
+        $out = '';
+        for ($i = 0; $i < strlen($text); $i++) {
+            $out .= chr(ord($text[$i]) ^ ord($key[$i % strlen($key)]));
+        }
+        return $out;
+    }
+
+    /**
+     * WHMCS's local API, for the commands the stub uses: DecryptPassword (password2 => the
+     * stored string; answers result success and password, or result error and message).
+     */
+    function localAPI($command, $postData = [], $adminUser = '')
+    {
+        if ($command !== 'DecryptPassword') {
+            return ['result' => 'error', 'message' => 'the sandbox\'s localAPI has no ' . $command];
+        }
+        $plain = vipgate_test_decrypt(isset($postData['password2']) ? $postData['password2'] : '');
+        return $plain === null ? ['result' => 'error', 'message' => 'Decryption failed']
+            : ['result' => 'success', 'password' => $plain];
     }
 
     /** Run the functions registered for a hook as WHMCS does: by priority, truthy results kept. */

@@ -59,8 +59,9 @@ foreach ($hookFiles as $hookFile) {
     }
 }
 
-// Then, as WHMCS does, the hooks.php of each addon module named in tblconfiguration's
-// AddonModulesHooks: the active modules that have one (see addon.php).
+// Then the hooks.php of each addon module named in tblconfiguration's AddonModulesHooks: the
+// active modules that have one (see addon.php). WHMCS documents that a module's hooks.php is
+// loaded on every page; which list it loads them from is [UNCONFIRMED: not in WHMCS's docs].
 $whmcsRoot = dirname(rtrim($hookDir, '/'), 2);
 foreach (array_filter(explode(',', vipgate_test_setting('AddonModulesHooks')), 'strlen') as $addonModule) {
     $addonHooks = $whmcsRoot . '/modules/addons/' . $addonModule . '/hooks.php';
