@@ -237,6 +237,7 @@ class Workers:
     env: dict[str, str]
     workdir: Path
     restart_delay: float = 1.0
+    idle: float = 0.2  # ``vipgate worker --idle``: seconds between looks at an empty inbox
     procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     restarts: int = 0
     deaths: list[tuple[float, int, int]] = field(default_factory=list)  # (time, pid, code)
@@ -248,9 +249,9 @@ class Workers:
         out = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 (the child keeps it)
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "bridge", "worker", "--idle", "0.2"], cwd=self.workdir,
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [sys.executable, "-m", "bridge", "worker", "--idle", str(self.idle)],
+                cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             out.close()
 

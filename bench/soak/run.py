@@ -94,36 +94,6 @@ def webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def write_config(path: Path, database_url: str, whmcs_url: str, secret: str) -> None:
-    path.write_text(f"""[bridge]
-database_url = {database_url}
-timezone = UTC
-language = pt_BR
-run_worker = off
-
-[webhook]
-secrets = {secret}
-
-[whmcs]
-url = {whmcs_url}
-identifier = {soak_load.API_ID}
-secret = {soak_load.API_SECRET}
-timeout_seconds = {WHMCS_TIMEOUT}
-
-[policy]
-vip_group_id = {soak_load.VIP_GROUP}
-default_group_id = {soak_load.DEFAULT_GROUP}
-grace_days = 3
-
-[tickets]
-billing_departments = {soak_load.BILLING_DEPT}
-
-[admin]
-secret_key = {secrets.token_hex(32)}
-secure_cookies = off
-""")
-
-
 def vipgate(stage: Stage, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bridge", "--config", str(stage.config), *args],
                           cwd=stage.workdir, env=stage.env, capture_output=True, text=True,
@@ -508,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         whmcs.sandbox.configure(ModuleDebugMode=True)
         whmcs.serve()
         secret = webhook_secret()
-        write_config(workdir / "vipgate.ini", url, whmcs.url, secret)
+        soak_load.write_config(workdir / "vipgate.ini", url, whmcs.url, secret, WHMCS_TIMEOUT)
         stage = Stage(workdir, mariadb, whmcs, gunicorn, workers, env, workdir / "vipgate.ini",
                       proxy)
         done = vipgate(stage, "db", "upgrade")
