@@ -324,6 +324,9 @@ class Sampler:
 # --- a proxy in front of the bridge (the "bridge hung" fault) ---------------------------------
 
 
+ANSWER_COPY_LIMIT = 1 << 20  # bytes of an answer kept (a batch of 500 answers in ~40 KiB)
+
+
 class BridgeProxy:
     """A TCP proxy on ``port`` in front of gunicorn, the bridge URL the stub is given. Modes:
     ``pass`` (bytes both ways), ``slow`` (each answer held ``delay`` seconds before it goes
@@ -338,6 +341,9 @@ class BridgeProxy:
         self.delay = 0.0
         self.connections = 0
         self.held = 0  # connections accepted in "hang" mode and never answered
+        # Each batch answer as it went back to the stub (the ledger reads each event's
+        # outcome off it: the access log sees only the batch).
+        self.batch_answers: list[bytes] = []
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
@@ -399,10 +405,16 @@ class BridgeProxy:
             return
         upstream.settimeout(None)
         threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
-        self._pump(upstream, client, delay)
+        answer = bytearray()
+        self._pump(upstream, client, delay, answer)
+        # gunicorn's sync workers answer one request per connection: this is its whole answer
+        if answer.startswith(b"HTTP/1.1 200") and b'"results"' in answer:
+            with self._lock:
+                self.batch_answers.append(bytes(answer))
 
     @staticmethod
-    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+    def _pump(source: socket.socket, target: socket.socket, delay: float,
+              copy: bytearray | None = None) -> None:
         first = True
         try:
             while True:
@@ -413,6 +425,8 @@ class BridgeProxy:
                     time.sleep(delay)
                 first = False
                 target.sendall(data)
+                if copy is not None and len(copy) < ANSWER_COPY_LIMIT:
+                    copy += data
         except OSError:
             pass
         finally:

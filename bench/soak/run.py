@@ -346,12 +346,13 @@ def report(results: dict[str, Any]) -> str:
              f"clients, {results['actors']} actors at {results['rate']}/s, cron every "
              f"{results['cron_every']:.0f} s, {results['gunicorn_workers']} gunicorn workers, "
              f"{results['vipgate_workers']} vipgate workers", "",
-             "| events sent | stored | applied | dead-lettered | lost | duplicate deliveries "
-             "| spooled by the stub | applied twice |",
+             "| events sent | stored | applied | dead-lettered | lost | sent again: events "
+             "(deliveries; in batches) | spooled by the stub | applied twice |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|",
              f"| {e['sent']} | {e['stored']} | {e['applied']} | {e['dead_lettered']} | "
-             f"{e['lost']} | {e['duplicate_deliveries']} | {e['spooled_by_the_stub']} | "
-             f"{e['applied_twice']} |", ""]
+             f"{e['lost']} | {e['events_delivered_more_than_once']} "
+             f"({e['duplicate_deliveries']}; {e['duplicates_in_batches']}) | "
+             f"{e['spooled_by_the_stub']} | {e['applied_twice']} |", ""]
     lat, lag = f["latency_ms"], f["apply_lag_s"]
     lines += ["| latency | count | p50 | p99 | max |", "|---|---:|---:|---:|---:|",
               f"| ingest, 202 (ms) | {lat['ingest_202']['count']} | "
@@ -539,7 +540,10 @@ def main(argv: list[str] | None = None) -> int:
             inbox=[r for r in inbox_rows(url) if r.webhook_id not in before_load],
             spooled=spooled(whmcs), audit=audit_rows(url), faults=faults,
             memory=sampler.samples, resync_changes=changes,
-            warmup_s=min(60.0, args.duration * 0.15))
+            warmup_s=min(60.0, args.duration * 0.15),
+            batch_results=[(msg_id, status) for raw in proxy.batch_answers
+                           for msg_id, status in ledger.parse_batch_answer(raw)
+                           if msg_id not in before_load])
         problems = fault_errors + result.problems
         unexercised = sorted(set(whitelist()) - set(fired_hooks) - {"ClientClose"})
         if unexercised:
