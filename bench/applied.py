@@ -67,7 +67,7 @@ sys.path[:0] = [str(HERE / "soak"), str(HERE), str(REPO)]
 
 import load as soak_load  # noqa: E402  (bench/soak/load.py)
 import sqlalchemy as sa  # noqa: E402
-from ledger import epoch, percentile  # noqa: E402  (bench/soak/ledger.py)
+from ledger import epoch, lag_by_backlog, percentile  # noqa: E402  (bench/soak/ledger.py)
 from procs import Gunicorn, Workers, free_port  # noqa: E402  (bench/soak/procs.py)
 from stub_overhead import DEFAULT_MARIADB, mariadb_database  # noqa: E402
 
@@ -374,6 +374,7 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 def measure(fired: Sequence[Fired], inbox: dict[str, Any]) -> dict[str, Any]:
     """Per event: fired -> received, received -> applied, fired -> applied (seconds)."""
     to_received, to_applied, lag = [], [], []
+    moments: list[tuple[float, float]] = []
     for event in fired:
         row = inbox.get(event.webhook_id)
         if row is None:
@@ -385,9 +386,19 @@ def measure(fired: Sequence[Fired], inbox: dict[str, Any]) -> dict[str, Any]:
         if row.state == "done" and finished is not None:
             to_applied.append(finished - event.fired)
             lag.append(finished - received)
+            moments.append((received, finished))
+    by_hook: dict[str, list[float]] = {}
+    for event in fired:
+        row = inbox.get(event.webhook_id)
+        if row is not None and row.state == "done" and row.finished_at is not None:
+            by_hook.setdefault(event.hook, []).append((epoch(row.finished_at) or 0.0)
+                                                      - event.fired)
     return {"fired_to_received_s": summary(to_received),
             "received_to_applied_s": summary(lag),
-            "fired_to_applied_s": summary(to_applied)}
+            "fired_to_applied_s": summary(to_applied),
+            "received_to_applied_by_backlog_s": lag_by_backlog(moments),
+            "fired_to_applied_by_hook_s": {hook: summary(values)
+                                           for hook, values in sorted(by_hook.items())}}
 
 
 def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
@@ -433,6 +444,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
             pool.setup()
             pool.start()
             workers.start()
+            workers.wait_ready()
             results["load_before"] = round(os.getloadavg()[0], 2)
             roles: dict[str, Callable[[], list[int]]] = {
                 "vipgate workers": workers.pids,
@@ -510,7 +522,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
 def _row(name: str, s: dict[str, Any], unit: float = 1.0) -> str:
     def cell(v: float | None) -> str:
         return "–" if v is None else f"{v * unit:.3f}"
-    return (f"  {name:<26}{s['count']:>7}{cell(s['p50']):>10}{cell(s['p95']):>10}"
+    return (f"  {name:<26}{s['count']:>7}{cell(s['p50']):>10}{cell(s.get('p95')):>10}"
             f"{cell(s['p99']):>10}{cell(s['max']):>10}")
 
 
@@ -526,6 +538,11 @@ def report(r: dict[str, Any], php_version: str) -> str:
              _row("fired -> received", r["fired_to_received_s"]),
              _row("received -> applied", r["received_to_applied_s"]),
              _row("fired -> applied", r["fired_to_applied_s"]),
+             *(_row(f"  {hook}", values)
+               for hook, values in r["fired_to_applied_by_hook_s"].items()),
+             *(_row(f"  joined a backlog of {bucket}", values)
+               for bucket, values in r["received_to_applied_by_backlog_s"].items()
+               if bucket != "max_backlog"),
              _row("request wait for php", r["request_wait_s"]),
              _row("hook call (ms)", r["php_call_ms"]),
              _row("delivery after resp. (ms)", r["delivery_ms"]),

@@ -247,3 +247,18 @@ def test_the_soak_proxy_keeps_each_batch_answer_as_it_went_back(tmp_path: Path) 
         upstream.close()
     assert [ledger.parse_batch_answer(raw) for raw in proxy.batch_answers] == [
         [("msg_1", "duplicate"), ("msg_5", "queued")]]
+
+
+def test_received_to_applied_is_split_by_the_backlog_each_event_joined() -> None:
+    """A burst (a breaker's minute delivered at once) waits behind itself: its events joined a
+    backlog; an event alone did not."""
+    assert ledger.backlog_at_receipt([(0.0, 1.0), (0.5, 2.0), (0.5, 3.0), (5.0, 5.5),
+                                      (2.5, None)]) == [0, 1, 2, 1, 1]
+    burst = [row(n, at=T0 + 100, lag=n * 0.5) for n in range(1, 21)]  # 20 at once
+    alone = [row(100 + n, at=T0 + 200 + n * 10, lag=0.3) for n in range(5)]
+    result = ledger.account(**clean_run(inbox=[*burst, *alone], access=[],
+                                        fired={"InvoicePaid": 25}))
+    split = result.figures["apply_lag_by_backlog_s"]
+    assert (split["0-9"]["count"], split["10-99"]["count"], split["100+"]["count"]) == (15, 10, 0)
+    assert split["10-99"]["p50"] > split["0-9"]["p50"] and split["10-99"]["max"] == 10.0
+    assert split["max_backlog"] == 19

@@ -16,6 +16,7 @@ Inputs:
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -310,19 +311,52 @@ def _latency(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow
     lag = [row.finished_at - row.received_at for row in inbox
            if row.state == "done" and row.finished_at is not None]
 
-    def summary(values: Sequence[float]) -> dict[str, Any]:
-        return {"count": len(values), "p50": percentile(values, 50),
-                "p99": percentile(values, 99), "max": max(values) if values else None}
-
-    ledger.figures["latency_ms"] = {"ingest_202": summary(ingest), "answers_200": summary(answers),
-                                    "precron_202": summary(precron),
-                                    "batch_200": summary(batch_ms)}
-    ledger.figures["apply_lag_s"] = summary(lag)
+    ledger.figures["latency_ms"] = {"ingest_202": _summary(ingest),
+                                    "answers_200": _summary(answers),
+                                    "precron_202": _summary(precron),
+                                    "batch_200": _summary(batch_ms)}
+    ledger.figures["apply_lag_s"] = _summary(lag)
+    ledger.figures["apply_lag_by_backlog_s"] = lag_by_backlog(
+        [(row.received_at, row.finished_at) for row in inbox
+         if row.state == "done" and row.finished_at is not None])
     ledger.figures["statuses"] = dict(sorted(statuses.items()))
     ledger.figures["batch_statuses"] = dict(sorted(Counter(str(r.status)
                                                            for r in batches).items()))
     ledger.figures["5xx_by_fault"] = dict(Counter(
         _in_fault(r.at, faults) or "none" for r in ingest_posts if r.status >= 500))
+
+
+BACKLOG_BUCKETS = ((0, 9), (10, 99), (100, None))  # events waiting when one was received
+
+
+def backlog_at_receipt(rows: Sequence[tuple[float, float | None]]) -> list[int]:
+    """For each (received, finished) event: how many others were received and not yet
+    finished when it was received (the queue it joined). An unfinished event waits forever."""
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))  # ties: in given order
+    finished = sorted(f for _, f in rows if f is not None)
+    out = [0] * len(rows)
+    for ahead, i in enumerate(order):  # received before it, less those finished by then
+        out[i] = max(0, ahead - bisect.bisect_right(finished, rows[i][0]))
+    return out
+
+
+def lag_by_backlog(rows: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """received → applied (s) of applied events, by the backlog each one joined: a lag
+    that comes from the workers' own pace, or from a burst (a breaker's minute, a cron's flush,
+    an outage) waiting ahead of it."""
+    depths = backlog_at_receipt(rows)
+    out: dict[str, Any] = {}
+    for low, high in BACKLOG_BUCKETS:
+        lags = [f - r for (r, f), d in zip(rows, depths, strict=True)
+                if d >= low and (high is None or d <= high)]
+        out[f"{low}-{high}" if high is not None else f"{low}+"] = _summary(lags)
+    out["max_backlog"] = max(depths, default=0)
+    return out
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    return {"count": len(values), "p50": percentile(values, 50),
+            "p99": percentile(values, 99), "max": max(values) if values else None}
 
 
 def _recovery(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow],

@@ -275,6 +275,19 @@ class Workers:
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until each worker has said it is draining the inbox (its imports and connections
+        done), so that what comes next is not timed with their start-up."""
+        log = self.workdir / "workers.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if text.count("draining the inbox") >= self.count:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the vipgate workers did not start within {timeout:.0f} s; see "
+                           f"{log}")
+
     def kill_one(self) -> int | None:
         return kill_first(self.pids())
 

@@ -368,7 +368,12 @@ def report(results: dict[str, Any]) -> str:
               f"{_ms(lat['batch_200']['p50'])} | {_ms(lat['batch_200']['p99'])} | "
               f"{_ms(lat['batch_200']['max'])} |",
               f"| received → applied (s) | {lag['count']} | {_s(lag['p50'])} | "
-              f"{_s(lag['p99'])} | {_s(lag['max'])} |", "",
+              f"{_s(lag['p99'])} | {_s(lag['max'])} |",
+              *(f"| … joining a backlog of {bucket} events (s) | {b['count']} | "
+                f"{_s(b['p50'])} | {_s(b['p99'])} | {_s(b['max'])} |"
+                for bucket, b in f["apply_lag_by_backlog_s"].items() if bucket != "max_backlog"),
+              f"(the largest backlog an event joined: "
+              f"{f['apply_lag_by_backlog_s']['max_backlog']} events)", "",
               "| fault | at (s) | lasted (s) | events in window | ingest back (s) | "
               "backlog applied (s) | recovery (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
     t0 = results["started_at"]
