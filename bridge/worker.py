@@ -5,9 +5,8 @@ One event at a time per client (a lease in ``client_lease``); any number of work
 MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A client is reconciled once per
 claimed batch: a later row of the batch asking only for it is covered (:class:`Round`). A
 failed event is retried on the Standard Webhooks schedule and then dead-lettered, kept with its
-last error
-(``bridge.store.inbox``). The worker's clock is the service's clock (leases, retry times); the
-engine's clock is the business clock.
+last error (``bridge.store.inbox``). The worker's clock is the service's clock (leases, retry
+times); the engine's clock is the business clock.
 
 Faults cost seconds, not a lease or a retry step:
 
