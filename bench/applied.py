@@ -21,7 +21,7 @@ What runs (all on 127.0.0.1):
   bench table with the connection that wrote it, so each php process learns the id of the
   event its hook call wrote (the stub makes it up inside);
 - the bridge under gunicorn (``--gunicorn-workers`` sync workers) and ``--vipgate-workers``
-  ``vipgate worker`` processes (``--idle``, the CLI's default 1 s unless given), as the soak
+  ``vipgate worker`` processes (``--idle``, the CLI's default unless given), as the soak
   starts them (bench/soak/procs.py), on MariaDB (another throw-away database).
 
 The load is open loop: actions are started on a fixed schedule so that WHMCS fires ``--rate``
@@ -71,6 +71,7 @@ from ledger import epoch, lag_by_backlog, percentile  # noqa: E402  (bench/soak/
 from procs import Gunicorn, Workers, free_port  # noqa: E402  (bench/soak/procs.py)
 from stub_overhead import DEFAULT_MARIADB, mariadb_database  # noqa: E402
 
+from bridge.cli.main import WORKER_IDLE_SECONDS  # noqa: E402
 from bridge.payloads import whitelist  # noqa: E402
 from bridge.sandbox.forwarder import PAGE_HOOKS, PHP_DIR  # noqa: E402
 from bridge.store import Store  # noqa: E402
@@ -572,8 +573,8 @@ def main() -> int:
     parser.add_argument("--php", type=int, default=4, help="php processes (FPM workers) (4)")
     parser.add_argument("--gunicorn-workers", type=int, default=3)
     parser.add_argument("--vipgate-workers", type=int, default=2)
-    parser.add_argument("--idle", type=float, default=1.0,
-                        help="vipgate worker --idle (the CLI's default, 1)")
+    parser.add_argument("--idle", type=float, default=WORKER_IDLE_SECONDS,
+                        help=f"vipgate worker --idle (the CLI's default, {WORKER_IDLE_SECONDS})")
     parser.add_argument("--clients", type=int, default=300, help="clients in WHMCS (300)")
     parser.add_argument("--settle", type=float, default=120.0,
                         help="longest wait for the inbox to settle after the load")
