@@ -44,17 +44,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import queue
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +66,7 @@ import load as soak_load  # noqa: E402  (bench/soak/load.py)
 import sqlalchemy as sa  # noqa: E402
 from ledger import epoch, lag_by_backlog, percentile  # noqa: E402  (bench/soak/ledger.py)
 from procs import Gunicorn, Workers, free_port  # noqa: E402  (bench/soak/procs.py)
-from stub_overhead import DEFAULT_MARIADB, mariadb_database  # noqa: E402
+from stub_overhead import DEFAULT_MARIADB, mariadb_database, run_with_php  # noqa: E402
 
 from bridge.cli.main import WORKER_IDLE_SECONDS  # noqa: E402
 from bridge.payloads import whitelist  # noqa: E402
@@ -588,18 +585,7 @@ def main() -> int:
     for name in ("php", "gunicorn_workers", "vipgate_workers", "clients"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    php = shutil.which("php")
-    if php is None:
-        print("php is not on PATH (apt-get install php-cli php-curl php-mysql)", file=sys.stderr)
-        return 2
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    php_version = subprocess.run([php, "-r", "echo PHP_VERSION;"], capture_output=True,
-                                 text=True, check=True).stdout
-    results = run(args, php)
-    results["php_version"] = php_version
-    results["run_id"] = uuid.uuid4().hex[:8]
-    print(json.dumps(results) if args.json else report(results, php_version))
-    return 1 if results["checks"] else 0
+    return run_with_php(args, run, report, version_key="php_version")
 
 
 if __name__ == "__main__":
