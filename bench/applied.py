@@ -248,6 +248,9 @@ class PhpWorkers:
     def submit(self, hooks: list[tuple[str, dict[str, Any]]]) -> None:
         self._requests.put((time.time(), hooks))
 
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs if proc.poll() is None]
+
     @property
     def events_fired(self) -> int:
         with self._lock:
@@ -448,7 +451,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
                 "vipgate workers": workers.pids,
                 "gunicorn": lambda: [gunicorn.pid, *gunicorn.worker_pids()]
                 if gunicorn.pid else [],
-                "php": lambda: [p.pid for p in pool._procs],
+                "php": pool.pids,
                 "bench (sandbox WHMCS, load)": lambda: [os.getpid()],
                 "mariadbd (the machine's)": mariadb_pids}
             cpu_before = cpu_by_role(roles)
