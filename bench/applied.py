@@ -168,6 +168,7 @@ class PhpWorkers:
     hook_dir: Path
     env: dict[str, str]
     count: int
+    log_dir: Path  # each process's stderr, php-N.err (a pipe could fill and block php)
     fired: list[Fired] = field(default_factory=list)
     deliveries_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -189,9 +190,10 @@ class PhpWorkers:
 
     def start(self) -> None:
         for n in range(self.count):
-            proc = subprocess.Popen(self.command(), env=self.env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    bufsize=1, start_new_session=True)
+            with open(self.log_dir / f"php-{n}.err", "wb") as err:
+                proc = subprocess.Popen(self.command(), env=self.env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=err, text=True,
+                                        bufsize=1, start_new_session=True)
             self._procs.append(proc)
             thread = threading.Thread(target=self._serve, args=(proc,), name=f"php-{n}",
                                       daemon=True)
@@ -275,9 +277,10 @@ class PhpWorkers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-            if proc.returncode and proc.stderr is not None:
-                self.errors.append(f"php {proc.pid} exited {proc.returncode}: "
-                                   f"{proc.stderr.read()[-500:]}")
+        for n, proc in enumerate(self._procs):
+            said = (self.log_dir / f"php-{n}.err").read_text(errors="replace").strip()
+            if proc.returncode or said:  # a warning or notice of the stub's is a failure too
+                self.errors.append(f"php {proc.pid} exited {proc.returncode}: {said[-500:]}")
 
 
 def drive(whmcs: soak_load.Whmcs, pool: PhpWorkers, rate: float, duration: float,
@@ -424,7 +427,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
         (work / "whmcs" / "includes" / "hooks").mkdir(parents=True)
         hook_dir = install_stub(work / "whmcs", f"http://127.0.0.1:{gunicorn.port}",
                                 secret)[0].parent
-        pool = PhpWorkers(php, hook_dir, env, args.php)
+        pool = PhpWorkers(php, hook_dir, env, args.php, work)
         whmcs = soak_load.make_whmcs(work / "whmcs.db", args.clients, free_port(), args.seed,
                                      fire=pool.fire)
         workers = Workers(args.vipgate_workers, server_env, work, idle=args.idle)
