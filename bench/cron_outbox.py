@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
 from run import Gunicorn  # noqa: E402  (bench/ingest/run.py)
-from stub_overhead import DEFAULT_MARIADB, FLOOR, mariadb_database  # noqa: E402
+from stub_overhead import DEFAULT_MARIADB, FLOOR, mariadb_database, run_with_php  # noqa: E402
 
 from bridge.sandbox.forwarder import PHP_DIR  # noqa: E402
 from bridge.store import Store  # noqa: E402
@@ -293,18 +290,7 @@ def main() -> int:
         parser.error("--events must be at least 1")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    php = shutil.which("php")
-    if php is None:
-        print("php is not on PATH (apt-get install php-cli php-curl php-mysql)", file=sys.stderr)
-        return 2
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    php_version = subprocess.run([php, "-r", "echo PHP_VERSION;"], capture_output=True,
-                                 text=True, check=True).stdout
-    results = run(args, php)
-    results["php"] = php_version
-    results["run_id"] = uuid.uuid4().hex[:8]
-    print(json.dumps(results) if args.json else report(results, php_version))
-    return 1 if results["checks"] else 0
+    return run_with_php(args, run, report)
 
 
 if __name__ == "__main__":

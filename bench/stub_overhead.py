@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,25 @@ for ($i = 0; $i < (int) $argv[1]; $i++) {
 }
 echo json_encode(['calls_ms' => $calls]);
 """
+
+
+def run_with_php(args: argparse.Namespace,
+                 run: Callable[[argparse.Namespace, str], dict[str, Any]],
+                 report: Callable[[dict[str, Any], str], str], version_key: str = "php") -> int:
+    """A php bench's main: php found (else exit 2), ``run``, its results printed (``--json``:
+    one JSON object) with php's version under ``version_key``; exit 1 when a check failed."""
+    php = shutil.which("php")
+    if php is None:
+        print("php is not on PATH (apt-get install php-cli php-curl php-mysql)", file=sys.stderr)
+        return 2
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    php_version = subprocess.run([php, "-r", "echo PHP_VERSION;"], capture_output=True,
+                                 text=True, check=True).stdout
+    results = run(args, php)
+    results[version_key] = php_version
+    results["run_id"] = uuid.uuid4().hex[:8]
+    print(json.dumps(results) if args.json else report(results, php_version))
+    return 1 if results["checks"] else 0
 
 
 def fire(php: str, hook_dir: Path, hook: str, variables: dict[str, Any], calls: int,

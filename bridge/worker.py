@@ -2,10 +2,11 @@
 (the cron events through the resync's bulk path, :mod:`bridge.resync`).
 
 One event at a time per client (a lease in ``client_lease``); any number of workers over one
-MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A failed event is retried on
-the Standard Webhooks schedule and then dead-lettered, kept with its last error
-(``bridge.store.inbox``). The worker's clock is the service's clock (leases, retry times); the
-engine's clock is the business clock.
+MariaDB/MySQL (rows claimed with SKIP LOCKED), one over SQLite. A client is reconciled once per
+claimed batch: a later row of the batch asking only for it is covered (:class:`Round`). A
+failed event is retried on the Standard Webhooks schedule and then dead-lettered, kept with its
+last error (``bridge.store.inbox``). The worker's clock is the service's clock (leases, retry
+times); the engine's clock is the business clock.
 
 Faults cost seconds, not a lease or a retry step:
 
@@ -30,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -67,6 +68,21 @@ class Outcome:
     clients: int = 0
     changes: int = 0
     error: str | None = None
+    covered: bool = False  # done without a reconcile of its own: see Round
+
+
+@dataclass
+class Round:
+    """What one claimed batch has learned. Every row of the batch was stored before the claim,
+    so WHMCS's change behind it was made before; a client reconciled in the round was read
+    from WHMCS after the claim, so after that change. A later row of the batch that asks only
+    for clients reconciled earlier in the round is covered by that reconcile and is done
+    without another (AddInvoicePayment then InvoicePaid of one payment: one reconcile, not
+    two). Only plain rows: not the whole-installation ones, not a ticket just opened (the
+    gate's follow-up is per ticket), not one naming the admin behind it (a staff hold)."""
+
+    reconciled: set[int] = field(default_factory=set)
+    owners: dict[tuple[str, int], int] = field(default_factory=dict)  # (kind, id) → client
 
 
 class Worker:
@@ -173,12 +189,13 @@ class Worker:
         rows = queue.claim(self.store, self.name, self.clock(), lease=self.lease,
                            limit=self.batch)
         outcomes: list[Outcome] = []
+        round_ = Round()
         for row in rows:
             if self.paused is not None:  # WHMCS went down: the rest waits for the pause
                 queue.release_held(self.store, self.name, self.clock(),
                                    delay=self.paused.delay)
                 break
-            outcomes.append(self.process(row))
+            outcomes.append(self.process(row, round_=round_))
         self._holding = False
         return outcomes
 
@@ -253,13 +270,16 @@ class Worker:
                      "the admin overview): %s", first_run.describe(result.summary()))
         return result
 
-    def process(self, row: InboxRow, *, deadline: float | None = None) -> Outcome:
+    def process(self, row: InboxRow, *, deadline: float | None = None,
+                round_: Round | None = None) -> Outcome:
         """Handle one claimed row and settle it (done, deferred, retrying or dead), renewing
-        this worker's leases meanwhile."""
+        this worker's leases meanwhile. ``round_``: the batch it was claimed in (see
+        :class:`Round`)."""
         with Heartbeat(self.beat, self.beat_seconds, self.name):
-            return self._process(row, deadline)
+            return self._process(row, deadline, round_)
 
-    def _process(self, row: InboxRow, deadline: float | None) -> Outcome:
+    def _process(self, row: InboxRow, deadline: float | None,
+                 round_: Round | None = None) -> Outcome:
         outcome = Outcome(row.id, row.hook, "done")
         try:
             subjects = hooks.registry.dispatch(row.hook, row.vars)
@@ -275,7 +295,7 @@ class Worker:
                     raise ReconcileError(full.failures)
                 if not full.complete:
                     return self._defer(row, outcome, timedelta(0))
-            elif not self._reconcile_clients(row, subjects, outcome):
+            elif not self._reconcile_clients(row, subjects, outcome, round_):
                 return self._defer(row, outcome, BUSY_DELAY)
         except (WhmcsUnavailable, ReconcileError) as exc:
             return self._whmcs_down(row, outcome, exc) or self._failed(row, outcome, exc)
@@ -283,10 +303,20 @@ class Worker:
             return self._failed(row, outcome, exc)
         return self._complete(row, outcome)
 
-    def _reconcile_clients(self, row: InboxRow, subjects: Subjects, outcome: Outcome) -> bool:
-        """Reconcile the event's clients under their leases; False when one is busy."""
-        client_ids = self.engine.clients_for(subjects.clients, subjects.invoices,
-                                             subjects.tickets)
+    def _reconcile_clients(self, row: InboxRow, subjects: Subjects, outcome: Outcome,
+                           round_: Round | None = None) -> bool:
+        """Reconcile the event's clients under their leases; False when one is busy. Nothing
+        to do when the round already reconciled them all after this row was stored."""
+        client_ids = self.engine.clients_for(
+            subjects.clients, subjects.invoices, subjects.tickets,
+            owners=None if round_ is None else round_.owners)
+        plain = not subjects.opened and subjects.staff is None
+        if round_ is not None and plain and client_ids and round_.reconciled.issuperset(
+                client_ids):
+            outcome.covered = True
+            log.debug("event %s (%s) covered by this round's reconcile of client(s) %s",
+                      row.webhook_id, row.hook, client_ids)
+            return True
         held: list[int] = []
         try:
             for client_id in client_ids:
@@ -299,6 +329,8 @@ class Worker:
                     opened_at=row.occurred_at, staff=subjects.staff)
                 outcome.clients += 1
                 outcome.changes += len(done.applied)
+                if round_ is not None:
+                    round_.reconciled.add(client_id)
         finally:
             for client_id in held:
                 self.release(client_id)

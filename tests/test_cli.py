@@ -85,3 +85,14 @@ def test_check_reaches_the_read_only_whmcs_database(tmp_path) -> None:
         "VIPGATE_WHMCS_DATABASE_URL": "mysql+pymysql://ro:secretpw@127.0.0.1:1/whmcs"})
     assert result.returncode == 1 and "whmcs database: database error at" in result.stdout
     assert "secretpw" not in result.stdout + result.stderr
+
+
+def test_the_worker_looks_at_an_empty_inbox_every_fifth_of_a_second(tmp_path) -> None:
+    """An event stored while the workers wait is picked up within their idle time: 0.2 s by
+    default (1 s cost events half a second at p99 in bench/applied.py)."""
+    from bridge.cli.main import WORKER_IDLE_SECONDS, cli
+
+    idle = next(p for p in cli.commands["worker"].params if p.name == "idle")
+    assert idle.default == WORKER_IDLE_SECONDS == 0.2
+    result = run("worker", "--help", cwd=tmp_path)
+    assert "[default: 0.2;" in result.stdout

@@ -357,6 +357,41 @@ def test_a_worker_killed_mid_event_is_reclaimed_and_the_change_applied_once(
     assert memory.last_group_id == w.regular and memory.pending_group_id is None
 
 
+@pytest.mark.parametrize("batch", [10, 1])
+def test_a_payment_s_two_events_claimed_together_take_one_reconcile(world: World,
+                                                                    batch: int) -> None:
+    """AddInvoicePayment then InvoicePaid name one invoice. Claimed in one batch, the second is
+    covered by the first's reconcile (which read WHMCS after both were stored): Ana is read
+    from WHMCS once, not twice, and the payment is applied. Claimed one at a time, each is
+    reconciled."""
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()
+    assert w.group(ana) == w.regular  # overdue: out of VIP
+    w.sandbox.add_payment(invoice)  # both events stored before the claim
+    w.sandbox.api_log.clear()
+    worker = Worker(w.engine, clock=wall, name="round", batch=batch)
+    outcomes = [o for _ in range(2 if batch == 1 else 1) for o in worker.run_once()]
+    assert [(o.hook, o.state) for o in outcomes] == [("AddInvoicePayment", "done"),
+                                                     ("InvoicePaid", "done")]
+    assert [o.covered for o in outcomes] == ([False, True] if batch > 1 else [False, False])
+    assert len(actions(w, "GetClientsDetails")) == (1 if batch > 1 else 2)
+    assert w.group(ana) == w.vip
+
+
+def test_a_ticket_opened_in_the_same_round_is_still_reconciled(world: World) -> None:
+    """A TicketOpen asks for the gate's follow-up on its own ticket: never covered by another
+    event's reconcile of the same client."""
+    w = world
+    bia, _, invoice = vip_client(w, "Bia")
+    w.sandbox.add_payment(invoice, "10.00")  # AddInvoicePayment: Bia still owes
+    w.sandbox.open_ticket(bia, w.support, "Ajuda", "Medium")  # TicketOpen
+    outcomes = {o.hook: o for o in Worker(w.engine, clock=wall, name="round").run_once()}
+    assert outcomes["AddInvoicePayment"].covered is False
+    assert outcomes["TicketOpen"].covered is False and outcomes["TicketOpen"].clients == 1
+
+
 def test_duplicated_and_reordered_events_reach_the_same_state(world: World) -> None:
     """Two clients with the same story: one's events processed in order, the other's newest
     first, with a duplicate delivery of its first event on top."""

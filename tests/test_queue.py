@@ -235,6 +235,18 @@ def test_claim_works_with_innodb_snapshot_isolation(mariadb_store) -> None:
     assert [r.id for r in got] == ids[3:6]
 
 
+def test_received_and_finished_keep_their_microseconds(store) -> None:
+    """received → applied is measured in milliseconds (bench/applied.py): on MariaDB too the
+    inbox keeps the fraction of a second of both times (its DATETIME(6), migration 0006)."""
+    received = NOW.replace(microsecond=123456)
+    store.enqueue(InboxEvent("msg_fraction", "InvoicePaid", 7, {}, NOW, received))
+    (row,) = claim(store, "w1", received, lease=LEASE, limit=1)
+    finished = received + timedelta(milliseconds=250)
+    assert complete(store, row.id, "w1", finished)
+    stored = _row(store, row.id)
+    assert (stored.received_at, stored.finished_at) == (received, finished)
+
+
 # --- failures, retries and dead letters --------------------------------------------------
 
 

@@ -41,5 +41,8 @@ def test_one_minute_soak_with_every_fault_loses_nothing(tmp_path: Path) -> None:
         "php_killed", "mariadb_restart", "whmcs_down", "whmcs_errors", "whmcs_slow",
         "gunicorn_worker_kill", "worker_kill", "bridge_restart", "bridge_hung"]
     assert results["php_killed"] and results["figures"]["events"]["batches_taken"] > 0
+    # each batch's answer was read (the proxy): its events' outcomes, "sent again" among them
+    assert events["batch_events_answered"] >= events["duplicates_in_batches"] >= 0
+    assert events["batch_events_answered"] > 0
     assert all(r["recovery_s"] is not None for r in results["figures"]["recovery"])
     assert results["problems"] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -176,3 +177,88 @@ def test_percentile_is_nearest_rank() -> None:
     assert ledger.percentile(values, 99) == 99
     assert ledger.percentile([], 50) is None
 
+
+
+BATCH_ANSWER = (b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nConnection: close\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 130\r\n\r\n"
+                b'{"duplicate":1,"queued":1,"rejected":0,"results":[{"id":"msg_1","index":0,'
+                b'"status":"duplicate"},{"id":"msg_5","index":1,"status":"queued"}]}\n')
+
+
+def test_a_batch_answer_gives_each_event_s_outcome() -> None:
+    assert ledger.parse_batch_answer(BATCH_ANSWER) == [("msg_1", "duplicate"),
+                                                       ("msg_5", "queued")]
+    refused = BATCH_ANSWER.replace(b"200 OK", b"503 SERVICE UNAVAILABLE")
+    cut = BATCH_ANSWER[:-40]
+    single = b'HTTP/1.1 200 OK\r\n\r\n{"errors":[]}'
+    for raw in (refused, cut, single, b""):
+        assert ledger.parse_batch_answer(raw) == []
+
+
+def test_events_sent_again_in_batches_are_counted_and_applied_once() -> None:
+    """A php process killed after its batch was stored, before it deleted the rows: the rows
+    go again and the bridge answers "duplicate"; the inbox keeps one row, applied once."""
+    result = ledger.account(**clean_run(
+        fired={"InvoicePaid": 3, "AfterCronJob": 1}, access=[req(4), batch(), batch()],
+        batch_results=[("msg_1", "queued"), ("msg_2", "queued"), ("msg_3", "queued"),
+                       ("msg_1", "duplicate"), ("msg_2", "duplicate"),
+                       ("msg_1", "duplicate")]))
+    assert result.problems == []
+    events = result.figures["events"]
+    assert (events["events_delivered_more_than_once"], events["duplicate_deliveries"],
+            events["duplicates_in_batches"], events["applied_twice"]) == (2, 3, 3, 0)
+    lost = ledger.account(**clean_run(batch_results=[("msg_9", "queued")])).problems
+    assert any("answered 202 but not in the inbox" in p and "msg_9" in p for p in lost), lost
+
+
+def test_the_soak_proxy_keeps_each_batch_answer_as_it_went_back(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(SOAK))
+    try:
+        from procs import BridgeProxy
+    finally:
+        sys.path.remove(str(SOAK))
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(4)
+
+    def answer_once() -> None:
+        conn, _ = upstream.accept()
+        conn.recv(65536)
+        conn.sendall(BATCH_ANSWER)
+        conn.close()
+
+    threading.Thread(target=answer_once, daemon=True).start()
+    proxy = BridgeProxy(upstream.getsockname()[1])
+    proxy.start()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{proxy.port}/hooks/whmcs/batch", data=b"{}"),
+                timeout=10) as got:
+            assert got.status == 200
+        deadline = time.monotonic() + 5
+        while not proxy.batch_answers and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        proxy.stop()
+        upstream.close()
+    assert [ledger.parse_batch_answer(raw) for raw in proxy.batch_answers] == [
+        [("msg_1", "duplicate"), ("msg_5", "queued")]]
+
+
+def test_received_to_applied_is_split_by_the_backlog_each_event_joined() -> None:
+    """A burst (a breaker's minute delivered at once) waits behind itself: its events joined a
+    backlog; an event alone did not."""
+    assert ledger.backlog_at_receipt([(0.0, 1.0), (0.5, 2.0), (0.5, 3.0), (5.0, 5.5),
+                                      (2.5, None)]) == [0, 1, 2, 1, 1]
+    burst = [row(n, at=T0 + 100, lag=n * 0.5) for n in range(1, 21)]  # 20 at once
+    alone = [row(100 + n, at=T0 + 200 + n * 10, lag=0.3) for n in range(5)]
+    result = ledger.account(**clean_run(inbox=[*burst, *alone], access=[],
+                                        fired={"InvoicePaid": 25}))
+    split = result.figures["apply_lag_by_backlog_s"]
+    assert (split["0-9"]["count"], split["10-99"]["count"], split["100+"]["count"]) == (15, 10, 0)
+    assert split["10-99"]["p50"] > split["0-9"]["p50"] and split["10-99"]["max"] == 10.0
+    assert split["max_backlog"] == 19

@@ -5,6 +5,9 @@ Inputs:
 - ``fired``: how many times WHMCS (the sandbox) ran each hook the stub forwards
   asynchronously: the events the stub created;
 - ``access``: gunicorn's access log (one :class:`Request` per line);
+- ``batch_results``: what the bridge answered for each event of each batch it took (webhook
+  id, ``queued`` / ``duplicate`` / ``rejected``), read off the answers by the soak's proxy
+  (:func:`parse_batch_answer`): the access log sees a batch, not its events;
 - ``module_log``: the stub's WHMCS module log entries (spooled, rejected, lost events);
 - ``inbox``: vipgate's inbox rows at the end; ``spooled``: webhook ids still in the spool;
 - ``audit``: vipgate's audit rows (what it changed, and for which event);
@@ -13,6 +16,8 @@ Inputs:
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
 import re
 import statistics
@@ -92,6 +97,26 @@ def parse_access(lines: Iterable[str]) -> list[Request]:
     return out
 
 
+def parse_batch_answer(raw: bytes) -> list[tuple[str, str]]:
+    """(webhook id, status) of each event in one HTTP answer of ``POST /hooks/whmcs/batch`` as
+    it went back to the stub (status line, headers, JSON body); nothing for any other answer
+    (not 200, not a batch's, cut short)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or \
+            status_line[1] != b"200":
+        return []
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return []
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list):
+        return []
+    return [(str(r["id"]), str(r.get("status"))) for r in results
+            if isinstance(r, dict) and isinstance(r.get("id"), str)]
+
+
 def epoch(naive_utc: datetime | None) -> float | None:
     return None if naive_utc is None else naive_utc.replace(tzinfo=UTC).timestamp()
 
@@ -118,9 +143,10 @@ def account(*, fired: Mapping[str, int], access: Sequence[Request],
             module_log: Sequence[Mapping[str, Any]], inbox: Sequence[InboxRow],
             spooled: Sequence[str], audit: Sequence[Mapping[str, Any]],
             faults: Sequence[Fault], memory: Sequence[tuple[float, str, int, int]],
-            resync_changes: int | None, warmup_s: float) -> Ledger:
+            resync_changes: int | None, warmup_s: float,
+            batch_results: Sequence[tuple[str, str]] = ()) -> Ledger:
     ledger = Ledger()
-    _events(ledger, fired, access, module_log, inbox, spooled, audit)
+    _events(ledger, fired, access, module_log, inbox, spooled, audit, batch_results)
     _latency(ledger, access, inbox, faults)
     _recovery(ledger, access, inbox, faults)
     _memory(ledger, memory, warmup_s)
@@ -170,7 +196,8 @@ def _skipped_heartbeats(module_log: Sequence[Mapping[str, Any]]) -> int:
 
 def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
             module_log: Sequence[Mapping[str, Any]], inbox: Sequence[InboxRow],
-            spooled: Sequence[str], audit: Sequence[Mapping[str, Any]]) -> None:
+            spooled: Sequence[str], audit: Sequence[Mapping[str, Any]],
+            batch_results: Sequence[tuple[str, str]] = ()) -> None:
     problems = ledger.problems
     stub = _stub_outcomes(module_log)
     by_id = {row.webhook_id: row for row in inbox}
@@ -189,10 +216,13 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
     still_spooled = set(spooled)
     spooled_ever = [k for k, v in stub.items() if v["outcome"] == "spooled"]
 
-    acked_missing = sorted(k for k in deliveries if k not in by_id)
+    # Events a batch's answer said the bridge has (stored now, or a duplicate of one it had).
+    batch_taken = Counter(k for k, status in batch_results if status in ("queued", "duplicate"))
+    acked_missing = sorted(k for k in deliveries.keys() | batch_taken.keys() if k not in by_id)
     if acked_missing:
         problems.append(f"{len(acked_missing)} event(s) answered 202 but not in the inbox "
-                        f"(lost after the acknowledgement), e.g. {acked_missing[:3]}")
+                        f"(lost after the acknowledgement: a 202, or queued/duplicate in a "
+                        f"batch's answer), e.g. {acked_missing[:3]}")
     if lost_logged:
         problems.append(f"{len(lost_logged)} event(s) the stub could neither send nor spool "
                         f"(lost in WHMCS), e.g. {lost_logged[:3]}")
@@ -227,7 +257,12 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
     if twice:
         problems.append(f"{len(twice)} change(s) applied more than once for the same event, "
                         f"e.g. {list(twice)[:2]}")
-    redelivered = {k: n - 1 for k, n in deliveries.items() if n > 1}
+    # Sent again: an event the bridge already had, sent once more (a php process killed after
+    # its batch was stored, before it deleted the rows; a retry after a lost answer). The
+    # single endpoint answers 202 each time, a batch "duplicate"; the inbox keeps one row.
+    redelivered = Counter({k: n - 1 for k, n in deliveries.items() if n > 1})
+    in_batches = Counter(k for k, status in batch_results if status == "duplicate")
+    redelivered.update(in_batches)
     ledger.figures["events"] = {
         "sent": sum(fired.values()),
         "stored": len(inbox),
@@ -238,6 +273,8 @@ def _events(ledger: Ledger, fired: Mapping[str, int], access: Sequence[Request],
             0, sum(fired.values()) - sum(dropped_heartbeats.values()) - len(inbox)),
         "duplicate_deliveries": sum(redelivered.values()),
         "events_delivered_more_than_once": len(redelivered),
+        "duplicates_in_batches": sum(in_batches.values()),
+        "batch_events_answered": len(batch_results),
         "spooled_by_the_stub": len(spooled_ever),
         "heartbeats_not_spooled": sum(dropped_heartbeats.values()),
         "batches": sum(batches.values()),
@@ -274,19 +311,52 @@ def _latency(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow
     lag = [row.finished_at - row.received_at for row in inbox
            if row.state == "done" and row.finished_at is not None]
 
-    def summary(values: Sequence[float]) -> dict[str, Any]:
-        return {"count": len(values), "p50": percentile(values, 50),
-                "p99": percentile(values, 99), "max": max(values) if values else None}
-
-    ledger.figures["latency_ms"] = {"ingest_202": summary(ingest), "answers_200": summary(answers),
-                                    "precron_202": summary(precron),
-                                    "batch_200": summary(batch_ms)}
-    ledger.figures["apply_lag_s"] = summary(lag)
+    ledger.figures["latency_ms"] = {"ingest_202": _summary(ingest),
+                                    "answers_200": _summary(answers),
+                                    "precron_202": _summary(precron),
+                                    "batch_200": _summary(batch_ms)}
+    ledger.figures["apply_lag_s"] = _summary(lag)
+    ledger.figures["apply_lag_by_backlog_s"] = lag_by_backlog(
+        [(row.received_at, row.finished_at) for row in inbox
+         if row.state == "done" and row.finished_at is not None])
     ledger.figures["statuses"] = dict(sorted(statuses.items()))
     ledger.figures["batch_statuses"] = dict(sorted(Counter(str(r.status)
                                                            for r in batches).items()))
     ledger.figures["5xx_by_fault"] = dict(Counter(
         _in_fault(r.at, faults) or "none" for r in ingest_posts if r.status >= 500))
+
+
+BACKLOG_BUCKETS = ((0, 9), (10, 99), (100, None))  # events waiting when one was received
+
+
+def backlog_at_receipt(rows: Sequence[tuple[float, float | None]]) -> list[int]:
+    """For each (received, finished) event: how many others were received and not yet
+    finished when it was received (the queue it joined). An unfinished event waits forever."""
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))  # ties: in given order
+    finished = sorted(f for _, f in rows if f is not None)
+    out = [0] * len(rows)
+    for ahead, i in enumerate(order):  # received before it, less those finished by then
+        out[i] = max(0, ahead - bisect.bisect_right(finished, rows[i][0]))
+    return out
+
+
+def lag_by_backlog(rows: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """received → applied (s) of applied events, by the backlog each one joined: a lag
+    that comes from the workers' own pace, or from a burst (a breaker's minute, a cron's flush,
+    an outage) waiting ahead of it."""
+    depths = backlog_at_receipt(rows)
+    out: dict[str, Any] = {}
+    for low, high in BACKLOG_BUCKETS:
+        lags = [f - r for (r, f), d in zip(rows, depths, strict=True)
+                if d >= low and (high is None or d <= high)]
+        out[f"{low}-{high}" if high is not None else f"{low}+"] = _summary(lags)
+    out["max_backlog"] = max(depths, default=0)
+    return out
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    return {"count": len(values), "p50": percentile(values, 50),
+            "p99": percentile(values, 99), "max": max(values) if values else None}
 
 
 def _recovery(ledger: Ledger, access: Sequence[Request], inbox: Sequence[InboxRow],

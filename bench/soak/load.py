@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import secrets
 import subprocess
 import tempfile
 import threading
@@ -148,18 +149,54 @@ class KillablePhpForwarder(PhpForwarder):
         return answer
 
 
-def make_whmcs(db_path: Path, clients: int, port: int, seed: int) -> Whmcs:
-    """Generate the dataset (bench/gen_whmcs.py, as of today) and open the sandbox on it."""
+def make_whmcs(db_path: Path, clients: int, port: int, seed: int,
+               fire: Callable[[str, dict[str, Any]], list[Any]] | None = None) -> Whmcs:
+    """Generate the dataset (bench/gen_whmcs.py, as of today) and open the sandbox on it. Its
+    hooks go to ``fire`` when given (bench/applied.py's PHP workers), else to the stub
+    installed by :meth:`Whmcs.install_stub`, one ``php`` per hook."""
     from gen_whmcs import generate  # bench/ is on sys.path (run.py puts it there)
 
     url = f"sqlite:///{db_path}"
     generate(url, clients, seed=seed, today=date.today())
     holder: dict[str, Whmcs] = {}
     sandbox = Sandbox(url, clock=SandboxClock(timezone="UTC"), seed=seed,
-                      fire=lambda hook, variables: holder["w"].fire(hook, variables))
+                      fire=fire or (lambda hook, variables: holder["w"].fire(hook, variables)))
     sandbox.add_api_credential(API_ID, API_SECRET, description="vipgate soak")
     holder["w"] = Whmcs(sandbox, port)
     return holder["w"]
+
+
+def write_config(path: Path, database_url: str, whmcs_url: str, secret: str,
+                 whmcs_timeout: float) -> None:
+    """The vipgate.ini of the bridge and its workers: this sandbox's API credentials and
+    groups, ``run_worker = off`` (the workers are processes of their own)."""
+    path.write_text(f"""[bridge]
+database_url = {database_url}
+timezone = UTC
+language = pt_BR
+run_worker = off
+
+[webhook]
+secrets = {secret}
+
+[whmcs]
+url = {whmcs_url}
+identifier = {API_ID}
+secret = {API_SECRET}
+timeout_seconds = {whmcs_timeout:g}
+
+[policy]
+vip_group_id = {VIP_GROUP}
+default_group_id = {DEFAULT_GROUP}
+grace_days = 3
+
+[tickets]
+billing_departments = {BILLING_DEPT}
+
+[admin]
+secret_key = {secrets.token_hex(32)}
+secure_cookies = off
+""")
 
 
 # --- what the actors do ---------------------------------------------------------------------

@@ -237,6 +237,7 @@ class Workers:
     env: dict[str, str]
     workdir: Path
     restart_delay: float = 1.0
+    idle: float = 0.2  # ``vipgate worker --idle``: seconds between looks at an empty inbox
     procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
     restarts: int = 0
     deaths: list[tuple[float, int, int]] = field(default_factory=list)  # (time, pid, code)
@@ -248,9 +249,9 @@ class Workers:
         out = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 (the child keeps it)
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "bridge", "worker", "--idle", "0.2"], cwd=self.workdir,
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [sys.executable, "-m", "bridge", "worker", "--idle", str(self.idle)],
+                cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             out.close()
 
@@ -273,6 +274,19 @@ class Workers:
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p is not None and p.poll() is None]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until each worker has said it is draining the inbox (its imports and connections
+        done), so that what comes next is not timed with their start-up."""
+        log = self.workdir / "workers.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if text.count("draining the inbox") >= self.count:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the vipgate workers did not start within {timeout:.0f} s; see "
+                           f"{log}")
 
     def kill_one(self) -> int | None:
         return kill_first(self.pids())
@@ -323,6 +337,9 @@ class Sampler:
 # --- a proxy in front of the bridge (the "bridge hung" fault) ---------------------------------
 
 
+ANSWER_COPY_LIMIT = 1 << 20  # bytes of an answer kept (a batch of 500 answers in ~40 KiB)
+
+
 class BridgeProxy:
     """A TCP proxy on ``port`` in front of gunicorn, the bridge URL the stub is given. Modes:
     ``pass`` (bytes both ways), ``slow`` (each answer held ``delay`` seconds before it goes
@@ -337,6 +354,9 @@ class BridgeProxy:
         self.delay = 0.0
         self.connections = 0
         self.held = 0  # connections accepted in "hang" mode and never answered
+        # Each batch answer as it went back to the stub (the ledger reads each event's
+        # outcome off it: the access log sees only the batch).
+        self.batch_answers: list[bytes] = []
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
@@ -398,10 +418,16 @@ class BridgeProxy:
             return
         upstream.settimeout(None)
         threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
-        self._pump(upstream, client, delay)
+        answer = bytearray()
+        self._pump(upstream, client, delay, answer)
+        # gunicorn's sync workers answer one request per connection: this is its whole answer
+        if answer.startswith(b"HTTP/1.1 200") and b'"results"' in answer:
+            with self._lock:
+                self.batch_answers.append(bytes(answer))
 
     @staticmethod
-    def _pump(source: socket.socket, target: socket.socket, delay: float) -> None:
+    def _pump(source: socket.socket, target: socket.socket, delay: float,
+              copy: bytearray | None = None) -> None:
         first = True
         try:
             while True:
@@ -412,6 +438,8 @@ class BridgeProxy:
                     time.sleep(delay)
                 first = False
                 target.sendall(data)
+                if copy is not None and len(copy) < ANSWER_COPY_LIMIT:
+                    copy += data
         except OSError:
             pass
         finally:

@@ -94,36 +94,6 @@ def webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def write_config(path: Path, database_url: str, whmcs_url: str, secret: str) -> None:
-    path.write_text(f"""[bridge]
-database_url = {database_url}
-timezone = UTC
-language = pt_BR
-run_worker = off
-
-[webhook]
-secrets = {secret}
-
-[whmcs]
-url = {whmcs_url}
-identifier = {soak_load.API_ID}
-secret = {soak_load.API_SECRET}
-timeout_seconds = {WHMCS_TIMEOUT}
-
-[policy]
-vip_group_id = {soak_load.VIP_GROUP}
-default_group_id = {soak_load.DEFAULT_GROUP}
-grace_days = 3
-
-[tickets]
-billing_departments = {soak_load.BILLING_DEPT}
-
-[admin]
-secret_key = {secrets.token_hex(32)}
-secure_cookies = off
-""")
-
-
 def vipgate(stage: Stage, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bridge", "--config", str(stage.config), *args],
                           cwd=stage.workdir, env=stage.env, capture_output=True, text=True,
@@ -376,12 +346,13 @@ def report(results: dict[str, Any]) -> str:
              f"clients, {results['actors']} actors at {results['rate']}/s, cron every "
              f"{results['cron_every']:.0f} s, {results['gunicorn_workers']} gunicorn workers, "
              f"{results['vipgate_workers']} vipgate workers", "",
-             "| events sent | stored | applied | dead-lettered | lost | duplicate deliveries "
-             "| spooled by the stub | applied twice |",
+             "| events sent | stored | applied | dead-lettered | lost | sent again: events "
+             "(deliveries; in batches) | spooled by the stub | applied twice |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|",
              f"| {e['sent']} | {e['stored']} | {e['applied']} | {e['dead_lettered']} | "
-             f"{e['lost']} | {e['duplicate_deliveries']} | {e['spooled_by_the_stub']} | "
-             f"{e['applied_twice']} |", ""]
+             f"{e['lost']} | {e['events_delivered_more_than_once']} "
+             f"({e['duplicate_deliveries']}; {e['duplicates_in_batches']}) | "
+             f"{e['spooled_by_the_stub']} | {e['applied_twice']} |", ""]
     lat, lag = f["latency_ms"], f["apply_lag_s"]
     lines += ["| latency | count | p50 | p99 | max |", "|---|---:|---:|---:|---:|",
               f"| ingest, 202 (ms) | {lat['ingest_202']['count']} | "
@@ -397,7 +368,12 @@ def report(results: dict[str, Any]) -> str:
               f"{_ms(lat['batch_200']['p50'])} | {_ms(lat['batch_200']['p99'])} | "
               f"{_ms(lat['batch_200']['max'])} |",
               f"| received → applied (s) | {lag['count']} | {_s(lag['p50'])} | "
-              f"{_s(lag['p99'])} | {_s(lag['max'])} |", "",
+              f"{_s(lag['p99'])} | {_s(lag['max'])} |",
+              *(f"| … joining a backlog of {bucket} events (s) | {b['count']} | "
+                f"{_s(b['p50'])} | {_s(b['p99'])} | {_s(b['max'])} |"
+                for bucket, b in f["apply_lag_by_backlog_s"].items() if bucket != "max_backlog"),
+              f"(the largest backlog an event joined: "
+              f"{f['apply_lag_by_backlog_s']['max_backlog']} events)", "",
               "| fault | at (s) | lasted (s) | events in window | ingest back (s) | "
               "backlog applied (s) | recovery (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
     t0 = results["started_at"]
@@ -508,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         whmcs.sandbox.configure(ModuleDebugMode=True)
         whmcs.serve()
         secret = webhook_secret()
-        write_config(workdir / "vipgate.ini", url, whmcs.url, secret)
+        soak_load.write_config(workdir / "vipgate.ini", url, whmcs.url, secret, WHMCS_TIMEOUT)
         stage = Stage(workdir, mariadb, whmcs, gunicorn, workers, env, workdir / "vipgate.ini",
                       proxy)
         done = vipgate(stage, "db", "upgrade")
@@ -569,7 +545,10 @@ def main(argv: list[str] | None = None) -> int:
             inbox=[r for r in inbox_rows(url) if r.webhook_id not in before_load],
             spooled=spooled(whmcs), audit=audit_rows(url), faults=faults,
             memory=sampler.samples, resync_changes=changes,
-            warmup_s=min(60.0, args.duration * 0.15))
+            warmup_s=min(60.0, args.duration * 0.15),
+            batch_results=[(msg_id, status) for raw in proxy.batch_answers
+                           for msg_id, status in ledger.parse_batch_answer(raw)
+                           if msg_id not in before_load])
         problems = fault_errors + result.problems
         unexercised = sorted(set(whitelist()) - set(fired_hooks) - {"ClientClose"})
         if unexercised:

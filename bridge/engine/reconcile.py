@@ -129,24 +129,25 @@ class Engine:
     # --- subjects ---------------------------------------------------------------------------
 
     def clients_for(self, clients: Iterable[int], invoices: Iterable[int],
-                    tickets: Iterable[int]) -> list[int]:
+                    tickets: Iterable[int], *,
+                    owners: dict[tuple[str, int], int] | None = None) -> list[int]:
         """Client ids behind an event's subjects (invoices and tickets looked up in WHMCS;
-        ones that no longer exist, and tickets of guests, have none)."""
+        ones that no longer exist, and tickets of guests, have none). ``owners``: the owners
+        already looked up, ("invoice" | "ticket", id) → client id (0: a guest's ticket), read
+        and filled (a worker's round: AddInvoicePayment and InvoicePaid name one invoice)."""
         found = set(clients)
-        whmcs = self.whmcs()
-        for invoice_id in invoices:
-            try:
-                found.add(whmcs.get_invoice(invoice_id).userid)
-            except WhmcsNotFound:
-                log.info("invoice %s no longer exists", invoice_id)
-        for ticket_id in tickets:
-            try:
-                owner = whmcs.get_ticket(ticket_id).userid
-            except WhmcsNotFound:
-                log.info("ticket %s no longer exists", ticket_id)
-                continue
-            if owner:
-                found.add(owner)
+        known = {} if owners is None else owners
+        for kind, ids in (("invoice", invoices), ("ticket", tickets)):
+            for subject_id in ids:
+                if (kind, subject_id) not in known:
+                    try:
+                        read = (self.whmcs().get_invoice if kind == "invoice"
+                                else self.whmcs().get_ticket)(subject_id)
+                    except WhmcsNotFound:
+                        log.info("%s %s no longer exists", kind, subject_id)
+                        continue
+                    known[kind, subject_id] = read.userid
+                found.add(known[kind, subject_id])
         return sorted(c for c in found if c > 0)
 
     # --- one client -------------------------------------------------------------------------

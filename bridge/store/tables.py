@@ -15,6 +15,9 @@ metadata = sa.MetaData()
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# A moment kept to the microsecond on every database (MariaDB's DATETIME drops the fraction):
+# how long an event waited between received and applied is a matter of milliseconds.
+Moment = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 inbox = sa.Table(
     "inbox", metadata,
@@ -24,14 +27,14 @@ inbox = sa.Table(
     sa.Column("client_id", sa.Integer, nullable=True),
     sa.Column("payload", LongText, nullable=False),
     sa.Column("occurred_at", sa.DateTime, nullable=False),
-    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("received_at", Moment, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),
     sa.Column("locked_until", sa.DateTime, nullable=True),
     sa.Column("locked_by", sa.String(64), nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("finished_at", sa.DateTime, nullable=True),
+    sa.Column("finished_at", Moment, nullable=True),
     sa.UniqueConstraint("webhook_id", name="uq_inbox_webhook_id"),
     sa.Index("ix_inbox_state_next", "state", "next_attempt_at"),
     sa.Index("ix_inbox_client_id", "client_id"),
