@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -621,7 +621,14 @@ def test_staff_and_the_client_see_vipgate_inside_whmcs(database_url: str, tmp_pa
         assert "Standing: Suspended · 7 days" in summary  # staff: [bridge] language = en
         assert f"#{invoice}" in summary
         assert "Why this standing:" in summary and "grace 3" in summary
-        assert f"group: {w.vip} → {w.regular} (vipgate)" in summary
+        assert f"group: #{w.vip} → #{w.regular} (vipgate)" in summary  # names not read yet
+        from bridge.engine.names import refresh_names
+
+        assert refresh_names(w.store, w.api(), datetime.now(UTC))  # as the worker does hourly
+        names = {g.id: g.name for g in w.api().get_client_groups()}
+        summary = text(hook_output(render_client_summary(w.sandbox, bruno)))
+        assert (f"group: {names[w.vip]} (#{w.vip}) → {names[w.regular]} (#{w.regular}) "
+                "(vipgate)") in summary
         badge = text(hook_output(render_ticket_view(w.sandbox, ticket)))
         assert badge.startswith("vipgate · Suspended · 7 days")
         assert "priority lowered by vipgate (was Medium)" in badge
