@@ -83,11 +83,11 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
     for part in ("Standing: Overdue · 12 days",
                  "VIP: out of the VIP group until paid (eligible); pinned by staff",
                  "Overdue invoices: 2 invoices · R$ 189.80",
-                 "#1042 · R$ 89.90 · due 2026-11-09",
-                 "Promise to pay until 2026-11-30: pays on the 30th",
+                 "#1042 · R$ 89.90 · due Nov 9, 2026",
+                 "Promise to pay until Nov 30, 2026: pays on the 30th",
                  "Why this standing: invoice #1042 overdue 12 days standing suspended",
                  "Why this VIP decision: eligible by rule",
-                 "Last changes: 2026-11-20 group: 4 → 1 (vipgate)",
+                 "Last changes: Nov 20, 2026 VIP group: 4 → 1 (vipgate)",
                  "Open in vipgate"):
         assert part in shown, part
     markup = client_summary(facts, language="en", today=TODAY, whmcs_url="https://b.example",
@@ -98,7 +98,7 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
 
 @pytest.mark.parametrize(("by", "language", "expected"), [
     ("alice", "en", "VIP: in the VIP group; pinned by staff; kept in VIP by alice since "
-                    "2026-11-20 while owing, until paid up"),
+                    "Nov 20, 2026 while owing, until paid up"),
     (None, "pt_BR", "VIP: no grupo VIP; fixado pela equipe; mantido no VIP pela equipe desde "
                     "20/11/2026 com débito, até quitar"),
 ])
