@@ -37,6 +37,7 @@ screenshots: prerequisites $(VENV)/.installed
 CATALOGS := bridge/translations
 translations: $(VENV)/.installed
 	$(BIN)/pybabel extract --mapping-file babel.cfg --no-location --sort-output \
+		--keywords lazy_gettext --keywords lazy_ngettext:1,2 \
 		--project vipgate --msgid-bugs-address "" --output-file $(CATALOGS)/messages.pot bridge
 	$(BIN)/pybabel update --input-file $(CATALOGS)/messages.pot --output-dir $(CATALOGS) \
 		--ignore-obsolete

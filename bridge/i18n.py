@@ -31,8 +31,9 @@ LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
 CATALOGS = Path(__file__).resolve().parent / "translations"
 DOMAIN = "messages"
 # Babel's "short" date in pt_BR is 03/12/2026; its "short" in en (12/3/26) reads as the 12th
-# of March to a Brazilian, so English dates are "medium" (Dec 3, 2026).
-DATE_FORMATS = {"pt_BR": "short", "en": "medium"}
+# of March to a Brazilian, so English dates are ISO (2026-12-03), as vipgate always wrote them.
+DATE_FORMATS = {"pt_BR": "short", "en": "yyyy-MM-dd"}
+TIME_FORMAT = "HH:mm"  # 24 hours in both, as WHMCS's own admin area
 MONEY_PATTERN = "#,##0.00"  # two decimals, the locale's group and decimal signs
 
 
@@ -87,7 +88,7 @@ def format_money(amount: Decimal | int | float, prefix: str, suffix: str,
 
 
 def format_day(day: date | datetime | str, language: str) -> str:
-    """``03/12/2026`` in pt_BR, ``Dec 3, 2026`` in English (an ISO string is read as a day)."""
+    """``03/12/2026`` in pt_BR, ``2026-12-03`` in English (an ISO string is read as a day)."""
     value = date.fromisoformat(day[:10]) if isinstance(day, str) else day
     if isinstance(value, datetime):
         value = value.date()
@@ -95,8 +96,8 @@ def format_day(day: date | datetime | str, language: str) -> str:
 
 
 def format_moment(moment: datetime, language: str) -> str:
-    """A day and time of day: ``03/12/2026 14:05`` / ``Dec 3, 2026 2:05 PM``."""
-    return f"{format_day(moment, language)} {format_time(moment, 'short', locale=language)}"
+    """A day and time of day: ``03/12/2026 14:05`` / ``2026-12-03 14:05``."""
+    return f"{format_day(moment, language)} {format_time(moment, TIME_FORMAT, locale=language)}"
 
 
 class Texts:
@@ -118,6 +119,11 @@ class Texts:
 
     def money(self, amount: Decimal | int | float, prefix: str, suffix: str) -> str:
         return format_money(amount, prefix, suffix, self.language)
+
+    def number(self, value: int | float | Decimal, digits: int = 0) -> str:
+        """``12.345`` / ``12,345``; ``digits`` after the decimal sign (``12,5`` / ``12.5``)."""
+        pattern = "#,##0" + ("." + "0" * digits if digits else "")
+        return format_decimal(Decimal(str(value)), format=pattern, locale=self.language)
 
     def day(self, day: date | datetime | str) -> str:
         return format_day(day, self.language)

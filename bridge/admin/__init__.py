@@ -33,6 +33,7 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
         clients,
         dashboard,
         inbox,
+        language,
         overview,
         promises,
         roster,
@@ -52,6 +53,7 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
         WTF_CSRF_SSL_STRICT=admin.secure_cookies,
     )
     csrf.init_app(app)
+    language.init_babel(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
     app.register_blueprint(bp)

@@ -1,0 +1,102 @@
+"""The admin page's language: the account's choice (saved in vipgate's database), else
+``[bridge] language``; money, numbers and dates formatted for it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+
+from bridge.store import Store
+from tests.admin_helpers import ADMIN, AdminSession, csrf_token
+from tests.helpers import FIXED_NOW
+from tests.test_admin_dashboard import put, snap
+
+TODAY = FIXED_NOW.date()
+
+
+def _dashboard_figures(store: Store) -> None:
+    put(store, 1, "overdue", days=4, total="1234.56", due="2026-11-17")
+    put(store, 2, "current")
+    snap(store, TODAY - timedelta(days=1))
+    put(store, 2, "suspended", days=40, total="1000.00", due="2026-10-12")
+    snap(store, TODAY)
+
+
+def test_the_dashboard_in_portuguese_formats_money_and_dates_for_brazil(
+        app: Flask, store: Store) -> None:
+    _dashboard_figures(store)
+    html = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    assert '<html lang="pt-BR">' in html
+    assert "<h1>Painel de inadimplência</h1>" in html
+    assert "Último retrato: 21/11/2026" in html
+    assert "R$ 2.234,56" in html  # the overdue amount of the two clients
+    assert "+R$ 1.000,00 em relação a 20/11/2026" in html
+    assert "1 em atraso, 1 suspensos" in html
+    assert ">Visão geral</a>" in html and ">Sair</button>" in html
+    assert "Delinquent clients" not in html and "2,234.56" not in html
+
+
+def test_the_dashboard_in_english_formats_money_and_dates_in_english(
+        app: Flask, store: Store) -> None:
+    _dashboard_figures(store)
+    html = AdminSession(app, language="en").text("/admin/dashboard")
+    assert '<html lang="en">' in html
+    assert "<h1>Delinquency dashboard</h1>" in html
+    assert "Latest snapshot: 2026-11-21" in html
+    assert "R$ 2,234.56" in html
+    assert "+R$ 1,000.00 vs 2026-11-20" in html
+    assert "Painel de inadimplência" not in html and "2.234,56" not in html
+
+
+def test_an_account_without_a_choice_reads_the_configured_language(
+        settings, store: Store, clock) -> None:
+    from bridge.web.app import create_app
+
+    for language, heading in (("pt_BR", "Painel de inadimplência"),
+                              ("en", "Delinquency dashboard")):
+        app = create_app(settings.replace(bridge={"language": language}), store=store,
+                         clock=clock)
+        assert f"<h1>{heading}</h1>" in AdminSession(app, language=None).text(
+            "/admin/dashboard")
+
+
+def test_the_login_page_is_in_the_configured_language(settings, store: Store, clock) -> None:
+    from bridge.web.app import create_app
+
+    app = create_app(settings, store=store, clock=clock)  # [bridge] language: pt_BR
+    html = app.test_client().get("/admin/login").get_data(as_text=True)
+    assert "Entrar no vipgate" in html and ">Conta<" in html and ">Senha<" in html
+
+
+def test_an_account_changes_its_language_and_back_to_the_configured_one(
+        app: Flask, store: Store) -> None:
+    admin = AdminSession(app, language=None)  # [bridge] language: pt_BR
+    assert "<h1>Painel de inadimplência</h1>" in admin.text("/admin/dashboard")
+    answer = admin.post("/admin/language", {"language": "en", "next": "/admin/dashboard"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/dashboard"
+    assert store.admin_language(ADMIN) == "en"
+    assert "<h1>Delinquency dashboard</h1>" in admin.text("/admin/dashboard")
+    admin.post("/admin/language", {"language": ""})
+    assert store.admin_language(ADMIN) is None
+    assert "<h1>Painel de inadimplência</h1>" in admin.text("/admin/dashboard")
+
+
+@pytest.mark.parametrize("value", ["fr", "pt-BR", "en; drop table"])
+def test_an_unknown_language_is_refused_with_the_languages_there_are(
+        app: Flask, store: Store, value: str) -> None:
+    admin = AdminSession(app, language="en")
+    answer = admin.post("/admin/language", {"language": value})
+    assert answer.status_code == 302
+    assert store.admin_language(ADMIN) == "en"
+    html = admin.text("/admin/")
+    assert "Unknown language: choose one of pt_BR, en." in html
+
+
+def test_the_language_form_needs_its_csrf_token(app: Flask, store: Store) -> None:
+    admin = AdminSession(app, language="en")
+    answer = admin.client.post("/admin/language", data={"language": "pt_BR"})
+    assert answer.status_code == 400
+    assert store.admin_language(ADMIN) == "en"
+    assert csrf_token(admin.text("/admin/"))
