@@ -100,3 +100,13 @@ def test_the_language_form_needs_its_csrf_token(app: Flask, store: Store) -> Non
     assert answer.status_code == 400
     assert store.admin_language(ADMIN) == "en"
     assert csrf_token(admin.text("/admin/"))
+
+
+def test_the_overview_in_both_languages(app: Flask, store: Store) -> None:
+    pt = AdminSession(app, language="pt_BR").text("/admin/")
+    assert "<h1>Visão geral</h1>" in pt and ">Avisos</h2>" in pt
+    assert "API do WHMCS" in pt and "nenhuma mensagem morta" in pt
+    assert "Última reconciliação completa" in pt and "<p>nunca</p>" in pt
+    assert "Last full reconcile" not in pt and "no dead letters" not in pt
+    en = AdminSession(app, name="bob", language="en").text("/admin/")
+    assert "<h1>Overview</h1>" in en and "no dead letters" in en and "<p>never</p>" in en
