@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
+from bridge.model import ClientMemory
 from bridge.store import Store
 from tests.admin_helpers import ADMIN, AdminSession, csrf_token
 from tests.helpers import FIXED_NOW
@@ -110,3 +111,14 @@ def test_the_overview_in_both_languages(app: Flask, store: Store) -> None:
     assert "Last full reconcile" not in pt and "no dead letters" not in pt
     en = AdminSession(app, name="bob", language="en").text("/admin/")
     assert "<h1>Overview</h1>" in en and "no dead letters" in en and "<p>never</p>" in en
+
+
+def test_the_vip_roster_in_both_languages(app: Flask, store: Store) -> None:
+    put(store, 1, "overdue", days=12, total="1234.56", due="2026-11-09")
+    store.save_memory(ClientMemory(1, known=True, last_group_id=0), FIXED_NOW)
+    pt = AdminSession(app, language="pt_BR").text("/admin/roster?tab=all")
+    assert "<h1>Lista VIP</h1>" in pt and "Todos conhecidos" in pt
+    assert "R$ 1.234,56 · 12 dias" in pt and ">em atraso</span>" in pt
+    assert ">Fixar</button>" in pt and ">Excluir</button>" in pt
+    en = AdminSession(app, name="bob", language="en").text("/admin/roster?tab=all")
+    assert "R$ 1,234.56 · 12 days" in en and ">overdue</span>" in en and ">Pin</button>" in en
