@@ -122,3 +122,20 @@ def test_the_vip_roster_in_both_languages(app: Flask, store: Store) -> None:
     assert ">Fixar</button>" in pt and ">Excluir</button>" in pt
     en = AdminSession(app, name="bob", language="en").text("/admin/roster?tab=all")
     assert "R$ 1,234.56 · 12 days" in en and ">overdue</span>" in en and ">Pin</button>" in en
+
+
+def test_the_promises_page_and_its_form_errors_in_both_languages(app: Flask) -> None:
+    pt = AdminSession(app, language="pt_BR")
+    html = pt.text("/admin/promises")
+    assert "<h1>Promessas de pagamento</h1>" in html and "Hoje é 21/11/2026." in html
+    answer = pt.post("/admin/promises", {"client_id": "0", "until": "2026-11-01", "note": ""})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "O id de um cliente é um número inteiro a partir de 1." in html
+    assert "A data já passou: hoje é 21/11/2026." in html
+    assert "Escreva o que foi combinado (fica na auditoria)." in html
+    en = AdminSession(app, name="bob", language="en")
+    answer = en.post("/admin/promises", {"client_id": "0", "until": "2026-11-01", "note": ""})
+    html = answer.get_data(as_text=True)
+    assert "A client id is a whole number from 1." in html
+    assert "The date is in the past: today is 2026-11-21." in html
