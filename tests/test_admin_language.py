@@ -133,3 +133,16 @@ def test_the_promises_page_and_its_form_errors_in_both_languages(app: Flask) -> 
     html = answer.get_data(as_text=True)
     assert "A client id is a whole number from 1." in html
     assert "The date is in the past: today is 2026-11-21." in html
+
+
+def test_the_client_lookup_in_both_languages(app: Flask, store: Store) -> None:
+    put(store, 7, "overdue", days=12, total="10.00", due="2026-11-09")
+    store.save_memory(ClientMemory(7, known=True, last_group_id=3), FIXED_NOW)
+    pt = AdminSession(app, language="pt_BR")
+    html = pt.text("/admin/clients?q=Ana")  # no [whmcs] url: a name cannot be searched
+    assert "<h1>Busca de clientes</h1>" in html
+    assert "Buscar por nome ou e-mail precisa da API do WHMCS ([whmcs] url)." in html
+    html = pt.text("/admin/roster?tab=all")
+    assert "<td>grupo 3" in html
+    en = AdminSession(app, name="bob", language="en").text("/admin/roster?tab=all")
+    assert "<td>group 3" in en

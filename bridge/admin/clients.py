@@ -13,6 +13,7 @@ from decimal import Decimal
 from itertools import islice
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from bridge.admin import membership
@@ -35,13 +36,13 @@ def group_label(group_id: int | None, vip_group_id: int,
                 names: Mapping[int, str] | None = None) -> str:
     """A group for people: its name when WHMCS gave the names, else its id."""
     if group_id is None:
-        return "not seen yet"
+        return _("not seen yet")
     if group_id == 0:
-        return "no group"
+        return _("no group")
     name = (names or {}).get(group_id)
     if vip_group_id and group_id == vip_group_id:
         return f"VIP: {name} ({group_id})" if name else f"VIP ({group_id})"
-    return f"{name} ({group_id})" if name else f"group {group_id}"
+    return f"{name} ({group_id})" if name else _("group %(id)s", id=group_id)
 
 
 def client_name(first: str, last: str, company: str) -> str:
@@ -82,20 +83,21 @@ def find_clients(query: str) -> Found:
                                                details.companyname)
                 found.emails[cid] = details.email
             except WhmcsNotFound:
-                found.notice = f"WHMCS has no client {cid}."
+                found.notice = _("WHMCS has no client %(id)s.", id=cid)
                 found.missing.add(cid)
             except WhmcsError as exc:
-                found.notice = f"WHMCS could not be asked for the client's name: {exc}"
+                found.notice = _("WHMCS could not be asked for the client's name: %(error)s",
+                                 error=exc)
         return found
     found.ids = []
     if api is None:
-        found.notice = "Searching by name or e-mail needs WHMCS's API ([whmcs] url)."
+        found.notice = _("Searching by name or e-mail needs WHMCS's API ([whmcs] url).")
         return found
     try:
         rows = list(islice(api.iter_clients(search=query, page_size=SEARCH_LIMIT + 1),
                            SEARCH_LIMIT + 1))
     except WhmcsError as exc:
-        found.notice = f"WHMCS could not be searched: {exc}"
+        found.notice = _("WHMCS could not be searched: %(error)s", error=exc)
         return found
     found.more = len(rows) > SEARCH_LIMIT
     for row in rows[:SEARCH_LIMIT]:
@@ -114,7 +116,7 @@ def clients() -> str | Response:
     store, vip = rt().store, rt().settings.policy.vip_group_id
     rows = {r.client_id: r for r in store.roster("all", vip, client_ids=found.ids,
                                                  limit=SEARCH_LIMIT)} if found.ids else {}
-    return render_template("admin/clients.html", title="Clients", found=found, rows=rows,
+    return render_template("admin/clients.html", title=_("Clients"), found=found, rows=rows,
                            vip=vip, group_label=group_label)
 
 
