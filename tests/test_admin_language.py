@@ -146,3 +146,12 @@ def test_the_client_lookup_in_both_languages(app: Flask, store: Store) -> None:
     assert "<td>grupo 3" in html
     en = AdminSession(app, name="bob", language="en").text("/admin/roster?tab=all")
     assert "<td>group 3" in en
+
+
+@pytest.mark.parametrize(("language", "shown"), [
+    ("pt_BR", ["<h1>Entrada</h1>", "Em processamento", "Nenhum evento em processamento."]),
+    ("en", ["<h1>Inbox</h1>", "Processing", "No processing events."]),
+])
+def test_the_inbox_in_both_languages(app: Flask, language: str, shown: list[str]) -> None:
+    html = AdminSession(app, language=language).text("/admin/inbox?state=processing")
+    assert [text for text in shown if text not in html] == []
