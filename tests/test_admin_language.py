@@ -155,3 +155,19 @@ def test_the_client_lookup_in_both_languages(app: Flask, store: Store) -> None:
 def test_the_inbox_in_both_languages(app: Flask, language: str, shown: list[str]) -> None:
     html = AdminSession(app, language=language).text("/admin/inbox?state=processing")
     assert [text for text in shown if text not in html] == []
+
+
+def test_the_audit_log_in_both_languages_with_plural_entries(app: Flask, store: Store) -> None:
+    from bridge.model import AuditEntry
+
+    store.add_audit([AuditEntry(FIXED_NOW, "vipgate", "group", 7, None, "4", "1", ("why",))])
+    pt = AdminSession(app, language="pt_BR")
+    html = pt.text("/admin/audit")
+    assert "<h1>Auditoria</h1>" in html
+    assert "2 registros, mais novos primeiro" in html  # the group change and alice's login
+    html = pt.text("/admin/audit?client_id=7")
+    assert "1 registro, mais novos primeiro" in html
+    answer = pt.get("/admin/audit?client_id=x")
+    assert "O id de um cliente é um número inteiro acima de 0" in answer.get_data(as_text=True)
+    en = AdminSession(app, name="bob", language="en").text("/admin/audit?client_id=7")
+    assert "1 entry, newest first" in en
