@@ -171,3 +171,18 @@ def test_the_audit_log_in_both_languages_with_plural_entries(app: Flask, store: 
     assert "O id de um cliente é um número inteiro acima de 0" in answer.get_data(as_text=True)
     en = AdminSession(app, name="bob", language="en").text("/admin/audit?client_id=7")
     assert "1 entry, newest first" in en
+
+
+@pytest.mark.parametrize(("language", "shown"), [
+    ("pt_BR", ["<h1>Cliente #7</h1>", ">em atraso</span>", "(em cache)", "Decisão de VIP",
+               "Tickets abertos", "Reconciliar agora", "Grupo de origem:",
+               "Registrar uma promessa na página de promessas"]),
+    ("en", ["<h1>Client #7</h1>", ">overdue</span>", "(cached)", "VIP decision",
+            "Open tickets", "Reconcile now", "Home group:",
+            "Register a promise on the promises page"]),
+])
+def test_the_client_page_in_both_languages(app: Flask, store: Store, language: str,
+                                           shown: list[str]) -> None:
+    put(store, 7, "overdue", days=12, total="10.00", due="2026-11-09")
+    html = AdminSession(app, language=language).text("/admin/clients/7")
+    assert [text for text in shown if text not in html] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from itertools import islice
 
@@ -23,7 +24,7 @@ from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
 from bridge.model import CachedStanding
 from bridge.policy.gate import format_money
-from bridge.policy.vip import describe_hold
+from bridge.policy.vip import hold_time
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
 
@@ -198,20 +199,30 @@ def ticket_lines(client_id: int, live: Live | None) -> list[TicketLine]:
     return lines
 
 
+def staff_hold(since: datetime, by: str | None) -> str:
+    """``staff hold since 2026-12-03 14:05 UTC by alice``, in the page's language."""
+    if by:
+        return _("staff hold since %(at)s by %(by)s", at=hold_time(since), by=by)
+    return _("staff hold since %(at)s", at=hold_time(since))
+
+
 @bp.route("/clients/<int:client_id>", endpoint="client")
 def client(client_id: int) -> str:
     store = rt().store
     live, notice = read_live(client_id)
     promise = store.get_promise(client_id)
     cached = store.get_standing(client_id)
+    memory = store.get_memory(client_id)
     return render_template(
-        "admin/client.html", title=f"Client {client_id}", client_id=client_id, live=live,
+        "admin/client.html", title=_("Client %(id)s", id=client_id), client_id=client_id,
+        live=live,
         notice=notice, cached=cached, cached_reasons=cached_reasons(cached) if cached else [],
-        memory=store.get_memory(client_id), tickets=ticket_lines(client_id, live),
+        memory=memory, tickets=ticket_lines(client_id, live),
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
-        tz=rt().settings.bridge.timezone, describe_hold=describe_hold,
+        tz=rt().settings.bridge.timezone,
+        hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",
         name=client_name(live.details.firstname, live.details.lastname,
                          live.details.companyname) if live else "")
 

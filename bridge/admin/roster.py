@@ -17,10 +17,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 
 from bridge.admin import membership  # noqa: F401  (the pin/unpin/exclude/include view)
-from bridge.admin.clients import find_clients, group_label
+from bridge.admin.clients import find_clients, group_label, staff_hold
 from bridge.admin.common import bp, page_from_request, rt
 from bridge.admin.language import current
-from bridge.policy.vip import hold_time
 from bridge.store.standing import ROSTER_TABS, RosterRow
 
 TABS: dict[str, object] = {  # the labels are translated when shown (lazy strings)
@@ -63,11 +62,7 @@ def line(row: RosterRow, vip_group_id: int, name: str = "") -> Line:
                        + ngettext("%(num)d day", "%(num)d days", cached.overdue_days))
         if cached.in_vip is not None and cached.in_vip != member and vip_group_id:
             pending = _("joins VIP") if cached.in_vip else _("leaves VIP")
-    held = None
-    if row.held_since is not None:
-        held = (_("staff hold since %(at)s by %(by)s", at=hold_time(row.held_since),
-                  by=row.held_by) if row.held_by else
-                _("staff hold since %(at)s", at=hold_time(row.held_since)))
+    held = None if row.held_since is None else staff_hold(row.held_since, row.held_by)
     return Line(row.client_id, name, row.pinned, row.excluded, member,
                 group_label(row.last_group_id, vip_group_id), kind, promise, overdue, pending,
                 held)
