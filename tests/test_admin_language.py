@@ -186,3 +186,16 @@ def test_the_client_page_in_both_languages(app: Flask, store: Store, language: s
     put(store, 7, "overdue", days=12, total="10.00", due="2026-11-09")
     html = AdminSession(app, language=language).text("/admin/clients/7")
     assert [text for text in shown if text not in html] == []
+
+
+@pytest.mark.parametrize(("language", "shown"), [
+    ("pt_BR", ["<h1>Configurações</h1>", "Salvar mudanças", "Prévia das mensagens",
+               "Nenhuma configuração foi mudada nesta página ainda"]),
+    ("en", ["<h1>Settings</h1>", "Save changes", "Preview messages",
+            "No setting was changed on this page yet"]),
+])
+def test_the_settings_page_frame_in_both_languages(app: Flask, language: str,
+                                                   shown: list[str]) -> None:
+    """The page's own words; the settings' labels and help are still English."""
+    html = AdminSession(app, language=language).text("/admin/settings")
+    assert [text for text in shown if text not in html] == []
