@@ -27,13 +27,14 @@ def _dashboard_figures(store: Store) -> None:
 
 @pytest.mark.parametrize(("language", "shown", "absent"), [
     ("pt_BR", ['<html lang="pt-BR">', "<h1>Painel de inadimplência</h1>",
-               "Último retrato: 21/11/2026",
+               "Último retrato: 21/11/2026", "Tirado em 21/11/2026 12:00",
                "R$ 2.234,56",  # the overdue amount of the two clients
                "+R$ 1.000,00 em relação a 20/11/2026", "1 em atraso, 1 suspensos",
                ">Visão geral</a>", ">Sair</button>"],
      ["Delinquent clients", "2,234.56"]),
     ("en", ['<html lang="en">', "<h1>Delinquency dashboard</h1>",
-            "Latest snapshot: 2026-11-21", "R$ 2,234.56", "+R$ 1,000.00 vs 2026-11-20",
+            "Latest snapshot: 2026-11-21", "Taken 2026-11-21 12:00", "R$ 2,234.56",
+            "+R$ 1,000.00 vs 2026-11-20",
             "1 overdue, 1 suspended", ">Overview</a>", ">Log out</button>"],
      ["Painel de inadimplência", "2.234,56"]),
 ])
@@ -100,7 +101,7 @@ def test_the_language_form_needs_its_csrf_token(app: Flask, store: Store) -> Non
 def test_the_overview_in_both_languages(app: Flask, store: Store) -> None:
     pt = AdminSession(app, language="pt_BR").text("/admin/")
     assert "<h1>Visão geral</h1>" in pt and ">Avisos</h2>" in pt
-    assert "API do WHMCS" in pt and "nenhuma mensagem morta" in pt
+    assert "API do WHMCS" in pt and "nenhuma mensagem morta" in pt and ">na fila</a>" in pt
     assert "Última reconciliação completa" in pt and "<p>nunca</p>" in pt
     assert "Last full reconcile" not in pt and "no dead letters" not in pt
     en = AdminSession(app, name="bob", language="en").text("/admin/")
