@@ -200,3 +200,10 @@ def test_the_settings_page_frame_in_both_languages(app: Flask, language: str,
     """The page's own words; the settings' labels and help are still English."""
     html = AdminSession(app, language=language).text("/admin/settings")
     assert [text for text in shown if text not in html] == []
+
+
+def test_a_form_without_its_token_is_refused_in_the_accounts_language(app: Flask) -> None:
+    admin = AdminSession(app, language="pt_BR")
+    answer = admin.client.post("/admin/dashboard/snapshot", data={})
+    assert answer.status_code == 400
+    assert "Formulário expirado ou forjado" in answer.get_data(as_text=True)

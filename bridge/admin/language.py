@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from babel.support import Translations
-from flask import Flask, flash, g
+from flask import Flask, flash, g, session
 from flask_babel import Babel, Domain, get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
@@ -26,8 +26,10 @@ from bridge.admin.common import back_to, bp, rt
 
 
 def page_language() -> str:
-    """The language of this request's page."""
-    name = g.get("admin")
+    """The language of this request's page. Before the login check has run (a form refused
+    for its CSRF token), the account is the one the signed session names: only its
+    language is read."""
+    name = g.get("admin") or session.get("admin")
     chosen = rt().store.admin_language(name) if name else None
     return chosen if chosen in i18n.LANGUAGES else rt().settings.bridge.language
 
