@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint prerequisites clean screenshots
+.PHONY: demo test lint prerequisites clean screenshots translations
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: prerequisites $(VENV)/.installed lint
 # The browser tests again, writing their screenshots into docs/screenshots/ (the README's).
 screenshots: prerequisites $(VENV)/.installed
 	VIPGATE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser -p no:randomly
+
+# The gettext catalogs (bridge/translations): extract the messages of the code and templates
+# into messages.pot, then add the new ones to each language's messages.po (to translate there;
+# tests/test_i18n.py fails while a message has no pt_BR translation or the .pot is stale).
+CATALOGS := bridge/translations
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract --mapping-file babel.cfg --no-location --sort-output \
+		--keywords lazy_gettext --keywords lazy_ngettext:1,2 \
+		--project vipgate --msgid-bugs-address "" --output-file $(CATALOGS)/messages.pot bridge
+	$(BIN)/pybabel update --input-file $(CATALOGS)/messages.pot --output-dir $(CATALOGS) \
+		--ignore-obsolete
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

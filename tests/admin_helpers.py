@@ -26,7 +26,10 @@ def csrf_token(html: str) -> str:
 class AdminSession:
     """A test client logged in as an admin; ``post`` adds the CSRF token of the session."""
 
-    def __init__(self, app: Flask, name: str = ADMIN, password: str = PASSWORD) -> None:
+    def __init__(self, app: Flask, name: str = ADMIN, password: str = PASSWORD,
+                 language: str | None = "en") -> None:
+        """``language``: the account's choice of language for the admin page (the tests'
+        admin reads English; None follows ``[bridge] language``)."""
         self.app = app
         self.client = app.test_client()
         self.name = name
@@ -34,6 +37,7 @@ class AdminSession:
             store = runtime().store
             if name not in accounts.users(store):
                 accounts.create_user(store, name, password, datetime.now(UTC))
+            store.set_admin_language(name, language)
         page = self.client.get("/admin/login")
         answer = self.client.post("/admin/login", data={
             "csrf_token": csrf_token(page.get_data(as_text=True)),

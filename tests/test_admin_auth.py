@@ -115,8 +115,9 @@ def test_wrong_password_and_unknown_account_get_the_same_answer(admin_app: Flask
     wrong = _login(admin_app, ADMIN, "not the password")
     unknown = _login(admin_app, "mallory", "not the password")
     assert wrong[0] == unknown[0] == 401
-    assert "Wrong account name or password." in wrong[1]
-    assert "Wrong account name or password." in unknown[1]
+    # Before logging in, the page is in [bridge] language (pt_BR unless configured).
+    assert "Conta ou senha incorreta." in wrong[1]
+    assert "Conta ou senha incorreta." in unknown[1]
 
 
 def test_failed_logins_lock_the_account_across_workers(settings: Settings, store: Store,
@@ -129,9 +130,9 @@ def test_failed_logins_lock_the_account_across_workers(settings: Settings, store
     assert _login(first, ADMIN, "wrong 1")[0] == 401
     assert _login(second, ADMIN, "wrong 2")[0] == 401
     status, page = _login(first, ADMIN, "wrong 3")
-    assert status == 429 and "Too many failed logins" in page
+    assert status == 429 and "Muitas tentativas de entrada com falha" in page
     status, page = _login(second, ADMIN, PASSWORD)  # locked: even the right password waits
-    assert status == 429 and "try again in 10 minute(s)" in page
+    assert status == 429 and "tente de novo em 10 minutos" in page
     clock.advance(minutes=10, seconds=1)
     assert _login(second, ADMIN, PASSWORD)[0] == 302
     with store.engine.connect() as conn:

@@ -181,3 +181,27 @@ def test_the_pages_fit_a_phone(browser: Any, world: World, cast: dict[str, int])
         screenshot(page, "overview-phone")
     finally:
         context.close()
+
+
+def test_read_the_pages_in_portuguese_after_choosing_the_language(page: Any,
+                                                                  world: World) -> None:
+    """The language menu on every page: the account reads Portuguese from the next page on
+    (money and dates as in Brazil), and can go back to English."""
+    log_in(page)
+    try:
+        page.locator("#page-language").select_option("pt_BR")
+        page.get_by_role("button", name="Change language").click()
+        assert page.get_by_role("heading", name="Visão geral").is_visible()
+        screenshot(page, "overview-pt_BR")
+        page.locator("nav.nav").get_by_role("link", name="Painel").click()
+        page.wait_for_url(re.compile(r"/admin/dashboard"))
+        assert page.get_by_role("heading", name="Painel de inadimplência").is_visible()
+        assert page.get_by_text("Clientes inadimplentes").first.is_visible()
+        assert page.get_by_text(re.compile(r"Último retrato: \d\d/\d\d/\d{4}")).is_visible()
+        screenshot(page, "dashboard-pt_BR")
+        page.locator("#page-language").select_option("en")
+        page.get_by_role("button", name="Mudar idioma").click()
+        page.wait_for_url(re.compile(r"/admin/dashboard"))
+        assert page.get_by_role("heading", name="Delinquency dashboard").is_visible()
+    finally:
+        world.store.set_admin_language(ADMIN, None)  # the module's other tests read English

@@ -131,7 +131,7 @@ def test_inbox_depth_by_state_and_the_dead_letters_link(app: Flask, store: Store
 @pytest.mark.parametrize(("value", "expected"), [
     ({"at": "2026-11-21T09:00:00+00:00", "clients": 1200, "applied": 15, "failed": 2,
       "complete": False}, ["2026-11-21 09:00", "incomplete",
-                           "1200 clients, 15 applied, 2 failed"]),
+                           "1,200 clients, 15 applied, 2 failed"]),
     ({"at": "2026-11-20T23:59:00", "clients": 3, "applied": 0, "failed": 0,
       "complete": True}, ["2026-11-20 23:59", 'badge-ok">complete',
                           "3 clients, 0 applied, 0 failed"]),

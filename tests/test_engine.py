@@ -621,13 +621,13 @@ def test_staff_and_the_client_see_vipgate_inside_whmcs(database_url: str, tmp_pa
         assert "Standing: Suspended · 7 days" in summary  # staff: [bridge] language = en
         assert f"#{invoice}" in summary
         assert "Why this standing:" in summary and "grace 3" in summary
-        assert f"group: #{w.vip} → #{w.regular} (vipgate)" in summary  # names not read yet
+        assert f"VIP group: #{w.vip} → #{w.regular} (vipgate)" in summary  # names not read yet
         from bridge.engine.names import refresh_names
 
         assert refresh_names(w.store, w.api(), datetime.now(UTC))  # as the worker does hourly
         names = {g.id: g.name for g in w.api().get_client_groups()}
         summary = text(hook_output(render_client_summary(w.sandbox, bruno)))
-        assert (f"group: {names[w.vip]} (#{w.vip}) → {names[w.regular]} (#{w.regular}) "
+        assert (f"VIP group: {names[w.vip]} (#{w.vip}) → {names[w.regular]} (#{w.regular}) "
                 "(vipgate)") in summary
         badge = text(hook_output(render_ticket_view(w.sandbox, ticket)))
         assert badge.startswith("vipgate · Suspended · 7 days")

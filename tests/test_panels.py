@@ -95,7 +95,7 @@ def test_client_summary_has_standing_vip_invoices_promise_reasons_changes_and_li
                  "Promise to pay until 2026-11-30: pays on the 30th",
                  "Why this standing: invoice #1042 overdue 12 days standing suspended",
                  "Why this VIP decision: eligible by rule",
-                 "Last changes: 2026-11-20 group: #4 → VIP (#1) (vipgate)",
+                 "Last changes: 2026-11-20 VIP group: #4 → VIP (#1) (vipgate)",
                  "Open in vipgate"):
         assert part in shown, part
     markup = client_summary(facts, language="en", today=TODAY, whmcs_url="https://b.example",
@@ -130,6 +130,28 @@ def test_client_summary_in_portuguese_and_without_a_past_promise_or_link() -> No
     assert "Últimas mudanças: nenhuma ainda" in shown
     assert "Promessa" not in shown  # expired yesterday
     assert "Abrir no vipgate" not in shown
+
+
+@pytest.mark.parametrize(("entry", "language", "expected"), [
+    (AuditEntry(datetime(2026, 11, 20, 9), "vipgate", "ticket_priority", 7, 9, "High", "Low",
+                ()), "pt_BR", "20/11/2026 prioridade do ticket #9: Alta → Baixa (vipgate)"),
+    (AuditEntry(datetime(2026, 11, 20, 9), "alice", "membership", 7, None, "rules",
+                "pinned+held", ()), "pt_BR",
+     "20/11/2026 participação no VIP: pelas regras → fixado+mantido (alice)"),
+    (AuditEntry(datetime(2026, 11, 20, 9), "alice", "membership", 7, None, "rules",
+                "pinned+held", ()), "en",
+     "2026-11-20 VIP membership: by the rules → pinned+held (alice)"),
+    (AuditEntry(datetime(2026, 11, 20, 9), "vipgate", "some_new_action", 7, None, None, "x",
+                ()), "pt_BR", "20/11/2026 some new action: - → x (vipgate)"),
+])
+def test_last_changes_read_in_one_language(entry: AuditEntry, language: str,
+                                           expected: str) -> None:
+    """The actions, priorities and membership flags of the last changes are translated; an
+    action the panel has no name for keeps vipgate's own."""
+    facts = PanelFacts(7, standing("overdue"), None, None, [entry])
+    shown = text_of(client_summary(facts, language=language, today=TODAY, whmcs_url="",
+                                   admin_link=""))
+    assert expected in shown
 
 
 def test_client_summary_for_a_client_vipgate_has_not_seen() -> None:

@@ -42,7 +42,11 @@ RUNTIME_FILES = (
     "whmcs_php_stub/hooks_loader.php",
     "whmcs_php_stub/addon/vipgate.php",
     "whmcs_php_stub/addon/hooks.php",
+    "bridge/translations/pt_BR/LC_MESSAGES/messages.po",
 )
+# Compiled by the build (setup.py) into the wheel only: the tree and the sdist keep the .po.
+COMPILED_CATALOGS = ("bridge/translations/pt_BR/LC_MESSAGES/messages.mo",
+                     "bridge/translations/en/LC_MESSAGES/messages.mo")
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                  ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
                                  "bench", "tests", "docs", "*.db", "*.db-*")
@@ -103,6 +107,21 @@ def test_the_wheel_and_the_sdist_carry_what_vipgate_reads_at_run_time(installed)
         top = sdist.getnames()[0].split("/")[0]
         in_sdist = {name.removeprefix(top + "/") for name in sdist.getnames()}
     assert [f for f in RUNTIME_FILES if f not in in_sdist] == []
+
+
+def test_the_wheel_carries_compiled_catalogs_that_the_installed_package_reads(
+        installed) -> None:
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    assert [f for f in COMPILED_CATALOGS if f not in names] == []
+    python = installed.bin / "python"
+    answer = subprocess.run(
+        [str(python), "-c", "from babel.support import Translations; from bridge import i18n; "
+         "mo = i18n.CATALOGS / 'pt_BR/LC_MESSAGES/messages.mo'; "
+         "print(Translations(mo.open('rb')).ugettext('Overdue invoices'), '|', "
+         "i18n.Texts('pt_BR').gettext('Overdue invoices'))"],
+        cwd=installed.home, env=_clean_env(), capture_output=True, text=True, timeout=60,
+        check=False)
+    assert answer.stdout.strip() == "Faturas vencidas | Faturas vencidas", answer.stderr
 
 
 def test_the_installed_command_prints_the_one_version(installed) -> None:

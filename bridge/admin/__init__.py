@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from flask import Blueprint, Flask, Response, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -33,6 +34,7 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
         clients,
         dashboard,
         inbox,
+        language,
         overview,
         promises,
         roster,
@@ -52,6 +54,7 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
         WTF_CSRF_SSL_STRICT=admin.secure_cookies,
     )
     csrf.init_app(app)
+    language.init_babel(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
     app.register_blueprint(bp)
@@ -73,9 +76,9 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> tuple[str, int]:
-        return render_template("admin/error.html", code=400, title="Form expired or forged",
-                               message=f"{exc.description} Go back, reload the page and send "
-                                       "the form again."), 400
+        return render_template("admin/error.html", code=400, title=_("Form expired or forged"),
+                               message=_("%(problem)s Go back, reload the page and send the "
+                                         "form again.", problem=exc.description)), 400
 
 
 def admin_error_page(exc: HTTPException) -> tuple[str, int]:

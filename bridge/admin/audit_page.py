@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import date
 
 from flask import Response, render_template, request, stream_with_context
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from wtforms import Form, SelectField, StringField
 
 # types-WTForms (3.2) predates SelectChoice (WTForms 3.3).
@@ -38,12 +40,14 @@ MAX_CLIENT_ID = 2**31 - 1
 class AuditFilterForm(Form):
     """The GET form above the log (no CSRF: it changes nothing)."""
 
-    client_id = StringField("Client id", render_kw={"inputmode": "numeric", "size": 10})
-    action = SelectField("Action", choices=[SelectChoice("", "any")], validate_choice=False)
-    actor = StringField("Actor", render_kw={"list": "audit-actors", "size": 14,
+    client_id = StringField(lazy_gettext("Client id"),
+                            render_kw={"inputmode": "numeric", "size": 10})
+    action = SelectField(lazy_gettext("Action"), choices=[SelectChoice("", lazy_gettext("any"))],
+                         validate_choice=False)
+    actor = StringField(lazy_gettext("Actor"), render_kw={"list": "audit-actors", "size": 14,
                                             "maxlength": 64})
-    since = StringField("From", render_kw={"type": "date"})
-    until = StringField("To", render_kw={"type": "date"})
+    since = StringField(lazy_gettext("From"), render_kw={"type": "date"})
+    until = StringField(lazy_gettext("To"), render_kw={"type": "date"})
 
 
 def _day(text: str) -> date | None:
@@ -62,22 +66,22 @@ def parse_filters(form: AuditFilterForm) -> AuditFilter | None:
                 <= MAX_CLIENT_ID:
             client_id = int(client_text)
         else:
-            form.client_id.errors = ["A client id is a whole number above 0, e.g. 1042."]
+            form.client_id.errors = [_("A client id is a whole number above 0, e.g. 1042.")]
     action = (form.action.data or "").strip() or None
     if action is not None and len(action) > 32:
-        form.action.errors = ["No such action (at most 32 characters)."]
+        form.action.errors = [_("No such action (at most 32 characters).")]
     actor = (form.actor.data or "").strip() or None
     if actor is not None and len(actor) > 64:
-        form.actor.errors = ["An actor name has at most 64 characters."]
+        form.actor.errors = [_("An actor name has at most 64 characters.")]
     days: dict[str, date | None] = {}
     for field in (form.since, form.until):
         text = (field.data or "").strip()
         days[field.name] = _day(text) if text else None
         if text and days[field.name] is None:
-            field.errors = ["Enter a date as YYYY-MM-DD, e.g. 2026-11-21."]
+            field.errors = [_("Enter a date as YYYY-MM-DD, e.g. 2026-11-21.")]
     since, until = days["since"], days["until"]
     if since and until and since > until:
-        form.until.errors = ["The end date is before the start date."]
+        form.until.errors = [_("The end date is before the start date.")]
     if any(f.errors for f in form):
         return None
     return AuditFilter(client_id=client_id, action=action, actor=actor,
@@ -89,7 +93,7 @@ def _form() -> tuple[AuditFilterForm, AuditFilter | None, list[str]]:
     """The form from the query string, its filter, and the actor names to suggest."""
     form = AuditFilterForm(request.args)
     store = rt().store
-    actions, _ = slow_checks().get(("audit_actions",), rt().clock(), store.audit_actions)
+    actions, _checked_at = slow_checks().get(("audit_actions",), rt().clock(), store.audit_actions)
     chosen = (form.action.data or "").strip()
     form.action.choices = [SelectChoice("", "any"), *(SelectChoice(a, a) for a in actions),
                            *([SelectChoice(chosen, chosen)]
@@ -99,7 +103,7 @@ def _form() -> tuple[AuditFilterForm, AuditFilter | None, list[str]]:
 
 
 def _bad_filters(form: AuditFilterForm, actors: list[str]) -> tuple[str, int]:
-    return render_template("admin/audit.html", title="Audit log", form=form, actors=actors,
+    return render_template("admin/audit.html", title=_("Audit log"), form=form, actors=actors,
                            entries=[], page=None, capped=False, shown=shown, tz="",
                            csv_args={}, names=WhmcsNames()), 400
 
@@ -114,7 +118,7 @@ def view() -> tuple[str, int]:
     page = page_from_request(total, PAGE_SIZE)
     entries = store.audit_page(filters, limit=page.size, offset=page.offset)
     csv_args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("admin/audit.html", title="Audit log", form=form, actors=actors,
+    return render_template("admin/audit.html", title=_("Audit log"), form=form, actors=actors,
                            entries=entries, page=page, capped=total >= COUNT_CAP,
                            shown=shown, tz=rt().settings.bridge.timezone,
                            csv_args=csv_args, names=store.whmcs_names()), 200

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
@@ -18,8 +20,9 @@ log = logging.getLogger("vipgate.admin")
 
 
 class LoginForm(FlaskForm):
-    name = StringField("Account", validators=[InputRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[InputRequired(), Length(max=1024)])
+    name = StringField(lazy_gettext("Account"), validators=[InputRequired(), Length(max=64)])
+    password = PasswordField(lazy_gettext("Password"),
+                             validators=[InputRequired(), Length(max=1024)])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -44,10 +47,12 @@ def login() -> Response | tuple[str, int] | str:
             log.warning("admin login locked for account name %r", form.name.data)
             minutes = max(1, -int(-(result.locked_until - service_now().replace(tzinfo=None))
                                   .total_seconds() // 60))
-            form.password.errors = [f"Too many failed logins for this account: try again in "
-                                    f"{minutes} minute(s)."]
+            form.password.errors = [ngettext(
+                "Too many failed logins for this account: try again in %(num)d minute.",
+                "Too many failed logins for this account: try again in %(num)d minutes.",
+                minutes)]
             return render_template("admin/login.html", form=form), 429
-        form.password.errors = ["Wrong account name or password."]
+        form.password.errors = [_("Wrong account name or password.")]
         return render_template("admin/login.html", form=form), 401
     status = 400 if request.method == "POST" else 200
     return render_template("admin/login.html", form=form), status
@@ -56,5 +61,5 @@ def login() -> Response | tuple[str, int] | str:
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
     session.clear()
-    flash("You are logged out.")
+    flash(_("You are logged out."))
     return redirect(url_for("admin.login"))

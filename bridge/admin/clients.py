@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from itertools import islice
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from bridge.admin import membership
@@ -22,7 +24,7 @@ from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
 from bridge.model import CachedStanding
 from bridge.policy.gate import format_money
-from bridge.policy.vip import describe_hold
+from bridge.policy.vip import hold_time
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
 
@@ -35,13 +37,13 @@ def group_label(group_id: int | None, vip_group_id: int,
                 names: Mapping[int, str] | None = None) -> str:
     """A group for people: its name when WHMCS gave the names, else its id."""
     if group_id is None:
-        return "not seen yet"
+        return _("not seen yet")
     if group_id == 0:
-        return "no group"
+        return _("no group")
     name = (names or {}).get(group_id)
     if vip_group_id and group_id == vip_group_id:
         return f"VIP: {name} ({group_id})" if name else f"VIP ({group_id})"
-    return f"{name} ({group_id})" if name else f"group {group_id}"
+    return f"{name} ({group_id})" if name else _("group %(id)s", id=group_id)
 
 
 def client_name(first: str, last: str, company: str) -> str:
@@ -82,20 +84,21 @@ def find_clients(query: str) -> Found:
                                                details.companyname)
                 found.emails[cid] = details.email
             except WhmcsNotFound:
-                found.notice = f"WHMCS has no client {cid}."
+                found.notice = _("WHMCS has no client %(id)s.", id=cid)
                 found.missing.add(cid)
             except WhmcsError as exc:
-                found.notice = f"WHMCS could not be asked for the client's name: {exc}"
+                found.notice = _("WHMCS could not be asked for the client's name: %(error)s",
+                                 error=exc)
         return found
     found.ids = []
     if api is None:
-        found.notice = "Searching by name or e-mail needs WHMCS's API ([whmcs] url)."
+        found.notice = _("Searching by name or e-mail needs WHMCS's API ([whmcs] url).")
         return found
     try:
         rows = list(islice(api.iter_clients(search=query, page_size=SEARCH_LIMIT + 1),
                            SEARCH_LIMIT + 1))
     except WhmcsError as exc:
-        found.notice = f"WHMCS could not be searched: {exc}"
+        found.notice = _("WHMCS could not be searched: %(error)s", error=exc)
         return found
     found.more = len(rows) > SEARCH_LIMIT
     for row in rows[:SEARCH_LIMIT]:
@@ -114,7 +117,7 @@ def clients() -> str | Response:
     store, vip = rt().store, rt().settings.policy.vip_group_id
     rows = {r.client_id: r for r in store.roster("all", vip, client_ids=found.ids,
                                                  limit=SEARCH_LIMIT)} if found.ids else {}
-    return render_template("admin/clients.html", title="Clients", found=found, rows=rows,
+    return render_template("admin/clients.html", title=_("Clients"), found=found, rows=rows,
                            vip=vip, group_label=group_label, groups=store.whmcs_names().groups)
 
 
@@ -196,21 +199,31 @@ def ticket_lines(client_id: int, live: Live | None) -> list[TicketLine]:
     return lines
 
 
+def staff_hold(since: datetime, by: str | None) -> str:
+    """``staff hold since 2026-12-03 14:05 UTC by alice``, in the page's language."""
+    if by:
+        return _("staff hold since %(at)s by %(by)s", at=hold_time(since), by=by)
+    return _("staff hold since %(at)s", at=hold_time(since))
+
+
 @bp.route("/clients/<int:client_id>", endpoint="client")
 def client(client_id: int) -> str:
     store = rt().store
     live, notice = read_live(client_id)
     promise = store.get_promise(client_id)
     cached = store.get_standing(client_id)
+    memory = store.get_memory(client_id)
     return render_template(
-        "admin/client.html", title=f"Client {client_id}", client_id=client_id, live=live,
+        "admin/client.html", title=_("Client %(id)s", id=client_id), client_id=client_id,
+        live=live,
         notice=notice, cached=cached, cached_reasons=cached_reasons(cached) if cached else [],
-        memory=store.get_memory(client_id), tickets=ticket_lines(client_id, live),
+        memory=memory, tickets=ticket_lines(client_id, live),
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
         names=store.whmcs_names(),
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
-        tz=rt().settings.bridge.timezone, describe_hold=describe_hold,
+        tz=rt().settings.bridge.timezone,
+        hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",
         name=client_name(live.details.firstname, live.details.lastname,
                          live.details.companyname) if live else "")
 

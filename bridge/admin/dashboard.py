@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, lazy_ngettext
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -26,14 +28,18 @@ from bridge import days
 from bridge.admin import charts
 from bridge.admin.charts import Series
 from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
+from bridge.admin.language import current
 from bridge.admin.localtime import shown
-from bridge.policy.gate import format_money
 from bridge.store import Store, snapshots
 from bridge.store.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
 
 RANGES = (7, 30, 90, 365)
 DEFAULT_DAYS = 30
-RANGE_ERROR = "Choose one of " + ", ".join(map(str, RANGES[:-1])) + f" or {RANGES[-1]} days."
+
+
+def range_error() -> str:
+    return _("Choose one of %(some)s or %(last)s days.",
+             some=", ".join(map(str, RANGES[:-1])), last=RANGES[-1])
 
 
 class RangeForm(FlaskForm):
@@ -42,8 +48,10 @@ class RangeForm(FlaskForm):
     class Meta:
         csrf = False
 
-    days = SelectField("Range", coerce=int, default=DEFAULT_DAYS,
-                       choices=[SelectChoice(str(n), f"Last {n} days") for n in RANGES])
+    days = SelectField(lazy_gettext("Range"), coerce=int, default=DEFAULT_DAYS,
+                       choices=[SelectChoice(str(n), lazy_ngettext("Last %(num)d day",
+                                                                   "Last %(num)d days", n))
+                                for n in RANGES])
 
 
 class SnapshotForm(FlaskForm):
@@ -76,7 +84,7 @@ def _range() -> tuple[RangeForm, int, bool]:
     form = RangeForm(formdata=request.args or None)
     if not request.args or form.validate():
         return form, form.days.data or DEFAULT_DAYS, True
-    form.days.errors = [RANGE_ERROR]
+    form.days.errors = [range_error()]
     return form, DEFAULT_DAYS, False
 
 
@@ -103,6 +111,8 @@ def view() -> tuple[str, int]:
         "headlines": _headlines(last, previous, money) if last else [],
         "panels": _panels(rows, since, until, last, money) if last else [],
         "taken_at": shown(last.taken_at) if last else "",
+        "last_day": current().day(last.day) if last else "",
+        "previous_day": current().day(previous.day) if previous else "",
         "reconcile": _reconcile(store),
         "snapshot_form": SnapshotForm(),
     }
@@ -111,9 +121,9 @@ def view() -> tuple[str, int]:
 
 @bp.route("/dashboard.csv", endpoint="dashboard_csv")
 def csv_export() -> Response:
-    _, days, valid = _range()
+    _form, days, valid = _range()
     if not valid:
-        abort(400, f"days: {RANGE_ERROR}")
+        abort(400, f"days: {range_error()}")
     until = _today()
     since = until - timedelta(days=days - 1)
     header = ["day", "taken_at_utc", "clients", "delinquent", "overdue", "suspended",
@@ -140,18 +150,19 @@ def take_snapshot() -> Response:
                                              settings.policy.vip_group_id,
                                              timezone=settings.bridge.timezone)
     if not snapshot.clients:
-        flash("The standing cache is empty, so there is nothing to count: run a full "
-              "reconcile first ('vipgate resync').", "error")
+        flash(_("The standing cache is empty, so there is nothing to count: run a full "
+                "reconcile first ('vipgate resync')."), "error")
         return back_to("admin.dashboard")
     if not snapshots.save(rt().store, snapshot, currencies):
-        flash(f"A snapshot of {day} taken later than now is already stored; it was kept.",
-              "warning")
+        flash(_("A snapshot of %(day)s taken later than now is already stored; it was kept.",
+                day=current().day(day)), "warning")
         return back_to("admin.dashboard")
     audit("snapshot", after=day.isoformat(), reasons=(
         f"snapshot of {day} taken from the standing cache: {snapshot.clients} clients, "
         f"{snapshot.delinquent} delinquent",))
-    flash(f"Snapshot of {day} taken: {snapshot.delinquent} delinquent of "
-          f"{snapshot.clients} clients.")
+    flash(_("Snapshot of %(day)s taken: %(delinquent)s delinquent of %(clients)s clients.",
+            day=current().day(day), delinquent=current().number(snapshot.delinquent),
+            clients=current().number(snapshot.clients)))
     return back_to("admin.dashboard")
 
 
@@ -170,121 +181,142 @@ def _reconcile(store: Store) -> dict[str, Any] | None:
 
 
 def _money_format(split: Sequence[CurrencyTotal] | None) -> Callable[[Decimal], str]:
-    """Amounts with the currency's prefix/suffix when the delinquent owe in one currency."""
+    """Amounts with the currency's prefix/suffix when the delinquent owe in one currency,
+    in the page's language (``R$ 1.234,56`` / ``R$ 1,234.56``)."""
+    t = current()
     if split and len(split) == 1:
         prefix, suffix = split[0].prefix, split[0].suffix
-        return lambda amount: format_money(amount, prefix, suffix, "en")
-    return lambda amount: format_money(amount, "", "", "en")
+        return lambda amount: t.money(amount, prefix, suffix)
+    return lambda amount: t.money(amount, "", "")
 
 
 def _delta(now: float, before: float, text: str) -> tuple[str, str]:
     """(``+3``, worse|better|"") for a figure where more is worse."""
     if now == before:
-        return "no change", ""
+        return _("no change"), ""
     return ("+" if now > before else "−") + text, "worse" if now > before else "better"
 
 
 def _headlines(last: Snapshot, previous: Snapshot | None,
                money: Callable[[Decimal], str]) -> list[Headline]:
+    t = current()
+
     def compared(figure: Callable[[Snapshot], float], text: Callable[[float], str]
                  ) -> dict[str, str]:
         if previous is None:
             return {}
         now, before = figure(last), figure(previous)
         delta, trend = _delta(now, before, text(abs(now - before)))
-        return {"delta": f"{delta} vs {previous.day}", "trend": trend}
+        return {"delta": _("%(change)s vs %(day)s", change=delta, day=t.day(previous.day)),
+                "trend": trend}
 
     return [
-        Headline("Delinquent clients", f"{last.delinquent:,}",
-                 f"{last.overdue:,} overdue, {last.suspended:,} suspended",
-                 **compared(lambda s: s.delinquent, lambda d: f"{d:,.0f}")),
-        Headline("Overdue amount", money(last.overdue_total),
-                 "owed past the grace by the delinquent clients",
+        Headline(_("Delinquent clients"), t.number(last.delinquent),
+                 _("%(overdue)s overdue, %(suspended)s suspended",
+                   overdue=t.number(last.overdue), suspended=t.number(last.suspended)),
+                 **compared(lambda s: s.delinquent, t.number)),
+        Headline(_("Overdue amount"), money(last.overdue_total),
+                 _("owed past the grace by the delinquent clients"),
                  **compared(lambda s: float(s.overdue_total),
                             lambda d: money(Decimal(str(d)).quantize(Decimal("0.01"))))),
-        Headline("Share of clients", f"{last.share:.1f}%",
-                 f"of {last.clients:,} clients in the standing cache",
-                 **compared(lambda s: round(s.share, 1), lambda d: f"{d:.1f} points")),
-        Headline("VIP members", f"{last.vip_members:,}", "clients vipgate keeps in VIP"),
-        Headline("Out of / into VIP", f"{last.vip_removed:,} / {last.vip_restored:,}",
-                 f"vipgate's VIP removals / restorations and additions on {last.day}"),
+        Headline(_("Share of clients"), t.number(last.share, 1) + "%",
+                 _("of %(clients)s clients in the standing cache",
+                   clients=t.number(last.clients)),
+                 **compared(lambda s: round(s.share, 1),
+                            lambda d: _("%(points)s points", points=t.number(d, 1)))),
+        Headline(_("VIP members"), t.number(last.vip_members),
+                 _("clients vipgate keeps in VIP")),
+        Headline(_("Out of / into VIP"),
+                 f"{t.number(last.vip_removed)} / {t.number(last.vip_restored)}",
+                 _("vipgate's VIP removals / restorations and additions on %(day)s",
+                   day=t.day(last.day))),
     ]
 
 
 def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
             money: Callable[[Decimal], str]) -> list[Panel]:
+    t = current()
     days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
-    labels = [d.isoformat() for d in days]
+    labels = [t.day(d) for d in days]
     by_day = {s.day: s for s in rows}
     newest_first = sorted(rows, key=lambda s: s.day, reverse=True)
-    span = f"from {since} to {until}"
+    span = _("from %(since)s to %(until)s", since=t.day(since), until=t.day(until))
+    on_day = t.day(last.day)
 
     def per_day(ident: str, heading: str, value: Callable[[Snapshot], float], unit: str,
                 fmt: Callable[[float], str], *, integer: bool,
                 axis: Callable[[float], str] | None = None) -> Panel:
         values = [None if d not in by_day else value(by_day[d]) for d in days]
         known = [v for v in values if v is not None]
-        desc = (f"{heading} per day {span}: " + (
-            f"{len(known)} days with a snapshot, latest {fmt(known[-1])}, highest "
-            f"{fmt(max(known))}." if known else "no snapshot in this range."))
+        desc = (_("%(heading)s per day %(span)s: %(count)s days with a snapshot, latest "
+                  "%(latest)s, highest %(highest)s.", heading=heading, span=span,
+                  count=len(known), latest=fmt(known[-1]), highest=fmt(max(known)))
+                if known else _("%(heading)s per day %(span)s: no snapshot in this range.",
+                                heading=heading, span=span))
         svg = charts.line_chart(labels, [Series(heading, values)], chart_id=ident,
-                                title=f"{heading} per day", desc=desc, fmt=fmt,
-                                axis=axis, integer=integer)
-        return Panel(ident, heading, svg, ("Day", unit),
-                     [(s.day.isoformat(), fmt(value(s))) for s in newest_first])
+                                title=_("%(heading)s per day", heading=heading), desc=desc,
+                                fmt=fmt, axis=axis, integer=integer)
+        return Panel(ident, heading, svg, (_("Day"), unit),
+                     [(t.day(s.day), fmt(value(s))) for s in newest_first])
 
     def amount(value: float) -> str:
         return money(Decimal(str(value)).quantize(Decimal("0.01")))
 
     panels = [
-        per_day("chart-delinquent", "Delinquent clients", lambda s: s.delinquent, "Clients",
-                charts.plain, integer=True, axis=charts.compact),
-        per_day("chart-amount", "Overdue amount", lambda s: float(s.overdue_total), "Amount",
-                amount, integer=False, axis=charts.compact),
-        per_day("chart-share", "Share of clients delinquent", lambda s: s.share, "Share",
-                lambda v: f"{v:.1f}%", integer=False),
+        per_day("chart-delinquent", _("Delinquent clients"), lambda s: s.delinquent,
+                _("Clients"), t.number, integer=True, axis=charts.compact),
+        per_day("chart-amount", _("Overdue amount"), lambda s: float(s.overdue_total),
+                _("Amount"), amount, integer=False, axis=charts.compact),
+        per_day("chart-share", _("Share of clients delinquent"), lambda s: s.share,
+                _("Share"), lambda v: t.number(v, 1) + "%", integer=False),
     ]
     removed = [None if d not in by_day else by_day[d].vip_removed for d in days]
     restored = [None if d not in by_day else by_day[d].vip_restored for d in days]
-    moves_desc = (f"VIP removals and restorations per day {span}: "
-                  f"{sum(v or 0 for v in removed)} removals, "
-                  f"{sum(v or 0 for v in restored)} restorations or additions.")
+    moves_desc = _("VIP removals and restorations per day %(span)s: %(removed)s removals, "
+                   "%(restored)s restorations or additions.", span=span,
+                   removed=sum(v or 0 for v in removed), restored=sum(v or 0 for v in restored))
     panels.append(Panel(
-        "chart-vip", "VIP removals and restorations",
-        charts.bar_chart(labels, [Series("Removed", removed),
-                                  Series("Restored or added", restored)],
-                         chart_id="chart-vip", title="VIP removals and restorations per day",
+        "chart-vip", _("VIP removals and restorations"),
+        charts.bar_chart(labels, [Series(_("Removed"), removed),
+                                  Series(_("Restored or added"), restored)],
+                         chart_id="chart-vip",
+                         title=_("VIP removals and restorations per day"),
                          desc=moves_desc, integer=True),
-        ("Day", "Removed", "Restored or added"),
-        [(s.day.isoformat(), str(s.vip_removed), str(s.vip_restored)) for s in newest_first],
-        "vipgate's own moves out of VIP (unpaid) and into VIP (paid again, or newly "
-        "eligible); staff moves are not counted."))
-    aging = [last.aging[label] for label, _, _ in AGING_BUCKETS]
+        (_("Day"), _("Removed"), _("Restored or added")),
+        [(t.day(s.day), t.number(s.vip_removed), t.number(s.vip_restored))
+         for s in newest_first],
+        _("vipgate's own moves out of VIP (unpaid) and into VIP (paid again, or newly "
+          "eligible); staff moves are not counted.")))
+    aging = [last.aging[label] for label, _lo, _hi in AGING_BUCKETS]
     panels.append(Panel(
-        "chart-aging", f"Aging on {last.day}",
-        charts.bar_chart([f"{label} d" for label, _, _ in AGING_BUCKETS],
-                         [Series("Delinquent clients", aging)], chart_id="chart-aging",
-                         title=f"Delinquent clients by days overdue on {last.day}",
-                         desc="; ".join(f"{label} days: {n}" for (label, _, _), n in
+        "chart-aging", _("Aging on %(day)s", day=on_day),
+        charts.bar_chart([_("%(bucket)s d", bucket=label) for label, _lo, _hi in AGING_BUCKETS],
+                         [Series(_("Delinquent clients"), aging)], chart_id="chart-aging",
+                         title=_("Delinquent clients by days overdue on %(day)s", day=on_day),
+                         desc="; ".join(_("%(bucket)s days: %(clients)s", bucket=label,
+                                          clients=n)
+                                        for (label, _lo, _hi), n in
                                         zip(AGING_BUCKETS, aging, strict=True)) + ".",
                          integer=True),
-        ("Days overdue", "Clients"),
-        [(f"{label} days", f"{n:,}") for (label, _, _), n in zip(AGING_BUCKETS, aging,
-                                                                  strict=True)],
-        "Days since the oldest overdue invoice's due date, as the policy counts them "
-        "(business days when grace_in_business_days is on)."))
+        (_("Days overdue"), _("Clients")),
+        [(_("%(bucket)s days", bucket=label), t.number(n))
+         for (label, _lo, _hi), n in zip(AGING_BUCKETS, aging, strict=True)],
+        _("Days since the oldest overdue invoice's due date, as the policy counts them "
+          "(business days when grace_in_business_days is on).")))
     due = [last.by_due_day[d] for d in DUE_DAYS]
     busiest = [str(d) for d in DUE_DAYS if due[d - 1] and due[d - 1] == max(due)]
     panels.append(Panel(
-        "chart-due-day", f"By due day of month on {last.day}",
-        charts.bar_chart([str(d) for d in DUE_DAYS], [Series("Delinquent clients", due)],
+        "chart-due-day", _("By due day of month on %(day)s", day=on_day),
+        charts.bar_chart([str(d) for d in DUE_DAYS], [Series(_("Delinquent clients"), due)],
                          chart_id="chart-due-day",
-                         title=f"Delinquent clients by due day of month on {last.day}",
-                         desc=f"Delinquent clients by the day of month their oldest overdue "
-                              f"invoice was due; most on day(s) {', '.join(busiest) or '-'}.",
+                         title=_("Delinquent clients by due day of month on %(day)s",
+                                 day=on_day),
+                         desc=_("Delinquent clients by the day of month their oldest overdue "
+                                "invoice was due; most on day(s) %(days)s.",
+                                days=", ".join(busiest) or "-"),
                          integer=True),
-        ("Due day", "Clients"),
-        [(str(d), f"{n:,}") for d, n in zip(DUE_DAYS, due, strict=True) if n],
-        "Day of month of the oldest overdue invoice's due date; days with no client are "
-        "left out of the table."))
+        (_("Due day"), _("Clients")),
+        [(str(d), t.number(n)) for d, n in zip(DUE_DAYS, due, strict=True) if n],
+        _("Day of month of the oldest overdue invoice's due date; days with no client are "
+          "left out of the table.")))
     return panels

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, StringField
@@ -22,13 +24,23 @@ from wtforms.validators import AnyOf, DataRequired, Length
 
 from bridge.admin.common import admin_name, audit, bp, page_from_request, rt, service_now
 from bridge.admin.localtime import shown
+from bridge.i18n import N_
 from bridge.store import inbox as queue
 
 PAGE_SIZE = 50
 RECENT_DONE = 500  # the "done" tab shows this many of the newest
 MAX_REASON = 200
-TABS = (("queued", "Queued"), ("retrying", "Retrying (failing)"), ("dead", "Dead"),
-        ("processing", "Processing"), ("done", "Done (recent)"), ("discarded", "Discarded"))
+TABS = (("queued", lazy_gettext("Queued")), ("retrying", lazy_gettext("Retrying (failing)")),
+        ("dead", lazy_gettext("Dead")), ("processing", lazy_gettext("Processing")),
+        ("done", lazy_gettext("Done (recent)")), ("discarded", lazy_gettext("Discarded")))
+# An event's state inside a sentence.
+STATE_WORDS = {"queued": N_("queued"), "retrying": N_("retrying"), "dead": N_("dead"),
+               "processing": N_("processing"), "done": N_("done"),
+               "discarded": N_("discarded"), "gone": N_("gone")}
+
+
+def _state(state: str) -> str:
+    return _(STATE_WORDS[state]) if state in STATE_WORDS else state
 
 
 def _strip(value: str | None) -> str | None:
@@ -41,9 +53,10 @@ class RetryForm(FlaskForm):
 
 class DiscardForm(FlaskForm):
     state = HiddenField(validators=[AnyOf(queue.DISCARDABLE)])
-    reason = StringField("Reason", filters=[_strip], validators=[
-        DataRequired(message="Say why the event is discarded."),
-        Length(max=MAX_REASON, message=f"At most {MAX_REASON} characters.")])
+    reason = StringField(lazy_gettext("Reason"), filters=[_strip], validators=[
+        DataRequired(message=lazy_gettext("Say why the event is discarded.")),
+        Length(max=MAX_REASON, message=lazy_gettext("At most %(max)s characters.",
+                                                    max=MAX_REASON))])
 
 
 def _default_tab(counts: dict[str, int]) -> str:
@@ -60,17 +73,18 @@ def _render(state: str | None, *, errors: dict[int, str] | None = None,
     state = state or _default_tab(counts)
     if state not in dict(TABS):
         abort(404, f"No inbox state {state!r}: the states are "
-                   f"{', '.join(s for s, _ in TABS)}.")
+                   f"{', '.join(key for key, _label in TABS)}.")
     total = min(counts.get(state, 0), RECENT_DONE) if state == "done" else counts.get(state, 0)
     page = page_from_request(total, PAGE_SIZE)
     rows = queue.list_state(store, state, limit=page.size, offset=page.offset)
     payloads = {item.row.id: json.dumps(item.row.vars, indent=2, ensure_ascii=False,
                                         sort_keys=True) for item in rows}
     return render_template(
-        "admin/inbox.html", title="Inbox", tabs=TABS, state=state, counts=counts, rows=rows,
+        "admin/inbox.html", title=_("Inbox"), tabs=TABS, state=state, counts=counts, rows=rows,
         page=page, payloads=payloads, shown=shown, errors=errors or {}, reasons=reasons or {},
         retryable=queue.RETRYABLE, discardable=queue.DISCARDABLE, max_reason=MAX_REASON,
-        tz=rt().settings.bridge.timezone, recent_done=RECENT_DONE), status
+        tz=rt().settings.bridge.timezone, recent_done=RECENT_DONE,
+        state_word=_state(state)), status
 
 
 @bp.route("/inbox", endpoint="inbox")
@@ -81,8 +95,9 @@ def view() -> tuple[str, int]:
 def _changed(row_id: int, seen: str) -> None:
     current = queue.get_row(rt().store, row_id)
     now = current.row.state if current is not None else "gone"
-    flash(f"Event {current.row.webhook_id if current else row_id} changed meanwhile: it was "
-          f"{seen}, it is now {now}. Nothing was done; look again.", "warning")
+    flash(_("Event %(event)s changed meanwhile: it was %(seen)s, it is now %(now)s. Nothing "
+            "was done; look again.", event=current.row.webhook_id if current else row_id,
+            seen=_state(seen), now=_state(now)), "warning")
 
 
 @bp.route("/inbox/<int:row_id>/retry", methods=["POST"], endpoint="inbox_retry")
@@ -91,8 +106,8 @@ def retry(row_id: int) -> Response | tuple[str, int]:
     row = listed.row
     form = RetryForm()
     if not form.validate():
-        flash(f"Only a dead or retrying event can be retried (event {row.webhook_id} is "
-              f"{row.state}).", "error")
+        flash(_("Only a dead or retrying event can be retried (event %(event)s is %(state)s).",
+                event=row.webhook_id, state=_state(row.state)), "error")
         return redirect(url_for("admin.inbox", state=row.state))
     seen = form.state.data or ""
     if not queue.retry_now(rt().store, row_id, service_now(), seen_state=seen):
@@ -101,7 +116,8 @@ def retry(row_id: int) -> Response | tuple[str, int]:
     audit("inbox_retry", client_id=row.client_id, before=f"{seen}, {row.attempts} attempts",
           after="queued", reasons=(row.webhook_id, row.hook,
                                    f"retried now by {admin_name()}; attempts start again"))
-    flash(f"Event {row.webhook_id} ({row.hook}) is queued again; a worker takes it next.")
+    flash(_("Event %(event)s (%(hook)s) is queued again; a worker takes it next.",
+            event=row.webhook_id, hook=row.hook))
     return redirect(url_for("admin.inbox", state=seen))
 
 
@@ -112,8 +128,8 @@ def discard(row_id: int) -> Response | tuple[str, int]:
     form = DiscardForm()
     if not form.validate():
         if form.state.errors:
-            flash(f"Only a queued, retrying or dead event can be discarded (event "
-                  f"{row.webhook_id} is {row.state}).", "error")
+            flash(_("Only a queued, retrying or dead event can be discarded (event %(event)s "
+                    "is %(state)s).", event=row.webhook_id, state=_state(row.state)), "error")
             return redirect(url_for("admin.inbox", state=row.state))
         shown_state = form.state.data or row.state
         return _render(shown_state, errors={row_id: form.reason.errors[0]},
@@ -126,5 +142,5 @@ def discard(row_id: int) -> Response | tuple[str, int]:
         return redirect(url_for("admin.inbox", state=seen))
     audit("inbox_discard", client_id=row.client_id, before=seen, after="discarded",
           reasons=(row.webhook_id, row.hook, reason))
-    flash(f"Event {row.webhook_id} ({row.hook}) is discarded.")
+    flash(_("Event %(event)s (%(hook)s) is discarded.", event=row.webhook_id, hook=row.hook))
     return redirect(url_for("admin.inbox", state=seen))

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bridge.admin.common import rt
+from bridge.admin.language import current
 
 
 def zone() -> ZoneInfo:
@@ -23,11 +24,13 @@ def to_local(moment: datetime | None) -> datetime | None:
 
 
 def shown(moment: datetime | None, seconds: bool = False) -> str:
-    """``2026-11-21 09:00`` in WHMCS's time zone; empty for None."""
+    """``2026-11-21 09:00`` (``21/11/2026 09:00`` in pt_BR) in WHMCS's time zone, the day
+    written in the page's language; empty for None."""
     local = to_local(moment)
     if local is None:
         return ""
-    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = current().moment(local)
+    return text + local.strftime(":%S") if seconds else text
 
 
 def day_start_utc(day: date) -> datetime:

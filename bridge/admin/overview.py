@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, render_template, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
@@ -39,6 +40,7 @@ from bridge.checks import (
     whmcs_database_status,
 )
 from bridge.checks import is_permission_denied as denied
+from bridge.i18n import N_
 from bridge.runtime import whmcs_probe
 from bridge.settings import Settings, WhmcsSettings, shown_url
 from bridge.store.meta import StubReport
@@ -203,8 +205,8 @@ def confirm_first_run() -> Response:
         audit("first_reconcile_confirmed", reasons=(
             "the first full reconcile was confirmed; the plan shown: "
             + first_run.describe(waiting.summary),))
-        flash("Confirmed: the next WHMCS cron run (or vipgate resync) applies the full "
-              "reconcile.", "ok")
+        flash(_("Confirmed: the next WHMCS cron run (or vipgate resync) applies the full "
+                "reconcile."), "ok")
     return back_to("admin.overview")
 
 
@@ -220,9 +222,9 @@ def permission_rows(facts: WhmcsFacts) -> list[tuple[str, str, str]]:
     """(action, read/write, allowed/missing/not checked) for every needed action."""
     rows = []
     for action in NEEDED_ACTIONS:
-        kind = "write" if action in WRITE_ACTIONS else "read"
+        kind = N_("write") if action in WRITE_ACTIONS else N_("read")
         if action not in facts.answers:
-            state = "not checked"
+            state = N_("not checked")
         else:
             message = facts.answers[action]
             state = "missing" if message is not None and denied(message) else "allowed"
@@ -243,19 +245,19 @@ def view() -> str:
     if isinstance(facts, WhmcsFacts):
         policy_warnings = facts_warnings(facts, settings.policy)
         if facts.groups is None or not facts.settings_read:
-            facts_note = ("WHMCS's groups or suspension settings could not be read (see the "
-                          "permissions): the policy checks against them were skipped")
+            facts_note = _("WHMCS's groups or suspension settings could not be read (see the "
+                           "permissions): the policy checks against them were skipped")
         elif facts.unchecked:
-            facts_note = (f"WHMCS answered slowly: {', '.join(facts.unchecked)} not checked "
-                          "this time")
+            facts_note = _("WHMCS answered slowly: %(what)s not checked this time",
+                           what=", ".join(facts.unchecked))
     elif isinstance(facts, str):
-        facts_note = f"reading WHMCS's settings failed: {facts}"
+        facts_note = _("reading WHMCS's settings failed: %(error)s", error=facts)
     elif settings.whmcs.url:
-        facts_note = "WHMCS's API cannot be used: its settings could not be checked"
+        facts_note = _("WHMCS's API cannot be used: its settings could not be checked")
     database, counts, saved = vipgate_database()
     stub = stub_report()
     return render_template(
-        "admin/overview.html", title="Overview", shown=shown, api=api,
+        "admin/overview.html", title=_("Overview"), shown=shown, api=api,
         whmcs_db=whmcs_database(settings), database=database, counts=counts, saved=saved,
         reconcile=last_reconcile(), settings=settings, first=first_run_state(),
         first_form=ConfirmFirstRunForm(), describe_plan=first_run.describe,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, TextAreaField
@@ -25,6 +27,7 @@ from bridge.admin.common import (
     page_from_request,
     rt,
 )
+from bridge.admin.language import current
 from bridge.admin.localtime import shown
 
 MAX_DAYS_AHEAD = 90  # a promise further out is a payment plan, not a promise
@@ -36,25 +39,27 @@ def _strip(value: str | None) -> str | None:
 
 
 class PromiseForm(FlaskForm):
-    client_id = IntegerField("Client id", validators=[
-        InputRequired("Enter the client's id."),
-        NumberRange(min=1, message="A client id is a whole number from 1.")])
-    until = DateField("Pays by", validators=[
-        InputRequired("Enter the date the client promised to pay by.")])
-    note = TextAreaField("Note", filters=[_strip], validators=[
-        DataRequired("Write what was agreed (kept in the audit log)."),
-        Length(max=NOTE_MAX, message=f"At most {NOTE_MAX} characters.")])
+    client_id = IntegerField(lazy_gettext("Client id"), validators=[
+        InputRequired(lazy_gettext("Enter the client's id.")),
+        NumberRange(min=1, message=lazy_gettext("A client id is a whole number from 1."))])
+    until = DateField(lazy_gettext("Pays by"), validators=[
+        InputRequired(lazy_gettext("Enter the date the client promised to pay by."))])
+    note = TextAreaField(lazy_gettext("Note"), filters=[_strip], validators=[
+        DataRequired(lazy_gettext("Write what was agreed (kept in the audit log).")),
+        Length(max=NOTE_MAX, message=lazy_gettext("At most %(max)s characters.",
+                                                  max=NOTE_MAX))])
 
     def validate_until(self, field: DateField) -> None:
         if field.data is None:  # not a date: DateField said so
             return
         today: date = business_today()
         if field.data < today:
-            raise ValidationError(f"The date is in the past: today is {today.isoformat()}.")
+            raise ValidationError(_("The date is in the past: today is %(today)s.",
+                                    today=current().day(today)))
         last = today + timedelta(days=MAX_DAYS_AHEAD)
         if field.data > last:
-            raise ValidationError(f"At most {MAX_DAYS_AHEAD} days ahead "
-                                  f"(until {last.isoformat()}).")
+            raise ValidationError(_("At most %(days)s days ahead (until %(last)s).",
+                                    days=MAX_DAYS_AHEAD, last=current().day(last)))
 
 
 def _render(form: PromiseForm, status: int = 200) -> tuple[str, int]:
@@ -64,7 +69,7 @@ def _render(form: PromiseForm, status: int = 200) -> tuple[str, int]:
     expired = [r for r in records if r.until < today]
     page = page_from_request(len(expired))
     return render_template(
-        "admin/promises.html", title="Promises to pay", form=form, today=today,
+        "admin/promises.html", title=_("Promises to pay"), form=form, today=today,
         active=active, expired=expired[page.offset:page.offset + page.size], page=page,
         max_days=MAX_DAYS_AHEAD, note_max=NOTE_MAX, shown=shown,
         tz=rt().settings.bridge.timezone,
@@ -84,7 +89,8 @@ def promises() -> tuple[str, int] | Response:
     assert until is not None and note is not None
     exists = membership.client_exists(client_id)
     if exists is False:
-        form.client_id.errors = [*form.client_id.errors, f"WHMCS has no client {client_id}."]
+        form.client_id.errors = [*form.client_id.errors,
+                                 _("WHMCS has no client %(id)s.", id=client_id)]
         return _render(form, 400)
     if exists is None and rt().engine is not None:
         flash(f"WHMCS could not be reached to check that client {client_id} exists.",

@@ -14,20 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 
 from bridge.admin import membership  # noqa: F401  (the pin/unpin/exclude/include view)
-from bridge.admin.clients import find_clients, group_label
+from bridge.admin.clients import find_clients, group_label, staff_hold
 from bridge.admin.common import bp, page_from_request, rt
-from bridge.policy.gate import format_money
-from bridge.policy.vip import describe_hold
+from bridge.admin.language import current
 from bridge.store.standing import ROSTER_TABS, RosterRow
 
-TABS: dict[str, str] = {
-    "members": "In VIP",
-    "pinned": "Pinned",
-    "excluded": "Excluded",
-    "eligible": "Eligible, not in VIP",
-    "all": "All known",
+TABS: dict[str, object] = {  # the labels are translated when shown (lazy strings)
+    "members": lazy_gettext("In VIP"),
+    "pinned": lazy_gettext("Pinned"),
+    "excluded": lazy_gettext("Excluded"),
+    "eligible": lazy_gettext("Eligible, not in VIP"),
+    "all": lazy_gettext("All known"),
 }
 assert tuple(TABS) == ROSTER_TABS
 
@@ -58,12 +59,12 @@ def line(row: RosterRow, vip_group_id: int, name: str = "",
         kind = cached.billing_standing or cached.standing
         promise = cached.standing == "current" and kind != "current"
         if cached.overdue_total:
-            overdue = (format_money(cached.overdue_total, cached.currency_prefix,
-                                    cached.currency_suffix, "en")
-                       + f" · {cached.overdue_days} days")
+            overdue = (current().money(cached.overdue_total, cached.currency_prefix,
+                                       cached.currency_suffix) + " · "
+                       + ngettext("%(num)d day", "%(num)d days", cached.overdue_days))
         if cached.in_vip is not None and cached.in_vip != member and vip_group_id:
-            pending = "joins VIP" if cached.in_vip else "leaves VIP"
-    held = None if row.held_since is None else describe_hold(row.held_since, row.held_by)
+            pending = _("joins VIP") if cached.in_vip else _("leaves VIP")
+    held = None if row.held_since is None else staff_hold(row.held_since, row.held_by)
     return Line(row.client_id, name, row.pinned, row.excluded, member,
                 group_label(row.last_group_id, vip_group_id, groups), kind, promise, overdue,
                 pending, held)
@@ -86,6 +87,6 @@ def roster() -> str:
     if found.ids:  # found in WHMCS (or asked by id) but never reconciled by vipgate
         known = set(store.memories(found.ids))
         unseen = [cid for cid in found.ids if cid not in known and cid not in found.missing]
-    return render_template("admin/roster.html", title="VIP roster", tabs=TABS, tab=tab,
+    return render_template("admin/roster.html", title=_("VIP roster"), tabs=TABS, tab=tab,
                            counts=counts, page=page, lines=lines, found=found, unseen=unseen,
                            vip=vip)

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import Field, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -355,11 +356,12 @@ def finish(changes: list[overrides.SettingChange], kept: list[tuple[str, str]]) 
         log.info("admin %s changed setting [%s] %s", change.actor, change.section, change.key)
     rt().live.reload()  # this process at once; the others within their LiveSettings ttl
     if changes:
-        flash("Saved: " + "; ".join(f"[{c.section}] {c.key} {shorten(c.old)} → {shorten(c.new)}"
-                                    for c in changes) + ".", "ok")
+        flash(_("Saved: %(changes)s.", changes="; ".join(
+            f"[{c.section}] {c.key} {shorten(c.old)} → {shorten(c.new)}" for c in changes)),
+              "ok")
     else:
-        flash("Nothing changed: the values sent are the ones in force.")
+        flash(_("Nothing changed: the values sent are the ones in force."))
     if kept:
-        flash("Kept the newer value someone else saved meanwhile for "
-              + ", ".join(f"[{s}] {k}" for s, k in kept) + ".", "warning")
+        flash(_("Kept the newer value someone else saved meanwhile for %(keys)s.",
+                keys=", ".join(f"[{s}] {k}" for s, k in kept)), "warning")
     return redirect(url_for("admin.settings"))

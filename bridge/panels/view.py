@@ -2,7 +2,8 @@
 
 The HTML comes from the templates beside this module, rendered with autoescaping on: every
 value (invoice numbers, currency symbols, notes, reasons, block messages) is text, never
-markup, whoever typed it."""
+markup, whoever typed it. The words come from vipgate's gettext catalogs (``bridge.i18n``) in
+the panel's language, ``pt_BR`` or ``en``; money and dates are formatted by Babel for it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,23 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from bridge.i18n import N_, Texts
 from bridge.model import AuditEntry, CachedStanding, ClientMemory, TicketMemory, WhmcsNames
-from bridge.panels.texts import counted, priority_name, text
-from bridge.policy.gate import format_money, is_blocked, pay_link, render_block_message
+from bridge.policy.gate import is_blocked, pay_link, render_block_message
 from bridge.settings import PanelSettings, TicketSettings
 
 PRIORITY_RANK = {"Low": 0, "Medium": 1, "High": 2}
+STANDING_NAMES = {"current": N_("Current"), "overdue": N_("Overdue"),
+                  "suspended": N_("Suspended")}
+# What the audit log's actions, and the membership flags they change, are called in the
+# panel's list of last changes.
+ACTION_NAMES = {"group": N_("VIP group"), "membership": N_("VIP membership"),
+                "ticket_priority": N_("ticket priority"), "ticket_note": N_("note on ticket"),
+                "ticket_department": N_("ticket moved"), "ticket_reply": N_("reply on ticket"),
+                "promise": N_("promise to pay"), "promise_cancel": N_("promise cancelled"),
+                "reconcile": N_("reconciled")}
+MEMBERSHIP_WORDS = {"pinned": N_("pinned"), "excluded": N_("excluded"), "held": N_("held"),
+                    "rules": N_("by the rules"), "unknown": N_("unknown")}
 MAX_INVOICES = 5  # listed one by one; the rest are in the count and the total
 MAX_CHANGES = 5
 
@@ -48,51 +60,64 @@ class SubmitTicketAnswer:
 
 
 @cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("bridge.panels", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+def _templates(language: str) -> jinja2.Environment:
+    """The panels' templates with ``_()`` and ``{% trans %}`` in ``language`` (one
+    environment per language, so concurrent answers never share a catalog)."""
+    texts = Texts(language)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("bridge.panels", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # by jinja2.ext.i18n
+        texts.gettext, texts.ngettext, newstyle=True)
+    return env
 
 
-def _render(name: str, **context: Any) -> str:
-    return _templates().get_template(name).render(**context).strip()
+def _render(name: str, language: str, **context: Any) -> str:
+    return _templates(language).get_template(name).render(**context).strip()
 
 
 def format_date(day: date | datetime | str, language: str) -> str:
-    value = date.fromisoformat(day[:10]) if isinstance(day, str) else day
-    if isinstance(value, datetime):
-        value = value.date()
-    return value.strftime("%d/%m/%Y" if language == "pt_BR" else "%Y-%m-%d")
+    return Texts(language).day(day)
 
 
 def _money(standing: CachedStanding, amount: Any, language: str) -> str:
-    return format_money(amount, standing.currency_prefix, standing.currency_suffix, language)
+    return Texts(language).money(amount, standing.currency_prefix, standing.currency_suffix)
+
+
+def _invoice_count(language: str, n: int) -> str:
+    return Texts(language).ngettext("%(num)d invoice", "%(num)d invoices", n)
 
 
 def headline(standing: CachedStanding, language: str) -> str:
     """``Overdue · 12 days`` / ``Suspended · 12 days`` / ``Current``: the billing standing
     (what the client owes), not softened by a promise to pay."""
+    t = Texts(language)
     kind = standing.billing_standing or standing.standing
     if kind == "current":
-        return text(language, "current")
-    return f"{text(language, kind)} · {counted(language, 'days', standing.overdue_days)}"
+        return t.gettext(STANDING_NAMES["current"])
+    days = t.ngettext("%(num)d day", "%(num)d days", standing.overdue_days)
+    return f"{t.gettext(STANDING_NAMES[kind])} · {days}"
 
 
 def _vip_line(standing: CachedStanding, memory: ClientMemory | None, language: str) -> str:
+    t = Texts(language)
     if standing.in_vip:
-        parts = [text(language, "vip_in")]
+        parts = [t.gettext("in the VIP group")]
     elif standing.eligible:
-        parts = [text(language, "vip_out_eligible")]
+        parts = [t.gettext("out of the VIP group until paid (eligible)")]
     else:
-        parts = [text(language, "vip_out")]
+        parts = [t.gettext("not in the VIP group")]
     if memory is not None and memory.pinned:
-        parts.append(text(language, "pinned"))
+        parts.append(t.gettext("pinned by staff"))
     if memory is not None and memory.excluded:
-        parts.append(text(language, "excluded"))
+        parts.append(t.gettext("excluded by staff"))
     if memory is not None and memory.held_since is not None:
-        since = format_date(memory.held_since, language)
-        parts.append(text(language, "held_by", by=memory.held_by, since=since)
-                     if memory.held_by else text(language, "held", since=since))
+        since = t.day(memory.held_since)
+        parts.append(t.gettext("kept in VIP by %(by)s since %(since)s while owing, until paid "
+                               "up", by=memory.held_by, since=since)
+                     if memory.held_by else
+                     t.gettext("kept in VIP by staff since %(since)s while owing, until paid up",
+                               since=since))
     return "; ".join(parts)
 
 
@@ -100,20 +125,43 @@ def _invoices(standing: CachedStanding, language: str, whmcs_url: str,
               relative: bool) -> list[dict[str, str]]:
     base = "" if relative or not whmcs_url else whmcs_url.rstrip("/") + "/"
     return [{"number": f"#{i.number}", "balance": _money(standing, i.balance, language),
-             "due": text(language, "due", date=format_date(i.due_date, language)),
+             "due": Texts(language).gettext("due %(date)s",
+                                            date=format_date(i.due_date, language)),
              "link": f"{base}viewinvoice.php?id={i.invoice_id}"}
             for i in standing.invoices[:MAX_INVOICES]]
 
 
+def _priority_name(t: Texts, priority: str) -> str:
+    names = {"Low": t.pgettext("ticket priority", "Low"),
+             "Medium": t.pgettext("ticket priority", "Medium"),
+             "High": t.pgettext("ticket priority", "High")}
+    return names.get(priority, priority)
+
+
+def _change_value(t: Texts, action: str, value: str | None, names: WhmcsNames) -> str:
+    """An audit entry's value in the reader's language: priorities and membership words
+    translated, group and department ids with their names."""
+    if not value:
+        return "-"
+    if action == "ticket_priority":
+        return _priority_name(t, value)
+    if action == "membership":
+        return "+".join(t.gettext(MEMBERSHIP_WORDS[w]) if w in MEMBERSHIP_WORDS else w
+                        for w in value.split("+"))
+    return names.audit_value(action, value) or "-"
+
+
 def _change_line(entry: AuditEntry, language: str, names: WhmcsNames) -> str:
-    what = entry.action.replace("_", " ")
+    t = Texts(language)
+    name = ACTION_NAMES.get(entry.action)
+    what = t.gettext(name) if name else entry.action.replace("_", " ")
     if entry.ticket_id is not None:
         what += f" #{entry.ticket_id}"
     if entry.action == "ticket_note":
         pass  # before/after are vipgate's bookkeeping keys, not something to read
     elif entry.before is not None or entry.after is not None:
-        what += (f": {names.audit_value(entry.action, entry.before) or '-'} → "
-                 f"{names.audit_value(entry.action, entry.after) or '-'}")
+        what += (f": {_change_value(t, entry.action, entry.before, names)} → "
+                 f"{_change_value(t, entry.action, entry.after, names)}")
     return f"{format_date(entry.at, language)} {what} ({entry.actor})"
 
 
@@ -123,38 +171,40 @@ def client_summary(facts: PanelFacts, *, language: str, today: date, whmcs_url: 
     an active promise to pay, the last changes, and a link to the client in vipgate."""
     standing = facts.standing
     if standing is None:
-        return _render("client_summary.html", t=lambda k, **v: text(language, k, **v),
-                       known=False, admin_link=admin_link)
+        return _render("client_summary.html", language, known=False, admin_link=admin_link)
+    t = Texts(language)
     promise = None
     if facts.promise is not None and facts.promise[0] >= today:
         until, note = facts.promise
-        promise = {"title": text(language, "promise", until=format_date(until, language)),
+        promise = {"title": t.gettext("Promise to pay until %(until)s", until=t.day(until)),
                    "note": note}
     kind = standing.billing_standing or standing.standing
     return _render(
-        "client_summary.html", t=lambda k, **v: text(language, k, **v), known=True,
+        "client_summary.html", language, known=True,
         kind=kind, headline=headline(standing, language),
         vip=_vip_line(standing, facts.memory, language),
         invoices=_invoices(standing, language, whmcs_url, relative=False),
-        invoice_count=counted(language, "invoices", len(standing.invoices)),
+        invoice_count=_invoice_count(language, len(standing.invoices)),
         total=_money(standing, standing.overdue_total, language),
         promise=promise, standing_reasons=standing.standing_reasons,
         vip_reasons=standing.vip_reasons,
         changes=[_change_line(c, language, facts.names) for c in facts.changes[:MAX_CHANGES]],
-        updated=text(language, "updated", at=f"{format_date(standing.updated_at, language)} "
-                                              f"{standing.updated_at:%H:%M}"),
+        updated=t.gettext("as of %(at)s", at=t.moment(standing.updated_at)),
         admin_link=admin_link)
 
 
 def _priority_note(ticket: TicketMemory | None, language: str) -> str | None:
     if ticket is None or ticket.managed_priority is None:
         return None
+    t = Texts(language)
     was = ticket.original_priority
     if was is None or was == ticket.managed_priority:
-        return text(language, "priority_set")
+        return t.gettext("priority set by vipgate")
     lowered = PRIORITY_RANK.get(ticket.managed_priority, 1) < PRIORITY_RANK.get(was, 1)
-    return text(language, "priority_lowered" if lowered else "priority_raised",
-                was=priority_name(language, was))
+    name = _priority_name(t, was)
+    if lowered:
+        return t.gettext("priority lowered by vipgate (was %(was)s)", was=name)
+    return t.gettext("priority raised by vipgate (was %(was)s)", was=name)
 
 
 def ticket_badge(facts: PanelFacts, *, language: str) -> str:
@@ -167,13 +217,13 @@ def ticket_badge(facts: PanelFacts, *, language: str) -> str:
     parts = [headline(standing, language)]
     if kind != "current":
         parts += [_money(standing, standing.overdue_total, language),
-                  counted(language, "invoices", len(standing.invoices))]
+                  _invoice_count(language, len(standing.invoices))]
     if standing.in_vip:
-        parts.append(text(language, "vip"))
+        parts.append(Texts(language).gettext("VIP"))
     note = _priority_note(facts.ticket, language)
     if note:
         parts.append(note)
-    return _render("ticket_badge.html", kind=kind, line=" · ".join(parts))
+    return _render("ticket_badge.html", language, kind=kind, line=" · ".join(parts))
 
 
 def _message_html(message: str, link: str) -> Markup:
@@ -195,8 +245,7 @@ def submit_ticket(facts: PanelFacts, settings: TicketSettings, *, language: str,
     link = pay_link(standing, whmcs_url)
     message = render_block_message(settings.block_message(language), standing, language,
                                    whmcs_url)
-    html = _render("submit_notice.html", t=lambda k, **v: text(language, k, **v),
-                   message=_message_html(message, link),
+    html = _render("submit_notice.html", language, message=_message_html(message, link),
                    invoices=_invoices(standing, language, whmcs_url, relative=True))
     return SubmitTicketAnswer(html, tuple(settings.billing_departments))
 
@@ -206,9 +255,11 @@ def home_banner(facts: PanelFacts, settings: PanelSettings, *, language: str) ->
     standing = facts.standing
     if not settings.home_banner or standing is None or standing.standing == "current":
         return ""
-    count = counted(language, "invoices", len(standing.invoices))
-    total = _money(standing, standing.overdue_total, language)
-    key = "banner_suspended" if standing.standing == "suspended" else "banner_overdue"
-    return _render("home_banner.html", t=lambda k, **v: text(language, k, **v),
-                   kind=standing.standing, message=text(language, key, count=count, total=total),
+    t = Texts(language)
+    values = {"count": _invoice_count(language, len(standing.invoices)),
+              "total": _money(standing, standing.overdue_total, language)}
+    message = (t.gettext("Your services are suspended: %(count)s overdue, %(total)s in all.",
+                         **values) if standing.standing == "suspended" else
+               t.gettext("You have %(count)s overdue, %(total)s in all.", **values))
+    return _render("home_banner.html", language, kind=standing.standing, message=message,
                    invoices=_invoices(standing, language, "", relative=True))

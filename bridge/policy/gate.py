@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from bridge import i18n
 from bridge.model import CachedStanding
 from bridge.settings import DEFAULT_BLOCK_MESSAGES, TicketSettings
 
@@ -33,10 +34,8 @@ def language_of(client_language: str | None, default: str) -> str:
 
 
 def format_money(amount: Decimal, prefix: str, suffix: str, language: str) -> str:
-    text = f"{amount:,.2f}"
-    if language == "pt_BR":
-        text = text.replace(",", "_").replace(".", ",").replace("_", ".")
-    return f"{prefix}{text}{suffix}".strip()
+    """``R$ 1.234,56`` (pt_BR) / ``R$ 1,234.56`` (en): Babel's digits for the locale."""
+    return i18n.format_money(amount, prefix, suffix, language)
 
 
 def is_blocked(standing: CachedStanding, settings: TicketSettings) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypedDict
 
+from bridge.i18n import Texts
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.policy.standing import Standing
 from bridge.policy.state import ClientState
@@ -95,47 +95,26 @@ def apply_ticket_action(action: TicketAction, ticket_priority: str,
             action.new_priority or managed_priority)
 
 
-class NoteTexts(TypedDict):
-    """One language's texts of the staff note."""
-
-    head: str
-    line: str
-    total: str
-    kinds: dict[str, str]
-    days: tuple[str, str, str, str]  # one day, days, one business day, business days
-
-
-NOTES: dict[str, NoteTexts] = {
-    "pt_BR": {"head": "vipgate: cliente com faturas vencidas (situação: {kind}).",
-              "line": "- Fatura #{number}: {amount}, venceu em {due} ({days} de atraso)",
-              "total": "Total vencido: {total}",
-              "kinds": {"overdue": "em atraso", "suspended": "suspenso"},
-              "days": ("dia", "dias", "dia útil", "dias úteis")},
-    "en": {"head": "vipgate: client has overdue invoices (standing: {kind}).",
-           "line": "- Invoice #{number}: {amount}, due {due} ({days} overdue)",
-           "total": "Total overdue: {total}",
-           "kinds": {"overdue": "overdue", "suspended": "suspended"},
-           "days": ("day", "days", "business day", "business days")},
-}
-
-
 def staff_note(standing: Standing, settings: TicketSettings, language: str) -> str | None:
-    """The note for staff on a ticket of an overdue or suspended client (``pt_BR`` or ``en``);
-    None when the client is current for tickets or ``staff_note`` is off."""
+    """The note for staff on a ticket of an overdue or suspended client (``pt_BR`` or ``en``,
+    from the catalogs, written once in that language); None when the client is current for
+    tickets or ``staff_note`` is off."""
     kind = ticket_standing(standing)
     if not settings.staff_note or kind == "current":
         return None
-    lang = "pt_BR" if language == "pt_BR" else "en"
-    text = NOTES[lang]
-    lines = [text["head"].format(kind=text["kinds"][kind])]
+    t = Texts("pt_BR" if language == "pt_BR" else "en")
+    kinds = {"overdue": t.gettext("overdue"), "suspended": t.gettext("suspended")}
+    lines = [t.gettext("vipgate: client has overdue invoices (standing: %(kind)s).",
+                       kind=kinds[kind])]
     for item in standing.overdue:
         inv = item.invoice
-        unit = text["days"][(2 if item.business_days else 0) + (item.days != 1)]
-        due = inv.duedate.strftime("%d/%m/%Y") if lang == "pt_BR" else inv.duedate.isoformat()
-        lines.append(text["line"].format(number=inv.number, due=due,
-                                         amount=standing.money(inv.balance, lang),
-                                         days=f"{item.days} {unit}"))
-    lines.append(text["total"].format(total=standing.money(standing.overdue_total, lang)))
+        days = (t.ngettext("%(num)d business day", "%(num)d business days", item.days)
+                if item.business_days else t.ngettext("%(num)d day", "%(num)d days", item.days))
+        lines.append(t.gettext("- Invoice #%(number)s: %(amount)s, due %(due)s (%(days)s "
+                               "overdue)", number=inv.number, due=t.day(inv.duedate),
+                               amount=standing.money(inv.balance, t.language), days=days))
+    lines.append(t.gettext("Total overdue: %(total)s",
+                           total=standing.money(standing.overdue_total, t.language)))
     return "\n".join(lines)
 
 

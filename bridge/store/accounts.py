@@ -1,5 +1,5 @@
-"""The admin page's accounts (``admin_user``: names and password hashes) and the failed logins
-counted per account name (``login_throttle``). Hashing and the login rules are
+"""The admin page's accounts (``admin_user``: names, password hashes, languages) and the
+failed logins counted per account name (``login_throttle``). Hashing and the login rules are
 ``bridge.accounts``'."""
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ class AccountStore(Database):
         with self.engine.connect() as conn:
             return conn.execute(sa.select(admin_user.c.password_hash)
                                 .where(admin_user.c.name == name)).scalar()
+
+    def admin_language(self, name: str) -> str | None:
+        """The language ``name`` chose for the admin page (None: ``[bridge] language``)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(admin_user.c.language)
+                                .where(admin_user.c.name == name)).scalar()
+
+    def set_admin_language(self, name: str, language: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(admin_user.update().where(admin_user.c.name == name)
+                         .values(language=language))
 
     def login_lookup(self, key: str) -> tuple[datetime | None, AdminAccount | None]:
         """For a login as ``key`` (a lower-case name): until when the name is locked (None:

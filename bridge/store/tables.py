@@ -130,6 +130,8 @@ admin_user = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("last_login_at", sa.DateTime, nullable=True),
+    # The admin page's language for this account (pt_BR, en); NULL: [bridge] language.
+    sa.Column("language", sa.String(8), nullable=True),
 )
 
 # Failed logins per account name (known or not, so the answer never tells which names exist).

@@ -1,0 +1,132 @@
+"""vipgate's languages: Portuguese (Brazil) and English, from gettext catalogs, with money and
+dates formatted by Babel for the locale.
+
+The messages in the code are English (the msgids); ``bridge/translations/`` holds the catalog
+template (``messages.pot``) and one ``messages.po`` per language (``make translations``
+extracts and updates them). The build compiles each ``.po`` into a ``.mo`` inside the wheel
+(``setup.py``); in a source tree, where no ``.mo`` is kept, the ``.po`` is compiled in memory
+the first time a language is used, so the tree stays clean and never runs stale catalogs.
+
+Which language a reader gets is decided by the caller: the admin page follows the signed-in
+account's choice, else ``[bridge] language``; the panels inside WHMCS follow the WHMCS page or
+client (``bridge.panels``). Pure apart from reading the package's own catalogs (no database,
+no web framework): the policy formats its money and dates with it."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+from babel.dates import format_date, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+
+LANGUAGES = ("pt_BR", "en")
+LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
+CATALOGS = Path(__file__).resolve().parent / "translations"
+DOMAIN = "messages"
+# Babel's "short" date in pt_BR is 03/12/2026; its "short" in en (12/3/26) reads as the 12th
+# of March to a Brazilian, so English dates are ISO (2026-12-03), as vipgate always wrote them.
+DATE_FORMATS = {"pt_BR": "short", "en": "yyyy-MM-dd"}
+TIME_FORMAT = "HH:mm"  # 24 hours in both, as WHMCS's own admin area
+MONEY_PATTERN = "#,##0.00"  # two decimals, the locale's group and decimal signs
+
+
+def N_(message: str) -> str:  # gettext's name for "mark now, translate where shown"
+    """Marks ``message`` for the catalogs where it is defined; translated where it is shown."""
+    return message
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}: expected one of "
+                         f"{', '.join(LANGUAGES)}")
+    return language
+
+
+@cache
+def translations(language: str) -> Translations:
+    """The compiled catalog of ``language`` (``pt_BR`` or ``en``)."""
+    folder = CATALOGS / check_language(language) / "LC_MESSAGES"
+    po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
+    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+        with mo.open("rb") as compiled:
+            return Translations(compiled, DOMAIN)
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language, domain=DOMAIN)
+    compiled_in_memory = io.BytesIO()
+    write_mo(compiled_in_memory, catalog)
+    compiled_in_memory.seek(0)
+    return Translations(compiled_in_memory, DOMAIN)
+
+
+def translate(language: str, message: str, **values: object) -> str:
+    text = translations(language).ugettext(message)
+    return text % values if values else text
+
+
+def translate_plural(language: str, singular: str, plural: str, n: int,
+                     **values: object) -> str:
+    """``%(num)d`` in the messages is ``n`` (as Flask-Babel's ngettext)."""
+    text = translations(language).ungettext(singular, plural, n)
+    return text % {"num": n, **values}
+
+
+def format_money(amount: Decimal | int | float, prefix: str, suffix: str,
+                 language: str) -> str:
+    """An amount in the client's WHMCS currency, as WHMCS shows it (its prefix and suffix,
+    ``R$ `` / `` BRL``), the digits in the reader's locale: ``R$ 1.234,56`` in pt_BR,
+    ``R$ 1,234.56`` in English. vipgate never converts currencies."""
+    digits = format_decimal(Decimal(str(amount)), format=MONEY_PATTERN,
+                            locale=check_language(language))
+    return f"{prefix}{digits}{suffix}".strip()
+
+
+def format_day(day: date | datetime | str, language: str) -> str:
+    """``03/12/2026`` in pt_BR, ``2026-12-03`` in English (an ISO string is read as a day)."""
+    value = date.fromisoformat(day[:10]) if isinstance(day, str) else day
+    if isinstance(value, datetime):
+        value = value.date()
+    return format_date(value, DATE_FORMATS[check_language(language)], locale=language)
+
+
+def format_moment(moment: datetime, language: str) -> str:
+    """A day and time of day: ``03/12/2026 14:05`` / ``2026-12-03 14:05``."""
+    return f"{format_day(moment, language)} {format_time(moment, TIME_FORMAT, locale=language)}"
+
+
+class Texts:
+    """One language's messages and formats, for templates and the code that fills them."""
+
+    def __init__(self, language: str) -> None:
+        self.language = check_language(language)
+
+    def gettext(self, message: str, **values: object) -> str:
+        return translate(self.language, message, **values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
+        return translate_plural(self.language, singular, plural, n, **values)
+
+    def pgettext(self, context: str, message: str, **values: object) -> str:
+        """``message`` as meant in ``context`` (one English word, two meanings)."""
+        text = translations(self.language).upgettext(context, message)
+        return text % values if values else text
+
+    def money(self, amount: Decimal | int | float, prefix: str, suffix: str) -> str:
+        return format_money(amount, prefix, suffix, self.language)
+
+    def number(self, value: int | float | Decimal, digits: int = 0) -> str:
+        """``12.345`` / ``12,345``; ``digits`` after the decimal sign (``12,5`` / ``12.5``)."""
+        pattern = "#,##0" + ("." + "0" * digits if digits else "")
+        return format_decimal(Decimal(str(value)), format=pattern, locale=self.language)
+
+    def day(self, day: date | datetime | str) -> str:
+        return format_day(day, self.language)
+
+    def moment(self, moment: datetime) -> str:
+        return format_moment(moment, self.language)

@@ -1,0 +1,140 @@
+"""vipgate's catalogs (bridge/translations) against the code, and Babel's money and dates.
+
+A message added to the code without ``make translations`` (a stale ``messages.pot``), or left
+without its Portuguese translation, fails here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from bridge import i18n
+from bridge.i18n import Texts
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGS = ROOT / "bridge" / "translations"
+
+Key = tuple[str | None, str]  # (context, msgid)
+
+
+def _key(message_id: str | tuple[str, ...], context: str | None) -> Key:
+    return context, message_id[0] if isinstance(message_id, tuple) else message_id
+
+
+def _read(path: Path, locale: str | None = None) -> Catalog:
+    with path.open("rb") as source:
+        return read_po(source, locale=locale)
+
+
+def _in_the_code() -> set[Key]:
+    """What ``make translations`` extracts (its --keywords are the two lazy ones)."""
+    with (ROOT / "babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    keywords = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+    return {_key(message, context) for _f, _l, message, _c, context
+            in extract_from_dir(str(ROOT / "bridge"), method_map, options_map,
+                                keywords=keywords)}
+
+
+def _ids(catalog: Catalog) -> set[Key]:
+    return {_key(m.id, m.context) for m in catalog if m.id}
+
+
+def test_the_catalog_template_holds_exactly_the_messages_of_the_code() -> None:
+    """``make translations`` was run after the last change of a message."""
+    template = _ids(_read(CATALOGS / "messages.pot"))
+    code = _in_the_code()
+    assert sorted(code - template, key=str) == [], "new messages: run make translations"
+    assert sorted(template - code, key=str) == [], "gone messages: run make translations"
+
+
+@pytest.mark.parametrize("language", i18n.LANGUAGES)
+def test_each_language_has_every_message_of_the_template(language: str) -> None:
+    catalog = _read(CATALOGS / language / "LC_MESSAGES" / "messages.po", language)
+    assert _ids(catalog) == _ids(_read(CATALOGS / "messages.pot"))
+
+
+def test_every_message_has_its_portuguese_translation() -> None:
+    catalog = _read(CATALOGS / "pt_BR" / "LC_MESSAGES" / "messages.po", "pt_BR")
+    untranslated = [m.id for m in catalog if m.id and (
+        "fuzzy" in m.flags or not all(m.string if isinstance(m.string, tuple) else
+                                      (m.string,)))]
+    assert untranslated == []
+    # Placeholders (%(name)s) the same in the translation as in the message.
+    assert [(m.id, [str(e) for e in errors]) for m, errors in catalog.check()] == []
+
+
+def test_portuguese_plurals_are_singular_for_zero_and_one() -> None:
+    t = Texts("pt_BR")
+    assert [t.ngettext("%(num)d invoice", "%(num)d invoices", n) for n in (0, 1, 2)] == [
+        "0 fatura", "1 fatura", "2 faturas"]
+    e = Texts("en")
+    assert [e.ngettext("%(num)d invoice", "%(num)d invoices", n) for n in (0, 1, 2)] == [
+        "0 invoices", "1 invoice", "2 invoices"]
+
+
+def test_a_message_without_translation_reads_in_english() -> None:
+    assert Texts("pt_BR").gettext("no such message %(n)s", n=3) == "no such message 3"
+
+
+@pytest.mark.parametrize(("language", "amount", "prefix", "suffix", "expected"), [
+    ("pt_BR", Decimal("1234.56"), "R$ ", "", "R$ 1.234,56"),
+    ("en", Decimal("1234.56"), "R$ ", "", "R$ 1,234.56"),
+    ("pt_BR", Decimal("1200"), "R$ ", "", "R$ 1.200,00"),
+    ("en", Decimal("0.5"), "$", " USD", "$0.50 USD"),
+    ("pt_BR", Decimal("-1234567.891"), "", " BRL", "-1.234.567,89 BRL"),
+])
+def test_money_keeps_the_whmcs_currency_and_takes_the_locales_digits(
+        language: str, amount: Decimal, prefix: str, suffix: str, expected: str) -> None:
+    assert i18n.format_money(amount, prefix, suffix, language) == expected
+
+
+@pytest.mark.parametrize(("language", "day", "expected"), [
+    ("pt_BR", date(2026, 12, 3), "03/12/2026"),
+    ("en", date(2026, 12, 3), "2026-12-03"),
+    ("pt_BR", "2026-12-03 10:00:00", "03/12/2026"),
+    ("pt_BR", datetime(2026, 12, 3, 23, 59), "03/12/2026"),
+])
+def test_days_in_the_locale(language: str, day: date | str, expected: str) -> None:
+    assert i18n.format_day(day, language) == expected
+
+
+def test_moments_in_the_locale() -> None:
+    moment = datetime(2026, 12, 3, 14, 5)
+    assert i18n.format_moment(moment, "pt_BR") == "03/12/2026 14:05"
+    assert i18n.format_moment(moment, "en") == "2026-12-03 14:05"
+
+
+def test_an_unknown_language_is_refused_with_the_ones_there_are() -> None:
+    with pytest.raises(ValueError, match=r"unknown language 'fr': expected one of pt_BR, en"):
+        Texts("fr")
+
+
+def test_a_compiled_catalog_is_read_when_newer_than_its_source(tmp_path, monkeypatch) -> None:
+    """The wheel's .mo (compiled by the build) is what an installation reads; a source tree
+    without one compiles the .po in memory."""
+    from babel.messages.mofile import write_mo
+
+    folder = tmp_path / "pt_BR" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    source = (CATALOGS / "pt_BR" / "LC_MESSAGES" / "messages.po").read_bytes()
+    (folder / "messages.po").write_bytes(source)
+    monkeypatch.setattr(i18n, "CATALOGS", tmp_path)
+    i18n.translations.cache_clear()
+    try:
+        assert Texts("pt_BR").gettext("Overdue invoices") == "Faturas vencidas"
+        catalog = _read(folder / "messages.po", "pt_BR")
+        catalog.get("Overdue invoices").string = "Faturas vencidas (compilado)"
+        with (folder / "messages.mo").open("wb") as compiled:
+            write_mo(compiled, catalog)
+        i18n.translations.cache_clear()
+        assert Texts("pt_BR").gettext("Overdue invoices") == "Faturas vencidas (compilado)"
+    finally:
+        i18n.translations.cache_clear()
