@@ -40,7 +40,7 @@ from bridge.whmcs import (
     WhmcsUnavailable,
 )
 from bridge.whmcs import parse as p
-from bridge.whmcs.transport import decode
+from bridge.whmcs.transport import Transport, decode
 
 IDENTIFIER = "vgIdentifier7Qx2KpL9"
 SECRET = "vgSecretN0tF0rL0gs4x8Zq"
@@ -294,6 +294,30 @@ def test_every_call_has_timeouts_tls_verification_and_no_redirects(whmcs, make) 
         assert call["verify"] is True
         assert call["allow_redirects"] is False
     session.close()
+
+
+def test_the_environment_is_read_once_when_the_session_is_made(whmcs, monkeypatch) -> None:
+    """Proxies, CA bundle and .netrc come from the environment as requests would take them,
+    but once: requests' per-call scan of the environment cost about 1 ms a call (issue 17)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/vipgate-ca.pem")
+    remote = Transport(whmcs_settings("https://whmcs.example.com"))
+    assert remote._session.proxies["https"] == "http://proxy.example:3128"
+    assert remote._verify == "/etc/ssl/vipgate-ca.pem"
+    local = Transport(whmcs_settings(whmcs.url))  # NO_PROXY: straight to WHMCS
+    assert local._session.proxies == {}
+    whmcs.handler = lambda form: ok(groups="")
+
+    def scanned(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the environment was read again for a call")
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", scanned)
+    monkeypatch.setattr(requests.utils, "get_netrc_auth", scanned)
+    for _ in range(3):
+        assert local.call("GetClientGroups")["result"] == "success"
+    local.close()
+    remote.close()
 
 
 # --- retries and transport failures ---------------------------------------------------------
