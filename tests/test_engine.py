@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from bridge.signing import signed_headers
 from bridge.store import inbox as queue
+from bridge.store.tables import membership
 from bridge.whmcs import WhmcsClient
 from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
@@ -471,6 +473,34 @@ def test_a_partial_payment_s_balance_comes_from_the_owner_look_up(world: World) 
     w.sandbox.add_payment(invoice)  # the rest: paid, back to VIP
     w.drain()
     assert w.group(bruno) == w.vip
+
+
+def test_a_reconcile_that_changes_nothing_does_not_write_the_memory_again(world: World
+                                                                           ) -> None:
+    """One commit less per event: the membership row is written when the plan changes it (a
+    group change) and left alone when it does not; the decisions are the same."""
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+
+    def written() -> object:
+        with w.store.engine.connect() as conn:
+            return conn.execute(sa.select(membership.c.updated_at).where(
+                membership.c.client_id == ana)).scalar_one_or_none()
+
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()  # first seen: adopted (pinned), overdue: out of VIP
+    assert w.group(ana) == w.regular and w.store.get_memory(ana).pinned
+    first = written()
+    assert first is not None
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.update_client(ana, firstname="Ana")  # nothing to change
+    w.drain()
+    assert written() == first and w.group(ana) == w.regular
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.add_payment(invoice)  # back to VIP: the memory changes, and is written
+    w.drain()
+    assert w.group(ana) == w.vip
+    assert w.store.get_memory(ana).last_group_id == w.vip and written() != first
 
 
 def test_a_ticket_opened_in_the_same_round_is_still_reconciled(world: World) -> None:
