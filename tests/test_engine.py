@@ -394,26 +394,35 @@ def test_reads_per_event_kind(world: World) -> None:
     """Each event costs only the reads that can change its outcome (issue 17): GetClients once
     per client (for ``datecreated``, which the API cannot change), GetTickets only when
     GetClientsDetails' stats count an active ticket, GetClientsProducts only when they count a
-    service, and an invoice event's owner look-up (GetInvoice) also gives the balance."""
+    service that is not Active (the policy looks only at suspended ones), and an invoice
+    event's owner look-up (GetInvoice) also gives the balance."""
     w = world
-    ana, _, _ = vip_client(w, "Ana", paid=True)  # VIP, one service, nothing owed, no ticket
+    ana, first, _ = vip_client(w, "Ana", paid=True)  # VIP, a service, nothing owed, no ticket
     w.sandbox.api_log.clear()
     w.sandbox.update_client(ana, firstname="Ana Maria")  # ClientEdit names the client
     assert [o.hook for o in w.drain()] == ["ClientEdit"]
-    assert calls(w) == {"GetClientsDetails": 1, "GetClients": 1, "GetInvoices": 1,
-                        "GetClientsProducts": 1}
+    assert calls(w) == {"GetClientsDetails": 1, "GetClients": 1, "GetInvoices": 1}
     w.sandbox.update_client(ana, firstname="Ana")  # the same client again: datecreated kept
     w.drain()
-    assert calls(w) == {"GetClientsDetails": 1, "GetInvoices": 1, "GetClientsProducts": 1}
+    assert calls(w) == {"GetClientsDetails": 1, "GetInvoices": 1}
 
     with w.sandbox.quiet():
         service = w.sandbox.add_service(ana, "2026-12-02", "Monthly", "89.90")
     w.sandbox.add_invoice(ana, "2026-12-02", [("Hosting", service, "Plano", "89.90")])
     assert [o.hook for o in w.drain()] == ["InvoiceCreated"]
     # the owed invoice is read once: for its owner, and that answer gives its balance
+    assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1}
+    assert w.group(ana) == w.vip  # due in a month: still current
+
+    with w.sandbox.quiet():
+        w.sandbox.suspend_service(first, "Abuse")  # not every service Active: read them
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()
     assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1,
                         "GetClientsProducts": 1}
-    assert w.group(ana) == w.vip  # due in a month: still current
+    cached = w.store.get_standing(ana)
+    assert cached is not None and f"service #{first} is Suspended (Abuse)" in \
+        cached.standing_reasons
 
     ticket = w.sandbox.open_ticket(ana, w.support, "Ajuda", "Medium").ticket_id
     # TicketOpen, then vipgate's own priority change coming back: each reads the active ticket

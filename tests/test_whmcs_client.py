@@ -868,6 +868,9 @@ def test_read_client_state_uses_invoice_balances_and_services(whmcs, make) -> No
 @pytest.mark.parametrize(("stats", "asked"), [
     ({"numactivetickets": "0", "productsnumtotal": "0"}, []),
     ({"numactivetickets": 0, "productsnumtotal": 2}, ["GetClientsProducts"]),
+    ({"numactivetickets": 0, "productsnumtotal": 2, "productsnumactive": 1},
+     ["GetClientsProducts"]),  # one is not Active: it may be suspended
+    ({"numactivetickets": 0, "productsnumtotal": 2, "productsnumactive": "2"}, []),
     ({"numactivetickets": "1", "productsnumtotal": "0"}, ["GetTickets"]),
     # WHMCS did not say (an older version, a key renamed, no stats): read both
     ({"numdueinvoices": "0"}, ["GetClientsProducts", "GetTickets"]),

@@ -163,7 +163,8 @@ class WhmcsClient:
         stats = stats if isinstance(stats, dict) else {}
         return self._client_details(data), ClientStats(
             active_tickets=p.count(stats.get("numactivetickets")),
-            services=p.count(stats.get("productsnumtotal")))
+            services=p.count(stats.get("productsnumtotal")),
+            active_services=p.count(stats.get("productsnumactive")))
 
     @staticmethod
     def _client_details(data: dict[str, Any]) -> ClientDetails:
@@ -277,12 +278,14 @@ class WhmcsClient:
                     known: Mapping[int, InvoiceDetails] | None = None
                     ) -> tuple[state.ClientState, tuple[Ticket, ...]]:
         """One client's ``ClientState`` and active tickets, in as few calls as WHMCS allows:
-        GetClientsDetails with its stats says when the client has no active ticket or no
-        service, and then GetTickets or GetClientsProducts is not asked; ``known``: see
+        GetClientsDetails with its stats says when the client has no active ticket, and then
+        GetTickets is not asked, and when every service it has is Active (or it has none),
+        and then GetClientsProducts is not asked and the state holds no service: the policy
+        looks only at suspended services (``bridge.policy.standing``). ``known``: see
         :meth:`policy_invoices`."""
         details, stats = self.get_client_with_stats(client_id)
         client = self._client_state(details, promise=promise, known=known,
-                                    services=stats.services != 0)
+                                    services=not stats.all_services_active)
         tickets: tuple[Ticket, ...] = ()
         if stats.active_tickets != 0:
             tickets = tuple(self.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS))
@@ -333,11 +336,18 @@ class WhmcsClient:
 class ClientStats:
     """What GetClientsDetails' ``stats`` tells about the client's other reads: how many active
     tickets (``numactivetickets``: statuses shown as active, as GetTickets' "All Active
-    Tickets") and services (``productsnumtotal``) it has; None when WHMCS did not say (then the
-    read is made)."""
+    Tickets"), services (``productsnumtotal``) and Active services (``productsnumactive``) it
+    has; None when WHMCS did not say (then the read is made)."""
 
     active_tickets: int | None
     services: int | None
+    active_services: int | None = None
+
+    @property
+    def all_services_active(self) -> bool:
+        """No service, or every one Active: none suspended (False when WHMCS did not say)."""
+        return self.services == 0 or (self.services is not None
+                                      and self.active_services == self.services)
 
 
 def _ascending(action: str, rows: list[Any], highest: int) -> int:
