@@ -47,7 +47,7 @@ from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
 from bridge.store import inbox as queue
 from bridge.store.inbox import InboxRow
-from bridge.whmcs import WhmcsError, WhmcsUnavailable
+from bridge.whmcs import InvoiceDetails, WhmcsError, WhmcsUnavailable
 from hooks.registry import Subjects
 
 log = logging.getLogger("vipgate.worker")
@@ -83,6 +83,9 @@ class Round:
 
     reconciled: set[int] = field(default_factory=set)
     owners: dict[tuple[str, int], int] = field(default_factory=dict)  # (kind, id) → client
+    # GetInvoice answers of the owner look-ups, read after the claim like the reconciles: the
+    # reconcile of the invoice's client takes its balance from them (Engine.clients_for)
+    invoices: dict[int, InvoiceDetails] = field(default_factory=dict)
 
 
 class Worker:
@@ -307,11 +310,12 @@ class Worker:
                            round_: Round | None = None) -> bool:
         """Reconcile the event's clients under their leases; False when one is busy. Nothing
         to do when the round already reconciled them all after this row was stored."""
+        round_ = Round() if round_ is None else round_
         client_ids = self.engine.clients_for(
-            subjects.clients, subjects.invoices, subjects.tickets,
-            owners=None if round_ is None else round_.owners)
+            subjects.clients, subjects.invoices, subjects.tickets, owners=round_.owners,
+            read=round_.invoices)
         plain = not subjects.opened and subjects.staff is None
-        if round_ is not None and plain and client_ids and round_.reconciled.issuperset(
+        if plain and client_ids and round_.reconciled.issuperset(
                 client_ids):
             outcome.covered = True
             log.debug("event %s (%s) covered by this round's reconcile of client(s) %s",
@@ -326,11 +330,10 @@ class Worker:
             for client_id in held:
                 done = self.engine.reconcile_client(
                     client_id, event_id=row.webhook_id, opened=subjects.opened,
-                    opened_at=row.occurred_at, staff=subjects.staff)
+                    opened_at=row.occurred_at, staff=subjects.staff, known=round_.invoices)
                 outcome.clients += 1
                 outcome.changes += len(done.applied)
-                if round_ is not None:
-                    round_.reconciled.add(client_id)
+                round_.reconciled.add(client_id)
         finally:
             for client_id in held:
                 self.release(client_id)

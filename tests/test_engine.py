@@ -7,6 +7,7 @@ import html
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,9 +16,11 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from bridge.signing import signed_headers
 from bridge.store import inbox as queue
+from bridge.store.tables import membership
 from bridge.whmcs import WhmcsClient
 from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
@@ -378,6 +381,135 @@ def test_a_payment_s_two_events_claimed_together_take_one_reconcile(world: World
     assert [o.covered for o in outcomes] == ([False, True] if batch > 1 else [False, False])
     assert len(actions(w, "GetClientsDetails")) == (1 if batch > 1 else 2)
     assert w.group(ana) == w.vip
+
+
+def calls(w: World) -> dict[str, int]:
+    """WHMCS API calls since the sandbox's log was last cleared, by action; cleared again."""
+    counted = Counter(str(entry["action"]) for entry in w.sandbox.api_log)
+    w.sandbox.api_log.clear()
+    return dict(counted)
+
+
+def test_reads_per_event_kind(world: World) -> None:
+    """Each event costs only the reads that can change its outcome (issue 17): GetClients once
+    per client (for ``datecreated``, which the API cannot change), GetTickets only when
+    GetClientsDetails' stats count an active ticket, GetClientsProducts only when they count a
+    service that is not Active (the policy looks only at suspended ones), and an invoice
+    event's owner look-up (GetInvoice) also gives the balance."""
+    w = world
+    ana, first, _ = vip_client(w, "Ana", paid=True)  # VIP, a service, nothing owed, no ticket
+    w.sandbox.api_log.clear()
+    w.sandbox.update_client(ana, firstname="Ana Maria")  # ClientEdit names the client
+    assert [o.hook for o in w.drain()] == ["ClientEdit"]
+    assert calls(w) == {"GetClientsDetails": 1, "GetClients": 1, "GetInvoices": 1}
+    w.sandbox.update_client(ana, firstname="Ana")  # the same client again: datecreated kept
+    w.drain()
+    assert calls(w) == {"GetClientsDetails": 1, "GetInvoices": 1}
+
+    with w.sandbox.quiet():
+        service = w.sandbox.add_service(ana, "2026-12-02", "Monthly", "89.90")
+    w.sandbox.add_invoice(ana, "2026-12-02", [("Hosting", service, "Plano", "89.90")])
+    assert [o.hook for o in w.drain()] == ["InvoiceCreated"]
+    # the owed invoice is read once: for its owner, and that answer gives its balance
+    assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1}
+    assert w.group(ana) == w.vip  # due in a month: still current
+
+    with w.sandbox.quiet():
+        w.sandbox.suspend_service(first, "Abuse")  # not every service Active: read them
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()
+    assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1,
+                        "GetClientsProducts": 1}
+    cached = w.store.get_standing(ana)
+    assert cached is not None and f"service #{first} is Suspended (Abuse)" in \
+        cached.standing_reasons
+
+    ticket = w.sandbox.open_ticket(ana, w.support, "Ajuda", "Medium").ticket_id
+    # TicketOpen, then vipgate's own priority change coming back: each reads the active ticket
+    assert [o.hook for o in w.drain()] == ["TicketOpen", "TicketPriorityChange"]
+    assert calls(w)["GetTickets"] == 2
+    assert w.priority(ticket) == "High"  # VIP and current
+
+    with w.sandbox.quiet():
+        eva = w.sandbox.add_client("Eva", "Lima", groupid=w.regular, datecreated="2021-03-01")
+    w.sandbox.update_client(eva, firstname="Eva Maria")  # no service, no ticket
+    w.drain()
+    assert calls(w) == {"GetClientsDetails": 1, "GetClients": 1, "GetInvoices": 1}
+    assert w.group(eva) == w.regular
+
+
+def test_a_kept_datecreated_still_decides_tenure(database_url: str, tmp_path: Path) -> None:
+    """The case GetClients covered: ``datecreated`` decides tenure. Read once per client and
+    kept, it gives the same decisions on the next events: the long-standing client is made
+    VIP, the new one is not, without reading GetClients again."""
+    with make_world(database_url, tmp_path, policy={"min_tenure_months": 12, "min_spend": 100,
+                                                       "promote_by_rules": True}) as w:
+        people = {}
+        with w.sandbox.quiet():
+            for name, since in (("Old", "2020-01-15"), ("New", "2026-08-01")):
+                client = w.sandbox.add_client(name, "Souza", groupid=w.regular,
+                                              datecreated=since)
+                service = w.sandbox.add_service(client, "2026-11-28", "Monthly", "89.90")
+                w.sandbox.add_invoice(client, "2026-10-28",
+                                      [("Hosting", service, "Plano", "189.90")],
+                                      status="Paid", datepaid="2026-10-27 10:00:00")
+                people[name] = client
+        for round_ in (1, 2):
+            w.sandbox.api_log.clear()
+            for name, client in people.items():
+                w.sandbox.update_client(client, firstname=f"{name} {round_}")
+            w.drain()
+            assert w.group(people["Old"]) == w.vip, round_
+            assert w.group(people["New"]) == w.regular, round_
+            assert len(actions(w, "GetClients")) == (2 if round_ == 1 else 0)
+
+
+def test_a_partial_payment_s_balance_comes_from_the_owner_look_up(world: World) -> None:
+    """The case the second GetInvoice covered: the balance left after a partial payment keeps
+    the client out of VIP; the owner look-up's answer, read after the payment, gives it."""
+    w = world
+    bruno, _, invoice = vip_client(w, "Bruno", amount="100.00")
+    w.sandbox.update_client(bruno, firstname="Bruno")
+    w.drain()
+    assert w.group(bruno) == w.regular  # overdue
+    w.sandbox.api_log.clear()
+    w.sandbox.add_payment(invoice, "60.00")  # AddInvoicePayment only: 40.00 still owed
+    assert [o.hook for o in w.drain()] == ["AddInvoicePayment"]
+    assert [e["params"].get("invoiceid") for e in actions(w, "GetInvoice")] == [str(invoice)]
+    assert w.group(bruno) == w.regular
+    standing = w.store.get_standing(bruno)
+    assert standing is not None and standing.standing == "overdue"
+    w.sandbox.add_payment(invoice)  # the rest: paid, back to VIP
+    w.drain()
+    assert w.group(bruno) == w.vip
+
+
+def test_a_reconcile_that_changes_nothing_does_not_write_the_memory_again(world: World
+                                                                           ) -> None:
+    """One commit less per event: the membership row is written when the plan changes it (a
+    group change) and left alone when it does not; the decisions are the same."""
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+
+    def written() -> object:
+        with w.store.engine.connect() as conn:
+            return conn.execute(sa.select(membership.c.updated_at).where(
+                membership.c.client_id == ana)).scalar_one_or_none()
+
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()  # first seen: adopted (pinned), overdue: out of VIP
+    assert w.group(ana) == w.regular and w.store.get_memory(ana).pinned
+    first = written()
+    assert first is not None
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.update_client(ana, firstname="Ana")  # nothing to change
+    w.drain()
+    assert written() == first and w.group(ana) == w.regular
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.add_payment(invoice)  # back to VIP: the memory changes, and is written
+    w.drain()
+    assert w.group(ana) == w.vip
+    assert w.store.get_memory(ana).last_group_id == w.vip and written() != first
 
 
 def test_a_ticket_opened_in_the_same_round_is_still_reconciled(world: World) -> None:

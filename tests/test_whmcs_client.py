@@ -40,7 +40,7 @@ from bridge.whmcs import (
     WhmcsUnavailable,
 )
 from bridge.whmcs import parse as p
-from bridge.whmcs.transport import decode
+from bridge.whmcs.transport import Transport, decode
 
 IDENTIFIER = "vgIdentifier7Qx2KpL9"
 SECRET = "vgSecretN0tF0rL0gs4x8Zq"
@@ -294,6 +294,30 @@ def test_every_call_has_timeouts_tls_verification_and_no_redirects(whmcs, make) 
         assert call["verify"] is True
         assert call["allow_redirects"] is False
     session.close()
+
+
+def test_the_environment_is_read_once_when_the_session_is_made(whmcs, monkeypatch) -> None:
+    """Proxies, CA bundle and .netrc come from the environment as requests would take them,
+    but once: requests' per-call scan of the environment cost about 1 ms a call (issue 17)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/vipgate-ca.pem")
+    remote = Transport(whmcs_settings("https://whmcs.example.com"))
+    assert remote._session.proxies["https"] == "http://proxy.example:3128"
+    assert remote._verify == "/etc/ssl/vipgate-ca.pem"
+    local = Transport(whmcs_settings(whmcs.url))  # NO_PROXY: straight to WHMCS
+    assert local._session.proxies == {}
+    whmcs.handler = lambda form: ok(groups="")
+
+    def scanned(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the environment was read again for a call")
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", scanned)
+    monkeypatch.setattr(requests.utils, "get_netrc_auth", scanned)
+    for _ in range(3):
+        assert local.call("GetClientGroups")["result"] == "success"
+    local.close()
+    remote.close()
 
 
 # --- retries and transport failures ---------------------------------------------------------
@@ -839,6 +863,65 @@ def test_read_client_state_uses_invoice_balances_and_services(whmcs, make) -> No
                                           suspendreason="Overdue on Payment",
                                           nextduedate=date(2016, 11, 25)),)
     assert got.promise is None
+
+
+@pytest.mark.parametrize(("stats", "asked"), [
+    ({"numactivetickets": "0", "productsnumtotal": "0"}, []),
+    ({"numactivetickets": 0, "productsnumtotal": 2}, ["GetClientsProducts"]),
+    ({"numactivetickets": 0, "productsnumtotal": 2, "productsnumactive": 1},
+     ["GetClientsProducts"]),  # one is not Active: it may be suspended
+    ({"numactivetickets": 0, "productsnumtotal": 2, "productsnumactive": "2"}, []),
+    ({"numactivetickets": "1", "productsnumtotal": "0"}, ["GetTickets"]),
+    # WHMCS did not say (an older version, a key renamed, no stats): read both
+    ({"numdueinvoices": "0"}, ["GetClientsProducts", "GetTickets"]),
+    ({"numactivetickets": "many", "productsnumtotal": ""}, ["GetClientsProducts", "GetTickets"]),
+    ("", ["GetClientsProducts", "GetTickets"]),
+])
+def test_read_client_skips_reads_its_stats_show_empty(whmcs, make, stats, asked) -> None:
+    details = {**GET_CLIENTS_DETAILS["client"], "datecreated": "2019-03-04"}
+    ticket = {**GET_TICKETS_ROW, "status": "Open"}
+    replies = {"GetClientsDetails": ok(client=details, stats=stats),
+               "GetInvoices": page("invoices", "invoice", [], 0),
+               "GetClientsProducts": page("products", "product", [GET_CLIENTS_PRODUCTS_ROW], 1),
+               "GetTickets": page("tickets", "ticket", [ticket], 1)}
+    whmcs.handler = lambda form: replies[form["action"]]
+    client, tickets = make().client.read_client(1)
+    assert whmcs.actions() == ["GetClientsDetails", "GetInvoices", *asked]
+    assert whmcs.seen[0].form["stats"] == "1"
+    assert len(client.services) == (1 if "GetClientsProducts" in asked else 0)
+    assert [t.id for t in tickets] == ([1] if "GetTickets" in asked else [])
+
+
+def test_datecreated_is_read_once_per_client(whmcs, make) -> None:
+    """GetClientsDetails lacks ``datecreated``: GetClients gives it once, then it is kept."""
+    details = {**GET_CLIENTS_DETAILS["client"], "id": "7", "userid": "7"}
+    summary = {**GET_CLIENTS_ROW, "id": "7", "email": details["email"],
+               "datecreated": "2019-03-04"}
+    replies = {"GetClientsDetails": ok(client=details),
+               "GetClients": page("clients", "client", [summary], 1),
+               "GetInvoices": page("invoices", "invoice", [], 0),
+               "GetClientsProducts": page("products", "product", [], 0)}
+    whmcs.handler = lambda form: replies[form["action"]]
+    client = make().client
+    assert [client.read_client_state(7).datecreated for _ in range(2)] == [date(2019, 3, 4)] * 2
+    assert whmcs.actions().count("GetClients") == 1
+    replies["GetClients"] = page("clients", "client", [], 0)  # another client: not found
+    with pytest.raises(WhmcsResponseError, match="no datecreated for client 8"):
+        client.datecreated(p.load(p.ClientDetailsSchema, {**details, "id": "8"}, "t"))
+
+
+@pytest.mark.parametrize(("known_status", "reads"), [("Unpaid", 0), ("Payment Pending", 1)])
+def test_a_known_invoice_is_not_read_again_unless_its_status_moved(whmcs, make, known_status,
+                                                                    reads) -> None:
+    unpaid = {**GET_INVOICES_ROW, "id": "12", "userid": "7", "total": "89.90"}
+    replies = {"GetInvoices": page("invoices", "invoice", [unpaid], 1),
+               "GetInvoice": ok(**{**GET_INVOICE, "invoiceid": "12", "balance": "89.90"})}
+    whmcs.handler = lambda form: replies[form["action"]]
+    known = p.load(p.InvoiceDetailsSchema, {**GET_INVOICE, "invoiceid": "12", "userid": "7",
+                                            "status": known_status, "balance": "39.90"}, "t")
+    invoices, _, _ = make().client.policy_invoices(7, known={12: known})
+    assert whmcs.actions().count("GetInvoice") == reads
+    assert invoices[0].balance == Decimal("39.90" if reads == 0 else "89.90")
 
 
 def test_writes_send_the_documented_parameters(whmcs, make) -> None:

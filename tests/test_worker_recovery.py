@@ -50,7 +50,7 @@ class FakeWhmcs:
             raise WhmcsUnavailable("GetClientGroups", "connection refused")
         return ()
 
-    def read_client_state(self, client_id: int, *, promise: Any = None) -> Any:
+    def read_client(self, client_id: int, *, promise: Any = None, known: Any = None) -> Any:
         self.calls.append("GetClientsDetails")
         if self.down or self.broken_reads:
             raise WhmcsUnavailable("GetClientsDetails", "HTTP 503")

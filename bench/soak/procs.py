@@ -247,9 +247,14 @@ class Workers:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         out = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 (the child keeps it)
+        # BENCH_PROFILE_DIR: each worker runs under cProfile and writes its profile there
+        # when it stops (docs/PERFORMANCE.md, "Events to applied")
+        profile = os.environ.get("BENCH_PROFILE_DIR")
+        run = ["-m", "cProfile", "-o",
+               f"{profile}/worker-{time.time_ns()}.prof"] if profile else []
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "bridge", "worker", "--idle", str(self.idle)],
+                [sys.executable, *run, "-m", "bridge", "worker", "--idle", str(self.idle)],
                 cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         finally:

@@ -16,35 +16,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from bridge.engine.plan import PENDING, Change, ClientPlan, OpenTicket, plan_client
-from bridge.model import AuditEntry, CachedStanding, TicketMemory
+from bridge.model import AuditEntry, CachedStanding, ClientMemory, TicketMemory
 from bridge.policy.gate import ungated_ticket
 from bridge.policy.state import ClientState, Promise
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.whmcs import WhmcsClient, WhmcsNotFound
+from bridge.whmcs import InvoiceDetails, WhmcsClient, WhmcsNotFound
+from bridge.whmcs.client import ACTIVE_TICKETS as ACTIVE_TICKETS  # where others import it
 
 log = logging.getLogger("vipgate.engine")
 
-ACTIVE_TICKETS = "All Active Tickets"  # GetTickets' filter for every status shown as active
 ACTOR = "vipgate"
 
 
-def read_client(whmcs: WhmcsClient, client_id: int, *, promise: Promise | None = None
+def read_client(whmcs: WhmcsClient, client_id: int, *, promise: Promise | None = None,
+                known: Mapping[int, InvoiceDetails] | None = None
                 ) -> tuple[ClientState, tuple[OpenTicket, ...]] | None:
-    """One client's state and active tickets (by id) through the API's per-client calls;
-    None when WHMCS no longer has it."""
+    """One client's state and active tickets (by id) through the API's per-client calls
+    (``WhmcsClient.read_client``: reads its stats show are empty are skipped; ``known``: the
+    GetInvoice answers just read for the event); None when WHMCS no longer has it."""
     try:
-        client = whmcs.read_client_state(client_id, promise=promise)
+        client, found = whmcs.read_client(client_id, promise=promise, known=known)
     except WhmcsNotFound:
         return None
-    tickets = sorted((OpenTicket(t.id, t.deptid, t.priority, t.status)
-                      for t in whmcs.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS)),
+    tickets = sorted((OpenTicket(t.id, t.deptid, t.priority, t.status) for t in found),
                      key=lambda t: t.id)
     return client, tuple(tickets)
 
@@ -130,62 +131,82 @@ class Engine:
 
     def clients_for(self, clients: Iterable[int], invoices: Iterable[int],
                     tickets: Iterable[int], *,
-                    owners: dict[tuple[str, int], int] | None = None) -> list[int]:
+                    owners: dict[tuple[str, int], int] | None = None,
+                    read: dict[int, InvoiceDetails] | None = None) -> list[int]:
         """Client ids behind an event's subjects (invoices and tickets looked up in WHMCS;
         ones that no longer exist, and tickets of guests, have none). ``owners``: the owners
         already looked up, ("invoice" | "ticket", id) → client id (0: a guest's ticket), read
-        and filled (a worker's round: AddInvoicePayment and InvoicePaid name one invoice)."""
+        and filled (a worker's round: AddInvoicePayment and InvoicePaid name one invoice).
+        ``read``: filled with the GetInvoice answers of the look-up, for the reconcile that
+        follows (``reconcile_client(known=...)``)."""
         found = set(clients)
         known = {} if owners is None else owners
         for kind, ids in (("invoice", invoices), ("ticket", tickets)):
             for subject_id in ids:
                 if (kind, subject_id) not in known:
                     try:
-                        read = (self.whmcs().get_invoice if kind == "invoice"
-                                else self.whmcs().get_ticket)(subject_id)
+                        if kind == "invoice":
+                            invoice = self.whmcs().get_invoice(subject_id)
+                            userid = invoice.userid
+                            if read is not None:
+                                read[subject_id] = invoice
+                        else:
+                            userid = self.whmcs().get_ticket(subject_id).userid
                     except WhmcsNotFound:
                         log.info("%s %s no longer exists", kind, subject_id)
                         continue
-                    known[kind, subject_id] = read.userid
+                    known[kind, subject_id] = userid
                 found.add(known[kind, subject_id])
         return sorted(c for c in found if c > 0)
 
     # --- one client -------------------------------------------------------------------------
 
-    def plan(self, client_id: int, *, staff: str | None = None) -> ClientPlan | None:
+    def plan(self, client_id: int, *, staff: str | None = None,
+             known: Mapping[int, InvoiceDetails] | None = None) -> ClientPlan | None:
         """Read the client and plan; None when WHMCS no longer has it. ``staff``: the admin
-        an event names as the author of a change (a staff hold records him)."""
+        an event names as the author of a change (a staff hold records him). ``known``: see
+        :meth:`clients_for`."""
+        return self._plan(client_id, staff=staff, known=known)[0]
+
+    def _plan(self, client_id: int, *, staff: str | None = None,
+              known: Mapping[int, InvoiceDetails] | None = None
+              ) -> tuple[ClientPlan | None, ClientMemory]:
+        """:meth:`plan`, and the client's memory as it was stored."""
+        stored = self.store.get_memory(client_id)
         promise = self.store.get_promise(client_id)
         found = read_client(self.whmcs(), client_id,
-                            promise=Promise(*promise) if promise else None)
+                            promise=Promise(*promise) if promise else None, known=known)
         if found is None:
-            return None
+            return None, stored
         client, tickets = found
         now = self.now()
-        return plan_client(client, tickets, self.store.get_memory(client_id),
+        return plan_client(client, tickets, stored,
                            self.store.ticket_memories(client_id), self.settings.policy,
                            self.settings.tickets, self.settings.bridge.language,
-                           self.today(now), now, staff=staff)
+                           self.today(now), now, staff=staff), stored
 
     def reconcile_client(self, client_id: int, *, event_id: str | None = None,
                          opened: Iterable[tuple[int, int]] = (),
                          opened_at: datetime | None = None,
-                         staff: str | None = None) -> ClientResult:
+                         staff: str | None = None,
+                         known: Mapping[int, InvoiceDetails] | None = None) -> ClientResult:
         """Make WHMCS match policy for one client. The caller holds the client's lease.
 
         ``opened``: tickets the client just opened (TicketOpen), as (ticket id, department
         opened in), at ``opened_at`` (when WHMCS does not say); each one that got round the
         ticket gate is handled as the gate would have (``bridge.policy.gate.ungated_ticket``)
-        before the plan is applied, so the standing cache still shows what the gate saw."""
+        before the plan is applied, so the standing cache still shows what the gate saw.
+        ``known``: GetInvoice answers read since the event was stored (:meth:`clients_for`)."""
         gate_saw = self.store.get_standing(client_id) if opened else None
-        plan = self.plan(client_id, staff=staff)
+        plan, stored = self._plan(client_id, staff=staff, known=known)
         if plan is None:
             log.info("client %s no longer exists in WHMCS", client_id)
             return ClientResult(client_id, None)
         for ticket_id, department in sorted(opened):
             self._ungated(plan, ticket_id, department, gate_saw,
                           opened_at or self.now(), event_id)
-        return ClientResult(client_id, plan, self.apply(plan, event_id=event_id))
+        return ClientResult(client_id, plan, self.apply(plan, event_id=event_id,
+                                                        stored=stored))
 
     def _ungated(self, plan: ClientPlan, ticket_id: int, opened_in: int,
                  gate_saw: CachedStanding | None, opened_at: datetime,
@@ -234,10 +255,13 @@ class Engine:
                  "; ".join(action.reasons))
 
     def apply(self, plan: ClientPlan, *, event_id: str | None = None,
-              applied: list[Change] | None = None) -> list[Change]:
+              applied: list[Change] | None = None,
+              stored: ClientMemory | None = None) -> list[Change]:
         """Apply ``plan``'s changes to WHMCS and record them; returns what was applied. Each
         change is appended to ``applied`` as it lands, so a caller still knows what landed
-        when a later change fails."""
+        when a later change fails. ``stored``: the client's memory as read for the plan; when
+        the plan leaves it as it was, it is not written again (one commit less per event;
+        nothing reads the row's ``updated_at``)."""
         store, whmcs, cid = self.store, self.whmcs(), plan.client_id
         applied = [] if applied is None else applied
 
@@ -268,7 +292,8 @@ class Engine:
             self._throttle()
             whmcs.update_client_group(cid, target)
             landed(group)
-        store.save_memory(plan.memory_after, self.now())
+        if stored is None or not stored.known or plan.memory_after != stored:
+            store.save_memory(plan.memory_after, self.now())
         previous = store.ticket_memories(cid)
         for ticket_id, final in plan.tickets.items():
             record = previous.get(ticket_id, TicketMemory(ticket_id, cid))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,8 @@ from bridge.whmcs.transport import ATTEMPTS, Transport
 
 PAGE_SIZE = 250
 MAX_PAGE_SIZE = 1000
+ACTIVE_TICKETS = "All Active Tickets"  # GetTickets' filter for every status shown as active
+CREATED_KEPT = 100_000  # clients whose datecreated one WhmcsClient keeps (see datecreated)
 UNKNOWN_SETTING = "Invalid name for parameter setting"  # GetConfigurationValue, unknown name
 
 
@@ -46,6 +49,7 @@ class WhmcsClient:
                  rng: Callable[[], float] = random.random, attempts: int = ATTEMPTS) -> None:
         self.transport = Transport(settings, session=session, sleep=sleep, rng=rng,
                                    attempts=attempts)
+        self._created: dict[int, date] = {}  # client id → datecreated read from GetClients
 
     def __repr__(self) -> str:
         return f"WhmcsClient({self.transport.endpoint!r})"
@@ -149,7 +153,21 @@ class WhmcsClient:
     # --- single reads -----------------------------------------------------------------------
 
     def get_client(self, client_id: int) -> ClientDetails:
-        data = self.call("GetClientsDetails", {"clientid": client_id})
+        return self._client_details(self.call("GetClientsDetails", {"clientid": client_id}))
+
+    def get_client_with_stats(self, client_id: int) -> tuple[ClientDetails, ClientStats]:
+        """GetClientsDetails with ``stats``: the client, and the counts that tell which other
+        reads can be skipped (:class:`ClientStats`)."""
+        data = self.call("GetClientsDetails", {"clientid": client_id, "stats": True})
+        stats = data.get("stats")
+        stats = stats if isinstance(stats, dict) else {}
+        return self._client_details(data), ClientStats(
+            active_tickets=p.count(stats.get("numactivetickets")),
+            services=p.count(stats.get("productsnumtotal")),
+            active_services=p.count(stats.get("productsnumactive")))
+
+    @staticmethod
+    def _client_details(data: dict[str, Any]) -> ClientDetails:
         client = data.get("client")
         # Older WHMCS put the fields at the top level only (still duplicated there).
         return p.load(p.ClientDetailsSchema, client if isinstance(client, dict) else data,
@@ -206,37 +224,81 @@ class WhmcsClient:
 
     # --- the policy's view ------------------------------------------------------------------
 
-    def policy_invoices(self, client_id: int) -> tuple[tuple[state.Invoice, ...], str, str]:
+    def policy_invoices(self, client_id: int, *,
+                        known: Mapping[int, InvoiceDetails] | None = None
+                        ) -> tuple[tuple[state.Invoice, ...], str, str]:
         """All invoices of a client for the policy, and the currency prefix/suffix seen.
 
         GetInvoices has no balance, so each owed invoice (Unpaid, Payment Pending, Collections;
         usually few) is read again with GetInvoice, whose ``balance`` counts partial payments.
+        ``known``: GetInvoice answers the caller read just before (the worker's owner look-up
+        of an invoice event), used instead of reading the invoice again when GetInvoices shows
+        it in the same status.
         """
         invoices, prefix, suffix = [], "", ""
         for summary in self.iter_invoices(userid=client_id):
             prefix, suffix = prefix or summary.currency_prefix, suffix or summary.currency_suffix
             balance: Decimal | None = None
             if summary.status in state.OWED_STATUSES:
-                balance = self.get_invoice(summary.id).balance
+                read = (known or {}).get(summary.id)
+                if read is None or read.status != summary.status:
+                    read = self.get_invoice(summary.id)
+                balance = read.balance
             invoices.append(summary.to_policy(balance))
         return tuple(invoices), prefix, suffix
 
     def policy_services(self, client_id: int) -> tuple[state.Service, ...]:
         return tuple(product.to_policy() for product in self.iter_products(clientid=client_id))
 
+    def datecreated(self, details: ClientDetails) -> date:
+        """When the client signed up. GetClientsDetails' documented answer lacks it
+        (whmcs-reference §2.3), so it comes from the client's GetClients row, once: WHMCS's API
+        cannot change it (UpdateClient takes no ``datecreated``), so it is kept for the
+        client's id (up to :data:`CREATED_KEPT` clients, the oldest forgotten first)."""
+        if details.datecreated is not None:
+            return details.datecreated
+        created = self._created.get(details.id)
+        if created is None:
+            summary = self.find_client_summary(details)
+            if summary is None or summary.datecreated is None:
+                raise WhmcsResponseError("GetClients",
+                                         f"no datecreated for client {details.id}")
+            created = summary.datecreated
+            if len(self._created) >= CREATED_KEPT:
+                del self._created[next(iter(self._created))]
+            self._created[details.id] = created
+        return created
+
     def read_client_state(self, client_id: int, *,
                           promise: state.Promise | None = None) -> state.ClientState:
         """One client's ``ClientState`` from the API (promise: vipgate's own memory)."""
-        details = self.get_client(client_id)
-        created: date | None = details.datecreated
-        if created is None:
-            summary = self.find_client_summary(details)
-            created = summary.datecreated if summary else None
-        if created is None:
-            raise WhmcsResponseError("GetClients", f"no datecreated for client {client_id}")
-        invoices, prefix, suffix = self.policy_invoices(client_id)
+        return self._client_state(self.get_client(client_id), promise=promise)
+
+    def read_client(self, client_id: int, *, promise: state.Promise | None = None,
+                    known: Mapping[int, InvoiceDetails] | None = None
+                    ) -> tuple[state.ClientState, tuple[Ticket, ...]]:
+        """One client's ``ClientState`` and active tickets, in as few calls as WHMCS allows:
+        GetClientsDetails with its stats says when the client has no active ticket, and then
+        GetTickets is not asked, and when every service it has is Active (or it has none),
+        and then GetClientsProducts is not asked and the state holds no service: the policy
+        looks only at suspended services (``bridge.policy.standing``). ``known``: see
+        :meth:`policy_invoices`."""
+        details, stats = self.get_client_with_stats(client_id)
+        client = self._client_state(details, promise=promise, known=known,
+                                    services=not stats.all_services_active)
+        tickets: tuple[Ticket, ...] = ()
+        if stats.active_tickets != 0:
+            tickets = tuple(self.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS))
+        return client, tickets
+
+    def _client_state(self, details: ClientDetails, *, promise: state.Promise | None,
+                      known: Mapping[int, InvoiceDetails] | None = None,
+                      services: bool = True) -> state.ClientState:
+        created = self.datecreated(details)
+        invoices, prefix, suffix = self.policy_invoices(details.id, known=known)
         return details.to_policy(
-            datecreated=created, invoices=invoices, services=self.policy_services(client_id),
+            datecreated=created, invoices=invoices,
+            services=self.policy_services(details.id) if services else (),
             promise=promise, currency_prefix=details.currency_prefix or prefix,
             currency_suffix=details.currency_suffix or suffix)
 
@@ -268,6 +330,24 @@ class WhmcsClient:
         self.call("AddTicketReply", {"ticketid": ticket_id, "message": message,
                                      "adminusername": adminusername, "status": status,
                                      "noemail": noemail or None, "markdown": markdown or None})
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """What GetClientsDetails' ``stats`` tells about the client's other reads: how many active
+    tickets (``numactivetickets``: statuses shown as active, as GetTickets' "All Active
+    Tickets"), services (``productsnumtotal``) and Active services (``productsnumactive``) it
+    has; None when WHMCS did not say (then the read is made)."""
+
+    active_tickets: int | None
+    services: int | None
+    active_services: int | None = None
+
+    @property
+    def all_services_active(self) -> bool:
+        """No service, or every one Active: none suspended (False when WHMCS did not say)."""
+        return self.services == 0 or (self.services is not None
+                                      and self.active_services == self.services)
 
 
 def _ascending(action: str, rows: list[Any], highest: int) -> int:

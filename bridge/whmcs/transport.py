@@ -130,7 +130,10 @@ class Transport:
         read = float(settings.timeout_seconds)
         self.timeout = (min(read, CONNECT_TIMEOUT_CAP_SECONDS), read)
         self._own_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _session(self.endpoint)
+        # TLS verification: True, or the CA bundle the environment named when the session was
+        # made (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)
+        self._verify: bool | str = getattr(self._session, "vipgate_verify", True)
         self._sleep, self._rng = sleep, rng
         self.attempts = max(1, attempts)
 
@@ -186,7 +189,8 @@ class Transport:
         return form
 
     def _post(self, action: str, form: dict[str, str]) -> tuple[int, str, bytes]:
-        with self._session.post(self.endpoint, data=form, timeout=self.timeout, verify=True,
+        with self._session.post(self.endpoint, data=form, timeout=self.timeout,
+                                verify=self._verify,
                                 allow_redirects=False, stream=True,
                                 headers={"Accept": "application/json",
                                          "User-Agent": "vipgate"}) as response:
@@ -218,6 +222,26 @@ class Transport:
         if unsent:
             return f"cannot connect to {host}"
         return f"connection to {host} broken ({type(exc).__name__})"
+
+
+class _Session(requests.Session):
+    vipgate_verify: bool | str = True
+
+
+def _session(url: str) -> requests.Session:
+    """A session that reads the environment once, not on every call: the proxies
+    (``HTTPS_PROXY``, ``NO_PROXY``...), the CA bundle (``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE``) and a ``.netrc`` login for WHMCS's host, as requests would on each
+    call. requests scans the whole environment for proxies on every request (about a
+    millisecond each, issue 17's profile); a running process's environment does not change."""
+    session = _Session()
+    found = session.merge_environment_settings(url, {}, None, True, None)
+    session.trust_env = False
+    session.proxies.update(found["proxies"])
+    bundle = found["verify"]
+    session.vipgate_verify = bundle if isinstance(bundle, str) else True
+    session.auth = requests.utils.get_netrc_auth(url)
+    return session
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
