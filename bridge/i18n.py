@@ -15,7 +15,8 @@ no web framework): the policy formats its money and dates with it."""
 from __future__ import annotations
 
 import io
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+
+from bridge.model import GroupRef, Money, Reason, ReasonValue, WhmcsNames
 
 LANGUAGES = ("pt_BR", "en")
 LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
@@ -100,6 +103,59 @@ def format_moment(moment: datetime, language: str) -> str:
     return f"{format_day(moment, language)} {format_time(moment, TIME_FORMAT, locale=language)}"
 
 
+def _reason_value(value: ReasonValue, language: str, names: WhmcsNames | None) -> object:
+    if isinstance(value, Reason):
+        return render_reason(value, language, names)
+    if isinstance(value, tuple):
+        return "; ".join(render_reason(r, language, names) for r in value)
+    if isinstance(value, Money):
+        return format_money(value.amount, value.prefix, value.suffix, language)
+    if isinstance(value, GroupRef):  # the bare id where no names are given (the English text)
+        return str(value.id) if names is None else names.group(value.id)
+    if isinstance(value, datetime):
+        return f"{format_moment(value.astimezone(UTC), language)} UTC"
+    if isinstance(value, date):
+        return format_day(value, language)
+    return value
+
+
+def _render(msgid: str, plural: str | None, values: Mapping[str, ReasonValue], language: str,
+            names: WhmcsNames | None) -> str:
+    catalog = translations(check_language(language))
+    if plural is None:
+        text = catalog.ugettext(msgid)
+    else:
+        count = values["num"]
+        assert isinstance(count, int), f"{msgid!r}: num must be a count"
+        text = catalog.ungettext(msgid, plural, count)
+    shown = {k: _reason_value(v, language, names) for k, v in values.items()}
+    return text % shown if values else text
+
+
+def render_reason(reason: str, language: str, names: WhmcsNames | None = None) -> str:
+    """``reason`` in ``language``, groups by their WHMCS names when ``names`` is given; a plain
+    string (English text stored before reasons were kept as messages) as it is."""
+    if not isinstance(reason, Reason):
+        return reason
+    return _render(reason.msgid, reason.plural, reason.values, language, names)
+
+
+class ReasonMaker:
+    """Makes the policy's reasons (``bridge.model.Reason``): ``why.gettext("...", name=value)``
+    and ``why.ngettext(singular, plural, n, ...)``, named as gettext's calls so that ``make
+    translations`` extracts their messages; translated where they are shown."""
+
+    def gettext(self, msgid: str, **values: ReasonValue) -> Reason:
+        return Reason(_render(msgid, None, values, "en", None), msgid, values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: ReasonValue) -> Reason:
+        values = {"num": n, **values}
+        return Reason(_render(singular, plural, values, "en", None), singular, values, plural)
+
+
+why = ReasonMaker()
+
+
 class Texts:
     """One language's messages and formats, for templates and the code that fills them."""
 
@@ -130,3 +186,7 @@ class Texts:
 
     def moment(self, moment: datetime) -> str:
         return format_moment(moment, self.language)
+
+    def reason(self, reason: str, names: WhmcsNames | None = None) -> str:
+        """A decision's reason in this language (``render_reason``)."""
+        return render_reason(reason, self.language, names)
