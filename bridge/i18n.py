@@ -85,8 +85,11 @@ def format_money(amount: Decimal | int | float, prefix: str, suffix: str,
     """An amount in the client's WHMCS currency, as WHMCS shows it (its prefix and suffix,
     ``R$ `` / `` BRL``), the digits in the reader's locale: ``R$ 1.234,56`` in pt_BR,
     ``R$ 1,234.56`` in English. vipgate never converts currencies."""
-    digits = format_decimal(Decimal(str(amount)), format=MONEY_PATTERN,
-                            locale=check_language(language))
+    value = Decimal(str(amount))
+    if check_language(language) == "en":  # Babel's digits for en, without its pattern machinery
+        digits = f"{value:,.2f}"  # (the policy writes every reason in English: a resync's cost)
+    else:
+        digits = format_decimal(value, format=MONEY_PATTERN, locale=language)
     return f"{prefix}{digits}{suffix}".strip()
 
 
@@ -95,7 +98,9 @@ def format_day(day: date | datetime | str, language: str) -> str:
     value = date.fromisoformat(day[:10]) if isinstance(day, str) else day
     if isinstance(value, datetime):
         value = value.date()
-    return format_date(value, DATE_FORMATS[check_language(language)], locale=language)
+    if DATE_FORMATS[check_language(language)] == "yyyy-MM-dd":
+        return value.isoformat()  # the same, without Babel's pattern machinery
+    return format_date(value, DATE_FORMATS[language], locale=language)
 
 
 def format_moment(moment: datetime, language: str) -> str:
@@ -104,10 +109,11 @@ def format_moment(moment: datetime, language: str) -> str:
 
 
 def _reason_value(value: ReasonValue, language: str, names: WhmcsNames | None) -> object:
-    if isinstance(value, Reason):
-        return render_reason(value, language, names)
-    if isinstance(value, tuple):
-        return "; ".join(render_reason(r, language, names) for r in value)
+    if isinstance(value, (Reason, tuple)):
+        reasons = value if isinstance(value, tuple) else (value,)
+        if language == "en" and names is None:  # their English text, already made
+            return "; ".join(reasons)
+        return "; ".join(render_reason(r, language, names) for r in reasons)
     if isinstance(value, Money):
         return format_money(value.amount, value.prefix, value.suffix, language)
     if isinstance(value, GroupRef):  # the bare id where no names are given (the English text)

@@ -182,3 +182,19 @@ def test_a_reason_survives_copy_and_pickle() -> None:
         assert (again, again.msgid, again.values) == (reason, reason.msgid, reason.values)
         assert Texts("pt_BR").reason(again) == (
             "pagou R$ 10,00 desde 02/01/2026 >= min_spend R$ 5,00")
+
+
+@pytest.mark.parametrize("amount", ["0", "0.005", "0.015", "0.025", "1", "-1234.5", "89.9",
+                                    "1234567.891", "999.995", "1e3", "-0.004"])
+def test_english_money_and_days_are_babels_without_babel(amount: str) -> None:
+    """The English fast paths (the policy writes every reason in English) give what Babel
+    gives for the same patterns."""
+    from babel.dates import format_date
+    from babel.numbers import format_decimal
+
+    assert i18n.format_money(Decimal(amount), "R$ ", "", "en") == "R$ " + format_decimal(
+        Decimal(amount), format=i18n.MONEY_PATTERN, locale="en")
+    assert i18n.format_money(float(amount), "", " USD", "en") == format_decimal(
+        Decimal(str(float(amount))), format=i18n.MONEY_PATTERN, locale="en") + " USD"
+    day = date(2026, 1, 2)
+    assert i18n.format_day(day, "en") == format_date(day, "yyyy-MM-dd", locale="en")

@@ -189,3 +189,25 @@ def test_reasons_are_kept_as_messages_and_values_and_old_sentences_as_text(store
                         "Cobrança vencida há 8 dias > carência 3")
     assert shown[2].startswith("mantido por alice desde 21/11/2026 ")
     assert shown[-1] == "an older sentence"
+
+
+def test_the_reasons_of_a_client_with_many_overdue_invoices_fit(store) -> None:
+    """Kept as messages with values, 200 overdue invoices make about 80 KB of reasons: more
+    than MariaDB's TEXT holds (migration 0008 makes the columns MEDIUMTEXT)."""
+    from bridge.policy.standing import standing
+    from bridge.policy.state import Membership
+    from bridge.policy.vip import vip_decision
+    from bridge.store.reasons import dump_reasons
+    from tests.test_policy_standing import TODAY, client, inv, policy
+
+    owing = client(*(inv(1000 + i, days=10 + i, total="1200.00") for i in range(200)),
+                   group_id=5)
+    settings = policy(vip_group_id=5, default_group_id=2)
+    now = standing(owing, settings, TODAY)
+    decision = vip_decision(owing, Membership(pinned=True), now, settings, TODAY)
+    assert len(dump_reasons(decision.reasons).encode()) > 65535
+    store.put_standing(CachedStanding(12, "overdue", 209, Decimal("240000.00"), (), "R$ ", "",
+                                      None, FIXED_NOW, standing_reasons=now.reasons,
+                                      vip_reasons=decision.reasons))
+    back = store.get_standing(12)
+    assert (back.standing_reasons, back.vip_reasons) == (now.reasons, decision.reasons)

@@ -61,8 +61,8 @@ standing = sa.Table(
     sa.Column("group_id", sa.Integer, nullable=True),
     sa.Column("in_vip", sa.Boolean, nullable=True),
     sa.Column("eligible", sa.Boolean, nullable=True),
-    sa.Column("standing_reasons", sa.Text, nullable=True),  # JSON list of reasons (store.reasons)
-    sa.Column("vip_reasons", sa.Text, nullable=True),  # JSON list of reasons (store.reasons)
+    sa.Column("standing_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
+    sa.Column("vip_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
 )
 
 membership = sa.Table(
