@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.model import AuditEntry, CachedStanding, OverdueInvoice
 from bridge.store import DatabaseNotReady, Store
 from bridge.store.inbox import InboxEvent
 from tests.helpers import FIXED_NOW
@@ -193,7 +193,8 @@ def test_reasons_are_kept_as_messages_and_values_and_old_sentences_as_text(store
 
 def test_the_reasons_of_a_client_with_many_overdue_invoices_fit(store) -> None:
     """Kept as messages with values, 200 overdue invoices make about 80 KB of reasons: more
-    than MariaDB's TEXT holds (migration 0008 makes the columns MEDIUMTEXT)."""
+    than MariaDB's TEXT holds (migration 0008 makes the standing cache's and the audit log's
+    columns MEDIUMTEXT)."""
     from bridge.policy.standing import standing
     from bridge.policy.state import Membership
     from bridge.policy.vip import vip_decision
@@ -211,3 +212,8 @@ def test_the_reasons_of_a_client_with_many_overdue_invoices_fit(store) -> None:
                                       vip_reasons=decision.reasons))
     back = store.get_standing(12)
     assert (back.standing_reasons, back.vip_reasons) == (now.reasons, decision.reasons)
+    # the group change they cause is audited with them
+    store.add_audit([AuditEntry(FIXED_NOW, "vipgate", "group", 12, None, "5", "2",
+                                decision.reasons)])
+    [entry] = store.audit_log(client_id=12)
+    assert entry.reasons == decision.reasons

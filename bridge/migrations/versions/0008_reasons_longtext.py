@@ -1,6 +1,7 @@
-"""The standing cache's reasons as MEDIUMTEXT on MariaDB/MySQL: they are now kept as messages
-with their values (JSON, several times the size of the English sentences they replace), and a
-client with a hundred overdue invoices would pass TEXT's 64 KB. SQLite's TEXT has no such
+"""The engine's reasons (the standing cache's and the audit log's) as MEDIUMTEXT on
+MariaDB/MySQL: they are now kept as messages with their values (JSON, several times the size
+of the English sentences they replace), and a client with a few hundred overdue invoices
+would pass TEXT's 64 KB. SQLite's TEXT has no such
 limit: nothing changes there.
 
 Revision ID: 0008
@@ -17,20 +18,21 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("standing_reasons", "vip_reasons")
+COLUMNS = (("standing", "standing_reasons", True), ("standing", "vip_reasons", True),
+           ("audit", "reasons", False))  # (table, column, nullable)
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name not in ("mysql", "mariadb"):
         return
-    for column in COLUMNS:
-        op.alter_column("standing", column, type_=mysql.MEDIUMTEXT(), existing_type=sa.Text(),
-                        existing_nullable=True)
+    for table, column, nullable in COLUMNS:
+        op.alter_column(table, column, type_=mysql.MEDIUMTEXT(), existing_type=sa.Text(),
+                        existing_nullable=nullable)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name not in ("mysql", "mariadb"):
         return
-    for column in COLUMNS:
-        op.alter_column("standing", column, type_=sa.Text(), existing_type=mysql.MEDIUMTEXT(),
-                        existing_nullable=True)
+    for table, column, nullable in COLUMNS:
+        op.alter_column(table, column, type_=sa.Text(), existing_type=mysql.MEDIUMTEXT(),
+                        existing_nullable=nullable)
