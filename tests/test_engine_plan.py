@@ -197,6 +197,35 @@ def test_the_admin_an_event_names_is_kept_with_the_hold() -> None:
         ended.observations[0].reasons[0]
 
 
+def test_the_staff_decisions_read_in_portuguese_with_the_group_names() -> None:
+    from bridge.i18n import Texts
+    from bridge.model import WhmcsNames
+
+    owing = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    names = WhmcsNames({VIP: "VIP Ouro", REGULAR: "Clientes"})
+    pt = Texts("pt_BR")
+    p = plan_client(owing, (), ClientMemory(1, last_group_id=REGULAR, known=True), {},
+                    BASE.policy, BASE.tickets, "en", TODAY, NOW, staff="alice")
+    assert [pt.reason(r, names) for r in p.observations[0].reasons] == [
+        f"a equipe moveu o cliente do grupo Clientes (#{REGULAR}) para o VIP: fixado "
+        "(por alice)",
+        "o cliente está devendo: mantido no VIP pela equipe até quitar"]
+    paid = replace(owing, invoices=(replace(OWED, status="Paid", balance=Decimal(0),
+                                            datepaid=TODAY),))
+    ended = plan(paid, (), p.memory_after, {})
+    assert [pt.reason(r, names) for r in ended.observations[0].reasons] == [
+        "quitado: termina a manutenção no VIP (mantido por alice desde 21/11/2026 12:00 UTC); "
+        "valem as regras normais"]
+    first = plan_client(replace(owing, invoices=()), (), ClientMemory(1), {}, BASE.policy,
+                        BASE.tickets, "en", TODAY, NOW)
+    [adopted] = first.observations[0].reasons
+    assert adopted == (f"in VIP group {VIP} when vipgate first saw the client: adopted as "
+                       "pinned (the owner chose it)")
+    assert pt.reason(adopted, names) == (
+        f"no grupo VIP VIP Ouro (#{VIP}) quando o vipgate viu o cliente pela primeira vez: "
+        "adotado como fixado (escolha do dono)")
+
+
 def test_staff_putting_a_paying_client_into_vip_starts_no_hold() -> None:
     paying = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (), (), None)
     p = plan(paying, (), ClientMemory(1, last_group_id=REGULAR, known=True), {})

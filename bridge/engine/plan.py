@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
-from bridge.model import CachedStanding, ClientMemory, TicketMemory
+from bridge.i18n import why
+from bridge.model import CachedStanding, ClientMemory, GroupRef, TicketMemory
 from bridge.policy import standing as standing_mod
 from bridge.policy.state import ClientState, Membership
 from bridge.policy.tickets import (
@@ -138,8 +139,9 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
             adopted = replace(memory, pinned=True, last_group_id=group_id, known=True)
             return adopted, (Observation(
                 "membership", "unknown", "pinned",
-                (f"in VIP group {vip} when vipgate first saw the client: adopted as pinned "
-                 "(the owner chose it)",), actor="vipgate"),)
+                (why.gettext("in VIP group %(group)s when vipgate first saw the client: "
+                             "adopted as pinned (the owner chose it)", group=GroupRef(vip)),),
+                actor="vipgate"),)
         # (built directly: dataclasses.replace is slow, and a resync meets 1M clients here)
         return ClientMemory(memory.client_id, memory.pinned, memory.excluded,
                             memory.home_group_id, group_id, memory.pending_group_id,
@@ -153,10 +155,12 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
     followed = change.apply(_membership(memory))
     before = _describe(memory)
     held, held_by = followed.held_since, followed.held_by
-    reasons: tuple[str, ...] = (change.reason + (f" (by {staff})" if staff else ""),)
+    reasons: tuple[str, ...] = (why.gettext("%(change)s (by %(staff)s)", change=change.reason,
+                                            staff=staff) if staff else change.reason,)
     if followed.pinned and group_id == vip and owing and now is not None:
         held, held_by = now, staff
-        reasons += ("the client owes: a staff hold, kept in VIP until it is paid up",)
+        reasons += (why.gettext("the client owes: a staff hold, kept in VIP until it is "
+                                "paid up"),)
     moved = replace(moved, pinned=followed.pinned, excluded=followed.excluded,
                     home_group_id=followed.home_group_id, held_since=held, held_by=held_by)
     return moved, (Observation("membership", before, _describe(moved), reasons),)
@@ -170,8 +174,8 @@ def end_hold(memory: ClientMemory, paid_up: bool
     ended = replace(memory, held_since=None, held_by=None)
     return ended, (Observation(
         "membership", _describe(memory), _describe(ended),
-        (f"paid up: the {describe_hold(memory.held_since, memory.held_by)} ends; the normal "
-         "rules apply",), actor="vipgate"),)
+        (why.gettext("paid up: the %(hold)s ends; the normal rules apply",
+                     hold=describe_hold(memory.held_since, memory.held_by)),), actor="vipgate"),)
 
 
 def _describe(memory: ClientMemory) -> str:

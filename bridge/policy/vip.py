@@ -47,7 +47,7 @@ class MembershipChange:
     pinned: bool
     excluded: bool
     home_group_id: int | None  # None = keep what is recorded
-    reason: str
+    reason: Reason
 
     def apply(self, membership: Membership) -> Membership:
         home = membership.home_group_id if self.home_group_id is None else self.home_group_id
@@ -238,13 +238,13 @@ def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
             or old_group == new_group):
         return None
     if new_group == vip_group_id:
-        return MembershipChange(True, False, old_group,
-                                f"staff moved the client from group {old_group} into VIP: "
-                                "pinned")
+        return MembershipChange(True, False, old_group, why.gettext(
+            "staff moved the client from group %(group)s into VIP: pinned",
+            group=GroupRef(old_group)))
     if old_group == vip_group_id:
-        return MembershipChange(False, True, None,
-                                f"staff moved the client out of VIP to group {new_group}: "
-                                "unpinned and excluded")
+        return MembershipChange(False, True, None, why.gettext(
+            "staff moved the client out of VIP to group %(group)s: unpinned and excluded",
+            group=GroupRef(new_group)))
     return None
 
 
