@@ -132,7 +132,8 @@ def _render(msgid: str, plural: str | None, values: Mapping[str, ReasonValue], l
         text = catalog.ugettext(msgid)
     else:
         count = values["num"]
-        assert isinstance(count, int), f"{msgid!r}: num must be a count"
+        if not isinstance(count, int):
+            raise TypeError(f"{msgid!r}: num must be a count, not {count!r}")
         text = catalog.ungettext(msgid, plural, count)
     shown = {k: _reason_value(v, language, names) for k, v in values.items()}
     return text % shown if values else text
@@ -143,7 +144,10 @@ def render_reason(reason: str, language: str, names: WhmcsNames | None = None) -
     string (English text stored before reasons were kept as messages) as it is."""
     if not isinstance(reason, Reason):
         return reason
-    return _render(reason.msgid, reason.plural, reason.values, language, names)
+    try:
+        return _render(reason.msgid, reason.plural, reason.values, language, names)
+    except (KeyError, TypeError, ValueError):  # values that do not fit their message (a row
+        return str(reason)  # edited by hand, a translation gone wrong): its English text
 
 
 class ReasonMaker:

@@ -198,3 +198,12 @@ def test_english_money_and_days_are_babels_without_babel(amount: str) -> None:
         Decimal(str(float(amount))), format=i18n.MONEY_PATTERN, locale="en") + " USD"
     day = date(2026, 1, 2)
     assert i18n.format_day(day, "en") == format_date(day, "yyyy-MM-dd", locale="en")
+
+
+def test_a_reason_whose_values_do_not_fit_its_message_shows_its_english_text() -> None:
+    from bridge.model import Reason
+
+    broken = Reason("standing overdue: invoice #7", "%(standing)s: %(owed)s", {"owed": "x"})
+    assert Texts("pt_BR").reason(broken) == "standing overdue: invoice #7"
+    counted = Reason("2 invoices", "%(num)d invoice", {"num": "two"}, "%(num)d invoices")
+    assert Texts("pt_BR").reason(counted) == "2 invoices"
