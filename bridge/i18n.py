@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from bridge.model import GroupRef, Money, Reason, ReasonValue, WhmcsNames
+from bridge.model import GroupRef, Money, Priority, Reason, ReasonValue, WhmcsNames
 
 LANGUAGES = ("pt_BR", "en")
 LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
@@ -116,6 +116,8 @@ def _reason_value(value: ReasonValue, language: str, names: WhmcsNames | None) -
         return "; ".join(render_reason(r, language, names) for r in reasons)
     if isinstance(value, Money):
         return format_money(value.amount, value.prefix, value.suffix, language)
+    if isinstance(value, Priority):  # WHMCS's priorities, as the panels name them
+        return translations(language).upgettext("ticket priority", value.name)
     if isinstance(value, GroupRef):  # the bare id where no names are given (the English text)
         return str(value.id) if names is None else names.group(value.id)
     if isinstance(value, datetime):

@@ -28,9 +28,18 @@ class GroupRef:
     id: int
 
 
+@dataclass(frozen=True)
+class Priority:
+    """A ticket priority of WHMCS (``Low``, ``Medium``, ``High``), named in the reader's
+    language where it is shown."""
+
+    name: str
+
+
 # What a reason's placeholders hold: a number or text as it is, a day, a moment (UTC), an
-# amount, a group, or other reasons (one, or several joined with "; ").
-ReasonValue = Union[str, int, date, datetime, Money, GroupRef, "Reason", tuple["Reason", ...]]
+# amount, a group, a ticket priority, or other reasons (one, or several joined with "; ").
+ReasonValue = Union[str, int, date, datetime, Money, GroupRef, Priority, "Reason",
+                    tuple["Reason", ...]]
 
 
 class Reason(str):

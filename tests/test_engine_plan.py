@@ -149,6 +149,19 @@ def test_a_pending_priority_write_that_did_not_land_is_not_mistaken_for_staff() 
         ("ticket_priority", "Low")]
 
 
+def test_a_priority_changes_reasons_read_in_portuguese() -> None:
+    from bridge.i18n import Texts
+
+    client = ClientState(1, "Active", REGULAR, date(2020, 1, 1), "", "", None, (OWED,), (),
+                         None)
+    p = plan(client, (OpenTicket(9, 1, "Medium"),),
+             ClientMemory(1, last_group_id=REGULAR, known=True), {})
+    [change] = [c for c in p.changes if c.kind == "ticket_priority"]
+    assert change.reasons == ("standing overdue", "priority Medium set to Low")
+    assert [Texts("pt_BR").reason(r) for r in change.reasons] == [
+        "situação em atraso", "prioridade Média alterada para Baixa"]
+
+
 OWED = Invoice(1, "1", "Unpaid", date(2026, 10, 1), date(2026, 10, 10), Decimal(10),
                Decimal(10), None)
 

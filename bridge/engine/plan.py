@@ -22,8 +22,9 @@ from datetime import date, datetime
 from typing import Literal
 
 from bridge.i18n import why
-from bridge.model import CachedStanding, ClientMemory, GroupRef, TicketMemory
+from bridge.model import CachedStanding, ClientMemory, GroupRef, Reason, TicketMemory
 from bridge.policy import standing as standing_mod
+from bridge.policy.standing import STANDING_REASONS
 from bridge.policy.state import ClientState, Membership
 from bridge.policy.tickets import (
     apply_ticket_action,
@@ -178,6 +179,12 @@ def end_hold(memory: ClientMemory, paid_up: bool
                      hold=describe_hold(memory.held_since, memory.held_by)),), actor="vipgate"),)
 
 
+def _ticket_standing(kind: str, in_vip: bool) -> Reason:
+    """``standing overdue``, ``standing current (VIP)``: why a ticket's priority changes."""
+    standing = why.gettext(STANDING_REASONS[kind])
+    return why.gettext("%(standing)s (VIP)", standing=standing) if in_vip else standing
+
+
 def _describe(memory: ClientMemory) -> str:
     flags = [name for name, on in (("pinned", memory.pinned), ("excluded", memory.excluded),
                                    ("held", memory.held_since is not None)) if on]
@@ -240,7 +247,7 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
         if action.new_priority is not None:
             changes.append(Change("ticket_priority", client.id, ticket.id, ticket.priority,
                                   action.new_priority,
-                                  (f"standing {kind}" + (" (VIP)" if decision.in_vip else ""),
+                                  (_ticket_standing(kind, decision.in_vip),
                                    *action.reasons)))
         # One note per episode: again only when an invoice the notes did not list is overdue
         # (a suspension or a partial payment adds nothing new for staff).
