@@ -15,7 +15,8 @@ no web framework): the policy formats its money and dates with it."""
 from __future__ import annotations
 
 import io
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
+
+from bridge.model import GroupRef, Money, Priority, Reason, ReasonValue, WhmcsNames
 
 LANGUAGES = ("pt_BR", "en")
 LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
@@ -82,8 +85,11 @@ def format_money(amount: Decimal | int | float, prefix: str, suffix: str,
     """An amount in the client's WHMCS currency, as WHMCS shows it (its prefix and suffix,
     ``R$ `` / `` BRL``), the digits in the reader's locale: ``R$ 1.234,56`` in pt_BR,
     ``R$ 1,234.56`` in English. vipgate never converts currencies."""
-    digits = format_decimal(Decimal(str(amount)), format=MONEY_PATTERN,
-                            locale=check_language(language))
+    value = Decimal(str(amount))
+    if check_language(language) == "en":  # Babel's digits for en, without its pattern machinery
+        digits = f"{value:,.2f}"  # (the policy writes every reason in English: a resync's cost)
+    else:
+        digits = format_decimal(value, format=MONEY_PATTERN, locale=language)
     return f"{prefix}{digits}{suffix}".strip()
 
 
@@ -92,12 +98,74 @@ def format_day(day: date | datetime | str, language: str) -> str:
     value = date.fromisoformat(day[:10]) if isinstance(day, str) else day
     if isinstance(value, datetime):
         value = value.date()
-    return format_date(value, DATE_FORMATS[check_language(language)], locale=language)
+    if DATE_FORMATS[check_language(language)] == "yyyy-MM-dd":
+        return value.isoformat()  # the same, without Babel's pattern machinery
+    return format_date(value, DATE_FORMATS[language], locale=language)
 
 
 def format_moment(moment: datetime, language: str) -> str:
     """A day and time of day: ``03/12/2026 14:05`` / ``2026-12-03 14:05``."""
     return f"{format_day(moment, language)} {format_time(moment, TIME_FORMAT, locale=language)}"
+
+
+def _reason_value(value: ReasonValue, language: str, names: WhmcsNames | None) -> object:
+    if isinstance(value, (Reason, tuple)):
+        reasons = value if isinstance(value, tuple) else (value,)
+        if language == "en" and names is None:  # their English text, already made
+            return "; ".join(reasons)
+        return "; ".join(render_reason(r, language, names) for r in reasons)
+    if isinstance(value, Money):
+        return format_money(value.amount, value.prefix, value.suffix, language)
+    if isinstance(value, Priority):  # WHMCS's priorities, as the panels name them
+        return translations(language).upgettext("ticket priority", value.name)
+    if isinstance(value, GroupRef):  # the bare id where no names are given (the English text)
+        return str(value.id) if names is None else names.group(value.id)
+    if isinstance(value, datetime):
+        return f"{format_moment(value.astimezone(UTC), language)} UTC"
+    if isinstance(value, date):
+        return format_day(value, language)
+    return value
+
+
+def _render(msgid: str, plural: str | None, values: Mapping[str, ReasonValue], language: str,
+            names: WhmcsNames | None) -> str:
+    catalog = translations(check_language(language))
+    if plural is None:
+        text = catalog.ugettext(msgid)
+    else:
+        count = values["num"]
+        if not isinstance(count, int):
+            raise TypeError(f"{msgid!r}: num must be a count, not {count!r}")
+        text = catalog.ungettext(msgid, plural, count)
+    shown = {k: _reason_value(v, language, names) for k, v in values.items()}
+    return text % shown if values else text
+
+
+def render_reason(reason: str, language: str, names: WhmcsNames | None = None) -> str:
+    """``reason`` in ``language``, groups by their WHMCS names when ``names`` is given; a plain
+    string (English text stored before reasons were kept as messages) as it is."""
+    if not isinstance(reason, Reason):
+        return reason
+    try:
+        return _render(reason.msgid, reason.plural, reason.values, language, names)
+    except (KeyError, TypeError, ValueError):  # values that do not fit their message (a row
+        return str(reason)  # edited by hand, a translation gone wrong): its English text
+
+
+class ReasonMaker:
+    """Makes the policy's reasons (``bridge.model.Reason``): ``why.gettext("...", name=value)``
+    and ``why.ngettext(singular, plural, n, ...)``, named as gettext's calls so that ``make
+    translations`` extracts their messages; translated where they are shown."""
+
+    def gettext(self, msgid: str, **values: ReasonValue) -> Reason:
+        return Reason(_render(msgid, None, values, "en", None), msgid, values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: ReasonValue) -> Reason:
+        values = {"num": n, **values}
+        return Reason(_render(singular, plural, values, "en", None), singular, values, plural)
+
+
+why = ReasonMaker()
 
 
 class Texts:
@@ -130,3 +198,7 @@ class Texts:
 
     def moment(self, moment: datetime) -> str:
         return format_moment(moment, self.language)
+
+    def reason(self, reason: str, names: WhmcsNames | None = None) -> str:
+        """A decision's reason in this language (``render_reason``)."""
+        return render_reason(reason, self.language, names)

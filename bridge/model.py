@@ -4,11 +4,64 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Union
 
 # WHMCS's ticket priorities (its column tbltickets.urgency), lowest first.
 TICKET_PRIORITIES = ("Low", "Medium", "High")
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in the client's WHMCS currency (its prefix and suffix, e.g. ``R$ ``)."""
+
+    amount: Decimal
+    prefix: str = ""
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A WHMCS client group, shown by its name where vipgate knows it (``WhmcsNames``)."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class Priority:
+    """A ticket priority of WHMCS (``Low``, ``Medium``, ``High``), named in the reader's
+    language where it is shown."""
+
+    name: str
+
+
+# What a reason's placeholders hold: a number or text as it is, a day, a moment (UTC), an
+# amount, a group, a ticket priority, or other reasons (one, or several joined with "; ").
+ReasonValue = Union[str, int, date, datetime, Money, GroupRef, Priority, "Reason",
+                    tuple["Reason", ...]]
+
+
+class Reason(str):
+    """One reason of a decision, as data: the English message (``msgid``, with ``%(name)s``
+    placeholders; ``plural`` and the count in ``values["num"]`` when it has plural forms) and
+    its values, to be shown in the reader's language (``bridge.i18n.Texts.reason``).
+
+    The string itself is the English sentence (with bare group ids), so that the logs, the
+    audit log and the CLI, which are English, read it as before."""
+
+    msgid: str
+    plural: str | None
+    values: Mapping[str, ReasonValue]
+
+    def __new__(cls, english: str, msgid: str, values: Mapping[str, ReasonValue],
+                plural: str | None = None) -> Reason:
+        reason = super().__new__(cls, english)
+        reason.msgid, reason.plural, reason.values = msgid, plural, dict(values)
+        return reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return Reason, (str(self), self.msgid, self.values, self.plural)
 
 
 @dataclass(frozen=True)
@@ -38,8 +91,9 @@ class CachedStanding:
     group_id: int | None = None
     in_vip: bool | None = None
     eligible: bool | None = None
-    # The sentences behind the standing and the VIP decision, as the engine wrote them
-    # (English; empty in rows written before they were kept).
+    # The reasons behind the standing and the VIP decision, as the engine gave them: each a
+    # Reason (shown in the reader's language), or plain English text in rows written before
+    # the reasons were kept as messages (shown as they are); empty in older rows still.
     standing_reasons: tuple[str, ...] = ()
     vip_reasons: tuple[str, ...] = ()
 

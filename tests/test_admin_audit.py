@@ -86,6 +86,36 @@ def test_rows_show_every_field_newest_first_in_whmcs_time(admin: AdminSession,
     assert "<td>alice</td>" in row_d and "/admin/clients/" not in row_d
 
 
+def test_the_engines_reasons_read_in_the_pages_language_and_the_csv_in_english(
+        app: Flask, store: Store) -> None:
+    """A group change's reasons, kept as messages, in Portuguese on the page (groups by their
+    WHMCS names); the CSV export keeps their English text; older rows as they were stored."""
+    from decimal import Decimal
+
+    from bridge.i18n import why
+    from bridge.model import GroupRef, Money
+
+    owed = why.ngettext("invoice #%(number)s %(amount)s overdue %(num)d day > grace %(grace)s",
+                        "invoice #%(number)s %(amount)s overdue %(num)d days > grace %(grace)s",
+                        5, number="1042", amount=Money(Decimal("1200"), "R$ ", ""), grace=3)
+    leaves = why.gettext("not in VIP: leaves VIP for group %(group)s", group=GroupRef(2))
+    store.put_whmcs_names({2: "Clientes"}, {}, utc("2026-11-21 12:00:00"))
+    admin = AdminSession(app, language="pt_BR")
+    with store.engine.begin() as conn:
+        conn.execute(audit.delete())
+    store.add_audit([entry("ev_new", "2026-11-21 12:00:00", reasons=(owed, leaves)),
+                     entry("ev_old", "2026-11-20 12:00:00", reasons=("standing overdue",))])
+    page = admin.text("/admin/audit")
+    assert "<li>fatura #1042 R$ 1.200,00 vencida há 5 dias &gt; carência 3</li>" in page
+    assert "<li>fora do VIP: sai do VIP para o grupo Clientes (#2)</li>" in page
+    assert "<li>standing overdue</li>" in page
+    rows = read_csv(admin.get("/admin/audit.csv"))
+    reasons = {row[-1]: row[-2] for row in rows[1:]}
+    assert reasons == {"ev_new": "invoice #1042 R$ 1,200.00 overdue 5 days > grace 3 | "
+                                 "not in VIP: leaves VIP for group 2",
+                       "ev_old": "standing overdue"}
+
+
 @pytest.mark.parametrize(("query", "expected"), [
     ("client_id=42", ["ev_b", "ev_a"]),
     ("client_id=7", ["ev_c"]),

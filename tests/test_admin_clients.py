@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from bridge.engine.names import refresh_names
-from bridge.model import CachedStanding, ClientMemory
+from bridge.model import CachedStanding, ClientMemory, OverdueInvoice
 from bridge.store import Store
 from bridge.store import inbox as queue
 from tests.admin_helpers import ADMIN, AdminSession
@@ -35,7 +35,7 @@ def test_client_page_shows_the_plan_with_its_reasons_and_applies_nothing(
     assert f"invoice #{invoice} $89.90 USD overdue 5 days > grace 3" in standing
     decision = section(page, "VIP decision")
     assert "eligible: pinned by staff" in decision
-    assert f"not in VIP: leaves VIP for group {world.regular}" in decision
+    assert f"not in VIP: leaves VIP for group #{world.regular}" in decision  # no name read yet
     planned = section(page, "What a reconcile would change")
     assert f"group {world.vip} -> {world.regular}" in planned
     assert "adopted as pinned" in planned
@@ -110,9 +110,54 @@ def test_whmcs_down_shows_the_cached_standing_with_a_notice(world: World,
     assert "WHMCS could not be read" in page and "Showing the standing vipgate cached" in page
     standing = section(page, "Standing")
     assert 'badge-overdue">overdue' in standing and "(cached)" in standing
-    assert f"invoice #{invoice} $89.90 USD due 2026-10-28" in standing
+    # the reasons the last reconcile cached
+    assert f"invoice #{invoice} $89.90 USD overdue 5 days > grace 3" in standing
+    decision = section(page, "VIP decision")
+    assert "(cached)" in decision and "without reasons" not in decision
+    assert "eligible: pinned by staff" in decision
     tickets = section(page, "Open tickets")
     assert "Medium" in tickets and "vipgate's records only" in tickets
+
+
+def test_the_reasons_read_in_the_pages_language(world: World) -> None:
+    ana, _, invoice = customer(world, "Ana", group=world.vip)
+    world.store.put_whmcs_names({world.regular: "Clientes"}, {}, wall())
+    assert world.app is not None
+    admin = AdminSession(world.app, language="pt_BR")
+    page = admin.text(f"/admin/clients/{ana}")
+    standing = section(page, "Situação")
+    assert f"fatura #{invoice} $89,90 USD vencida há 5 dias > carência 3" in standing
+    decision = section(page, "Decisão de VIP")
+    assert "elegível: fixado pela equipe" in decision
+    assert f"fora do VIP: sai do VIP para o grupo Clientes (#{world.regular})" in decision
+    reconcile(world, ana)  # the reasons it caches are shown when WHMCS cannot be read
+    world.sandbox.faults.push("html", times=100)
+    cached = text(admin.text(f"/admin/clients/{ana}"))
+    assert f"fatura #{invoice} $89,90 USD vencida há 5 dias > carência 3" in cached
+    assert "situação em atraso" in cached
+
+
+def test_cached_rows_from_before_the_reasons_were_messages_still_show(
+        app: Flask, store: Store) -> None:
+    """Rows with the English sentences of older versions show them as they are; rows with
+    no reasons at all show their invoices, in the page's language."""
+    due = "2026-10-28"
+    store.put_standing(CachedStanding(
+        7, "overdue", 5, Decimal("1200.00"), (OverdueInvoice(41, "41", Decimal("1200.00"), due),),
+        "R$ ", "", None, wall(), "overdue", 2, False, True,
+        ("invoice #41 R$ 1,200.00 overdue 5 days > grace 3", "standing overdue"),
+        ("eligible: pinned by staff", "not in VIP: stays in group 2")))
+    store.put_standing(CachedStanding(
+        8, "overdue", 5, Decimal("1200.00"), (OverdueInvoice(42, "42", Decimal("1200.00"), due),),
+        "R$ ", "", None, wall(), "overdue", 2, False, True))
+    pt = AdminSession(app, language="pt_BR")
+    old = text(pt.text("/admin/clients/7"))
+    assert "<li>invoice #41 R$ 1,200.00 overdue 5 days > grace 3</li>" in old
+    assert "<li>not in VIP: stays in group 2</li>" in old
+    older = text(pt.text("/admin/clients/8"))
+    assert "<li>fatura #42 R$ 1.200,00, venceu em 28/10/2026</li>" in older
+    assert "<li>total em atraso R$ 1.200,00, a mais antiga há 5 dias</li>" in older
+    assert "(em cache, sem motivos)" in older
 
 
 def test_reconcile_now_with_whmcs_down_says_so_and_is_audited(world: World,

@@ -149,6 +149,19 @@ def test_a_pending_priority_write_that_did_not_land_is_not_mistaken_for_staff() 
         ("ticket_priority", "Low")]
 
 
+def test_a_priority_changes_reasons_read_in_portuguese() -> None:
+    from bridge.i18n import Texts
+
+    client = ClientState(1, "Active", REGULAR, date(2020, 1, 1), "", "", None, (OWED,), (),
+                         None)
+    p = plan(client, (OpenTicket(9, 1, "Medium"),),
+             ClientMemory(1, last_group_id=REGULAR, known=True), {})
+    [change] = [c for c in p.changes if c.kind == "ticket_priority"]
+    assert change.reasons == ("standing overdue", "priority Medium set to Low")
+    assert [Texts("pt_BR").reason(r) for r in change.reasons] == [
+        "situação em atraso", "prioridade Média alterada para Baixa"]
+
+
 OWED = Invoice(1, "1", "Unpaid", date(2026, 10, 1), date(2026, 10, 10), Decimal(10),
                Decimal(10), None)
 
@@ -195,6 +208,35 @@ def test_the_admin_an_event_names_is_kept_with_the_hold() -> None:
     assert ended.memory.held_by is None
     assert "the staff hold since 2026-11-21 12:00 UTC by alice ends" in \
         ended.observations[0].reasons[0]
+
+
+def test_the_staff_decisions_read_in_portuguese_with_the_group_names() -> None:
+    from bridge.i18n import Texts
+    from bridge.model import WhmcsNames
+
+    owing = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    names = WhmcsNames({VIP: "VIP Ouro", REGULAR: "Clientes"})
+    pt = Texts("pt_BR")
+    p = plan_client(owing, (), ClientMemory(1, last_group_id=REGULAR, known=True), {},
+                    BASE.policy, BASE.tickets, "en", TODAY, NOW, staff="alice")
+    assert [pt.reason(r, names) for r in p.observations[0].reasons] == [
+        f"a equipe moveu o cliente do grupo Clientes (#{REGULAR}) para o VIP: fixado "
+        "(por alice)",
+        "o cliente está devendo: mantido no VIP pela equipe até quitar"]
+    paid = replace(owing, invoices=(replace(OWED, status="Paid", balance=Decimal(0),
+                                            datepaid=TODAY),))
+    ended = plan(paid, (), p.memory_after, {})
+    assert [pt.reason(r, names) for r in ended.observations[0].reasons] == [
+        "quitado: termina a manutenção no VIP (mantido por alice desde 21/11/2026 12:00 UTC); "
+        "valem as regras normais"]
+    first = plan_client(replace(owing, invoices=()), (), ClientMemory(1), {}, BASE.policy,
+                        BASE.tickets, "en", TODAY, NOW)
+    [adopted] = first.observations[0].reasons
+    assert adopted == (f"in VIP group {VIP} when vipgate first saw the client: adopted as "
+                       "pinned (the owner chose it)")
+    assert pt.reason(adopted, names) == (
+        f"no grupo VIP VIP Ouro (#{VIP}) quando o vipgate viu o cliente pela primeira vez: "
+        "adotado como fixado (escolha do dono)")
 
 
 def test_staff_putting_a_paying_client_into_vip_starts_no_hold() -> None:

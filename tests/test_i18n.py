@@ -138,3 +138,72 @@ def test_a_compiled_catalog_is_read_when_newer_than_its_source(tmp_path, monkeyp
         assert Texts("pt_BR").gettext("Overdue invoices") == "Faturas vencidas (compilado)"
     finally:
         i18n.translations.cache_clear()
+
+
+def test_a_reason_reads_in_either_language_with_money_plurals_and_group_names() -> None:
+    """The policy's reasons are messages with values (``bridge.model.Reason``): the string is
+    English (logs, audit log, CLI); ``Texts.reason`` shows it in the reader's language."""
+    from bridge.i18n import why
+    from bridge.model import GroupRef, Money, WhmcsNames
+
+    def overdue(days: int) -> str:
+        return why.ngettext(
+            "invoice #%(number)s %(amount)s overdue %(num)d day > grace %(grace)s",
+            "invoice #%(number)s %(amount)s overdue %(num)d days > grace %(grace)s", days,
+            number="1042", amount=Money(Decimal("1200"), "R$ ", ""), grace=3)
+
+    assert overdue(5) == "invoice #1042 R$ 1,200.00 overdue 5 days > grace 3"
+    assert Texts("en").reason(overdue(5)) == overdue(5)
+    assert Texts("pt_BR").reason(overdue(5)) == (
+        "fatura #1042 R$ 1.200,00 vencida há 5 dias > carência 3")
+    assert Texts("pt_BR").reason(overdue(1)) == (
+        "fatura #1042 R$ 1.200,00 vencida há 1 dia > carência 3")
+    leaves = why.gettext("not in VIP: leaves VIP for group %(group)s", group=GroupRef(2))
+    assert leaves == "not in VIP: leaves VIP for group 2"  # as vipgate always logged it
+    names = WhmcsNames({2: "Clientes"})
+    assert Texts("pt_BR").reason(leaves, names) == (
+        "fora do VIP: sai do VIP para o grupo Clientes (#2)")
+    assert Texts("en").reason(leaves, WhmcsNames()) == "not in VIP: leaves VIP for group #2"
+    # what older versions stored: English text, shown as it is
+    assert Texts("pt_BR").reason("standing overdue") == "standing overdue"
+
+
+def test_a_reason_survives_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    from bridge.i18n import why
+    from bridge.model import Money
+
+    reason = why.gettext("paid %(spent)s since %(start)s >= min_spend %(minimum)s",
+                         spent=Money(Decimal("10"), "R$ ", ""), start=date(2026, 1, 2),
+                         minimum=Money(Decimal("5"), "R$ ", ""))
+    for again in (copy.deepcopy(reason), pickle.loads(pickle.dumps(reason))):  # noqa: S301
+        assert (again, again.msgid, again.values) == (reason, reason.msgid, reason.values)
+        assert Texts("pt_BR").reason(again) == (
+            "pagou R$ 10,00 desde 02/01/2026 >= min_spend R$ 5,00")
+
+
+@pytest.mark.parametrize("amount", ["0", "0.005", "0.015", "0.025", "1", "-1234.5", "89.9",
+                                    "1234567.891", "999.995", "1e3", "-0.004"])
+def test_english_money_and_days_are_babels_without_babel(amount: str) -> None:
+    """The English fast paths (the policy writes every reason in English) give what Babel
+    gives for the same patterns."""
+    from babel.dates import format_date
+    from babel.numbers import format_decimal
+
+    assert i18n.format_money(Decimal(amount), "R$ ", "", "en") == "R$ " + format_decimal(
+        Decimal(amount), format=i18n.MONEY_PATTERN, locale="en")
+    assert i18n.format_money(float(amount), "", " USD", "en") == format_decimal(
+        Decimal(str(float(amount))), format=i18n.MONEY_PATTERN, locale="en") + " USD"
+    day = date(2026, 1, 2)
+    assert i18n.format_day(day, "en") == format_date(day, "yyyy-MM-dd", locale="en")
+
+
+def test_a_reason_whose_values_do_not_fit_its_message_shows_its_english_text() -> None:
+    from bridge.model import Reason
+
+    broken = Reason("standing overdue: invoice #7", "%(standing)s: %(owed)s", {"owed": "x"})
+    assert Texts("pt_BR").reason(broken) == "standing overdue: invoice #7"
+    counted = Reason("2 invoices", "%(num)d invoice", {"num": "two"}, "%(num)d invoices")
+    assert Texts("pt_BR").reason(counted) == "2 invoices"

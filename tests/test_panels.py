@@ -132,6 +132,45 @@ def test_client_summary_in_portuguese_and_without_a_past_promise_or_link() -> No
     assert "Abrir no vipgate" not in shown
 
 
+def test_client_summary_shows_the_engines_reasons_in_the_panels_language() -> None:
+    """The reasons the policy gave, in Portuguese: money with Brazilian digits, the groups by
+    their WHMCS names, and no English word left (setting names aside, none in these)."""
+    from bridge.policy.standing import standing as policy_standing
+    from bridge.policy.state import Membership
+    from bridge.policy.vip import vip_decision
+    from tests.test_policy_standing import client, inv, policy
+
+    owing = client(inv(1042, days=5, total="1200.00"), group_id=5)
+    settings = policy(vip_group_id=5, default_group_id=2)
+    now = policy_standing(owing, settings, TODAY)
+    decision = vip_decision(owing, Membership(pinned=True), now, settings, TODAY)
+    cached = standing("overdue", reasons=now.reasons, vip_reasons=decision.reasons)
+    names = WhmcsNames({5: "VIP Ouro", 2: "Clientes"})
+    lines = {}
+    for language in ("pt_BR", "en"):
+        markup = client_summary(PanelFacts(7, cached, None, None, [], names=names),
+                                language=language, today=TODAY, whmcs_url="", admin_link="")
+        lists = re.findall(r'<ul class="vipgate-reasons">(.*?)</ul>', markup, re.S)
+        lines[language] = [text_of(item) for found in lists
+                           for item in re.findall(r"<li>(.*?)</li>", found, re.S)]
+    assert lines["pt_BR"] == [
+        "fatura #1042 R$ 1.200,00 vencida há 5 dias > carência 3",
+        "situação em atraso",
+        "elegível: fixado pela equipe",
+        "situação em atraso: fatura #1042 R$ 1.200,00 vencida há 5 dias > carência 3",
+        "fora do VIP: sai do VIP para o grupo Clientes (#2)"]
+    english = {"invoice", "overdue", "days", "grace", "standing", "eligible", "pinned", "by",
+               "staff", "not", "in", "leaves", "for", "group"}
+    assert [w for line in lines["pt_BR"] for w in re.findall(r"[a-z]+", line)
+            if w in english] == []
+    assert lines["en"] == [
+        "invoice #1042 R$ 1,200.00 overdue 5 days > grace 3",
+        "standing overdue",
+        "eligible: pinned by staff",
+        "standing overdue: invoice #1042 R$ 1,200.00 overdue 5 days > grace 3",
+        "not in VIP: leaves VIP for group Clientes (#2)"]
+
+
 @pytest.mark.parametrize(("entry", "language", "expected"), [
     (AuditEntry(datetime(2026, 11, 20, 9), "vipgate", "ticket_priority", 7, 9, "High", "Low",
                 ()), "pt_BR", "20/11/2026 prioridade do ticket #9: Alta → Baixa (vipgate)"),

@@ -205,3 +205,18 @@ def test_cached_standing_carries_days_total_and_invoices() -> None:
     assert [i.number for i in cached.invoices] == ["1042", "1043"]
     assert cached.invoices[0].due_date == "2026-11-11"
     assert str(cached.overdue_total) == "179.80"
+
+
+def test_the_priority_reasons_name_whmcs_priorities_in_the_readers_language() -> None:
+    from bridge.i18n import Texts
+    from bridge.store.reasons import dump_reasons, load_reasons
+
+    [moved] = ticket_action("Medium", None, None, "Low").reasons
+    [staff] = ticket_action("High", "Medium", "Low", None).reasons
+    assert (moved, staff) == ("priority Medium set to Low", "staff changed the priority to "
+                              "High after vipgate set Low: left alone, record dropped")
+    kept = load_reasons(dump_reasons((moved, staff)))  # as the audit log keeps them
+    assert [Texts("pt_BR").reason(r) for r in kept] == [
+        "prioridade Média alterada para Baixa",
+        "a equipe mudou a prioridade para Alta depois que o vipgate definiu Baixa: mantida, "
+        "registro descartado"]

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.model import AuditEntry, CachedStanding, OverdueInvoice
 from bridge.store import DatabaseNotReady, Store
 from bridge.store.inbox import InboxEvent
 from tests.helpers import FIXED_NOW
@@ -152,3 +152,68 @@ def test_database_url_with_a_bad_password_fails_cleanly(mariadb_server) -> None:
     with pytest.raises(sa.exc.OperationalError):
         store.ping()
     store.dispose()
+
+
+def test_reasons_are_kept_as_messages_and_values_and_old_sentences_as_text(store) -> None:
+    """The engine's reasons (with money, days, moments, groups, plurals and nested reasons)
+    come back as they went in, ready for either language; a plain sentence (as older
+    versions stored them) comes back as that sentence."""
+    from bridge.i18n import Texts
+    from bridge.model import Reason, WhmcsNames
+    from bridge.policy.standing import standing
+    from bridge.policy.state import Membership
+    from bridge.policy.vip import vip_decision
+    from tests.test_policy_standing import TODAY, client, inv, policy
+
+    owing = client(inv(1042, days=8, total="1200.00", balance="1000.00", status="Collections"),
+                   group_id=5)
+    settings = policy(vip_group_id=5, default_group_id=2)
+    now = standing(owing, settings, TODAY)
+    held = Membership(pinned=True, held_since=FIXED_NOW, held_by="alice")
+    decision = vip_decision(owing, held, now, settings, TODAY)
+    assert all(isinstance(r, Reason) for r in (*now.reasons, *decision.reasons))
+    store.put_standing(CachedStanding(12, "overdue", 8, Decimal("1000.00"), (), "R$ ", "", None,
+                                      FIXED_NOW, standing_reasons=now.reasons,
+                                      vip_reasons=(*decision.reasons, "an older sentence")))
+    back = store.get_standing(12)
+    assert back.standing_reasons == now.reasons
+    assert back.vip_reasons == (*decision.reasons, "an older sentence")
+    assert type(back.vip_reasons[-1]) is str
+    names = WhmcsNames({5: "VIP Ouro"})
+    for language in ("pt_BR", "en"):
+        t = Texts(language)
+        assert [t.reason(r, names) for r in back.vip_reasons] == [
+            t.reason(r, names) for r in (*decision.reasons, "an older sentence")]
+    shown = [Texts("pt_BR").reason(r, names) for r in back.vip_reasons]
+    assert shown[1] == ("situação em atraso: fatura #1042 R$ 1.000,00 (de R$ 1.200,00) em "
+                        "Cobrança vencida há 8 dias > carência 3")
+    assert shown[2].startswith("mantido por alice desde 21/11/2026 ")
+    assert shown[-1] == "an older sentence"
+
+
+def test_the_reasons_of_a_client_with_many_overdue_invoices_fit(store) -> None:
+    """Kept as messages with values, 200 overdue invoices make about 80 KB of reasons: more
+    than MariaDB's TEXT holds (migration 0008 makes the standing cache's and the audit log's
+    columns MEDIUMTEXT)."""
+    from bridge.policy.standing import standing
+    from bridge.policy.state import Membership
+    from bridge.policy.vip import vip_decision
+    from bridge.store.reasons import dump_reasons
+    from tests.test_policy_standing import TODAY, client, inv, policy
+
+    owing = client(*(inv(1000 + i, days=10 + i, total="1200.00") for i in range(200)),
+                   group_id=5)
+    settings = policy(vip_group_id=5, default_group_id=2)
+    now = standing(owing, settings, TODAY)
+    decision = vip_decision(owing, Membership(pinned=True), now, settings, TODAY)
+    assert len(dump_reasons(decision.reasons).encode()) > 65535
+    store.put_standing(CachedStanding(12, "overdue", 209, Decimal("240000.00"), (), "R$ ", "",
+                                      None, FIXED_NOW, standing_reasons=now.reasons,
+                                      vip_reasons=decision.reasons))
+    back = store.get_standing(12)
+    assert (back.standing_reasons, back.vip_reasons) == (now.reasons, decision.reasons)
+    # the group change they cause is audited with them
+    store.add_audit([AuditEntry(FIXED_NOW, "vipgate", "group", 12, None, "5", "2",
+                                decision.reasons)])
+    [entry] = store.audit_log(client_id=12)
+    assert entry.reasons == decision.reasons

@@ -15,15 +15,16 @@ from itertools import islice
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from bridge.admin import membership
 from bridge.admin.common import audit, bp, business_today, rt, whmcs
+from bridge.admin.language import current
 from bridge.admin.localtime import shown
 from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
-from bridge.model import CachedStanding
-from bridge.policy.gate import format_money
+from bridge.model import CachedStanding, WhmcsNames
 from bridge.policy.vip import hold_time
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
@@ -154,16 +155,23 @@ def read_live(client_id: int) -> tuple[Live | None, str | None]:
     return Live(details, plan, tickets, groups), None
 
 
-def cached_reasons(cached: CachedStanding) -> list[str]:
-    """The cached standing in words (the cache keeps the invoices, not the sentences)."""
-    def money(amount: Decimal) -> str:
-        return format_money(amount, cached.currency_prefix, cached.currency_suffix, "en")
+def cached_reasons(cached: CachedStanding, names: WhmcsNames) -> list[str]:
+    """The cached standing's reasons in the page's language; rows cached before the reasons
+    were kept (they keep the invoices only) in words made from the invoices."""
+    t = current()
+    if cached.standing_reasons:
+        return [t.reason(r, names) for r in cached.standing_reasons]
 
-    lines = [f"invoice #{i.number} {money(i.balance)} due {i.due_date}" for i in cached.invoices]
+    def money(amount: Decimal) -> str:
+        return t.money(amount, cached.currency_prefix, cached.currency_suffix)
+
+    lines = [_("invoice #%(number)s %(amount)s due %(day)s", number=i.number,
+               amount=money(i.balance), day=t.day(i.due_date)) for i in cached.invoices]
     if cached.overdue_total:
-        lines.append(f"overdue total {money(cached.overdue_total)}, oldest "
-                     f"{cached.overdue_days} days")
-    return lines or ["nothing overdue past the grace"]
+        lines.append(ngettext("overdue total %(amount)s, oldest %(num)d day",
+                              "overdue total %(amount)s, oldest %(num)d days",
+                              cached.overdue_days, amount=money(cached.overdue_total)))
+    return lines or [_("nothing overdue past the grace")]
 
 
 @dataclass(frozen=True)
@@ -213,14 +221,15 @@ def client(client_id: int) -> str:
     promise = store.get_promise(client_id)
     cached = store.get_standing(client_id)
     memory = store.get_memory(client_id)
+    names = store.whmcs_names()
     return render_template(
         "admin/client.html", title=_("Client %(id)s", id=client_id), client_id=client_id,
         live=live,
-        notice=notice, cached=cached, cached_reasons=cached_reasons(cached) if cached else [],
+        notice=notice, cached=cached,
+        cached_reasons=cached_reasons(cached, names) if cached else [],
         memory=memory, tickets=ticket_lines(client_id, live),
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
-        history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY,
-        names=store.whmcs_names(),
+        history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY, names=names,
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
         tz=rt().settings.bridge.timezone,
         hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",

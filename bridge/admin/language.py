@@ -2,7 +2,8 @@
 ``[bridge] language``. Flask-Babel asks :func:`page_language` once per request; its
 ``gettext``/``ngettext`` and the templates' ``_()`` read vipgate's catalogs
 (``bridge.i18n``), and the templates format money and dates with the ``money``, ``day`` and
-``moment`` filters in that language."""
+``moment`` filters in that language, and the engine's reasons with ``reason`` (group ids by
+the WHMCS names given)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def init_babel(app: Flask) -> None:
             Decimal(str(amount)), prefix, suffix),
         number=lambda value, digits=0: current().number(value, digits),
         day=lambda value: current().day(value) if value else "",
-        moment=lambda value: current().moment(value) if value else "")
+        moment=lambda value: current().moment(value) if value else "",
+        reason=lambda reason, names=None: current().reason(reason, names))
     app.jinja_env.globals.update(page_language=lambda: current().language,
                                  language_form=LanguageForm)
 

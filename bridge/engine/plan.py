@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
-from bridge.model import CachedStanding, ClientMemory, TicketMemory
+from bridge.i18n import why
+from bridge.model import CachedStanding, ClientMemory, GroupRef, Reason, TicketMemory
 from bridge.policy import standing as standing_mod
+from bridge.policy.standing import STANDING_REASONS
 from bridge.policy.state import ClientState, Membership
 from bridge.policy.tickets import (
     apply_ticket_action,
@@ -138,8 +140,9 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
             adopted = replace(memory, pinned=True, last_group_id=group_id, known=True)
             return adopted, (Observation(
                 "membership", "unknown", "pinned",
-                (f"in VIP group {vip} when vipgate first saw the client: adopted as pinned "
-                 "(the owner chose it)",), actor="vipgate"),)
+                (why.gettext("in VIP group %(group)s when vipgate first saw the client: "
+                             "adopted as pinned (the owner chose it)", group=GroupRef(vip)),),
+                actor="vipgate"),)
         # (built directly: dataclasses.replace is slow, and a resync meets 1M clients here)
         return ClientMemory(memory.client_id, memory.pinned, memory.excluded,
                             memory.home_group_id, group_id, memory.pending_group_id,
@@ -153,10 +156,12 @@ def follow_staff(memory: ClientMemory, group_id: int, policy: PolicySettings, *,
     followed = change.apply(_membership(memory))
     before = _describe(memory)
     held, held_by = followed.held_since, followed.held_by
-    reasons: tuple[str, ...] = (change.reason + (f" (by {staff})" if staff else ""),)
+    reasons: tuple[str, ...] = (why.gettext("%(change)s (by %(staff)s)", change=change.reason,
+                                            staff=staff) if staff else change.reason,)
     if followed.pinned and group_id == vip and owing and now is not None:
         held, held_by = now, staff
-        reasons += ("the client owes: a staff hold, kept in VIP until it is paid up",)
+        reasons += (why.gettext("the client owes: a staff hold, kept in VIP until it is "
+                                "paid up"),)
     moved = replace(moved, pinned=followed.pinned, excluded=followed.excluded,
                     home_group_id=followed.home_group_id, held_since=held, held_by=held_by)
     return moved, (Observation("membership", before, _describe(moved), reasons),)
@@ -170,8 +175,14 @@ def end_hold(memory: ClientMemory, paid_up: bool
     ended = replace(memory, held_since=None, held_by=None)
     return ended, (Observation(
         "membership", _describe(memory), _describe(ended),
-        (f"paid up: the {describe_hold(memory.held_since, memory.held_by)} ends; the normal "
-         "rules apply",), actor="vipgate"),)
+        (why.gettext("paid up: the %(hold)s ends; the normal rules apply",
+                     hold=describe_hold(memory.held_since, memory.held_by)),), actor="vipgate"),)
+
+
+def _ticket_standing(kind: str, in_vip: bool) -> Reason:
+    """``standing overdue``, ``standing current (VIP)``: why a ticket's priority changes."""
+    standing = why.gettext(STANDING_REASONS[kind])
+    return why.gettext("%(standing)s (VIP)", standing=standing) if in_vip else standing
 
 
 def _describe(memory: ClientMemory) -> str:
@@ -236,7 +247,7 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
         if action.new_priority is not None:
             changes.append(Change("ticket_priority", client.id, ticket.id, ticket.priority,
                                   action.new_priority,
-                                  (f"standing {kind}" + (" (VIP)" if decision.in_vip else ""),
+                                  (_ticket_standing(kind, decision.in_vip),
                                    *action.reasons)))
         # One note per episode: again only when an invoice the notes did not list is overdue
         # (a suspension or a partial payment adds nothing new for staff).

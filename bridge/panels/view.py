@@ -186,8 +186,9 @@ def client_summary(facts: PanelFacts, *, language: str, today: date, whmcs_url: 
         invoices=_invoices(standing, language, whmcs_url, relative=False),
         invoice_count=_invoice_count(language, len(standing.invoices)),
         total=_money(standing, standing.overdue_total, language),
-        promise=promise, standing_reasons=standing.standing_reasons,
-        vip_reasons=standing.vip_reasons,
+        promise=promise,
+        standing_reasons=[t.reason(r, facts.names) for r in standing.standing_reasons],
+        vip_reasons=[t.reason(r, facts.names) for r in standing.vip_reasons],
         changes=[_change_line(c, language, facts.names) for c in facts.changes[:MAX_CHANGES]],
         updated=t.gettext("as of %(at)s", at=t.moment(standing.updated_at)),
         admin_link=admin_link)

@@ -22,6 +22,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from bridge.i18n import N_, why
+from bridge.model import Money, Reason, ReasonValue
 from bridge.policy.gate import format_money
 from bridge.policy.state import COLLECTIONS, PAYMENT_PENDING, SUSPENDED, ClientState, Invoice
 from bridge.settings import PolicySettings
@@ -49,7 +51,7 @@ class Standing:
     overdue_total: Decimal  # sum of their balances
     max_days: int  # the largest of their days overdue (0 when none)
     promise_active: bool
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
     currency_prefix: str = ""
     currency_suffix: str = ""
 
@@ -95,23 +97,44 @@ def overdue_items(client: ClientState, settings: PolicySettings,
     return tuple(sorted(items, key=lambda i: (i.invoice.duedate, i.invoice.id)))
 
 
-def describe(item: OverdueItem, prefix: str, suffix: str) -> str:
+def describe(item: OverdueItem, prefix: str, suffix: str) -> Reason:
     """``invoice #1042 R$ 89.90 overdue 6 days > grace 3``; a Collections invoice reads
     ``invoice #1042 R$ 89.90 in Collections overdue 40 days > grace 3``."""
     inv = item.invoice
-    amount = format_money(inv.balance, prefix, suffix, "en")
+    amount: Money | Reason = Money(inv.balance, prefix, suffix)
     if inv.balance < inv.total:
-        amount += f" (of {format_money(inv.total, prefix, suffix, 'en')})"
+        amount = why.gettext("%(balance)s (of %(total)s)", balance=amount,
+                             total=Money(inv.total, prefix, suffix))
     if inv.status == COLLECTIONS:
-        amount += " in Collections"
-    unit = "business days" if item.business_days else "days"
-    if item.days == 1:
-        unit = unit[:-1]
-    grace = str(item.grace)
+        amount = why.gettext("%(amount)s in Collections", amount=amount)
+    grace: int | Reason = item.grace
     if inv.status == PAYMENT_PENDING:
-        grace = f"{item.grace} (Payment Pending)"
-    compare = f"> grace {grace}" if item.beyond_grace else f"within grace {grace}"
-    return f"invoice #{inv.number} {amount} overdue {item.days} {unit} {compare}"
+        grace = why.gettext("%(grace)d (Payment Pending)", grace=item.grace)
+    values: dict[str, ReasonValue] = {"number": inv.number, "amount": amount, "grace": grace}
+    if item.beyond_grace and item.business_days:
+        return why.ngettext("invoice #%(number)s %(amount)s overdue %(num)d business day > "
+                            "grace %(grace)s",
+                            "invoice #%(number)s %(amount)s overdue %(num)d business days > "
+                            "grace %(grace)s", item.days, **values)
+    if item.beyond_grace:
+        return why.ngettext("invoice #%(number)s %(amount)s overdue %(num)d day > grace "
+                            "%(grace)s",
+                            "invoice #%(number)s %(amount)s overdue %(num)d days > grace "
+                            "%(grace)s", item.days, **values)
+    if item.business_days:
+        return why.ngettext("invoice #%(number)s %(amount)s overdue %(num)d business day "
+                            "within grace %(grace)s",
+                            "invoice #%(number)s %(amount)s overdue %(num)d business days "
+                            "within grace %(grace)s", item.days, **values)
+    return why.ngettext("invoice #%(number)s %(amount)s overdue %(num)d day within grace "
+                        "%(grace)s",
+                        "invoice #%(number)s %(amount)s overdue %(num)d days within grace "
+                        "%(grace)s", item.days, **values)
+
+
+# "standing <kind>", the last reason of every standing (translated where it is shown)
+STANDING_REASONS = {"current": N_("standing current"), "overdue": N_("standing overdue"),
+                    "suspended": N_("standing suspended")}
 
 
 def standing(client: ClientState, settings: PolicySettings, today: date) -> Standing:
@@ -119,28 +142,40 @@ def standing(client: ClientState, settings: PolicySettings, today: date) -> Stan
     prefix, suffix = client.currency_prefix, client.currency_suffix
     items = overdue_items(client, settings, today)
     reasons = [describe(i, prefix, suffix) for i in items] or [
-        "no unpaid invoice past its due date"]
+        why.gettext("no unpaid invoice past its due date")]
     late = tuple(i for i in items if i.beyond_grace)
     total = sum((i.invoice.balance for i in late), Decimal(0))
     if late and total < settings.min_overdue_amount:
-        reasons.append(f"owed past the grace {format_money(total, prefix, suffix, 'en')} < "
-                       f"min_overdue_amount "
-                       f"{format_money(settings.min_overdue_amount, prefix, suffix, 'en')}: "
-                       "ignored")
+        reasons.append(why.gettext(
+            "owed past the grace %(total)s < min_overdue_amount %(minimum)s: ignored",
+            total=Money(total, prefix, suffix),
+            minimum=Money(settings.min_overdue_amount, prefix, suffix)))
         late, total = (), Decimal(0)
     suspended = [s for s in client.services if s.status == SUSPENDED]
     for service in suspended:
-        why = f" ({service.suspendreason})" if service.suspendreason else ""
-        reasons.append(f"service #{service.id} is Suspended{why}")
+        if service.suspendreason:
+            reasons.append(why.gettext("service #%(id)s is Suspended (%(why)s)",
+                                       id=service.id, why=service.suspendreason))
+        else:
+            reasons.append(why.gettext("service #%(id)s is Suspended", id=service.id))
     kind: StandingKind = "current"
     if late:
         kind = "suspended" if suspended else "overdue"
     promise = client.promise
     active = promise is not None and promise.until >= today
     if promise is not None:
-        note = f" ({promise.note})" if promise.note else ""
-        state = "active" if active else "expired"
-        reasons.append(f"promise to pay until {promise.until.isoformat()}{note} {state}")
-    reasons.append(f"standing {kind}")
+        if promise.note and active:
+            reasons.append(why.gettext("promise to pay until %(until)s (%(note)s) active",
+                                       until=promise.until, note=promise.note))
+        elif promise.note:
+            reasons.append(why.gettext("promise to pay until %(until)s (%(note)s) expired",
+                                       until=promise.until, note=promise.note))
+        elif active:
+            reasons.append(why.gettext("promise to pay until %(until)s active",
+                                       until=promise.until))
+        else:
+            reasons.append(why.gettext("promise to pay until %(until)s expired",
+                                       until=promise.until))
+    reasons.append(why.gettext(STANDING_REASONS[kind]))
     return Standing(kind, late, total, max((i.days for i in late), default=0), active,
                     tuple(reasons), prefix, suffix)

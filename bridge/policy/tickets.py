@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bridge.i18n import Texts
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.i18n import Texts, why
+from bridge.model import CachedStanding, OverdueInvoice, Priority
 from bridge.policy.standing import Standing
 from bridge.policy.state import ClientState
 from bridge.settings import TicketSettings
@@ -63,25 +63,31 @@ def ticket_action(ticket_priority: str, original_priority: str | None,
     had before vipgate changed it, and the one vipgate last set); both None when vipgate never
     touched it. Calling again after applying the result yields no change.
     """
+    now = Priority(ticket_priority)
     if managed_priority is not None and ticket_priority != managed_priority:
-        why = (f"staff changed the priority to {ticket_priority} after vipgate set "
-               f"{managed_priority}: left alone")
+        staff = {"now": now, "set": Priority(managed_priority)}
         if desired is None:  # the episode is over; forget the ticket
-            return TicketAction(None, None, (why + ", record dropped",), clear_record=True)
-        return TicketAction(None, None, (why,))
+            return TicketAction(None, None, (why.gettext(
+                "staff changed the priority to %(now)s after vipgate set %(set)s: left alone, "
+                "record dropped", **staff),), clear_record=True)
+        return TicketAction(None, None, (why.gettext(
+            "staff changed the priority to %(now)s after vipgate set %(set)s: left alone",
+            **staff),))
     if desired is None:
         if original_priority is None and managed_priority is None:
-            return TicketAction(None, None, (f"priority {ticket_priority} kept as chosen",))
+            return TicketAction(None, None, (why.gettext("priority %(now)s kept as chosen",
+                                                         now=now),))
         if original_priority is None or original_priority == ticket_priority:
-            return TicketAction(None, None, (f"priority {ticket_priority} is the original",),
-                                clear_record=True)
-        return TicketAction(original_priority, None,
-                            (f"priority {ticket_priority} restored to the original "
-                             f"{original_priority}",), clear_record=True)
+            return TicketAction(None, None, (why.gettext("priority %(now)s is the original",
+                                                         now=now),), clear_record=True)
+        return TicketAction(original_priority, None, (why.gettext(
+            "priority %(now)s restored to the original %(original)s", now=now,
+            original=Priority(original_priority)),), clear_record=True)
     if ticket_priority == desired:
-        return TicketAction(None, None, (f"priority already {desired}",))
+        return TicketAction(None, None, (why.gettext("priority already %(now)s", now=now),))
     record = ticket_priority if original_priority is None else None
-    return TicketAction(desired, record, (f"priority {ticket_priority} set to {desired}",))
+    return TicketAction(desired, record, (why.gettext("priority %(now)s set to %(desired)s",
+                                                      now=now, desired=Priority(desired)),))
 
 
 def apply_ticket_action(action: TicketAction, ticket_priority: str,

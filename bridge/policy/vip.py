@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
-from bridge.policy.gate import format_money
-from bridge.policy.standing import Standing, describe
+from bridge.i18n import why
+from bridge.model import GroupRef, Money, Reason, ReasonValue
+from bridge.policy.standing import STANDING_REASONS, Standing, describe
 from bridge.policy.state import ACTIVE, COLLECTIONS, PAID, ClientState, Membership
 from bridge.settings import PolicySettings
 
@@ -25,14 +26,14 @@ from bridge.settings import PolicySettings
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True)
 class VipDecision:
     in_vip: bool
     target_group_id: int  # the group the client should be in (may equal the current one)
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
     # set when vipgate moves the client into VIP: the group to go back to when it leaves
     record_home_group_id: int | None = None
     eligible: bool | None = None  # None: no VIP group is managed
@@ -46,7 +47,7 @@ class MembershipChange:
     pinned: bool
     excluded: bool
     home_group_id: int | None  # None = keep what is recorded
-    reason: str
+    reason: Reason
 
     def apply(self, membership: Membership) -> Membership:
         home = membership.home_group_id if self.home_group_id is None else self.home_group_id
@@ -71,18 +72,23 @@ def months_between(start: date, end: date) -> int:
     return max(months, 0)
 
 
-def _criteria(client: ClientState, settings: PolicySettings, today: date) -> list[tuple[bool, str]]:
+def _criteria(client: ClientState, settings: PolicySettings,
+              today: date) -> list[tuple[bool, Reason]]:
     """The three rules for clients who are not pinned, each as (passed, reason)."""
-    def money(amount: Decimal) -> str:
-        return format_money(amount, client.currency_prefix, client.currency_suffix, "en")
-
-    def versus(ok: bool) -> str:
-        return ">=" if ok else "<"
+    def money(amount: Decimal) -> Money:
+        return Money(amount, client.currency_prefix, client.currency_suffix)
 
     tenure = months_between(client.datecreated, today)
     old_enough = tenure >= settings.min_tenure_months
-    checks = [(old_enough, f"client for {tenure} months (since {client.datecreated.isoformat()})"
-                           f" {versus(old_enough)} min_tenure_months {settings.min_tenure_months}")]
+    since: dict[str, ReasonValue] = {"since": client.datecreated,
+                                     "minimum": settings.min_tenure_months}
+    checks = [(old_enough, why.ngettext(
+        "client for %(num)d month (since %(since)s) >= min_tenure_months %(minimum)d",
+        "client for %(num)d months (since %(since)s) >= min_tenure_months %(minimum)d",
+        tenure, **since) if old_enough else why.ngettext(
+        "client for %(num)d month (since %(since)s) < min_tenure_months %(minimum)d",
+        "client for %(num)d months (since %(since)s) < min_tenure_months %(minimum)d",
+        tenure, **since))]
     start = add_months(today, -settings.lookback_months)
     tolerance = settings.late_tolerance_days
     late = []
@@ -90,25 +96,43 @@ def _criteria(client: ClientState, settings: PolicySettings, today: date) -> lis
         if inv.status == PAID and inv.datepaid is not None and inv.datepaid >= start:
             days = (inv.datepaid - inv.duedate).days
             if days > tolerance:
-                late.append(f"invoice #{inv.number} paid {days} days late "
-                            f"({inv.datepaid.isoformat()}) > late_tolerance_days {tolerance}")
+                late.append(why.ngettext(
+                    "invoice #%(number)s paid %(num)d day late (%(paid)s) > "
+                    "late_tolerance_days %(tolerance)d",
+                    "invoice #%(number)s paid %(num)d days late (%(paid)s) > "
+                    "late_tolerance_days %(tolerance)d",
+                    days, number=inv.number, paid=inv.datepaid, tolerance=tolerance))
         elif inv.counts_as_owed(settings.collections_owed) \
                 and (today - inv.duedate).days > tolerance:
-            where = " in Collections" if inv.status == COLLECTIONS else ""
-            late.append(f"invoice #{inv.number}{where} still unpaid "
-                        f"{(today - inv.duedate).days} days after its due date > "
-                        f"late_tolerance_days {tolerance}")
+            unpaid: dict[str, ReasonValue] = {"number": inv.number, "tolerance": tolerance}
+            days = (today - inv.duedate).days
+            late.append(why.ngettext(
+                "invoice #%(number)s in Collections still unpaid %(num)d day after its due "
+                "date > late_tolerance_days %(tolerance)d",
+                "invoice #%(number)s in Collections still unpaid %(num)d days after its due "
+                "date > late_tolerance_days %(tolerance)d", days, **unpaid)
+                if inv.status == COLLECTIONS else why.ngettext(
+                "invoice #%(number)s still unpaid %(num)d day after its due date > "
+                "late_tolerance_days %(tolerance)d",
+                "invoice #%(number)s still unpaid %(num)d days after its due date > "
+                "late_tolerance_days %(tolerance)d", days, **unpaid))
     checks += [(False, text) for text in late] or [
-        (True, f"no invoice paid more than {tolerance} days late in the last "
-               f"{settings.lookback_months} months")]
+        (True, why.ngettext(
+            "no invoice paid more than %(tolerance)d days late in the last %(num)d month",
+            "no invoice paid more than %(tolerance)d days late in the last %(num)d months",
+            settings.lookback_months, tolerance=tolerance))]
     spent = client.paid_in_window
     if spent is None:
         spent = sum((inv.total for inv in client.invoices if inv.status == PAID
                      and inv.datepaid is not None and start <= inv.datepaid <= today),
                     Decimal(0))
     enough = spent >= settings.min_spend
-    checks.append((enough, f"paid {money(spent)} since {start.isoformat()} {versus(enough)} "
-                           f"min_spend {money(settings.min_spend)}"))
+    paid: dict[str, ReasonValue] = {"spent": money(spent), "start": start,
+                                    "minimum": money(settings.min_spend)}
+    checks.append((enough, why.gettext("paid %(spent)s since %(start)s >= min_spend %(minimum)s",
+                                       **paid) if enough else
+                   why.gettext("paid %(spent)s since %(start)s < min_spend %(minimum)s",
+                               **paid)))
     return checks
 
 
@@ -117,19 +141,22 @@ def eligible(client: ClientState, membership: Membership, settings: PolicySettin
     """May this client be in VIP (when it pays)?"""
     blockers = []
     if membership.excluded:
-        blockers.append("on the exclusion list")
+        blockers.append(why.gettext("on the exclusion list"))
     if client.status != ACTIVE:
-        blockers.append(f"client status {client.status}, not Active")
+        blockers.append(why.gettext("client status %(status)s, not Active",
+                                    status=client.status))
     if blockers:
-        return Verdict(False, ("not eligible: " + "; ".join(blockers),))
+        return Verdict(False, (why.gettext("not eligible: %(blockers)s",
+                                           blockers=tuple(blockers)),))
     if membership.pinned:
-        return Verdict(True, ("eligible: pinned by staff",))
+        return Verdict(True, (why.gettext("eligible: pinned by staff"),))
     if not settings.promote_by_rules:
-        return Verdict(False, ("not eligible: not put in VIP by staff, and promote_by_rules "
-                               "is off",))
+        return Verdict(False, (why.gettext("not eligible: not put in VIP by staff, and "
+                                           "promote_by_rules is off"),))
     checks = _criteria(client, settings, today)
     ok = all(passed for passed, _ in checks)
-    head = "eligible: all rules met" if ok else "not eligible: a rule is not met"
+    head = (why.gettext("eligible: all rules met") if ok
+            else why.gettext("not eligible: a rule is not met"))
     failed = [text for passed, text in checks if not passed]
     return Verdict(ok, (head, *failed, *(text for passed, text in checks if passed)))
 
@@ -149,32 +176,39 @@ def vip_decision(client: ClientState, membership: Membership, standing: Standing
     back to its home group, else ``default_group_id``."""
     vip = settings.vip_group_id
     if vip == 0:
-        return VipDecision(False, client.group_id,
-                           ("vip_group_id is 0: no VIP group managed, group left as is",))
+        return VipDecision(False, client.group_id, (why.gettext(
+            "vip_group_id is 0: no VIP group managed, group left as is"),))
     verdict = eligible(client, membership, settings, today)
     paying = standing.kind == "current"
     reasons = list(verdict.reasons)
     if paying:
-        reasons.append("standing current")
+        reasons.append(why.gettext(STANDING_REASONS["current"]))
     elif standing.promise_active and settings.promise_restores_vip:
         paying = True
-        reasons.append(f"standing {standing.kind}, but a promise to pay is active and "
-                       "promise_restores_vip is on")
+        reasons.append(why.gettext(
+            "%(standing)s, but a promise to pay is active and promise_restores_vip is on",
+            standing=why.gettext(STANDING_REASONS[standing.kind])))
     else:
-        owed = [describe(i, standing.currency_prefix, standing.currency_suffix)
-                for i in standing.overdue]
-        reasons.append(f"standing {standing.kind}: " + "; ".join(owed))
+        owed = tuple(describe(i, standing.currency_prefix, standing.currency_suffix)
+                     for i in standing.overdue)
+        reasons.append(why.gettext("%(standing)s: %(owed)s", owed=owed,
+                                   standing=why.gettext(STANDING_REASONS[standing.kind])))
     if verdict.ok and paying:
         home = None if client.group_id == vip else client.group_id
-        reasons.append(f"in VIP group {vip}")
+        reasons.append(why.gettext("in VIP group %(group)s", group=GroupRef(vip)))
         return VipDecision(True, vip, tuple(reasons), home, eligible=True)
     if membership.held_since is not None and client.group_id == vip:
-        reasons.append(f"{describe_hold(membership.held_since, membership.held_by)}: staff "
-                       "put the client into VIP while it owed; it stays until it is paid up")
+        reasons.append(why.gettext(
+            "%(hold)s: staff put the client into VIP while it owed; it stays until it is "
+            "paid up", hold=describe_hold(membership.held_since, membership.held_by)))
         return VipDecision(True, vip, tuple(reasons), eligible=verdict.ok, held=True)
     target = _leave_to(client, membership, settings)
-    where = "stays in" if target == client.group_id else "leaves VIP for"
-    reasons.append(f"not in VIP: {where} group {target}")
+    if target == client.group_id:
+        reasons.append(why.gettext("not in VIP: stays in group %(group)s",
+                                   group=GroupRef(target)))
+    else:
+        reasons.append(why.gettext("not in VIP: leaves VIP for group %(group)s",
+                                   group=GroupRef(target)))
     return VipDecision(False, target, tuple(reasons), eligible=verdict.ok)
 
 
@@ -183,9 +217,11 @@ def hold_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def describe_hold(since: datetime, by: str | None) -> str:
+def describe_hold(since: datetime, by: str | None) -> Reason:
     """``staff hold since 2026-12-03 14:05 UTC by alice`` (who when WHMCS said)."""
-    return f"staff hold since {hold_time(since)}" + (f" by {by}" if by else "")
+    if by:
+        return why.gettext("staff hold since %(since)s by %(by)s", since=since, by=by)
+    return why.gettext("staff hold since %(since)s", since=since)
 
 
 def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
@@ -202,13 +238,13 @@ def follow_staff_change(old_group: int, new_group: int, vip_group_id: int,
             or old_group == new_group):
         return None
     if new_group == vip_group_id:
-        return MembershipChange(True, False, old_group,
-                                f"staff moved the client from group {old_group} into VIP: "
-                                "pinned")
+        return MembershipChange(True, False, old_group, why.gettext(
+            "staff moved the client from group %(group)s into VIP: pinned",
+            group=GroupRef(old_group)))
     if old_group == vip_group_id:
-        return MembershipChange(False, True, None,
-                                f"staff moved the client out of VIP to group {new_group}: "
-                                "unpinned and excluded")
+        return MembershipChange(False, True, None, why.gettext(
+            "staff moved the client out of VIP to group %(group)s: unpinned and excluded",
+            group=GroupRef(new_group)))
     return None
 
 

@@ -3,7 +3,6 @@ the reasons, as the admin page lists, filters and exports it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 
 from bridge.model import AuditEntry
 from bridge.store.database import Database, utc_naive
+from bridge.store.reasons import dump_reasons, load_reasons
 from bridge.store.tables import audit
 
 
@@ -45,7 +45,7 @@ def _audit_where(query: Any, filters: AuditFilter) -> Any:
 
 def audit_entry(row: Any) -> AuditEntry:
     return AuditEntry(row.at, row.actor, row.action, row.client_id, row.ticket_id, row.before,
-                      row.after, tuple(json.loads(row.reasons)), row.event_id, row.id)
+                      row.after, load_reasons(row.reasons), row.event_id, row.id)
 
 
 class AuditStore(Database):
@@ -56,7 +56,7 @@ class AuditStore(Database):
                  "client_id": e.client_id, "ticket_id": e.ticket_id,
                  "before": None if e.before is None else e.before[:255],
                  "after": None if e.after is None else e.after[:255],
-                 "reasons": json.dumps(list(e.reasons), ensure_ascii=False),
+                 "reasons": dump_reasons(e.reasons),
                  "event_id": e.event_id} for e in entries]
         with self.engine.begin() as conn:
             conn.execute(audit.insert(), rows)
@@ -112,7 +112,7 @@ class AuditStore(Database):
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(audit.c.id).limit(limit)).all()
         return [AuditEntry(r.at, r.actor, r.action, r.client_id, r.ticket_id, r.before, r.after,
-                           tuple(json.loads(r.reasons)), r.event_id, r.id) for r in rows]
+                           load_reasons(r.reasons), r.event_id, r.id) for r in rows]
 
     def recent_audit(self, client_id: int, limit: int = 50) -> list[AuditEntry]:
         """A client's newest audit rows, newest first."""
@@ -121,4 +121,4 @@ class AuditStore(Database):
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [AuditEntry(r.at, r.actor, r.action, r.client_id, r.ticket_id, r.before, r.after,
-                           tuple(json.loads(r.reasons)), r.event_id, r.id) for r in rows]
+                           load_reasons(r.reasons), r.event_id, r.id) for r in rows]

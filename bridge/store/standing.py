@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.store.database import Database, upsert, utc_naive
+from bridge.store.reasons import dump_reasons, load_reasons
 from bridge.store.tables import membership, standing
 
 
@@ -70,8 +71,8 @@ def _standing_values(row: CachedStanding) -> dict[str, Any]:
         "group_id": row.group_id,
         "in_vip": row.in_vip,
         "eligible": row.eligible,
-        "standing_reasons": json.dumps(list(row.standing_reasons)),
-        "vip_reasons": json.dumps(list(row.vip_reasons)),
+        "standing_reasons": dump_reasons(row.standing_reasons),
+        "vip_reasons": dump_reasons(row.vip_reasons),
     }
 
 
@@ -84,11 +85,7 @@ def _standing(row: Any) -> CachedStanding:
                           row.billing_standing, row.group_id,
                           None if row.in_vip is None else bool(row.in_vip),
                           None if row.eligible is None else bool(row.eligible),
-                          _sentences(row.standing_reasons), _sentences(row.vip_reasons))
-
-
-def _sentences(text: str | None) -> tuple[str, ...]:
-    return tuple(str(s) for s in json.loads(text)) if text else ()
+                          load_reasons(row.standing_reasons), load_reasons(row.vip_reasons))
 
 
 class StandingStore(Database):

@@ -61,8 +61,8 @@ standing = sa.Table(
     sa.Column("group_id", sa.Integer, nullable=True),
     sa.Column("in_vip", sa.Boolean, nullable=True),
     sa.Column("eligible", sa.Boolean, nullable=True),
-    sa.Column("standing_reasons", sa.Text, nullable=True),  # JSON list of sentences
-    sa.Column("vip_reasons", sa.Text, nullable=True),  # JSON list of sentences
+    sa.Column("standing_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
+    sa.Column("vip_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
 )
 
 membership = sa.Table(
@@ -116,7 +116,7 @@ audit = sa.Table(
     sa.Column("ticket_id", sa.Integer, nullable=True),
     sa.Column("before", sa.String(255), nullable=True),
     sa.Column("after", sa.String(255), nullable=True),
-    sa.Column("reasons", sa.Text, nullable=False),  # JSON list of sentences
+    sa.Column("reasons", LongText, nullable=False),  # JSON: bridge/store/reasons.py
     sa.Column("event_id", sa.String(255), nullable=True),
     sa.Index("ix_audit_client_at", "client_id", "at"),
     sa.Index("ix_audit_at", "at"),
