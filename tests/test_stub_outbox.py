@@ -352,9 +352,10 @@ def test_breaker_opens_on_a_failed_delivery_and_a_cron_flush_closes_it(
     hanging = capture(hang=True)
     site.install(hanging.url, fail_open=False)
     gate = site.fire("TicketOpenValidation", QUESTION)
-    assert gate["returns"] == [GENERIC_REFUSAL] and gate["elapsed_ms"] < 100
+    # far below their timeouts (1.5 s, 1 s): they did not wait (a loaded machine adds ms)
+    assert gate["returns"] == [GENERIC_REFUSAL] and gate["elapsed_ms"] < 500
     panel = site.fire("AdminAreaClientSummaryPage", {"userid": 42})
-    assert panel["returns"] == [] and panel["elapsed_ms"] < 100
+    assert panel["returns"] == [] and panel["elapsed_ms"] < 500
     started = time.monotonic()
     site.fire("InvoicePaid", {"invoiceid": 2})
     assert time.monotonic() - started < 1.5  # the request did not try to deliver
