@@ -47,6 +47,8 @@ RUNTIME_FILES = (
     "whmcs_php_stub/hooks_loader.php",
     "whmcs_php_stub/addon/vipgate.php",
     "whmcs_php_stub/addon/hooks.php",
+    "whmcs_php_stub/addon/lang/english.php",
+    "whmcs_php_stub/addon/lang/portuguese-br.php",
     "bridge/translations/pt_BR/LC_MESSAGES/messages.po",
 )
 # Compiled by the build (setup.py) into the wheel only: the tree and the sdist keep the .po.
@@ -185,8 +187,10 @@ def test_the_installed_package_writes_the_addon_module_into_a_whmcs_folder(insta
     assert answer.returncode == 0, answer.stdout + answer.stderr
     addon = whmcs / "modules" / "addons" / "vipgate"
     sources = {"vipgate_stub.php": "vipgate.php", "hooks.php": "addon/hooks.php",
-               "vipgate.php": "addon/vipgate.php"}
-    assert sorted(path.name for path in addon.iterdir()) == sorted(sources)
+               "vipgate.php": "addon/vipgate.php", "lang/english.php": "addon/lang/english.php",
+               "lang/portuguese-br.php": "addon/lang/portuguese-br.php"}
+    assert sorted(str(path.relative_to(addon)) for path in addon.rglob("*.php")) == \
+        sorted(sources)
     for name, source in sources.items():  # the package's PHP files, as in the tree
         assert (addon / name).read_text() == (ROOT / "whmcs_php_stub" / source).read_text(), name
     assert not (whmcs / "includes" / "hooks").exists()  # the addon only
