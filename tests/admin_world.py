@@ -13,12 +13,15 @@ FLASH = re.compile(r'<p class="flash flash-(\w+)" role="status">(.*?)</p>', re.S
 
 
 def customer(w: World, name: str, *, group: int, due: str = "2026-10-28",
-             amount: str = "89.90", paid: str | None = None) -> tuple[int, int, int]:
+             amount: str = "89.90", paid: str | None = None,
+             language: str = "") -> tuple[int, int, int]:
     """A client (since 2020) with one monthly service and its invoice due on ``due``; paid on
-    ``paid`` (a date) or unpaid; returns (client, service, invoice). No hook fires: vipgate
-    has not seen the client yet."""
+    ``paid`` (a date) or unpaid; returns (client, service, invoice). ``language`` is the
+    client's WHMCS language (``portuguese-br``; empty: WHMCS's default). No hook fires:
+    vipgate has not seen the client yet."""
     with w.sandbox.quiet():
-        client = w.sandbox.add_client(name, "Silva", groupid=group, datecreated="2020-01-15")
+        client = w.sandbox.add_client(name, "Silva", groupid=group, datecreated="2020-01-15",
+                                      language=language)
         service = w.sandbox.add_service(client, due, "Monthly", amount)
         invoice = w.sandbox.add_invoice(client, due, [("Hosting", service, "Plano", amount)],
                                         status="Paid" if paid else "Unpaid",

@@ -3,24 +3,31 @@
 One installation (sandbox WHMCS + bridge on SQLite, tests/world.py) is shared by the module:
 a VIP member who pays, a VIP member who owes, a regular client who pays but is not eligible
 by the rules (min_spend 500), a full resync (so the dashboard has a snapshot), and a dead
-letter. Each test logs in from a fresh browser context. Screenshots of every page are saved
-where tests/browser.py says (docs/screenshots/ with ``make screenshots``).
+letter (and one more that stays dead). Each test logs in from a fresh browser context.
+Screenshots of every page are saved where tests/browser.py says (docs/screenshots/ with
+``make screenshots``): NAME.png in English, NAME-pt_BR.png in Portuguese, read after choosing
+the language in the account's menu (the login page: a bridge whose ``[bridge] language`` is
+pt_BR); each Portuguese page must show Portuguese words and none of a few English ones, so a
+page falling back to English fails.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
 from bridge import accounts
 from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
 from bridge.store import inbox as queue
 from bridge.store.inbox import InboxEvent
+from bridge.web.app import create_app
 from tests.admin_world import customer, reconcile
 from tests.browser import screenshot, watched_page
 from tests.world import World, make_world, wall
@@ -52,19 +59,23 @@ def cast(world: World) -> dict[str, int]:
         Resync(w.engine, reader).run(dry_run=False)  # takes the day's snapshot
     finally:
         reader.dispose()
-    _dead_letter(w, owing)
+    _dead_letter(w, owing, "msg_browser_dead_letter")  # retried by a test
+    _dead_letter(w, owing, KEPT_DEAD_LETTER)
     accounts.create_user(w.store, ADMIN, PASSWORD, wall())
     return {"paying": paying, "owing": owing, "regular": regular}
 
 
-def _dead_letter(w: World, client_id: int) -> None:
+KEPT_DEAD_LETTER = "msg_kept_dead"  # left dead, so the inbox has one in either language
+
+
+def _dead_letter(w: World, client_id: int, webhook_id: str) -> None:
     """An InvoicePaid event that failed for good while WHMCS was away (its last error kept)."""
     now = wall()
     w.drain()  # the reconciles' own echoes first
-    w.store.enqueue(InboxEvent("msg_browser_dead_letter", "InvoicePaid", client_id,
-                               {"invoiceid": 1}, now, now))
+    w.store.enqueue(InboxEvent(webhook_id, "InvoicePaid", client_id, {"invoiceid": 1}, now,
+                               now))
     [row] = queue.claim(w.store, "browser-test", now, lease=timedelta(minutes=1), limit=1)
-    assert row.webhook_id == "msg_browser_dead_letter"
+    assert row.webhook_id == webhook_id
     queue.fail(w.store, row.id, "browser-test", now,
                "WhmcsUnavailable: WHMCS did not answer (connection refused)", permanent=True)
 
@@ -183,25 +194,131 @@ def test_the_pages_fit_a_phone(browser: Any, world: World, cast: dict[str, int])
         context.close()
 
 
-def test_read_the_pages_in_portuguese_after_choosing_the_language(page: Any,
-                                                                  world: World) -> None:
+# The Portuguese pages: where, the screenshot's name, Portuguese words the page must show and
+# English ones it must not (each translated in the catalog; the frame's "Log out" everywhere).
+PORTUGUESE_PAGES = [
+    ("/admin/", "overview",
+     ["Visão geral", "Última reconciliação completa", "API do WHMCS", "Entrada"],
+     ["Overview", "Last full reconcile", "Inbox", "Dashboard"]),
+    ("/admin/dashboard", "dashboard",
+     ["Painel de inadimplência", "Clientes inadimplentes", "Baixar CSV"],
+     ["Delinquency dashboard", "Delinquent clients", "Download CSV"]),
+    ("/admin/settings", "settings", ["Configurações", "Salvar mudanças"],
+     ["Save changes", "Settings"]),
+    ("/admin/roster?tab=all", "roster",
+     ["Lista VIP", "Todos os clientes que o vipgate já reconciliou.", "Ações", "Buscar"],
+     ["VIP roster", "Every client vipgate has reconciled.", "Actions", "Search"]),
+    ("/admin/clients/{regular}", "client",
+     ["Cliente #", "Situação", "Decisão de VIP", "Reconciliar agora", "Participação"],
+     ["Standing", "VIP decision", "Reconcile now", "Client lookup"]),
+    ("/admin/clients/{owing}", "client-owing",
+     ["Cliente #", "em atraso", "vencida há 13 dias > carência 3", "Histórico"],
+     ["Standing", "overdue", "grace", "History", "Client lookup"]),
+    ("/admin/inbox?state=dead", "inbox",
+     ["Entrada", "Tentar agora", "Descartar", "último erro", "tentativas"],
+     ["Retry now", "Discard", "last error", "attempts"]),
+    ("/admin/audit", "audit", ["Auditoria", "Filtrar", "Exportar CSV", "motivos"],
+     ["Audit log", "Filter", "Export CSV", "reasons"]),
+    ("/admin/promises", "promises",
+     ["Promessas de pagamento", "Registrar uma promessa", "Salvar promessa"],
+     ["Promises to pay", "Register a promise", "Save promise"]),
+]
+
+
+def check_portuguese(page: Any, portuguese: list[str], english: list[str]) -> None:
+    """The page shows these Portuguese words and none of these English ones (whole words), nor
+    the frame's English."""
+    text = page.locator("body").inner_text()
+    missing = [word for word in portuguese if word not in text]
+    assert not missing, f"{page.url} lacks {missing}:\n{text}"
+    shown = [line for word in [*english, "Log out", "Change language"]
+             for line in text.splitlines()
+             if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", line)]
+    assert not shown, f"{page.url} shows English: {shown}"
+
+
+def choose_language(page: Any, language: str) -> None:
+    """The language menu at the top of every page (its button's name is in the page's
+    language)."""
+    menu = page.locator("form", has=page.locator("#page-language"))
+    menu.locator("#page-language").select_option(language)
+    menu.get_by_role("button").click()
+    page.wait_for_load_state()
+
+
+def test_read_every_page_in_portuguese_after_choosing_the_language(
+        page: Any, browser: Any, world: World, cast: dict[str, int]) -> None:
     """The language menu on every page: the account reads Portuguese from the next page on
-    (money and dates as in Brazil), and can go back to English."""
+    (money and dates as in Brazil), on a phone too, and can go back to English."""
     log_in(page)
     try:
-        page.locator("#page-language").select_option("pt_BR")
-        page.get_by_role("button", name="Change language").click()
+        choose_language(page, "pt_BR")
         assert page.get_by_role("heading", name="Visão geral").is_visible()
-        screenshot(page, "overview-pt_BR")
-        page.locator("nav.nav").get_by_role("link", name="Painel").click()
-        page.wait_for_url(re.compile(r"/admin/dashboard"))
-        assert page.get_by_role("heading", name="Painel de inadimplência").is_visible()
-        assert page.get_by_text("Clientes inadimplentes").first.is_visible()
-        assert page.get_by_text(re.compile(r"Último retrato: \d\d/\d\d/\d{4}")).is_visible()
-        screenshot(page, "dashboard-pt_BR")
-        page.locator("#page-language").select_option("en")
-        page.get_by_role("button", name="Mudar idioma").click()
-        page.wait_for_url(re.compile(r"/admin/dashboard"))
-        assert page.get_by_role("heading", name="Delinquency dashboard").is_visible()
+        for path, name, portuguese, english in PORTUGUESE_PAGES:
+            page.goto(path.format(**cast))
+            assert page.locator("h1").first.is_visible()
+            check_portuguese(page, portuguese, english)
+            screenshot(page, f"{name}-pt_BR")
+            if name == "dashboard":
+                assert page.get_by_text(re.compile(r"Último retrato: \d\d/\d\d/\d{4}")).is_visible()
+            if name == "inbox":
+                row = page.locator("tr", has_text=KEPT_DEAD_LETTER)
+                assert row.get_by_role("button", name="Descartar").is_visible()
+        _phone_overview_in_portuguese(browser, world)
+        choose_language(page, "en")
+        page.wait_for_url(re.compile(r"/admin/promises"))
+        assert page.get_by_role("heading", name="Promises to pay").is_visible()
     finally:
         world.store.set_admin_language(ADMIN, None)  # the module's other tests read English
+
+
+def _phone_overview_in_portuguese(browser: Any, world: World) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844},
+                                  base_url=world.bridge_url, is_mobile=True)
+    phone = context.new_page()
+    try:
+        log_in(phone)  # the login page follows [bridge] language (en); the account pt_BR
+        check_portuguese(phone, PORTUGUESE_PAGES[0][2], PORTUGUESE_PAGES[0][3])
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"the Portuguese overview is {width}px wide on a 390px phone"
+        screenshot(phone, "overview-phone-pt_BR")
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def portuguese_bridge(world: World) -> Iterator[str]:
+    """A second bridge over the same database whose ``[bridge] language`` is pt_BR (as a
+    Brazilian installation's, the default): the language of its login page, and of an account
+    that chose none."""
+    settings = world.settings.replace(bridge={"language": "pt_BR"})
+    app = create_app(settings, store=world.store, clock=wall,
+                     business_clock=lambda: world.sandbox.clock.aware)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_the_login_page_follows_the_bridge_language(browser: Any, cast: dict[str, int],
+                                                    portuguese_bridge: str) -> None:
+    with watched_page(browser, portuguese_bridge, 1280, 860) as page:
+        page.goto("/admin/")
+        assert page.url.endswith("/admin/login?next=/admin/")
+        check_portuguese(page, ["Entrar no vipgate", "Conta", "Senha"],
+                         ["Log in to vipgate", "Account", "Password", "Log in"])
+        screenshot(page, "login-pt_BR")
+        page.get_by_label("Conta").fill(ADMIN)
+        page.get_by_label("Senha").fill("not the password")
+        page.get_by_role("button", name="Entrar").click()
+        assert page.get_by_text("Conta ou senha incorreta.").is_visible()
+        page.get_by_label("Conta").fill(ADMIN)
+        page.get_by_label("Senha").fill(PASSWORD)
+        page.get_by_role("button", name="Entrar").click()
+        page.wait_for_url(re.compile(r"/admin/$"))
+        # no language chosen for the account: the bridge's
+        check_portuguese(page, PORTUGUESE_PAGES[0][2], PORTUGUESE_PAGES[0][3])

@@ -80,7 +80,8 @@ def test_init_writes_the_commented_example_with_fresh_secrets_and_the_checked_cr
                      cwd=tmp_path)
     assert answer.returncode == 0, answer.stderr
     assert f"whmcs: ok ({served.url}; client groups: 1 Clientes, 2 VIP)" in answer.stdout
-    for step in ("db upgrade", "install-stub", "admin create-user", "deploy systemd"):
+    for step in ("db upgrade", "install-stub --addon", "Setup > Addon Modules > vipgate",
+                 "admin create-user", "deploy systemd"):
         assert step in answer.stdout
     written = tmp_path / "vipgate.ini"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600

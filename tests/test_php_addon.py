@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 import bridge
+import whmcs_php_stub
 from bridge.settings import Settings, default_settings
 from bridge.whmcs import schema as whmcs_schema
 from bridge.whmcs import stub_install
@@ -66,8 +67,10 @@ def test_install_addon_writes_the_module_with_the_one_stub(tmp_path: Path, php: 
     written, upgraded = install_addon(root)
     assert written == [root / f.path for f in ADDON_INSTALL] and upgraded == []
     folder = root / "modules" / "addons" / "vipgate"
-    assert sorted(p.name for p in folder.iterdir()) == ["hooks.php", "vipgate.php",
+    assert sorted(p.name for p in folder.iterdir()) == ["hooks.php", "lang", "vipgate.php",
                                                         "vipgate_stub.php"]
+    assert sorted(p.name for p in (folder / "lang").iterdir()) == ["english.php",
+                                                                   "portuguese-br.php"]
     assert (folder / "vipgate_stub.php").read_text() == stub_source()
     assert (folder / "hooks.php").read_text() == php_source("addon/hooks.php")
     assert not (root / "includes" / "hooks").exists()  # nothing of the other install
@@ -424,6 +427,43 @@ def test_the_page_escapes_what_it_shows(whmcs: Whmcs, closed_url: str) -> None:
     _active(whmcs, closed_url.replace("http://", "http://<b>x</b>@"))
     html = _page(whmcs)["html"]
     assert "<b>" not in html and SECRET not in html
+
+
+def _words(php: str, language: str) -> dict[str, str]:
+    """The $_ADDONLANG of the package's addon/lang/LANGUAGE.php, read by php."""
+    path = Path(whmcs_php_stub.__file__).parent / "addon" / "lang" / f"{language}.php"
+    done = subprocess.run([php, "-r", f"define('WHMCS', 1); include {json.dumps(str(path))};"
+                           " echo json_encode($_ADDONLANG);"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr + done.stdout
+    return dict(json.loads(done.stdout))
+
+
+def test_every_word_of_the_page_has_its_portuguese_with_the_same_values(php: str) -> None:
+    english, portuguese = _words(php, "english"), _words(php, "portuguese-br")
+    assert sorted(portuguese) == sorted(english)
+    for key, text in english.items():
+        assert portuguese[key] != text, key  # translated
+        assert portuguese[key].count("%s") == text.count("%s"), key
+
+
+def test_the_page_speaks_the_admins_language(whmcs: Whmcs, closed_url: str) -> None:
+    """WHMCS passes the module's lang file of the admin's language as $vars['_lang']; the
+    words it lacks, or an admin language without a file, are English."""
+    _active(whmcs, closed_url)
+    whmcs.fire("InvoicePaid", {"invoiceid": 1})
+    page = _page(whmcs, {"__admin_language__": "portuguese-br"})
+    assert page["Versão do stub"] == bridge.__version__
+    assert page["A ponte responde"].startswith("não: curl error 7")
+    assert page["Versão da ponte"] == "não informada"
+    assert page["Eventos à espera"].startswith("1, o mais antigo de 20")
+    assert page["Eventos recusados"].startswith("0 (guardados por 30 dias")
+    assert "Abrir a página de administração do vipgate" in page["html"]
+    english = ["Stub version", "Bridge answers", "Events waiting", "not reported", "admin page"]
+    assert [word for word in english if word in page["html"]] == []
+    assert "Bridge answers" in _page(whmcs, {"__admin_language__": "french"})
+    partial = _page(whmcs, {"_lang": {"stub_version": "Versão do stub"}})
+    assert "Versão do stub" in partial and "Bridge answers" in partial
 
 
 # --- the command --------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """What a user installs: the wheel and the sdist built from this tree, the wheel installed into
-a fresh virtualenv outside the tree, and vipgate run from there (no source tree on the path).
+a fresh virtualenv outside the tree, and vipgate run from there (no source tree on the path):
+the quick start a new user takes (``--version``, ``db upgrade`` on SQLite and MariaDB,
+``demo --no-wait``, ``install-stub --addon`` into a WHMCS folder, ``init`` and ``deploy``), and
+every command and option README's install section shows.
 
 The build runs on a copy of the tree, so it leaves no ``build/`` or ``*.egg-info`` behind.
 Building and installing take PyPI (or pip's cache) for setuptools and vipgate's dependencies.
@@ -7,8 +10,10 @@ Building and installing take PyPI (or pip's cache) for setuptools and vipgate's 
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,6 +47,8 @@ RUNTIME_FILES = (
     "whmcs_php_stub/hooks_loader.php",
     "whmcs_php_stub/addon/vipgate.php",
     "whmcs_php_stub/addon/hooks.php",
+    "whmcs_php_stub/addon/lang/english.php",
+    "whmcs_php_stub/addon/lang/portuguese-br.php",
     "bridge/translations/pt_BR/LC_MESSAGES/messages.po",
 )
 # Compiled by the build (setup.py) into the wheel only: the tree and the sdist keep the .po.
@@ -169,3 +176,115 @@ def test_the_installed_package_writes_a_config_and_the_service_files(installed) 
     assert f"ExecStart={installed.bin}/vipgate worker" in units.stdout
     site = installed.run("deploy", "nginx", "--server-name", "vipgate.test")
     assert site.returncode == 0 and "client_max_body_size 5m;" in site.stdout, site.stderr
+
+
+def test_the_installed_package_writes_the_addon_module_into_a_whmcs_folder(installed) -> None:
+    whmcs = installed.home / "whmcs"
+    (whmcs / "includes").mkdir(parents=True)
+    secret = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+    answer = installed.run("install-stub", "--addon", str(whmcs), "--url", "https://vipgate.test",
+                           env={"VIPGATE_WEBHOOK_SECRETS": secret})
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    addon = whmcs / "modules" / "addons" / "vipgate"
+    sources = {"vipgate_stub.php": "vipgate.php", "hooks.php": "addon/hooks.php",
+               "vipgate.php": "addon/vipgate.php", "lang/english.php": "addon/lang/english.php",
+               "lang/portuguese-br.php": "addon/lang/portuguese-br.php"}
+    assert sorted(str(path.relative_to(addon)) for path in addon.rglob("*.php")) == \
+        sorted(sources)
+    for name, source in sources.items():  # the package's PHP files, as in the tree
+        assert (addon / name).read_text() == (ROOT / "whmcs_php_stub" / source).read_text(), name
+    assert not (whmcs / "includes" / "hooks").exists()  # the addon only
+    # what to enter in WHMCS's Setup > Addon Modules
+    assert "Setup > Addon Modules > vipgate > Activate" in answer.stdout
+    assert re.search(r"Bridge URL:\s+https://vipgate\.test\n", answer.stdout), answer.stdout
+    assert re.search(rf"Webhook secret:\s+{re.escape(secret)}\n", answer.stdout), answer.stdout
+
+
+# --- README's install section -----------------------------------------------------------------
+
+
+def _install_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("\n## Installing\n")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def _readme_commands() -> list[list[str]]:
+    """The ``vipgate`` command lines in the install section's shell blocks, as words (a line
+    continued with a backslash joined, comments and ``&&`` chains split off)."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", _install_section(), re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            for part in re.split(r"&&|;", line.split(" #")[0]):
+                words = shlex.split(part)
+                if words and words[0] == "vipgate":
+                    commands.append(words[1:])
+    return commands
+
+
+@dataclass
+class _Help:
+    """What ``vipgate ... --help`` says: its subcommands, its options (and whether each takes a
+    value) and how many arguments its usage line names."""
+
+    commands: set[str]
+    options: dict[str, bool]
+    arguments: int
+
+    @classmethod
+    def parse(cls, text: str) -> _Help:
+        commands, options, section = set(), {}, ""
+        for line in text.splitlines():
+            if re.match(r"^\S.*:$", line):
+                section = line
+            elif section == "Commands:" and (found := re.match(r"^  (\S+)", line)):
+                commands.add(found.group(1))
+            elif section == "Options:" and (found := re.match(
+                    r"^\s+(?:-\w, )?(--[a-z][\w-]*)(?: (\S+))?", line)):
+                options[found.group(1)] = found.group(2) is not None
+        usage = re.search(r"Usage: .*?\[OPTIONS\](.*)", text)
+        arguments = len(re.findall(r"[A-Z_]{2,}", usage.group(1))) if usage else 0
+        return cls(commands, options, arguments)
+
+
+def test_every_command_and_option_of_the_readme_install_section_exists(installed) -> None:
+    """Each ``vipgate`` line of README's "Installing" names commands the installed wheel has,
+    down to one that takes no subcommand, with options and arguments its --help lists."""
+    commands = _readme_commands()
+    named = {" ".join(words[:2]) for words in commands}
+    for expected in ("init --public-url", "install-stub --addon", "deploy systemd",
+                     "deploy nginx", "admin create-user", "check"):
+        assert any(name.startswith(expected) for name in named), (expected, named)
+    section = _install_section()
+    assert "vipgate db upgrade" in section  # inline, not in a shell block
+    commands.append(["db", "upgrade"])
+    # the wheel's name as the section writes it
+    assert "vipgate-<version>-py3-none-any.whl" in section
+    assert installed.wheel.name == f"vipgate-{bridge.__version__}-py3-none-any.whl"
+    helps: dict[tuple[str, ...], _Help] = {}
+
+    def help_of(path: tuple[str, ...]) -> _Help:
+        if path not in helps:
+            answer = installed.run(*path, "--help")
+            assert answer.returncode == 0, (path, answer.stdout + answer.stderr)
+            helps[path] = _Help.parse(answer.stdout)
+        return helps[path]
+
+    for words in commands:
+        path: tuple[str, ...] = ()
+        arguments, rest = 0, list(words)
+        while rest:
+            word = rest.pop(0)
+            current = help_of(path)
+            if word.startswith("-"):
+                option = word.split("=")[0]
+                assert option in current.options, (words, option, "not in", path)
+                if current.options[option] and "=" not in word:
+                    rest.pop(0)  # its value
+            elif not arguments and word in current.commands:
+                path += (word,)
+            else:
+                arguments += 1
+        leaf = help_of(path)
+        assert path and not leaf.commands, (words, "names no command to run")
+        assert arguments <= leaf.arguments, (words, "more arguments than", path, "takes")

@@ -117,8 +117,9 @@ def _next_steps(path: Path, values: dict[Key, str]) -> list[str]:
         + ("" if values.get(("bridge", "database_url")) else
            ", and [bridge] database_url to MariaDB for production"),
         f"{cmd} db upgrade",
-        f"{cmd} install-stub /path/to/whmcs{url}   (the stub signs with the [webhook] secrets "
-        "just written)",
+        f"{cmd} install-stub --addon /path/to/whmcs{url}   (the addon module; it prints the "
+        "values to enter in WHMCS), then in WHMCS: Setup > Addon Modules > vipgate > Activate, "
+        "Configure",
         f"{cmd} admin create-user NAME",
         f"{cmd} check",
         f"start the services: {cmd} deploy systemd, {cmd} deploy nginx (docs/DEPLOY.md)",

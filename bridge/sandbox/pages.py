@@ -7,6 +7,8 @@ pages. Each fires the hook WHMCS fires there and puts the hook's answer where WH
 - ``GET /admin/supporttickets.php?action=view&id=N``: the ticket's mask, subject, department,
   priority, status and client, then the AdminAreaViewTicketPage output.
 - ``GET /clientarea.php?uid=N``: the client area home, with the ClientAreaHomepage output.
+- Addons > MODULE (``admin/addonmodules.php?module=MODULE``): :func:`render_addon_page` frames
+  what the module's output function echoed (run by php, ``php/addon.php``; not served here).
 - ``GET /submitticket.php?uid=N[&step=2&deptid=D]``: step 1 lists the departments (links to
   step 2), step 2 is the form with a department ``<select>``; both run
   ClientAreaPageSubmitTicket, merge the template variables it returns over the page's (later
@@ -149,6 +151,13 @@ def render_ticket_view(sandbox: Sandbox, ticketid: Any) -> str:
     return _render("ticket_view.html", area="Admin Area", title=f"#{ticket['tid']} - "
                    f"{ticket['title']}", ticket=ticket, client=who, department=dept,
                    hook_output=_html(output))
+
+
+def render_addon_page(module: str, output: str) -> str:
+    """Addons > ``module`` in the admin area: what the module's ``_output`` function echoed
+    (run by php: ``bridge/sandbox/php/addon.php``), inserted raw as WHMCS does."""
+    return _render("addon_module.html", area="Admin Area", title=f"Addons > {module}",
+                   output=Markup(output))  # noqa: S704
 
 
 # --- client area --------------------------------------------------------------------------

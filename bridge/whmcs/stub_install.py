@@ -46,11 +46,15 @@ HOOKS_INSTALL = (
     InstalledFile("includes/hooks/_vipgate_stub.php", "vipgate.php"),
     InstalledFile("includes/hooks/vipgate.php", "hooks_loader.php"),
 )
-# The addon module: the stub, the hooks (forwarding while the module is active), then the
-# module WHMCS lists in Setup > Addon Modules. Its settings are in WHMCS's tbladdonmodules.
+# The addon module: the stub, the hooks (forwarding while the module is active), the words of
+# its page in each language (lang/, as WHMCS's addon modules keep them), then the module WHMCS
+# lists in Setup > Addon Modules. Its settings are in WHMCS's tbladdonmodules.
+ADDON_LANGUAGES = ("english", "portuguese-br")
 ADDON_INSTALL = (
     InstalledFile("modules/addons/vipgate/vipgate_stub.php", "vipgate.php"),
     InstalledFile("modules/addons/vipgate/hooks.php", "addon/hooks.php"),
+    *(InstalledFile(f"modules/addons/vipgate/lang/{language}.php", f"addon/lang/{language}.php")
+      for language in ADDON_LANGUAGES),
     InstalledFile("modules/addons/vipgate/vipgate.php", "addon/vipgate.php"),
 )
 # The tables the stub creates in WHMCS's database, and what each holds.
@@ -226,9 +230,10 @@ def uninstall_stub(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
             raise StubInstallError(f"cannot remove {path}: {exc.strerror or exc}") from None
         removed.append(path)
     addon_folder = (root / ADDON_INSTALL[0].path).parent
-    if any(p.parent == addon_folder for p in removed):
-        with contextlib.suppress(OSError):  # the addon's folder, if now empty
-            addon_folder.rmdir()
+    if any(addon_folder in p.parents for p in removed):
+        for folder in (addon_folder / "lang", addon_folder):
+            with contextlib.suppress(OSError):  # the addon's folders, if now empty
+                folder.rmdir()
     return removed, absent
 
 

@@ -38,6 +38,7 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
                 . ' by invoice status: forwards WHMCS\'s hooks to the vipgate bridge.',
             'version' => vipgate_version(),
             'author' => 'vipgate',
+            'language' => 'english',
             'fields' => [
                 'bridge_url' => ['FriendlyName' => 'Bridge URL', 'Type' => 'text', 'Size' => '60',
                     'Description' => 'vipgate as WHMCS reaches it ([bridge] public_url), e.g.'
@@ -68,17 +69,35 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
         return is_file($path) ? $path : '';
     }
 
+    /**
+     * The words of the module's page: the admin's language file WHMCS passes in $vars['_lang']
+     * (lang/*.php beside this file), each word it lacks from lang/english.php. Activate and
+     * Deactivate get no $vars: their words are English.
+     */
+    function vipgate_texts($vars = [])
+    {
+        $given = is_array($vars) && isset($vars['_lang']) && is_array($vars['_lang']) ? $vars['_lang'] : [];
+        $_ADDONLANG = [];
+        if (is_file(__DIR__ . '/lang/english.php')) {
+            include __DIR__ . '/lang/english.php';
+        }
+        return $given + $_ADDONLANG;
+    }
+
+    /** One word of $texts with its values put in (the key itself when no file has it). */
+    function vipgate_text($texts, $key, ...$values)
+    {
+        $text = isset($texts[$key]) && is_string($texts[$key]) ? $texts[$key] : $key;
+        return $values === [] ? $text : vsprintf($text, $values);
+    }
+
     /** What to do about an includes/hooks install left beside the addon ('' when there is none). */
-    function vipgate_other_install_advice()
+    function vipgate_other_install_advice($texts = null)
     {
         if (vipgate_other_install() === '') {
             return '';
         }
-        return 'includes/hooks/vipgate.php is installed too. It keeps forwarding the hooks with its own'
-            . ' settings until the addon\'s are saved, so nothing is lost meanwhile (its waiting events are'
-            . ' in the same table and the addon sends them); each hook is still sent once. Once they are'
-            . ' saved, delete includes/hooks/vipgate.php, includes/hooks/_vipgate_stub.php and'
-            . ' includes/hooks/_vipgate_config.php.';
+        return vipgate_text($texts === null ? vipgate_texts() : $texts, 'other_install');
     }
 
     /**
@@ -149,43 +168,46 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
      */
     function vipgate_output($vars)
     {
+        $texts = vipgate_texts($vars);
+        $t = function ($key, ...$values) use ($texts) {
+            return vipgate_text($texts, $key, ...$values);
+        };
         $addon = vipgate_addon_settings(is_array($vars) ? $vars : []);
         $config = $addon['config'];
-        $rows = [vipgate_output_row('Stub version', vipgate_version())];
+        $rows = [vipgate_output_row($t('stub_version'), vipgate_version())];
         if ($config === null) {
-            $rows[] = vipgate_output_row('Settings', $addon['problem'] !== '' ? $addon['problem']
-                : 'not entered yet: Setup > Addon Modules > vipgate > Configure');
+            $rows[] = vipgate_output_row($t('settings'), $addon['problem'] !== '' ? $addon['problem']
+                : $t('settings_not_entered'));
         } else {
             $health = vipgate_bridge_health($config);
-            $rows[] = vipgate_output_row('Bridge', vipgate_shown_url($config['url']));
-            $rows[] = vipgate_output_row('Bridge answers', $health['error'] === ''
-                ? 'yes (HTTP ' . $health['status'] . ')' : 'no: ' . vipgate_short($health['error']));
-            $rows[] = vipgate_output_row('Bridge version', $health['version'] !== '' ? $health['version']
-                : 'not reported');
+            $rows[] = vipgate_output_row($t('bridge'), vipgate_shown_url($config['url']));
+            $rows[] = vipgate_output_row($t('bridge_answers'), $health['error'] === ''
+                ? $t('answers_yes', $health['status']) : $t('answers_no', vipgate_short($health['error'])));
+            $rows[] = vipgate_output_row($t('bridge_version'), $health['version'] !== '' ? $health['version']
+                : $t('not_reported'));
             $until = vipgate_breaker_until();
             if (vipgate_breaker_is_open($until, time())) {
-                $rows[] = vipgate_output_row('Deliveries', 'paused until ' . gmdate('H:i:s', $until)
-                    . ' UTC after one the bridge did not take');
+                $rows[] = vipgate_output_row($t('deliveries'), $t('paused_until', gmdate('H:i:s', $until)));
             }
         }
         try {
             $figures = vipgate_outbox_figures(vipgate_pdo());
-            $rows[] = vipgate_output_row('Events waiting', $figures['waiting'] . ($figures['oldest'] === null
-                ? '' : ', the oldest from ' . $figures['oldest'] . ' UTC'));
-            $rows[] = vipgate_output_row('Events rejected', $figures['rejected']
-                . ' (kept 30 days in mod_vipgate_spool; see vipgate check)');
+            $rows[] = vipgate_output_row($t('events_waiting'), $figures['oldest'] === null
+                ? (string) $figures['waiting'] : $t('oldest_from', $figures['waiting'], $figures['oldest']));
+            $rows[] = vipgate_output_row($t('events_rejected'), $t('rejected_kept', $figures['rejected']));
         } catch (\Throwable $e) {
-            $rows[] = vipgate_output_row('Outbox', 'cannot be read: ' . vipgate_short($e->getMessage()));
+            $rows[] = vipgate_output_row($t('outbox'), $t('outbox_unreadable', vipgate_short($e->getMessage())));
         }
-        $advice = vipgate_other_install_advice();
+        $advice = vipgate_other_install_advice($texts);
         if ($advice !== '') {
-            $rows[] = vipgate_output_row('Also installed', $advice);
+            $rows[] = vipgate_output_row($t('also_installed'), $advice);
         }
         echo '<table class="form" id="vipgate-status">' . implode('', $rows) . '</table>';
         if ($config !== null) {
             $admin = preg_replace('#/hooks/whmcs/?$#', '', $config['url']) . '/admin/';
             echo '<p><a class="btn btn-default" target="_blank" rel="noopener" href="'
-                . htmlspecialchars($admin, ENT_QUOTES) . '">Open vipgate\'s admin page</a></p>';
+                . htmlspecialchars($admin, ENT_QUOTES) . '">' . htmlspecialchars($t('open_admin_page'), ENT_QUOTES)
+                . '</a></p>';
         }
     }
 }

@@ -27,8 +27,11 @@
  *       AddonModulesHooks
  *   php addon.php WHMCS_DIR MODULE output [VARS_JSON]
  *       Addons > MODULE (active modules only): MODULE_output($vars) with the module's stored
- *       settings, 'modulelink' and '_lang' (VARS_JSON's keys replace or add to them: a test's
- *       way to hand the module values other than the stored ones); what it echoes is captured
+ *       settings, 'modulelink' and '_lang': as WHMCS documents (addon-modules/multi-language),
+ *       the $_ADDONLANG of the module's lang/LANGUAGE.php for the admin's language (VARS_JSON's
+ *       "__admin_language__", default english), else of the language its config names, else
+ *       empty. VARS_JSON's other keys replace or add to them (a test's way to hand the module
+ *       values other than the stored ones); what it echoes is captured
  *
  * Prints one JSON object: {"response": ..., "output": ...}. The database is the one of
  * bootstrap.php (VIPGATE_SANDBOX_PDO_DSN); tblconfiguration and tbladdonmodules are made when a
@@ -128,7 +131,10 @@ if ($action === 'activate') {
     }
     $vars = vipgate_test_module_settings($pdo, $module);
     $vars['modulelink'] = 'addonmodules.php?module=' . $module;
-    $vars['_lang'] = [];
+    $language = isset($posted['__admin_language__']) ? (string) $posted['__admin_language__'] : 'english';
+    unset($posted['__admin_language__']);
+    $vars['_lang'] = vipgate_test_addon_lang($root, $module, [$language,
+        isset($config['language']) ? (string) $config['language'] : '']);
     foreach ($posted as $key => $value) {
         $vars[$key] = $value;
     }
@@ -194,4 +200,18 @@ function vipgate_test_addon_tables($pdo)
     }
     $pdo->exec('CREATE TABLE IF NOT EXISTS tbladdonmodules (id INTEGER PRIMARY KEY ' . $increment . ','
         . ' module TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL)');
+}
+
+/** The $_ADDONLANG of the module's lang/NAME.php, for the first of $names that has one. */
+function vipgate_test_addon_lang($root, $module, $names)
+{
+    foreach ($names as $name) {
+        $file = rtrim($root, '/') . '/modules/addons/' . $module . '/lang/' . $name . '.php';
+        if (preg_match('/^[a-z][a-z-]*$/', $name) && is_file($file)) {
+            $_ADDONLANG = [];
+            include $file;
+            return $_ADDONLANG;
+        }
+    }
+    return [];
 }
