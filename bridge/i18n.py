@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import Translations
 
-from bridge.model import GroupRef, Money, Priority, Reason, ReasonValue, WhmcsNames
+from bridge.model import DepartmentRef, GroupRef, Money, Priority, Reason, ReasonValue, WhmcsNames
 
 LANGUAGES = ("pt_BR", "en")
 LANGUAGE_NAMES = {"pt_BR": "Português (Brasil)", "en": "English"}
@@ -120,6 +120,8 @@ def _reason_value(value: ReasonValue, language: str, names: WhmcsNames | None) -
         return translations(language).upgettext("ticket priority", value.name)
     if isinstance(value, GroupRef):  # the bare id where no names are given (the English text)
         return str(value.id) if names is None else names.group(value.id)
+    if isinstance(value, DepartmentRef):  # the same for a support department
+        return str(value.id) if names is None else names.department(value.id)
     if isinstance(value, datetime):
         return f"{format_moment(value.astimezone(UTC), language)} UTC"
     if isinstance(value, date):
@@ -142,8 +144,9 @@ def _render(msgid: str, plural: str | None, values: Mapping[str, ReasonValue], l
 
 
 def render_reason(reason: str, language: str, names: WhmcsNames | None = None) -> str:
-    """``reason`` in ``language``, groups by their WHMCS names when ``names`` is given; a plain
-    string (English text stored before reasons were kept as messages) as it is."""
+    """``reason`` in ``language``, groups and departments by their WHMCS names when ``names``
+    is given; a plain string (English text stored before reasons were kept as messages) as it
+    is."""
     if not isinstance(reason, Reason):
         return reason
     try:

@@ -29,6 +29,13 @@ class GroupRef:
 
 
 @dataclass(frozen=True)
+class DepartmentRef:
+    """A WHMCS support department, shown by its name where vipgate knows it (``WhmcsNames``)."""
+
+    id: int
+
+
+@dataclass(frozen=True)
 class Priority:
     """A ticket priority of WHMCS (``Low``, ``Medium``, ``High``), named in the reader's
     language where it is shown."""
@@ -37,9 +44,10 @@ class Priority:
 
 
 # What a reason's placeholders hold: a number or text as it is, a day, a moment (UTC), an
-# amount, a group, a ticket priority, or other reasons (one, or several joined with "; ").
-ReasonValue = Union[str, int, date, datetime, Money, GroupRef, Priority, "Reason",
-                    tuple["Reason", ...]]
+# amount, a group, a support department, a ticket priority, or other reasons (one, or several
+# joined with "; ").
+ReasonValue = Union[str, int, date, datetime, Money, GroupRef, DepartmentRef, Priority,
+                    "Reason", tuple["Reason", ...]]
 
 
 class Reason(str):
@@ -47,8 +55,8 @@ class Reason(str):
     placeholders; ``plural`` and the count in ``values["num"]`` when it has plural forms) and
     its values, to be shown in the reader's language (``bridge.i18n.Texts.reason``).
 
-    The string itself is the English sentence (with bare group ids), so that the logs, the
-    audit log and the CLI, which are English, read it as before."""
+    The string itself is the English sentence (with bare group and department ids), so that
+    the logs, the audit log and the CLI, which are English, read it as before."""
 
     msgid: str
     plural: str | None

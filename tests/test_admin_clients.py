@@ -37,7 +37,7 @@ def test_client_page_shows_the_plan_with_its_reasons_and_applies_nothing(
     assert "eligible: pinned by staff" in decision
     assert f"not in VIP: leaves VIP for group #{world.regular}" in decision  # no name read yet
     planned = section(page, "What a reconcile would change")
-    assert f"group {world.vip} -> {world.regular}" in planned
+    assert f"group #{world.vip} -> #{world.regular}" in planned  # no name read yet
     assert "adopted as pinned" in planned
     assert world.group(ana) == world.vip  # a plan only: nothing applied
     assert world.store.audit_log(client_id=ana) == []

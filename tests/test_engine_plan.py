@@ -149,7 +149,7 @@ def test_a_pending_priority_write_that_did_not_land_is_not_mistaken_for_staff() 
         ("ticket_priority", "Low")]
 
 
-def test_a_priority_changes_reasons_read_in_portuguese() -> None:
+def test_a_priority_changes_and_a_staff_notes_reasons_read_in_portuguese() -> None:
     from bridge.i18n import Texts
 
     client = ClientState(1, "Active", REGULAR, date(2020, 1, 1), "", "", None, (OWED,), (),
@@ -160,6 +160,29 @@ def test_a_priority_changes_reasons_read_in_portuguese() -> None:
     assert change.reasons == ("standing overdue", "priority Medium set to Low")
     assert [Texts("pt_BR").reason(r) for r in change.reasons] == [
         "situação em atraso", "prioridade Média alterada para Baixa"]
+    [note] = [c for c in p.changes if c.kind == "ticket_note"]
+    assert note.reasons == ("standing overdue: staff note with the overdue invoices",)
+    assert [Texts("pt_BR").reason(r) for r in note.reasons] == [
+        "situação em atraso: nota para a equipe com as faturas vencidas"]
+    # the changes themselves, as the logs and the admin client page name them
+    assert (change.summary, note.summary) == ("ticket #9 priority Medium -> Low",
+                                              "ticket #9 staff note")
+    assert [Texts("pt_BR").reason(c.summary) for c in (change, note)] == [
+        "ticket #9: prioridade Média -> Baixa", "ticket #9: nota para a equipe"]
+
+
+def test_a_group_change_is_named_with_the_groups_names() -> None:
+    from bridge.i18n import Texts
+    from bridge.model import WhmcsNames
+
+    client = ClientState(1, "Active", VIP, date(2020, 1, 1), "", "", None, (OWED,), (), None)
+    p = plan(client, (), ClientMemory(1, last_group_id=VIP, known=True), {})
+    group = p.group_change
+    assert group is not None and group.summary == f"group {VIP} -> {REGULAR}"
+    names = WhmcsNames({VIP: "VIP Ouro", REGULAR: "Clientes"})
+    assert Texts("pt_BR").reason(group.summary, names) == (
+        f"grupo VIP Ouro (#{VIP}) -> Clientes (#{REGULAR})")
+    assert Texts("en").reason(group.summary, WhmcsNames()) == f"group #{VIP} -> #{REGULAR}"
 
 
 OWED = Invoice(1, "1", "Unpaid", date(2026, 10, 1), date(2026, 10, 10), Decimal(10),

@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.i18n import Texts
+from bridge.model import CachedStanding, OverdueInvoice, WhmcsNames
 from bridge.policy.gate import decide, format_money, language_of, ungated_ticket
 from bridge.settings import default_settings
+from bridge.store.reasons import dump_reasons, load_reasons
 from tests.helpers import FIXED_NOW
 
 
@@ -117,3 +119,93 @@ def test_ungated_ticket_reply_is_the_gate_message_in_the_clients_language() -> N
                                   "https://billing.example.com").errors[0]
     assert action.reply is not None and action.reply.startswith("Your account")
     assert "R$ 1,234.50" in action.reply and "viewinvoice.php?id=1042" in action.reply
+
+
+# --- the reasons, in the reader's language ----------------------------------------------------
+
+NAMES = WhmcsNames(departments={1: "Suporte", 2: "Financeiro"})
+
+
+def stored(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    """As the audit log keeps them and reads them back (bridge/store/reasons.py)."""
+    return load_reasons(dump_reasons(reasons))
+
+
+@pytest.mark.parametrize(("answer", "english", "portuguese"), [
+    (decide(standing("suspended"), 1, False, tickets(), "en", ""),
+     "standing suspended, overdue 10 days, department 1 is not a billing department",
+     "situação suspensa, 10 dias de atraso, o departamento Suporte (#1) não é financeiro"),
+    (decide(standing("overdue", days=1), 1, False, tickets(block_when="overdue"), "en", ""),
+     "standing overdue, overdue 1 day, department 1 is not a billing department",
+     "situação em atraso, 1 dia de atraso, o departamento Suporte (#1) não é financeiro"),
+    (decide(standing("suspended"), 2, False, tickets(), "en", ""),
+     "department 2 is a billing department", "o departamento Financeiro (#2) é financeiro"),
+    (decide(standing("current"), 1, False, tickets(), "en", ""),
+     "standing current is not blocked (block_when=suspended)",
+     "situação em dia não bloqueia (block_when=suspended)"),
+    (decide(standing("suspended"), 1, True, tickets(), "en", ""), "opened by staff",
+     "aberto pela equipe"),
+    (decide(None, 1, False, tickets(), "en", ""), "no standing known for this client",
+     "nenhuma situação conhecida para este cliente"),
+])
+def test_the_gates_answer_says_why_in_english_and_reads_in_portuguese(
+        answer, english: str, portuguese: str) -> None:
+    """The English text is what the webhook logs; the message reads in Portuguese with the
+    departments by name, kept as the audit log keeps it."""
+    assert answer.reason == english
+    (kept,) = stored((answer.reason,))
+    assert (kept, Texts("pt_BR").reason(kept, NAMES)) == (english, portuguese)
+
+
+def test_what_was_done_with_a_ticket_round_the_gate_reads_in_portuguese() -> None:
+    """The reasons of the audit rows of a moved and answered ticket: English as before,
+    Portuguese with department names (ids before the names are read), after the store's
+    round trip."""
+    action = ungated_ticket(standing("suspended"), standing("suspended"), OPENED, 1, 1, False,
+                            tickets(), "pt_BR", "https://billing.example.com")
+    assert action.reasons == (
+        "opened in department 1 without passing the gate, which would have refused it "
+        "(standing suspended, overdue 10 days, department 1 is not a billing department)",
+        "moved to billing department 2", "answered with the block message")
+    kept = stored(action.reasons)
+    assert kept == action.reasons
+    assert [Texts("pt_BR").reason(r, NAMES) for r in kept] == [
+        "aberto no departamento Suporte (#1) sem passar pela verificação de abertura, que o "
+        "teria recusado (situação suspensa, 10 dias de atraso, o departamento Suporte (#1) "
+        "não é financeiro)",
+        "movido para o departamento financeiro Financeiro (#2)",
+        "respondido com a mensagem de bloqueio"]
+    assert Texts("en").reason(kept[1], WhmcsNames()) == "moved to billing department #2"
+    assert Texts("en").reason(kept[1], NAMES) == (
+        "moved to billing department Financeiro (#2)")
+
+
+@pytest.mark.parametrize(("gate_saw", "now", "dept_now", "replied", "settings", "portuguese"), [
+    (standing("suspended"), standing("suspended"), 2, False, {},
+     "já está no departamento financeiro Financeiro (#2)"),
+    (standing("suspended"), standing("suspended"), 1, False, {"billing_departments": ""},
+     "nenhum departamento financeiro configurado: não foi movido"),
+    (standing("suspended"), standing("suspended"), 1, True, {},
+     "o ticket já tem resposta da equipe"),
+    (standing("suspended"), standing("current"), 1, False, {},
+     "não está mais bloqueado: situação em dia não bloqueia (block_when=suspended)"),
+    (standing("overdue"), standing("suspended"), 1, False, {},
+     "a verificação de abertura o teria deixado passar: situação em atraso não bloqueia "
+     "(block_when=suspended)"),
+    (None, standing("suspended"), 1, False, {},
+     "nenhuma situação conhecida quando o ticket foi aberto: a verificação de abertura o "
+     "teria deixado passar"),
+    (replace(standing("suspended"), updated_at=OPENED + timedelta(seconds=1)),
+     standing("suspended"), 1, False, {},
+     f"a situação foi recalculada em {(OPENED + timedelta(seconds=1)).isoformat()}, depois "
+     f"que o ticket foi aberto em {OPENED.isoformat()}: não se sabe o que a verificação de "
+     "abertura viu"),
+    (standing("suspended"), standing("suspended"), 1, False, {"ungated_tickets": "keep"},
+     "ungated_tickets = keep"),
+])
+def test_every_reason_about_a_ticket_round_the_gate_reads_in_portuguese(
+        gate_saw, now, dept_now, replied, settings, portuguese: str) -> None:
+    action = ungated_ticket(gate_saw, now, OPENED, 1, dept_now, replied, tickets(**settings),
+                            "pt_BR", "https://billing.example.com")
+    shown = [Texts("pt_BR").reason(r, NAMES) for r in stored(action.reasons)]
+    assert portuguese in shown, shown

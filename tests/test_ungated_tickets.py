@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from bridge.engine.names import refresh_names
+from bridge.i18n import Texts
 from bridge.signing import signed_headers
 from tests.helpers import SECRET
 from tests.test_engine import actions, vip_client
@@ -65,10 +68,25 @@ def test_an_emailed_ticket_of_a_suspended_client_is_moved_to_billing_and_answere
     assert f"(#{invoice}; total $89,90 USD)" in reply["message"]
     assert f"/viewinvoice.php?id={invoice}" in reply["message"]
     assert "Sua conta tem faturas vencidas" in reply["message"]  # the client's language
-    log = [(e.action, e.before, e.after) for e in w.store.audit_log(client_id=ana)
-           if e.ticket_id == ticket and e.action.startswith("ticket_")]
+    entries = [e for e in w.store.audit_log(client_id=ana)
+               if e.ticket_id == ticket and e.action.startswith("ticket_")]
+    log = [(e.action, e.before, e.after) for e in entries]
     assert ("ticket_department", str(w.support), str(w.billing)) in log
     assert any(a == "ticket_reply" for a, _, _ in log)
+    # Why, as the audit log shows it: English text, Portuguese with the departments' names
+    # once the worker has read them from WHMCS.
+    [why] = [e.reasons for e in entries if e.action == "ticket_department"]
+    assert why[1:] == (f"moved to billing department {w.billing}",
+                       "answered with the block message")
+    assert why[0].startswith(f"opened in department {w.support} without passing the gate")
+    assert refresh_names(w.store, w.api(), datetime.now(UTC))
+    names = w.store.whmcs_names()
+    assert [Texts("pt_BR").reason(r, names) for r in why] == [
+        f"aberto no departamento Suporte (#{w.support}) sem passar pela verificação de "
+        "abertura, que o teria recusado (situação suspensa, 7 dias de atraso, o departamento "
+        f"Suporte (#{w.support}) não é financeiro)",
+        f"movido para o departamento financeiro Financeiro (#{w.billing})",
+        "respondido com a mensagem de bloqueio"]
 
 
 def test_delivered_twice_the_ticket_is_moved_once_and_answered_once(world: World) -> None:

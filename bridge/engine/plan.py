@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from bridge.i18n import why
-from bridge.model import CachedStanding, ClientMemory, GroupRef, Reason, TicketMemory
+from bridge.model import CachedStanding, ClientMemory, GroupRef, Priority, Reason, TicketMemory
 from bridge.policy import standing as standing_mod
 from bridge.policy.standing import STANDING_REASONS
 from bridge.policy.state import ClientState, Membership
@@ -65,12 +65,18 @@ class Change:
     text: str | None = None
 
     @property
-    def summary(self) -> str:
+    def summary(self) -> Reason:
+        """``group 1 -> 2``: the change in a few words, English in the logs, shown in the
+        reader's language (groups by name, priorities as the panels name them)."""
         if self.kind == "group":
-            return f"group {self.before} -> {self.after}"
+            return why.gettext("group %(before)s -> %(after)s",
+                               before=GroupRef(int(self.before or 0)),
+                               after=GroupRef(int(self.after or 0)))
         if self.kind == "ticket_priority":
-            return f"ticket #{self.ticket_id} priority {self.before} -> {self.after}"
-        return f"ticket #{self.ticket_id} staff note"
+            return why.gettext("ticket #%(ticket)s priority %(before)s -> %(after)s",
+                               ticket=self.ticket_id or 0, before=Priority(self.before or ""),
+                               after=Priority(self.after or ""))
+        return why.gettext("ticket #%(ticket)s staff note", ticket=self.ticket_id or 0)
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,9 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
         elif not overdue_ids <= noted:
             key = note_key(noted | overdue_ids)
             changes.append(Change("ticket_note", client.id, ticket.id, None, key,
-                                  (f"standing {kind}: staff note with the overdue invoices",),
+                                  (why.gettext("%(standing)s: staff note with the overdue "
+                                               "invoices",
+                                               standing=why.gettext(STANDING_REASONS[kind])),),
                                   note))
             note_after = key
         records[ticket.id] = TicketMemory(ticket.id, client.id, original, managed, None,

@@ -4,6 +4,9 @@ Answered inside the webhook request from the standing cache only, so it stays wi
 milliseconds. Billing departments are always open; staff (``isAdmin``) are never blocked;
 a client vipgate has no standing for is let through (fail open). ``ungated_ticket`` acts as
 the gate would have on a client's ticket that never met it (e-mail piping).
+
+The reasons are ``bridge.model.Reason`` messages (English text for the logs and the audit
+log, shown in the reader's language with departments by name where vipgate knows them).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from datetime import datetime
 from decimal import Decimal
 
 from bridge import i18n
-from bridge.model import CachedStanding
+from bridge.i18n import why
+from bridge.model import CachedStanding, DepartmentRef, Reason
+from bridge.policy.standing import STANDING_REASONS
 from bridge.settings import DEFAULT_BLOCK_MESSAGES, TicketSettings
 
 
 @dataclass(frozen=True)
 class GateAnswer:
+    """The errors WHMCS shows the client (none: the ticket may be opened) and why."""
+
     errors: tuple[str, ...]
-    reason: str
+    reason: Reason
 
 
 def language_of(client_language: str | None, default: str) -> str:
@@ -76,23 +83,34 @@ def render_block_message(template: str, standing: CachedStanding, language: str,
         return DEFAULT_BLOCK_MESSAGES["pt_BR" if language == "pt_BR" else "en"].format(**values)
 
 
+def _standing(standing: CachedStanding) -> Reason:
+    """``standing suspended``: the words the standing's other reasons use."""
+    return why.gettext(STANDING_REASONS[standing.standing])
+
+
 def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
            settings: TicketSettings, default_language: str, whmcs_url: str) -> GateAnswer:
+    department = DepartmentRef(department_id)
     if by_admin:
-        return GateAnswer((), "opened by staff")
+        return GateAnswer((), why.gettext("opened by staff"))
     if department_id in settings.billing_departments:
-        return GateAnswer((), f"department {department_id} is a billing department")
+        return GateAnswer((), why.gettext("department %(department)s is a billing department",
+                                          department=department))
     if standing is None:
-        return GateAnswer((), "no standing known for this client")
+        return GateAnswer((), why.gettext("no standing known for this client"))
     if not is_blocked(standing, settings):
-        return GateAnswer((), f"standing {standing.standing} is not blocked "
-                              f"(block_when={settings.block_when})")
+        return GateAnswer((), why.gettext("%(standing)s is not blocked (block_when=%(when)s)",
+                                          standing=_standing(standing),
+                                          when=settings.block_when))
     language = language_of(standing.language, default_language)
     message = render_block_message(settings.block_message(language), standing, language,
                                    whmcs_url)
-    return GateAnswer((message,), f"standing {standing.standing}, overdue "
-                                  f"{standing.overdue_days} days, department {department_id} "
-                                  "is not a billing department")
+    return GateAnswer((message,), why.ngettext(
+        "%(standing)s, overdue %(num)d day, department %(department)s is not a billing "
+        "department",
+        "%(standing)s, overdue %(num)d days, department %(department)s is not a billing "
+        "department", standing.overdue_days, standing=_standing(standing),
+        department=department))
 
 
 @dataclass(frozen=True)
@@ -103,7 +121,7 @@ class UngatedAction:
 
     move_to: int | None
     reply: str | None
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
     @property
     def changes(self) -> bool:
@@ -128,31 +146,40 @@ def ungated_ticket(gate_saw: CachedStanding | None, standing_now: CachedStanding
     """
     mode = settings.ungated_tickets
     if mode == "keep":
-        return UngatedAction(None, None, ("ungated_tickets = keep",))
+        return UngatedAction(None, None, (why.gettext("ungated_tickets = keep"),))
     if staff_replied:
-        return UngatedAction(None, None, ("the ticket already has a staff reply",))
+        return UngatedAction(None, None, (why.gettext("the ticket already has a staff reply"),))
     if gate_saw is None:
-        return UngatedAction(None, None, ("no standing known when the ticket was opened: the "
-                                          "gate would have let it through",))
+        return UngatedAction(None, None, (why.gettext(
+            "no standing known when the ticket was opened: the gate would have let it "
+            "through"),))
     if gate_saw.updated_at > opened_at:
-        return UngatedAction(None, None, (
-            f"the standing was recomputed at {gate_saw.updated_at.isoformat()}, after the "
-            f"ticket was opened at {opened_at.isoformat()}: what the gate saw is unknown",))
+        # The moments to the second, as text: they are often within the same minute.
+        return UngatedAction(None, None, (why.gettext(
+            "the standing was recomputed at %(recomputed)s, after the ticket was opened at "
+            "%(opened)s: what the gate saw is unknown",
+            recomputed=gate_saw.updated_at.isoformat(), opened=opened_at.isoformat()),))
     then = decide(gate_saw, opened_in, False, settings, default_language, whmcs_url)
     if not then.errors:
-        return UngatedAction(None, None, (f"the gate would have let it through: {then.reason}",))
+        return UngatedAction(None, None, (why.gettext(
+            "the gate would have let it through: %(reason)s", reason=then.reason),))
     now = decide(standing_now, opened_in, False, settings, default_language, whmcs_url)
     if not now.errors:
-        return UngatedAction(None, None, (f"no longer blocked: {now.reason}",))
-    reasons = [f"opened in department {opened_in} without passing the gate, which would "
-               f"have refused it ({then.reason})"]
+        return UngatedAction(None, None, (why.gettext("no longer blocked: %(reason)s",
+                                                      reason=now.reason),))
+    reasons = [why.gettext("opened in department %(department)s without passing the gate, "
+                           "which would have refused it (%(reason)s)",
+                           department=DepartmentRef(opened_in), reason=then.reason)]
     move_to = None
     if mode == "move_and_reply":
         if department_now in settings.billing_departments:
-            reasons.append(f"already in billing department {department_now}")
+            reasons.append(why.gettext("already in billing department %(department)s",
+                                       department=DepartmentRef(department_now)))
         elif settings.billing_departments:
             move_to = settings.billing_departments[0]
-            reasons.append(f"moved to billing department {move_to}")
+            reasons.append(why.gettext("moved to billing department %(department)s",
+                                       department=DepartmentRef(move_to)))
         else:
-            reasons.append("no billing department is set: not moved")
-    return UngatedAction(move_to, now.errors[0], (*reasons, "answered with the block message"))
+            reasons.append(why.gettext("no billing department is set: not moved"))
+    return UngatedAction(move_to, now.errors[0],
+                         (*reasons, why.gettext("answered with the block message")))

@@ -22,9 +22,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from bridge.i18n import N_, why
+from bridge.i18n import N_, format_money, why
 from bridge.model import Money, Reason, ReasonValue
-from bridge.policy.gate import format_money
 from bridge.policy.state import COLLECTIONS, PAYMENT_PENDING, SUSPENDED, ClientState, Invoice
 from bridge.settings import PolicySettings
 

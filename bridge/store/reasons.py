@@ -1,8 +1,8 @@
 """The engine's reasons as JSON: each ``bridge.model.Reason`` as its English text, message and
-values (amounts with their currency, days, moments, groups, ticket priorities, nested
-reasons), so that it can be
-shown in the reader's language; a plain string (English text written before the reasons were
-kept as messages) is kept and read back as it is."""
+values (amounts with their currency, days, moments, groups, support departments, ticket
+priorities, nested reasons), so that it can be shown in the reader's language; a plain string
+(English text written before the reasons were kept as messages) is kept and read back as it
+is."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bridge.model import GroupRef, Money, Priority, Reason, ReasonValue
+from bridge.model import DepartmentRef, GroupRef, Money, Priority, Reason, ReasonValue
 
 
 def _value(value: ReasonValue) -> Any:
@@ -24,6 +24,8 @@ def _value(value: ReasonValue) -> Any:
         return {"money": str(value.amount), "prefix": value.prefix, "suffix": value.suffix}
     if isinstance(value, GroupRef):
         return {"group": value.id}
+    if isinstance(value, DepartmentRef):
+        return {"department": value.id}
     if isinstance(value, Priority):
         return {"priority": value.name}
     if isinstance(value, datetime):
@@ -56,6 +58,8 @@ def _read_value(stored: Any) -> ReasonValue:
         return Money(Decimal(stored["money"]), stored["prefix"], stored["suffix"])
     if "group" in stored:
         return GroupRef(int(stored["group"]))
+    if "department" in stored:
+        return DepartmentRef(int(stored["department"]))
     if "priority" in stored:
         return Priority(str(stored["priority"]))
     if "moment" in stored:
