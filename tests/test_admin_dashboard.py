@@ -150,11 +150,27 @@ def test_a_bad_range_is_refused_next_to_the_field(admin: AdminSession, store: St
 
 
 def test_a_range_without_snapshots_says_so(admin: AdminSession, store: Store) -> None:
-    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
-    snap(store, TODAY - timedelta(days=20))
+    snap(store, TODAY - timedelta(days=20))  # counted from an empty cache: nothing today
     html = admin.text("/admin/dashboard?days=7")
     assert "No snapshot between 2026-11-15 and 2026-11-21" in html
     assert "Latest snapshot: 2026-11-01" in html
+
+
+def test_days_without_figures_are_named_not_invented(admin: AdminSession, store: Store) -> None:
+    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
+    snap(store, TODAY - timedelta(days=20))
+    snap(store, TODAY - timedelta(days=3))
+    html = admin.text("/admin/dashboard?days=7")
+    assert ("No figures for 2026-11-15, 2026-11-16, 2026-11-17, 2026-11-19, 2026-11-20: "
+            "vipgate did not see those days end") in html
+    assert "Today: 2026-11-21" in html  # today is counted from the cache
+    numbers = cells(html)
+    assert _contains_run(numbers, ["2026-11-21", "1", "updated 12:00"])
+    # the 18th's row was taken that day and never closed: it says so
+    assert _contains_run(numbers, ["2026-11-18", "1", "not closed: figures as of "
+                                   "2026-11-18 12:00"])
+    # no day before the first snapshot is said to be missing
+    assert "2026-10-31" not in html
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -180,7 +196,8 @@ def test_csv_has_one_row_per_day_with_every_column(admin: AdminSession, store: S
                            "vip_removed", "vip_restored"]
     assert header[11:16] == ["aging_1_7", "aging_8_15", "aging_16_30", "aging_31_60",
                              "aging_60_plus"]
-    assert header[16:] == [f"due_day_{d}" for d in range(1, 32)]
+    assert header[16:47] == [f"due_day_{d}" for d in range(1, 32)]
+    assert header[47:] == ["closed_at_utc", "state"]
     row = rows[1]
     assert {k: row[k] for k in header[:11]} == {
         "day": "2026-11-21", "taken_at_utc": "2026-11-21 12:00:00", "clients": "3",
@@ -190,6 +207,9 @@ def test_csv_has_one_row_per_day_with_every_column(admin: AdminSession, store: S
     assert [row[k] for k in header[11:16]] == ["1", "0", "0", "0", "1"]
     assert {k: v for k, v in row.items() if k.startswith("due_day_") and v != "0"} == {
         "due_day_17": "1", "due_day_23": "1"}
+    # today's row is counted for the export; the 19th's was taken that day and never closed
+    assert (row["closed_at_utc"], row["state"]) == ("", "live")
+    assert (rows[0]["closed_at_utc"], rows[0]["state"]) == ("", "not_closed")
 
 
 def test_csv_defaults_to_30_days(admin: AdminSession, store: Store) -> None:
@@ -198,7 +218,7 @@ def test_csv_defaults_to_30_days(admin: AdminSession, store: Store) -> None:
     snap(store, TODAY - timedelta(days=30))
     rows = list(csv.reader(io.StringIO(admin.get("/admin/dashboard.csv").get_data(
         as_text=True))))
-    assert [r[0] for r in rows[1:]] == ["2026-10-23"]
+    assert [r[0] for r in rows[1:]] == ["2026-10-23", "2026-11-21"]  # and today, counted
 
 
 # --- taking a snapshot now ----------------------------------------------------------------------
@@ -309,4 +329,4 @@ def test_the_cron_full_reconcile_fills_the_dashboard(world: World) -> None:
     assert stats[0] == str(taken.delinquent) and stats[2] == f"{taken.share:.1f}%"
     assert stats[1] == f"${taken.overdue_total:,.2f} USD"  # one currency: shown with it
     assert stats[4] == f"{taken.vip_removed} / {taken.vip_restored}"
-    assert f"Latest snapshot: {w.sandbox.today}" in html and html.count("<svg") == 6
+    assert f"Today: {w.sandbox.today}" in html and html.count("<svg") == 6
