@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -171,6 +171,31 @@ def test_days_without_figures_are_named_not_invented(admin: AdminSession, store:
                                    "2026-11-18 12:00"])
     # no day before the first snapshot is said to be missing
     assert "2026-10-31" not in html
+
+
+def test_each_day_says_when_its_figures_were_updated_in_the_readers_language(
+        app: Flask, store: Store) -> None:
+    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
+    snap(store, TODAY - timedelta(days=2))  # never closed
+    snapshots.close_days(store, datetime(2026, 11, 20, 23, 58, tzinfo=UTC), VIP, timezone="UTC")
+    snapshots.close_days(store, datetime(2026, 11, 21, 0, 0, 20, tzinfo=UTC), VIP,
+                         timezone="UTC")  # the 20th, closed just after midnight
+    put(store, 2, "suspended", days=9, total="5.00", due="2026-11-12")  # at 12:00 today
+    english = AdminSession(app).text("/admin/dashboard")
+    assert "updated 12:00 (WHMCS time zone), compared with 2026-11-20." in english
+    numbers = cells(english)
+    assert _contains_run(numbers, ["2026-11-21", "2", "updated 12:00"])
+    assert _contains_run(numbers, ["2026-11-20", "1", "final"])
+    assert _contains_run(numbers, ["2026-11-19", "1", "not closed: figures as of "
+                                   "2026-11-19 12:00"])
+    portuguese = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    assert "atualizado às 12:00 (fuso horário do WHMCS), comparado com 20/11/2026." in (
+        portuguese)
+    numbers = cells(portuguese)
+    assert _contains_run(numbers, ["21/11/2026", "2", "atualizado às 12:00"])
+    assert _contains_run(numbers, ["20/11/2026", "1", "definitivo"])
+    assert _contains_run(numbers, ["19/11/2026", "1", "não fechado: números de "
+                                   "19/11/2026 12:00"])
 
 
 # --- CSV ----------------------------------------------------------------------------------------
