@@ -8,8 +8,10 @@ import csv
 import io
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -388,6 +390,26 @@ def test_two_workers_close_a_day_once(store: Store) -> None:
             snapshots.close_day(store, DAY, at + timedelta(seconds=1), VIP, timezone="UTC")]
     assert done[0] is not None and done[1] is None
     assert snapshots.snapshots(store, DAY, DAY) == [done[0]]
+
+
+@pytest.mark.parametrize("taken_before", [False, True])
+def test_workers_closing_a_day_at_once_close_it_once(store: Store, taken_before: bool) -> None:
+    """Several workers' looks at midnight race: with or without a row taken during the day,
+    exactly one close is stored and the others find it done."""
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    if taken_before:
+        take(store)
+    at = datetime(2026, 11, 22, 0, 0, 30, tzinfo=UTC)
+    start = threading.Barrier(4)
+
+    def close(n: int) -> snapshots.Snapshot | None:
+        start.wait()
+        return snapshots.close_day(store, DAY, at + timedelta(seconds=n), VIP, timezone="UTC")
+
+    with ThreadPoolExecutor(4) as pool:
+        done = [s for s in pool.map(close, range(4)) if s is not None]
+    assert len(done) == 1
+    assert snapshots.snapshots(store, DAY, DAY) == done
 
 
 def test_the_worker_closes_the_day_by_the_business_clock(settings: Settings,
