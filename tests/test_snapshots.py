@@ -303,7 +303,7 @@ def test_a_restoration_during_the_day_is_in_todays_figures_at_once(world: World)
     html = admin.text("/admin/dashboard")
     stats = re.findall(r'<div class="stat">([^<]*)</div>', html)
     assert (stats[0], stats[4]) == ("0", "1 / 1")  # nobody delinquent; one out, one back
-    assert f"Today: {w.sandbox.today}" in html and "updated 14:07 (WHMCS time zone)" in html
+    assert f"Today: {w.sandbox.today}" in html and "Updated 14:07 (WHMCS time zone)" in html
     assert "Take a snapshot now" in html  # still there, but not needed for this
     # the stored row is still the morning's: the page counted today when it was shown
     assert snapshots.latest(w.store) == morning

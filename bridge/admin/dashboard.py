@@ -314,7 +314,12 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
     on_day = t.day(last.day)
 
     def state(s: Snapshot) -> str:
-        return _("final") if s.closed_at is not None else updated(s, until)
+        """A day's "Updated" cell: ``final``, ``14:05``, ``not closed, 09:00``."""
+        if s.closed_at is not None:
+            return _("final")
+        if s.day < until:
+            return _("not closed, %(time)s", time=_clock(s.taken_at, s.day))
+        return _clock(s.taken_at, s.day)
 
     def per_day(ident: str, heading: str, value: Callable[[Snapshot], float], unit: str,
                 fmt: Callable[[float], str], *, integer: bool,
