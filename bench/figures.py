@@ -34,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -42,16 +41,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
+from stub_overhead import DEFAULT_MARIADB, mariadb_database  # noqa: E402
 
 from bridge.days import day_bounds  # noqa: E402
 from bridge.model import AuditEntry, CachedStanding, OverdueInvoice  # noqa: E402
 from bridge.store import Store, snapshots  # noqa: E402
 
-DEFAULT_MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
 TIMEZONE = "America/Sao_Paulo"
 VIP, REGULAR = 4, 1
 TODAY = date(2026, 11, 21)
@@ -62,21 +63,13 @@ BATCH = 5000
 
 @contextmanager
 def database(mariadb: str | None) -> Iterator[str]:
-    """A throw-away database: ``vipgate_bench_figures_<random>`` on MariaDB, or a SQLite file."""
+    """A throw-away database: on MariaDB (stub_overhead.py's helper), or a SQLite file."""
     if mariadb is None:
         with tempfile.TemporaryDirectory(prefix="vipgate-figures-") as tmp:
             yield f"sqlite:///{tmp}/vipgate.db"
         return
-    name = f"vipgate_bench_figures_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(mariadb + "/")
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    try:
-        yield f"{mariadb}/{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with mariadb_database(mariadb) as made:
+        yield made["url"]
 
 
 def fill(store: Store, clients: int, delinquent: int, audit_days: int, moves: int,
