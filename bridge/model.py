@@ -104,6 +104,19 @@ class CachedStanding:
     # the reasons were kept as messages (shown as they are); empty in older rows still.
     standing_reasons: tuple[str, ...] = ()
     vip_reasons: tuple[str, ...] = ()
+    # The client's name as WHMCS has it (``client_name``), read with the rest of the client;
+    # None in rows written before names were kept (the admin page shows ``#id`` then).
+    name: str | None = None
+
+
+def client_name(first: str, last: str, company: str) -> str:
+    """A WHMCS client's name for people: ``Ana Souza (Acme Ltda)``, ``Acme Ltda`` when it has
+    no first or last name, "" when it has none at all."""
+    name = f"{first.strip()} {last.strip()}".strip()
+    company = company.strip()
+    if company:
+        name = f"{name} ({company})" if name else company
+    return name
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ Faults cost seconds, not a lease or a retry step:
   cheap read of WHMCS fails too, the event goes back without its attempt counted and the worker
   pauses claiming (``liveness.Pause``: 1 s, doubling up to 30 s), probing WHMCS before it claims
   again. When the probe succeeds the failure is the event's own: counted, retried, dead-lettered.
+
+Every minute the loop also closes the dashboard's day that just ended in WHMCS's time zone
+(``bridge.store.snapshots.close_days``), before it claims anything of the new day.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -46,6 +49,7 @@ from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
 from bridge.store import inbox as queue
+from bridge.store import snapshots
 from bridge.store.inbox import InboxRow
 from bridge.whmcs import InvoiceDetails, WhmcsError, WhmcsUnavailable
 from hooks.registry import Subjects
@@ -54,6 +58,7 @@ log = logging.getLogger("vipgate.worker")
 
 LEASE = timedelta(seconds=30)  # renewed every third of it while an event is processed
 BUSY_DELAY = timedelta(seconds=2)
+DAYS_CHECK = timedelta(minutes=1)  # how often the loop looks for a day to close
 
 
 def worker_name(prefix: str = "worker") -> str:
@@ -109,6 +114,7 @@ class Worker:
         self.paused: Pause | None = None  # WHMCS found down: no claim before paused.until
         self._holding = False  # a round did not finish: rows or client leases may be left
         self._names_due: datetime | None = None  # when to read WHMCS's names again
+        self._days_due: datetime | None = None  # when to look for a day to close again
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -233,10 +239,33 @@ class Worker:
             done = False
         self._names_due = now + (NAMES_REFRESH if done else NAMES_RETRY)
 
+    def close_days(self) -> date | None:
+        """Close the dashboard's day that ended since the last check (every
+        :data:`DAYS_CHECK`), by the business clock; returns the day closed. A failure is
+        logged: the next check tries again."""
+        now = self.clock()
+        if self._days_due is not None and now < self._days_due:
+            return None
+        self._days_due = now + DAYS_CHECK
+        settings = self.engine.settings
+        try:
+            closed = snapshots.close_days(self.store, self.engine.now(),
+                                          settings.policy.vip_group_id,
+                                          timezone=settings.bridge.timezone)
+        except Exception as exc:  # the figures are never a reason to stop the worker
+            log.warning("worker %s: could not look for a day to close: %s", self.name, exc)
+            return None
+        if closed is None:
+            return None
+        log.info("worker %s: closed %s's figures: %d delinquent of %d clients", self.name,
+                 closed.day, closed.delinquent, closed.clients)
+        return closed.day
+
     def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
         log.info("worker %s started", self.name)
         while not stop.is_set():
             try:
+                self.close_days()
                 self.refresh_names()
                 busy = self.run_once()
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:

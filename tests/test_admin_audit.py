@@ -8,12 +8,13 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from flask import Flask
 
 from bridge.admin import audit_page
-from bridge.model import AuditEntry
+from bridge.model import AuditEntry, CachedStanding
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.audit import AuditFilter
@@ -84,6 +85,15 @@ def test_rows_show_every_field_newest_first_in_whmcs_time(admin: AdminSession,
         assert part in row_b, part
     row_d = page[page.index("ev_d") - 900:page.index("ev_d")]
     assert "<td>alice</td>" in row_d and "/admin/clients/" not in row_d
+
+
+def test_rows_name_the_clients_vipgate_has_read(admin: AdminSession, store: Store) -> None:
+    store.add_audit(STORY)
+    store.put_standing(CachedStanding(42, "current", 0, Decimal(0), (), "", "", None,
+                                      utc("2026-11-21 12:00:00"), name="Ana Souza (Acme)"))
+    page = admin.text("/admin/audit")
+    assert page.count('<span class="muted">Ana Souza (Acme)</span>') == 2  # ev_a and ev_b
+    assert '<a href="/admin/clients/7">#7</a></td>' in page  # no name known: its id
 
 
 def test_the_engines_reasons_read_in_the_pages_language_and_the_csv_in_english(

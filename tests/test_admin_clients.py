@@ -108,6 +108,7 @@ def test_whmcs_down_shows_the_cached_standing_with_a_notice(world: World,
     world.sandbox.faults.push("html", times=100)
     page = admin.text(f"/admin/clients/{ana}")
     assert "WHMCS could not be read" in page and "Showing the standing vipgate cached" in page
+    assert f"Client #{ana} · Ana Silva</h1>" in page  # the name vipgate read last
     standing = section(page, "Standing")
     assert 'badge-overdue">overdue' in standing and "(cached)" in standing
     # the reasons the last reconcile cached

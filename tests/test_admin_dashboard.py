@@ -8,7 +8,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -150,11 +150,50 @@ def test_a_bad_range_is_refused_next_to_the_field(admin: AdminSession, store: St
 
 
 def test_a_range_without_snapshots_says_so(admin: AdminSession, store: Store) -> None:
-    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
-    snap(store, TODAY - timedelta(days=20))
+    snap(store, TODAY - timedelta(days=20))  # counted from an empty cache: nothing today
     html = admin.text("/admin/dashboard?days=7")
     assert "No snapshot between 2026-11-15 and 2026-11-21" in html
     assert "Latest snapshot: 2026-11-01" in html
+
+
+def test_days_without_figures_are_named_not_invented(admin: AdminSession, store: Store) -> None:
+    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
+    snap(store, TODAY - timedelta(days=20))
+    snap(store, TODAY - timedelta(days=3))
+    html = admin.text("/admin/dashboard?days=7")
+    assert ("No figures for 2026-11-15, 2026-11-16, 2026-11-17, 2026-11-19, 2026-11-20: "
+            "vipgate did not see those days end") in html
+    assert "Today: 2026-11-21" in html  # today is counted from the cache
+    numbers = cells(html)
+    assert _contains_run(numbers, ["2026-11-21", "1", "12:00"])
+    # the 18th's row was taken that day and never closed: it says so
+    assert _contains_run(numbers, ["2026-11-18", "1", "not closed, 12:00"])
+    # no day before the first snapshot is said to be missing
+    assert "2026-10-31" not in html
+
+
+def test_each_day_says_when_its_figures_were_updated_in_the_readers_language(
+        app: Flask, store: Store) -> None:
+    put(store, 1, "overdue", days=4, total="100.00", due="2026-11-17")
+    snap(store, TODAY - timedelta(days=2))  # never closed
+    snapshots.close_days(store, datetime(2026, 11, 20, 23, 58, tzinfo=UTC), VIP, timezone="UTC")
+    snapshots.close_days(store, datetime(2026, 11, 21, 0, 0, 20, tzinfo=UTC), VIP,
+                         timezone="UTC")  # the 20th, closed just after midnight
+    put(store, 2, "suspended", days=9, total="5.00", due="2026-11-12")  # at 12:00 today
+    english = AdminSession(app).text("/admin/dashboard")
+    assert "Updated 12:00 (WHMCS time zone), compared with 2026-11-20." in english
+    numbers = cells(english)
+    assert _contains_run(numbers, ["2026-11-21", "2", "12:00"])
+    assert _contains_run(numbers, ["2026-11-20", "1", "final"])
+    assert _contains_run(numbers, ["2026-11-19", "1", "not closed, 12:00"])
+    assert _contains_run(numbers, ["2026-11-21", "0", "0", "12:00"])  # the VIP moves' table
+    portuguese = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    assert "Atualizado às 12:00 (fuso horário do WHMCS), comparado com 20/11/2026." in (
+        portuguese)
+    numbers = cells(portuguese)
+    assert _contains_run(numbers, ["21/11/2026", "2", "12:00"])
+    assert _contains_run(numbers, ["20/11/2026", "1", "definitivo"])
+    assert _contains_run(numbers, ["19/11/2026", "1", "não fechado, 12:00"])
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -180,7 +219,8 @@ def test_csv_has_one_row_per_day_with_every_column(admin: AdminSession, store: S
                            "vip_removed", "vip_restored"]
     assert header[11:16] == ["aging_1_7", "aging_8_15", "aging_16_30", "aging_31_60",
                              "aging_60_plus"]
-    assert header[16:] == [f"due_day_{d}" for d in range(1, 32)]
+    assert header[16:47] == [f"due_day_{d}" for d in range(1, 32)]
+    assert header[47:] == ["closed_at_utc", "state"]
     row = rows[1]
     assert {k: row[k] for k in header[:11]} == {
         "day": "2026-11-21", "taken_at_utc": "2026-11-21 12:00:00", "clients": "3",
@@ -190,6 +230,9 @@ def test_csv_has_one_row_per_day_with_every_column(admin: AdminSession, store: S
     assert [row[k] for k in header[11:16]] == ["1", "0", "0", "0", "1"]
     assert {k: v for k, v in row.items() if k.startswith("due_day_") and v != "0"} == {
         "due_day_17": "1", "due_day_23": "1"}
+    # today's row is counted for the export; the 19th's was taken that day and never closed
+    assert (row["closed_at_utc"], row["state"]) == ("", "live")
+    assert (rows[0]["closed_at_utc"], rows[0]["state"]) == ("", "not_closed")
 
 
 def test_csv_defaults_to_30_days(admin: AdminSession, store: Store) -> None:
@@ -198,7 +241,7 @@ def test_csv_defaults_to_30_days(admin: AdminSession, store: Store) -> None:
     snap(store, TODAY - timedelta(days=30))
     rows = list(csv.reader(io.StringIO(admin.get("/admin/dashboard.csv").get_data(
         as_text=True))))
-    assert [r[0] for r in rows[1:]] == ["2026-10-23"]
+    assert [r[0] for r in rows[1:]] == ["2026-10-23", "2026-11-21"]  # and today, counted
 
 
 # --- taking a snapshot now ----------------------------------------------------------------------
@@ -309,4 +352,4 @@ def test_the_cron_full_reconcile_fills_the_dashboard(world: World) -> None:
     assert stats[0] == str(taken.delinquent) and stats[2] == f"{taken.share:.1f}%"
     assert stats[1] == f"${taken.overdue_total:,.2f} USD"  # one currency: shown with it
     assert stats[4] == f"{taken.vip_removed} / {taken.vip_restored}"
-    assert f"Latest snapshot: {w.sandbox.today}" in html and html.count("<svg") == 6
+    assert f"Today: {w.sandbox.today}" in html and html.count("<svg") == 6

@@ -27,13 +27,13 @@ def _dashboard_figures(store: Store) -> None:
 
 @pytest.mark.parametrize(("language", "shown", "absent"), [
     ("pt_BR", ['<html lang="pt-BR">', "<h1>Painel de inadimplência</h1>",
-               "Último retrato: 21/11/2026", "Tirado em 21/11/2026 12:00",
+               "Hoje: 21/11/2026", "Atualizado às 12:00 (fuso horário do WHMCS)",
                "R$ 2.234,56",  # the overdue amount of the two clients
                "+R$ 1.000,00 em relação a 20/11/2026", "1 em atraso, 1 suspensos",
                ">Visão geral</a>", ">Sair</button>"],
      ["Delinquent clients", "2,234.56"]),
     ("en", ['<html lang="en">', "<h1>Delinquency dashboard</h1>",
-            "Latest snapshot: 2026-11-21", "Taken 2026-11-21 12:00", "R$ 2,234.56",
+            "Today: 2026-11-21", "Updated 12:00 (WHMCS time zone)", "R$ 2,234.56",
             "+R$ 1,000.00 vs 2026-11-20",
             "1 overdue, 1 suspended", ">Overview</a>", ">Log out</button>"],
      ["Painel de inadimplência", "2.234,56"]),

@@ -116,6 +116,13 @@ def test_a_new_promise_replaces_the_old_one(world: World, admin: AdminSession) -
     assert "it replaces the one until 2026-11-06" in flashes(admin.text("/admin/promises"))[-1][1]
 
 
+def test_promises_name_their_clients(world: World, admin: AdminSession) -> None:
+    ana, _, _ = customer(world, "Ana", group=world.vip)
+    world.drain()  # nothing read yet: the page shows the id alone
+    admin.post("/admin/promises", promise_form(ana, "2026-11-06", "sexta"))  # reconciles her
+    assert '<span class="muted">Ana Silva</span>' in admin.text("/admin/promises")
+
+
 def test_expired_promises_are_listed_apart(world: World, admin: AdminSession) -> None:
     ana, _, _ = customer(world, "Ana", group=world.vip)
     bia, _, _ = customer(world, "Bia", group=world.vip)

@@ -81,6 +81,32 @@ def test_rows_show_standing_overdue_group_and_flags(world: World,
     assert 'value="unpin"' in ana_row and 'value="exclude"' in ana_row
 
 
+def test_rows_name_the_clients_as_whmcs_has_them(world: World, admin: AdminSession) -> None:
+    """The names come from the engine's own reads of the clients (the standing cache), not
+    from a WHMCS search; a client vipgate has not read since names were kept shows its id."""
+    people = cast(world)
+    with world.sandbox.quiet():
+        acme = world.sandbox.add_client("", "", groupid=world.regular, companyname="Acme Ltda",
+                                        datecreated="2020-01-15")
+        both = world.sandbox.add_client("Bia", "Lima", groupid=world.regular,
+                                        companyname="Lima & Filhos", datecreated="2020-01-15")
+    reconcile(world, acme, both)
+    world.store.add_memories([ClientMemory(9000)], wall())  # remembered, never read
+    page = text(admin.text("/admin/roster?tab=all"))
+
+    def row(client_id: int) -> str:
+        return page.split(f'href="/admin/clients/{client_id}"')[1].split("</tr>")[0]
+
+    assert "Ana Silva" in row(people["ana"]) and "Gil Silva" in row(people["gil"])
+    assert "Acme Ltda" in row(acme) and "Bia Lima (Lima & Filhos)" in row(both)
+    assert row(9000).startswith(">#9000</a> </td>")
+    # WHMCS renames a client: the next read of it brings the new name
+    with world.sandbox.quiet():
+        world.sandbox.update_client(people["eve"], firstname="Evelyn")
+    reconcile(world, people["eve"])
+    assert "Evelyn Silva" in text(admin.text("/admin/roster?tab=all"))
+
+
 def test_unknown_tab_falls_back_to_members(world: World, admin: AdminSession) -> None:
     people = cast(world)
     assert listed(admin.text("/admin/roster?tab=nonsense")) == [people["carla"], people["dora"]]

@@ -4,9 +4,14 @@ complete full reconcile takes."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +19,15 @@ from pathlib import Path
 import pytest
 
 from bridge import days
+from bridge.engine.reconcile import Engine
 from bridge.model import AuditEntry, CachedStanding, OverdueInvoice
 from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
+from bridge.settings import Settings
 from bridge.store import Store, snapshots
+from bridge.worker import Worker
+from tests.admin_helpers import AdminSession
+from tests.admin_world import customer
 from tests.resync_data import Population, populate
 from tests.world import World, make_world
 
@@ -270,3 +280,152 @@ def test_a_complete_full_reconcile_takes_the_days_snapshot(world: World) -> None
     assert [s.day for s in snapshots.snapshots(w.store, snap.day, snap.day + timedelta(1))] == [
         snap.day, snap.day + timedelta(days=1)]
     assert snapshots.latest(w.store).vip_removed == 0  # type: ignore[union-attr]
+
+
+def test_a_restoration_during_the_day_is_in_todays_figures_at_once(world: World) -> None:
+    """The morning's full reconcile takes the day's snapshot; a client who pays in the
+    afternoon is back in VIP, and the dashboard counts it without anyone taking a snapshot."""
+    w = world
+    ana, _, invoice = customer(w, "Ana", group=w.vip)  # owes since 28 Oct: leaves VIP
+    w.forwarder.fire("PreCronJob", {})
+    w.drain()
+    assert w.group(ana) != w.vip
+    morning = snapshots.latest(w.store)
+    assert morning is not None and (morning.delinquent, morning.vip_removed,
+                                    morning.vip_restored) == (1, 1, 0)
+
+    w.sandbox.advance(hours=5, minutes=7)  # 14:07: Ana pays
+    w.sandbox.add_payment(invoice)
+    w.drain()
+    assert w.group(ana) == w.vip
+    assert w.app is not None
+    admin = AdminSession(w.app)
+    html = admin.text("/admin/dashboard")
+    stats = re.findall(r'<div class="stat">([^<]*)</div>', html)
+    assert (stats[0], stats[4]) == ("0", "1 / 1")  # nobody delinquent; one out, one back
+    assert f"Today: {w.sandbox.today}" in html and "Updated 14:07 (WHMCS time zone)" in html
+    assert "Take a snapshot now" in html  # still there, but not needed for this
+    # the stored row is still the morning's: the page counted today when it was shown
+    assert snapshots.latest(w.store) == morning
+    rows = list(csv.DictReader(io.StringIO(admin.get("/admin/dashboard.csv?days=7")
+                                           .get_data(as_text=True))))
+    assert {k: rows[-1][k] for k in ("day", "delinquent", "vip_removed", "vip_restored",
+                                     "state")} == {
+        "day": w.sandbox.today.isoformat(), "delinquent": "0", "vip_removed": "1",
+        "vip_restored": "1", "state": "live"}
+
+
+def test_live_figures_are_updated_by_their_newest_write(store: Store) -> None:
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))  # at NOON
+    later = NOON + timedelta(hours=2, minutes=5)
+    move(store, later, VIP, 1)
+    snap, split = snapshots.live(store, DAY, NOON + timedelta(hours=3), VIP, timezone="UTC")
+    assert snap.live and snap.taken_at == later.replace(tzinfo=None)
+    assert (snap.delinquent, snap.vip_removed) == (1, 1) and split[0].amount == Decimal("10")
+    assert snapshots.latest(store) is None  # counted, not stored
+    # a move on another day is not this day's newest write
+    move(store, later + timedelta(days=1), VIP, 1)
+    assert snapshots.live(store, DAY, NOON + timedelta(hours=3), VIP,
+                          timezone="UTC")[0].taken_at == later.replace(tzinfo=None)
+
+
+# --- closing days -------------------------------------------------------------------------------
+
+
+def test_the_day_closes_at_midnight_in_whmcs_time_zone(store: Store) -> None:
+    """Sao Paulo's 21 Nov ends at 03:00 UTC on the 22nd: a check just before (00:00 UTC
+    is still the 21st there) closes nothing; the first check after closes the 21st."""
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    morning = take(store, zone=ZONE, at=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+    assert morning.closed_at is None
+    check = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)  # 20:00 in Sao Paulo
+    while check < datetime(2026, 11, 22, 3, 0, tzinfo=UTC):
+        assert snapshots.close_days(store, check, VIP, timezone=ZONE) is None
+        check += timedelta(minutes=1)
+    # a payment late on the 21st (local) is in the day's final figures
+    put(store, 2, "suspended", days=9, total="5.00", dues=("2026-11-12",))
+    move(store, datetime(2026, 11, 22, 2, 59, tzinfo=UTC), VIP, 1, client_id=2)
+    closed = snapshots.close_days(store, check, VIP, timezone=ZONE)  # 00:00 local
+    assert closed is not None and closed.day == DAY
+    assert closed.closed_at == datetime(2026, 11, 22, 3, 0)
+    assert (closed.delinquent, closed.vip_removed) == (2, 1)
+    assert snapshots.latest(store) == closed
+    # final: a later snapshot of the day does not replace it, a second close does nothing
+    late = snapshots.take_snapshot(store, DAY, check + timedelta(hours=1), VIP, timezone=ZONE)
+    assert snapshots.snapshots(store, DAY, DAY) == [closed] != [late]
+    assert snapshots.close_days(store, check + timedelta(minutes=1), VIP, timezone=ZONE) is None
+    assert snapshots.close_day(store, DAY, check, VIP, timezone=ZONE) is None
+
+
+def test_a_day_whose_end_vipgate_did_not_see_is_not_closed(store: Store) -> None:
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    take(store, zone=ZONE)  # the 21st's 09:00 snapshot
+    # vipgate stopped at 20:00 on the 21st (Sao Paulo) and came back on the 23rd
+    assert snapshots.close_days(store, datetime(2026, 11, 21, 23, 0, tzinfo=UTC), VIP,
+                                timezone=ZONE) is None
+    back = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+    assert snapshots.close_days(store, back, VIP, timezone=ZONE) is None
+    rows = snapshots.snapshots(store, DAY, DAY + timedelta(days=2))
+    assert [(s.day, s.closed_at) for s in rows] == [(DAY, None)]  # kept as it was; 22nd: none
+    # from then on it watches again: the 23rd closes at its end
+    check = back
+    while (closed := snapshots.close_days(store, check, VIP, timezone=ZONE)) is None:
+        check += timedelta(minutes=1)
+    assert closed.day == DAY + timedelta(days=2)
+    assert check == datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def test_a_day_is_not_closed_from_an_empty_cache(store: Store) -> None:
+    snapshots.close_days(store, datetime(2026, 11, 21, 23, 59, tzinfo=UTC), VIP, timezone="UTC")
+    assert snapshots.close_days(store, datetime(2026, 11, 22, 0, 0, tzinfo=UTC), VIP,
+                                timezone="UTC") is None
+    assert snapshots.latest(store) is None
+
+
+def test_two_workers_close_a_day_once(store: Store) -> None:
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    snapshots.close_days(store, datetime(2026, 11, 21, 23, 59, tzinfo=UTC), VIP, timezone="UTC")
+    at = datetime(2026, 11, 22, 0, 0, 30, tzinfo=UTC)
+    done = [snapshots.close_day(store, DAY, at, VIP, timezone="UTC"),
+            snapshots.close_day(store, DAY, at + timedelta(seconds=1), VIP, timezone="UTC")]
+    assert done[0] is not None and done[1] is None
+    assert snapshots.snapshots(store, DAY, DAY) == [done[0]]
+
+
+@pytest.mark.parametrize("taken_before", [False, True])
+def test_workers_closing_a_day_at_once_close_it_once(store: Store, taken_before: bool) -> None:
+    """Several workers' looks at midnight race: with or without a row taken during the day,
+    exactly one close is stored and the others find it done."""
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    if taken_before:
+        take(store)
+    at = datetime(2026, 11, 22, 0, 0, 30, tzinfo=UTC)
+    start = threading.Barrier(4)
+
+    def close(n: int) -> snapshots.Snapshot | None:
+        start.wait()
+        return snapshots.close_day(store, DAY, at + timedelta(seconds=n), VIP, timezone="UTC")
+
+    with ThreadPoolExecutor(4) as pool:
+        done = [s for s in pool.map(close, range(4)) if s is not None]
+    assert len(done) == 1
+    assert snapshots.snapshots(store, DAY, DAY) == done
+
+
+def test_the_worker_closes_the_day_by_the_business_clock(settings: Settings,
+                                                         store: Store) -> None:
+    """The worker's loop looks for a day to close once a minute (its own clock), and counts
+    days by the business clock in WHMCS's time zone."""
+    zoned = settings.replace(bridge={"timezone": ZONE})
+    business = [datetime(2026, 11, 22, 2, 50, tzinfo=UTC)]  # 23:50 on the 21st, local
+    service = [datetime(2026, 12, 7, 20, 0, tzinfo=UTC)]
+    engine = Engine(zoned, store, now=lambda: business[0])
+    worker = Worker(engine, clock=lambda: service[0], name="closer")
+    put(store, 1, "overdue", days=3, total="10.00", dues=("2026-11-18",))
+    assert worker.close_days() is None  # watching
+    business[0] += timedelta(minutes=15)  # 00:05 local on the 22nd
+    assert worker.close_days() is None  # not a minute since the last look
+    service[0] += timedelta(minutes=1)
+    assert worker.close_days() == DAY
+    closed = snapshots.latest(store)
+    assert closed is not None and closed.closed_at == datetime(2026, 11, 22, 3, 5)

@@ -105,7 +105,7 @@ def _form() -> tuple[AuditFilterForm, AuditFilter | None, list[str]]:
 def _bad_filters(form: AuditFilterForm, actors: list[str]) -> tuple[str, int]:
     return render_template("admin/audit.html", title=_("Audit log"), form=form, actors=actors,
                            entries=[], page=None, capped=False, shown=shown, tz="",
-                           csv_args={}, names=WhmcsNames()), 400
+                           csv_args={}, names=WhmcsNames(), client_names={}), 400
 
 
 @bp.route("/audit", endpoint="audit")
@@ -121,7 +121,9 @@ def view() -> tuple[str, int]:
     return render_template("admin/audit.html", title=_("Audit log"), form=form, actors=actors,
                            entries=entries, page=page, capped=total >= COUNT_CAP,
                            shown=shown, tz=rt().settings.bridge.timezone,
-                           csv_args=csv_args, names=store.whmcs_names()), 200
+                           csv_args=csv_args, names=store.whmcs_names(),
+                           client_names=store.client_names(
+                               e.client_id for e in entries if e.client_id is not None)), 200
 
 
 def csv_rows(filters: AuditFilter) -> Iterator[str]:

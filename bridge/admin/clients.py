@@ -24,7 +24,7 @@ from bridge.admin.language import current
 from bridge.admin.localtime import shown
 from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
-from bridge.model import CachedStanding, WhmcsNames
+from bridge.model import CachedStanding, WhmcsNames, client_name
 from bridge.policy.vip import hold_time
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
@@ -45,13 +45,6 @@ def group_label(group_id: int | None, vip_group_id: int,
     if vip_group_id and group_id == vip_group_id:
         return f"VIP: {name} ({group_id})" if name else f"VIP ({group_id})"
     return f"{name} ({group_id})" if name else _("group %(id)s", id=group_id)
-
-
-def client_name(first: str, last: str, company: str) -> str:
-    name = f"{first} {last}".strip()
-    if company:
-        name = f"{name} ({company})" if name else company
-    return name
 
 
 @dataclass
@@ -234,7 +227,8 @@ def client(client_id: int) -> str:
         tz=rt().settings.bridge.timezone,
         hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",
         name=client_name(live.details.firstname, live.details.lastname,
-                         live.details.companyname) if live else "")
+                         live.details.companyname) if live else (cached.name or "") if cached
+        else "")
 
 
 @bp.route("/clients/<int:client_id>/reconcile", methods=["POST"], endpoint="client_reconcile")

@@ -1,15 +1,18 @@
 """The delinquency dashboard: the daily snapshots (``bridge.store.snapshots``) as charts with their
-numbers beside them, a CSV export, and a button that takes today's snapshot now.
+numbers beside them, a CSV export, and a button that stores today's snapshot now.
 
-Snapshots are taken after every complete full reconcile (PreCronJob, DailyCronJob,
-``vipgate resync``); the button counts the standing cache as it is.
+Today's figures are counted when the page (or the CSV) is read (``snapshots.live``), so a
+payment or a restoration vipgate handled a minute ago is in them; past days are the rows the
+worker closed at midnight in WHMCS's time zone (final), or the last row taken that day (a
+complete full reconcile, the button) when vipgate did not see the day end. Each day's figures
+say when they were last updated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +32,7 @@ from bridge.admin import charts
 from bridge.admin.charts import Series
 from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
 from bridge.admin.language import current
-from bridge.admin.localtime import shown
+from bridge.admin.localtime import shown, to_local
 from bridge.store import Store, snapshots
 from bridge.store.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
 
@@ -68,6 +71,7 @@ class Panel:
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]]
     note: str = ""
+    updated: bool = False  # the last column says when each day's figures were updated
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,34 @@ def _today() -> date:
     return days.business_day(business_now(), rt().settings.bridge.timezone)
 
 
+def _figures(since: date, until: date) -> tuple[list[Snapshot], list[CurrencyTotal] | None]:
+    """The days ``since`` to ``until`` that have figures, oldest first: the stored rows, and
+    today's counted now (when the standing cache has clients) in place of today's row; and
+    today's split by currency (None: today is not counted)."""
+    store, settings = rt().store, rt().settings
+    rows = snapshots.snapshots(store, since, until)
+    now = business_now()
+    today = days.business_day(now, settings.bridge.timezone)
+    if not since <= today <= until:
+        return rows, None
+    live, split = snapshots.live(store, today, now, settings.policy.vip_group_id,
+                                 timezone=settings.bridge.timezone)
+    if not live.clients:
+        return rows, None
+    return [s for s in rows if s.day != today] + [live], split
+
+
 @bp.route("/dashboard", endpoint="dashboard")
 def view() -> tuple[str, int]:
     form, days, valid = _range()
     store = rt().store
     until = _today()
     since = until - timedelta(days=days - 1)
-    rows = snapshots.snapshots(store, since, until)
-    last = snapshots.latest(store)
+    rows, split = _figures(since, until)
+    last = rows[-1] if rows and rows[-1].live else snapshots.latest(store)
     previous = snapshots.before(store, last.day) if last else None
-    split = snapshots.currency_split(store, last.day) if last else None
+    if last is not None and not last.live:
+        split = snapshots.currency_split(store, last.day)
     money = _money_format(split)
     context = {
         "form": form, "days": days, "since": since, "until": until, "rows": rows,
@@ -110,13 +132,50 @@ def view() -> tuple[str, int]:
         "mixed": split is None or len(split) > 1,
         "headlines": _headlines(last, previous, money) if last else [],
         "panels": _panels(rows, since, until, last, money) if last else [],
-        "taken_at": shown(last.taken_at) if last else "",
+        "updated": updated(last, until) if last else "",
         "last_day": current().day(last.day) if last else "",
         "previous_day": current().day(previous.day) if previous else "",
+        "missed": _missed(rows, since, until) if last else [],
         "reconcile": _reconcile(store),
         "snapshot_form": SnapshotForm(),
     }
     return render_template("admin/dashboard.html", **context), 200 if valid else 400
+
+
+def _clock(moment: datetime, day: date) -> str:
+    """``14:05`` when ``moment`` (naive UTC) falls on ``day`` in WHMCS's time zone, else the
+    day and time (``2026-11-20 23:10``)."""
+    local = to_local(moment)
+    assert local is not None
+    return local.strftime("%H:%M") if local.date() == day else shown(moment)
+
+
+def updated(s: Snapshot, today: date) -> str:
+    """When a day's figures were last updated, for people (WHMCS's time zone)."""
+    if s.closed_at is not None:
+        return _("final: day closed %(moment)s", moment=shown(s.closed_at))
+    if s.day < today:
+        return _("not closed: figures as of %(moment)s", moment=shown(s.taken_at))
+    moment = to_local(s.taken_at)
+    if moment is not None and moment.date() == s.day:
+        return _("updated %(time)s", time=moment.strftime("%H:%M"))
+    return _("updated %(moment)s", moment=shown(s.taken_at))
+
+
+def _missed(rows: Sequence[Snapshot], since: date, until: date) -> list[str]:
+    """The past days of the range without figures, after the first day that has some
+    (vipgate was not running at their end): listed, not invented."""
+    first = snapshots.first_day(rt().store)
+    if first is None:
+        return []
+    have = {s.day for s in rows}
+    day = max(since, first)
+    out = []
+    while day < until:
+        if day not in have:
+            out.append(current().day(day))
+        day += timedelta(days=1)
+    return out
 
 
 @bp.route("/dashboard.csv", endpoint="dashboard_csv")
@@ -130,12 +189,23 @@ def csv_export() -> Response:
               "share_percent", "overdue_total", "vip_members", "vip_removed", "vip_restored",
               *(f"aging_{label.replace('-', '_').replace('+', '_plus')}"
                 for label, _, _ in AGING_BUCKETS),
-              *(f"due_day_{d}" for d in DUE_DAYS)]
+              *(f"due_day_{d}" for d in DUE_DAYS), "closed_at_utc", "state"]
     rows = ([s.day.isoformat(), s.taken_at.isoformat(sep=" "), s.clients, s.delinquent,
              s.overdue, s.suspended, f"{s.share:.2f}", str(s.overdue_total), s.vip_members,
-             s.vip_removed, s.vip_restored, *s.aging.values(), *s.by_due_day.values()]
-            for s in snapshots.snapshots(rt().store, since, until))
+             s.vip_removed, s.vip_restored, *s.aging.values(), *s.by_due_day.values(),
+             "" if s.closed_at is None else s.closed_at.isoformat(sep=" "), _state(s, until)]
+            for s in _figures(since, until)[0])
     return csv_response(f"vipgate-delinquency-{since}-{until}.csv", header, rows)
+
+
+def _state(s: Snapshot, today: date) -> str:
+    """The CSV's ``state``: ``final`` (closed), ``live`` (today, counted for the export),
+    ``open`` (today's stored row) or ``not_closed`` (a past day vipgate did not see end)."""
+    if s.closed_at is not None:
+        return "final"
+    if s.live:
+        return "live"
+    return "open" if s.day >= today else "not_closed"
 
 
 @bp.route("/dashboard/snapshot", methods=["POST"], endpoint="dashboard_snapshot")
@@ -243,6 +313,14 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
     span = _("from %(since)s to %(until)s", since=t.day(since), until=t.day(until))
     on_day = t.day(last.day)
 
+    def state(s: Snapshot) -> str:
+        """A day's "Updated" cell: ``final``, ``14:05``, ``not closed, 09:00``."""
+        if s.closed_at is not None:
+            return _("final")
+        if s.day < until:
+            return _("not closed, %(time)s", time=_clock(s.taken_at, s.day))
+        return _clock(s.taken_at, s.day)
+
     def per_day(ident: str, heading: str, value: Callable[[Snapshot], float], unit: str,
                 fmt: Callable[[float], str], *, integer: bool,
                 axis: Callable[[float], str] | None = None) -> Panel:
@@ -256,8 +334,9 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
         svg = charts.line_chart(labels, [Series(heading, values)], chart_id=ident,
                                 title=_("%(heading)s per day", heading=heading), desc=desc,
                                 fmt=fmt, axis=axis, integer=integer)
-        return Panel(ident, heading, svg, (_("Day"), unit),
-                     [(t.day(s.day), fmt(value(s))) for s in newest_first])
+        return Panel(ident, heading, svg, (_("Day"), unit, _("Updated")),
+                     [(t.day(s.day), fmt(value(s)), state(s)) for s in newest_first],
+                     updated=True)
 
     def amount(value: float) -> str:
         return money(Decimal(str(value)).quantize(Decimal("0.01")))
@@ -282,11 +361,11 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
                          chart_id="chart-vip",
                          title=_("VIP removals and restorations per day"),
                          desc=moves_desc, integer=True),
-        (_("Day"), _("Removed"), _("Restored or added")),
-        [(t.day(s.day), t.number(s.vip_removed), t.number(s.vip_restored))
+        (_("Day"), _("Removed"), _("Restored or added"), _("Updated")),
+        [(t.day(s.day), t.number(s.vip_removed), t.number(s.vip_restored), state(s))
          for s in newest_first],
         _("vipgate's own moves out of VIP (unpaid) and into VIP (paid again, or newly "
-          "eligible); staff moves are not counted.")))
+          "eligible); staff moves are not counted."), updated=True))
     aging = [last.aging[label] for label, _lo, _hi in AGING_BUCKETS]
     panels.append(Panel(
         "chart-aging", _("Aging on %(day)s", day=on_day),

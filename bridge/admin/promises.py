@@ -68,9 +68,11 @@ def _render(form: PromiseForm, status: int = 200) -> tuple[str, int]:
     active = sorted((r for r in records if r.until >= today), key=lambda r: r.until)
     expired = [r for r in records if r.until < today]
     page = page_from_request(len(expired))
+    expired = expired[page.offset:page.offset + page.size]
     return render_template(
         "admin/promises.html", title=_("Promises to pay"), form=form, today=today,
-        active=active, expired=expired[page.offset:page.offset + page.size], page=page,
+        active=active, expired=expired, page=page,
+        names=rt().store.client_names(r.client_id for r in (*active, *expired)),
         max_days=MAX_DAYS_AHEAD, note_max=NOTE_MAX, shown=shown,
         tz=rt().settings.bridge.timezone,
         restores_vip=rt().settings.policy.promise_restores_vip), status

@@ -6,6 +6,11 @@ and include buttons on each row (``bridge.admin.membership``).
 the last plan's wish (``standing.in_vip``): a resync caches its decisions before applying them,
 and a write that failed leaves the wish ahead of WHMCS. Where the two differ the row says what
 the next reconcile will do.
+
+Each client is named as WHMCS has it (``bridge.model.client_name``), from the standing cache:
+the engine and the resync keep the name they read with the rest of the client, so the page
+asks WHMCS nothing for it; a search's answer from WHMCS is fresher and wins; ``#123`` alone
+until the client is read again.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ def line(row: RosterRow, vip_group_id: int, name: str = "",
         if cached.in_vip is not None and cached.in_vip != member and vip_group_id:
             pending = _("joins VIP") if cached.in_vip else _("leaves VIP")
     held = None if row.held_since is None else staff_hold(row.held_since, row.held_by)
+    if not name and cached is not None:
+        name = cached.name or ""  # as WHMCS had it when vipgate last read the client
     return Line(row.client_id, name, row.pinned, row.excluded, member,
                 group_label(row.last_group_id, vip_group_id, groups), kind, promise, overdue,
                 pending, held)

@@ -41,6 +41,7 @@ from bridge.demo.installation import (
 from bridge.policy.state import Membership
 from bridge.policy.vip import eligible
 from bridge.sandbox.forwarder import php_available
+from bridge.store import snapshots
 
 START = datetime(2026, 11, 2, 9, 0)  # a Monday, 09:00 in São Paulo: WHMCS's daily cron hour
 
@@ -67,6 +68,8 @@ class Story:
     def morning(self, day: int, suspended: dict[int, str] | None = None) -> None:
         """The day's header and WHMCS's daily cron; ``suspended``: service → owner expected."""
         today = START.date() + timedelta(days=day)
+        if day > 0:
+            self.midnight(day)
         self.n.say()
         self.n.say(f"── day {day} · {day_name(today)} " + "─" * 50)
         self.at(day, "09:00", "WHMCS's daily cron: PreCronJob first (vipgate reconciles "
@@ -75,6 +78,18 @@ class Story:
         self.n.report(self.site.store.audit_log(since_id=self.n.seen_audit))
         self.n.cron(summary, suspended or {})
         self.n.settle()
+
+    def midnight(self, day: int) -> None:
+        """The worker's looks for a day to close (once a minute while it runs: here at 23:59
+        and at midnight) close the day before: its dashboard figures become final."""
+        settings = self.site.settings
+        for moment in (datetime.combine(START.date() + timedelta(days=day - 1),
+                                        clock_time(23, 59)),
+                       datetime.combine(START.date() + timedelta(days=day), clock_time(0, 0))):
+            self.s.clock.set(moment)
+            snapshots.close_days(self.site.store, self.s.clock.aware,
+                                 settings.policy.vip_group_id,
+                                 timezone=settings.bridge.timezone)
 
     def group_is(self, key: str, group: str, claim: str) -> None:
         self.n.group_is(self[key].id, group, claim)
@@ -326,6 +341,12 @@ class Story:
         """Reliability: the bridge is down while Carla pays the rest."""
         n, c, site = self.n, self.cast, self.site
         self.morning(9)
+        day8 = START.date() + timedelta(days=8)
+        closed = snapshots.snapshots(site.store, day8, day8)
+        n.check(bool(closed) and closed[0].closed_at is not None
+                and closed[0].vip_restored >= 1,
+                "at midnight vipgate closed day 8's dashboard figures, Bruno's return in them",
+                closed[0] if closed else "no row")
         n.say("Reliability: the bridge goes down (a deploy, say) while Carla pays the rest")
         self.at(9, "10:00", "the bridge stops")
         site.bridge.stop()

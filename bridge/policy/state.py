@@ -79,6 +79,9 @@ class ClientState:
     # ``invoices`` needs to hold only the owed ones and the ones paid late in the window.
     # None: the policy sums ``invoices``.
     paid_in_window: Decimal | None = None
+    # The client's name as WHMCS has it (``bridge.model.client_name``), for the standing
+    # cache: the admin page shows it; no decision looks at it. None: the reader had none.
+    name: str | None = None
 
 
 @dataclass(frozen=True)

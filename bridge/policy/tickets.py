@@ -132,4 +132,5 @@ def cached_standing(client: ClientState, standing: Standing,
                                     i.invoice.duedate.isoformat()) for i in standing.overdue)
     return CachedStanding(client.id, ticket_standing(standing), standing.max_days,
                           standing.overdue_total, invoices, client.currency_prefix,
-                          client.currency_suffix, client.language, updated_at)
+                          client.currency_suffix, client.language, updated_at,
+                          name=client.name)

@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from bridge.engine.plan import OpenTicket
 from bridge.engine.reconcile import ACTIVE_TICKETS, read_client
+from bridge.model import client_name
 from bridge.policy.state import OWED_STATUSES, PAID, SUSPENDED, ClientState, Invoice
 from bridge.resync.snapshot import ClientSnapshot, Window
 from bridge.whmcs import WhmcsClient, WhmcsNotFound
@@ -124,7 +125,8 @@ class WhmcsApiReader:
                 currency_suffix=suffix, language=None,
                 invoices=tuple(sorted(policy_invoices.get(summary.id, ()), key=lambda i: i.id)),
                 services=tuple(sorted(services.get(summary.id, ()), key=lambda s: s.id)),
-                promise=None, paid_in_window=spent.get(summary.id, Decimal(0)))
+                promise=None, paid_in_window=spent.get(summary.id, Decimal(0)),
+                name=client_name(summary.firstname, summary.lastname, summary.companyname))
             found = tickets.get(summary.id, {})
             yield ClientSnapshot(state, tuple(found[t] for t in sorted(found)),
                                  language_known=False)

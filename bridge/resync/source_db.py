@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.engine.plan import OpenTicket
+from bridge.model import client_name
 from bridge.policy.state import OWED_STATUSES, PAID, SUSPENDED, ClientState, Invoice, Service
 from bridge.resync.snapshot import ClientSnapshot, Window, merge
 from bridge.whmcs.schema import (
@@ -126,7 +127,8 @@ class WhmcsDbReader:
         spent_sq = spent.group_by(i.userid).subquery("spent")
         day, cents = self._day, self._cents
         clients = (sa.select(c.id, c.status, c.groupid, day(c.datecreated), c.language,
-                             c.currency, cents(spent_sq.c.spent))
+                             c.currency, cents(spent_sq.c.spent), c.firstname, c.lastname,
+                             c.companyname)
                    .select_from(tblclients.outerjoin(spent_sq, spent_sq.c.userid == c.id))
                    .order_by(c.id))
         paid = sa.func.coalesce(
@@ -244,7 +246,7 @@ class WhmcsDbReader:
 
 def _client(row: Any, invoices: list[Any], services: list[Any],
             money: dict[int, tuple[str, str]]) -> ClientState:
-    client_id, status, group, created, language, currency, spent = row
+    client_id, status, group, created, language, currency, spent, first, last, company = row
     prefix, suffix = money.get(currency) or money[0]
     return ClientState(
         id=client_id, status=status, group_id=group or 0, datecreated=_day(created),
@@ -252,7 +254,8 @@ def _client(row: Any, invoices: list[Any], services: list[Any],
         invoices=tuple(inv for inv in map(_invoice, invoices) if inv is not None),
         services=tuple(Service(r[1], r[2], r[3] or "", None if r[4] is None else _day(r[4]))
                        for r in services),
-        promise=None, paid_in_window=_money(spent or 0))
+        promise=None, paid_in_window=_money(spent or 0),
+        name=client_name(first or "", last or "", company or ""))
 
 
 def _invoice(row: Any) -> Invoice | None:

@@ -20,20 +20,36 @@ has just brought up to date, with set-based SQL (the cache can hold a million cl
 The dashboard reads the rows back with :func:`snapshots`, :func:`latest` and :func:`before`.
 Every non-dry-run full reconcile is recorded in the meta key ``last_full_reconcile``. A day's
 bounds in WHMCS's time zone are ``bridge.days``'.
+
+Today's figures follow events: they are counted when they are read (:func:`live`), not kept
+up to date row by row. The engine refreshes a client's standing cache row and writes its
+audit row on every event, so counting the cache and the day's audit rows when the page asks
+gives what happened until then, with nothing to keep consistent: no per-event counter that
+several workers would have to update (no lost update, no row lock on the hot path), and no
+drift between a counter and the cache it summarises (a resync repairs the cache; a counter it
+would have to recount). The cost is one pass over the cache per read, measured by
+``bench/figures.py`` (docs/PERFORMANCE.md).
+
+Past days are closed at their end in WHMCS's time zone (:func:`close_days`, called by the
+worker): the day's row is counted right after midnight and marked final (``closed_at``);
+nothing overwrites it after. A day is closed only when vipgate was running at its end (the
+worker's last check, the meta key ``days_watched``, within :data:`CLOSE_GAP` of it); a day
+whose end vipgate did not see keeps the row it had (the 09:00 reconcile's, say), not closed,
+or none: the dashboard says so rather than count a past day from today's cache.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.days import day_bounds
+from bridge.days import business_day, day_bounds
 from bridge.store.database import utc_naive
 from bridge.store.meta import MetaStore
 from bridge.store.tables import audit, daily_snapshot, standing
@@ -45,6 +61,10 @@ DELINQUENT = ("overdue", "suspended")
 LAST_FULL_RECONCILE = "last_full_reconcile"
 CURRENCY_SPLIT = "daily_snapshot_currencies"
 CENTS = Decimal("0.01")
+DAYS_WATCHED = "days_watched"
+# A day is closed when the worker checked within this long before its end (it checks every
+# minute while running; a long event, a full reconcile, holds the check back meanwhile).
+CLOSE_GAP = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,12 @@ class Snapshot:
     vip_restored: int
     aging: Mapping[str, int]  # AGING_BUCKETS labels -> delinquent clients
     by_due_day: Mapping[int, int]  # 1..31 -> delinquent clients
+    # When the day was closed (naive UTC): its figures are final. None: still open, or a
+    # past day whose end vipgate did not see (its figures are as of ``taken_at``).
+    closed_at: datetime | None = None
+    # Counted when read (today's, :func:`live`): ``taken_at`` is then the newest write it
+    # counts (a standing cache row or a VIP move), not when it was counted.
+    live: bool = False
 
     @property
     def share(self) -> float:
@@ -94,6 +120,24 @@ def take_snapshot(store: MetaStore, day: date, taken_at: datetime, vip_group_id:
 def compute(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, *,
             timezone: str) -> tuple[Snapshot, list[CurrencyTotal]]:
     """``day``'s figures and the overdue amount by currency, without storing anything."""
+    snapshot, currencies, _newest = _count(store, day, taken_at, vip_group_id,
+                                           timezone=timezone)
+    return snapshot, currencies
+
+
+def live(store: MetaStore, day: date, now: datetime, vip_group_id: int, *,
+         timezone: str) -> tuple[Snapshot, list[CurrencyTotal]]:
+    """``day``'s figures counted now (today's, on the dashboard), stored nowhere; its
+    ``taken_at`` is the newest write it counts (capped at ``now``): what it was last updated
+    by. Empty cache: ``clients`` is 0 and ``taken_at`` is ``now``."""
+    snapshot, currencies, newest = _count(store, day, now, vip_group_id, timezone=timezone)
+    moment = snapshot.taken_at if newest is None else min(newest, snapshot.taken_at)
+    return replace(snapshot, taken_at=moment, live=True), currencies
+
+
+def _count(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, *,
+           timezone: str) -> tuple[Snapshot, list[CurrencyTotal], datetime | None]:
+    """:func:`compute`, and the newest write counted (cache row or VIP move; naive UTC)."""
     kind = sa.func.coalesce(standing.c.billing_standing, standing.c.standing)
     delinquent = kind.in_(DELINQUENT)
     days = standing.c.overdue_days
@@ -110,6 +154,7 @@ def compute(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, 
 
     totals = sa.select(
         sa.func.count().label("clients"),
+        sa.func.max(standing.c.updated_at).label("cache_at"),
         count(kind == "overdue").label("overdue"),
         count(kind == "suspended").label("suspended"),
         count(standing.c.in_vip == sa.true()).label("vip_members"),
@@ -125,8 +170,10 @@ def compute(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, 
     start, end = day_bounds(day, timezone)
     vip = str(vip_group_id)
     moves = sa.select(count(audit.c.before == vip).label("removed"),
-                      count(audit.c.after == vip).label("restored")).where(
+                      count(audit.c.after == vip).label("restored"),
+                      sa.func.max(audit.c.at).label("moved_at")).where(
         audit.c.action == "group", audit.c.actor == "vipgate",
+        sa.or_(audit.c.before == vip, audit.c.after == vip),
         audit.c.at >= start, audit.c.at < end)
     with store.engine.connect() as conn:
         row = conn.execute(totals).one()
@@ -152,7 +199,15 @@ def compute(store: MetaStore, day: date, taken_at: datetime, vip_group_id: int, 
         aging={label: int(getattr(row, f"aged_{n}"))
                for n, (label, _, _) in enumerate(AGING_BUCKETS)},
         by_due_day=by_due_day)
-    return snapshot, currencies
+    stamps = [_naive(m) for m in (row.cache_at, moved.moved_at) if m is not None]
+    return snapshot, currencies, max(stamps, default=None)
+
+
+def _naive(moment: datetime | str) -> datetime:
+    """A MAX() over a DateTime column: SQLite gives it back as text."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return utc_naive(moment).replace(microsecond=0)
 
 
 def _oldest_due_date(store: MetaStore) -> sa.ColumnElement[Any]:
@@ -172,8 +227,9 @@ def _money(cents: int) -> Decimal:
 
 def save(store: MetaStore, snapshot: Snapshot, currencies: Sequence[CurrencyTotal] = ()) -> bool:
     """Insert or replace ``snapshot.day``'s row, unless a snapshot of that day taken later
-    is stored (the latest wins). Returns whether the row was written; the overdue amount by
-    currency is then kept as the latest split."""
+    is stored (the latest wins) or the day is closed (final: nothing replaces it; of two
+    workers closing a day, one does). Returns whether the row was written; the overdue amount
+    by currency is then kept as the latest split."""
     values = _values(snapshot)
     c = daily_snapshot.c
     written = False
@@ -181,7 +237,8 @@ def save(store: MetaStore, snapshot: Snapshot, currencies: Sequence[CurrencyTota
         try:
             with store.engine.begin() as conn:
                 if conn.execute(daily_snapshot.update()
-                                .where(c.day == snapshot.day, c.taken_at <= snapshot.taken_at)
+                                .where(c.day == snapshot.day, c.taken_at <= snapshot.taken_at,
+                                       c.closed_at.is_(None))
                                 .values(values)).rowcount:
                     written = True
                 elif conn.execute(sa.select(c.day).where(c.day == snapshot.day)).first() is None:
@@ -204,7 +261,8 @@ def _values(s: Snapshot) -> dict[str, Any]:
             "overdue": s.overdue, "suspended": s.suspended, "overdue_total": s.overdue_total,
             "vip_members": s.vip_members, "vip_removed": s.vip_removed,
             "vip_restored": s.vip_restored, "aging": json.dumps(dict(s.aging)),
-            "by_due_day": json.dumps({str(d): n for d, n in s.by_due_day.items()})}
+            "by_due_day": json.dumps({str(d): n for d, n in s.by_due_day.items()}),
+            "closed_at": None if s.closed_at is None else utc_naive(s.closed_at)}
 
 
 def snapshots(store: MetaStore, since: date, until: date) -> list[Snapshot]:
@@ -218,6 +276,12 @@ def snapshots(store: MetaStore, since: date, until: date) -> list[Snapshot]:
 def latest(store: MetaStore) -> Snapshot | None:
     """The newest snapshot, or None when none was taken yet."""
     return _one(store, daily_snapshot.select().order_by(daily_snapshot.c.day.desc()).limit(1))
+
+
+def first_day(store: MetaStore) -> date | None:
+    """The oldest day with a snapshot; None when none was taken yet."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.min(daily_snapshot.c.day))).scalar()
 
 
 def before(store: MetaStore, day: date) -> Snapshot | None:
@@ -240,7 +304,7 @@ def _snapshot(row: Any) -> Snapshot:
                     row.suspended, Decimal(row.overdue_total).quantize(CENTS), row.vip_members,
                     row.vip_removed, row.vip_restored,
                     {label: int(aging.get(label, 0)) for label, _, _ in AGING_BUCKETS},
-                    {d: int(due.get(str(d), 0)) for d in DUE_DAYS})
+                    {d: int(due.get(str(d), 0)) for d in DUE_DAYS}, row.closed_at)
 
 
 def currency_split(store: MetaStore, day: date) -> list[CurrencyTotal] | None:
@@ -254,6 +318,53 @@ def currency_split(store: MetaStore, day: date) -> list[CurrencyTotal] | None:
         return None
     return [CurrencyTotal(t["prefix"], t["suffix"], int(t["clients"]), Decimal(t["amount"]))
             for t in data["totals"]]
+
+
+# --- closing days ------------------------------------------------------------------------------
+
+
+def close_day(store: MetaStore, day: date, now: datetime, vip_group_id: int, *,
+              timezone: str) -> Snapshot | None:
+    """Count ``day``'s figures now and store them as final (``closed_at`` = ``now``). None
+    when nothing was stored: the day is closed already, or the standing cache is empty (no
+    full reconcile yet: zeros would not be the day's figures)."""
+    moment = utc_naive(now).replace(microsecond=0)
+    snapshot, currencies = compute(store, day, moment, vip_group_id, timezone=timezone)
+    if not snapshot.clients:
+        return None
+    snapshot = replace(snapshot, closed_at=moment)
+    return snapshot if save(store, snapshot, currencies) else None
+
+
+def close_days(store: MetaStore, now: datetime, vip_group_id: int, *,
+               timezone: str) -> Snapshot | None:
+    """The worker's check (every minute): close the day that ended since the last check, when
+    that check was within :data:`CLOSE_GAP` of the day's end, then record this check. Days
+    that ended while nobody checked (vipgate stopped) are left as they are: their end was not
+    seen. Returns the row closed, if any. Safe with several workers: a day is closed once,
+    and a check recorded out of order only makes a later check close nothing new."""
+    moment = utc_naive(now).replace(microsecond=0)
+    watched = _watched(store)
+    if watched is not None and watched >= moment:
+        return None  # another worker checked since (or the clock went back): nothing new
+    closed = None
+    if watched is not None:
+        day = business_day(watched, timezone)
+        _start, end = day_bounds(day, timezone)
+        if end <= moment and end - watched <= CLOSE_GAP:
+            closed = close_day(store, day, moment, vip_group_id, timezone=timezone)
+    store.meta_put(DAYS_WATCHED, moment.isoformat())
+    return closed
+
+
+def _watched(store: MetaStore) -> datetime | None:
+    """The last check of :func:`close_days` (naive UTC); None before the first, or when the
+    stored text cannot be read (the next check starts again from itself)."""
+    text = store.meta_get(DAYS_WATCHED)
+    try:
+        return None if text is None else utc_naive(datetime.fromisoformat(text))
+    except ValueError:
+        return None
 
 
 # --- the last full reconcile ------------------------------------------------------------------

@@ -5,7 +5,7 @@ the client memory joined with it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -73,6 +73,7 @@ def _standing_values(row: CachedStanding) -> dict[str, Any]:
         "eligible": row.eligible,
         "standing_reasons": dump_reasons(row.standing_reasons),
         "vip_reasons": dump_reasons(row.vip_reasons),
+        "name": None if row.name is None else row.name[:255],
     }
 
 
@@ -85,7 +86,8 @@ def _standing(row: Any) -> CachedStanding:
                           row.billing_standing, row.group_id,
                           None if row.in_vip is None else bool(row.in_vip),
                           None if row.eligible is None else bool(row.eligible),
-                          load_reasons(row.standing_reasons), load_reasons(row.vip_reasons))
+                          load_reasons(row.standing_reasons), load_reasons(row.vip_reasons),
+                          row.name)
 
 
 class StandingStore(Database):
@@ -97,6 +99,18 @@ class StandingStore(Database):
         with self.engine.connect() as conn:
             row = conn.execute(standing.select().where(standing.c.client_id == client_id)).first()
         return None if row is None else _standing(row)
+
+    def client_names(self, client_ids: Iterable[int]) -> dict[int, str]:
+        """The names the standing cache holds for ``client_ids`` (as WHMCS had them when the
+        client was last read); clients without one are left out."""
+        ids = sorted(set(client_ids))
+        names: dict[int, str] = {}
+        c = standing.c
+        with self.engine.connect() as conn:
+            for n in range(0, len(ids), 500):
+                names.update(conn.execute(sa.select(c.client_id, c.name).where(
+                    c.client_id.in_(ids[n:n + 500]), c.name.is_not(None), c.name != "")).all())
+        return names
 
     def roster(self, tab: str, vip_group_id: int, *, client_ids: list[int] | None = None,
                offset: int = 0, limit: int = 50) -> list[RosterRow]:

@@ -63,6 +63,7 @@ standing = sa.Table(
     sa.Column("eligible", sa.Boolean, nullable=True),
     sa.Column("standing_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
     sa.Column("vip_reasons", LongText, nullable=True),  # JSON: bridge/store/reasons.py
+    sa.Column("name", sa.String(255), nullable=True),  # as WHMCS has it; NULL: not read yet
 )
 
 membership = sa.Table(
@@ -182,4 +183,5 @@ daily_snapshot = sa.Table(
     sa.Column("vip_restored", sa.Integer, nullable=False),
     sa.Column("aging", sa.Text, nullable=False),  # JSON {"1-7": n, ...}
     sa.Column("by_due_day", sa.Text, nullable=False),  # JSON {"1": n, ..., "31": n}
+    sa.Column("closed_at", sa.DateTime, nullable=True),  # the day's end passed: final
 )

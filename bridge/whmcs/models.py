@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from bridge.model import client_name
 from bridge.policy import state
 from bridge.whmcs.errors import WhmcsResponseError
 
@@ -58,7 +59,8 @@ class ClientDetails:
             id=self.id, status=self.status, group_id=self.groupid, datecreated=datecreated,
             currency_prefix=self.currency_prefix if currency_prefix is None else currency_prefix,
             currency_suffix=self.currency_suffix if currency_suffix is None else currency_suffix,
-            language=self.language, invoices=invoices, services=services, promise=promise)
+            language=self.language, invoices=invoices, services=services, promise=promise,
+            name=client_name(self.firstname, self.lastname, self.companyname))
 
 
 @dataclass(frozen=True)
