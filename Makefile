@@ -24,8 +24,9 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports
 
 # Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
+# loadgroup: tests marked with one xdist_group (the wheel's, which share one build) run on one worker.
 test: prerequisites $(VENV)/.installed lint
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The browser tests again, writing their screenshots into docs/screenshots/ (the README's).
 screenshots: prerequisites $(VENV)/.installed

@@ -32,7 +32,7 @@ pytest_plugins = ["tests.php_helpers", "tests.browser"]
 
 # Started first, so that under pytest-xdist one worker runs it while the other goes through
 # the rest instead of the whole suite waiting for it at the end.
-LONG_TESTS = ("tests/test_soak.py::",)
+LONG_TESTS = ("tests/test_soak.py::", "tests/test_wheel.py::")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,6 +28,10 @@ import pytest
 
 import bridge
 
+# Every test here shares one build (the module's fixture): one xdist worker takes them all
+# (`--dist loadgroup`), instead of each worker building the wheel again.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 ROOT = Path(__file__).resolve().parent.parent
 # What vipgate reads at run time from its own package, beside the Python modules.
 RUNTIME_FILES = (
