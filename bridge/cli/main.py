@@ -309,7 +309,8 @@ def _addon_next_steps(base: str, secret: str, fail_open: bool, upgraded: list[Pa
     click.echo("  Allow tickets without an answer: " + (
         _("ticked ([tickets] fail_open)") if fail_open else
         _("not ticked ([tickets] fail_open)")))
-    click.echo("  " + _("the timeouts: leave the defaults"))
+    timeouts = _("the timeouts:")
+    click.echo(f"  {timeouts:<33}" + _("leave the defaults"))
     click.echo("  Access Control:                  " + _("the admin roles that may open "
                                                           "Addons > vipgate"))
     if upgraded:
