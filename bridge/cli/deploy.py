@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli.common import Failure, _, config_failure
+from bridge.cli.common import Failure, _, config_failure, exception_text
 from bridge.deploy.config_file import (
     GENERATED,
     ConfigFileError,
@@ -184,7 +184,8 @@ def init_command(ctx: click.Context, config: str | None, whmcs_url: str | None,
             values[key] = check_value(*key, text)
         except ValueError as exc:
             shown = "" if declared(*key).secret else f" {text!r}"
-            raise Failure(f"init: {_flag(option_of[key])}{shown}: {exc}", 2) from None
+            raise Failure(f"init: {_flag(option_of[key])}{shown}: {exception_text(exc)}",
+                          2) from None
     values[("whmcs", "url")] = values[("whmcs", "url")].rstrip("/")
     checked = None if no_check else _check_whmcs(values)
     values.update({key: make() for key, make in GENERATED.items()})
@@ -192,7 +193,7 @@ def init_command(ctx: click.Context, config: str | None, whmcs_url: str | None,
     try:
         backup = write_private(path, config_text(values, now), force=force, now=now)
     except ConfigFileError as exc:
-        raise Failure(f"init: {exc}", 2) from None
+        raise Failure("init: " + exception_text(exc), 2) from None
     if checked:
         click.echo(checked)
     if backup is not None:
