@@ -226,7 +226,7 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
         accounts.check_name(name)
     except accounts.AccountError as exc:
         raise Failure(_("admin create-user: NAME %(name)s: %(problem)s", name=repr(name),
-                        problem=exc), 2) from None
+                        problem=exception_text(exc)), 2) from None
     if sys.stdin.isatty():
         password = click.prompt(_("Password"), hide_input=True,
                                 confirmation_prompt=_("Repeat for confirmation"), err=True)
@@ -235,7 +235,8 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
     try:
         accounts.check_password(password)
     except accounts.AccountError as exc:
-        raise Failure(_("admin create-user: password: %(problem)s", problem=exc), 2) from None
+        raise Failure(_("admin create-user: password: %(problem)s",
+                        problem=exception_text(exc)), 2) from None
     store = opening(settings, open_store)
     try:
         done = accounts.create_user(store, name, password, datetime.now(UTC))
