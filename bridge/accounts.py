@@ -19,6 +19,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bridge.i18n import why
 from bridge.settings import AdminSettings
 from bridge.store import Store
 from bridge.store.database import utc_naive
@@ -36,16 +37,18 @@ class AccountError(ValueError):
 
 def check_name(name: str) -> str:
     if not NAME.match(name):
-        raise AccountError("expected an account name of 1 to 64 letters, digits or . _ @ -, "
-                           "starting with a letter or digit")
+        raise AccountError(why.gettext("expected an account name of 1 to 64 letters, digits or "
+                                       ". _ @ -, starting with a letter or digit"))
     return name
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"expected a password of at least {MIN_PASSWORD} characters")
+        raise AccountError(why.gettext("expected a password of at least %(num)s characters",
+                                       num=MIN_PASSWORD))
     if len(password) > 1024:
-        raise AccountError("expected a password of at most 1024 characters")
+        raise AccountError(why.gettext("expected a password of at most %(num)s characters",
+                                       num=1024))
     return password
 
 

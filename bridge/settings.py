@@ -27,6 +27,7 @@ from typing import Any, cast
 from marshmallow import Schema, ValidationError, post_load
 from marshmallow import fields as mf
 
+from bridge.i18n import why
 from bridge.model import TICKET_PRIORITIES
 
 DEFAULT_CONFIG_PATH = "vipgate.ini"
@@ -35,7 +36,14 @@ ENV_PREFIX = "VIPGATE_"
 
 
 class ConfigError(Exception):
-    """A setting is missing, unknown or malformed; the message is meant for the operator."""
+    """A setting is missing, unknown or malformed; the message is meant for the operator.
+
+    ``reason`` is the message with its values (a :class:`bridge.model.Reason`, or a plain
+    string), which the CLI shows in its reader's language; ``str()`` is its English text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 # --- value parsers: each raises ValidationError("expected ...") -----------------------------
@@ -532,10 +540,11 @@ def _build(raw: dict[str, dict[str, str]], origin: dict[tuple[str, str], str],
             key, messages = next(iter(sorted(exc.messages_dict.items())))
             message = messages[0] if isinstance(messages, list) else str(messages)
             where = origin.get((name, key), source)
-            shown = "<hidden>" if (name, key) in SECRET_KEYS else repr(values.get(key))
-            raise ConfigError(
-                f"config error: [{name}] {key} = {shown} ({where}): {message}"
-            ) from None
+            shown = why.gettext("<hidden>") if (name, key) in SECRET_KEYS \
+                else repr(values.get(key))
+            raise ConfigError(why.gettext(
+                "config error: [%(section)s] %(key)s = %(value)s (%(where)s): %(problem)s",
+                section=name, key=key, value=shown, where=where, problem=message)) from None
     return Settings(**built, source=source)
 
 
@@ -560,21 +569,27 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             parser.read(config_path, encoding="utf-8")
         except (configparser.Error, UnicodeDecodeError) as exc:
             first = str(exc).splitlines()[0]
-            raise ConfigError(f"config error: {config_path} is not a valid INI file: {first}")\
-                from None
+            raise ConfigError(why.gettext(
+                "config error: %(path)s is not a valid INI file: %(problem)s",
+                path=str(config_path), problem=first)) from None
         for section in parser.sections():
             if section not in SECTIONS:
-                raise ConfigError(f"config error: unknown section [{section}] in {config_path};"
-                                  f" expected one of {', '.join(SECTIONS)}")
+                raise ConfigError(why.gettext(
+                    "config error: unknown section [%(section)s] in %(path)s; expected one of "
+                    "%(known)s", section=section, path=str(config_path),
+                    known=", ".join(SECTIONS)))
             known = SECTIONS[section]().fields
             for key, value in parser.items(section):
                 if key not in known:
-                    raise ConfigError(f"config error: unknown key [{section}] {key} in "
-                                      f"{config_path}; expected one of {', '.join(known)}")
+                    raise ConfigError(why.gettext(
+                        "config error: unknown key [%(section)s] %(key)s in %(path)s; expected "
+                        "one of %(known)s", section=section, key=key, path=str(config_path),
+                        known=", ".join(known)))
                 raw[section][key] = value
                 origin[(section, key)] = str(config_path)
     elif explicit:
-        raise ConfigError(f"config error: config file {config_path} does not exist")
+        raise ConfigError(why.gettext("config error: config file %(path)s does not exist",
+                                      path=str(config_path)))
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX) or var == "VIPGATE_CONFIG":
             continue
@@ -584,11 +599,12 @@ def load_settings(path: str | os.PathLike[str] | None = None,
             continue  # not a settings override (e.g. VIPGATE_TEST_MYSQL_URL)
         key = rest[len(named) + 1:]
         if key not in SECTIONS[named]().fields:
-            raise ConfigError(f"config error: unknown key [{named}] {key} in environment "
-                              f"variable {var}; expected one of "
-                              f"{', '.join(SECTIONS[named]().fields)}")
+            raise ConfigError(why.gettext(
+                "config error: unknown key [%(section)s] %(key)s in environment variable "
+                "%(variable)s; expected one of %(known)s", section=named, key=key,
+                variable=var, known=", ".join(SECTIONS[named]().fields)))
         raw[named][key] = value
-        origin[(named, key)] = f"from {var}"
+        origin[(named, key)] = why.gettext("from %(variable)s", variable=var)
     return _build(raw, origin, source)
 
 

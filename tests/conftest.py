@@ -38,6 +38,16 @@ LONG_TESTS = ("tests/test_soak.py::", "tests/test_wheel.py::")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable
 
+@pytest.fixture(autouse=True)
+def _cli_in_a_c_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI speaks the language of VIPGATE_LANGUAGE or the POSIX locale: tests run in the
+    C locale, as CI does (LANG=C.UTF-8), whatever the machine's, unless a test sets its own
+    (the commands run in subprocesses inherit it)."""
+    for variable in ("VIPGATE_LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 MYSQL_SERVER_URL = os.environ.get("VIPGATE_TEST_MYSQL_URL",
                                   "mysql+pymysql://root@127.0.0.1:3306").rstrip("/")
 

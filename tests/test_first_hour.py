@@ -91,7 +91,7 @@ def test_check_fails_on_a_group_whmcs_does_not_have_and_on_an_empty_secret(
                 f"{w.vip} VIP, {w.regular} Clientes)") in bad_group.stdout
         assert "check: ok" not in bad_group.stdout and "whmcs: ok" not in bad_group.stdout
         assert "vip_group_id = 99" not in bad_group.stdout.split("warning:", 1)[-1]  # once
-        assert bad_group.stderr.strip() == "vipgate: check failed: 1 problem(s)"
+        assert bad_group.stderr.strip() == "vipgate: check failed: 1 problem"
 
         empty = vipgate("check", cwd=tmp_path, env=check_env(w, VIPGATE_WHMCS_SECRET=""))
         assert empty.returncode == 1
@@ -307,7 +307,7 @@ def test_uninstall_stub_drops_the_tables_only_when_asked_and_nothing_is_waiting(
     assert "mod_vipgate_spool" in tables(whmcs.spool_url) and len(whmcs.spool()) == 1
     dropped = CliRunner().invoke(cli, [*args, "--force"])
     assert dropped.exit_code == 0, dropped.output
-    assert "vipgate: dropped mod_vipgate_spool (1 row(s))" in dropped.output
+    assert "vipgate: dropped mod_vipgate_spool (1 row)" in dropped.output
     assert tables(whmcs.spool_url) == set()
 
 

@@ -1,19 +1,118 @@
-"""What the ``vipgate`` commands share: the one-line :class:`Failure`, the settings of the
-invocation and database failures in one line. The command modules import this one, never the
-group (:mod:`bridge.cli.main`), so the package has no import cycle."""
+"""What the ``vipgate`` commands share: the one-line :class:`Failure`, the language they speak
+(:func:`cli_language`, :func:`_`), the settings of the invocation and database failures in one
+line. The command modules import this one, never the group (:mod:`bridge.cli.main`), so the
+package has no import cycle."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import click
 import sqlalchemy as sa
 
+from bridge.i18n import LANGUAGES, N_, Texts, render_reason
+from bridge.model import Reason
 from bridge.settings import ConfigError, Settings, load_settings
 from bridge.store import DatabaseNotReady
 
 T = TypeVar("T")
+
+LANGUAGE_VARIABLE = "VIPGATE_LANGUAGE"
+# The POSIX order: LC_ALL overrides LC_MESSAGES, which overrides LANG; the first set one counts.
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def locale_language(locale: str) -> str:
+    """vipgate's language for a POSIX locale name: ``pt_BR.UTF-8``, ``pt_PT``, ``pt`` →
+    ``pt_BR``; ``en_US.UTF-8``, ``C``, ``POSIX`` and every other language → ``en``."""
+    language = locale.split(".", 1)[0].split("@", 1)[0].replace("-", "_").split("_", 1)[0]
+    return "pt_BR" if language.lower() == "pt" else "en"
+
+
+def posix_language(environ: Mapping[str, str]) -> str:
+    """The language of the POSIX locale (LC_ALL, else LC_MESSAGES, else LANG), English when
+    none is set."""
+    locale = next((environ[v] for v in LOCALE_VARIABLES if environ.get(v)), "")
+    return locale_language(locale) if locale else "en"
+
+
+def cli_language(environ: Mapping[str, str] | None = None) -> str:
+    """The language of the CLI's messages: ``VIPGATE_LANGUAGE`` (``pt_BR`` or ``en``) when set,
+    else the POSIX locale's. A ``VIPGATE_LANGUAGE`` of another value is a :class:`Failure`
+    (exit 2), said in the locale's language."""
+    env = os.environ if environ is None else environ
+    chosen = env.get(LANGUAGE_VARIABLE, "")
+    if not chosen or chosen in LANGUAGES:
+        return chosen or posix_language(env)
+    raise Failure(Texts(posix_language(env)).gettext(
+        "%(variable)s = %(value)s: expected pt_BR or en (or leave it unset to follow LC_ALL, "
+        "LC_MESSAGES and LANG)", variable=LANGUAGE_VARIABLE, value=repr(chosen)), 2)
+
+
+def texts() -> Texts:
+    """The CLI's language now (read from the environment at each message; a bad
+    ``VIPGATE_LANGUAGE`` reads as the locale's, the command group refuses it first)."""
+    try:
+        return Texts(cli_language())
+    except Failure:
+        return Texts(posix_language(os.environ))
+
+
+def _(message: str, **values: object) -> str:
+    """``message`` (an English msgid with ``%(name)s`` placeholders) in the CLI's language."""
+    return texts().gettext(message, **values)
+
+
+def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
+    """A count's message in the CLI's language (``%(num)d`` is ``n``)."""
+    return texts().ngettext(singular, plural, n, **values)
+
+
+def shown_source(settings: Settings) -> str:
+    """Where the settings come from: their file, or the embedded defaults in words."""
+    return _("embedded defaults") if settings.source == "embedded defaults" else settings.source
+
+
+# The labels of labelled(), for the catalogs: "database", "whmcs", "whmcs database", "warning".
+LABELS = {"database": N_("database: %(text)s"), "whmcs": N_("whmcs: %(text)s"),
+          "whmcs database": N_("whmcs database: %(text)s"), "warning": N_("warning: %(text)s")}
+
+
+def language_of(message: str) -> str:
+    """The language of a line that says ``message`` (a message of another part of vipgate):
+    the CLI's when it is a ``Reason``, English when it is an English sentence or quotes an
+    English text as its ``problem`` (the system's or a parser's error, a validation message
+    not translated yet), so that the line is in one language."""
+    if not isinstance(message, Reason):
+        return "en"
+    quoted = message.values.get("problem")
+    english = isinstance(quoted, str) and not isinstance(quoted, Reason)
+    return "en" if english else texts().language
+
+
+def said(message: str) -> str:
+    """``message`` in :func:`language_of`'s language."""
+    return render_reason(message, language_of(message))
+
+
+def labelled(label: str, text: str) -> str:
+    """``label: text`` in one language, :func:`language_of` ``text``'s."""
+    language = language_of(text)
+    return Texts(language).gettext(LABELS[label], text=render_reason(text, language))
+
+
+def exception_text(exc: BaseException) -> str:
+    """``exc``'s one-line message (its first argument, a ``Reason`` or a string) as
+    :func:`said` says it."""
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return said(message)
+
+
+def config_failure(exc: ConfigError) -> Failure:
+    """A bad configuration in one line (exit 2), as :func:`said` says it."""
+    return Failure(said(exc.reason), 2)
 
 
 class Failure(click.ClickException):
@@ -31,7 +130,7 @@ def settings_of(ctx: click.Context) -> Settings:
     try:
         return load_settings(ctx.obj.get("config"))
     except ConfigError as exc:
-        raise Failure(str(exc), 2) from None
+        raise config_failure(exc) from None
 
 
 def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
@@ -48,7 +147,7 @@ def opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
     try:
         return open_(settings)
     except DatabaseNotReady as exc:
-        raise Failure(str(exc), 2) from None
+        raise Failure(exception_text(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
         raise database_failure(exc, settings.bridge.database_url) from None
 

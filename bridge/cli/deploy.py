@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli.common import Failure
+from bridge.cli.common import Failure, _, config_failure, exception_text
 from bridge.deploy.config_file import (
     GENERATED,
     ConfigFileError,
@@ -21,13 +21,15 @@ from bridge.deploy.config_file import (
     write_private,
 )
 from bridge.deploy.units import NGINX_SITE, UnitOptions, nginx_site, systemd_units
+from bridge.i18n import N_
 from bridge.settings import DEFAULT_CONFIG_PATH, Settings, declared
 
-# What init asks for when no option gives it: (option, key, prompt, hidden).
+# What init asks for when no option gives it: (option, key, prompt, hidden); the prompts are
+# translated where they are asked.
 ASKED: tuple[tuple[str, Key, str, bool], ...] = (
-    ("whmcs_url", ("whmcs", "url"), "WHMCS URL (e.g. https://whmcs.example.com)", False),
-    ("identifier", ("whmcs", "identifier"), "WHMCS API identifier", False),
-    ("secret", ("whmcs", "secret"), "WHMCS API secret", True),
+    ("whmcs_url", ("whmcs", "url"), N_("WHMCS URL (e.g. https://whmcs.example.com)"), False),
+    ("identifier", ("whmcs", "identifier"), N_("WHMCS API identifier"), False),
+    ("secret", ("whmcs", "secret"), N_("WHMCS API secret"), True),
 )
 # Given only as options (empty: the default stays).
 OPTIONAL: tuple[tuple[str, Key], ...] = (
@@ -56,11 +58,12 @@ def _target(ctx: click.Context, config: str | None) -> Path:
 def _ask(label: str, hidden: bool, option: str) -> str:
     """Ask on a terminal; else read one line of stdin (a script's answers)."""
     if sys.stdin.isatty():
-        return str(click.prompt(label, hide_input=hidden, err=True, default="",
+        return str(click.prompt(_(label), hide_input=hidden, err=True, default="",
                                 show_default=False))
     line = sys.stdin.readline()
     if not line:
-        raise Failure(f"init: no answer for {label.split(' (')[0]}: pass {option}", 2)
+        raise Failure(_("init: no answer for %(question)s: pass %(option)s",
+                        question=_(label).split(" (")[0], option=option), 2)
     return line.rstrip("\r\n")
 
 
@@ -82,30 +85,35 @@ def _check_whmcs(values: dict[Key, str]) -> str:
                              secret=values[("whmcs", "secret")],
                              accesskey=values.get(("whmcs", "accesskey"), ""),
                              timeout_seconds=10.0)
-    where = f"WHMCS at {settings.url}"
+    where = settings.url
+    # WHMCS's own messages (exc.message) are quoted as WHMCS wrote them.
     try:
         with WhmcsClient(settings, attempts=1) as client:
             groups = client.get_client_groups()
     except WhmcsConfigError as exc:
         raise Failure(f"init: --whmcs-url {settings.url!r}: {exc}", 2) from None
     except WhmcsAuthError as exc:
-        hint = ("allow this machine's IP in WHMCS (Setup > General Settings > Security > API "
-                "IP Access Restriction) or pass --accesskey" if "ip" in exc.message.lower()
-                .split() else "check --identifier and --secret (Setup > Staff Management > "
-                "Manage API Credentials)")
-        raise Failure(f"init: {where} refused the API credential ({exc.message}): {hint}",
-                      1) from None
+        if "ip" in exc.message.lower().split():
+            raise Failure(_("init: WHMCS at %(url)s refused the API credential (%(answer)s): "
+                            "allow this machine's IP in WHMCS (Setup > General Settings > "
+                            "Security > API IP Access Restriction) or pass --accesskey",
+                            url=where, answer=exc.message), 1) from None
+        raise Failure(_("init: WHMCS at %(url)s refused the API credential (%(answer)s): "
+                        "check --identifier and --secret (Setup > Staff Management > Manage "
+                        "API Credentials)", url=where, answer=exc.message), 1) from None
     except WhmcsUnavailable as exc:
-        raise Failure(f"init: {where} did not answer the API ({exc.message}): check "
-                      "--whmcs-url (the WHMCS base URL), or pass --no-check to write the file "
-                      "anyway", 1) from None
+        raise Failure(_("init: WHMCS at %(url)s did not answer the API (%(answer)s): check "
+                        "--whmcs-url (the WHMCS base URL), or pass --no-check to write the "
+                        "file anyway", url=where, answer=exc.message), 1) from None
     except WhmcsApiError as exc:
-        raise Failure(f"init: {where} answered an error: {exc.message}", 1) from None
+        raise Failure(_("init: WHMCS at %(url)s answered an error: %(answer)s", url=where,
+                        answer=exc.message), 1) from None
     except WhmcsError as exc:
-        raise Failure(f"init: {where} does not answer like WHMCS's API ({exc.message}): "
-                      "check --whmcs-url", 1) from None
-    names = ", ".join(f"{g.id} {g.name}" for g in groups) or "none"
-    return f"whmcs: ok ({settings.url}; client groups: {names})"
+        raise Failure(_("init: WHMCS at %(url)s does not answer like WHMCS's API "
+                        "(%(answer)s): check --whmcs-url", url=where, answer=exc.message),
+                      1) from None
+    names = ", ".join(f"{g.id} {g.name}" for g in groups) or _("none")
+    return _("whmcs: ok (%(url)s; client groups: %(groups)s)", url=settings.url, groups=names)
 
 
 def _next_steps(path: Path, values: dict[Key, str]) -> list[str]:
@@ -113,21 +121,23 @@ def _next_steps(path: Path, values: dict[Key, str]) -> list[str]:
     cmd = " ".join(filter(None, ("vipgate", config)))
     url = "" if values.get(("bridge", "public_url")) else " --url https://vipgate.example.com"
     steps = [
-        f"Set [policy] vip_group_id to WHMCS's VIP client group in {path}"
-        + ("" if values.get(("bridge", "database_url")) else
-           ", and [bridge] database_url to MariaDB for production"),
+        _("Set [policy] vip_group_id to WHMCS's VIP client group in %(path)s", path=path)
+        if values.get(("bridge", "database_url")) else
+        _("Set [policy] vip_group_id to WHMCS's VIP client group in %(path)s, and [bridge] "
+          "database_url to MariaDB for production", path=path),
         f"{cmd} db upgrade",
-        f"{cmd} install-stub --addon /path/to/whmcs{url}   (the addon module; it prints the "
-        "values to enter in WHMCS), then in WHMCS: Setup > Addon Modules > vipgate > Activate, "
-        "Configure",
+        f"{cmd} install-stub --addon /path/to/whmcs{url}   " + _(
+            "(the addon module; it prints the values to enter in WHMCS), then in WHMCS: "
+            "Setup > Addon Modules > vipgate > Activate, Configure"),
         f"{cmd} admin create-user NAME",
         f"{cmd} check",
-        f"start the services: {cmd} deploy systemd, {cmd} deploy nginx (docs/DEPLOY.md)",
+        _("start the services: %(systemd)s, %(nginx)s (docs/DEPLOY.md)",
+          systemd=cmd + " deploy systemd", nginx=cmd + " deploy nginx"),
     ]
-    lines = ["Next steps:", *(f"  {n}. {s}" for n, s in enumerate(steps, 1))]
+    lines = [_("Next steps:"), *(f"  {n}. {s}" for n, s in enumerate(steps, 1))]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        lines.append(f"  ({path} belongs to root: chown it to the service user, e.g. "
-                     f"chown vipgate: {path})")
+        lines.append("  " + _("(%(path)s belongs to root: chown it to the service user, e.g. "
+                              "chown vipgate: %(path)s)", path=path))
     return lines
 
 
@@ -155,16 +165,16 @@ def init_command(ctx: click.Context, config: str | None, whmcs_url: str | None,
              "accesskey": accesskey, "public_url": public_url, "database_url": database_url}
     path = _target(ctx, config)
     if (path.exists() or path.is_symlink()) and not force:  # before any question
-        raise Failure(f"init: {path} exists; pass --force to replace it (the old file is kept "
-                      "as a backup)", 2)
+        raise Failure(_("init: %(path)s exists; pass --force to replace it (the old file is "
+                        "kept as a backup)", path=path), 2)
     values: dict[Key, str] = {}
     for option, key, label, hidden in ASKED:
         text = given[option]
         if text is None:
             text = _ask(label, hidden, _flag(option))
         if not text.strip():
-            raise Failure(f"init: {_flag(option)} is empty: vipgate needs "
-                          f"[{key[0]}] {key[1]}", 2)
+            raise Failure(_("init: %(option)s is empty: vipgate needs [%(section)s] %(key)s",
+                            option=_flag(option), section=key[0], key=key[1]), 2)
         values[key] = text
     for option, key in OPTIONAL:
         if given[option]:
@@ -175,7 +185,8 @@ def init_command(ctx: click.Context, config: str | None, whmcs_url: str | None,
             values[key] = check_value(*key, text)
         except ValueError as exc:
             shown = "" if declared(*key).secret else f" {text!r}"
-            raise Failure(f"init: {_flag(option_of[key])}{shown}: {exc}", 2) from None
+            raise Failure(f"init: {_flag(option_of[key])}{shown}: {exception_text(exc)}",
+                          2) from None
     values[("whmcs", "url")] = values[("whmcs", "url")].rstrip("/")
     checked = None if no_check else _check_whmcs(values)
     values.update({key: make() for key, make in GENERATED.items()})
@@ -183,13 +194,14 @@ def init_command(ctx: click.Context, config: str | None, whmcs_url: str | None,
     try:
         backup = write_private(path, config_text(values, now), force=force, now=now)
     except ConfigFileError as exc:
-        raise Failure(f"init: {exc}", 2) from None
+        raise Failure("init: " + exception_text(exc), 2) from None
     if checked:
         click.echo(checked)
     if backup is not None:
-        click.echo(f"vipgate: kept the old file as {backup}")
+        click.echo(_("vipgate: kept the old file as %(path)s", path=backup))
     secrets = ", ".join(f"[{s}] {k}" for s, k in GENERATED)
-    click.echo(f"vipgate: wrote {path} (mode 0600; fresh {secrets})")
+    click.echo(_("vipgate: wrote %(path)s (mode 0600; fresh %(secrets)s)", path=path,
+                 secrets=secrets))
     for line in _next_steps(path, values):
         click.echo(line)
 
@@ -204,14 +216,14 @@ def _deploy_settings(config: str) -> Settings:
     from bridge.settings import ConfigError, default_settings, load_settings
 
     if not os.access(config, os.R_OK):
-        click.echo(f"vipgate: {config} not found or not readable here: the defaults of "
-                   "[bridge] database_url, precron_wait_seconds and [webhook] max_batch_bytes "
-                   "are used", err=True)
+        click.echo(_("vipgate: %(path)s not found or not readable here: the defaults of "
+                     "[bridge] database_url, precron_wait_seconds and [webhook] "
+                     "max_batch_bytes are used", path=config), err=True)
         return default_settings()
     try:
         return load_settings(config, environ={})
     except ConfigError as exc:
-        raise Failure(str(exc), 2) from None
+        raise config_failure(exc) from None
 
 
 def _emit(files: dict[str, str], output_dir: Path | None) -> None:
@@ -220,10 +232,10 @@ def _emit(files: dict[str, str], output_dir: Path | None) -> None:
         click.echo("\n".join(files.values()), nl=False)
         return
     if not output_dir.is_dir():
-        raise Failure(f"deploy: folder {output_dir} does not exist", 2)
+        raise Failure(_("deploy: folder %(path)s does not exist", path=output_dir), 2)
     for name, text in files.items():
         (output_dir / name).write_text(text, encoding="utf-8")
-        click.echo(f"vipgate: wrote {output_dir / name}", err=True)
+        click.echo(_("vipgate: wrote %(path)s", path=output_dir / name), err=True)
 
 
 @click.group("deploy")
@@ -264,7 +276,8 @@ def deploy_systemd(ctx: click.Context, user: str, group: str, venv: str, config:
     config = _services_config(ctx, config)
     for name, value in (("--venv", venv), ("--config", config), ("--env-file", env_file)):
         if not value.startswith("/"):
-            raise Failure(f"deploy systemd: {name} {value!r}: expected an absolute path", 2)
+            raise Failure(_("deploy systemd: %(option)s %(value)s: expected an absolute path",
+                            option=name, value=repr(value)), 2)
     options = UnitOptions(user=user, group=group, venv=venv, config=config, env_file=env_file,
                           bind=bind, workers=workers)
     units = systemd_units(options, _deploy_settings(config))
@@ -291,8 +304,8 @@ def deploy_nginx(ctx: click.Context, server_name: str, upstream: str, certificat
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", server_name):
-        raise Failure(f"deploy nginx: --server-name {server_name!r}: expected a host name "
-                      "like vipgate.example.com", 2)
+        raise Failure(_("deploy nginx: --server-name %(value)s: expected a host name like "
+                        "vipgate.example.com", value=repr(server_name)), 2)
     site = nginx_site(_deploy_settings(config), server_name=server_name,
                       upstream=upstream, certificate=certificate,
                       certificate_key=certificate_key)

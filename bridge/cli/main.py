@@ -3,12 +3,15 @@
 :mod:`bridge.cli.sandbox`.
 
 Every failure the operator can fix prints one line on stderr and exits non-zero: 2 for usage
-and configuration, 1 for a failure while doing the work.
+and configuration, 1 for a failure while doing the work. The messages are in the CLI's language
+(:func:`bridge.cli.common.cli_language`: ``VIPGATE_LANGUAGE``, else the POSIX locale); the
+worker's log lines and what is meant to be parsed stay English.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,20 @@ import click
 import sqlalchemy as sa
 
 from bridge import __version__
-from bridge.cli.common import Failure, database_failure, log_to_stderr, opening, settings_of
+from bridge.cli.common import (
+    Failure,
+    _,
+    cli_language,
+    database_failure,
+    exception_text,
+    labelled,
+    log_to_stderr,
+    ngettext,
+    opening,
+    settings_of,
+    shown_source,
+    texts,
+)
 from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
@@ -39,6 +55,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
     """vipgate: keep the WHMCS VIP group for paying clients, gate tickets by invoice status."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    cli_language()  # a bad VIPGATE_LANGUAGE stops every command, in one line
 
 
 @cli.command()
@@ -51,24 +68,27 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from bridge.web.serving import bind_server, cannot_serve, port_problem
 
     settings = settings_of(ctx)
-    busy = port_problem(host, port)  # before the app opens its database
+    language = cli_language()
+    busy = port_problem(host, port, language)  # before the app opens its database
     if busy:
         raise Failure(busy, 1)
     app = opening(settings, create_app)
     try:
         server = bind_server(host, port, app)
     except OSError as exc:
-        raise Failure(cannot_serve(host, port, exc), 1) from None
-    click.echo(f"vipgate: serving on http://{host}:{port} (settings: {settings.source})")
+        raise Failure(cannot_serve(host, port, exc, language), 1) from None
+    url = f"http://{host}:{port}"
+    click.echo(_("vipgate: serving on %(url)s (settings: %(source)s)", url=url,
+                 source=shown_source(settings)))
     engine = app.extensions["vipgate"].engine
     log_to_stderr()
     if settings.bridge.run_worker and engine is not None:
         from bridge.worker import Worker, start_worker_thread
 
         start_worker_thread(Worker(engine, clock=app.extensions["vipgate"].clock))
-        click.echo("vipgate: in-process worker running ([bridge] run_worker = on)")
+        click.echo(_("vipgate: in-process worker running ([bridge] run_worker = on)"))
     elif engine is None:
-        click.echo("vipgate: [whmcs] url is empty: events are stored but not reconciled")
+        click.echo(_("vipgate: [whmcs] url is empty: events are stored but not reconciled"))
     server.serve_forever()  # until Ctrl-C; it closes the socket
 
 
@@ -89,7 +109,7 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
 
     settings = settings_of(ctx)
     if not settings.whmcs.url:
-        raise Failure("[whmcs] url is empty: the worker needs WHMCS's API", 2)
+        raise Failure(_("[whmcs] url is empty: the worker needs WHMCS's API"), 2)
     store = opening(settings, open_store)
     engine = make_reconcile_engine(settings, store, now=utc_now)
     assert engine is not None
@@ -99,16 +119,21 @@ def worker(ctx: click.Context, once: bool, idle: float) -> None:
         outcomes = runner.drain()
         failed = [o for o in outcomes if o.state in ("retrying", "dead")]
         for o in failed:
-            click.echo(f"vipgate: event {o.row_id} ({o.hook}) {o.state}: {o.error}", err=True)
-        click.echo(f"vipgate: {len(outcomes)} event(s) processed, {len(failed)} failed")
+            click.echo(_("vipgate: event %(id)s (%(hook)s) %(state)s: %(error)s", id=o.row_id,
+                         hook=o.hook, state=o.state, error=o.error), err=True)
+        click.echo(ngettext("vipgate: %(num)d event processed, %(failed)d failed",
+                            "vipgate: %(num)d events processed, %(failed)d failed",
+                            len(outcomes), failed=len(failed)))
         store.dispose()
         if failed:
-            raise Failure(f"{len(failed)} event(s) failed", 1)
+            raise Failure(ngettext("%(num)d event failed", "%(num)d events failed",
+                                   len(failed)), 1)
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    click.echo(f"vipgate: worker {runner.name} draining the inbox (Ctrl-C to stop)")
+    click.echo(_("vipgate: worker %(name)s draining the inbox (Ctrl-C to stop)",
+                 name=runner.name))
     runner.run_forever(stop, idle)
     store.dispose()
 
@@ -133,10 +158,11 @@ def demo(port: int, no_wait: bool, keep: bool, stub: str | None) -> None:
     from bridge.web.serving import cannot_serve, port_problem
 
     use_php = None if stub is None else stub == "php"
-    problem = stub_problem(use_php)
+    language = cli_language()
+    problem = stub_problem(use_php, language)
     if problem:
-        raise Failure(f"demo: {problem}", 2)
-    busy = port_problem("127.0.0.1", port)  # before anything is created
+        raise Failure(_("demo: %(problem)s", problem=problem), 2)
+    busy = port_problem("127.0.0.1", port, language)  # before anything is created
     if busy:
         raise Failure(busy, 1)
 
@@ -146,15 +172,15 @@ def demo(port: int, no_wait: bool, keep: bool, stub: str | None) -> None:
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         code = run_demo(port=port, wait=None if no_wait else threading.Event().wait,
-                        out=click.echo, keep=keep, use_php=use_php)
+                        out=click.echo, keep=keep, use_php=use_php, language=language)
     except OSError as exc:  # the port was taken between the check and the bind
         if exc.errno != errno.EADDRINUSE:
             raise
-        raise Failure(cannot_serve("127.0.0.1", port, exc), 1) from None
+        raise Failure(cannot_serve("127.0.0.1", port, exc, language), 1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if code:
-        raise Failure("demo: some of the story's checks failed (marked ✗ above)", code)
+        raise Failure(_("demo: some of the story's checks failed (marked ✗ above)"), code)
 
 
 @cli.group()
@@ -174,7 +200,7 @@ def db_upgrade(ctx: click.Context) -> None:
         raise database_failure(exc, settings.bridge.database_url) from None
     finally:
         store.dispose()
-    click.echo(f"vipgate: database at revision {revision}")
+    click.echo(_("vipgate: database at revision %(revision)s", revision=revision))
 
 
 @cli.group()
@@ -199,16 +225,18 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
     try:
         accounts.check_name(name)
     except accounts.AccountError as exc:
-        raise Failure(f"admin create-user: NAME {name!r}: {exc}", 2) from None
+        raise Failure(_("admin create-user: NAME %(name)s: %(problem)s", name=repr(name),
+                        problem=exception_text(exc)), 2) from None
     if sys.stdin.isatty():
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
-                                err=True)
+        password = click.prompt(_("Password"), hide_input=True,
+                                confirmation_prompt=_("Repeat for confirmation"), err=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
         accounts.check_password(password)
     except accounts.AccountError as exc:
-        raise Failure(f"admin create-user: password: {exc}", 2) from None
+        raise Failure(_("admin create-user: password: %(problem)s",
+                        problem=exception_text(exc)), 2) from None
     store = opening(settings, open_store)
     try:
         done = accounts.create_user(store, name, password, datetime.now(UTC))
@@ -216,8 +244,9 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
         raise database_failure(exc, settings.bridge.database_url) from None
     finally:
         store.dispose()
-    what = "created" if done == "created" else "password changed (its sessions end)"
-    click.echo(f"vipgate: admin account {name} {what}")
+    click.echo(_("vipgate: admin account %(name)s created", name=name) if done == "created"
+               else _("vipgate: admin account %(name)s password changed (its sessions end)",
+                      name=name))
 
 
 @cli.command("install-stub")
@@ -238,7 +267,7 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None,
     settings = settings_of(ctx)
     url = url or settings.bridge.public_url
     if not url:
-        raise Failure("no bridge URL: pass --url or set [bridge] public_url", 2)
+        raise Failure(_("no bridge URL: pass --url or set [bridge] public_url"), 2)
     def first_secret(settings: Settings) -> str:
         store = open_store(settings)
         try:
@@ -257,34 +286,39 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None,
             stub_install.install_stub(whmcs_dir, url, secret, fail_open=fail_open)
             written = [whmcs_dir / f.path for f in stub_install.HOOKS_INSTALL]
     except StubInstallError as exc:
-        raise Failure(str(exc), 2) from None
+        raise Failure(exception_text(exc), 2) from None
     for path in written:
-        click.echo(f"vipgate: wrote {path}")
+        click.echo(_("vipgate: wrote %(path)s", path=path))
     if addon:
         _addon_next_steps(base, secret, fail_open, upgraded)
     elif stub_install.installed(whmcs_dir, stub_install.ADDON_INSTALL):
-        click.echo(f"vipgate: warning: {whmcs_dir / 'modules/addons/vipgate'} is installed too: "
-                   "while that module is active and configured its settings are used; "
-                   "deactivate it in Setup > Addon Modules to use these")
+        click.echo(_("vipgate: warning: %(path)s is installed too: while that module is active "
+                     "and configured its settings are used; deactivate it in Setup > Addon "
+                     "Modules to use these", path=whmcs_dir / "modules/addons/vipgate"))
 
 
 def _addon_next_steps(base: str, secret: str, fail_open: bool, upgraded: list[Path]) -> None:
     """What the operator does in WHMCS after ``install-stub --addon``, with the values to enter."""
     for path in upgraded:
-        click.echo(f"vipgate: updated {path} (the includes/hooks install, to this version)")
-    click.echo("Next, in WHMCS's admin area: Setup > Addon Modules > vipgate > Activate, then "
-               "Configure, enter these and Save Changes:")
+        click.echo(_("vipgate: updated %(path)s (the includes/hooks install, to this version)",
+                     path=path))
+    click.echo(_("Next, in WHMCS's admin area: Setup > Addon Modules > vipgate > Activate, "
+                 "then Configure, enter these and Save Changes:"))
+    # The fields' names as WHMCS shows them (the addon's vipgate_config(), in English).
     click.echo(f"  Bridge URL:                      {base}")
     click.echo(f"  Webhook secret:                  {secret}")
-    click.echo("  Allow tickets without an answer: "
-               f"{'ticked' if fail_open else 'not ticked'} ([tickets] fail_open)")
-    click.echo("  the timeouts:                    leave the defaults")
-    click.echo("  Access Control:                  the admin roles that may open Addons > vipgate")
+    click.echo("  Allow tickets without an answer: " + (
+        _("ticked ([tickets] fail_open)") if fail_open else
+        _("not ticked ([tickets] fail_open)")))
+    timeouts = _("the timeouts:")
+    click.echo(f"  {timeouts:<33}" + _("leave the defaults"))
+    click.echo("  Access Control:                  " + _("the admin roles that may open "
+                                                          "Addons > vipgate"))
     if upgraded:
-        click.echo("The includes/hooks install keeps forwarding until those settings are saved "
-                   "(nothing is lost meanwhile); then delete "
-                   + ", ".join(str(p) for p in upgraded) + " and "
-                   + str(upgraded[0].with_name("_vipgate_config.php")) + ".")
+        click.echo(_("The includes/hooks install keeps forwarding until those settings are "
+                     "saved (nothing is lost meanwhile); then delete %(files)s and %(config)s.",
+                     files=", ".join(str(p) for p in upgraded),
+                     config=upgraded[0].with_name("_vipgate_config.php")))
 
 
 @cli.command("uninstall-stub")
@@ -307,49 +341,51 @@ def uninstall_stub_command(whmcs_dir: Path, drop_tables: bool, database_url: str
     from bridge.whmcs.stub_install import drop_tables as drop
 
     if drop_tables and not database_url:
-        raise Failure("--drop-tables needs --database-url (WHMCS's database, as a user "
-                      "allowed to DROP)", 2)
+        raise Failure(_("--drop-tables needs --database-url (WHMCS's database, as a user "
+                        "allowed to DROP)"), 2)
     if (database_url or force) and not drop_tables:
-        raise Failure(f"{'--database-url' if database_url else '--force'} is only used with "
-                      "--drop-tables", 2)
+        raise Failure(_("%(option)s is only used with --drop-tables",
+                        option="--database-url" if database_url else "--force"), 2)
     if database_url:
         try:
             sa.engine.make_url(database_url)
         except sa.exc.ArgumentError:
-            raise Failure("--database-url is not a database URL (expected "
-                          "mysql+pymysql://USER:PASSWORD@HOST/DATABASE)", 2) from None
+            raise Failure(_("--database-url is not a database URL (expected "
+                            "mysql+pymysql://USER:PASSWORD@HOST/DATABASE)"), 2) from None
     try:
         removed, absent = uninstall_stub(whmcs_dir)
     except StubInstallError as exc:
-        raise Failure(str(exc), 2) from None
+        raise Failure(exception_text(exc), 2) from None
     for path in removed:
-        click.echo(f"vipgate: removed {path}")
+        click.echo(_("vipgate: removed %(path)s", path=path))
     for path in absent:
-        click.echo(f"vipgate: {path} was not there")
+        click.echo(_("vipgate: %(path)s was not there", path=path))
     if any("modules/addons" in path.as_posix() for path in removed):
-        click.echo("vipgate: the addon module's files are removed; if it was still active, "
-                   "deactivate vipgate in Setup > Addon Modules")
+        click.echo(_("vipgate: the addon module's files are removed; if it was still active, "
+                     "deactivate vipgate in Setup > Addon Modules"))
     if drop_tables:
         assert database_url is not None
         try:
             rows = drop(database_url, force=force)
         except StubInstallError as exc:
-            raise Failure(str(exc), 1) from None
+            raise Failure(exception_text(exc), 1) from None
         except sa.exc.SQLAlchemyError as exc:
             raise database_failure(exc, database_url, what="WHMCS database") from None
         for table, count in rows.items():
-            click.echo(f"vipgate: dropped {table} ({count} row(s))" if count is not None
-                       else f"vipgate: {table} was not there")
+            click.echo(ngettext("vipgate: dropped %(table)s (%(num)d row)",
+                                "vipgate: dropped %(table)s (%(num)d rows)", count, table=table)
+                       if count is not None
+                       else _("vipgate: %(path)s was not there", path=table))
         return
-    click.echo("WHMCS's database keeps the stub's tables (the hooks no longer use them):")
+    click.echo(_("WHMCS's database keeps the stub's tables (the hooks no longer use them):"))
     for table, what in WHMCS_TABLES.items():
-        click.echo(f"  {table}: {what}")
-    click.echo("To remove them, run in WHMCS's database (or uninstall-stub again with "
-               "--drop-tables --database-url URL):")
+        click.echo(f"  {table}: {_(what)}")
+    click.echo(_("To remove them, run in WHMCS's database (or uninstall-stub again with "
+                 "--drop-tables --database-url URL):"))
     for line in drop_sql():
         click.echo(f"  {line}")
-    click.echo("What vipgate did through WHMCS's API stays: group changes, ticket priorities "
-               "and staff notes, and its lines in the System Activity Log.")
+    click.echo(_("What vipgate did through WHMCS's API stays: group changes, ticket priorities "
+                 "and staff notes, and its lines in the System Activity Log."))
 
 
 def _check_stub(store: Store) -> list[str]:
@@ -359,16 +395,27 @@ def _check_stub(store: Store) -> list[str]:
 
     report = store.stub_report()
     bridge = bridge_version()
+    t = texts()
+
+    def moment(at: datetime | None) -> str:
+        return t.moment(at) if at is not None else "?"
+
     if report.version is None:
-        click.echo(f"stub: not heard from yet (bridge {bridge})")
+        click.echo(_("stub: not heard from yet (bridge %(bridge)s)", bridge=bridge))
+    elif report.version:
+        click.echo(_("stub: version %(version)s, last seen %(moment)s UTC (bridge %(bridge)s)",
+                     version=report.version, moment=moment(report.seen_at), bridge=bridge))
     else:
-        click.echo(f"stub: version {report.version or 'not sent'}, last seen "
-                   f"{report.seen_at:%Y-%m-%d %H:%M} UTC (bridge {bridge})")
+        click.echo(_("stub: version not sent, last seen %(moment)s UTC (bridge %(bridge)s)",
+                     moment=moment(report.seen_at), bridge=bridge))
     if report.rejected_count:
-        click.echo(f"stub: {report.rejected_count} rejected event(s) kept in its spool, "
-                   f"reported {report.reported_at:%Y-%m-%d %H:%M} UTC; the newest:")
+        click.echo(ngettext("stub: %(num)d rejected event kept in its spool, reported "
+                            "%(moment)s UTC; the newest:",
+                            "stub: %(num)d rejected events kept in its spool, reported "
+                            "%(moment)s UTC; the newest:", report.rejected_count,
+                            moment=moment(report.reported_at)))
         for event in report.rejected:
-            click.echo(f"  rejected: {rejected_line(event)}")
+            click.echo("  " + _("rejected: %(event)s", event=rejected_line(event)))
     return stub_warnings(report, bridge)
 
 
@@ -377,26 +424,30 @@ def _check_stub(store: Store) -> list[str]:
 def check(ctx: click.Context) -> None:
     """Check the configuration, the database and WHMCS's API; print policy warnings."""
     settings = settings_of(ctx)
-    click.echo(f"settings: {settings.source}")
+    click.echo(_("settings: %(source)s", source=shown_source(settings)))
     problems = 0
     store = Store(settings.bridge.database_url)
     stub_found: list[str] = []
     try:
         store.require_current()
-        click.echo(f"database: ok ({store.engine.dialect.name}, revision {store.revision()})")
+        click.echo(_("database: ok (%(dialect)s, revision %(revision)s)",
+                     dialect=store.engine.dialect.name, revision=store.revision()))
         stub_found = _check_stub(store)
         from bridge.overrides import effective, saved_values
 
         saved = saved_values(store)
         if saved:  # what the admin page saved is what is in force
             settings = effective(settings, saved)
-            click.echo(f"settings saved from the admin page: {len(saved)} "
-                       f"({', '.join(f'[{s}] {k}' for s, k in sorted(saved))})")
+            click.echo(ngettext("settings saved from the admin page: %(num)d (%(keys)s)",
+                                "settings saved from the admin page: %(num)d (%(keys)s)",
+                                len(saved), keys=", ".join(f"[{s}] {k}" for s, k in
+                                                          sorted(saved))))
     except DatabaseNotReady as exc:
-        click.echo(f"database: {exc}")
+        click.echo(labelled("database", exc.args[0]))
         problems += 1
     except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"database: {database_failure(exc, settings.bridge.database_url).message}")
+        click.echo(labelled("database", database_failure(
+            exc, settings.bridge.database_url).message))
         problems += 1
     finally:
         store.dispose()
@@ -407,7 +458,7 @@ def check(ctx: click.Context) -> None:
         + stub_found
     empty = credential_problems(settings)
     for problem in empty:  # said here: WHMCS would only answer "Authentication Failed"
-        click.echo(f"whmcs: {problem}")
+        click.echo(labelled("whmcs", problem))
         problems += 1
     if settings.whmcs.url and not empty:
         from bridge.checks import facts_warnings, missing_groups, read_facts
@@ -420,28 +471,30 @@ def check(ctx: click.Context) -> None:
             missing = missing_groups(settings.policy, facts.groups or ())
             found += [w for w in facts_warnings(facts, settings.policy) if w not in missing]
             if facts.groups is None:
-                click.echo(f"whmcs: ok ({settings.whmcs.url}; its client groups could not "
-                           "be read, so the configured group ids were not checked)")
+                click.echo(_("whmcs: ok (%(url)s; its client groups could not be read, so the "
+                             "configured group ids were not checked)", url=settings.whmcs.url))
             elif missing:
                 for problem in missing:
-                    click.echo(f"whmcs: {problem}")
+                    click.echo(labelled("whmcs", problem))
                 problems += len(missing)
             else:
-                click.echo(f"whmcs: ok ({settings.whmcs.url})")
+                click.echo(_("whmcs: ok (%(url)s)", url=settings.whmcs.url))
         except WhmcsError as exc:
-            click.echo(f"whmcs: {exc}")
+            click.echo(labelled("whmcs", str(exc)))
             problems += 1
     if settings.whmcs.database_url:
         from bridge.checks import whmcs_database_status
 
         ok, text = whmcs_database_status(settings.whmcs.database_url)
-        click.echo(f"whmcs database: {'ok (' + text + ')' if ok else text}")
+        click.echo(_("whmcs database: ok (%(database)s)", database=text) if ok
+                   else labelled("whmcs database", text))
         problems += not ok
     for warning in found:
-        click.echo(f"warning: {warning}")
+        click.echo(labelled("warning", warning))
     if problems:
-        raise Failure(f"check failed: {problems} problem(s)", 1)
-    click.echo("check: ok")
+        raise Failure(ngettext("check failed: %(num)d problem", "check failed: %(num)d problems",
+                               problems), 1)
+    click.echo(_("check: ok"))
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -449,7 +502,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="vipgate", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("vipgate: aborted", err=True)
+        click.echo(_("vipgate: aborted"), err=True)
         sys.exit(1)
     except click.ClickException as exc:
         message = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 
-from bridge.cli.common import Failure, database_failure
+from bridge.cli.common import Failure, _, cli_language, database_failure, exception_text
 from bridge.demo.sandbox import (
     DEFAULT_PORT,
     SANDBOX_DATABASE_URL,
@@ -14,6 +14,7 @@ from bridge.demo.sandbox import (
     banner,
     prepare_sandbox,
 )
+from bridge.i18n import Texts
 
 
 @click.command("sandbox")
@@ -37,7 +38,8 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
     """Run the sandbox WHMCS alone: its API at http://HOST:PORT/includes/api.php."""
     from bridge.web.serving import cannot_serve, port_problem
 
-    busy = port_problem(host, port)  # before the database is created and seeded
+    language = cli_language()
+    busy = port_problem(host, port, language)  # before the database is created and seeded
     if busy:
         raise Failure(busy, 1)
     try:
@@ -45,7 +47,7 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
                                 webhook_secret=webhook_secret, identifier=identifier,
                                 api_secret=api_secret)
     except SandboxSetupError as exc:
-        raise Failure(str(exc), 2) from None
+        raise Failure(exception_text(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
         raise database_failure(exc, database_url) from None
 
@@ -54,7 +56,7 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
     def ready(url: str) -> None:
         nonlocal bound
         bound = True
-        for line in banner(setup, url, database_url):
+        for line in banner(setup, url, database_url, Texts(language)):
             click.echo(line)
 
     try:
@@ -62,9 +64,9 @@ def sandbox_command(host: str, port: int, database_url: str, seed: bool,
     except OSError as exc:
         if bound:
             raise
-        raise Failure(cannot_serve(host, port, exc), 1) from None
+        raise Failure(cannot_serve(host, port, exc, language), 1) from None
     except KeyboardInterrupt:  # werkzeug returns on Ctrl-C; this is in case it does not
         pass
     finally:
         setup.sandbox.dispose()
-    click.echo("vipgate sandbox: stopped")
+    click.echo(_("vipgate sandbox: stopped"))

@@ -21,12 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from babel.dates import format_date
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
 from bridge.engine.names import refresh_names
-from bridge.model import AuditEntry
-from bridge.policy.gate import format_money
+from bridge.i18n import N_, Texts
+from bridge.model import AuditEntry, Reason, WhmcsNames
 from bridge.runtime import open_store, runtime, webhook_secrets
 from bridge.sandbox import pages
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
@@ -44,7 +45,12 @@ TIMEZONE = "America/Sao_Paulo"
 API_ID = "vipgate-demo"
 API_SECRET = "demo-api-secret"  # noqa: S105 (the throw-away sandbox's API credential)
 ACTIVE_TICKETS = "All Active Tickets"
-WEEKDAYS = ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo")
+# The clients' language in WHMCS, as the demo's: what they read in the client area follows it.
+WHMCS_LANGUAGES = {"pt_BR": "portuguese-br", "en": "english"}
+# WHMCS's service statuses, as the narration names them.
+SERVICE_STATUSES = {status: status for status in (
+    N_("Active"), N_("Suspended"), N_("Pending"), N_("Terminated"), N_("Cancelled"))}
+STANDINGS = (N_("current"), N_("overdue"), N_("suspended"))  # a client's, as the panels say
 
 
 def plain(markup: str) -> list[str]:
@@ -59,13 +65,14 @@ def wall() -> datetime:
     return datetime.now(UTC)
 
 
-def brl(amount: Decimal | str) -> str:
-    """``R$ 1.200,00``."""
-    return format_money(Decimal(str(amount)), "R$ ", "", "pt_BR")
+def brl(amount: Decimal | str | int | float, language: str) -> str:
+    """``R$ 1.200,00`` / ``R$ 1,200.00``: the demo's WHMCS currency in ``language``."""
+    return Texts(language).money(Decimal(str(amount)), "R$ ", "")
 
 
-def day_name(day: date) -> str:
-    return f"{WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+def day_name(day: date, language: str) -> str:
+    """``segunda-feira, 02/11/2026`` / ``Monday, 2026-11-02``."""
+    return f"{format_date(day, 'EEEE', locale=language)}, {Texts(language).day(day)}"
 
 
 @dataclass
@@ -138,11 +145,12 @@ class Installation:
         self.sandbox.dispose()
 
 
-def stub_problem(use_php: bool | None) -> str:
+def stub_problem(use_php: bool | None, language: str = "en") -> str:
     """Why the hooks cannot go through the real PHP stub when asked to ('' when they can)."""
     if use_php and not php_available():
-        return ("--stub php needs php with the curl and pdo_sqlite extensions (Debian: apt-get "
-                "install php-cli php-curl php-sqlite3); --stub python runs the Python emulation")
+        return Texts(language).gettext(
+            "--stub php needs php with the curl and pdo_sqlite extensions (Debian: apt-get "
+            "install php-cli php-curl php-sqlite3); --stub python runs the Python emulation")
     return ""
 
 
@@ -152,10 +160,11 @@ def make_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="vipgate-demo-"))
 
 
-def install(start: datetime, workdir: Path, *, port: int = 0,
-            use_php: bool | None = None) -> Installation:
+def install(start: datetime, workdir: Path, *, port: int = 0, use_php: bool | None = None,
+            language: str = "pt_BR") -> Installation:
     """A whole installation in the throw-away folder ``workdir``; the sandbox clock fixed at
-    ``start`` (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed."""
+    ``start`` (WHMCS local time). ``use_php`` None: the real stub when ``php`` is installed.
+    ``language`` is ``[bridge] language`` (the staff's panels, the notes)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     holder: dict[str, Forwarder] = {}
     sandbox = Sandbox(f"sqlite:///{workdir}/whmcs.db", clock=SandboxClock(start, timezone=TIMEZONE),
@@ -172,7 +181,7 @@ def install(start: datetime, workdir: Path, *, port: int = 0,
     served = start_sandbox(sandbox)
     settings = default_settings().replace(
         bridge={"database_url": f"sqlite:///{workdir}/vipgate.db", "timezone": TIMEZONE,
-                "language": "pt_BR"},
+                "language": language},
         whmcs={"url": served.url, "identifier": API_ID, "secret": API_SECRET,
                "timeout_seconds": 10},
         policy={"vip_group_id": groups["VIP"], "default_group_id": groups["Clientes"],
@@ -212,8 +221,9 @@ def add_person(site: Installation, n: Narrator, first: str, last: str, group: st
     """Seed a client (no hooks fire inside ``sandbox.quiet()``): one monthly service per
     unpaid bill, paid bills on the first service; prints one line about it."""
     s = site.sandbox
+    t = n.t
     cid = s.add_client(first, last, groupid=site.groups[group], datecreated=f"{since}-03-10",
-                       currency=site.currency, language="portuguese-br")
+                       currency=site.currency, language=WHMCS_LANGUAGES[t.language])
     person = Person(f"{first} {last}", cid)
     n.names[cid] = first
     owed = []
@@ -227,18 +237,25 @@ def add_person(site: Installation, n: Narrator, first: str, last: str, group: st
         person.invoices.append(s.add_invoice(
             cid, due, [("Hosting", person.services[-1], f"Hospedagem {domain}", amount)],
             date=issued, status="Paid" if paid else "Unpaid", datepaid=paid))
-        when = f"paid {paid[8:10]}/{paid[5:7]}" if paid else f"due {date.fromisoformat(due):%d/%m}"
-        owed.append(f"invoice #{person.invoices[-1]} {brl(amount)} {when}")
-    n.say(f"  {person.name:<13} {group:<9} since {since}, {role}: {'; '.join(owed)}")
+        owed.append(t.gettext("invoice #%(id)s %(amount)s paid %(day)s", id=person.invoices[-1],
+                              amount=n.money(amount), day=t.day(paid)) if paid else
+                    t.gettext("invoice #%(id)s %(amount)s due %(day)s", id=person.invoices[-1],
+                              amount=n.money(amount), day=t.day(due)))
+    n.say(f"  {person.name:<13} {group:<9} " + t.gettext(
+        "since %(year)s, %(role)s: %(bills)s", year=since, role=t.gettext(role),
+        bills="; ".join(owed)))
     return person
 
 
 @dataclass
 class Narrator:
-    """Prints the story: what vipgate did (its audit log), the cron, and checked claims."""
+    """Prints the story in one language (``t``): what vipgate did (its audit log, the
+    engine's reasons in that language, groups by their WHMCS names), the cron, and checked
+    claims."""
 
     site: Installation
     out: Callable[[str], None]
+    t: Texts = field(default_factory=lambda: Texts("en"))
     names: dict[int, str] = field(default_factory=dict)  # client id → first name
     failed: list[str] = field(default_factory=list)
     passed: int = 0
@@ -247,9 +264,13 @@ class Narrator:
 
     # --- lookups ----------------------------------------------------------------------------
 
+    def money(self, amount: Decimal | str | int | float) -> str:
+        return brl(amount, self.t.language)
+
     def group_name(self, group_id: int | str | None) -> str:
         wanted = int(group_id or 0)
-        return next((n for n, g in self.site.groups.items() if g == wanted), f"group {wanted}")
+        return next((n for n, g in self.site.groups.items() if g == wanted),
+                    self.t.gettext("group %(id)s", id=wanted))
 
     def group_of(self, client_id: int) -> str:
         row = self.site.sandbox.client(client_id)
@@ -259,16 +280,26 @@ class Narrator:
         row = self.site.sandbox.ticket(ticket_id)
         return str(row["urgency"]) if row else "?"
 
+    def priority_name(self, priority: str, t: Texts | None = None) -> str:
+        """WHMCS's priority as the panels name it (``Baixa`` / ``Low``)."""
+        return (t or self.t).pgettext("ticket priority", priority)
+
     def service_status(self, service_id: int) -> str:
         row = self.site.sandbox.service(service_id)
         return str(row["domainstatus"]) if row else "?"
 
+    def status_name(self, status: str) -> str:
+        return self.t.gettext(SERVICE_STATUSES[status]) if status in SERVICE_STATUSES \
+            else status
+
     def standing(self, client_id: int) -> str:
         cached = self.site.store.get_standing(client_id)
         if cached is None:
-            return "unknown"
-        owed = f" ({brl(cached.overdue_total)})" if cached.overdue_total else ""
-        return cached.standing + owed
+            return self.t.gettext("unknown")
+        word = self.t.gettext(cached.standing)
+        if not cached.overdue_total:
+            return word
+        return f"{word} ({self.money(cached.overdue_total)})"
 
     def open_tickets(self, client_id: int) -> list[tuple[int, str, str]]:
         """(id, department, priority) of the client's active tickets, from WHMCS's API."""
@@ -283,6 +314,20 @@ class Narrator:
         notes = self.site.api.get_ticket(ticket_id).notes
         return notes[-1].message.replace("\r\n", "\n") if notes else ""
 
+    def whmcs_names(self) -> WhmcsNames:
+        return self.site.store.whmcs_names()
+
+    def reasons(self, reasons: Iterable[str], t: Texts | None = None) -> str:
+        """The engine's reasons in the narration's language (or ``t``'s), groups by name."""
+        names = self.whmcs_names()
+        return "; ".join((t or self.t).reason(r, names) for r in reasons)
+
+    def quoting(self, texts: Iterable[str]) -> Texts:
+        """The language of a line that quotes ``texts``: the narration's when each is a message
+        it can translate (a ``Reason``), else English, the language of a text stored as a
+        sentence (one language per line)."""
+        return self.t if all(isinstance(text, Reason) for text in texts) else Texts("en")
+
     # --- printing ---------------------------------------------------------------------------
 
     def say(self, text: str = "") -> None:
@@ -295,7 +340,8 @@ class Narrator:
             self.out(f"    ✓ {claim}")
         else:
             self.failed.append(claim)
-            self.out(f"    ✗ {claim}" + (f" (found: {found})" if found is not None else ""))
+            self.out(f"    ✗ {claim}" + (" " + self.t.gettext("(found: %(found)s)", found=found)
+                                        if found is not None else ""))
         return ok
 
     def group_is(self, client_id: int, group: str, claim: str) -> None:
@@ -308,12 +354,14 @@ class Narrator:
 
     def show_note(self, ticket: int, *must_contain: str) -> None:
         """Print the newest staff note on ``ticket`` and check what it must list."""
+        _ = self.t.gettext
         text = self.note(ticket)
-        self.out(f"    staff note on ticket #{ticket} (GetTicket → notes):")
+        self.out("    " + _("staff note on ticket #%(id)s (GetTicket → notes):", id=ticket))
         for line in text.splitlines():
             self.out(f"      | {line}")
         self.check(bool(text) and all(m in text for m in must_contain),
-                   f"the note lists {', '.join(must_contain)}", text or "no note")
+                   _("the note lists %(items)s", items=", ".join(must_contain)),
+                   text or _("no note"))
 
     def left_vip_in(self, client_id: int, hook: str) -> bool:
         """Whether the client's last group change was made while handling ``hook``."""
@@ -326,8 +374,9 @@ class Narrator:
         """Let the worker drain the inbox, then tell what vipgate did (new audit rows)."""
         for outcome in self.site.worker.drain():
             if outcome.state not in ("done", "deferred"):
-                self.check(False, f"inbox event {outcome.row_id} ({outcome.hook}) processed",
-                           f"{outcome.state}: {outcome.error}")
+                self.check(False, self.t.gettext(
+                    "inbox event %(id)s (%(hook)s) processed", id=outcome.row_id,
+                    hook=outcome.hook), f"{outcome.state}: {outcome.error}")
         self.report(self.site.store.audit_log(since_id=self.seen_audit))
 
     def report(self, entries: Iterable[AuditEntry]) -> None:
@@ -336,85 +385,105 @@ class Narrator:
             self.seen_audit = max(self.seen_audit, entry.id or 0)
             hook = self._hook(entry.event_id)
             if hook != hook_shown:
-                self.out(f"  vipgate, on {hook}:")
+                self.out("  " + (self.t.gettext("vipgate, on %(hook)s:", hook=hook) if hook
+                                 else self.t.gettext("vipgate, on a direct reconcile:")))
                 hook_shown = hook
             self.out(f"    {self.describe(entry)}")
 
     def _hook(self, event_id: str | None) -> str:
         row = self.site.store.get_event(event_id) if event_id else None
-        return row.hook if row else "a direct reconcile"
+        return row.hook if row else ""
 
     def describe(self, entry: AuditEntry) -> str:
-        """One audit row as a sentence (the engine's reasons quoted as they are)."""
-        who = self.names.get(entry.client_id or 0, f"client {entry.client_id}")
-        why = "; ".join(entry.reasons)
+        """One audit row as a sentence (the engine's reasons quoted, in the narration's
+        language)."""
+        t = self.quoting(entry.reasons)
+        _ = t.gettext
+        who = self.names.get(entry.client_id or 0) or _("client %(id)s", id=entry.client_id)
+        why = self.reasons(entry.reasons, t)
         if entry.action == "membership" and entry.actor == "vipgate":
             return f"{who}: \"{why}\""
         if entry.action == "membership":
-            return f"{who}: staff decision followed — \"{why}\""
+            return _("%(who)s: staff decision followed — \"%(why)s\"", who=who, why=why)
         if entry.action == "group":
-            standing = next((r for r in entry.reasons if r.startswith("standing ")), why)
+            standing = next((r for r in entry.reasons if r.startswith("standing ")), None)
+            shown = self.reasons([standing], t) if standing is not None else why
             if entry.after == str(self.site.groups["VIP"]):
-                again = "back in" if entry.client_id in self.left_vip else "moved into"
-                return f"{who}: {again} VIP (from {self.group_name(entry.before)}) — {standing}"
+                back = entry.client_id in self.left_vip
+                return (_("%(who)s: back in VIP (from %(group)s) — %(why)s", who=who,
+                          group=self.group_name(entry.before), why=shown) if back else
+                        _("%(who)s: moved into VIP (from %(group)s) — %(why)s", who=who,
+                          group=self.group_name(entry.before), why=shown))
             self.left_vip.add(entry.client_id or 0)
-            return f"{who}: left VIP for {self.group_name(entry.after)} — \"{standing}\""
+            return _("%(who)s: left VIP for %(group)s — \"%(why)s\"", who=who,
+                     group=self.group_name(entry.after), why=shown)
         if entry.action == "ticket_priority":
-            return (f"{who}: ticket #{entry.ticket_id} priority {entry.before} → {entry.after}"
-                    f" ({'; '.join(entry.reasons)})")
+            return _("%(who)s: ticket #%(id)s priority %(before)s → %(after)s (%(why)s)",
+                     who=who, id=entry.ticket_id,
+                     before=self.priority_name(entry.before or "", t),
+                     after=self.priority_name(entry.after or "", t), why=why)
         if entry.action == "ticket_note":
-            return f"{who}: ticket #{entry.ticket_id} staff note added ({why})"
+            return _("%(who)s: ticket #%(id)s staff note added (%(why)s)", who=who,
+                     id=entry.ticket_id, why=why)
         return f"{who}: {entry.action} {entry.before} → {entry.after} ({why})"
 
     def cron(self, summary: CronSummary, expect_suspended: dict[int, str]) -> None:
         """Tell (and check) what the day's cron did."""
+        _ = self.t.gettext
         for invoice_id in summary.invoices_created:
             row = self.site.sandbox.invoice(invoice_id) or {}
-            self.out(f"  cron: generated invoice #{invoice_id} for "
-                     f"{self.names.get(int(row.get('userid', 0)), '?')} "
-                     f"({brl(row.get('total', 0))}, due {row.get('duedate'):%d/%m})")
+            self.out("  " + _("cron: generated invoice #%(id)s for %(who)s (%(amount)s, due "
+                              "%(day)s)", id=invoice_id,
+                              who=self.names.get(int(row.get("userid", 0)), "?"),
+                              amount=self.money(row.get("total", 0)),
+                              day=self.t.day(row["duedate"]) if row.get("duedate") else "?"))
         if summary.suspended:
-            shown = ", ".join(f"service #{s} ({expect_suspended.get(s, '?')})"
-                              for s in summary.suspended)
+            shown = ", ".join(_("service #%(id)s (%(who)s)", id=s,
+                                who=expect_suspended.get(s, "?")) for s in summary.suspended)
             days = self.site.sandbox.setting("AutoSuspensionDays")
-            self.out(f"  cron: suspended {shown}: due {days} days ago or more "
-                     f"(AutoSuspensionDays {days})")
+            self.out("  " + _("cron: suspended %(services)s: due %(days)s days ago or more "
+                              "(AutoSuspensionDays %(days)s)", services=shown, days=days))
         else:
-            self.out("  cron: nothing to suspend")
-        wanted = ", ".join(f"#{s}" for s in sorted(expect_suspended)) or "nothing"
+            self.out("  " + _("cron: nothing to suspend"))
+        wanted = ", ".join(f"#{s}" for s in sorted(expect_suspended)) or _("nothing")
         self.check(sorted(summary.suspended) == sorted(expect_suspended)
                    and not summary.spared_exempt_group,
-                   f"the cron suspended {wanted}; no overdue client was left in the exempt "
-                   "VIP group", (summary.suspended, summary.spared_exempt_group))
+                   _("the cron suspended %(services)s; no overdue client was left in the "
+                     "exempt VIP group", services=wanted),
+                   (summary.suspended, summary.spared_exempt_group))
 
     def show_whmcs_pages(self, person: Person, ticket_id: int, invoice: int,
                          amount: str) -> None:
         """Print (and check) what WHMCS's pages show of vipgate for a delinquent client: the
         badge staff see on a ticket, the first lines of the client summary panel, and the
         departments and notice the client sees on Open Ticket (the sandbox's pages)."""
+        _ = self.t.gettext
         s, first = self.site.sandbox, person.name.split()[0]
         badge = " ".join(plain(pages.hook_output(pages.render_ticket_view(s, ticket_id))))
-        self.out(f"    staff open ticket #{ticket_id} in WHMCS and read:")
+        self.out("    " + _("staff open ticket #%(id)s in WHMCS and read:", id=ticket_id))
         self.out(f"      | {badge}")
         summary = plain(pages.hook_output(pages.render_client_summary(s, person.id)))
-        self.out(f"    …and on {first}'s client summary:")
+        self.out("    " + _("…and on %(who)s's client summary:", who=first))
         for line in summary[:6]:
             self.out(f"      | {line}")
         self.check(amount in badge and all(w in " ".join(summary) for w in
                                            (f"#{invoice}", amount)),
-                   f"staff see {first}'s standing on the ticket ({amount}) and on the client "
-                   f"summary (invoice #{invoice})", (badge, summary[:6]))
+                   _("staff see %(who)s's standing on the ticket (%(amount)s) and on the "
+                     "client summary (invoice #%(invoice)s)", who=first, amount=amount,
+                     invoice=invoice), (badge, summary[:6]))
         offered = pages.submit_ticket_vars(s, person.id)
         names = [str(d.get("name")) for d in offered["departments"]]
         notice = plain(str(offered.get("vipgate_notice") or ""))
-        self.out(f"    {first} opens Open Ticket in the client area: offered "
-                 f"{', '.join(names) or 'nothing'}, and told:")
+        self.out("    " + _("%(who)s opens Open Ticket in the client area: offered "
+                            "%(departments)s, and told:", who=first,
+                            departments=", ".join(names) or _("nothing")))
         for line in notice:
             self.out(f"      | {line}")
         self.check(names == ["Financeiro"] and all(w in " ".join(notice) for w in
                                                     (f"#{invoice}", amount)),
-                   f"{first} is offered only Financeiro and told why: invoice #{invoice}, "
-                   f"{amount}", (names, notice))
+                   _("%(who)s is offered only Financeiro and told why: invoice #%(invoice)s, "
+                     "%(amount)s", who=first, invoice=invoice, amount=amount),
+                   (names, notice))
 
     def open_ticket(self, client_id: int, dept: str, subject: str,
                     priority: str) -> tuple[int | None, str | None]:
@@ -422,4 +491,3 @@ class Narrator:
         result = self.site.sandbox.open_ticket(client_id, self.site.departments[dept], subject,
                                                priority)
         return result.ticket_id, result.error
-

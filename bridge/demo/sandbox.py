@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from bridge.i18n import Texts, render_reason, why
 from bridge.sandbox.clock import add_months
 from bridge.sandbox.forwarder import Forwarder, PhpForwarder, PythonForwarder, php_available
 from bridge.sandbox.schema import php_unserialize_ips
@@ -70,15 +71,17 @@ def prepare_sandbox(database_url: str = SANDBOX_DATABASE_URL, *, seed: bool = Tr
     """
     target = _bridge_target(bridge_url, webhook_secret)
     if (identifier is None) != (api_secret is None) or identifier == "" or api_secret == "":
-        raise SandboxSetupError("--identifier and --secret-key go together (or pass neither "
-                                "to generate a credential)")
+        raise SandboxSetupError(why.gettext("--identifier and --secret-key go together (or "
+                                            "pass neither to generate a credential)"))
     try:
         url = sa.engine.make_url(database_url)
     except sa.exc.ArgumentError:
-        raise SandboxSetupError("--database-url is not a database URL (e.g. "
-                                f"{SANDBOX_DATABASE_URL})") from None
+        raise SandboxSetupError(why.gettext("--database-url is not a database URL (e.g. "
+                                            "%(example)s)", example=SANDBOX_DATABASE_URL)) \
+            from None
     forwarder: Forwarder | None = None
-    hooks = "recorded, not forwarded (pass --bridge-url and --secret to forward them)"
+    hooks: str = why.gettext("recorded, not forwarded (pass --bridge-url and --secret to "
+                             "forward them)")
     if target is not None:
         forwarder, hooks = _forwarder(url, *target, use_php=use_php)
     sandbox = Sandbox(database_url, fire=forwarder.fire if forwarder else None)
@@ -96,16 +99,17 @@ def _bridge_target(bridge_url: str | None, webhook_secret: str | None) -> tuple[
         try:
             check_webhook_secret(webhook_secret)
         except ValueError as exc:
-            raise SandboxSetupError(f"--secret is not a webhook secret: {exc}") from None
+            raise SandboxSetupError(why.gettext("--secret is not a webhook secret: %(problem)s",
+                                                problem=str(exc))) from None
     if bridge_url is None and webhook_secret is None:
         return None
     if not bridge_url or not webhook_secret:
-        raise SandboxSetupError("--bridge-url and --secret go together")
+        raise SandboxSetupError(why.gettext("--bridge-url and --secret go together"))
     parts = urlsplit(bridge_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
             or parts.fragment or "@" in parts.netloc:
-        raise SandboxSetupError("--bridge-url must be the bridge's base URL, "
-                                "like http://127.0.0.1:8080")
+        raise SandboxSetupError(why.gettext("--bridge-url must be the bridge's base URL, like "
+                                            "http://127.0.0.1:8080"))
     return bridge_url.strip().rstrip("/").removesuffix(HOOK_PATH), webhook_secret
 
 
@@ -125,18 +129,22 @@ def _forwarder(url: sa.engine.URL, bridge_url: str, webhook_secret: str, *,
         try:
             (folder / "includes" if use_php else folder).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SandboxSetupError(f"cannot create {folder}: {exc.strerror or exc}") from None
+            raise SandboxSetupError(why.gettext("cannot create %(path)s: %(problem)s",
+                                                path=str(folder),
+                                                problem=exc.strerror or str(exc))) from None
     endpoint = bridge_url + HOOK_PATH
     if not use_php:
         return (PythonForwarder(endpoint, webhook_secret, spool_db),
-                f"forwarded to {endpoint} through a Python emulation of the PHP stub "
-                "(install php-cli php-curl php-sqlite3 for the real one)")
+                why.gettext("forwarded to %(endpoint)s through a Python emulation of the PHP "
+                            "stub (install php-cli php-curl php-sqlite3 for the real one)",
+                            endpoint=endpoint))
     try:
         stub = install_stub(folder, bridge_url, webhook_secret)[0]
     except StubInstallError as exc:
-        raise SandboxSetupError(str(exc)) from None
+        raise SandboxSetupError(exc.args[0]) from None
     return (PhpForwarder(stub.parent, spool_db, folder / "module-log.jsonl"),
-            f"forwarded to {endpoint} through the real PHP stub ({stub})")
+            why.gettext("forwarded to %(endpoint)s through the real PHP stub (%(stub)s)",
+                        endpoint=endpoint, stub=str(stub)))
 
 
 def _credential(sandbox: Sandbox, identifier: str | None,
@@ -149,9 +157,10 @@ def _credential(sandbox: Sandbox, identifier: str | None,
         sandbox.add_api_credential(identifier, api_secret, description="vipgate sandbox")
         return identifier, api_secret, "created"
     if sandbox.authenticate(identifier, api_secret) is None:
-        raise SandboxSetupError(f"API identifier {identifier!r} already exists in this "
-                                "database with another secret (or was deleted); pass its "
-                                "secret or another --identifier")
+        raise SandboxSetupError(why.gettext("API identifier %(identifier)s already exists in "
+                                            "this database with another secret (or was "
+                                            "deleted); pass its secret or another --identifier",
+                                            identifier=repr(identifier)))
     return identifier, api_secret, "existing"
 
 
@@ -219,34 +228,52 @@ def seed_sandbox(sandbox: Sandbox) -> list[str]:
         ticket = sandbox.open_ticket(bruno, suporte, "Site fora do ar", "High",
                                      "Meu site está fora do ar desde ontem. Urgente!")
     return [
-        f"currency BRL (id {brl}, default); groups VIP (id {vip}, exempt from suspension), "
-        f"Clientes (id {regular}); departments Suporte, Financeiro",
-        f"client {ana} Ana Souza (VIP): every invoice paid",
-        f"client {bruno} Bruno Lima (VIP): invoice {overdue} overdue since {bruno_due}; "
-        f"open ticket {ticket.tid} 'Site fora do ar'",
-        f"client {carla} Carla Reis (Clientes): invoice {pending} Payment Pending",
-        f"client {diego} Diego Alves (Clientes): every invoice paid",
-        f"client {elisa} Elisa Castro (no group): invoice {upcoming} due {elisa_due}",
+        why.gettext("currency BRL (id %(currency)s, default); groups VIP (id %(vip)s, exempt "
+                    "from suspension), Clientes (id %(regular)s); departments Suporte, "
+                    "Financeiro", currency=brl, vip=vip, regular=regular),
+        why.gettext("client %(id)s %(name)s (%(group)s): every invoice paid", id=ana,
+                    name="Ana Souza", group="VIP"),
+        why.gettext("client %(id)s %(name)s (%(group)s): invoice %(invoice)s overdue since "
+                    "%(due)s; open ticket %(ticket)s '%(subject)s'", id=bruno,
+                    name="Bruno Lima", group="VIP", invoice=overdue, due=bruno_due,
+                    ticket=str(ticket.tid), subject="Site fora do ar"),
+        why.gettext("client %(id)s %(name)s (%(group)s): invoice %(invoice)s Payment Pending",
+                    id=carla, name="Carla Reis", group="Clientes", invoice=pending),
+        why.gettext("client %(id)s %(name)s (%(group)s): every invoice paid", id=diego,
+                    name="Diego Alves", group="Clientes"),
+        why.gettext("client %(id)s %(name)s (no group): invoice %(invoice)s due %(due)s",
+                    id=elisa, name="Elisa Castro", invoice=upcoming, due=elisa_due),
     ]
 
 
-def banner(setup: SandboxSetup, url: str, database_url: str) -> list[str]:
-    """What ``vipgate sandbox`` prints once the port is bound (``url``: WHMCS base URL)."""
+def banner(setup: SandboxSetup, url: str, database_url: str,
+           texts: Texts | None = None) -> list[str]:
+    """What ``vipgate sandbox`` prints once the port is bound (``url``: WHMCS base URL), in
+    the language of ``texts`` (English by default); the seeded data as its lines."""
+    t = texts or Texts("en")
     where = shown_url(database_url)
-    ips = ", ".join(php_unserialize_ips(setup.sandbox.setting("APIAllowedIPs"))) or "none"
-    lines = [f"vipgate sandbox: WHMCS API at {url}/includes/api.php", f"  database {where}"]
+    ips = ", ".join(php_unserialize_ips(setup.sandbox.setting("APIAllowedIPs"))) \
+        or t.gettext("none")
+    lines = [t.gettext("vipgate sandbox: WHMCS API at %(url)s", url=url + "/includes/api.php"),
+             "  " + t.gettext("database %(where)s", where=where)]
     if setup.seeded:
-        lines += ["  seeded a new database:", *(f"    {line}" for line in setup.seeded)]
+        lines += ["  " + t.gettext("seeded a new database:"),
+                  *(f"    {render_reason(line, t.language)}" for line in setup.seeded)]
+    credential = {"generated": t.gettext("API credential (generated): identifier "
+                                         "%(identifier)s, secret %(secret)s"),
+                  "created": t.gettext("API credential (created): identifier %(identifier)s, "
+                                       "secret %(secret)s"),
+                  "existing": t.gettext("API credential (existing): identifier "
+                                        "%(identifier)s, secret %(secret)s")}[setup.credential]
     lines += [
-        f"  API credential ({setup.credential}): identifier {setup.identifier}, "
-        f"secret {setup.secret}",
-        f"  API calls accepted from {ips} (WHMCS's API IP allow-list)",
-        f"  hooks: {setup.hooks}",
+        "  " + credential % {"identifier": setup.identifier, "secret": setup.secret},
+        "  " + t.gettext("API calls accepted from %(ips)s (WHMCS's API IP allow-list)", ips=ips),
+        "  " + t.gettext("hooks: %(where)s", where=render_reason(setup.hooks, t.language)),
         "",
-        "Paste into vipgate.ini:",
+        t.gettext("Paste into vipgate.ini:"),
         "",
         *setup.whmcs_ini(url),
         "",
-        "Ctrl-C stops the sandbox.",
+        t.gettext("Ctrl-C stops the sandbox."),
     ]
     return lines

@@ -13,6 +13,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from bridge.i18n import why
 from bridge.settings import declared
 from bridge.store.meta import new_admin_secret_key, new_webhook_secret
 
@@ -52,7 +53,7 @@ def check_value(section: str, key: str, text: str) -> str:
     from marshmallow import ValidationError
 
     if any(c in text for c in "\r\n\x00"):
-        raise ValueError("expected one line")
+        raise ValueError(why.gettext("expected one line"))
     try:
         declared(section, key).parser.deserialize(text)
     except ValidationError as exc:
@@ -88,21 +89,23 @@ def write_private(path: Path, text: str, *, force: bool, now: datetime) -> Path 
     """Write ``text`` to a new file ``path`` with mode 0600. An existing file is refused, or
     with ``force`` renamed to a backup first (returned: ``PATH.bak-YYYYMMDD-HHMMSS``)."""
     if not path.parent.is_dir():
-        raise ConfigFileError(f"folder {path.parent} does not exist (create it first, owned by "
-                              "the service user)")
+        raise ConfigFileError(why.gettext("folder %(path)s does not exist (create it first, "
+                                          "owned by the service user)", path=str(path.parent)))
     backup = None
     if path.exists() or path.is_symlink():
         if not force:
-            raise ConfigFileError(f"{path} exists; pass --force to replace it (the old file "
-                                  "is kept as a backup)")
+            raise ConfigFileError(why.gettext("%(path)s exists; pass --force to replace it (the "
+                                              "old file is kept as a backup)", path=str(path)))
         backup = path.with_name(f"{path.name}.bak-{now:%Y%m%d-%H%M%S}")
         if backup.exists():
-            raise ConfigFileError(f"backup {backup} exists already; try again in a second")
+            raise ConfigFileError(why.gettext("backup %(path)s exists already; try again in a "
+                                              "second", path=str(backup)))
         path.rename(backup)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ConfigFileError(why.gettext("cannot write %(path)s: %(problem)s", path=str(path),
+                                          problem=exc.strerror or str(exc))) from None
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         os.fchmod(file.fileno(), 0o600)  # whatever the umask
         file.write(text)

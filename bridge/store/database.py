@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
+from bridge.i18n import why
+
 # A pooled inbox connection idle for longer than this is pinged before it is used (a MariaDB
 # restart or a server-side kill while it sat in the pool is found there, and the pool
 # reconnects). One used more recently is not pinged: if it turns out dead, the write is
@@ -166,9 +168,11 @@ class Database:
     def require_current(self) -> None:
         current = self.revision()
         if current != self.head():
-            raise DatabaseNotReady(
-                f"vipgate's database is at revision {current or 'none'}, this version needs "
-                f"{self.head()}: run 'vipgate db upgrade'")
+            raise DatabaseNotReady(why.gettext(
+                "vipgate's database is at revision %(current)s, this version needs %(head)s: "
+                "run 'vipgate db upgrade'", current=current, head=self.head()) if current else
+                why.gettext("vipgate's database is at revision none, this version needs "
+                            "%(head)s: run 'vipgate db upgrade'", head=self.head()))
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

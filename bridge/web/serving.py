@@ -15,6 +15,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
+from bridge.i18n import Texts
+
 
 def bind_server(host: str, port: int, app: Callable[..., Any]) -> BaseWSGIServer:
     """A threaded server for ``app``, bound (port 0 = a free port), not serving yet. Raises
@@ -28,16 +30,18 @@ def bind_server(host: str, port: int, app: Callable[..., Any]) -> BaseWSGIServer
         return make_server(host, port, app, threaded=True, fd=sock.fileno())
 
 
-def cannot_serve(host: str, port: int, exc: OSError) -> str:
-    """One line saying why ``host:port`` cannot be served, naming the port."""
-    reason = exc.strerror or str(exc)
+def cannot_serve(host: str, port: int, exc: OSError, language: str = "en") -> str:
+    """One line saying why ``host:port`` cannot be served, naming the port, in ``language``
+    (the system's reason other than a busy port is the C library's English)."""
+    address = f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
-        reason = f"port {port} is already in use (another process listens there; stop it " \
-                 "or choose another --port)"
-    return f"cannot serve on {host}:{port}: {reason}"
+        return Texts(language).gettext(
+            "cannot serve on %(address)s: port %(port)s is already in use (another process "
+            "listens there; stop it or choose another --port)", address=address, port=port)
+    return f"cannot serve on {host}:{port}: {exc.strerror or exc}"
 
 
-def port_problem(host: str, port: int) -> str | None:
+def port_problem(host: str, port: int, language: str = "en") -> str | None:
     """None when ``host:port`` can be bound now (port 0 always can), else :func:`cannot_serve`'s
     line. The port is released at once: a command checks it before creating anything."""
     if port == 0:
@@ -48,5 +52,5 @@ def port_problem(host: str, port: int) -> str | None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(get_sockaddr(host, port, family))
     except OSError as exc:
-        return cannot_serve(host, port, exc)
+        return cannot_serve(host, port, exc, language)
     return None

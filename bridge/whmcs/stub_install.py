@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bridge.i18n import N_, why
 from bridge.settings import check_webhook_secret
 from whmcs_php_stub import php_source, stub_array
 
@@ -58,9 +59,10 @@ ADDON_INSTALL = (
     InstalledFile("modules/addons/vipgate/vipgate.php", "addon/vipgate.php"),
 )
 # The tables the stub creates in WHMCS's database, and what each holds.
-WHMCS_TABLES = {
-    "mod_vipgate_spool": "the outbox: events not delivered yet, and those the bridge refused",
-    "mod_vipgate_state": "the breaker's and the heartbeat's timestamps",
+WHMCS_TABLES = {  # what each holds, translated where it is shown (uninstall-stub)
+    "mod_vipgate_spool": N_("the outbox: events not delivered yet, and those the bridge "
+                            "refused"),
+    "mod_vipgate_state": N_("the breaker's and the heartbeat's timestamps"),
 }
 # The settings written into _vipgate_config.php with the stub's own defaults (vipgate_defaults()
 # in vipgate.php); the url, the secret and fail_open are written from the arguments.
@@ -104,10 +106,11 @@ def render_config(endpoint: str, secret: str, *, fail_open: bool) -> str:
 def _endpoint(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StubInstallError(f"bridge URL {url!r} must start with http:// or https:// "
-                               "and name a host")
+        raise StubInstallError(why.gettext("bridge URL %(url)s must start with http:// or "
+                                           "https:// and name a host", url=repr(url)))
     if parts.query or parts.fragment or any(c.isspace() for c in url.strip()):
-        raise StubInstallError(f"bridge URL {url!r} must have no query, fragment or spaces")
+        raise StubInstallError(why.gettext("bridge URL %(url)s must have no query, fragment "
+                                           "or spaces", url=repr(url)))
     return url.strip().rstrip("/") + HOOK_PATH
 
 
@@ -128,15 +131,18 @@ def _write_atomic(path: Path, text: str, mode: int, owner: os.stat_result) -> No
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise StubInstallError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise StubInstallError(why.gettext("cannot write %(path)s: %(problem)s", path=str(path),
+                                           problem=exc.strerror or str(exc))) from None
 
 
 def _whmcs_root(whmcs_dir: Path) -> Path:
     whmcs_dir = Path(whmcs_dir)
     if not whmcs_dir.is_dir():
-        raise StubInstallError(f"WHMCS folder {whmcs_dir} does not exist")
+        raise StubInstallError(why.gettext("WHMCS folder %(path)s does not exist",
+                                           path=str(whmcs_dir)))
     if not (whmcs_dir / "includes").is_dir():
-        raise StubInstallError(f"{whmcs_dir} is not a WHMCS folder: it has no includes/ folder")
+        raise StubInstallError(why.gettext("%(path)s is not a WHMCS folder: it has no includes/ "
+                                           "folder", path=str(whmcs_dir)))
     return whmcs_dir
 
 
@@ -150,7 +156,9 @@ def _write_files(root: Path, files: tuple[InstalledFile, ...], settings: str = "
             path.parent.mkdir(parents=True, exist_ok=True)
             owner = path.parent.stat()
         except OSError as exc:
-            raise StubInstallError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+            raise StubInstallError(why.gettext(
+                "cannot create %(path)s: %(problem)s", path=str(path.parent),
+                problem=exc.strerror or str(exc))) from None
         text = settings if file.source is None else php_source(file.source)
         _write_atomic(path, text, file.mode, owner)
         written.append(path)
@@ -178,7 +186,8 @@ def check_secret(secret: str) -> None:
     try:
         check_webhook_secret(secret)
     except ValueError as exc:
-        raise StubInstallError(f"webhook secret is not valid: {exc}") from None
+        raise StubInstallError(why.gettext("webhook secret is not valid: %(problem)s",
+                                           problem=str(exc))) from None
 
 
 def bridge_base_url(url: str) -> str:
@@ -227,7 +236,9 @@ def uninstall_stub(whmcs_dir: Path) -> tuple[list[Path], list[Path]]:
             absent.append(path)
             continue
         except OSError as exc:
-            raise StubInstallError(f"cannot remove {path}: {exc.strerror or exc}") from None
+            raise StubInstallError(why.gettext(
+                "cannot remove %(path)s: %(problem)s", path=str(path),
+                problem=exc.strerror or str(exc))) from None
         removed.append(path)
     addon_folder = (root / ADDON_INSTALL[0].path).parent
     if any(addon_folder in p.parents for p in removed):
@@ -262,10 +273,13 @@ def drop_tables(database_url: str, *, force: bool = False) -> dict[str, int | No
                     "SELECT COUNT(*) FROM mod_vipgate_spool WHERE rejected_at IS NULL")
                 ).scalar_one()
             if waiting and not force:
-                raise StubInstallError(
-                    f"mod_vipgate_spool holds {waiting} event(s) not delivered to the bridge "
-                    "yet: let WHMCS's cron flush them with the bridge up (AfterCronJob), or "
-                    "pass --force to drop them too; nothing was dropped")
+                raise StubInstallError(why.ngettext(
+                    "mod_vipgate_spool holds %(num)d event(s) not delivered to the bridge yet: "
+                    "let WHMCS's cron flush them with the bridge up (AfterCronJob), or pass "
+                    "--force to drop them too; nothing was dropped",
+                    "mod_vipgate_spool holds %(num)d event(s) not delivered to the bridge yet: "
+                    "let WHMCS's cron flush them with the bridge up (AfterCronJob), or pass "
+                    "--force to drop them too; nothing was dropped", int(waiting)))
             for table in WHMCS_TABLES:
                 if rows[table] is not None:
                     sa.Table(table, sa.MetaData()).drop(conn)
