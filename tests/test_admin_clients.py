@@ -37,7 +37,7 @@ def test_client_page_shows_the_plan_with_its_reasons_and_applies_nothing(
     assert "eligible: pinned by staff" in decision
     assert f"not in VIP: leaves VIP for group #{world.regular}" in decision  # no name read yet
     planned = section(page, "What a reconcile would change")
-    assert f"group {world.vip} -> {world.regular}" in planned
+    assert f"group #{world.vip} -> #{world.regular}" in planned  # as the reasons name them
     assert "adopted as pinned" in planned
     assert world.group(ana) == world.vip  # a plan only: nothing applied
     assert world.store.audit_log(client_id=ana) == []
@@ -78,7 +78,7 @@ def test_reconcile_now_applies_the_plan_and_is_audited(world: World,
     assert answer.status_code == 302 and answer.headers["Location"] == f"/admin/clients/{ana}"
     assert world.group(ana) == world.regular
     page = admin.text(answer.headers["Location"])
-    assert ("message", f"Reconciled client {ana}: group {world.vip} -> {world.regular}.") \
+    assert ("message", f"Reconciled client {ana}: group #{world.vip} -> #{world.regular}.") \
         in flashes(page)
     [entry] = world.store.audit_log(client_id=ana, action="reconcile")
     assert entry.actor == ADMIN and entry.reasons == (f"group {world.vip} -> {world.regular}",)
