@@ -32,6 +32,9 @@ SETTINGS_WORDS = [
     ("Mensagem de bloqueio (inglês)", "Block message (English)"),
     ("O WHMCS não está configurado ([whmcs] url está vazio)",
      "WHMCS is not configured ([whmcs] url is empty)"),
+    # a choice's value as the file writes it, named beside it
+    (">Alta (High)</option>", ">High</option>"), (">ligado (on)</option>", ">on</option>"),
+    (">mover e responder (move_and_reply)</option>", ">move_and_reply</option>"),
 ]
 
 

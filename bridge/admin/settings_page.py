@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import Field, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -42,7 +43,7 @@ from bridge.admin.language import current
 from bridge.checks import whmcs_warnings
 from bridge.engine.names import save_names
 from bridge.i18n import N_
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.model import TICKET_PRIORITIES, CachedStanding, OverdueInvoice
 from bridge.policy.gate import render_block_message
 from bridge.runtime import utc_now
 from bridge.settings import Settings, declared
@@ -55,6 +56,12 @@ SECTION_TITLES = {"policy": N_("Policy: standing and VIP"), "tickets": N_("Ticke
 MESSAGE_LANGUAGES = {"block_message_pt_br": "pt_BR", "block_message_en": "en"}
 NO_GROUP = {"vip_group_id": N_("none (no VIP group yet)"), "default_group_id": N_("no group")}
 HISTORY_PAGE_SIZE = 20
+# The values of the choices, as the configuration file writes them, for people: in Portuguese
+# the option reads "Alta (High)", "ligado (on)"; in English it is the value itself.
+# WHMCS's ticket priorities are named as the panels name them.
+VALUE_WORDS = {"on": N_("on"), "off": N_("off"), "keep": N_("keep"),
+               "suspended": N_("suspended"), "overdue": N_("overdue"), "never": N_("never"),
+               "move_and_reply": N_("move_and_reply"), "reply": N_("reply")}
 
 
 def field_name(section: str, key: str) -> str:
@@ -130,6 +137,14 @@ def _department_choices(lists: WhmcsLists, known: set[int]) -> list[SelectChoice
                       for i in sorted(known - listed)]
 
 
+def _option(value: str) -> SelectChoice:
+    """A choice's option: its value, named in the page's language beside it."""
+    word = (pgettext("ticket priority", value) if value in TICKET_PRIORITIES
+            else _(VALUE_WORDS.get(value, value)))
+    return SelectChoice(value, value if word == value else _("%(word)s (%(value)s)",
+                                                             word=word, value=value))
+
+
 def _ids(text: str) -> set[int]:
     return {int(p) for p in text.replace(",", " ").split() if p.isdigit()}
 
@@ -149,7 +164,7 @@ def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> Unboun
                             validate_choice=False, render_kw=attrs)
     if info.kind in ("bool", "choice"):
         options = ("on", "off") if info.kind == "bool" else info.choices
-        return UnboundField(SelectField, label, choices=[SelectChoice(o) for o in options],
+        return UnboundField(SelectField, label, choices=[_option(o) for o in options],
                             validate_choice=False, render_kw=attrs)
     if info.kind == "template":
         return UnboundField(TextAreaField, label,
