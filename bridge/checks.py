@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bridge.i18n import N_, why
 from bridge.settings import PolicySettings, Settings, shown_url
 from bridge.store.meta import StubReport
 from bridge.whmcs import ClientGroup, WhmcsApiError, WhmcsAuthError, WhmcsClient
@@ -27,22 +28,22 @@ from bridge.whmcs.client import UNKNOWN_SETTING
 
 # The WHMCS API actions vipgate calls (bridge/whmcs/client.py), and what each is for.
 READ_ACTIONS: dict[str, str] = {
-    "GetClients": "list clients (resync, client search)",
-    "GetClientsDetails": "read a client",
-    "GetInvoices": "read a client's invoices",
-    "GetInvoice": "read an invoice's balance",
-    "GetClientsProducts": "read a client's services (suspended standing)",
-    "GetTickets": "list a client's tickets",
-    "GetTicket": "read a ticket",
-    "GetClientGroups": "read the client groups (VIP group checks)",
-    "GetSupportDepartments": "read the support departments",
-    "GetConfigurationValue": "read WHMCS's automation settings",
-    "GetCurrencies": "read the currencies",
+    "GetClients": N_("list clients (resync, client search)"),
+    "GetClientsDetails": N_("read a client"),
+    "GetInvoices": N_("read a client's invoices"),
+    "GetInvoice": N_("read an invoice's balance"),
+    "GetClientsProducts": N_("read a client's services (suspended standing)"),
+    "GetTickets": N_("list a client's tickets"),
+    "GetTicket": N_("read a ticket"),
+    "GetClientGroups": N_("read the client groups (VIP group checks)"),
+    "GetSupportDepartments": N_("read the support departments"),
+    "GetConfigurationValue": N_("read WHMCS's automation settings"),
+    "GetCurrencies": N_("read the currencies"),
 }
 WRITE_ACTIONS: dict[str, str] = {
-    "UpdateClient": "move clients in and out of the VIP group",
-    "UpdateTicket": "set ticket priorities",
-    "AddTicketNote": "add staff notes to tickets",
+    "UpdateClient": N_("move clients in and out of the VIP group"),
+    "UpdateTicket": N_("set ticket priorities"),
+    "AddTicketNote": N_("add staff notes to tickets"),
 }
 NEEDED_ACTIONS: tuple[str, ...] = (*READ_ACTIONS, *WRITE_ACTIONS)
 
@@ -73,28 +74,32 @@ def whmcs_warnings(policy: PolicySettings, groups: Sequence[ClientGroup],
                    auto_suspension: str | None, auto_suspension_days: str | None) -> list[str]:
     """What makes vipgate's rule come too late or not matter, given WHMCS's settings (None:
     WHMCS does not know that setting, so what depends on it is not judged)."""
-    found = [f"WHMCS does not know the setting {name} (GetConfigurationValue answers "
-             f"\"{UNKNOWN_SETTING}\"): {what} was not checked"
-             for name, value, what in (
-                 ("AutoSuspension", auto_suspension, "whether the cron suspends at all"),
-                 ("AutoSuspensionDays", auto_suspension_days,
-                  "grace_days against AutoSuspensionDays"))
-             if value is None]
+    found: list[str] = [
+        why.gettext("WHMCS does not know the setting %(name)s (GetConfigurationValue answers "
+                    "\"%(answer)s\"): %(what)s was not checked", name=name,
+                    answer=UNKNOWN_SETTING, what=what)
+        for name, value, what in (
+            ("AutoSuspension", auto_suspension, why.gettext("whether the cron suspends at all")),
+            ("AutoSuspensionDays", auto_suspension_days,
+             why.gettext("grace_days against AutoSuspensionDays")))
+        if value is None]
     found += missing_groups(policy, groups)
     vip = next((g for g in groups if g.id == policy.vip_group_id), None)
     if vip is not None and not vip.susptermexempt:
-        found.append(f"VIP group {vip.id} ({vip.name}) is not exempt from suspension in WHMCS: "
-                     "leaving it changes nothing for the cron")
+        found.append(why.gettext("VIP group %(id)s (%(name)s) is not exempt from suspension in "
+                                 "WHMCS: leaving it changes nothing for the cron",
+                                 id=vip.id, name=vip.name))
     if auto_suspension is not None and auto_suspension != "on":
-        found.append("WHMCS's automatic suspension (AutoSuspension) is off: clients who leave "
-                     "VIP are not suspended by the cron")
+        found.append(why.gettext("WHMCS's automatic suspension (AutoSuspension) is off: "
+                                 "clients who leave VIP are not suspended by the cron"))
     elif auto_suspension is not None and auto_suspension_days is not None \
             and auto_suspension_days.strip().isdigit():
         days = int(auto_suspension_days)
         if policy.grace_days >= days:
-            found.append(f"[policy] grace_days = {policy.grace_days} >= WHMCS's "
-                         f"AutoSuspensionDays {days}: a client leaves VIP only after the cron "
-                         "would have suspended it; make grace_days smaller")
+            found.append(why.gettext(
+                "[policy] grace_days = %(grace)s >= WHMCS's AutoSuspensionDays %(days)s: a "
+                "client leaves VIP only after the cron would have suspended it; make "
+                "grace_days smaller", grace=policy.grace_days, days=days))
     return found
 
 
@@ -105,10 +110,13 @@ def missing_groups(policy: PolicySettings, groups: Sequence[ClientGroup]) -> lis
     """The configured group ids WHMCS does not have (``vipgate check`` fails on them: every
     move into such a group would fail), each naming the setting, the id and WHMCS's groups."""
     listed = {g.id for g in groups}
-    names = ", ".join(f"{g.id} {g.name}" for g in groups[:SHOWN_GROUPS]) or "none"
+    shown = ", ".join(f"{g.id} {g.name}" for g in groups[:SHOWN_GROUPS])
+    names: str = shown or why.gettext("none")
     if len(groups) > SHOWN_GROUPS:
-        names += f", and {len(groups) - SHOWN_GROUPS} more"
-    return [f"[policy] {key} = {group_id}: WHMCS has no such client group (groups: {names})"
+        names = why.gettext("%(groups)s, and %(more)s more", groups=shown,
+                            more=len(groups) - SHOWN_GROUPS)
+    return [why.gettext("[policy] %(key)s = %(id)s: WHMCS has no such client group (groups: "
+                        "%(groups)s)", key=key, id=group_id, groups=names)
             for key, group_id in (("vip_group_id", policy.vip_group_id),
                                   ("default_group_id", policy.default_group_id))
             if group_id and group_id not in listed]
@@ -166,13 +174,15 @@ def missing_actions(answers: Mapping[str, str | None],
 
 def permission_warnings(missing: Sequence[str]) -> list[str]:
     """One sentence per action the credential lacks, saying what vipgate cannot do."""
-    found = []
+    found: list[str] = []
     for action in missing:
         kind, purpose = (("write", WRITE_ACTIONS[action]) if action in WRITE_ACTIONS else
                          ("read", READ_ACTIONS.get(action, "")))
-        found.append(f"the WHMCS API credential lacks permission for {action} ({kind}): "
-                     f"vipgate cannot {purpose}; allow it in the credential's API role in "
-                     "WHMCS (Manage API Credentials > API Roles)")
+        found.append(why.gettext(
+            "the WHMCS API credential lacks permission for %(action)s (%(kind)s): vipgate "
+            "cannot %(purpose)s; allow it in the credential's API role in WHMCS (Manage API "
+            "Credentials > API Roles)", action=action, kind=why.gettext(kind),
+            purpose=why.gettext(purpose) if purpose else ""))
     return found
 
 
@@ -234,13 +244,19 @@ def facts_warnings(facts: WhmcsFacts, policy: PolicySettings) -> list[str]:
     return found
 
 
+DATABASES = (N_("database"), N_("WHMCS database"), N_("vipgate database"))  # database_error's
+
+
 def database_error(exc: sa.exc.SQLAlchemyError, url: str | None, *,
                    what: str = "database") -> str:
     """One line naming the database (password hidden; ``url`` None when it is not known) and
-    the driver's reason."""
-    where = f" at {shown_url(url)}" if url else ""
+    the driver's reason (the driver's words, as it gave them)."""
     reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-    return f"{what} error{where}: {reason}"
+    named = why.gettext(what)  # one of DATABASES, in the catalogs
+    if url:
+        return why.gettext("%(what)s error at %(url)s: %(reason)s", what=named,
+                           url=shown_url(url), reason=reason)
+    return why.gettext("%(what)s error: %(reason)s", what=named, reason=reason)
 
 
 def whmcs_database_status(url: str) -> tuple[bool, str]:
@@ -251,7 +267,9 @@ def whmcs_database_status(url: str) -> tuple[bool, str]:
     reader = None
     try:
         reader = WhmcsDbReader(url)
-        return True, f"{shown_url(url)}, {reader.count()} clients, read-only session"
+        return True, why.ngettext("%(url)s, %(num)d client, read-only session",
+                                  "%(url)s, %(num)d clients, read-only session",
+                                  reader.count(), url=shown_url(url))
     except sa.exc.SQLAlchemyError as exc:
         return False, database_error(exc, url)
     finally:
@@ -262,22 +280,24 @@ def whmcs_database_status(url: str) -> tuple[bool, str]:
 def config_warnings(settings: Settings) -> list[str]:
     """Configuration that works but is probably not what the operator wants (``vipgate
     check``; the admin overview)."""
-    found = []
+    found: list[str] = []
     if not settings.webhook.secrets:
-        found.append("[webhook] secrets is empty: a secret generated into vipgate's database "
-                     "is used (fine for the demo; set one for production)")
+        found.append(why.gettext("[webhook] secrets is empty: a secret generated into "
+                                 "vipgate's database is used (fine for the demo; set one for "
+                                 "production)"))
     if not settings.bridge.public_url:
-        found.append("[bridge] public_url is empty: install-stub needs --url")
+        found.append(why.gettext("[bridge] public_url is empty: install-stub needs --url"))
     if not settings.whmcs.url:
-        found.append("[whmcs] url is empty: vipgate cannot reach WHMCS's API")
+        found.append(why.gettext("[whmcs] url is empty: vipgate cannot reach WHMCS's API"))
     policy = settings.policy
     if not policy.vip_group_id:
-        found.append("[policy] vip_group_id is 0: no VIP group is managed")
+        found.append(why.gettext("[policy] vip_group_id is 0: no VIP group is managed"))
     elif policy.promote_by_rules and not policy.min_spend:
-        found.append("[policy] promote_by_rules is on and min_spend is 0: every Active client "
-                     f"of at least {policy.min_tenure_months} months without a late payment is "
-                     "eligible, and the next reconcile moves those who pay into VIP (exempt "
-                     "from suspension); set min_spend, min_tenure_months to narrow it")
+        found.append(why.gettext(
+            "[policy] promote_by_rules is on and min_spend is 0: every Active client of at "
+            "least %(months)s months without a late payment is eligible, and the next "
+            "reconcile moves those who pay into VIP (exempt from suspension); set min_spend, "
+            "min_tenure_months to narrow it", months=policy.min_tenure_months))
     return found
 
 
@@ -286,25 +306,28 @@ def credential_problems(settings: Settings) -> list[str]:
     secret (WHMCS would only answer "Authentication Failed")."""
     if not settings.whmcs.url:
         return []
-    return [f"[whmcs] {key} is empty: set the API credential's {key} (WHMCS: Setup > Staff "
-            "Management > Manage API Credentials)"
+    return [why.gettext("[whmcs] %(key)s is empty: set the API credential's %(key)s (WHMCS: "
+                        "Setup > Staff Management > Manage API Credentials)", key=key)
             for key in ("identifier", "secret") if not getattr(settings.whmcs, key)]
 
 
 def operator_warnings(settings: Settings, *, config_file: Path | None) -> list[str]:
     """What ``vipgate check`` tells about a production installation (never run by the demo):
     a config file others can read, session cookies sent without HTTPS."""
-    found = []
+    found: list[str] = []
     if config_file is not None and config_file.is_file():
         mode = stat.S_IMODE(config_file.stat().st_mode)
         if mode & 0o007:
-            found.append(f"{config_file} is readable by other users (mode {mode:04o}): it "
-                         f"holds WHMCS's API secret and the webhook secrets; chmod 600 "
-                         f"{config_file}")
+            octal = f"{mode:04o}"
+            found.append(why.gettext(
+                "%(file)s is readable by other users (mode %(mode)s): it holds WHMCS's API "
+                "secret and the webhook secrets; chmod 600 %(file)s", file=str(config_file),
+                mode=octal))
     if not settings.admin.secure_cookies:
-        found.append("[admin] secure_cookies is off: the admin page's session cookie is also "
-                     "sent over plain HTTP (only the demo, on loopback, needs that); serve "
-                     "/admin over HTTPS and turn it on")
+        found.append(why.gettext(
+            "[admin] secure_cookies is off: the admin page's session cookie is also sent over "
+            "plain HTTP (only the demo, on loopback, needs that); serve /admin over HTTPS and "
+            "turn it on"))
     return found
 
 
@@ -321,22 +344,28 @@ def bridge_version() -> str:
 def stub_warnings(report: StubReport, bridge: str) -> list[str]:
     """A stub of another version than the bridge, and the events the bridge refused that the
     stub keeps (its heartbeat's report), one line each."""
-    found = []
+    found: list[str] = []
     if report.version is not None and report.version != bridge:
-        sent = (f"version {report.version}" if report.version
-                else "no version (older than this bridge)")
-        found.append(f"the PHP stub in WHMCS sends {sent}, this bridge is {bridge}: run "
-                     "vipgate install-stub with this bridge's version (events the one does "
-                     "not know the other may leave out)")
+        sent = (why.gettext("version %(version)s", version=report.version) if report.version
+                else why.gettext("no version (older than this bridge)"))
+        found.append(why.gettext(
+            "the PHP stub in WHMCS sends %(sent)s, this bridge is %(bridge)s: run vipgate "
+            "install-stub with this bridge's version (events the one does not know the other "
+            "may leave out)", sent=sent, bridge=bridge))
     if report.rejected_count:
-        found.append(f"the bridge refused {report.rejected_count} event(s) the PHP stub "
-                     "keeps as rejected in mod_vipgate_spool (30 days)"
-                     + (f"; last: {rejected_line(report.rejected[0])}" if report.rejected
-                        else ""))
+        refused = why.gettext(
+            "the bridge refused %(count)s event(s) the PHP stub keeps as rejected in "
+            "mod_vipgate_spool (30 days)", count=report.rejected_count)
+        found.append(why.gettext("%(refused)s; last: %(last)s", refused=refused,
+                                 last=rejected_line(report.rejected[0]))
+                     if report.rejected else refused)
     return found
 
 
 def rejected_line(event: Mapping[str, Any]) -> str:
     """One rejected event as a line: when, hook, webhook id, why."""
-    return (f"{event.get('rejected_at', '?')} {event.get('hook', '?')} "
-            f"{event.get('webhook_id', '?')}: {event.get('reason', '') or 'no reason given'}")
+    reason = str(event.get("reason", "") or "")
+    return why.gettext("%(at)s %(hook)s %(id)s: %(reason)s",
+                       at=str(event.get("rejected_at", "?")), hook=str(event.get("hook", "?")),
+                       id=str(event.get("webhook_id", "?")),
+                       reason=reason or why.gettext("no reason given"))

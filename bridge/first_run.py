@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.i18n import why
 from bridge.store import Store
 from bridge.store.snapshots import last_full_reconcile
 
@@ -102,7 +103,9 @@ def describe(summary: dict[str, Any]) -> str:
     """``120 clients: 3 group changes (0 into VIP, 3 out of VIP), 2 ticket priority, 1 staff
     note``: the plan in one line."""
     changes = summary.get("changes", {})
-    return (f"{summary.get('clients', 0)} clients: {changes.get('group', 0)} group changes "
-            f"({changes.get('vip_in', 0)} into VIP, {changes.get('vip_out', 0)} out of VIP), "
-            f"{changes.get('ticket_priority', 0)} ticket priority, "
-            f"{changes.get('ticket_note', 0)} staff note")
+    return why.gettext(  # a message: the admin page shows it in the reader's language
+        "%(clients)s clients: %(groups)s group changes (%(vip_in)s into VIP, %(vip_out)s out "
+        "of VIP), %(priorities)s ticket priority, %(notes)s staff note",
+        clients=summary.get("clients", 0), groups=changes.get("group", 0),
+        vip_in=changes.get("vip_in", 0), vip_out=changes.get("vip_out", 0),
+        priorities=changes.get("ticket_priority", 0), notes=changes.get("ticket_note", 0))

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 from marshmallow import fields as mf
 
+from bridge.i18n import why
 from bridge.settings import (
     SECTIONS,
     ConfigError,
@@ -102,9 +103,11 @@ def text_of(settings: Settings, section: str, key: str) -> str:
 
 def parse(section: str, key: str, value: str) -> str:
     """``value`` checked like the file would be, in canonical text; ValueError says what is
-    expected (the wording of the config error for that key)."""
+    expected (the wording of the config error for that key; :func:`problem` gives it as a
+    ``bridge.model.Reason``, for the reader's language)."""
     if (section, key) not in _editable():
-        raise ValueError(f"[{section}] {key} cannot be changed from the admin page")
+        raise ValueError(why.gettext("[%(section)s] %(key)s cannot be changed from the admin "
+                                     "page", section=section, key=key))
     field = _field(section, key)
     try:
         parsed = field.deserialize(value)
@@ -115,9 +118,17 @@ def parse(section: str, key: str, value: str) -> str:
         try:
             parsed.format(**_SAMPLE_FILL)
         except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-            raise ValueError(f"a placeholder cannot be filled ({exc}); write each one plainly, "
-                             "like {total}") from None
+            raise ValueError(why.gettext("a placeholder cannot be filled (%(error)s); write "
+                                         "each one plainly, like {total}",
+                                         error=str(exc))) from None
     return _unparse(parsed)
+
+
+def problem(exc: ValueError) -> str:
+    """What :func:`parse` refused, as it said it: a ``bridge.model.Reason`` (its string is the
+    English of a config error), or the text of another ValueError."""
+    message = exc.args[0] if exc.args else None
+    return message if isinstance(message, str) else str(exc)
 
 
 def saved_values(store: Store) -> dict[tuple[str, str], str]:
@@ -156,7 +167,7 @@ def save(store: Store, base: Settings, wanted: Mapping[tuple[str, str], str], *,
         try:
             parsed[(section, key)] = parse(section, key, value)
         except ValueError as exc:
-            errors[(section, key)] = str(exc)
+            errors[(section, key)] = problem(exc)
     if errors:
         return [], errors
 

@@ -27,7 +27,7 @@ from typing import Any, cast
 from marshmallow import Schema, ValidationError, post_load
 from marshmallow import fields as mf
 
-from bridge.i18n import why
+from bridge.i18n import N_, why
 from bridge.model import TICKET_PRIORITIES
 
 DEFAULT_CONFIG_PATH = "vipgate.ini"
@@ -47,6 +47,8 @@ class ConfigError(Exception):
 
 
 # --- value parsers: each raises ValidationError("expected ...") -----------------------------
+# Their messages are ``bridge.model.Reason``s: English in a config error (the operator's CLI),
+# in the reader's language on the admin page's settings form (``bridge.overrides.parse``).
 
 
 class _Text(mf.String):
@@ -69,12 +71,13 @@ class _Int(mf.Field):
         except ValueError:
             number = None
         if number is None or not self.lo <= number <= self.hi:
-            raise ValidationError(f"expected a whole number from {self.lo} to {self.hi}")
+            raise ValidationError(why.gettext("expected a whole number from %(lo)s to %(hi)s",
+                                              lo=self.lo, hi=self.hi))
         return number
 
 
 class _Float(mf.Field):
-    def __init__(self, default: float, lo: float, hi: float, unit: str = "seconds",
+    def __init__(self, default: float, lo: float, hi: float, unit: str = N_("seconds"),
                  **kw: Any) -> None:
         super().__init__(load_default=default, **kw)
         self.lo, self.hi, self.unit = lo, hi, unit
@@ -85,8 +88,9 @@ class _Float(mf.Field):
         except ValueError:
             number = float("nan")
         if not self.lo <= number <= self.hi:
-            raise ValidationError(f"expected a number of {self.unit} from {self.lo:g} to "
-                                  f"{self.hi:g}")
+            raise ValidationError(why.gettext(
+                "expected a number of %(unit)s from %(lo)s to %(hi)s",
+                unit=why.gettext(self.unit), lo=f"{self.lo:g}", hi=f"{self.hi:g}"))
         return number
 
 
@@ -100,7 +104,8 @@ class _Money(mf.Field):
         except InvalidOperation:
             amount = None
         if amount is None or not amount.is_finite() or amount < 0 or amount > Decimal(10**12):
-            raise ValidationError("expected an amount of money like 10 or 89.90, not negative")
+            raise ValidationError(why.gettext(
+                "expected an amount of money like 10 or 89.90, not negative"))
         return amount.quantize(Decimal("0.01"))
 
 
@@ -118,7 +123,7 @@ class _Bool(mf.Field):
             return True
         if text in _FALSE:
             return False
-        raise ValidationError("expected on or off")
+        raise ValidationError(why.gettext("expected on or off"))
 
 
 class _Choice(mf.Field):
@@ -131,7 +136,8 @@ class _Choice(mf.Field):
         for choice in self.choices:
             if text.lower() == choice.lower():
                 return choice
-        raise ValidationError("expected one of " + ", ".join(self.choices))
+        raise ValidationError(why.gettext("expected one of %(choices)s",
+                                          choices=", ".join(self.choices)))
 
 
 class _IdList(mf.Field):
@@ -141,7 +147,7 @@ class _IdList(mf.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> tuple[int, ...]:
         parts = [p.strip() for p in str(value).split(",") if p.strip()]
         if not all(p.isdigit() and 0 < int(p) < 2**32 for p in parts):
-            raise ValidationError("expected comma-separated WHMCS ids like 1, 4")
+            raise ValidationError(why.gettext("expected comma-separated WHMCS ids like 1, 4"))
         return tuple(sorted({int(p) for p in parts}))
 
 
@@ -167,17 +173,21 @@ class _Template(mf.Field):
         text = " ".join(str(value).split())
         allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
         if not text or len(text) > 1000:
-            raise ValidationError(f"expected a message of 1 to 1000 characters; it may use "
-                                  f"{allowed}")
+            raise ValidationError(why.gettext(
+                "expected a message of 1 to 1000 characters; it may use %(allowed)s",
+                allowed=allowed))
         try:
             used = [name for _, name, spec, conv in string.Formatter().parse(text)
                     if name is not None]
         except ValueError:
-            raise ValidationError("expected { and } only around a placeholder (" + allowed
-                                  + "); write {{ or }} for a literal brace") from None
+            raise ValidationError(why.gettext(
+                "expected { and } only around a placeholder (%(allowed)s); write {{ or }} for "
+                "a literal brace", allowed=allowed)) from None
         unknown = sorted({n for n in used if n not in TEMPLATE_FIELDS})
         if unknown:
-            raise ValidationError(f"unknown placeholder {{{unknown[0]}}}; expected {allowed}")
+            raise ValidationError(why.gettext("unknown placeholder %(name)s; expected "
+                                              "%(allowed)s", name="{" + unknown[0] + "}",
+                                              allowed=allowed))
         return text
 
 
@@ -190,8 +200,9 @@ class _Url(mf.Field):
         text = str(value).strip()
         if text and not any(text.startswith(f"{s}://") and len(text) > len(s) + 3
                             for s in self.schemes):
-            raise ValidationError("expected an URL starting with " + " or ".join(
-                f"{s}://" for s in self.schemes))
+            raise ValidationError(why.gettext("expected an URL starting with %(schemes)s",
+                                              schemes=" or ".join(f"{s}://"
+                                                                  for s in self.schemes)))
         return text.rstrip("/")
 
 
@@ -202,8 +213,8 @@ class _DbUrl(mf.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
         text = str(value).strip()
         if text and not (text.startswith("sqlite:///") or text.startswith("mysql+pymysql://")):
-            raise ValidationError(
-                "expected sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE")
+            raise ValidationError(why.gettext(
+                "expected sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"))
         return text
 
 
@@ -216,8 +227,8 @@ class _Timezone(mf.Field):
         try:
             zoneinfo.ZoneInfo(text)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValidationError(
-                "expected an IANA time zone like America/Sao_Paulo or UTC") from None
+            raise ValidationError(why.gettext(
+                "expected an IANA time zone like America/Sao_Paulo or UTC")) from None
         return text
 
 
@@ -261,14 +272,11 @@ class _Secrets(mf.Field):
 def setting(parser: mf.Field, *, label: str = "", help: str = "", secret: bool = False) -> Any:
     """Declare one key: a dataclass field whose default is ``parser``'s ``load_default``,
     carrying ``parser`` (which validates the file's text and says what is expected), the label
-    and one-line help the admin page shows, and ``secret`` (the value never appears in a repr
+    and one-line help the admin page shows (marked with ``N_`` for the catalogs, translated
+    where shown), and ``secret`` (the value never appears in a repr
     or an error message). The section schemas are generated from these fields."""
     return field(default=parser.load_default, repr=not secret,
                  metadata={"parser": parser, "label": label, "help": help, "secret": secret})
-
-
-_KEEP = "; keep = leave what the client chose."
-_PLACEHOLDERS = "Placeholders: {invoices}, {total}, {days}, {link}; {{ or }} for a brace."
 
 
 @dataclass(frozen=True)
@@ -305,52 +313,52 @@ class WhmcsSettings:
 @dataclass(frozen=True)
 class PolicySettings:
     vip_group_id: int = setting(
-        _Int(0, 0, 2**32 - 1), label="VIP group",
-        help="The client group vipgate manages; none = no VIP group yet.")
+        _Int(0, 0, 2**32 - 1), label=N_("VIP client group"),
+        help=N_("The client group vipgate manages; none = no VIP group yet."))
     default_group_id: int = setting(
-        _Int(0, 0, 2**32 - 1), label="Default group",
-        help="Group a client returns to when it leaves VIP and had none before.")
+        _Int(0, 0, 2**32 - 1), label=N_("Default group"),
+        help=N_("Group a client returns to when it leaves VIP and had none before."))
     grace_days: int = setting(
-        _Int(3, 0, 365), label="Grace days",
-        help="Days an unpaid invoice may be overdue before its client counts as overdue.")
+        _Int(3, 0, 365), label=N_("Grace days"),
+        help=N_("Days an unpaid invoice may be overdue before its client counts as overdue."))
     grace_in_business_days: bool = setting(
-        _Bool(False), label="Grace in business days",
-        help="Count grace in business days (Mon-Fri), e.g. for boletos paid on a weekend.")
+        _Bool(False), label=N_("Grace in business days"),
+        help=N_("Count grace in business days (Mon-Fri), e.g. for boletos paid on a weekend."))
     pending_grace_days: int = setting(
-        _Int(2, 0, 60), label="Payment Pending grace days",
-        help="Extra days for invoices in \"Payment Pending\" (bank clearing).")
+        _Int(2, 0, 60), label=N_("Payment Pending grace days"),
+        help=N_("Extra days for invoices in \"Payment Pending\" (bank clearing)."))
     collections_owed: bool = setting(
-        _Bool(True), label="Collections is owed",
-        help="Invoices in \"Collections\" are owed from their due date like Unpaid ones (off: "
-             "ignored).")
+        _Bool(True), label=N_("Collections is owed"),
+        help=N_("Invoices in \"Collections\" are owed from their due date like Unpaid ones (off: "
+                "ignored)."))
     min_overdue_amount: Decimal = setting(
-        _Money("0"), label="Minimum overdue amount",
-        help="Overdue balances below this amount are ignored.")
+        _Money("0"), label=N_("Minimum overdue amount"),
+        help=N_("Overdue balances below this amount are ignored."))
     min_tenure_months: int = setting(
-        _Int(12, 0, 600), label="Minimum tenure (months)",
-        help="VIP eligibility by rule: account age in months.")
+        _Int(12, 0, 600), label=N_("Minimum tenure (months)"),
+        help=N_("VIP eligibility by rule: account age in months."))
     late_tolerance_days: int = setting(
-        _Int(5, 0, 365), label="Late payment tolerance (days)",
-        help="VIP eligibility: no invoice paid more than this many days late within the "
-             "lookback.")
+        _Int(5, 0, 365), label=N_("Late payment tolerance (days)"),
+        help=N_("VIP eligibility: no invoice paid more than this many days late within the "
+                "lookback."))
     lookback_months: int = setting(
-        _Int(12, 1, 120), label="Lookback (months)",
-        help="VIP eligibility: the months looked back at for late payments and spend.")
+        _Int(12, 1, 120), label=N_("Lookback (months)"),
+        help=N_("VIP eligibility: the months looked back at for late payments and spend."))
     min_spend: Decimal = setting(
-        _Money("0"), label="Minimum spend",
-        help="VIP eligibility: at least this much paid within the lookback.")
+        _Money("0"), label=N_("Minimum spend"),
+        help=N_("VIP eligibility: at least this much paid within the lookback."))
     promote_by_rules: bool = setting(
-        _Bool(False), label="Promote by rules",
-        help="Move clients into VIP by the rules below (tenure, payment history, spend); off = "
-             "VIP is whoever staff put there.")
+        _Bool(False), label=N_("Promote by rules"),
+        help=N_("Move clients into VIP by the rules below (tenure, payment history, spend); off = "
+                "VIP is whoever staff put there."))
     promise_restores_vip: bool = setting(
-        _Bool(False), label="Promise restores VIP",
-        help="A staff-registered promise to pay also restores VIP (otherwise only payment "
-             "does).")
+        _Bool(False), label=N_("Promise restores VIP"),
+        help=N_("A staff-registered promise to pay also restores VIP (otherwise only payment "
+                "does)."))
     follow_staff_changes: bool = setting(
-        _Bool(True), label="Follow staff changes",
-        help="Follow group changes made by staff (pin when moved into VIP, unpin when moved "
-             "out).")
+        _Bool(True), label=N_("Follow staff changes"),
+        help=N_("Follow group changes made by staff (pin when moved into VIP, unpin when moved "
+                "out)."))
 
 
 @dataclass(frozen=True)
@@ -367,47 +375,51 @@ UNGATED_TICKETS = ("move_and_reply", "reply", "keep")
 @dataclass(frozen=True)
 class TicketSettings:
     billing_departments: tuple[int, ...] = setting(
-        _IdList(), label="Billing departments",
-        help="Departments where clients may always open tickets, e.g. billing.")
+        _IdList(), label=N_("Billing departments"),
+        help=N_("Departments where clients may always open tickets, e.g. billing."))
     priority_vip: str = setting(
-        _Choice("High", (*TICKET_PRIORITIES, "keep")), label="Priority: VIP clients",
-        help="Ticket priority of VIP clients in good standing" + _KEEP)
+        _Choice("High", (*TICKET_PRIORITIES, "keep")), label=N_("Priority: VIP clients"),
+        help=N_("Ticket priority of VIP clients in good standing; keep = leave what the client "
+                "chose."))
     priority_current: str = setting(
-        _Choice("keep", (*TICKET_PRIORITIES, "keep")), label="Priority: clients in good standing",
-        help="Ticket priority of current clients" + _KEEP)
+        _Choice("keep", (*TICKET_PRIORITIES, "keep")),
+        label=N_("Priority: clients in good standing"),
+        help=N_("Ticket priority of current clients; keep = leave what the client chose."))
     priority_overdue: str = setting(
-        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label="Priority: overdue clients",
-        help="Ticket priority of overdue clients" + _KEEP)
+        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label=N_("Priority: overdue clients"),
+        help=N_("Ticket priority of overdue clients; keep = leave what the client chose."))
     priority_suspended: str = setting(
-        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label="Priority: suspended clients",
-        help="Ticket priority of suspended clients" + _KEEP)
+        _Choice("Low", (*TICKET_PRIORITIES, "keep")), label=N_("Priority: suspended clients"),
+        help=N_("Ticket priority of suspended clients; keep = leave what the client chose."))
     block_when: str = setting(
-        _Choice("suspended", ("suspended", "overdue", "never")), label="Block new tickets",
-        help="Block new tickets outside billing departments: suspended, overdue or never.")
+        _Choice("suspended", ("suspended", "overdue", "never")), label=N_("Block new tickets"),
+        help=N_("Block new tickets outside billing departments: suspended, overdue or never."))
     block_after_days: int = setting(
-        _Int(0, 0, 365), label="Block after (days)",
-        help="Block only after this many days overdue (0 = at once; with suspended it also "
-             "blocks overdue clients past this many days when set).")
+        _Int(0, 0, 365), label=N_("Block after (days)"),
+        help=N_("Block only after this many days overdue (0 = at once; with suspended it also "
+                "blocks overdue clients past this many days when set)."))
     staff_note: bool = setting(
-        _Bool(True), label="Staff note",
-        help="Add a staff note listing overdue invoices to tickets of overdue/suspended "
-             "clients.")
+        _Bool(True), label=N_("Staff note"),
+        help=N_("Add a staff note listing overdue invoices to tickets of overdue/suspended "
+                "clients."))
     fail_open: bool = setting(
-        _Bool(True), label="Fail open",
-        help="If the bridge does not answer in time, let the ticket through (on) or refuse it "
-             "(off). Written into the PHP stub: run vipgate install-stub again after a change.")
+        _Bool(True), label=N_("Fail open"),
+        help=N_("If the bridge does not answer in time, let the ticket through (on) or refuse it "
+                "(off). Written into the PHP stub: run vipgate install-stub again after a change."))
     block_message_pt_br: str = setting(
-        _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"]), label="Block message (Português)",
-        help="What a blocked client is told in Portuguese. " + _PLACEHOLDERS)
+        _Template(DEFAULT_BLOCK_MESSAGES["pt_BR"]), label=N_("Block message (Português)"),
+        help=N_("What a blocked client is told in Portuguese. Placeholders: {invoices}, {total}, "
+                "{days}, {link}; {{ or }} for a brace."))
     block_message_en: str = setting(
-        _Template(DEFAULT_BLOCK_MESSAGES["en"]), label="Block message (English)",
-        help="What a blocked client is told in English. " + _PLACEHOLDERS)
+        _Template(DEFAULT_BLOCK_MESSAGES["en"]), label=N_("Block message (English)"),
+        help=N_("What a blocked client is told in English. Placeholders: {invoices}, {total}, "
+                "{days}, {link}; {{ or }} for a brace."))
     # A blocked client's ticket that never met the gate (e-mail piping, the API).
     ungated_tickets: str = setting(
-        _Choice("move_and_reply", UNGATED_TICKETS), label="Tickets that skip the gate",
-        help="A blocked client's ticket that arrives outside billing without meeting the gate "
-             "(e-mailed in): move_and_reply = move it to the first billing department and "
-             "reply with the block message; reply = only reply; keep = leave it.")
+        _Choice("move_and_reply", UNGATED_TICKETS), label=N_("Tickets that skip the gate"),
+        help=N_("A blocked client's ticket that arrives outside billing without meeting the gate "
+                "(e-mailed in): move_and_reply = move it to the first billing department and "
+                "reply with the block message; reply = only reply; keep = leave it."))
 
     def block_message(self, language: str) -> str:
         return self.block_message_pt_br if language == "pt_BR" else self.block_message_en
@@ -416,13 +428,13 @@ class TicketSettings:
 @dataclass(frozen=True)
 class PanelSettings:
     home_banner: bool = setting(
-        _Bool(True), label="Client-area banner",
-        help="Show overdue clients a banner with what they owe and pay links on the "
-             "client-area home.")
+        _Bool(True), label=N_("Client-area banner"),
+        help=N_("Show overdue clients a banner with what they owe and pay links on the "
+                "client-area home."))
     admin_url: str = setting(
-        _Url(), label="Admin page address",
-        help="Where staff's browsers reach vipgate's admin page, for the link on the client "
-             "summary panel; empty = [bridge] public_url.")
+        _Url(), label=N_("Admin page address"),
+        help=N_("Where staff's browsers reach vipgate's admin page, for the link on the client "
+                "summary panel; empty = [bridge] public_url."))
 
 
 @dataclass(frozen=True)
@@ -432,7 +444,7 @@ class ResyncSettings:
     concurrency: int = setting(_Int(4, 1, 32))  # clients applied at once
     processes: int = setting(_Int(2, 1, 16))  # processes a database scan of everyone is split over
     # WHMCS API writes per second, across the process
-    rate_per_second: float = setting(_Float(10.0, 0.1, 1000.0, unit="writes per second"))
+    rate_per_second: float = setting(_Float(10.0, 0.1, 1000.0, unit=N_("writes per second")))
 
 
 class _Section(Schema):

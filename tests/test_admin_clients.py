@@ -78,7 +78,7 @@ def test_reconcile_now_applies_the_plan_and_is_audited(world: World,
     assert answer.status_code == 302 and answer.headers["Location"] == f"/admin/clients/{ana}"
     assert world.group(ana) == world.regular
     page = admin.text(answer.headers["Location"])
-    assert ("message", f"Reconciled client {ana}: group {world.vip} -> {world.regular}.") \
+    assert ("message", f"Reconciled client {ana}: group #{world.vip} -> #{world.regular}.") \
         in flashes(page)
     [entry] = world.store.audit_log(client_id=ana, action="reconcile")
     assert entry.actor == ADMIN and entry.reasons == (f"group {world.vip} -> {world.regular}",)

@@ -280,7 +280,7 @@ def test_the_whmcs_database_is_checked_when_configured(make: Make, sandbox: Sand
                                                        tmp_path: Path) -> None:
     good = card(page_of(make({"database_url": sandbox.engine.url.render_as_string(
         hide_password=False)})), "whmcs-db")
-    assert 'badge-ok">ok' in good and "1 clients, read-only session" in good
+    assert 'badge-ok">ok' in good and "1 client, read-only session" in good
     port = free_port()
     bad = card(page_of(make({"database_url": f"mysql+pymysql://root:pw@127.0.0.1:{port}/"
                                              "whmcs"})), "whmcs-db")

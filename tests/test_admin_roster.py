@@ -156,7 +156,7 @@ def test_pin_moves_a_paying_client_into_vip_at_once_and_is_audited(
     [entry] = world.store.audit_log(client_id=eve, action="pin")
     assert (entry.actor, entry.before, entry.after) == (ADMIN, "rules", "pinned")
     page = admin.text("/admin/roster?tab=all")
-    assert any(f"Client {eve} pinned. WHMCS: group {world.regular} -> {world.vip}" in message
+    assert any(f"Client {eve} pinned. WHMCS: group #{world.regular} -> #{world.vip}" in message
                for _, message in flashes(page))
     world.drain()  # vipgate's own UpdateClient comes back as ClientEdit: not a staff change
     assert world.group(eve) == world.vip and world.store.get_memory(eve).pinned

@@ -80,7 +80,8 @@ def test_check_reaches_the_read_only_whmcs_database(tmp_path) -> None:
     assert run("db", "upgrade", cwd=tmp_path).returncode == 0
     url = f"sqlite:///{tmp_path}/whmcs.db"
     result = run("check", cwd=tmp_path, env={"VIPGATE_WHMCS_DATABASE_URL": url})
-    assert "whmcs database: ok (sqlite:///" in result.stdout and "1 clients" in result.stdout
+    assert "whmcs database: ok (sqlite:///" in result.stdout
+    assert "1 client, read-only session" in result.stdout
     result = run("check", cwd=tmp_path, env={
         "VIPGATE_WHMCS_DATABASE_URL": "mysql+pymysql://ro:secretpw@127.0.0.1:1/whmcs"})
     assert result.returncode == 1 and "whmcs database: database error at" in result.stdout

@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from bridge.admin.common import bp
+from bridge.i18n import N_
 from bridge.runtime import Runtime
 from bridge.store.meta import new_admin_secret_key
 
@@ -76,12 +77,49 @@ def init_app(app: Flask, rt: Runtime, *, csrf_exempt: Iterable[Blueprint] = ()) 
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+        problem = CSRF_PROBLEMS.get(exc.description or "")
         return render_template("admin/error.html", code=400, title=_("Form expired or forged"),
                                message=_("%(problem)s Go back, reload the page and send the "
-                                         "form again.", problem=exc.description)), 400
+                                         "form again.", problem=_(problem) if problem else
+                                         exc.description)), 400
+
+
+# Flask-WTF's reasons for refusing a form (English), in the catalogs.
+CSRF_PROBLEMS = {text: text for text in (
+    N_("The CSRF token is missing."), N_("The CSRF session token is missing."),
+    N_("The CSRF token has expired."), N_("The CSRF token is invalid."),
+    N_("The CSRF tokens do not match."), N_("The referrer header is missing."),
+    N_("The referrer does not match the host."))}
+
+# Each HTTP error's title and what it means for the admin page, in the reader's language
+# (Werkzeug's own are English); an abort() that says more gives its own description.
+ERROR_PAGES = {
+    400: (N_("Bad Request"), N_("The browser sent a request this page cannot understand.")),
+    401: (N_("Unauthorized"), N_("Log in to see this page.")),
+    403: (N_("Forbidden"), N_("This account may not open this page.")),
+    404: (N_("Not Found"), N_("There is no such page. Check the address, or start again from "
+                              "the overview.")),
+    405: (N_("Method Not Allowed"), N_("This address does not take that kind of request: a "
+                                       "button's action is not a page to open.")),
+    408: (N_("Request Timeout"), N_("The browser took too long to send the request.")),
+    409: (N_("Conflict"), N_("The request conflicts with the current state: reload the page.")),
+    413: (N_("Request Entity Too Large"), N_("What was sent is too large.")),
+    429: (N_("Too Many Requests"), N_("Too many requests in a short time: wait a moment and "
+                                      "try again.")),
+    500: (N_("Internal Server Error"), N_("vipgate ran into an error and could not answer. "
+                                          "The error is in vipgate's log.")),
+    502: (N_("Bad Gateway"), N_("A server vipgate relies on answered wrongly.")),
+    503: (N_("Service Unavailable"), N_("vipgate cannot answer right now: try again in a "
+                                        "moment.")),
+}
 
 
 def admin_error_page(exc: HTTPException) -> tuple[str, int]:
-    """HTML error pages for ``/admin`` (the rest of the service answers JSON)."""
-    return render_template("admin/error.html", code=exc.code, title=exc.name,
-                           message=exc.description), exc.code or 500
+    """HTML error pages for ``/admin`` (the rest of the service answers JSON), in the
+    reader's language: the title and Werkzeug's default description replaced by ours, an
+    abort()'s own description (already in the reader's language) as it is."""
+    code = exc.code or 500
+    title, description = ERROR_PAGES.get(code, (exc.name, exc.description or ""))
+    custom = exc.description and exc.description != type(exc).description
+    return render_template("admin/error.html", code=code, title=_(title),
+                           message=exc.description if custom else _(description)), code

@@ -15,6 +15,7 @@ from wtforms.validators import InputRequired, Length
 
 from bridge import accounts
 from bridge.admin.common import audit, bp, rt, service_now
+from bridge.i18n import why
 
 log = logging.getLogger("vipgate.admin")
 
@@ -38,7 +39,8 @@ def login() -> Response | tuple[str, int] | str:
             session["admin"], session["fp"] = result.name, result.fingerprint
             from flask import g
             g.admin = result.name
-            audit("admin_login", reasons=(f"logged in from {request.remote_addr}",))
+            audit("admin_login", reasons=(why.gettext("logged in from %(address)s",
+                                                      address=str(request.remote_addr)),))
             log.info("admin %s logged in", result.name)
             if not (target.startswith("/admin") and not target.startswith("//")):
                 target = url_for("admin.overview")

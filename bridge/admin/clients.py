@@ -131,20 +131,20 @@ def read_live(client_id: int) -> tuple[Live | None, str | None]:
     """WHMCS's view and the plan, or (None, why not). 404 when WHMCS has no such client."""
     engine, api = rt().engine, whmcs()
     if engine is None or api is None:
-        return None, "No WHMCS API is configured ([whmcs] url)."
+        return None, _("No WHMCS API is configured ([whmcs] url).")
     try:
         try:
             details = api.get_client(client_id)
         except WhmcsNotFound:
-            abort(404, f"WHMCS has no client {client_id}.")
+            abort(404, _("WHMCS has no client %(id)s.", id=client_id))
         plan = engine.plan(client_id)
         if plan is None:
-            abort(404, f"WHMCS has no client {client_id}.")
+            abort(404, _("WHMCS has no client %(id)s.", id=client_id))
         tickets = list(islice(api.iter_tickets(clientid=client_id, status=ACTIVE_TICKETS),
                               TICKET_LIMIT))
         groups = {g.id: g.name for g in api.get_client_groups()}
     except WhmcsError as exc:
-        return None, f"WHMCS could not be read ({exc})."
+        return None, _("WHMCS could not be read (%(error)s).", error=exc)
     return Live(details, plan, tickets, groups), None
 
 
@@ -237,19 +237,21 @@ def reconcile(client_id: int) -> Response:
     def work() -> None:
         done = membership.reconcile_now(client_id)
         if done.skipped:
-            flash("No WHMCS API is configured ([whmcs] url): nothing to reconcile.", "error")
+            flash(_("No WHMCS API is configured ([whmcs] url): nothing to reconcile."), "error")
             return
         if done.gone:
-            flash(f"WHMCS has no client {client_id}.", "error")
+            flash(_("WHMCS has no client %(id)s.", id=client_id), "error")
             return
         after = done.summary if done.error is None else f"failed: {done.error}"
-        audit("reconcile", client_id=client_id, after=after,
-              reasons=tuple(c.summary for c in done.applied) or ("nothing to change",))
-        if done.error:
-            landed = f" Applied before the failure: {done.summary}." if done.applied else ""
-            flash(f"WHMCS failed: {done.error}.{landed}", "error")
+        audit("reconcile", client_id=client_id, after=after, reasons=done.reasons())
+        if done.error and done.applied:
+            flash(_("WHMCS failed: %(error)s. Applied before the failure: %(changes)s.",
+                    error=done.error, changes=done.shown()), "error")
+        elif done.error:
+            flash(_("WHMCS failed: %(error)s.", error=done.error), "error")
         else:
-            flash(f"Reconciled client {client_id}: {done.summary}.")
+            flash(_("Reconciled client %(id)s: %(changes)s.", id=client_id,
+                    changes=done.shown()))
 
     membership.with_client(client_id, work)
     return redirect(url_for("admin.client", client_id=client_id))

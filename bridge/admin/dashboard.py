@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import abort, flash, render_template, request
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext, lazy_ngettext
+from flask_babel import lazy_gettext, lazy_ngettext, ngettext
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -33,6 +33,7 @@ from bridge.admin.charts import Series
 from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
 from bridge.admin.language import current
 from bridge.admin.localtime import shown, to_local
+from bridge.i18n import why
 from bridge.store import Store, snapshots
 from bridge.store.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
 
@@ -227,12 +228,16 @@ def take_snapshot() -> Response:
         flash(_("A snapshot of %(day)s taken later than now is already stored; it was kept.",
                 day=current().day(day)), "warning")
         return back_to("admin.dashboard")
-    audit("snapshot", after=day.isoformat(), reasons=(
-        f"snapshot of {day} taken from the standing cache: {snapshot.clients} clients, "
-        f"{snapshot.delinquent} delinquent",))
-    flash(_("Snapshot of %(day)s taken: %(delinquent)s delinquent of %(clients)s clients.",
-            day=current().day(day), delinquent=current().number(snapshot.delinquent),
-            clients=current().number(snapshot.clients)))
+    audit("snapshot", after=day.isoformat(), reasons=(why.ngettext(
+        "snapshot of %(day)s taken from the standing cache: %(num)d client, %(delinquent)s "
+        "delinquent", "snapshot of %(day)s taken from the standing cache: %(num)d clients, "
+        "%(delinquent)s delinquent", snapshot.clients, day=day,
+        delinquent=snapshot.delinquent),))
+    flash(ngettext("Snapshot of %(day)s taken: %(delinquent)s delinquent of %(clients)s client.",
+                   "Snapshot of %(day)s taken: %(delinquent)s delinquent of %(clients)s "
+                   "clients.", snapshot.clients, day=current().day(day),
+                   delinquent=current().number(snapshot.delinquent),
+                   clients=current().number(snapshot.clients)))
     return back_to("admin.dashboard")
 
 

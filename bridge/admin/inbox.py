@@ -24,7 +24,7 @@ from wtforms.validators import AnyOf, DataRequired, Length
 
 from bridge.admin.common import admin_name, audit, bp, page_from_request, rt, service_now
 from bridge.admin.localtime import shown
-from bridge.i18n import N_
+from bridge.i18n import N_, why
 from bridge.store import inbox as queue
 
 PAGE_SIZE = 50
@@ -72,8 +72,8 @@ def _render(state: str | None, *, errors: dict[int, str] | None = None,
     counts = store.inbox_counts()
     state = state or _default_tab(counts)
     if state not in dict(TABS):
-        abort(404, f"No inbox state {state!r}: the states are "
-                   f"{', '.join(key for key, _label in TABS)}.")
+        abort(404, _("No inbox state %(state)s: the states are %(states)s.",
+                     state=repr(state), states=", ".join(key for key, _label in TABS)))
     total = min(counts.get(state, 0), RECENT_DONE) if state == "done" else counts.get(state, 0)
     page = page_from_request(total, PAGE_SIZE)
     rows = queue.list_state(store, state, limit=page.size, offset=page.offset)
@@ -102,7 +102,7 @@ def _changed(row_id: int, seen: str) -> None:
 
 @bp.route("/inbox/<int:row_id>/retry", methods=["POST"], endpoint="inbox_retry")
 def retry(row_id: int) -> Response | tuple[str, int]:
-    listed = queue.get_row(rt().store, row_id) or abort(404, "No such inbox event.")
+    listed = queue.get_row(rt().store, row_id) or abort(404, _("No such inbox event."))
     row = listed.row
     form = RetryForm()
     if not form.validate():
@@ -114,8 +114,8 @@ def retry(row_id: int) -> Response | tuple[str, int]:
         _changed(row_id, seen)
         return redirect(url_for("admin.inbox", state=seen))
     audit("inbox_retry", client_id=row.client_id, before=f"{seen}, {row.attempts} attempts",
-          after="queued", reasons=(row.webhook_id, row.hook,
-                                   f"retried now by {admin_name()}; attempts start again"))
+          after="queued", reasons=(row.webhook_id, row.hook, why.gettext(
+              "retried now by %(admin)s; attempts start again", admin=admin_name())))
     flash(_("Event %(event)s (%(hook)s) is queued again; a worker takes it next.",
             event=row.webhook_id, hook=row.hook))
     return redirect(url_for("admin.inbox", state=seen))
@@ -123,7 +123,7 @@ def retry(row_id: int) -> Response | tuple[str, int]:
 
 @bp.route("/inbox/<int:row_id>/discard", methods=["POST"], endpoint="inbox_discard")
 def discard(row_id: int) -> Response | tuple[str, int]:
-    listed = queue.get_row(rt().store, row_id) or abort(404, "No such inbox event.")
+    listed = queue.get_row(rt().store, row_id) or abort(404, _("No such inbox event."))
     row = listed.row
     form = DiscardForm()
     if not form.validate():

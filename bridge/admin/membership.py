@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from flask import flash
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, SelectField, StringField
@@ -35,17 +37,18 @@ from bridge.admin.common import (
     service_now,
     whmcs,
 )
+from bridge.admin.language import current
 from bridge.engine.plan import Change
-from bridge.model import ClientMemory
+from bridge.i18n import N_, why
+from bridge.model import ClientMemory, Reason
 from bridge.store import inbox as queue
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 
 LEASE = timedelta(minutes=5)  # as long as a worker's; released as soon as the action ends
-BUSY = "Client {cid} is busy (a worker is reconciling it): try again in a moment."
 
 
 class ClientBusy(Exception):
-    """A worker (or another admin) holds the client's lease."""
+    """A worker (or another admin) holds the client's lease (``args[0]``: the client)."""
 
 
 @contextmanager
@@ -55,7 +58,7 @@ def client_lease(client_id: int) -> Iterator[None]:
     owner = f"admin:{admin_name()[:40]}:{uuid.uuid4().hex[:8]}"
     store = rt().store
     if not queue.acquire_client(store, client_id, owner, service_now(), lease=LEASE):
-        raise ClientBusy(BUSY.format(cid=client_id))
+        raise ClientBusy(client_id)
     try:
         yield
     finally:
@@ -73,7 +76,18 @@ class Reconciled:
 
     @property
     def summary(self) -> str:
+        """The changes in English (``Change.summary``), for the audit log's after column."""
         return "; ".join(c.summary for c in self.applied) or "nothing to change"
+
+    def reasons(self) -> tuple[Reason, ...]:
+        """The changes as messages, for the audit log's reasons."""
+        return tuple(c.summary for c in self.applied) or (
+            why.gettext("nothing to change"),)
+
+    def shown(self) -> str:
+        """The changes in the page's language, groups by their WHMCS names."""
+        names, t = rt().store.whmcs_names(), current()
+        return "; ".join(t.reason(r, names) for r in self.reasons())
 
 
 def reconcile_now(client_id: int) -> Reconciled:
@@ -100,18 +114,27 @@ def describe(memory: ClientMemory) -> str:
     return "+".join(flags) or "rules"
 
 
+# A client's membership as ``describe`` names it (kept so in the audit log), for people.
+STATES = {"pinned": N_("pinned"), "excluded": N_("excluded"), "rules": N_("rules"),
+          "pinned+excluded": N_("pinned+excluded")}
+
 # Each action as the flags it sets (None = left as is); pin and exclude undo each other, as
-# staff moving a client into or out of VIP does (bridge.policy.vip.follow_staff_change).
-ACTIONS: dict[str, tuple[bool | None, bool | None, str]] = {
-    "pin": (True, False, "pinned: in VIP whatever the rules say, while paying"),
-    "unpin": (False, None, "unpinned: the eligibility rules decide"),
-    "exclude": (False, True, "excluded: never in VIP"),
-    "include": (None, False, "taken off the exclusion list: the rules decide"),
+# staff moving a client into or out of VIP does (bridge.policy.vip.follow_staff_change); its
+# audit reason, and what the flash says was done.
+ACTIONS: dict[str, tuple[bool | None, bool | None, str, str]] = {
+    "pin": (True, False, N_("pinned: in VIP whatever the rules say, while paying (admin page)"),
+            N_("Client %(id)s pinned")),
+    "unpin": (False, None, N_("unpinned: the eligibility rules decide (admin page)"),
+              N_("Client %(id)s unpinned")),
+    "exclude": (False, True, N_("excluded: never in VIP (admin page)"),
+                N_("Client %(id)s excluded")),
+    "include": (None, False, N_("taken off the exclusion list: the rules decide (admin page)"),
+                N_("Client %(id)s taken off the exclusion list")),
 }
 
 
 def changed(memory: ClientMemory, action: str) -> ClientMemory:
-    pinned, excluded, _ = ACTIONS[action]
+    pinned, excluded, _reason, _done = ACTIONS[action]
     return replace(memory, pinned=memory.pinned if pinned is None else pinned,
                    excluded=memory.excluded if excluded is None else excluded)
 
@@ -120,9 +143,10 @@ class MembershipForm(FlaskForm):
     """One of the pin / unpin / exclude / include buttons (``action``), with an optional
     reason and the page to go back to."""
 
-    action = SelectField("Action", choices=[SelectChoice(a) for a in ACTIONS],
+    action = SelectField(lazy_gettext("Action"), choices=[SelectChoice(a) for a in ACTIONS],
                          validators=[InputRequired()])
-    reason = StringField("Reason (optional)", validators=[Optional(), Length(max=200)])
+    reason = StringField(lazy_gettext("Reason (optional)"),
+                         validators=[Optional(), Length(max=200)])
     next = HiddenField()
 
 
@@ -141,19 +165,31 @@ def client_exists(client_id: int) -> bool | None:
     return True
 
 
+# What the next reconcile does when this one could not: in a sentence, and as one.
+LATER = {"group": (N_("the group will be fixed at the next reconcile"),
+                   N_("The group will be fixed at the next reconcile.")),
+         "tickets": (N_("its tickets will follow at the next reconcile"),
+                     N_("Its tickets will follow at the next reconcile."))}
+
+
 def flash_reconciled(done: Reconciled, what: str, *, later: str) -> None:
-    """Tell the admin what the reconcile after ``what`` did; ``later`` says what the next
-    reconcile will do when this one could not."""
+    """Tell the admin what the reconcile after ``what`` (in the page's language) did;
+    ``later`` (a key of :data:`LATER`) says what the next reconcile will do when this one
+    could not."""
     if done.skipped:
-        flash(f"{what}. No WHMCS API is configured: {later} at the next reconcile.", "warning")
+        flash(_("%(what)s. No WHMCS API is configured: %(later)s.", what=what,
+                later=_(LATER[later][0])), "warning")
     elif done.gone:
-        flash(f"{what}, but WHMCS no longer has this client.", "warning")
+        flash(_("%(what)s, but WHMCS no longer has this client.", what=what), "warning")
+    elif done.error and done.applied:
+        flash(_("%(what)s, but WHMCS failed (%(applied)s applied): %(error)s. %(later)s",
+                what=what, applied=done.shown(), error=done.error, later=_(LATER[later][1])),
+              "warning")
     elif done.error:
-        landed = f" ({done.summary} applied)" if done.applied else ""
-        flash(f"{what}, but WHMCS failed{landed}: {done.error}. {later.capitalize()} at the "
-              "next reconcile.", "warning")
+        flash(_("%(what)s, but WHMCS failed: %(error)s. %(later)s", what=what,
+                error=done.error, later=_(LATER[later][1])), "warning")
     else:
-        flash(f"{what}. WHMCS: {done.summary}.")
+        flash(_("%(what)s. WHMCS: %(changes)s.", what=what, changes=done.shown()))
 
 
 def with_client(client_id: int, work: Callable[[], None]) -> bool:
@@ -161,8 +197,9 @@ def with_client(client_id: int, work: Callable[[], None]) -> bool:
     try:
         with client_lease(client_id):
             work()
-    except ClientBusy as busy:
-        flash(str(busy), "warning")
+    except ClientBusy:
+        flash(_("Client %(id)s is busy (a worker is reconciling it): try again in a moment.",
+                id=client_id), "warning")
         return False
     return True
 
@@ -174,11 +211,11 @@ def membership_action(client_id: int) -> Response:
     if not form.validate_on_submit():
         problems = "; ".join(f"{name}: {', '.join(errors)}"
                              for name, errors in form.errors.items())
-        flash(f"Nothing changed: {problems}", "error")
+        flash(_("Nothing changed: %(problems)s", problems=problems), "error")
         return back_to("admin.client", client_id=client_id)
     action, reason = form.action.data or "", (form.reason.data or "").strip()
     if client_exists(client_id) is False:
-        flash(f"Nothing changed: WHMCS has no client {client_id}.", "error")
+        flash(_("Nothing changed: WHMCS has no client %(id)s.", id=client_id), "error")
         return back_to("admin.client", client_id=client_id)
 
     def work() -> None:
@@ -186,14 +223,14 @@ def membership_action(client_id: int) -> Response:
         before = store.get_memory(client_id)
         after = changed(before, action)
         if (after.pinned, after.excluded) == (before.pinned, before.excluded):
-            flash(f"Client {client_id} is already {describe(before)}: nothing changed.")
+            flash(_("Client %(id)s is already %(state)s: nothing changed.", id=client_id,
+                    state=_(STATES[describe(before)])))
             return
         store.save_memory(after, business_now())
         audit(action, client_id=client_id, before=describe(before), after=describe(after),
-              reasons=(f"{ACTIONS[action][2]} (admin page)",) + ((reason,) if reason else ()))
-        flash_reconciled(reconcile_now(client_id),
-                         f"Client {client_id} {ACTIONS[action][2].split(':')[0]}",
-                         later="the group will be fixed")
+              reasons=(why.gettext(ACTIONS[action][2]),) + ((reason,) if reason else ()))
+        flash_reconciled(reconcile_now(client_id), _(ACTIONS[action][3], id=client_id),
+                         later="group")
 
     with_client(client_id, work)
     return back_to("admin.client", client_id=client_id)

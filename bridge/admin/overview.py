@@ -40,7 +40,7 @@ from bridge.checks import (
     whmcs_database_status,
 )
 from bridge.checks import is_permission_denied as denied
-from bridge.i18n import N_
+from bridge.i18n import N_, why
 from bridge.runtime import whmcs_probe
 from bridge.settings import Settings, WhmcsSettings, shown_url
 from bridge.store.meta import StubReport
@@ -54,12 +54,14 @@ WHMCS_TIMEOUT_SECONDS = 3.0  # per call
 FACTS_BUDGET_SECONDS = 8.0  # the permission probe stops asking after this
 _CACHE_KEY = "vipgate.admin_overview_checks"
 _cache_lock = threading.Lock()
+UNREACHABLE = N_("unknown: vipgate's database is not reachable")
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the page: ``ok`` None when there is nothing to check."""
+    """One line of the page: ``ok`` None when there is nothing to check; ``text`` a
+    ``bridge.model.Reason`` (shown in the reader's language)."""
 
     ok: bool | None
     text: str
@@ -104,12 +106,14 @@ def slow_checks() -> SlowChecks:
 
 def whmcs_api(settings: Settings) -> Check:
     if not settings.whmcs.url:
-        return Check(None, "not configured: [whmcs] url is empty, vipgate cannot reach WHMCS")
+        return Check(None, why.gettext("not configured: [whmcs] url is empty, vipgate cannot "
+                                       "reach WHMCS"))
     status = whmcs_probe().status(settings.whmcs, rt().clock)
     at = datetime.fromisoformat(status["checked_at"])
     if status["ok"]:
-        return Check(True, f"reachable ({settings.whmcs.url})", at)
-    return Check(False, f"not usable ({settings.whmcs.url}): {status['error']}", at)
+        return Check(True, why.gettext("reachable (%(where)s)", where=settings.whmcs.url), at)
+    return Check(False, why.gettext("not usable (%(where)s): %(error)s",
+                                    where=settings.whmcs.url, error=str(status["error"])), at)
 
 
 def _read_facts(whmcs: WhmcsSettings) -> WhmcsFacts | str:
@@ -123,7 +127,7 @@ def _read_facts(whmcs: WhmcsSettings) -> WhmcsFacts | str:
         return str(exc)
     except Exception as exc:  # the page must answer whatever the client raises
         log.exception("overview: reading WHMCS's settings failed unexpectedly")
-        return f"unexpected error ({type(exc).__name__})"
+        return why.gettext("unexpected error (%(error)s)", error=type(exc).__name__)
 
 
 def whmcs_facts(settings: Settings, api: Check) -> tuple[WhmcsFacts | str | None, datetime | None]:
@@ -139,16 +143,17 @@ def _whmcs_database(url: str) -> Check:
         ok, text = whmcs_database_status(url)
     except Exception as exc:  # the page must answer whatever the driver raises
         log.exception("overview: WHMCS database check failed unexpectedly")
-        return Check(False, f"WHMCS database at {shown_url(url)}: unexpected error "
-                            f"({type(exc).__name__})")
-    return Check(ok, f"reachable ({text})" if ok else text)
+        return Check(False, why.gettext("WHMCS database at %(url)s: unexpected error "
+                                        "(%(error)s)", url=shown_url(url),
+                                        error=type(exc).__name__))
+    return Check(ok, why.gettext("reachable (%(where)s)", where=text) if ok else text)
 
 
 def whmcs_database(settings: Settings) -> Check:
     url = settings.whmcs.database_url
     if not url:
-        return Check(None, "not configured ([whmcs] database_url is empty): vipgate reads "
-                           "WHMCS through its API")
+        return Check(None, why.gettext("not configured ([whmcs] database_url is empty): "
+                                       "vipgate reads WHMCS through its API"))
     check, at = slow_checks().get(("whmcs_db", url), rt().clock(),
                                   lambda: _whmcs_database(url))
     return dataclasses.replace(check, checked_at=at)
@@ -161,8 +166,10 @@ def vipgate_database() -> tuple[Check, dict[str, int] | None, int | None]:
     store = rt().store
     try:
         store.ping()
-        check = Check(True, f"reachable ({store.engine.dialect.name}, "
-                            f"{shown_url(store.url)}, revision {store.revision()})")
+        check = Check(True, why.gettext(
+            "reachable (%(dialect)s, %(url)s, revision %(revision)s)",
+            dialect=store.engine.dialect.name, url=shown_url(store.url),
+            revision=str(store.revision())))
         return check, store.inbox_counts(), len(saved_values(store))
     except sa.exc.SQLAlchemyError as exc:
         return Check(False, database_error(exc, store.url)), None, None
@@ -174,7 +181,7 @@ def last_reconcile() -> dict[str, Any] | str | None:
     try:
         return last_full_reconcile(rt().store)
     except sa.exc.SQLAlchemyError:
-        return "unknown: vipgate's database is not reachable"
+        return UNREACHABLE
     except ValueError as exc:
         return str(exc)
 
@@ -188,7 +195,7 @@ def first_run_state() -> first_run.WaitingPlan | first_run.Confirmation | str | 
     try:
         return first_run.waiting_plan(rt().store) or first_run.confirmation(rt().store)
     except sa.exc.SQLAlchemyError:
-        return "unknown: vipgate's database is not reachable"
+        return UNREACHABLE
     except ValueError as exc:
         return str(exc)
 
@@ -202,9 +209,9 @@ def confirm_first_run() -> Response:
     waiting = first_run.waiting_plan(store)
     if waiting is not None:
         first_run.confirm(store, by=admin_name(), at=business_now())
-        audit("first_reconcile_confirmed", reasons=(
-            "the first full reconcile was confirmed; the plan shown: "
-            + first_run.describe(waiting.summary),))
+        audit("first_reconcile_confirmed", reasons=(why.gettext(
+            "the first full reconcile was confirmed; the plan shown: %(plan)s",
+            plan=first_run.describe(waiting.summary)),))
         flash(_("Confirmed: the next WHMCS cron run (or vipgate resync) applies the full "
                 "reconcile."), "ok")
     return back_to("admin.overview")

@@ -29,6 +29,7 @@ from bridge.admin.common import (
 )
 from bridge.admin.language import current
 from bridge.admin.localtime import shown
+from bridge.i18n import why
 
 MAX_DAYS_AHEAD = 90  # a promise further out is a payment plan, not a promise
 NOTE_MAX = 500
@@ -95,8 +96,8 @@ def promises() -> tuple[str, int] | Response:
                                  _("WHMCS has no client %(id)s.", id=client_id)]
         return _render(form, 400)
     if exists is None and rt().engine is not None:
-        flash(f"WHMCS could not be reached to check that client {client_id} exists.",
-              "warning")
+        flash(_("WHMCS could not be reached to check that client %(id)s exists.",
+                id=client_id), "warning")
 
     def work() -> None:
         store = rt().store
@@ -105,11 +106,14 @@ def promises() -> tuple[str, int] | Response:
         audit("promise", client_id=client_id,
               before=f"until {previous[0].isoformat()}" if previous else None,
               after=f"until {until.isoformat()}", reasons=(note,))
-        what = f"Promise to pay by {until.isoformat()} saved for client {client_id}"
-        if previous:
-            what += f" (it replaces the one until {previous[0].isoformat()})"
+        t = current()
+        what = (_("Promise to pay by %(until)s saved for client %(id)s (it replaces the one "
+                  "until %(previous)s)", until=t.day(until), id=client_id,
+                  previous=t.day(previous[0])) if previous else
+                _("Promise to pay by %(until)s saved for client %(id)s", until=t.day(until),
+                  id=client_id))
         membership.flash_reconciled(membership.reconcile_now(client_id), what,
-                                    later="its tickets will follow")
+                                    later="tickets")
 
     if not membership.with_client(client_id, work):
         return _render(form, 409)
@@ -123,15 +127,15 @@ def cancel(client_id: int) -> Response:
         store = rt().store
         previous = store.get_promise(client_id)
         if previous is None:
-            flash(f"Client {client_id} has no promise to pay.", "warning")
+            flash(_("Client %(id)s has no promise to pay.", id=client_id), "warning")
             return
         store.clear_promise(client_id)
         audit("promise_cancel", client_id=client_id,
               before=f"until {previous[0].isoformat()}", after=None,
-              reasons=(f"promise cancelled: {previous[1]}",))
+              reasons=(why.gettext("promise cancelled: %(note)s", note=previous[1]),))
         membership.flash_reconciled(membership.reconcile_now(client_id),
-                                    f"Promise of client {client_id} cancelled",
-                                    later="its tickets will follow")
+                                    _("Promise of client %(id)s cancelled", id=client_id),
+                                    later="tickets")
 
     membership.with_client(client_id, work)
     return back_to("admin.promises")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import Field, HiddenField, SelectField, SelectMultipleField, StringField, TextAreaField
@@ -38,9 +39,11 @@ from bridge.admin.common import (
     rt,
     whmcs,
 )
+from bridge.admin.language import current
 from bridge.checks import whmcs_warnings
 from bridge.engine.names import save_names
-from bridge.model import CachedStanding, OverdueInvoice
+from bridge.i18n import N_
+from bridge.model import TICKET_PRIORITIES, CachedStanding, OverdueInvoice
 from bridge.policy.gate import render_block_message
 from bridge.runtime import utc_now
 from bridge.settings import Settings, declared
@@ -48,11 +51,17 @@ from bridge.whmcs import ClientGroup, Department, WhmcsError
 
 log = logging.getLogger("vipgate.admin")
 
-SECTION_TITLES = {"policy": "Policy: standing and VIP", "tickets": "Tickets",
-                  "panels": "Inside WHMCS"}
+SECTION_TITLES = {"policy": N_("Policy: standing and VIP"), "tickets": N_("Tickets"),
+                  "panels": N_("Inside WHMCS")}
 MESSAGE_LANGUAGES = {"block_message_pt_br": "pt_BR", "block_message_en": "en"}
-NO_GROUP = {"vip_group_id": "none (no VIP group yet)", "default_group_id": "no group"}
+NO_GROUP = {"vip_group_id": N_("none (no VIP group yet)"), "default_group_id": N_("no group")}
 HISTORY_PAGE_SIZE = 20
+# The values of the choices, as the configuration file writes them, for people: in Portuguese
+# the option reads "Alta (High)", "ligado (on)"; in English it is the value itself.
+# WHMCS's ticket priorities are named as the panels name them.
+VALUE_WORDS = {"on": N_("on"), "off": N_("off"), "keep": N_("keep"),
+               "suspended": N_("suspended"), "overdue": N_("overdue"), "never": N_("never"),
+               "move_and_reply": N_("move_and_reply"), "reply": N_("reply")}
 
 
 def field_name(section: str, key: str) -> str:
@@ -65,7 +74,8 @@ def field_name(section: str, key: str) -> str:
 @dataclass(frozen=True)
 class WhmcsLists:
     """WHMCS's groups and departments (None when it could not be read, with ``notice``
-    saying why) and the policy warnings its settings give."""
+    saying why, in the page's language) and the policy warnings its settings give
+    (``bridge.model.Reason``s)."""
 
     groups: tuple[ClientGroup, ...] | None = None
     departments: tuple[Department, ...] | None = None
@@ -80,24 +90,26 @@ class WhmcsLists:
 
 
 def read_whmcs(settings: Settings) -> WhmcsLists:
-    fallback = "groups and departments are typed as ids below; check them in WHMCS."
     try:
         client = whmcs()
         if client is None:
-            return WhmcsLists(notice="WHMCS is not configured ([whmcs] url is empty): "
-                                     + fallback)
+            return WhmcsLists(notice=_("WHMCS is not configured ([whmcs] url is empty): groups "
+                                       "and departments are typed as ids below; check them in "
+                                       "WHMCS."))
         groups, departments = client.get_client_groups(), client.get_support_departments()
         save_names(rt().store, groups, departments, utc_now())  # what the other pages show
     except WhmcsError as exc:
         log.warning("settings page: cannot read WHMCS's groups and departments: %s", exc)
-        return WhmcsLists(notice=f"WHMCS could not be read ({exc}): {fallback}")
+        return WhmcsLists(notice=_("WHMCS could not be read (%(error)s): groups and "
+                                   "departments are typed as ids below; check them in WHMCS.",
+                                   error=exc))
     try:
         warnings = whmcs_warnings(settings.policy, groups,
                                   client.get_configuration_value("AutoSuspension"),
                                   client.get_configuration_value("AutoSuspensionDays"))
     except WhmcsError as exc:
-        warnings = [f"WHMCS's automatic suspension settings could not be read ({exc}): "
-                    "grace_days was not compared with AutoSuspensionDays"]
+        warnings = [_("WHMCS's automatic suspension settings could not be read (%(error)s): "
+                      "grace_days was not compared with AutoSuspensionDays", error=exc)]
     return WhmcsLists(groups, departments, tuple(warnings))
 
 
@@ -107,20 +119,30 @@ def read_whmcs(settings: Settings) -> WhmcsLists:
 def _group_choices(lists: WhmcsLists, key: str, known: set[int]) -> list[SelectChoice]:
     """"No group", WHMCS's groups (the exempt ones marked), and any id in force or configured
     that WHMCS does not list (so that it is seen, not silently replaced)."""
-    choices = [SelectChoice("0", NO_GROUP[key])]
+    choices = [SelectChoice("0", _(NO_GROUP[key]))]
     for group in lists.groups or ():
-        exempt = " · exempt from suspension" if group.susptermexempt else ""
-        choices.append(SelectChoice(str(group.id), f"{group.name} (#{group.id}){exempt}"))
+        label = f"{group.name} (#{group.id})"
+        choices.append(SelectChoice(str(group.id), _("%(group)s · exempt from suspension",
+                                                     group=label)
+                                    if group.susptermexempt else label))
     listed = {g.id for g in lists.groups or ()}
-    return choices + [SelectChoice(str(i), f"#{i}: not a WHMCS group")
+    return choices + [SelectChoice(str(i), _("#%(id)s: not a WHMCS group", id=i))
                       for i in sorted(known - listed - {0})]
 
 
 def _department_choices(lists: WhmcsLists, known: set[int]) -> list[SelectChoice]:
     choices = [SelectChoice(str(d.id), f"{d.name} (#{d.id})") for d in lists.departments or ()]
     listed = {d.id for d in lists.departments or ()}
-    return choices + [SelectChoice(str(i), f"#{i}: not a WHMCS department")
+    return choices + [SelectChoice(str(i), _("#%(id)s: not a WHMCS department", id=i))
                       for i in sorted(known - listed)]
+
+
+def _option(value: str) -> SelectChoice:
+    """A choice's option: its value, named in the page's language beside it."""
+    word = (pgettext("ticket priority", value) if value in TICKET_PRIORITIES
+            else _(VALUE_WORDS.get(value, value)))
+    return SelectChoice(value, value if word == value else _("%(word)s (%(value)s)",
+                                                             word=word, value=value))
 
 
 def _ids(text: str) -> set[int]:
@@ -131,7 +153,7 @@ def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> Unboun
     """The input for one key, unbound (what ``SelectField(...)`` in a form class body makes);
     ``known``: the values in force and configured, as text."""
     info = overrides.key_info(section, key)
-    label = declared(section, key).label
+    label = _(declared(section, key).label)
     attrs: dict[str, Any] = {"aria-describedby": f"{field_name(section, key)}-help"}
     if key in NO_GROUP and lists.groups is not None:
         return UnboundField(SelectField, label, choices=_group_choices(lists, key, _ids(known)),
@@ -142,7 +164,7 @@ def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> Unboun
                             validate_choice=False, render_kw=attrs)
     if info.kind in ("bool", "choice"):
         options = ("on", "off") if info.kind == "bool" else info.choices
-        return UnboundField(SelectField, label, choices=[SelectChoice(o) for o in options],
+        return UnboundField(SelectField, label, choices=[_option(o) for o in options],
                             validate_choice=False, render_kw=attrs)
     if info.kind == "template":
         return UnboundField(TextAreaField, label,
@@ -152,7 +174,7 @@ def _make_field(section: str, key: str, lists: WhmcsLists, known: str) -> Unboun
     elif info.kind == "money":
         attrs.update(type="number", min=0, step="0.01", inputmode="decimal")
     elif info.kind == "ids":
-        attrs.update(placeholder="ids, e.g. 1, 4", inputmode="numeric")
+        attrs.update(placeholder=_("ids, e.g. 1, 4"), inputmode="numeric")
     return UnboundField(StringField, label, render_kw=attrs)
 
 
@@ -223,12 +245,12 @@ def sample_client(language: str) -> CachedStanding:
 def describe(section: str, key: str, text: str, lists: WhmcsLists) -> str:
     """A value as an admin reads it: group and department names beside their ids."""
     if key in NO_GROUP and text.isdigit():
-        name = NO_GROUP[key] if text == "0" else lists.group_name(int(text))
+        name = _(NO_GROUP[key]) if text == "0" else lists.group_name(int(text))
         return f"{text} ({name})" if name else text
     if overrides.key_info(section, key).kind == "ids":
         parts = [f"{i} ({n})" if (n := lists.department_name(i)) else str(i)
                  for i in sorted(_ids(text))]
-        return ", ".join(parts) or "none"
+        return ", ".join(parts) or _("none")
     return text
 
 
@@ -277,7 +299,7 @@ def view() -> Response | tuple[str, int]:
                 try:
                     overrides.parse(*item, value)
                 except ValueError as exc:
-                    errors[item] = str(exc)
+                    errors[item] = overrides.problem(exc)
         else:
             kept = unchanged_since_shown(wanted)
             changes, errors = overrides.save(
@@ -290,7 +312,7 @@ def view() -> Response | tuple[str, int]:
     lists = read_whmcs(in_force)
     form = build_form(lists, in_force, base, version)
     for (section, key), message in errors.items():
-        form[field_name(section, key)].errors = [message]
+        form[field_name(section, key)].errors = [current().reason(message)]
     return render_template("admin/settings.html", form=form, lists=lists,
                            sections=_sections(form, lists, in_force, base, errors),
                            errors=errors, previewing=previewing,
@@ -310,8 +332,8 @@ def _sections(form: FlaskForm, lists: WhmcsLists, in_force: Settings, base: Sett
         note = ""
         if key == "vip_group_id" and lists.groups is not None:
             exempt = [f"{g.name} (#{g.id})" for g in lists.groups if g.susptermexempt]
-            note = ("Exempt from suspension in WHMCS: " + ", ".join(exempt) if exempt else
-                    "No WHMCS group is exempt from suspension.")
+            note = (_("Exempt from suspension in WHMCS: %(groups)s", groups=", ".join(exempt))
+                    if exempt else _("No WHMCS group is exempt from suspension."))
         preview = None
         if key in MESSAGE_LANGUAGES and (section, key) not in errors:
             language = MESSAGE_LANGUAGES[key]
@@ -319,9 +341,9 @@ def _sections(form: FlaskForm, lists: WhmcsLists, in_force: Settings, base: Sett
             preview = render_block_message(template, sample_client(language), language,
                                            in_force.whmcs.url) if template else None
         rows[section].append(Row(section, key, field_name(section, key),
-                                 declared(section, key).help, made, kind, overridden,
+                                 _(declared(section, key).help), made, kind, overridden,
                                  describe(section, key, configured, lists), note, preview))
-    return [(section, SECTION_TITLES[section], rows[section]) for section in rows]
+    return [(section, _(SECTION_TITLES[section]), rows[section]) for section in rows]
 
 
 def _history(zone: str, lists: WhmcsLists) -> dict[str, Any]:
@@ -339,7 +361,7 @@ def reset(name: str, base: Settings) -> Response:
     """Back to the configured value for one key (the rest of the form is not saved)."""
     found = [(s, k) for s, k in overrides.editable_keys() if field_name(s, k) == name]
     if not found:
-        abort(400, description=f"There is no setting {name!r} to reset.")
+        abort(400, description=_("There is no setting %(name)s to reset.", name=repr(name)))
     section, key = found[0]
     changes, errors = overrides.save(rt().store, base,
                                      {(section, key): overrides.text_of(base, section, key)},
