@@ -132,17 +132,15 @@ def test_whmcs_and_permission_warnings_keep_english_text_and_read_in_portuguese(
 
 
 def test_a_change_written_to_whmcs_reads_in_either_language_with_group_names() -> None:
-    from bridge.admin.membership import change_reason
     from bridge.engine.plan import Change
 
     group = Change("group", 7, None, "2", "1", ())
     priority = Change("ticket_priority", 7, 40, "Low", "High", ())
-    assert [change_reason(c) for c in (group, priority)] == [group.summary, priority.summary]
     names = WhmcsNames({1: "VIP"})
-    assert Texts("pt_BR").reason(change_reason(group), names) == "grupo #2 → VIP (#1)"
-    assert Texts("pt_BR").reason(change_reason(priority)) == "ticket #40 prioridade Baixa → Alta"
-    assert Texts("en").reason(change_reason(group), names) == "group #2 -> VIP (#1)"
-    assert change_reason(group).values["after"] == GroupRef(1)
+    assert Texts("pt_BR").reason(group.summary, names) == "grupo #2 -> VIP (#1)"
+    assert Texts("pt_BR").reason(priority.summary) == "ticket #40: prioridade Baixa -> Alta"
+    assert Texts("en").reason(group.summary, names) == "group #2 -> VIP (#1)"
+    assert group.summary.values["after"] == GroupRef(1)
 
 
 # --- flashes and the audit reasons they leave ------------------------------------------------
