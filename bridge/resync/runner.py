@@ -36,7 +36,8 @@ from typing import Any, Protocol
 from bridge.engine.plan import Change, ClientPlan, plan_client
 from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
-from bridge.policy.state import Promise
+from bridge.policy import episodes
+from bridge.policy.state import Invoice, Promise
 from bridge.resync.snapshot import ClientSnapshot, Source, SplitSource, Window, merge
 from bridge.settings import Settings
 from bridge.store import Store, snapshots
@@ -124,6 +125,8 @@ class _Scanned:
     memory: ClientMemory
     tickets: dict[int, TicketMemory]
     cached: CachedStanding | None
+    episode: episodes.OpenEpisode | None = None  # the client's open episode
+    episode_moves: bool = False  # the plan opens, pays into or ends an episode
 
 
 class Resync:
@@ -168,15 +171,18 @@ class Resync:
                      store.iter_memories(ids, id_range=id_range),
                      store.iter_ticket_memories(ids, id_range=id_range),
                      store.iter_standings(ids, id_range=id_range) if with_cache else (),
+                     store.iter_open_episodes(ids, id_range=id_range) if with_cache else (),
                      key=_client_id)
-        for snapshot, memories, tickets, cached in rows:
+        for snapshot, memories, tickets, cached, opened in rows:
             yield self._plan(snapshot, memories[0] if memories else None,
                              {t.ticket_id: t for t in tickets},
-                             cached[0] if cached else None, promises, window, now)
+                             cached[0] if cached else None, promises, window, now,
+                             opened[0] if opened else None)
 
     def _plan(self, snapshot: ClientSnapshot, memory: ClientMemory | None,
               tickets: dict[int, TicketMemory], cached: CachedStanding | None,
-              promises: dict[int, tuple], window: Window, now: datetime) -> _Scanned:
+              promises: dict[int, tuple], window: Window, now: datetime,
+              episode: episodes.OpenEpisode | None = None) -> _Scanned:
         client = snapshot.client
         memory = memory or ClientMemory(client.id)
         promise = promises.get(client.id)
@@ -188,7 +194,8 @@ class Resync:
         if not snapshot.language_known:
             plan = replace(plan, cache=replace(
                 plan.cache, language=cached.language if cached else None))
-        return _Scanned(snapshot, plan, memory, tickets, cached)
+        moves = episodes.step(episode, client, plan.standing, window.today, now).changed
+        return _Scanned(snapshot, plan, memory, tickets, cached, episode, moves)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -332,18 +339,31 @@ class Resync:
                     with lock:
                         result.complete = False
                     return
-                self._apply_one(scanned.plan, report, event_id, result, lock)
+                self._apply_one(scanned.plan, report, event_id, result, lock,
+                                self._episode_invoices(scanned))
             with lock:
                 result.gone += len(set(held) - seen)
         finally:
             for cid in held:
                 queue.release_client(self.store, cid, self.owner)
 
+    def _episode_invoices(self, scanned: _Scanned) -> tuple[Invoice, ...]:
+        """The open episode's invoices the source's bulk read left out (paid or cancelled
+        since: the database source reads only what is owed), read one by one."""
+        episode = scanned.episode
+        if episode is None:
+            return ()
+        read = {inv.id for inv in scanned.snapshot.client.invoices}
+        missing = sorted(set(episode.tracked) - read)
+        return self.source.invoices(missing) if missing else ()
+
     def _apply_one(self, plan: ClientPlan, report: Callable[[PlannedChange], None],
-                   event_id: str | None, result: ResyncResult, lock: threading.Lock) -> None:
+                   event_id: str | None, result: ResyncResult, lock: threading.Lock,
+                   episode_invoices: tuple[Invoice, ...] = ()) -> None:
         applied: list[Change] = []
         try:
-            self.engine.apply(plan, event_id=event_id, applied=applied)
+            self.engine.apply(plan, event_id=event_id, applied=applied,
+                              episode_invoices=episode_invoices)
         except WhmcsError as exc:
             failed = next((c for c in plan.changes if c not in applied), None)
             for change in applied:
@@ -480,7 +500,7 @@ def _needs_lease(scanned: _Scanned) -> bool:
     """Whether applying this client needs more than first-sight bookkeeping and the cache:
     a WHMCS write, a staff decision to record, or remembered state that moves."""
     plan = scanned.plan
-    if plan.changes or plan.observations:
+    if plan.changes or plan.observations or scanned.episode_moves:
         return True
     memory = scanned.memory
     if memory.known and plan.memory_after != memory:

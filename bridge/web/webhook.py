@@ -23,6 +23,7 @@ import hooks
 from bridge import panels
 from bridge.payloads import load_event
 from bridge.policy import gate
+from bridge.policy.episodes import TICKET_BLOCKED, Action
 from bridge.runtime import Runtime, runtime
 from bridge.signing import (
     WEBHOOK_ID_FORM,
@@ -161,7 +162,22 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
                          settings.tickets, settings.bridge.language, settings.whmcs.url)
     log.info("gate client=%s department=%s blocked=%s reason=%s", question.client_id,
              question.department_id, bool(answer.errors), answer.reason)
+    if answer.errors and question.client_id:
+        _note_blocked(rt, question)
     return {"errors": list(answer.errors)}
+
+
+def _note_blocked(rt: Runtime, question: hooks.TicketGateQuestion) -> None:
+    """A blocked ticket is an action of the client's open episode: one INSERT ... SELECT.
+    The answer does not wait on it failing: the client is blocked all the same."""
+    now = rt.engine.now() if rt.engine is not None else rt.clock()
+    try:
+        rt.store.add_episode_action(question.client_id, Action(
+            TICKET_BLOCKED, now, "vipgate", None,
+            f"department {question.department_id}"))
+    except sa.exc.DBAPIError as exc:
+        log.warning("gate client=%s: the blocked ticket was not added to its episode: %s",
+                    question.client_id, exc.orig if exc.orig is not None else exc)
 
 
 def _database_away(msg_id: str, exc: sa.exc.DBAPIError, what: str) -> Rejected:

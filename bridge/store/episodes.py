@@ -1,0 +1,332 @@
+"""Delinquency episodes (``episode``, ``episode_action``, ``episode_payment``): what the
+engine and the resync record as a client's debt past the grace begins and ends, and what the
+backfill reconstructs from WHMCS's history. The rules are ``bridge.policy.episodes``'.
+
+A client has one open episode at most: ``open_client_id`` (the client id while open, NULL
+after) is unique, so a second opening by another writer is ignored and its actions go to the
+episode that is open. The engine's episode writes share a transaction with their audit rows
+(:meth:`EpisodeStore.record`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bridge.model import AuditEntry
+from bridge.policy.episodes import Action, EpisodeStep, OpenEpisode, PastEpisode, Payment
+from bridge.store.audit import audit_rows
+from bridge.store.database import Database, utc_naive
+from bridge.store.tables import audit, episode, episode_action, episode_payment
+
+LIVE, BACKFILL = "live", "backfill"
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """An episode as the admin page and the figures read it."""
+
+    id: int
+    client_id: int
+    opened_at: datetime  # aware UTC
+    opened_on: date
+    amount: Decimal
+    currency_prefix: str
+    currency_suffix: str
+    standing: str
+    recovered: Decimal
+    written_off: Decimal
+    ended_at: datetime | None
+    ended_on: date | None
+    how: str | None
+    days: int | None
+    source: str
+    reason: str | None
+    actions: tuple[Action, ...]
+    payments: tuple[Payment, ...]
+
+    @property
+    def open(self) -> bool:
+        return self.ended_on is None
+
+
+def _tracked(text: str) -> dict[int, Decimal]:
+    return {int(k): Decimal(v) for k, v in json.loads(text or "{}").items()}
+
+
+def _dump_tracked(tracked: Mapping[int, Decimal]) -> str:
+    return json.dumps({str(k): str(v) for k, v in sorted(tracked.items())})
+
+
+def _open(row: Any) -> OpenEpisode:
+    return OpenEpisode(row.id, row.client_id, row.opened_on, Decimal(row.amount),
+                       _tracked(row.tracked), row.standing, Decimal(row.recovered),
+                       Decimal(row.written_off))
+
+
+def _insert_ignoring_open(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert episodes; one whose client already has an open episode is left out."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(sqlite_insert(episode).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(mysql.insert(episode).prefix_with("IGNORE"), rows)
+
+
+def _action_row(episode_id: int, client_id: int, action: Action) -> dict[str, Any]:
+    return {"episode_id": episode_id, "client_id": client_id, "kind": action.kind[:32],
+            "at": utc_naive(action.at), "actor": action.actor[:64],
+            "ticket_id": action.ticket_id, "detail": action.detail[:255]}
+
+
+def _payment_rows(episode_id: int, client_id: int,
+                  payments: Sequence[Payment]) -> list[dict[str, Any]]:
+    return [{"episode_id": episode_id, "client_id": client_id, "invoice_id": p.invoice_id,
+             "amount": p.amount, "paid_on": p.paid_on} for p in payments]
+
+
+_COMPARED = ("open_client_id", "amount", "currency_prefix", "currency_suffix", "tracked",
+             "recovered", "ended_on", "how", "days")
+
+
+def _same(old: Any, values: Mapping[str, Any], paid: list[tuple[int, Decimal, date]],
+          past: PastEpisode) -> bool:
+    """Whether a backfilled row already says what was reconstructed (then it is not written
+    again: a second run writes nothing)."""
+    row = old._mapping
+    for name in _COMPARED:
+        stored = row[name]
+        if isinstance(values[name], Decimal):
+            stored = Decimal(stored)
+        if stored != values[name]:
+            return False
+    return paid == [(p.invoice_id, p.amount, p.paid_on) for p in past.payments]
+
+
+class EpisodeStore(Database):
+    def open_episode(self, client_id: int) -> OpenEpisode | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(episode.select().where(
+                episode.c.open_client_id == client_id)).first()
+        return None if row is None else _open(row)
+
+    def iter_open_episodes(self, client_ids: list[int] | None = None, *, page: int = 5000,
+                           id_range: tuple[int, int] | None = None) -> Iterator[OpenEpisode]:
+        """The open episodes, by client id (keyset pages, no read held open)."""
+        key = episode.c.open_client_id
+        last = None
+        while True:
+            query = episode.select().where(key.is_not(None)).order_by(key).limit(page)
+            if client_ids is not None:
+                query = query.where(key.in_(client_ids))
+            if id_range is not None:
+                query = query.where(key.between(*id_range))
+            if last is not None:
+                query = query.where(key > last)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            yield from map(_open, rows)
+            if len(rows) < page:
+                return
+            last = rows[-1].open_client_id
+
+    def record(self, client_id: int, entries: Sequence[AuditEntry], step: EpisodeStep,
+               now: datetime) -> None:
+        """Audit rows and the client's episode step, in one transaction. An opening when the
+        client already has an open episode (another writer opened it) is ignored, and the
+        step's actions go to the open one; a step other than an opening without an open
+        episode writes the audit rows only."""
+        with self.engine.begin() as conn:
+            if step.opening is not None:
+                o = step.opening
+                _insert_ignoring_open(conn, [{
+                    "client_id": client_id, "open_client_id": client_id,
+                    "opened_at": utc_naive(o.opened_at), "opened_on": o.opened_on,
+                    "amount": o.amount, "currency_prefix": o.currency_prefix[:16],
+                    "currency_suffix": o.currency_suffix[:16],
+                    "tracked": _dump_tracked(o.tracked), "standing": "overdue",
+                    "source": LIVE, "live": True, "updated_at": utc_naive(now)}])
+            if step.changed:
+                query = episode.select().where(episode.c.open_client_id == client_id)
+                if conn.dialect.name != "sqlite":
+                    query = query.with_for_update()
+                row = conn.execute(query).first()
+                if row is not None:
+                    self._step(conn, row, step, now)
+            if entries:
+                conn.execute(audit.insert(), audit_rows(entries))
+
+    @staticmethod
+    def _step(conn: sa.Connection, row: Any, step: EpisodeStep, now: datetime) -> None:
+        if step.actions:
+            conn.execute(episode_action.insert(),
+                         [_action_row(row.id, row.client_id, a) for a in step.actions])
+        if step.payments:
+            conn.execute(episode_payment.insert(),
+                         _payment_rows(row.id, row.client_id, step.payments))
+        recovered = Decimal(row.recovered) + sum((p.amount for p in step.payments), Decimal(0))
+        values: dict[str, Any] = {"updated_at": utc_naive(now), "live": True,
+                                  "recovered": recovered,
+                                  "written_off": Decimal(row.written_off) + step.written_off}
+        if step.tracked is not None:
+            values["tracked"] = _dump_tracked(step.tracked)
+        if step.standing is not None:
+            values["standing"] = step.standing
+        elif step.actions and any(a.kind == "suspended" for a in step.actions):
+            values["standing"] = "suspended"
+        if step.ending is not None:
+            e = step.ending
+            values.update(open_client_id=None, ended_at=utc_naive(e.ended_at),
+                          ended_on=e.ended_on, how=e.how, days=e.days)
+        conn.execute(episode.update().where(episode.c.id == row.id).values(values))
+
+    def add_episode_action(self, client_id: int, action: Action) -> bool:
+        """Add ``action`` to the client's open episode, in one statement; False when the
+        client has none."""
+        values = _action_row(0, client_id, action)
+        del values["episode_id"]
+        columns = ["episode_id", *values]
+        select = sa.select(episode.c.id, *(sa.literal(v, type_=episode_action.c[k].type)
+                                           for k, v in values.items())) \
+            .where(episode.c.open_client_id == client_id)
+        with self.engine.begin() as conn:
+            done = conn.execute(episode_action.insert().from_select(columns, select))
+        return bool(done.rowcount)
+
+    def episodes(self, client_id: int, *, limit: int = 100) -> list[EpisodeRecord]:
+        """A client's episodes, newest first, with their actions and payments."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(episode.select().where(episode.c.client_id == client_id)
+                                .order_by(episode.c.opened_on.desc(), episode.c.id.desc())
+                                .limit(limit)).all()
+            ids = [r.id for r in rows]
+            actions: dict[int, list[Action]] = {}
+            payments: dict[int, list[Payment]] = {}
+            if ids:
+                for a in conn.execute(episode_action.select().where(
+                        episode_action.c.episode_id.in_(ids)).order_by(episode_action.c.id)):
+                    actions.setdefault(a.episode_id, []).append(Action(
+                        a.kind, a.at.replace(tzinfo=UTC), a.actor, a.ticket_id, a.detail))
+                for p in conn.execute(episode_payment.select().where(
+                        episode_payment.c.episode_id.in_(ids))
+                        .order_by(episode_payment.c.paid_on, episode_payment.c.id)):
+                    payments.setdefault(p.episode_id, []).append(
+                        Payment(p.invoice_id, Decimal(p.amount), p.paid_on))
+        return [EpisodeRecord(
+            r.id, r.client_id, r.opened_at.replace(tzinfo=UTC), r.opened_on, Decimal(r.amount),
+            r.currency_prefix, r.currency_suffix, r.standing, Decimal(r.recovered),
+            Decimal(r.written_off), None if r.ended_at is None else r.ended_at.replace(tzinfo=UTC),
+            r.ended_on, r.how, r.days, r.source, r.reason, tuple(actions.get(r.id, ())),
+            tuple(payments.get(r.id, ()))) for r in rows]
+
+    # --- the backfill -------------------------------------------------------------------------
+
+    def write_past_episodes(self, found: Mapping[int, Sequence[PastEpisode]],
+                            opened_at: Mapping[date, datetime], now: datetime
+                            ) -> tuple[int, int, int]:
+        """Make the backfilled episodes of these clients what ``found`` says, in one
+        transaction: (inserted, updated, deleted).
+
+        Matched by (client, day opened) among the backfilled rows the engine has not carried
+        on (``live``): those are vipgate's own record and stay as they are, as does anything
+        reconstructed on or after the first day the engine opened an episode of the client.
+        A reconstructed open episode is inserted only when the client has none open. A
+        backfilled row no longer reconstructed is deleted, unless staff tagged its reason.
+        ``opened_at``: the moment each day began (WHMCS's time zone, as naive UTC)."""
+        c, pc = episode.c, episode_payment.c
+        with self.engine.begin() as conn:
+            rows = conn.execute(episode.select().where(c.client_id.in_(list(found)))).all()
+            mine: dict[tuple[int, date], Any] = {}
+            cutoff: dict[int, date] = {}
+            has_open = {r.client_id for r in rows if r.open_client_id is not None}
+            for r in rows:
+                if r.source == BACKFILL and not r.live:
+                    mine[r.client_id, r.opened_on] = r
+                else:
+                    cutoff[r.client_id] = min(cutoff.get(r.client_id, date.max), r.opened_on)
+            paid: dict[int, list[tuple[int, Decimal, date]]] = {}
+            if mine:
+                for p in conn.execute(sa.select(pc.episode_id, pc.invoice_id, pc.amount,
+                                                pc.paid_on)
+                                      .where(pc.episode_id.in_([r.id for r in mine.values()]))
+                                      .order_by(pc.paid_on, pc.id)):
+                    paid.setdefault(p.episode_id, []).append(
+                        (p.invoice_id, Decimal(p.amount), p.paid_on))
+            wanted: set[tuple[int, date]] = set()
+            fresh: list[tuple[dict[str, Any], PastEpisode]] = []
+            changed: list[tuple[Any, dict[str, Any], PastEpisode]] = []
+            for client_id, episodes in found.items():
+                for past in episodes:
+                    if past.opened_on >= cutoff.get(client_id, date.max):
+                        continue
+                    key = (client_id, past.opened_on)
+                    values = self._past_values(past, opened_at, now)
+                    old = mine.get(key)
+                    if old is None and past.ended_on is None and client_id in has_open:
+                        continue
+                    wanted.add(key)
+                    if old is None:
+                        fresh.append((values, past))
+                    elif not _same(old, values, paid.get(old.id, []), past):
+                        if old.open_client_id is None and past.ended_on is None \
+                                and client_id in has_open:
+                            values["open_client_id"] = None
+                        changed.append((old, values, past))
+            if fresh:
+                _insert_ignoring_open(conn, [values for values, _ in fresh])
+                ids = {(r.client_id, r.opened_on): r.id for r in conn.execute(
+                    sa.select(c.id, c.client_id, c.opened_on).where(
+                        c.client_id.in_({v["client_id"] for v, _ in fresh}),
+                        c.source == BACKFILL, c.live == sa.false()))}
+                payments = [row for values, past in fresh
+                            if (values["client_id"], past.opened_on) in ids
+                            for row in _payment_rows(ids[values["client_id"], past.opened_on],
+                                                     past.client_id, past.payments)]
+                if payments:
+                    conn.execute(episode_payment.insert(), payments)
+            for old, values, past in changed:
+                conn.execute(episode.update().where(c.id == old.id).values(
+                    {k: v for k, v in values.items() if k != "opened_at"}))
+                conn.execute(episode_payment.delete().where(pc.episode_id == old.id))
+                if past.payments:
+                    conn.execute(episode_payment.insert(),
+                                 _payment_rows(old.id, past.client_id, past.payments))
+            gone = [r.id for key, r in mine.items() if key not in wanted and r.reason is None]
+            if gone:
+                conn.execute(episode_payment.delete().where(pc.episode_id.in_(gone)))
+                conn.execute(episode_action.delete().where(
+                    episode_action.c.episode_id.in_(gone)))
+                conn.execute(episode.delete().where(c.id.in_(gone)))
+        return len(fresh), len(changed), len(gone)
+
+    @staticmethod
+    def _past_values(past: PastEpisode, opened_at: Mapping[date, datetime],
+                     now: datetime) -> dict[str, Any]:
+        return {"client_id": past.client_id,
+                "open_client_id": past.client_id if past.ended_on is None else None,
+                "opened_at": utc_naive(opened_at[past.opened_on]), "opened_on": past.opened_on,
+                "amount": past.amount, "currency_prefix": past.currency_prefix[:16],
+                "currency_suffix": past.currency_suffix[:16],
+                "tracked": _dump_tracked(past.tracked), "standing": "overdue",
+                "recovered": past.recovered, "written_off": Decimal(0),
+                "ended_at": None if past.ended_on is None
+                else utc_naive(opened_at[past.ended_on]),
+                "ended_on": past.ended_on, "how": past.how, "days": past.days,
+                "source": BACKFILL, "live": False, "updated_at": utc_naive(now)}
+
+    def episode_counts(self) -> dict[str, int]:
+        """How many episodes there are: open, ended, backfilled."""
+        c = episode.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(
+                sa.func.count(), sa.func.count(c.open_client_id),
+                sa.func.coalesce(sa.func.sum(sa.case((c.source == BACKFILL, 1), else_=0)), 0))
+            ).one()
+        return {"episodes": int(row[0]), "open": int(row[1]), "backfilled": int(row[2])}
