@@ -4,8 +4,9 @@ group (:mod:`bridge.cli.main`), so the package has no import cycle."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 import sqlalchemy as sa
@@ -64,3 +65,33 @@ def log_to_stderr() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("vipgate", "bridge"):
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise a line on stderr every 10% of the clients."""
+
+    def __init__(self, total: int, tty: bool, err: IO[str], name: str = "resync") -> None:
+        self.total, self.err, self.done, self.name = total, err, 0, name
+        self.bar: Any = None
+        self.started = time.monotonic()
+        self.step = max(1, total // 10)
+        if tty:
+            from tqdm import tqdm
+
+            tqdm.monitor_interval = 0  # no monitor thread: a scan may fork its processes
+            self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
+                            desc=name, smoothing=0.1, mininterval=0.2)
+
+    def __call__(self, count: int) -> None:
+        before, self.done = self.done, self.done + count
+        if self.bar is not None:
+            self.bar.update(count)
+        elif before // self.step != self.done // self.step:
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.err.write(f"vipgate: {self.name} {self.done}/{self.total} clients read "
+                           f"({rate:,.0f}/s)\n")
+            self.err.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

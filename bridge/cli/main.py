@@ -16,6 +16,7 @@ import click
 import sqlalchemy as sa
 
 from bridge import __version__
+from bridge.cli.backfill import backfill_command
 from bridge.cli.common import Failure, database_failure, log_to_stderr, opening, settings_of
 from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
@@ -458,6 +459,7 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 cli.add_command(resync_command)
+cli.add_command(backfill_command)
 cli.add_command(sandbox_command)
 cli.add_command(init_command)
 cli.add_command(deploy_group)

@@ -18,7 +18,7 @@ Nothing here reads or writes; ``now`` and ``today`` (WHMCS's time zone) are pass
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -334,6 +334,30 @@ def _balance(span: _Span, day: date) -> Decimal:
     return max(span.invoice.total - paid, Decimal(0))
 
 
+def _changes(span: _Span, today: date) -> Iterator[tuple[date, Decimal]]:
+    """How the span moves the client's debt past the grace: (day, change), the debt being
+    each invoice's balance at the end of the day, while it is past the grace."""
+    total = span.invoice.total
+    paid = Decimal(0)
+    payments = iter(span.payments)
+    payment = next(payments, None)
+    while payment is not None and payment.paid_on <= span.late_from:
+        paid += payment.amount
+        payment = next(payments, None)
+    owed = max(total - paid, Decimal(0))
+    yield span.late_from, owed
+    end = today if span.until is None else min(span.until - timedelta(days=1), today)
+    while payment is not None and payment.paid_on <= end:
+        paid += payment.amount
+        now_owed = max(total - paid, Decimal(0))
+        if now_owed != owed:
+            yield payment.paid_on, now_owed - owed
+            owed = now_owed
+        payment = next(payments, None)
+    if span.until is not None and span.until <= today and owed:
+        yield span.until, -owed
+
+
 def reconstruct(history: ClientHistory, settings: PolicySettings,
                 today: date) -> list[PastEpisode]:
     """The client's episodes as its invoices and transactions tell them, oldest first; the
@@ -343,19 +367,17 @@ def reconstruct(history: ClientHistory, settings: PolicySettings,
     spans = _spans(history, settings, today)
     if not spans:
         return []
-    days = sorted({d for s in spans
-                   for d in (s.late_from, s.until, *(p.paid_on for p in s.payments))
-                   if d is not None and d <= today} | {today})
-    first = min(s.late_from for s in spans)
+    changes = sorted(c for s in spans for c in _changes(s, today))
     minimum = settings.min_overdue_amount
     episodes: list[PastEpisode] = []
     opened: date | None = None
-    opening = Decimal(0)
-    for day in days:
-        if day < first:
-            continue
-        owed = sum((_balance(s, day) for s in spans
-                    if s.late_from <= day and (s.until is None or day < s.until)), Decimal(0))
+    opening = owed = Decimal(0)
+    n = 0
+    while n < len(changes):
+        day = changes[n][0]
+        while n < len(changes) and changes[n][0] == day:
+            owed += changes[n][1]
+            n += 1
         late = owed > 0 and owed >= minimum
         if late and opened is None:
             opened, opening = day, owed
@@ -369,7 +391,7 @@ def reconstruct(history: ClientHistory, settings: PolicySettings,
         else:
             episode = replace(episode, tracked={
                 s.invoice.id: _balance(s, today) for s in spans
-                if s.until is None and s.late_from <= today and _balance(s, today) > 0})
+                if s.until is None and _balance(s, today) > 0})
         episodes.append(episode)
     return episodes
 

@@ -11,7 +11,7 @@ episode that is open. The engine's episode writes share a transaction with their
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,6 +28,8 @@ from bridge.store.database import Database, utc_naive
 from bridge.store.tables import audit, episode, episode_action, episode_payment
 
 LIVE, BACKFILL = "live", "backfill"
+MYSQL_DEADLOCK = 1213
+DEADLOCK_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,9 @@ class EpisodeStore(Database):
         step's actions go to the open one; a step other than an opening without an open
         episode writes the audit rows only."""
         with self.engine.begin() as conn:
-            if step.opening is not None:
+            is_open = episode.c.open_client_id == client_id
+            if step.opening is not None and conn.execute(
+                    sa.select(episode.c.id).where(is_open)).first() is None:
                 o = step.opening
                 _insert_ignoring_open(conn, [{
                     "client_id": client_id, "open_client_id": client_id,
@@ -154,7 +158,7 @@ class EpisodeStore(Database):
                     "tracked": _dump_tracked(o.tracked), "standing": "overdue",
                     "source": LIVE, "live": True, "updated_at": utc_naive(now)}])
             if step.changed:
-                query = episode.select().where(episode.c.open_client_id == client_id)
+                query = episode.select().where(is_open)
                 if conn.dialect.name != "sqlite":
                     query = query.with_for_update()
                 row = conn.execute(query).first()
@@ -229,7 +233,7 @@ class EpisodeStore(Database):
     # --- the backfill -------------------------------------------------------------------------
 
     def write_past_episodes(self, found: Mapping[int, Sequence[PastEpisode]],
-                            opened_at: Mapping[date, datetime], now: datetime
+                            day_start: Callable[[date], datetime], now: datetime
                             ) -> tuple[int, int, int]:
         """Make the backfilled episodes of these clients what ``found`` says, in one
         transaction: (inserted, updated, deleted).
@@ -239,7 +243,7 @@ class EpisodeStore(Database):
         reconstructed on or after the first day the engine opened an episode of the client.
         A reconstructed open episode is inserted only when the client has none open. A
         backfilled row no longer reconstructed is deleted, unless staff tagged its reason.
-        ``opened_at``: the moment each day began (WHMCS's time zone, as naive UTC)."""
+        ``day_start``: the moment a day began in WHMCS's time zone (opened_at, ended_at)."""
         c, pc = episode.c, episode_payment.c
         with self.engine.begin() as conn:
             rows = conn.execute(episode.select().where(c.client_id.in_(list(found)))).all()
@@ -267,7 +271,7 @@ class EpisodeStore(Database):
                     if past.opened_on >= cutoff.get(client_id, date.max):
                         continue
                     key = (client_id, past.opened_on)
-                    values = self._past_values(past, opened_at, now)
+                    values = self._past_values(past, day_start, now)
                     old = mine.get(key)
                     if old is None and past.ended_on is None and client_id in has_open:
                         continue
@@ -307,19 +311,26 @@ class EpisodeStore(Database):
         return len(fresh), len(changed), len(gone)
 
     @staticmethod
-    def _past_values(past: PastEpisode, opened_at: Mapping[date, datetime],
+    def _past_values(past: PastEpisode, day_start: Callable[[date], datetime],
                      now: datetime) -> dict[str, Any]:
         return {"client_id": past.client_id,
                 "open_client_id": past.client_id if past.ended_on is None else None,
-                "opened_at": utc_naive(opened_at[past.opened_on]), "opened_on": past.opened_on,
+                "opened_at": utc_naive(day_start(past.opened_on)), "opened_on": past.opened_on,
                 "amount": past.amount, "currency_prefix": past.currency_prefix[:16],
                 "currency_suffix": past.currency_suffix[:16],
                 "tracked": _dump_tracked(past.tracked), "standing": "overdue",
                 "recovered": past.recovered, "written_off": Decimal(0),
                 "ended_at": None if past.ended_on is None
-                else utc_naive(opened_at[past.ended_on]),
+                else utc_naive(day_start(past.ended_on)),
                 "ended_on": past.ended_on, "how": past.how, "days": past.days,
                 "source": BACKFILL, "live": False, "updated_at": utc_naive(now)}
+
+    def backfilled_clients(self) -> list[int]:
+        """The clients with backfilled episodes the engine has not carried on, by id."""
+        c = episode.c
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(c.client_id).distinct().where(
+                c.source == BACKFILL, c.live == sa.false()).order_by(c.client_id)).scalars())
 
     def episode_counts(self) -> dict[str, int]:
         """How many episodes there are: open, ended, backfilled."""

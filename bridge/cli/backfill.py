@@ -1,0 +1,94 @@
+"""``vipgate backfill``: the past delinquency episodes from WHMCS's invoices and transactions
+(``bridge.resync.backfill``), with a progress bar on a terminal. The first full ``vipgate
+resync`` that applies runs it by itself; running it again is safe (idempotent).
+
+Exit codes: 0 done, 2 usage or configuration error (unreachable databases included).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO
+from zoneinfo import ZoneInfo
+
+import click
+import sqlalchemy as sa
+
+from bridge.cli.common import Failure, Progress, database_failure, settings_of
+from bridge.settings import Settings
+from bridge.store import Store
+
+BACKFILLED = "episodes_backfilled_at"  # meta key: when the last backfill finished
+
+
+def backfilled(store: Store) -> bool:
+    return store.meta_get(BACKFILLED) is not None
+
+
+def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], datetime],
+                         as_json: bool, out: IO[str], err: IO[str], tty: bool) -> int:
+    """Reconstruct and write the past episodes from WHMCS's database; print the summary."""
+    from bridge.resync.backfill import run_backfill
+    from bridge.resync.history import HistoryDbReader
+
+    if not settings.whmcs.database_url:
+        raise Failure("[whmcs] database_url is empty: the backfill reads WHMCS's invoices and "
+                      "transactions from its database (read-only access is enough)", 2)
+    try:
+        reader = HistoryDbReader(settings.whmcs.database_url)
+    except sa.exc.ArgumentError as exc:
+        raise Failure(f"[whmcs] database_url: {exc}", 2) from None
+    moment = now()
+    try:
+        try:
+            today = moment.astimezone(ZoneInfo(settings.bridge.timezone)).date()
+            total = reader.count(settings.policy.grace_days, today)
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_failure(exc, settings.whmcs.database_url, what="WHMCS database",
+                                   exit_code=2) from None
+        progress = Progress(total, tty, err, name="backfill")
+        try:
+            result = run_backfill(store, settings, reader, moment, on_progress=progress)
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_failure(exc, None) from None
+        finally:
+            progress.close()
+    finally:
+        reader.dispose()
+    store.meta_put(BACKFILLED, moment.isoformat())
+    s = result.summary()
+    if as_json:
+        out.write(json.dumps(s) + "\n")
+    else:
+        out.write(f"backfill: {s['clients']} clients with invoices past the grace, "
+                  f"{s['episodes']} episodes ({s['open']} open today) in {s['seconds']} s; "
+                  f"written: {s['inserted']} new, {s['updated']} updated, "
+                  f"{s['deleted']} removed\n")
+    out.flush()
+    return 0
+
+
+@click.command("backfill")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_context
+def backfill_command(ctx: click.Context, as_json: bool) -> None:
+    """Reconstruct past delinquency episodes from WHMCS's invoices and transactions."""
+    from bridge.runtime import open_store, utc_now
+    from bridge.store import DatabaseNotReady
+
+    settings = settings_of(ctx)
+    try:
+        store = open_store(settings)
+    except DatabaseNotReady as exc:
+        raise Failure(str(exc), 2) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise database_failure(exc, settings.bridge.database_url, what="vipgate database",
+                               exit_code=2) from None
+    try:
+        run_backfill_command(settings, store, now=utc_now, as_json=as_json, out=sys.stdout,
+                             err=sys.stderr, tty=sys.stderr.isatty())
+    finally:
+        store.dispose()

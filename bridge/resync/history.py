@@ -1,0 +1,125 @@
+"""WHMCS's payment history, read for the episodes' backfill (``vipgate backfill``).
+
+Each reader hands out one :class:`bridge.policy.episodes.ClientHistory` per client that ever
+had an invoice past the grace, in client id order: the invoices concerned (due date, total,
+status, ``datepaid``, the day a cancelled one was cancelled) and the transactions applied to
+them. The grace is applied in the read as a filter only, counted in calendar days and without
+``pending_grace_days``: that keeps every invoice that can have been late (business days are
+never more than calendar days) and leaves the exact rule to the policy.
+
+- :class:`HistoryDbReader`: one set-based query on WHMCS's database (read-only, as the
+  resync's ``WhmcsDbReader``), streamed and grouped by client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from bridge.policy.episodes import ClientHistory, PastInvoice, PastPayment
+from bridge.policy.state import OWED_STATUSES, PAID
+from bridge.resync.source_db import WhmcsDbReader
+from bridge.whmcs.schema import tblaccounts, tblclients, tblinvoices
+
+REFUNDED, CANCELLED = "Refunded", "Cancelled"
+KNOWN = date(1000, 1, 1)  # WHMCS writes 0000-00-00 for "no date"
+
+
+class HistorySource(Protocol):
+    name: str
+
+    def count(self, grace_days: int, today: date) -> int:
+        """How many clients :meth:`histories` hands out (for the progress bar)."""
+        ...
+
+    def histories(self, grace_days: int, today: date) -> Iterator[ClientHistory]: ...
+
+    def dispose(self) -> None: ...
+
+
+class HistoryDbReader:
+    """The history from WHMCS's database, read-only."""
+
+    name = "db"
+
+    def __init__(self, url: str) -> None:
+        self.reader = WhmcsDbReader(url)
+
+    def dispose(self) -> None:
+        self.reader.dispose()
+
+    def _late(self, grace_days: int, today: date) -> sa.ColumnElement[bool]:
+        """Invoices that can have been past the grace: owed and due more than the grace
+        ago, paid (or refunded) or cancelled after the grace ended. Zero dates (WHMCS's
+        ``0000-00-00``) compare below any real day on both databases."""
+        i = tblinvoices.c
+        grace_ended = self.reader._plus_days(i.duedate, grace_days + 1)
+        return sa.and_(
+            i.duedate > KNOWN,
+            sa.or_(sa.and_(i.status.in_(sorted(OWED_STATUSES)),
+                           i.duedate < today - timedelta(days=grace_days)),
+                   sa.and_(i.status.in_((PAID, REFUNDED)), i.datepaid >= grace_ended),
+                   sa.and_(i.status == CANCELLED,
+                           sa.or_(i.date_cancelled >= grace_ended,
+                                  sa.and_(i.date_cancelled < KNOWN,
+                                          i.updated_at >= grace_ended)))))
+
+    def _query(self, grace_days: int, today: date) -> sa.Select[Any]:
+        """The invoices concerned with their client's status and currency, each joined to
+        its transactions (one row per transaction; one with none when it has none), by
+        client and invoice."""
+        i, c, a = tblinvoices.c, tblclients.c, tblaccounts.c
+        day, cents = self.reader._day, self.reader._cents
+        cancelled_on = sa.case((i.date_cancelled > KNOWN, i.date_cancelled),
+                               else_=i.updated_at)
+        return (sa.select(i.userid, c.status, c.currency, i.id, i.status, day(i.duedate),
+                          cents(i.total), day(i.datepaid), day(cancelled_on), day(a.date),
+                          cents(a.amountin - a.amountout))
+                .select_from(tblinvoices.join(tblclients, c.id == i.userid)
+                             .outerjoin(tblaccounts, a.invoiceid == i.id))
+                .where(self._late(grace_days, today)).order_by(i.userid, i.id))
+
+    def count(self, grace_days: int, today: date) -> int:
+        i = tblinvoices.c
+        with self.reader.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count(sa.distinct(i.userid)))
+                                    .where(self._late(grace_days, today))).scalar() or 0)
+
+    def histories(self, grace_days: int, today: date) -> Iterator[ClientHistory]:
+        money = self.reader.currencies()
+        with self.reader.engine.connect() as conn:
+            rows = self.reader._stream(conn, self._query(grace_days, today))
+            for _, found in groupby(rows, key=itemgetter(0)):
+                yield _history(list(found), money)
+
+
+def _history(rows: list[Any], money: dict[int, tuple[str, str]]) -> ClientHistory:
+    """One client's history from its rows (an invoice repeated once per transaction)."""
+    first = rows[0]
+    prefix, suffix = money.get(first[2]) or money[0]
+    invoices: list[PastInvoice] = []
+    payments: list[PastPayment] = []
+    last = None
+    for r in rows:
+        if r[3] != last:
+            last = r[3]
+            invoices.append(PastInvoice(r[3], r[4], _day(r[5]), _money(r[6]),
+                                        None if r[7] is None else _day(r[7]),
+                                        None if r[8] is None else _day(r[8])))
+        if r[9] is not None:
+            payments.append(PastPayment(r[3], _money(r[10]), _day(r[9])))
+    return ClientHistory(first[0], first[1], prefix, suffix, tuple(invoices), tuple(payments))
+
+
+def _day(ordinal: int) -> date:
+    return date.fromordinal(ordinal)
+
+
+def _money(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
