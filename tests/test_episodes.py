@@ -287,20 +287,24 @@ def _history_client(w: World) -> tuple[int, dict[str, int]]:
     return client, ids
 
 
-def test_the_backfill_reconstructs_the_history_and_is_idempotent(world: World) -> None:
+def test_the_backfill_reconstructs_the_history_and_is_idempotent(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = world
     client, ids = _history_client(w)
+    with w.sandbox.quiet():  # another client, so that two processes get a range each
+        other = w.sandbox.add_client("Gil", "Lima", datecreated="2020-01-15")
+        w.sandbox.add_invoice(other, "2026-10-01", [("Other", 0, "Setup", "10.00")])
     now = w.sandbox.clock.aware
 
-    def backfill() -> tuple[int, int, int]:
+    def backfill(processes: int = 1) -> tuple[int, int, int]:
         reader = HistoryDbReader(w.whmcs_database_url)
         try:
-            result = run_backfill(w.store, w.settings, reader, now)
+            result = run_backfill(w.store, w.settings, reader, now, processes=processes)
         finally:
             reader.dispose()
         return result.inserted, result.updated, result.deleted
 
-    assert backfill() == (3, 0, 0)
+    assert backfill() == (4, 0, 0)
     found = sorted(w.store.episodes(client), key=lambda e: e.opened_on)
     d = date.fromisoformat
     assert [(e.opened_on, e.ended_on, e.how, e.recovered, e.days, e.source) for e in found] == [
@@ -309,6 +313,10 @@ def test_the_backfill_reconstructs_the_history_and_is_idempotent(world: World) -
         (d("2026-11-01"), None, None, Decimal(0), None, "backfill")]
     assert found[1].payments == (Payment(ids["oct"], Decimal("30.00"), d("2026-10-06")),)
     assert backfill() == (0, 0, 0)  # twice: the same episodes, nothing written
+    assert sorted(w.store.episodes(client), key=lambda e: e.opened_on) == found
+    # read and reconstructed in two processes, a range of client ids each: the same
+    monkeypatch.setattr("bridge.resync.backfill.RANGE_CLIENTS", 1)
+    assert backfill(processes=2) == (0, 0, 0)
     assert sorted(w.store.episodes(client), key=lambda e: e.opened_on) == found
     # the engine carries the open one on: paid now, it ends with the days since 1 Nov
     w.sandbox.add_payment(ids["late"])

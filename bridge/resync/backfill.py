@@ -10,19 +10,22 @@ from WHMCS's history (the grace was changed, an invoice was edited) lose them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from bridge.policy.episodes import ClientHistory, PastEpisode, reconstruct
-from bridge.resync.history import HistorySource
-from bridge.settings import Settings
+from bridge.policy.episodes import PastEpisode, reconstruct
+from bridge.resync.history import HistoryDbReader, HistorySource
+from bridge.settings import PolicySettings, Settings
 from bridge.store import Store
 
 BATCH = 2000  # clients written in one transaction
+RANGE_CLIENTS = 25_000  # clients per range read in a child process
 
 
 @dataclass
@@ -41,31 +44,33 @@ class BackfillResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def _with_stored(histories: Iterator[ClientHistory],
-                 stored: list[int]) -> Iterator[tuple[int, ClientHistory | None]]:
-    """Every client of ``histories`` and of ``stored`` (clients with backfilled episodes;
-    both by id), with its history (None: nothing late any more)."""
+def _with_stored(found: Iterator[tuple[int, list[PastEpisode]]], stored: list[int]
+                 ) -> Iterator[tuple[int, list[PastEpisode] | None]]:
+    """Every client of ``found`` and of ``stored`` (clients with backfilled episodes; both
+    by id), with its episodes (None: nothing past the grace any more in WHMCS's history)."""
     pending = iter(stored)
     nxt = next(pending, None)
-    for history in histories:
-        while nxt is not None and nxt < history.client_id:
+    for client_id, episodes in found:
+        while nxt is not None and nxt < client_id:
             yield nxt, None
             nxt = next(pending, None)
-        if nxt == history.client_id:
+        if nxt == client_id:
             nxt = next(pending, None)
-        yield history.client_id, history
+        yield client_id, episodes
     while nxt is not None:
         yield nxt, None
         nxt = next(pending, None)
 
 
 def run_backfill(store: Store, settings: Settings, source: HistorySource, now: datetime, *,
-                 on_progress: Callable[[int], None] | None = None) -> BackfillResult:
-    """Reconstruct and write every client's past episodes as of ``now``."""
+                 on_progress: Callable[[int], None] | None = None,
+                 processes: int | None = None) -> BackfillResult:
+    """Reconstruct and write every client's past episodes as of ``now``. A database source
+    is read and reconstructed in ``processes`` child processes (default ``[resync]
+    processes``), one range of client ids each; this process writes."""
     started = time.monotonic()
     zone = ZoneInfo(settings.bridge.timezone)
     today = now.astimezone(zone).date()
-    policy = settings.policy
     result = BackfillResult()
 
     @cache
@@ -81,13 +86,13 @@ def run_backfill(store: Store, settings: Settings, source: HistorySource, now: d
         result.deleted += deleted
         found.clear()
 
-    for client_id, history in _with_stored(source.histories(policy.grace_days, today),
-                                           store.backfilled_clients()):
-        episodes = [] if history is None else reconstruct(history, policy, today)
-        if history is not None:
+    for client_id, episodes in _with_stored(_reconstructed(source, settings, today, processes),
+                                            store.backfilled_clients()):
+        if episodes is not None:
             result.clients += 1
             if on_progress is not None:
                 on_progress(1)
+        episodes = episodes or []
         result.episodes += len(episodes)
         result.open += sum(1 for e in episodes if e.ended_on is None)
         found[client_id] = episodes
@@ -97,3 +102,38 @@ def run_backfill(store: Store, settings: Settings, source: HistorySource, now: d
         flush()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _reconstructed(source: HistorySource, settings: Settings, today: date,
+                   processes: int | None) -> Iterator[tuple[int, list[PastEpisode]]]:
+    """(client id, its episodes) for every client of the source, by id."""
+    workers = settings.resync.processes if processes is None else processes
+    ranges = source.id_ranges(RANGE_CLIENTS) if isinstance(source, HistoryDbReader) \
+        and workers > 1 else []
+    if len(ranges) <= 1:
+        for history in source.histories(settings.policy.grace_days, today):
+            yield history.client_id, reconstruct(history, settings.policy, today)
+        return
+    import multiprocessing
+
+    assert isinstance(source, HistoryDbReader)
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    if method == "fork":
+        source.dispose()  # no pooled connection crosses the fork
+    jobs = [(source.reader.url, settings.policy, today, lo, hi) for lo, hi in ranges]
+    with ProcessPoolExecutor(min(workers, len(ranges)),
+                             mp_context=multiprocessing.get_context(method)) as pool:
+        for part in pool.map(_range, jobs):
+            yield from part
+
+
+def _range(job: tuple[str, PolicySettings, date, int, int]
+           ) -> list[tuple[int, list[PastEpisode]]]:
+    """In a child process: the episodes of the clients with ids in [lo, hi]."""
+    url, policy, today, lo, hi = job
+    reader = HistoryDbReader(url)
+    try:
+        return [(h.client_id, reconstruct(h, policy, today))
+                for h in reader.histories(policy.grace_days, today, id_range=(lo, hi))]
+    finally:
+        reader.dispose()

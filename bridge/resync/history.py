@@ -38,7 +38,8 @@ class HistorySource(Protocol):
         """How many clients :meth:`histories` hands out (for the progress bar)."""
         ...
 
-    def histories(self, grace_days: int, today: date) -> Iterator[ClientHistory]: ...
+    def histories(self, grace_days: int, today: date, *,
+                  id_range: tuple[int, int] | None = None) -> Iterator[ClientHistory]: ...
 
     def dispose(self) -> None: ...
 
@@ -70,7 +71,12 @@ class HistoryDbReader:
                                   sa.and_(i.date_cancelled < KNOWN,
                                           i.updated_at >= grace_ended)))))
 
-    def _query(self, grace_days: int, today: date) -> sa.Select[Any]:
+    def id_ranges(self, size: int) -> list[tuple[int, int]]:
+        """Client id ranges of about ``size`` clients each (for several processes)."""
+        return self.reader.id_ranges(size)
+
+    def _query(self, grace_days: int, today: date,
+               id_range: tuple[int, int] | None = None) -> sa.Select[Any]:
         """The invoices concerned with their client's status and currency, each joined to
         its transactions (one row per transaction; one with none when it has none), by
         client and invoice."""
@@ -78,12 +84,15 @@ class HistoryDbReader:
         day, cents = self.reader._day, self.reader._cents
         cancelled_on = sa.case((i.date_cancelled > KNOWN, i.date_cancelled),
                                else_=i.updated_at)
-        return (sa.select(i.userid, c.status, c.currency, i.id, i.status, day(i.duedate),
-                          cents(i.total), day(i.datepaid), day(cancelled_on), day(a.date),
-                          cents(a.amountin - a.amountout))
-                .select_from(tblinvoices.join(tblclients, c.id == i.userid)
-                             .outerjoin(tblaccounts, a.invoiceid == i.id))
-                .where(self._late(grace_days, today)).order_by(i.userid, i.id))
+        query = (sa.select(i.userid, c.status, c.currency, i.id, i.status, day(i.duedate),
+                           cents(i.total), day(i.datepaid), day(cancelled_on), day(a.date),
+                           cents(a.amountin - a.amountout))
+                 .select_from(tblinvoices.join(tblclients, c.id == i.userid)
+                              .outerjoin(tblaccounts, a.invoiceid == i.id))
+                 .where(self._late(grace_days, today)).order_by(i.userid, i.id))
+        if id_range is not None:
+            query = query.where(i.userid.between(*id_range))
+        return query
 
     def count(self, grace_days: int, today: date) -> int:
         i = tblinvoices.c
@@ -91,10 +100,13 @@ class HistoryDbReader:
             return int(conn.execute(sa.select(sa.func.count(sa.distinct(i.userid)))
                                     .where(self._late(grace_days, today))).scalar() or 0)
 
-    def histories(self, grace_days: int, today: date) -> Iterator[ClientHistory]:
+    def histories(self, grace_days: int, today: date, *,
+                  id_range: tuple[int, int] | None = None) -> Iterator[ClientHistory]:
+        """Every concerned client's history (those with ids in ``id_range``, bounds
+        included), by id."""
         money = self.reader.currencies()
         with self.reader.engine.connect() as conn:
-            rows = self.reader._stream(conn, self._query(grace_days, today))
+            rows = self.reader._stream(conn, self._query(grace_days, today, id_range))
             for _, found in groupby(rows, key=itemgetter(0)):
                 yield _history(list(found), money)
 

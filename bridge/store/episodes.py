@@ -246,7 +246,13 @@ class EpisodeStore(Database):
         ``day_start``: the moment a day began in WHMCS's time zone (opened_at, ended_at)."""
         c, pc = episode.c, episode_payment.c
         with self.engine.begin() as conn:
-            rows = conn.execute(episode.select().where(c.client_id.in_(list(found)))).all()
+            # the clients come by id: one range scan of ix_episode_client_opened, the
+            # columns compared only
+            rows = conn.execute(sa.select(
+                c.id, c.client_id, c.opened_on, c.source, c.live, c.reason,
+                *(c[name] for name in _COMPARED if name != "opened_on"))
+                .where(c.client_id.between(min(found), max(found)))).all()
+            rows = [r for r in rows if r.client_id in found]
             mine: dict[tuple[int, date], Any] = {}
             cutoff: dict[int, date] = {}
             has_open = {r.client_id for r in rows if r.open_client_id is not None}
