@@ -4,6 +4,8 @@ and on MariaDB."""
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli.backfill import backfilled, run_backfill_command
+from bridge.cli.common import Failure
 from bridge.policy import episodes as ep
 from bridge.policy.episodes import (
     ClientHistory,
@@ -24,7 +28,7 @@ from bridge.policy.episodes import (
 from bridge.policy.standing import standing
 from bridge.policy.state import ClientState, Invoice
 from bridge.resync.backfill import run_backfill
-from bridge.resync.history import HistoryDbReader
+from bridge.resync.history import HistoryApiReader, HistoryDbReader
 from bridge.resync.runner import Resync
 from bridge.resync.source_db import WhmcsDbReader
 from bridge.settings import default_settings
@@ -296,8 +300,8 @@ def test_the_backfill_reconstructs_the_history_and_is_idempotent(
         w.sandbox.add_invoice(other, "2026-10-01", [("Other", 0, "Setup", "10.00")])
     now = w.sandbox.clock.aware
 
-    def backfill(processes: int = 1) -> tuple[int, int, int]:
-        reader = HistoryDbReader(w.whmcs_database_url)
+    def backfill(processes: int = 1, api: bool = False) -> tuple[int, int, int]:
+        reader = HistoryApiReader(w.api()) if api else HistoryDbReader(w.whmcs_database_url)
         try:
             result = run_backfill(w.store, w.settings, reader, now, processes=processes)
         finally:
@@ -317,6 +321,9 @@ def test_the_backfill_reconstructs_the_history_and_is_idempotent(
     # read and reconstructed in two processes, a range of client ids each: the same
     monkeypatch.setattr("bridge.resync.backfill.RANGE_CLIENTS", 1)
     assert backfill(processes=2) == (0, 0, 0)
+    assert sorted(w.store.episodes(client), key=lambda e: e.opened_on) == found
+    # through WHMCS's API (GetInvoices, GetClients, GetTransactions): the same history
+    assert backfill(api=True) == (0, 0, 0)
     assert sorted(w.store.episodes(client), key=lambda e: e.opened_on) == found
     # the engine carries the open one on: paid now, it ends with the days since 1 Nov
     w.sandbox.add_payment(ids["late"])
@@ -346,3 +353,30 @@ def test_the_backfill_leaves_the_client_s_live_episode_alone(store: Store) -> No
     assert [(e.source, e.open, e.opened_on) for e in found] == [
         ("live", True, TODAY), ("backfill", False, date(2026, 9, 5))]
     assert store.write_past_episodes({client: past}, starts.__getitem__, NOW) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("source", ["db", "api"])
+def test_vipgate_backfill_prints_progress_and_a_summary(world: World, source: str) -> None:
+    w = world
+    _history_client(w)
+    settings = w.settings.replace(whmcs={"database_url": w.whmcs_database_url})
+    out, err = io.StringIO(), io.StringIO()
+    assert run_backfill_command(settings, w.store, now=lambda: w.sandbox.clock.aware,
+                                as_json=False, out=out, err=err, tty=False,
+                                source=source) == 0
+    assert out.getvalue().startswith(
+        "backfill: 1 clients with invoices past the grace, 3 episodes (1 open today)")
+    assert "written: 3 new, 0 updated, 0 removed" in out.getvalue()
+    assert "vipgate: backfill 1/" in err.getvalue()
+    assert backfilled(w.store)
+    out = io.StringIO()
+    run_backfill_command(settings, w.store, now=lambda: w.sandbox.clock.aware, as_json=True,
+                         out=out, err=io.StringIO(), tty=False, source=source)
+    assert json.loads(out.getvalue())["inserted"] == 0
+
+
+def test_vipgate_backfill_names_what_is_missing(world: World) -> None:
+    settings = world.settings.replace(whmcs={"database_url": ""})
+    with pytest.raises(Failure, match=r"\[whmcs\] database_url is empty"):
+        run_backfill_command(settings, world.store, now=lambda: NOW, as_json=False,
+                             out=io.StringIO(), err=io.StringIO(), tty=False, source="db")

@@ -2,7 +2,8 @@
 (``bridge.resync.backfill``), with a progress bar on a terminal. The first full ``vipgate
 resync`` that applies runs it by itself; running it again is safe (idempotent).
 
-Exit codes: 0 done, 2 usage or configuration error (unreachable databases included).
+``--source db|api`` as for the resync. Exit codes: 0 done, 1 WHMCS's API failed while
+reading, 2 usage or configuration error (unreachable databases included).
 """
 
 from __future__ import annotations
@@ -29,18 +30,30 @@ def backfilled(store: Store) -> bool:
 
 
 def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], datetime],
-                         as_json: bool, out: IO[str], err: IO[str], tty: bool) -> int:
-    """Reconstruct and write the past episodes from WHMCS's database; print the summary."""
+                         as_json: bool, out: IO[str], err: IO[str], tty: bool,
+                         source: str | None = None) -> int:
+    """Reconstruct and write the past episodes from WHMCS's database (``source`` db) or
+    API (api; default: as the resync, ``[resync] source``); print the summary."""
+    from bridge.resync import source_kind
     from bridge.resync.backfill import run_backfill
-    from bridge.resync.history import HistoryDbReader
+    from bridge.resync.history import HistoryApiReader, HistoryDbReader, HistorySource
+    from bridge.whmcs import WhmcsClient, WhmcsError
 
-    if not settings.whmcs.database_url:
-        raise Failure("[whmcs] database_url is empty: the backfill reads WHMCS's invoices and "
-                      "transactions from its database (read-only access is enough)", 2)
-    try:
-        reader = HistoryDbReader(settings.whmcs.database_url)
-    except sa.exc.ArgumentError as exc:
-        raise Failure(f"[whmcs] database_url: {exc}", 2) from None
+    kind = source_kind(settings, source)
+    reader: HistorySource
+    if kind == "api":
+        if not settings.whmcs.url:
+            raise Failure("[whmcs] url is empty: the api source needs WHMCS's API (or set "
+                          "[whmcs] database_url and use --source db)", 2)
+        reader = HistoryApiReader(WhmcsClient(settings.whmcs))
+    elif not settings.whmcs.database_url:
+        raise Failure("[whmcs] database_url is empty: the db source reads WHMCS's invoices "
+                      "and transactions from its database (read-only access is enough)", 2)
+    else:
+        try:
+            reader = HistoryDbReader(settings.whmcs.database_url)
+        except sa.exc.ArgumentError as exc:
+            raise Failure(f"[whmcs] database_url: {exc}", 2) from None
     moment = now()
     try:
         try:
@@ -49,11 +62,15 @@ def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], 
         except sa.exc.SQLAlchemyError as exc:
             raise database_failure(exc, settings.whmcs.database_url, what="WHMCS database",
                                    exit_code=2) from None
+        except WhmcsError as exc:
+            raise Failure(f"WHMCS's API: {exc}", 2) from None
         progress = Progress(total, tty, err, name="backfill")
         try:
             result = run_backfill(store, settings, reader, moment, on_progress=progress)
         except sa.exc.SQLAlchemyError as exc:
             raise database_failure(exc, None) from None
+        except WhmcsError as exc:
+            raise Failure(f"WHMCS's API: {exc}", 1) from None
         finally:
             progress.close()
     finally:
@@ -72,9 +89,12 @@ def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], 
 
 
 @click.command("backfill")
+@click.option("--source", type=click.Choice(["db", "api"]), default=None,
+              help="Read WHMCS's database (read-only) or its API "
+                   "(default: [resync] source; auto = db when [whmcs] database_url is set).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.pass_context
-def backfill_command(ctx: click.Context, as_json: bool) -> None:
+def backfill_command(ctx: click.Context, source: str | None, as_json: bool) -> None:
     """Reconstruct past delinquency episodes from WHMCS's invoices and transactions."""
     from bridge.runtime import open_store, utc_now
     from bridge.store import DatabaseNotReady
@@ -89,6 +109,6 @@ def backfill_command(ctx: click.Context, as_json: bool) -> None:
                                exit_code=2) from None
     try:
         run_backfill_command(settings, store, now=utc_now, as_json=as_json, out=sys.stdout,
-                             err=sys.stderr, tty=sys.stderr.isatty())
+                             err=sys.stderr, tty=sys.stderr.isatty(), source=source)
     finally:
         store.dispose()

@@ -156,7 +156,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
             # the first full read: the past episodes first, so the resync carries on the
             # open ones from the day they really began
             run_backfill_command(settings, store, now=now or utc_now, as_json=False,
-                                 out=err if as_json else out, err=err, tty=tty)
+                                 out=err if as_json else out, err=err, tty=tty, source="db")
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
             out, engine.settings.policy.vip_group_id, dry_run)
         progress = Progress(total, tty, err)

@@ -8,7 +8,9 @@ them. The grace is applied in the read as a filter only, counted in calendar day
 never more than calendar days) and leaves the exact rule to the policy.
 
 - :class:`HistoryDbReader`: one set-based query on WHMCS's database (read-only, as the
-  resync's ``WhmcsDbReader``), streamed and grouped by client.
+  resync's ``WhmcsDbReader``), streamed and grouped by client;
+- :class:`HistoryApiReader`: GetInvoices and GetClients page by page, GetTransactions per
+  client concerned.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sqlalchemy as sa
 from bridge.policy.episodes import ClientHistory, PastInvoice, PastPayment
 from bridge.policy.state import OWED_STATUSES, PAID
 from bridge.resync.source_db import WhmcsDbReader
+from bridge.whmcs import WhmcsClient
+from bridge.whmcs.client import MAX_PAGE_SIZE
 from bridge.whmcs.schema import tblaccounts, tblclients, tblinvoices
 
 REFUNDED, CANCELLED = "Refunded", "Cancelled"
@@ -109,6 +113,57 @@ class HistoryDbReader:
             rows = self.reader._stream(conn, self._query(grace_days, today, id_range))
             for _, found in groupby(rows, key=itemgetter(0)):
                 yield _history(list(found), money)
+
+
+class HistoryApiReader:
+    """The history through WHMCS's API, for installations without database access: every
+    invoice (GetInvoices, 1,000 a page) and every client's status (GetClients), then
+    GetTransactions for each client concerned (the action has no pages). Slower than the
+    database at scale: one call per concerned client."""
+
+    name = "api"
+
+    def __init__(self, whmcs: WhmcsClient) -> None:
+        self.whmcs = whmcs
+
+    def dispose(self) -> None:
+        self.whmcs.close()
+
+    def count(self, grace_days: int, today: date) -> int:
+        return self.whmcs.count_clients()
+
+    def histories(self, grace_days: int, today: date, *,
+                  id_range: tuple[int, int] | None = None) -> Iterator[ClientHistory]:
+        late_before = today - timedelta(days=grace_days)
+        invoices: dict[int, list[PastInvoice]] = {}
+        money: dict[int, tuple[str, str]] = {}
+        for inv in self.whmcs.iter_invoices(page_size=MAX_PAGE_SIZE):
+            if inv.duedate is None or (id_range and not id_range[0] <= inv.userid <= id_range[1]):
+                continue
+            grace_ended = inv.duedate + timedelta(days=grace_days + 1)
+            cancelled_on = inv.date_cancelled or inv.updated_at
+            if inv.status in OWED_STATUSES:
+                late = inv.duedate < late_before
+            elif inv.status in (PAID, REFUNDED):
+                late = inv.datepaid is not None and inv.datepaid >= grace_ended
+            elif inv.status == CANCELLED:
+                late = cancelled_on is not None and cancelled_on >= grace_ended
+            else:
+                late = False
+            if late:
+                invoices.setdefault(inv.userid, []).append(PastInvoice(
+                    inv.id, inv.status, inv.duedate, inv.total, inv.datepaid, cancelled_on))
+                money.setdefault(inv.userid, (inv.currency_prefix, inv.currency_suffix))
+        status = {c.id: c.status for c in self.whmcs.iter_clients(page_size=MAX_PAGE_SIZE)
+                  if c.id in invoices}
+        for client_id in sorted(invoices):
+            mine = {i.id for i in invoices[client_id]}
+            payments = sorted((PastPayment(t.invoiceid, t.amountin - t.amountout, t.date)
+                               for t in self.whmcs.client_transactions(client_id)
+                               if t.invoiceid in mine and t.date is not None),
+                              key=lambda p: (p.paid_on, p.invoice_id))
+            yield ClientHistory(client_id, status.get(client_id, "Active"), *money[client_id],
+                                tuple(invoices[client_id]), tuple(payments))
 
 
 def _history(rows: list[Any], money: dict[int, tuple[str, str]]) -> ClientHistory:
