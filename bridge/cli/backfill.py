@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import click
 import sqlalchemy as sa
 
-from bridge.cli.common import Failure, Progress, database_failure, settings_of
+from bridge.cli.common import Failure, Progress, database_failure, opening, settings_of
 from bridge.settings import Settings
 from bridge.store import Store
 
@@ -97,16 +97,9 @@ def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], 
 def backfill_command(ctx: click.Context, source: str | None, as_json: bool) -> None:
     """Reconstruct past delinquency episodes from WHMCS's invoices and transactions."""
     from bridge.runtime import open_store, utc_now
-    from bridge.store import DatabaseNotReady
 
     settings = settings_of(ctx)
-    try:
-        store = open_store(settings)
-    except DatabaseNotReady as exc:
-        raise Failure(str(exc), 2) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise database_failure(exc, settings.bridge.database_url, what="vipgate database",
-                               exit_code=2) from None
+    store = opening(settings, open_store, exit_code=2, what="vipgate database")
     try:
         run_backfill_command(settings, store, now=utc_now, as_json=as_json, out=sys.stdout,
                              err=sys.stderr, tty=sys.stderr.isatty(), source=source)

@@ -44,14 +44,17 @@ def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
     return Failure(database_error(exc, url, what=what), exit_code)
 
 
-def opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
-    """``open_(settings)``, with database problems turned into one-line failures."""
+def opening(settings: Settings, open_: Callable[[Settings], T], *, exit_code: int = 1,
+            what: str = "database") -> T:
+    """``open_(settings)``, with database problems turned into one-line failures (exit 2 for
+    a schema not upgraded, ``exit_code`` for a database that does not answer)."""
     try:
         return open_(settings)
     except DatabaseNotReady as exc:
         raise Failure(str(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
-        raise database_failure(exc, settings.bridge.database_url) from None
+        raise database_failure(exc, settings.bridge.database_url, what=what,
+                               exit_code=exit_code) from None
 
 
 def log_to_stderr() -> None:
