@@ -16,6 +16,7 @@ import pytest
 
 from bridge.cli.backfill import backfilled, run_backfill_command
 from bridge.cli.common import Failure
+from bridge.cli.resync import run_resync
 from bridge.policy import episodes as ep
 from bridge.policy.episodes import (
     ClientHistory,
@@ -380,3 +381,23 @@ def test_vipgate_backfill_names_what_is_missing(world: World) -> None:
     with pytest.raises(Failure, match=r"\[whmcs\] database_url is empty"):
         run_backfill_command(settings, world.store, now=lambda: NOW, as_json=False,
                              out=io.StringIO(), err=io.StringIO(), tty=False, source="db")
+
+
+def test_the_first_full_resync_backfills_first_and_carries_the_open_episode_on(
+        world: World) -> None:
+    w = world
+    client, _ = _history_client(w)
+    settings = w.settings.replace(whmcs={"database_url": w.whmcs_database_url})
+    out = io.StringIO()
+    assert run_resync(settings, dry_run=False, client_ids=(), source="db", as_json=False,
+                      out=out, err=io.StringIO(), tty=False,
+                      now=lambda: w.sandbox.clock.aware) == 0
+    assert out.getvalue().startswith("backfill: 1 clients with invoices past the grace")
+    found = w.store.episodes(client)
+    assert [(e.opened_on, e.open) for e in found] == [
+        (date(2026, 11, 1), True), (date(2026, 10, 5), False), (date(2026, 9, 5), False)]
+    out = io.StringIO()  # the next full resync: no backfill again, no second open episode
+    run_resync(settings, dry_run=False, client_ids=(), source="db", as_json=False, out=out,
+               err=io.StringIO(), tty=False, now=lambda: w.sandbox.clock.aware)
+    assert "backfill:" not in out.getvalue()
+    assert w.store.episodes(client) == found
