@@ -18,12 +18,12 @@ from bridge.cli.backfill import backfilled, run_backfill_command
 from bridge.cli.common import Failure
 from bridge.cli.resync import run_resync
 from bridge.policy import episodes as ep
-from bridge.policy.episodes import (
+from bridge.policy.episodes import OpenEpisode, Payment
+from bridge.policy.past_episodes import (
     ClientHistory,
-    OpenEpisode,
     PastInvoice,
     PastPayment,
-    Payment,
+    late_from,
     reconstruct,
 )
 from bridge.policy.standing import standing
@@ -167,7 +167,7 @@ def test_reconstruct_ignores_debts_under_the_minimum_and_counts_business_days() 
     business = default_settings().replace(policy={"grace_days": 3,
                                                   "grace_in_business_days": True}).policy
     # due Friday 30 Oct: 3 business days end Wednesday 4 Nov; past the grace on Thursday 5
-    assert ep.late_from(date(2026, 10, 30), 3, True) == date(2026, 11, 5)
+    assert late_from(date(2026, 10, 30), 3, True) == date(2026, 11, 5)
     friday = _history(_past(1, "Unpaid", "2026-10-30"))
     assert reconstruct(friday, business, date(2026, 11, 4)) == []
     assert [e.opened_on for e in reconstruct(friday, business, date(2026, 11, 5))] == [

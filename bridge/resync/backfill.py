@@ -1,10 +1,10 @@
 """``vipgate backfill``: the past delinquency episodes, reconstructed from WHMCS's invoices and
-transactions (``bridge.policy.episodes.reconstruct``) and written in batches.
+transactions (``bridge.policy.past_episodes.reconstruct``) and written in batches.
 
 Idempotent: each client's backfilled episodes are matched by the day they opened and written
 only where they differ, so a second run writes nothing; what the engine recorded itself
 (episodes it opened, or backfilled ones it carried on) is never touched
-(``EpisodeStore.write_past_episodes``). Clients whose backfilled episodes no longer follow
+(``PastEpisodeStore.write_past_episodes``). Clients whose backfilled episodes no longer follow
 from WHMCS's history (the grace was changed, an invoice was edited) lose them.
 """
 
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from bridge.policy.episodes import PastEpisode, reconstruct
+from bridge.policy.past_episodes import PastEpisode, reconstruct
 from bridge.resync.history import HistoryDbReader, HistorySource
 from bridge.settings import PolicySettings, Settings
 from bridge.store import Store

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from bridge.policy.episodes import ClientHistory, PastInvoice, PastPayment
+from bridge.policy.past_episodes import ClientHistory, PastInvoice, PastPayment
 from bridge.policy.state import OWED_STATUSES, PAID
 from bridge.resync.source_db import WhmcsDbReader
 from bridge.whmcs import WhmcsClient

@@ -11,7 +11,7 @@ episode that is open. The engine's episode writes share a transaction with their
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.model import AuditEntry
-from bridge.policy.episodes import Action, EpisodeStep, OpenEpisode, PastEpisode, Payment
+from bridge.policy.episodes import Action, EpisodeStep, OpenEpisode, Payment
 from bridge.store.audit import audit_rows
 from bridge.store.database import Database, utc_naive
 from bridge.store.tables import audit, episode, episode_action, episode_payment
@@ -64,7 +64,7 @@ def _tracked(text: str) -> dict[int, Decimal]:
     return {int(k): Decimal(v) for k, v in json.loads(text or "{}").items()}
 
 
-def _dump_tracked(tracked: Mapping[int, Decimal]) -> str:
+def dump_tracked(tracked: Mapping[int, Decimal]) -> str:
     return json.dumps({str(k): str(v) for k, v in sorted(tracked.items())})
 
 
@@ -74,7 +74,7 @@ def _open(row: Any) -> OpenEpisode:
                        Decimal(row.written_off))
 
 
-def _insert_ignoring_open(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+def insert_ignoring_open(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert episodes; one whose client already has an open episode is left out."""
     if conn.dialect.name == "sqlite":
         conn.execute(sqlite_insert(episode).on_conflict_do_nothing(), rows)
@@ -88,28 +88,10 @@ def _action_row(episode_id: int, client_id: int, action: Action) -> dict[str, An
             "ticket_id": action.ticket_id, "detail": action.detail[:255]}
 
 
-def _payment_rows(episode_id: int, client_id: int,
+def payment_rows(episode_id: int, client_id: int,
                   payments: Sequence[Payment]) -> list[dict[str, Any]]:
     return [{"episode_id": episode_id, "client_id": client_id, "invoice_id": p.invoice_id,
              "amount": p.amount, "paid_on": p.paid_on} for p in payments]
-
-
-_COMPARED = ("open_client_id", "amount", "currency_prefix", "currency_suffix", "tracked",
-             "recovered", "ended_on", "how", "days")
-
-
-def _same(old: Any, values: Mapping[str, Any], paid: list[tuple[int, Decimal, date]],
-          past: PastEpisode) -> bool:
-    """Whether a backfilled row already says what was reconstructed (then it is not written
-    again: a second run writes nothing)."""
-    row = old._mapping
-    for name in _COMPARED:
-        stored = row[name]
-        if isinstance(values[name], Decimal):
-            stored = Decimal(stored)
-        if stored != values[name]:
-            return False
-    return paid == [(p.invoice_id, p.amount, p.paid_on) for p in past.payments]
 
 
 class EpisodeStore(Database):
@@ -150,12 +132,12 @@ class EpisodeStore(Database):
             if step.opening is not None and conn.execute(
                     sa.select(episode.c.id).where(is_open)).first() is None:
                 o = step.opening
-                _insert_ignoring_open(conn, [{
+                insert_ignoring_open(conn, [{
                     "client_id": client_id, "open_client_id": client_id,
                     "opened_at": utc_naive(o.opened_at), "opened_on": o.opened_on,
                     "amount": o.amount, "currency_prefix": o.currency_prefix[:16],
                     "currency_suffix": o.currency_suffix[:16],
-                    "tracked": _dump_tracked(o.tracked), "standing": "overdue",
+                    "tracked": dump_tracked(o.tracked), "standing": "overdue",
                     "source": LIVE, "live": True, "updated_at": utc_naive(now)}])
             if step.changed:
                 query = episode.select().where(is_open)
@@ -174,13 +156,13 @@ class EpisodeStore(Database):
                          [_action_row(row.id, row.client_id, a) for a in step.actions])
         if step.payments:
             conn.execute(episode_payment.insert(),
-                         _payment_rows(row.id, row.client_id, step.payments))
+                         payment_rows(row.id, row.client_id, step.payments))
         recovered = Decimal(row.recovered) + sum((p.amount for p in step.payments), Decimal(0))
         values: dict[str, Any] = {"updated_at": utc_naive(now), "live": True,
                                   "recovered": recovered,
                                   "written_off": Decimal(row.written_off) + step.written_off}
         if step.tracked is not None:
-            values["tracked"] = _dump_tracked(step.tracked)
+            values["tracked"] = dump_tracked(step.tracked)
         if step.standing is not None:
             values["standing"] = step.standing
         elif step.actions and any(a.kind == "suspended" for a in step.actions):
@@ -229,114 +211,6 @@ class EpisodeStore(Database):
             Decimal(r.written_off), None if r.ended_at is None else r.ended_at.replace(tzinfo=UTC),
             r.ended_on, r.how, r.days, r.source, r.reason, tuple(actions.get(r.id, ())),
             tuple(payments.get(r.id, ()))) for r in rows]
-
-    # --- the backfill -------------------------------------------------------------------------
-
-    def write_past_episodes(self, found: Mapping[int, Sequence[PastEpisode]],
-                            day_start: Callable[[date], datetime], now: datetime
-                            ) -> tuple[int, int, int]:
-        """Make the backfilled episodes of these clients what ``found`` says, in one
-        transaction: (inserted, updated, deleted).
-
-        Matched by (client, day opened) among the backfilled rows the engine has not carried
-        on (``live``): those are vipgate's own record and stay as they are, as does anything
-        reconstructed on or after the first day the engine opened an episode of the client.
-        A reconstructed open episode is inserted only when the client has none open. A
-        backfilled row no longer reconstructed is deleted, unless staff tagged its reason.
-        ``day_start``: the moment a day began in WHMCS's time zone (opened_at, ended_at)."""
-        c, pc = episode.c, episode_payment.c
-        with self.engine.begin() as conn:
-            # the clients come by id: one range scan of ix_episode_client_opened, the
-            # columns compared only
-            rows = conn.execute(sa.select(
-                c.id, c.client_id, c.opened_on, c.source, c.live, c.reason,
-                *(c[name] for name in _COMPARED if name != "opened_on"))
-                .where(c.client_id.between(min(found), max(found)))).all()
-            rows = [r for r in rows if r.client_id in found]
-            mine: dict[tuple[int, date], Any] = {}
-            cutoff: dict[int, date] = {}
-            has_open = {r.client_id for r in rows if r.open_client_id is not None}
-            for r in rows:
-                if r.source == BACKFILL and not r.live:
-                    mine[r.client_id, r.opened_on] = r
-                else:
-                    cutoff[r.client_id] = min(cutoff.get(r.client_id, date.max), r.opened_on)
-            paid: dict[int, list[tuple[int, Decimal, date]]] = {}
-            if mine:
-                for p in conn.execute(sa.select(pc.episode_id, pc.invoice_id, pc.amount,
-                                                pc.paid_on)
-                                      .where(pc.episode_id.in_([r.id for r in mine.values()]))
-                                      .order_by(pc.paid_on, pc.id)):
-                    paid.setdefault(p.episode_id, []).append(
-                        (p.invoice_id, Decimal(p.amount), p.paid_on))
-            wanted: set[tuple[int, date]] = set()
-            fresh: list[tuple[dict[str, Any], PastEpisode]] = []
-            changed: list[tuple[Any, dict[str, Any], PastEpisode]] = []
-            for client_id, episodes in found.items():
-                for past in episodes:
-                    if past.opened_on >= cutoff.get(client_id, date.max):
-                        continue
-                    key = (client_id, past.opened_on)
-                    values = self._past_values(past, day_start, now)
-                    old = mine.get(key)
-                    if old is None and past.ended_on is None and client_id in has_open:
-                        continue
-                    wanted.add(key)
-                    if old is None:
-                        fresh.append((values, past))
-                    elif not _same(old, values, paid.get(old.id, []), past):
-                        if old.open_client_id is None and past.ended_on is None \
-                                and client_id in has_open:
-                            values["open_client_id"] = None
-                        changed.append((old, values, past))
-            if fresh:
-                _insert_ignoring_open(conn, [values for values, _ in fresh])
-                ids = {(r.client_id, r.opened_on): r.id for r in conn.execute(
-                    sa.select(c.id, c.client_id, c.opened_on).where(
-                        c.client_id.in_({v["client_id"] for v, _ in fresh}),
-                        c.source == BACKFILL, c.live == sa.false()))}
-                payments = [row for values, past in fresh
-                            if (values["client_id"], past.opened_on) in ids
-                            for row in _payment_rows(ids[values["client_id"], past.opened_on],
-                                                     past.client_id, past.payments)]
-                if payments:
-                    conn.execute(episode_payment.insert(), payments)
-            for old, values, past in changed:
-                conn.execute(episode.update().where(c.id == old.id).values(
-                    {k: v for k, v in values.items() if k != "opened_at"}))
-                conn.execute(episode_payment.delete().where(pc.episode_id == old.id))
-                if past.payments:
-                    conn.execute(episode_payment.insert(),
-                                 _payment_rows(old.id, past.client_id, past.payments))
-            gone = [r.id for key, r in mine.items() if key not in wanted and r.reason is None]
-            if gone:
-                conn.execute(episode_payment.delete().where(pc.episode_id.in_(gone)))
-                conn.execute(episode_action.delete().where(
-                    episode_action.c.episode_id.in_(gone)))
-                conn.execute(episode.delete().where(c.id.in_(gone)))
-        return len(fresh), len(changed), len(gone)
-
-    @staticmethod
-    def _past_values(past: PastEpisode, day_start: Callable[[date], datetime],
-                     now: datetime) -> dict[str, Any]:
-        return {"client_id": past.client_id,
-                "open_client_id": past.client_id if past.ended_on is None else None,
-                "opened_at": utc_naive(day_start(past.opened_on)), "opened_on": past.opened_on,
-                "amount": past.amount, "currency_prefix": past.currency_prefix[:16],
-                "currency_suffix": past.currency_suffix[:16],
-                "tracked": _dump_tracked(past.tracked), "standing": "overdue",
-                "recovered": past.recovered, "written_off": Decimal(0),
-                "ended_at": None if past.ended_on is None
-                else utc_naive(day_start(past.ended_on)),
-                "ended_on": past.ended_on, "how": past.how, "days": past.days,
-                "source": BACKFILL, "live": False, "updated_at": utc_naive(now)}
-
-    def backfilled_clients(self) -> list[int]:
-        """The clients with backfilled episodes the engine has not carried on, by id."""
-        c = episode.c
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(c.client_id).distinct().where(
-                c.source == BACKFILL, c.live == sa.false()).order_by(c.client_id)).scalars())
 
     def episode_counts(self) -> dict[str, int]:
         """How many episodes there are: open, ended, backfilled."""
