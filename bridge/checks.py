@@ -38,6 +38,7 @@ READ_ACTIONS: dict[str, str] = {
     "GetSupportDepartments": "read the support departments",
     "GetConfigurationValue": "read WHMCS's automation settings",
     "GetCurrencies": "read the currencies",
+    "GetTransactions": "read payments (vipgate backfill --source api)",
 }
 WRITE_ACTIONS: dict[str, str] = {
     "UpdateClient": "move clients in and out of the VIP group",
@@ -63,6 +64,7 @@ PROBES: dict[str, dict[str, Any]] = {
     "GetSupportDepartments": {"ignore_dept_assignments": True},
     "GetConfigurationValue": {"setting": "AutoSuspension"},
     "GetCurrencies": {},
+    "GetTransactions": {"invoiceid": 0},
     "UpdateClient": {"clientid": 0},
     "UpdateTicket": {"ticketid": 0},
     "AddTicketNote": {"ticketid": 0, "message": "vipgate permission check"},
