@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -201,6 +202,12 @@ def test_an_overdue_vip_episode_records_its_actions_and_closes_on_payment(world:
     w.drain()
     blocked = w.sandbox.open_ticket(ana, w.support, "Outro")
     assert not blocked.ok
+    # the gate answers first and adds the action once the answer is sent (its server
+    # thread, a moment later)
+    deadline = time.monotonic() + 5
+    while w.store.episodes(ana)[0].actions[-1].kind != "ticket_blocked" \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
     [suspended] = w.store.episodes(ana)
     assert [a.kind for a in suspended.actions][-2:] == ["suspended", "ticket_blocked"]
     assert suspended.standing == "suspended"

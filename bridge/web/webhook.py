@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -162,15 +163,13 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
                          settings.tickets, settings.bridge.language, settings.whmcs.url)
     log.info("gate client=%s department=%s blocked=%s reason=%s", question.client_id,
              question.department_id, bool(answer.errors), answer.reason)
-    if answer.errors and question.client_id:
-        _note_blocked(rt, question)
     return {"errors": list(answer.errors)}
 
 
-def _note_blocked(rt: Runtime, question: hooks.TicketGateQuestion) -> None:
-    """A blocked ticket is an action of the client's open episode: one INSERT ... SELECT.
-    The answer does not wait on it failing: the client is blocked all the same."""
-    now = rt.engine.now() if rt.engine is not None else rt.clock()
+def _note_blocked(rt: Runtime, question: hooks.TicketGateQuestion, now: datetime) -> None:
+    """A blocked ticket is an action of the client's open episode: one INSERT ... SELECT,
+    run once the answer is sent (the gate answers from the cache alone, and a write may wait
+    on another writer). Its failure is logged: the client was blocked all the same."""
     try:
         rt.store.add_episode_action(question.client_id, Action(
             TICKET_BLOCKED, now, "vipgate", None,
@@ -191,7 +190,12 @@ def _database_away(msg_id: str, exc: sa.exc.DBAPIError, what: str) -> Rejected:
 def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQuestion,
                  verified: Verified) -> Response:
     if isinstance(question, hooks.TicketGateQuestion):
-        return _signed_answer(rt, verified, _answer_gate(rt, question))
+        gate_answer = _answer_gate(rt, question)
+        response = _signed_answer(rt, verified, gate_answer)
+        if gate_answer["errors"] and question.client_id:
+            now = rt.engine.now() if rt.engine is not None else rt.clock()
+            response.call_on_close(lambda: _note_blocked(rt, question, now))
+        return response
     answer = panels.answer(rt.store, rt.settings, question, today=rt.business_today())
     log.info("panel %s client=%s ticket=%s: %d characters", question.panel,
              question.client_id, question.ticket_id, len(answer["html"]))
