@@ -178,8 +178,8 @@ def step(episode: OpenEpisode | None, client: ClientState | None, current: Stand
     ending = None
     recovered = sum((p.amount for p in payments), Decimal(0))
     if closed or not late:
-        how = CLIENT_CLOSED if closed else ending_kind(episode.written_off + written_off,
-                                               episode.recovered + recovered)
+        how = CLIENT_CLOSED if closed else ending_kind(
+            episode.written_off + written_off, episode.recovered + recovered)
         ending = _ending(episode, payments, recovered, how, today, now)
     return EpisodeStep(actions=actions, payments=tuple(payments),
                        tracked=None if tracked == dict(episode.tracked) else tracked,
