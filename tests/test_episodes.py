@@ -408,3 +408,32 @@ def test_the_first_full_resync_backfills_first_and_carries_the_open_episode_on(
                err=io.StringIO(), tty=False, now=lambda: w.sandbox.clock.aware)
     assert "backfill:" not in out.getvalue()
     assert w.store.episodes(client) == found
+
+
+def test_a_resync_opens_episodes_without_a_whmcs_write_in_bulk(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overdue clients outside VIP: nothing to write in WHMCS, so their episodes open with the
+    bulk bookkeeping (no lease, no second read), a suspended one with its suspension."""
+    w = world
+    clients = []
+    with w.sandbox.quiet():
+        for name in ("Hugo", "Iris"):
+            client = w.sandbox.add_client(name, "Reis", groupid=w.regular,
+                                          datecreated="2020-01-15")
+            service = w.sandbox.add_service(client, "2026-10-20", "Monthly", "50.00")
+            w.sandbox.add_invoice(client, "2026-10-20", [("Hosting", service, "Plano", "50.00")])
+            clients.append((client, service))
+        w.sandbox.suspend_service(clients[1][1], "Overdue on Payment")
+
+    def no_lease_path(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an opening alone goes through the bulk bookkeeping")
+
+    monkeypatch.setattr(w.engine, "apply", no_lease_path)
+    result = Resync(w.engine, WhmcsDbReader(w.whmcs_database_url)).run(dry_run=False)
+    assert result.applied == 0 and result.busy == 0
+    hugo, iris = (w.store.episodes(c)[0] for c, _ in clients)
+    assert hugo.open and hugo.amount == Decimal("50.00") and hugo.actions == ()
+    assert iris.standing == "suspended" and [a.kind for a in iris.actions] == ["suspended"]
+    Resync(w.engine, WhmcsDbReader(w.whmcs_database_url)).run(dry_run=False)
+    assert [len(w.store.episodes(c)) for c, _ in clients] == [1, 1]
+    assert w.store.episodes(clients[1][0])[0].actions == iris.actions

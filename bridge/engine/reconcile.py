@@ -276,7 +276,7 @@ class Engine:
         transaction of its audit row. (Episodes are not audited themselves: the audit log
         holds what was done in WHMCS and by staff.) ``episode_invoices``: invoices of the
         open episode the plan's read left out."""
-        store, whmcs, cid = self.store, self.whmcs(), plan.client_id
+        store, cid = self.store, plan.client_id
         applied = [] if applied is None else applied
         vip = self.settings.policy.vip_group_id
 
@@ -311,7 +311,7 @@ class Engine:
             target = int(group.after or 0)
             store.save_memory(replace(plan.memory, pending_group_id=target), self.now())
             self._throttle()
-            whmcs.update_client_group(cid, target)
+            self.whmcs().update_client_group(cid, target)
             landed(group)
         if stored is None or not stored.known or plan.memory_after != stored:
             store.save_memory(plan.memory_after, self.now())

@@ -82,7 +82,21 @@ def insert_ignoring_open(conn: sa.Connection, rows: list[dict[str, Any]]) -> Non
         conn.execute(mysql.insert(episode).prefix_with("IGNORE"), rows)
 
 
-def _action_row(episode_id: int, client_id: int, action: Action) -> dict[str, Any]:
+def opening_row(client_id: int, step: EpisodeStep, now: datetime) -> dict[str, Any]:
+    """The ``episode`` row of ``step``'s opening (its standing: suspended when it opens with
+    the suspension, else overdue)."""
+    o = step.opening
+    assert o is not None
+    suspended = any(a.kind == "suspended" for a in step.actions)
+    return {"client_id": client_id, "open_client_id": client_id,
+            "opened_at": utc_naive(o.opened_at), "opened_on": o.opened_on, "amount": o.amount,
+            "currency_prefix": o.currency_prefix[:16], "currency_suffix": o.currency_suffix[:16],
+            "tracked": dump_tracked(o.tracked),
+            "standing": "suspended" if suspended else "overdue",
+            "source": LIVE, "live": True, "updated_at": utc_naive(now)}
+
+
+def action_row(episode_id: int, client_id: int, action: Action) -> dict[str, Any]:
     return {"episode_id": episode_id, "client_id": client_id, "kind": action.kind[:32],
             "at": utc_naive(action.at), "actor": action.actor[:64],
             "ticket_id": action.ticket_id, "detail": action.detail[:255]}
@@ -131,14 +145,7 @@ class EpisodeStore(Database):
             is_open = episode.c.open_client_id == client_id
             if step.opening is not None and conn.execute(
                     sa.select(episode.c.id).where(is_open)).first() is None:
-                o = step.opening
-                insert_ignoring_open(conn, [{
-                    "client_id": client_id, "open_client_id": client_id,
-                    "opened_at": utc_naive(o.opened_at), "opened_on": o.opened_on,
-                    "amount": o.amount, "currency_prefix": o.currency_prefix[:16],
-                    "currency_suffix": o.currency_suffix[:16],
-                    "tracked": dump_tracked(o.tracked), "standing": "overdue",
-                    "source": LIVE, "live": True, "updated_at": utc_naive(now)}])
+                insert_ignoring_open(conn, [opening_row(client_id, step, now)])
             if step.changed:
                 query = episode.select().where(is_open)
                 if conn.dialect.name != "sqlite":
@@ -153,7 +160,7 @@ class EpisodeStore(Database):
     def _step(conn: sa.Connection, row: Any, step: EpisodeStep, now: datetime) -> None:
         if step.actions:
             conn.execute(episode_action.insert(),
-                         [_action_row(row.id, row.client_id, a) for a in step.actions])
+                         [action_row(row.id, row.client_id, a) for a in step.actions])
         if step.payments:
             conn.execute(episode_payment.insert(),
                          payment_rows(row.id, row.client_id, step.payments))
@@ -173,10 +180,31 @@ class EpisodeStore(Database):
                           ended_on=e.ended_on, how=e.how, days=e.days)
         conn.execute(episode.update().where(episode.c.id == row.id).values(values))
 
+    def open_episodes(self, openings: Sequence[tuple[int, EpisodeStep]], now: datetime) -> None:
+        """Open these clients' episodes in bulk (a resync's bookkeeping: openings with no
+        WHMCS write), with their first actions; a client that has an open episode meanwhile
+        keeps it and gets nothing."""
+        if not openings:
+            return
+        c = episode.c
+        with self.engine.begin() as conn:
+            insert_ignoring_open(conn, [opening_row(cid, s, now) for cid, s in openings
+                                        if s.opening is not None])
+            acting = {cid: s.actions for cid, s in openings if s.actions}
+            if not acting:
+                return
+            mine = conn.execute(sa.select(c.id, c.open_client_id).where(
+                c.open_client_id.in_(list(acting)), c.updated_at == utc_naive(now),
+                c.source == LIVE)).all()
+            rows = [action_row(r.id, r.open_client_id, a) for r in mine
+                    for a in acting[r.open_client_id]]
+            if rows:
+                conn.execute(episode_action.insert(), rows)
+
     def add_episode_action(self, client_id: int, action: Action) -> bool:
         """Add ``action`` to the client's open episode, in one statement; False when the
         client has none."""
-        values = _action_row(0, client_id, action)
+        values = action_row(0, client_id, action)
         del values["episode_id"]
         columns = ["episode_id", *values]
         select = sa.select(episode.c.id, *(sa.literal(v, type_=episode_action.c[k].type)
