@@ -39,6 +39,7 @@ READ_ACTIONS: dict[str, str] = {
     "GetSupportDepartments": N_("read the support departments"),
     "GetConfigurationValue": N_("read WHMCS's automation settings"),
     "GetCurrencies": N_("read the currencies"),
+    "GetTransactions": N_("read payments (vipgate backfill --source api)"),
 }
 WRITE_ACTIONS: dict[str, str] = {
     "UpdateClient": N_("move clients in and out of the VIP group"),
@@ -64,6 +65,7 @@ PROBES: dict[str, dict[str, Any]] = {
     "GetSupportDepartments": {"ignore_dept_assignments": True},
     "GetConfigurationValue": {"setting": "AutoSuspension"},
     "GetCurrencies": {},
+    "GetTransactions": {"invoiceid": 0},
     "UpdateClient": {"clientid": 0},
     "UpdateTicket": {"ticketid": 0},
     "AddTicketNote": {"ticketid": 0, "message": "vipgate permission check"},

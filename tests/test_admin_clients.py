@@ -265,3 +265,19 @@ def test_pinning_without_a_whmcs_api_is_remembered_for_the_next_reconcile(
             "fixed at the next reconcile.") in flashes(admin.text(answer.headers["Location"]))
     [entry] = store.audit_log(client_id=7)
     assert (entry.action, entry.actor) == ("exclude", ADMIN)
+
+
+def test_the_client_page_lists_its_episodes_with_actions_payments_and_the_end(
+        world: World, admin: AdminSession) -> None:
+    ana, _, invoice = customer(world, "Ana", group=world.vip)
+    assert "None: this client has not owed past the grace" in section(
+        admin.text(f"/admin/clients/{ana}"), "Delinquency episodes")
+    reconcile(world, ana)
+    opened = section(admin.text(f"/admin/clients/{ana}"), "Delinquency episodes")
+    assert "$89.90 USD" in opened and "left VIP" in opened and ">open<" in opened
+    world.sandbox.clock.advance(days=3)
+    world.sandbox.add_payment(invoice)
+    world.drain()
+    paid = section(admin.text(f"/admin/clients/{ana}"), "Delinquency episodes")
+    assert f"$89.90 USD (invoice #{invoice})" in paid
+    assert ": paid" in paid and "in 3 days" in paid and ">open<" not in paid

@@ -332,17 +332,17 @@ def test_a_worker_killed_mid_event_is_reclaimed_and_the_change_applied_once(
     class Killed(BaseException):
         pass
 
-    real_audit = w.store.add_audit
+    real_record = w.store.record  # the engine's audit rows (with the episode's actions)
 
-    def die_after_the_write(entries):  # type: ignore[no-untyped-def]
+    def die_after_the_write(client_id, entries, step, now):  # type: ignore[no-untyped-def]
         if any(e.action == "group" for e in entries):
             raise Killed  # the process dies between WHMCS's answer and vipgate's bookkeeping
-        real_audit(entries)
+        real_record(client_id, entries, step, now)
 
-    monkeypatch.setattr(w.store, "add_audit", die_after_the_write)
+    monkeypatch.setattr(w.store, "record", die_after_the_write)
     with pytest.raises(Killed):
         w.worker.run_once()
-    monkeypatch.setattr(w.store, "add_audit", real_audit)
+    monkeypatch.setattr(w.store, "record", real_record)
     assert w.group(ana) == w.regular  # WHMCS has the change; the event is still "processing"
     first, echo = w.store.events()  # the hint, and the ClientEdit of vipgate's own write
     assert first.state == "processing" and echo.state == "queued"

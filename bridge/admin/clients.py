@@ -15,7 +15,7 @@ from itertools import islice
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
+from flask_babel import lazy_gettext, ngettext
 from werkzeug.wrappers import Response
 
 from bridge.admin import membership
@@ -207,6 +207,23 @@ def staff_hold(since: datetime, by: str | None) -> str:
     return _("staff hold since %(at)s", at=hold_time(since))
 
 
+EPISODES = 20  # the newest episodes shown on the client page
+
+# How an episode ended and what was done during it, as the client page names them
+# (bridge.policy.episodes.END_KINDS, ACTION_KINDS).
+EPISODE_ENDS = {"paid": lazy_gettext("paid"), "cancelled": lazy_gettext("invoice cancelled"),
+                "client_closed": lazy_gettext("client closed"),
+                "client_gone": lazy_gettext("client deleted from WHMCS"),
+                "other": lazy_gettext("no longer overdue, neither paid nor cancelled")}
+EPISODE_ACTIONS = {"left_vip": lazy_gettext("left VIP"),
+                   "ticket_lowered": lazy_gettext("ticket priority lowered"),
+                   "ticket_blocked": lazy_gettext("ticket blocked"),
+                   "suspended": lazy_gettext("suspended by WHMCS"),
+                   "promise": lazy_gettext("promise to pay"),
+                   "unlocked_by_trust": lazy_gettext("unlocked by trust"),
+                   "reason_tagged": lazy_gettext("reason tagged")}
+
+
 @bp.route("/clients/<int:client_id>", endpoint="client")
 def client(client_id: int) -> str:
     store = rt().store
@@ -223,6 +240,8 @@ def client(client_id: int) -> str:
         memory=memory, tickets=ticket_lines(client_id, live),
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY, names=names,
+        episodes=store.episodes(client_id, limit=EPISODES), episode_ends=EPISODE_ENDS,
+        episode_actions=EPISODE_ACTIONS,
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
         tz=rt().settings.bridge.timezone,
         hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",

@@ -30,6 +30,8 @@ from bridge.admin.common import (
 from bridge.admin.language import current
 from bridge.admin.localtime import shown
 from bridge.i18n import why
+from bridge.model import AuditEntry
+from bridge.policy.episodes import PROMISE, Action, EpisodeStep
 
 MAX_DAYS_AHEAD = 90  # a promise further out is a payment plan, not a promise
 NOTE_MAX = 500
@@ -102,10 +104,15 @@ def promises() -> tuple[str, int] | Response:
     def work() -> None:
         store = rt().store
         previous = store.get_promise(client_id)
-        store.set_promise(client_id, until, note, admin_name(), business_now())
-        audit("promise", client_id=client_id,
-              before=f"until {previous[0].isoformat()}" if previous else None,
-              after=f"until {until.isoformat()}", reasons=(note,))
+        now = business_now()
+        store.set_promise(client_id, until, note, admin_name(), now)
+        # the audit row, and the promise as an action of the client's open episode (if any)
+        store.record(client_id, [AuditEntry(
+            now, admin_name(), "promise", client_id, None,
+            f"until {previous[0].isoformat()}" if previous else None,
+            f"until {until.isoformat()}", (note,))],
+            EpisodeStep(actions=(Action(PROMISE, now, admin_name(), None,
+                                        f"until {until.isoformat()}"),)), now)
         t = current()
         what = (_("Promise to pay by %(until)s saved for client %(id)s (it replaces the one "
                   "until %(previous)s)", until=t.day(until), id=client_id,

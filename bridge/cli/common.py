@@ -6,8 +6,9 @@ package has no import cycle."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 import sqlalchemy as sa
@@ -142,14 +143,17 @@ def database_failure(exc: sa.exc.SQLAlchemyError, url: str | None, *,
     return Failure(database_error(exc, url, what=what), exit_code)
 
 
-def opening(settings: Settings, open_: Callable[[Settings], T]) -> T:
-    """``open_(settings)``, with database problems turned into one-line failures."""
+def opening(settings: Settings, open_: Callable[[Settings], T], *, exit_code: int = 1,
+            what: str = "database") -> T:
+    """``open_(settings)``, with database problems turned into one-line failures (exit 2 for
+    a schema not upgraded, ``exit_code`` for a database that does not answer)."""
     try:
         return open_(settings)
     except DatabaseNotReady as exc:
         raise Failure(exception_text(exc), 2) from None
     except sa.exc.SQLAlchemyError as exc:
-        raise database_failure(exc, settings.bridge.database_url) from None
+        raise database_failure(exc, settings.bridge.database_url, what=what,
+                               exit_code=exit_code) from None
 
 
 def log_to_stderr() -> None:
@@ -163,3 +167,36 @@ def log_to_stderr() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("vipgate", "bridge"):
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise a line on stderr every 10% of the clients."""
+
+    def __init__(self, total: int, tty: bool, err: IO[str], texts: Texts | None = None,
+                 name: str = "resync") -> None:
+        self.total, self.err, self.done, self.name = total, err, 0, name
+        self.t = texts or Texts("en")
+        self.bar: Any = None
+        self.started = time.monotonic()
+        self.step = max(1, total // 10)
+        if tty:
+            from tqdm import tqdm
+
+            tqdm.monitor_interval = 0  # no monitor thread: a scan may fork its processes
+            self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
+                            desc=name, smoothing=0.1, mininterval=0.2)
+
+    def __call__(self, count: int) -> None:
+        before, self.done = self.done, self.done + count
+        if self.bar is not None:
+            self.bar.update(count)
+        elif before // self.step != self.done // self.step:
+            rate = self.done / max(time.monotonic() - self.started, 1e-6)
+            self.err.write(self.t.gettext("vipgate: %(name)s %(done)s/%(total)s clients read "
+                                          "(%(rate)s/s)", name=self.name, done=self.done,
+                                          total=self.total, rate=self.t.number(rate)) + "\n")
+            self.err.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -19,6 +19,7 @@ import click
 import sqlalchemy as sa
 
 from bridge import __version__
+from bridge.cli.backfill import backfill_command
 from bridge.cli.common import (
     Failure,
     _,
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 cli.add_command(resync_command)
+cli.add_command(backfill_command)
 cli.add_command(sandbox_command)
 cli.add_command(init_command)
 cli.add_command(deploy_group)

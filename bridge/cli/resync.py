@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 
 from bridge.cli.common import (
     Failure,
+    Progress,
     cli_language,
     database_failure,
     exception_text,
@@ -118,38 +118,6 @@ class JsonPrinter:
                        + json.dumps(result.summary(), ensure_ascii=False) + "}\n")
 
 
-class Progress:
-    """A tqdm bar on a terminal; otherwise a line on stderr every 10% of the clients."""
-
-    def __init__(self, total: int, tty: bool, err: IO[str], texts: Texts | None = None) -> None:
-        self.total, self.err, self.done = total, err, 0
-        self.t = texts or Texts("en")
-        self.bar: Any = None
-        self.started = time.monotonic()
-        self.step = max(1, total // 10)
-        if tty:
-            from tqdm import tqdm
-
-            tqdm.monitor_interval = 0  # no monitor thread: a scan may fork its processes
-            self.bar = tqdm(total=total or None, unit="client", file=err, dynamic_ncols=True,
-                            desc="resync", smoothing=0.1, mininterval=0.2)
-
-    def __call__(self, count: int) -> None:
-        before, self.done = self.done, self.done + count
-        if self.bar is not None:
-            self.bar.update(count)
-        elif before // self.step != self.done // self.step:
-            rate = self.done / max(time.monotonic() - self.started, 1e-6)
-            self.err.write(self.t.gettext("vipgate: resync %(done)s/%(total)s clients read "
-                                          "(%(rate)s/s)", done=self.done, total=self.total,
-                                          rate=self.t.number(rate)) + "\n")
-            self.err.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...],
                source: str | None, as_json: bool, out: IO[str], err: IO[str],
                tty: bool, now: Callable[[], datetime] | None = None, yes: bool = False,
@@ -161,6 +129,7 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
     On an installation that never applied a full reconcile (``bridge.first_run``), applying to
     everyone first plans, shows the plan's summary and needs ``yes`` or ``ask``'s answer."""
     from bridge import first_run
+    from bridge.cli.backfill import backfilled, run_backfill_command
     from bridge.resync import SourceUnavailable, make_source, source_kind
     from bridge.resync.runner import Resync
     from bridge.runtime import make_reconcile_engine, open_store, utc_now
@@ -209,6 +178,12 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
         if ids is None and not dry_run and not first_run.confirmed(store):
             _confirm_first_run(engine, reader, total, yes=yes, ask=ask,
                                shown=err if as_json else out, err=err, tty=tty, texts=t)
+        if ids is None and not dry_run and kind == "db" and not backfilled(store):
+            # the first full read: the past episodes first, so the resync carries on the
+            # open ones from the day they really began
+            run_backfill_command(settings, store, now=now or utc_now, as_json=False,
+                                 out=err if as_json else out, err=err, tty=tty, source="db",
+                                 t=t)
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
             out, engine.settings.policy.vip_group_id, dry_run, t)
         progress = Progress(total, tty, err, t)

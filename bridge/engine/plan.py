@@ -102,6 +102,9 @@ class ClientPlan:
     tickets: Mapping[int, TicketMemory]  # records after ``changes`` are applied
     cache: CachedStanding
     reasons: tuple[str, ...] = field(default=())
+    # The client as read (the engine's episode step compares its invoices with the open
+    # episode's: bridge.policy.episodes.step)
+    client: ClientState | None = None
 
     @property
     def group_change(self) -> Change | None:
@@ -281,4 +284,4 @@ def plan_client(client: ClientState, tickets: Sequence[OpenTicket], memory: Clie
                               eligible=decision.eligible,
                               standing_reasons=current.reasons,
                               vip_reasons=decision.reasons),
-                      current.reasons)
+                      current.reasons, client)

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 
 from bridge.engine.plan import PENDING, Change, ClientPlan, OpenTicket, plan_client
 from bridge.model import AuditEntry, CachedStanding, ClientMemory, TicketMemory
+from bridge.policy import episodes
 from bridge.policy.gate import ungated_ticket
-from bridge.policy.state import ClientState, Promise
+from bridge.policy.state import ClientState, Invoice, Promise
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.whmcs import InvoiceDetails, WhmcsClient, WhmcsNotFound
@@ -201,6 +202,7 @@ class Engine:
         plan, stored = self._plan(client_id, staff=staff, known=known)
         if plan is None:
             log.info("client %s no longer exists in WHMCS", client_id)
+            self.end_episode_of_gone(client_id)
             return ClientResult(client_id, None)
         for ticket_id, department in sorted(opened):
             self._ungated(plan, ticket_id, department, gate_saw,
@@ -239,9 +241,13 @@ class Engine:
             return
 
         def audit(kind: str, before: str | None, after: str | None) -> None:
-            self.store.add_audit([AuditEntry(self.now(), ACTOR, kind, plan.client_id,
-                                             ticket_id, before, after, action.reasons,
-                                             event_id)])
+            now = self.now()
+            done = episodes.change_action(kind, before, after,
+                                          settings.policy.vip_group_id, ticket_id, now, ACTOR)
+            self.store.record(plan.client_id, [AuditEntry(now, ACTOR, kind, plan.client_id,
+                                                          ticket_id, before, after,
+                                                          action.reasons, event_id)],
+                              episodes.EpisodeStep(actions=(done,) if done else ()), now)
 
         if action.move_to is not None:
             self._throttle()
@@ -256,23 +262,35 @@ class Engine:
 
     def apply(self, plan: ClientPlan, *, event_id: str | None = None,
               applied: list[Change] | None = None,
-              stored: ClientMemory | None = None) -> list[Change]:
+              stored: ClientMemory | None = None,
+              episode_invoices: Iterable[Invoice] = ()) -> list[Change]:
         """Apply ``plan``'s changes to WHMCS and record them; returns what was applied. Each
         change is appended to ``applied`` as it lands, so a caller still knows what landed
         when a later change fails. ``stored``: the client's memory as read for the plan; when
         the plan leaves it as it was, it is not written again (one commit less per event;
-        nothing reads the row's ``updated_at``)."""
-        store, whmcs, cid = self.store, self.whmcs(), plan.client_id
+        nothing reads the row's ``updated_at``).
+
+        The client's delinquency episode moves first (``bridge.policy.episodes.step``: opened,
+        paid into, ended), in the transaction of the observations' audit rows; each change
+        that is an episode action (left VIP, ticket lowered) is added to it in the
+        transaction of its audit row. (Episodes are not audited themselves: the audit log
+        holds what was done in WHMCS and by staff.) ``episode_invoices``: invoices of the
+        open episode the plan's read left out."""
+        store, cid = self.store, plan.client_id
         applied = [] if applied is None else applied
+        vip = self.settings.policy.vip_group_id
 
         def audit(action: str, change: Change | None = None, *, before: str | None = None,
                   after: str | None = None, reasons: tuple[str, ...] = (),
                   actor: str = ACTOR) -> None:
             if change is not None:
                 before, after, reasons = change.before, change.after, change.reasons
-            store.add_audit([AuditEntry(self.now(), actor, action, cid,
-                                        change.ticket_id if change else None, before, after,
-                                        reasons, event_id)])
+            now = self.now()
+            ticket_id = change.ticket_id if change else None
+            done = episodes.change_action(action, before, after, vip, ticket_id, now, actor)
+            store.record(cid, [AuditEntry(now, actor, action, cid, ticket_id, before, after,
+                                          reasons, event_id)],
+                         episodes.EpisodeStep(actions=(done,) if done else ()), now)
 
         def landed(change: Change) -> None:
             """Record a change WHMCS took: the audit row, and one line in the log."""
@@ -282,15 +300,18 @@ class Engine:
                      "; ".join(change.reasons) or "no reason given",
                      f" [event {event_id}]" if event_id else "")
 
-        for seen in plan.observations:
-            audit(seen.action, before=seen.before, after=seen.after, reasons=seen.reasons,
-                  actor=seen.actor)
+        now = self.now()
+        seen = [AuditEntry(now, o.actor, o.action, cid, None, o.before, o.after, o.reasons,
+                           event_id) for o in plan.observations]
+        step = self.episode_step(plan, now, episode_invoices)
+        if seen or step.changed:
+            store.record(cid, seen, step, now)
         group = plan.group_change
         if group is not None:
             target = int(group.after or 0)
             store.save_memory(replace(plan.memory, pending_group_id=target), self.now())
             self._throttle()
-            whmcs.update_client_group(cid, target)
+            self.whmcs().update_client_group(cid, target)
             landed(group)
         if stored is None or not stored.known or plan.memory_after != stored:
             store.save_memory(plan.memory_after, self.now())
@@ -306,6 +327,23 @@ class Engine:
             store.save_ticket_memory(final, self.now())
         store.put_standing(plan.cache)
         return applied
+
+    def episode_step(self, plan: ClientPlan, now: datetime,
+                     extra: Iterable[Invoice] = ()) -> episodes.EpisodeStep:
+        """How the client's delinquency episode moves with ``plan`` (pure, over the open
+        episode the store holds)."""
+        if plan.client is None:
+            return episodes.NO_STEP
+        return episodes.step(self.store.open_episode(plan.client_id), plan.client,
+                             plan.standing, self.today(now), now, extra_invoices=extra)
+
+    def end_episode_of_gone(self, client_id: int) -> None:
+        """The client is no longer in WHMCS: its open episode ends (``client_gone``)."""
+        now = self.now()
+        step = episodes.step(self.store.open_episode(client_id), None, None,
+                             self.today(now), now)
+        if step.changed:
+            self.store.record(client_id, [], step, now)
 
     def _throttle(self) -> None:
         if self.throttle is not None:

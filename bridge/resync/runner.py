@@ -36,7 +36,8 @@ from typing import Any, Protocol
 from bridge.engine.plan import Change, ClientPlan, plan_client
 from bridge.engine.reconcile import Engine
 from bridge.model import CachedStanding, ClientMemory, TicketMemory
-from bridge.policy.state import Promise
+from bridge.policy import episodes
+from bridge.policy.state import Invoice, Promise
 from bridge.resync.snapshot import ClientSnapshot, Source, SplitSource, Window, merge
 from bridge.settings import Settings
 from bridge.store import Store, snapshots
@@ -124,6 +125,10 @@ class _Scanned:
     memory: ClientMemory
     tickets: dict[int, TicketMemory]
     cached: CachedStanding | None
+    episode: episodes.OpenEpisode | None = None  # the client's open episode
+    # how the client's episode moves with the plan (opened, paid into, ended)
+    episode_step: episodes.EpisodeStep = episodes.NO_STEP
+    episode_invoices: tuple[Invoice, ...] = ()  # its invoices the read left out (applying)
 
 
 class Resync:
@@ -141,6 +146,7 @@ class Resync:
         self.concurrency = concurrency or self.settings.resync.concurrency
         self.range_size = RANGE_CLIENTS
         self.start_method: str | None = None  # None: fork unless threads run, then spawn
+        self._read_lock = threading.Lock()
 
     # --- planning -----------------------------------------------------------------------------
 
@@ -168,15 +174,18 @@ class Resync:
                      store.iter_memories(ids, id_range=id_range),
                      store.iter_ticket_memories(ids, id_range=id_range),
                      store.iter_standings(ids, id_range=id_range) if with_cache else (),
+                     store.iter_open_episodes(ids, id_range=id_range) if with_cache else (),
                      key=_client_id)
-        for snapshot, memories, tickets, cached in rows:
+        for snapshot, memories, tickets, cached, opened in rows:
             yield self._plan(snapshot, memories[0] if memories else None,
                              {t.ticket_id: t for t in tickets},
-                             cached[0] if cached else None, promises, window, now)
+                             cached[0] if cached else None, promises, window, now,
+                             opened[0] if opened else None)
 
     def _plan(self, snapshot: ClientSnapshot, memory: ClientMemory | None,
               tickets: dict[int, TicketMemory], cached: CachedStanding | None,
-              promises: dict[int, tuple], window: Window, now: datetime) -> _Scanned:
+              promises: dict[int, tuple], window: Window, now: datetime,
+              episode: episodes.OpenEpisode | None = None) -> _Scanned:
         client = snapshot.client
         memory = memory or ClientMemory(client.id)
         promise = promises.get(client.id)
@@ -188,7 +197,8 @@ class Resync:
         if not snapshot.language_known:
             plan = replace(plan, cache=replace(
                 plan.cache, language=cached.language if cached else None))
-        return _Scanned(snapshot, plan, memory, tickets, cached)
+        moves = episodes.step(episode, client, plan.standing, window.today, now)
+        return _Scanned(snapshot, plan, memory, tickets, cached, episode, moves)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -281,6 +291,8 @@ class Resync:
         if tally.dry_run:
             return
         tally.recorded += self.store.add_memories(tally.first_seen, now)
+        self.store.open_episodes(tally.openings, now)
+        tally.openings.clear()
         tally.cached += self.store.put_standings(tally.caches, older_than=now)
         tally.first_seen.clear()
         tally.caches.clear()
@@ -325,25 +337,52 @@ class Resync:
             if not held:
                 return
             seen = set()
-            for scanned in self.scan(held):
+            for scanned in self._read_again(held):
                 cid = scanned.plan.client_id
                 seen.add(cid)
                 if deadline is not None and time.monotonic() > deadline:
                     with lock:
                         result.complete = False
                     return
-                self._apply_one(scanned.plan, report, event_id, result, lock)
+                self._apply_one(scanned.plan, report, event_id, result, lock,
+                                scanned.episode_invoices)
             with lock:
                 result.gone += len(set(held) - seen)
         finally:
             for cid in held:
                 queue.release_client(self.store, cid, self.owner)
 
+    def _read_again(self, ids: list[int]) -> list[_Scanned]:
+        """A batch read again and planned, with the invoices of open episodes the read left
+        out. The database source's batches are read one at a time and in full before they are
+        applied: each read holds a pooled connection per query, and ``concurrency`` batches
+        reading at once would exhaust the reader's pool."""
+        def read() -> list[_Scanned]:
+            return [replace(scanned, episode_invoices=self._episode_invoices(scanned))
+                    for scanned in self.scan(ids)]
+
+        if not isinstance(self.source, SplitSource):
+            return read()
+        with self._read_lock:
+            return read()
+
+    def _episode_invoices(self, scanned: _Scanned) -> tuple[Invoice, ...]:
+        """The open episode's invoices the source's bulk read left out (paid or cancelled
+        since: the database source reads only what is owed), read one by one."""
+        episode = scanned.episode
+        if episode is None:
+            return ()
+        read = {inv.id for inv in scanned.snapshot.client.invoices}
+        missing = sorted(set(episode.tracked) - read)
+        return self.source.invoices(missing) if missing else ()
+
     def _apply_one(self, plan: ClientPlan, report: Callable[[PlannedChange], None],
-                   event_id: str | None, result: ResyncResult, lock: threading.Lock) -> None:
+                   event_id: str | None, result: ResyncResult, lock: threading.Lock,
+                   episode_invoices: tuple[Invoice, ...] = ()) -> None:
         applied: list[Change] = []
         try:
-            self.engine.apply(plan, event_id=event_id, applied=applied)
+            self.engine.apply(plan, event_id=event_id, applied=applied,
+                              episode_invoices=episode_invoices)
         except WhmcsError as exc:
             failed = next((c for c in plan.changes if c not in applied), None)
             for change in applied:
@@ -372,6 +411,7 @@ class _Tally:
         self.planned: Counter[str] = Counter()
         self.work: list[int] = []
         self.first_seen: list[ClientMemory] = []
+        self.openings: list[tuple[int, episodes.EpisodeStep]] = []  # episodes opened in bulk
         self.caches: list[CachedStanding] = []
         self.complete = True
 
@@ -393,6 +433,8 @@ class _Tally:
             return
         if not scanned.memory.known:
             self.first_seen.append(plan.memory_after)
+        if scanned.episode_step.changed:  # an opening only (anything else takes the lease)
+            self.openings.append((plan.client_id, scanned.episode_step))
         if _cache_differs(scanned.cached, plan.cache):
             self.caches.append(plan.cache)
 
@@ -404,7 +446,8 @@ class _Tally:
 
     @property
     def bookkeeping_due(self) -> bool:
-        return len(self.first_seen) >= BOOKKEEPING_BATCH or len(self.caches) >= BOOKKEEPING_BATCH
+        return (len(self.first_seen) >= BOOKKEEPING_BATCH or len(self.caches) >= BOOKKEEPING_BATCH
+                or len(self.openings) >= BOOKKEEPING_BATCH)
 
     def merge(self, part: _Tally) -> None:
         self.clients += part.clients
@@ -415,6 +458,7 @@ class _Tally:
             self._report(change)
         self.work += part.work
         self.first_seen += part.first_seen
+        self.openings += part.openings
         self.caches += part.caches
         self.complete = self.complete and part.complete
 
@@ -477,10 +521,12 @@ def _client_id(row: ClientSnapshot | _OfClient) -> int:
 
 
 def _needs_lease(scanned: _Scanned) -> bool:
-    """Whether applying this client needs more than first-sight bookkeeping and the cache:
-    a WHMCS write, a staff decision to record, or remembered state that moves."""
+    """Whether applying this client needs more than first-sight bookkeeping, the cache and
+    an episode's opening: a WHMCS write, a staff decision to record, or remembered state that
+    moves (an episode paid into or ended among it)."""
     plan = scanned.plan
-    if plan.changes or plan.observations:
+    step = scanned.episode_step
+    if plan.changes or plan.observations or (step.changed and step.opening is None):
         return True
     memory = scanned.memory
     if memory.known and plan.memory_after != memory:

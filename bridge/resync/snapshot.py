@@ -9,7 +9,7 @@ from operator import itemgetter
 from typing import Any, Protocol, runtime_checkable
 
 from bridge.engine.plan import OpenTicket
-from bridge.policy.state import ClientState
+from bridge.policy.state import ClientState, Invoice
 from bridge.policy.vip import add_months
 from bridge.settings import PolicySettings
 
@@ -49,6 +49,11 @@ class Source(Protocol):
 
     def scan(self, window: Window, client_ids: Iterable[int] | None = None
              ) -> Iterator[ClientSnapshot]: ...
+
+    def invoices(self, invoice_ids: Sequence[int]) -> tuple[Invoice, ...]:
+        """Some invoices as the policy reads them, whatever their status (the ones of an
+        open episode a scan left out); an invoice WHMCS no longer has is left out."""
+        ...
 
     def dispose(self) -> None: ...
 

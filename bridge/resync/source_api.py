@@ -61,6 +61,16 @@ class WhmcsApiReader:
             return len(set(client_ids))
         return self.client().count_clients()
 
+    def invoices(self, invoice_ids: Sequence[int]) -> tuple[Invoice, ...]:
+        """Some invoices, one GetInvoice each (its ``balance`` counts partial payments)."""
+        found = []
+        for invoice_id in invoice_ids:
+            try:
+                found.append(self.client().get_invoice(invoice_id).to_policy())
+            except WhmcsNotFound:
+                continue
+        return tuple(found)
+
     def scan(self, window: Window, client_ids: Iterable[int] | None = None
              ) -> Iterator[ClientSnapshot]:
         if client_ids is not None:

@@ -191,6 +191,25 @@ class WhmcsDbReader:
         finally:
             result.close()
 
+    def invoices(self, invoice_ids: Sequence[int]) -> tuple[Invoice, ...]:
+        """Some invoices whatever their status, with their balance (``total - SUM(amountin -
+        amountout)``; the ones of an open episode that a scan left out)."""
+        i, a = tblinvoices.c, tblaccounts.c
+        paid = sa.func.coalesce(
+            sa.select(sa.func.sum(a.amountin - a.amountout)).where(a.invoiceid == i.id)
+            .correlate(tblinvoices).scalar_subquery(), 0)
+        day, cents = self._day, self._cents
+        found: list[Invoice] = []
+        ids = sorted(set(invoice_ids))
+        with self.engine.connect() as conn:
+            for n in range(0, len(ids), ID_BATCH):
+                query = (sa.select(i.userid, i.id, i.invoicenum, i.status, day(i.date),
+                                   day(i.duedate), cents(i.total), day(i.datepaid),
+                                   cents(i.total - paid))
+                         .where(i.id.in_(ids[n:n + ID_BATCH])).order_by(i.id))
+                found += (inv for inv in map(_invoice, conn.execute(query)) if inv is not None)
+        return tuple(found)
+
     # --- reading ------------------------------------------------------------------------------
 
     def scan(self, window: Window, client_ids: Iterable[int] | None = None, *,

@@ -1,5 +1,5 @@
-"""API actions about invoices: GetInvoices, GetInvoice, AddInvoicePayment, UpdateInvoice,
-CreateInvoice."""
+"""API actions about invoices: GetInvoices, GetInvoice, GetTransactions, AddInvoicePayment,
+UpdateInvoice, CreateInvoice."""
 
 from __future__ import annotations
 
@@ -98,13 +98,33 @@ def get_invoice(sb: Sandbox, p: Params) -> dict[str, Any]:
         "items": nest("item", [{"id": s(r["id"]), "type": r["type"], "relid": s(r["relid"]),
                                 "description": r["description"], "amount": s(r["amount"]),
                                 "taxed": s(r["taxed"])} for r in items]),
-        "transactions": nest("transaction", [{
-            "id": s(t["id"]), "userid": s(t["userid"]), "currency": s(t["currency"]),
+        "transactions": nest("transaction", [_transaction(t) for t in transactions]),
+    }
+
+
+@action("GetTransactions")
+def get_transactions(sb: Sandbox, p: Params) -> dict[str, Any]:
+    """Every transaction matching ``invoiceid``, ``clientid`` and ``transid`` (no pages)."""
+    a = tblaccounts.c
+    query = sa.select(tblaccounts).order_by(a.id)
+    if p.has("invoiceid"):
+        query = query.where(a.invoiceid == p.int("invoiceid", -1))
+    if p.has("clientid"):
+        query = query.where(a.userid == p.int("clientid", -1))
+    if p.get("transid"):
+        query = query.where(a.transid == p.get("transid"))
+    with sb.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return {"totalresults": s(len(rows)), "startnumber": "0", "numreturned": s(len(rows)),
+            "transactions": nest("transaction", [_transaction(t) for t in rows])}
+
+
+def _transaction(t: Any) -> dict[str, Any]:
+    return {"id": s(t["id"]), "userid": s(t["userid"]), "currency": s(t["currency"]),
             "gateway": t["gateway"], "date": s(t["date"]), "description": t["description"],
             "amountin": s(t["amountin"]), "fees": s(t["fees"]), "amountout": s(t["amountout"]),
             "rate": f"{t['rate']:.5f}", "transid": t["transid"], "invoiceid": s(t["invoiceid"]),
-            "refundid": s(t["refundid"])} for t in transactions]),
-    }
+            "refundid": s(t["refundid"])}
 
 
 @action("AddInvoicePayment")

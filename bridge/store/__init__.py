@@ -13,9 +13,11 @@ from bridge.store.accounts import AccountStore
 from bridge.store.audit import AuditStore
 from bridge.store.clients import ClientStore
 from bridge.store.database import Database, DatabaseNotReady
+from bridge.store.episodes import EpisodeStore
 from bridge.store.inbox import InboxStore
 from bridge.store.meta import MetaStore
 from bridge.store.overrides import OverrideStore
+from bridge.store.past_episodes import PastEpisodeStore
 from bridge.store.promises import PromiseStore
 from bridge.store.standing import StandingStore
 
@@ -23,6 +25,6 @@ __all__ = ["DatabaseNotReady", "Store"]
 
 
 class Store(InboxStore, MetaStore, StandingStore, ClientStore, PromiseStore, AuditStore,
-            AccountStore, OverrideStore, Database):
+            EpisodeStore, PastEpisodeStore, AccountStore, OverrideStore, Database):
     """vipgate's database at ``url``: the engines (:class:`Database`) and every aggregate's
     statements."""

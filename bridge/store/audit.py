@@ -3,7 +3,7 @@ the reasons, as the admin page lists, filters and exports it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,18 +48,22 @@ def audit_entry(row: Any) -> AuditEntry:
                       row.after, load_reasons(row.reasons), row.event_id, row.id)
 
 
+def audit_rows(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
+    """The ``audit`` rows of ``entries`` (texts cut to their columns)."""
+    return [{"at": utc_naive(e.at), "actor": e.actor[:64], "action": e.action[:32],
+             "client_id": e.client_id, "ticket_id": e.ticket_id,
+             "before": None if e.before is None else e.before[:255],
+             "after": None if e.after is None else e.after[:255],
+             "reasons": dump_reasons(e.reasons),
+             "event_id": e.event_id} for e in entries]
+
+
 class AuditStore(Database):
     def add_audit(self, entries: list[AuditEntry]) -> None:
         if not entries:
             return
-        rows = [{"at": utc_naive(e.at), "actor": e.actor[:64], "action": e.action[:32],
-                 "client_id": e.client_id, "ticket_id": e.ticket_id,
-                 "before": None if e.before is None else e.before[:255],
-                 "after": None if e.after is None else e.after[:255],
-                 "reasons": dump_reasons(e.reasons),
-                 "event_id": e.event_id} for e in entries]
         with self.engine.begin() as conn:
-            conn.execute(audit.insert(), rows)
+            conn.execute(audit.insert(), audit_rows(entries))
 
     def audit_page(self, filters: AuditFilter, *, limit: int,
                    offset: int = 0) -> list[AuditEntry]:

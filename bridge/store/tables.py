@@ -185,3 +185,64 @@ daily_snapshot = sa.Table(
     sa.Column("by_due_day", sa.Text, nullable=False),  # JSON {"1": n, ..., "31": n}
     sa.Column("closed_at", sa.DateTime, nullable=True),  # the day's end passed: final
 )
+
+# --- delinquency episodes (bridge.store.episodes; the pure rules: bridge.policy.episodes) ------
+
+# One row per episode: a client's debt past the grace, from the day it began to the day it
+# ended. ``open_client_id`` is the client id while the episode is open and NULL once it ended:
+# its unique index lets a client have one open episode at most, on every database (NULLs do
+# not collide), whichever worker, resync or backfill tries to open a second one.
+episode = sa.Table(
+    "episode", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.Integer, nullable=False),
+    sa.Column("open_client_id", sa.Integer, nullable=True),
+    sa.Column("opened_at", sa.DateTime, nullable=False),  # naive UTC
+    sa.Column("opened_on", sa.Date, nullable=False),  # WHMCS's day
+    sa.Column("amount", sa.Numeric(16, 2), nullable=False),  # owed past the grace at opening
+    sa.Column("currency_prefix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("currency_suffix", sa.String(16), nullable=False, server_default=""),
+    sa.Column("tracked", sa.Text, nullable=False),  # JSON {invoice id: balance} still owed
+    sa.Column("standing", sa.String(16), nullable=False),  # overdue | suspended (last seen)
+    sa.Column("recovered", sa.Numeric(16, 2), nullable=False, server_default="0"),
+    sa.Column("written_off", sa.Numeric(16, 2), nullable=False, server_default="0"),
+    sa.Column("ended_at", sa.DateTime, nullable=True),
+    sa.Column("ended_on", sa.Date, nullable=True),
+    sa.Column("how", sa.String(16), nullable=True),  # bridge.policy.episodes.END_KINDS
+    sa.Column("days", sa.Integer, nullable=True),  # days to recover (paid episodes)
+    # backfill: reconstructed from WHMCS's history; live: opened by the engine or resync
+    sa.Column("source", sa.String(16), nullable=False),
+    # the engine has written to it since (a backfilled episode it carried on): the backfill
+    # leaves such a row alone
+    sa.Column("live", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.String(32), nullable=True),  # staff's reason tag (issue 19 item 3)
+    sa.Column("reason_note", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("open_client_id", name="uq_episode_open_client"),
+    sa.Index("ix_episode_client_opened", "client_id", "opened_on"),
+    sa.Index("ix_episode_ended_on", "ended_on"),
+)
+
+episode_action = sa.Table(
+    "episode_action", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("episode_id", BigId, nullable=False),
+    sa.Column("client_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # bridge.policy.episodes.ACTION_KINDS
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("ticket_id", sa.Integer, nullable=True),
+    sa.Column("detail", sa.String(255), nullable=False, server_default=""),
+    sa.Index("ix_episode_action_episode", "episode_id"),
+)
+
+episode_payment = sa.Table(
+    "episode_payment", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("episode_id", BigId, nullable=False),
+    sa.Column("client_id", sa.Integer, nullable=False),
+    sa.Column("invoice_id", sa.Integer, nullable=False),
+    sa.Column("amount", sa.Numeric(16, 2), nullable=False),
+    sa.Column("paid_on", sa.Date, nullable=False),
+    sa.Index("ix_episode_payment_episode", "episode_id"),
+)

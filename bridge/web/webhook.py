@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ import hooks
 from bridge import panels
 from bridge.payloads import load_event
 from bridge.policy import gate
+from bridge.policy.episodes import TICKET_BLOCKED, Action
 from bridge.runtime import Runtime, runtime
 from bridge.signing import (
     WEBHOOK_ID_FORM,
@@ -164,6 +166,19 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
     return {"errors": list(answer.errors)}
 
 
+def _note_blocked(rt: Runtime, question: hooks.TicketGateQuestion, now: datetime) -> None:
+    """A blocked ticket is an action of the client's open episode: one INSERT ... SELECT,
+    run once the answer is sent (the gate answers from the cache alone, and a write may wait
+    on another writer). Its failure is logged: the client was blocked all the same."""
+    try:
+        rt.store.add_episode_action(question.client_id, Action(
+            TICKET_BLOCKED, now, "vipgate", None,
+            f"department {question.department_id}"))
+    except sa.exc.DBAPIError as exc:
+        log.warning("gate client=%s: the blocked ticket was not added to its episode: %s",
+                    question.client_id, exc.orig if exc.orig is not None else exc)
+
+
 def _database_away(msg_id: str, exc: sa.exc.DBAPIError, what: str) -> Rejected:
     """The database is away (restarting, unreachable): a 503, and one log line rather than
     a traceback per request."""
@@ -175,7 +190,12 @@ def _database_away(msg_id: str, exc: sa.exc.DBAPIError, what: str) -> Rejected:
 def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQuestion,
                  verified: Verified) -> Response:
     if isinstance(question, hooks.TicketGateQuestion):
-        return _signed_answer(rt, verified, _answer_gate(rt, question))
+        gate_answer = _answer_gate(rt, question)
+        response = _signed_answer(rt, verified, gate_answer)
+        if gate_answer["errors"] and question.client_id:
+            now = rt.engine.now() if rt.engine is not None else rt.clock()
+            response.call_on_close(lambda: _note_blocked(rt, question, now))
+        return response
     answer = panels.answer(rt.store, rt.settings, question, today=rt.business_today())
     log.info("panel %s client=%s ticket=%s: %d characters", question.panel,
              question.client_id, question.ticket_id, len(answer["html"]))

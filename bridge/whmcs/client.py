@@ -33,6 +33,7 @@ from bridge.whmcs.models import (
     Product,
     Ticket,
     TicketDetails,
+    Transaction,
 )
 from bridge.whmcs.transport import ATTEMPTS, Transport
 
@@ -203,6 +204,12 @@ class WhmcsClient:
     def get_invoice(self, invoice_id: int) -> InvoiceDetails:
         return p.load(p.InvoiceDetailsSchema, self.call("GetInvoice", {"invoiceid": invoice_id}),
                       "GetInvoice")
+
+    def client_transactions(self, client_id: int) -> tuple[Transaction, ...]:
+        """GetTransactions of one client (the action has no pages: all of them at once)."""
+        data = self.call("GetTransactions", {"clientid": client_id})
+        return tuple(p.load_rows(p.TransactionSchema, data.get("transactions"), "transaction",
+                                 "GetTransactions"))
 
     def get_ticket(self, ticket_id: int) -> TicketDetails:
         return p.load(p.TicketDetailsSchema, self.call("GetTicket", {"ticketid": ticket_id}),

@@ -112,6 +112,8 @@ class InvoiceSummary(_InvoiceBase):
     currency_code: str
     currency_prefix: str
     currency_suffix: str
+    date_cancelled: dt.date | None = None  # None for WHMCS's 0000-00-00
+    updated_at: dt.date | None = None
 
     def to_policy(self, balance: Decimal | None = None) -> state.Invoice:
         """The policy's invoice. ``total - credit`` is not the balance once partial payments
@@ -144,6 +146,8 @@ class Transaction:
     transid: str
     amountin: Decimal
     amountout: Decimal
+    invoiceid: int = 0  # 0: not applied to an invoice
+    userid: int = 0
 
 
 @dataclass(frozen=True)

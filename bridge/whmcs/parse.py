@@ -114,6 +114,8 @@ class InvoiceSummarySchema(_InvoiceFields):
     currency_code = Text(data_key="currencycode")
     currency_prefix = Text(data_key="currencyprefix")
     currency_suffix = Text(data_key="currencysuffix")
+    date_cancelled = Date()
+    updated_at = Date()
 
 
 class InvoiceItemSchema(_Response):
@@ -133,6 +135,8 @@ class TransactionSchema(_Response):
     transid = Text()
     amountin = Money()
     amountout = Money()
+    invoiceid = Int(0)
+    userid = Int(0)
 
 
 class InvoiceDetailsSchema(_InvoiceFields):
