@@ -171,6 +171,26 @@ class ReasonMaker:
 why = ReasonMaker()
 
 
+# What the audit log's actions (``audit.action``) and the membership flags they change are
+# called for people: the panels' list of last changes, the admin's audit log and client
+# history. An action not listed here is shown as it is stored.
+AUDIT_ACTIONS = {
+    "group": N_("VIP group"), "membership": N_("VIP membership"),
+    "ticket_priority": N_("ticket priority"), "ticket_note": N_("note on ticket"),
+    "ticket_department": N_("ticket moved"), "ticket_reply": N_("reply on ticket"),
+    "promise": N_("promise to pay"), "promise_cancel": N_("promise cancelled"),
+    "reconcile": N_("reconciled"), "setting": N_("setting changed"),
+    "snapshot": N_("snapshot taken"), "admin_login": N_("admin signed in"),
+    "inbox_retry": N_("event retried"), "inbox_discard": N_("event discarded"),
+    "first_reconcile_confirmed": N_("first full reconcile confirmed"),
+    "pin": N_("Pin"), "unpin": N_("Unpin"), "exclude": N_("Exclude"), "include": N_("Include"),
+}
+# the admin's pin/unpin/exclude/include change the same flags as staff's membership entries
+MEMBERSHIP_ACTIONS = ("membership", "pin", "unpin", "exclude", "include")
+MEMBERSHIP_WORDS = {"pinned": N_("pinned"), "excluded": N_("excluded"), "held": N_("held"),
+                    "rules": N_("by the rules"), "unknown": N_("unknown")}
+
+
 class Texts:
     """One language's messages and formats, for templates and the code that fills them."""
 
@@ -205,3 +225,35 @@ class Texts:
     def reason(self, reason: str, names: WhmcsNames | None = None) -> str:
         """A decision's reason in this language (``render_reason``)."""
         return render_reason(reason, self.language, names)
+
+    def priority(self, priority: str) -> str:
+        """One of WHMCS's ticket priorities as the panels name it; another value as it is."""
+        names = {"Low": self.pgettext("ticket priority", "Low"),  # literal: extracted
+                 "Medium": self.pgettext("ticket priority", "Medium"),
+                 "High": self.pgettext("ticket priority", "High")}
+        return names.get(priority, priority)
+
+    def audit_action(self, action: str) -> str:
+        """An audit entry's action for people (``AUDIT_ACTIONS``), else as stored."""
+        name = AUDIT_ACTIONS.get(action)
+        return self.gettext(name) if name else action.replace("_", " ")
+
+    def audit_value(self, action: str, value: str | None,
+                    names: WhmcsNames | None = None) -> str | None:
+        """An audit entry's ``before`` or ``after`` in this language: priorities and
+        membership flags translated, a promise's ``until 2026-11-28`` with the day in the
+        locale, group and department ids with their names; anything else as stored."""
+        if value is None:
+            return None
+        if action == "ticket_priority":
+            return self.priority(value)
+        if action in MEMBERSHIP_ACTIONS:
+            return "+".join(self.gettext(MEMBERSHIP_WORDS[w]) if w in MEMBERSHIP_WORDS else w
+                            for w in value.split("+"))
+        if action == "promise" and value.startswith("until "):
+            try:
+                day = date.fromisoformat(value.removeprefix("until "))
+            except ValueError:
+                return value
+            return self.gettext("until %(day)s", day=self.day(day))
+        return (names or WhmcsNames()).audit_value(action, value)

@@ -79,7 +79,7 @@ def test_rows_show_every_field_newest_first_in_whmcs_time(admin: AdminSession,
     assert "4 entries" in page and f"times in {ZONE}" in page
     assert ">2026-11-20 23:30</time>" in page and ">2026-11-21 09:00</time>" in page
     row_b = page[page.index(">2026-11-21 09:00<"):page.index("ev_b</code>")]
-    for part in ("<td>vipgate</td>", "<code>ticket_priority</code>",
+    for part in ("<td>vipgate</td>", '<td title="ticket_priority">ticket priority</td>',
                  '<a href="/admin/clients/42">#42</a>', "<td>#9</td>", "Medium → Low",
                  "<li>invoice #1042 R$ 89.90 overdue 6 days &gt; grace 3</li>", "<li>VIP: no</li>"):
         assert part in row_b, part

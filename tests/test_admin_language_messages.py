@@ -262,6 +262,27 @@ def test_the_audit_logs_english_text_is_kept_for_the_csv_and_older_rows(
     assert "excluded: never in VIP (admin page)" in csv and "excluído" not in csv
 
 
+@pytest.mark.parametrize("language", ["pt_BR", "en"])
+def test_the_audit_logs_actions_and_values_in_the_accounts_language(
+        app: Flask, store: Store, language: str) -> None:
+    """Actions and their before/after values read in the reader's language; the stored
+    values (the filter's keys, the CSV) stay as they are."""
+    store.add_audit([
+        AuditEntry(FIXED_NOW, "bob", "pin", 8, None, "rules", "pinned", ()),
+        AuditEntry(FIXED_NOW, "staff", "membership", 9, None, "unknown", "excluded", ()),
+        AuditEntry(FIXED_NOW, "bob", "promise", 10, None, None, "until 2026-11-28", ()),
+        AuditEntry(FIXED_NOW, "vipgate", "ticket_priority", 11, 40, "Medium", "Low", ())])
+    admin = AdminSession(app, language=language)
+    page = admin.text("/admin/audit")
+    _both(page, language, [
+        (">Fixar</td>", ">Pin</td>"), ("pelas regras → fixado", "by the rules → pinned"),
+        ("participação no VIP", "VIP membership"), ("desconhecido → excluído", "unknown → excluded"),
+        ("até 28/11/2026", "until 2026-11-28"), ("Média → Baixa", "Medium → Low")])
+    assert 'title="ticket_priority"' in page and '<option value="promise">' in page
+    csv = admin.get("/admin/audit.csv").get_data(as_text=True)
+    assert "until 2026-11-28" in csv and "rules,pinned" in csv
+
+
 # --- HTTP error pages ------------------------------------------------------------------------
 
 ERRORS = {

@@ -24,6 +24,7 @@ from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 
 from bridge import accounts
 from bridge.admin.common import _safe_cell, bp, page_from_request, rt
+from bridge.admin.language import current
 from bridge.admin.localtime import day_end_utc, day_start_utc, shown, to_local
 from bridge.admin.overview import slow_checks
 from bridge.model import WhmcsNames
@@ -95,7 +96,9 @@ def _form() -> tuple[AuditFilterForm, AuditFilter | None, list[str]]:
     store = rt().store
     actions, _checked_at = slow_checks().get(("audit_actions",), rt().clock(), store.audit_actions)
     chosen = (form.action.data or "").strip()
-    form.action.choices = [SelectChoice("", "any"), *(SelectChoice(a, a) for a in actions),
+    t = current()
+    form.action.choices = [SelectChoice("", _("any")),
+                           *(SelectChoice(a, t.audit_action(a)) for a in actions),
                            *([SelectChoice(chosen, chosen)]
                              if chosen and chosen not in actions else [])]
     actors = ["vipgate", "staff", *accounts.users(store)]

@@ -61,7 +61,10 @@ def init_babel(app: Flask) -> None:
         number=lambda value, digits=0: current().number(value, digits),
         day=lambda value: current().day(value) if value else "",
         moment=lambda value: current().moment(value) if value else "",
-        reason=lambda reason, names=None: current().reason(reason, names))
+        reason=lambda reason, names=None: current().reason(reason, names),
+        audit_action=lambda action: current().audit_action(action),
+        audit_value=lambda value, action, names=None: current().audit_value(action, value,
+                                                                             names))
     app.jinja_env.globals.update(page_language=lambda: current().language,
                                  language_form=LanguageForm)
 

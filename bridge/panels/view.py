@@ -24,15 +24,6 @@ from bridge.settings import PanelSettings, TicketSettings
 PRIORITY_RANK = {"Low": 0, "Medium": 1, "High": 2}
 STANDING_NAMES = {"current": N_("Current"), "overdue": N_("Overdue"),
                   "suspended": N_("Suspended")}
-# What the audit log's actions, and the membership flags they change, are called in the
-# panel's list of last changes.
-ACTION_NAMES = {"group": N_("VIP group"), "membership": N_("VIP membership"),
-                "ticket_priority": N_("ticket priority"), "ticket_note": N_("note on ticket"),
-                "ticket_department": N_("ticket moved"), "ticket_reply": N_("reply on ticket"),
-                "promise": N_("promise to pay"), "promise_cancel": N_("promise cancelled"),
-                "reconcile": N_("reconciled")}
-MEMBERSHIP_WORDS = {"pinned": N_("pinned"), "excluded": N_("excluded"), "held": N_("held"),
-                    "rules": N_("by the rules"), "unknown": N_("unknown")}
 MAX_INVOICES = 5  # listed one by one; the rest are in the count and the total
 MAX_CHANGES = 5
 
@@ -131,30 +122,14 @@ def _invoices(standing: CachedStanding, language: str, whmcs_url: str,
             for i in standing.invoices[:MAX_INVOICES]]
 
 
-def _priority_name(t: Texts, priority: str) -> str:
-    names = {"Low": t.pgettext("ticket priority", "Low"),
-             "Medium": t.pgettext("ticket priority", "Medium"),
-             "High": t.pgettext("ticket priority", "High")}
-    return names.get(priority, priority)
-
-
 def _change_value(t: Texts, action: str, value: str | None, names: WhmcsNames) -> str:
-    """An audit entry's value in the reader's language: priorities and membership words
-    translated, group and department ids with their names."""
-    if not value:
-        return "-"
-    if action == "ticket_priority":
-        return _priority_name(t, value)
-    if action == "membership":
-        return "+".join(t.gettext(MEMBERSHIP_WORDS[w]) if w in MEMBERSHIP_WORDS else w
-                        for w in value.split("+"))
-    return names.audit_value(action, value) or "-"
+    """An audit entry's value in the reader's language (``Texts.audit_value``)."""
+    return t.audit_value(action, value, names) or "-" if value else "-"
 
 
 def _change_line(entry: AuditEntry, language: str, names: WhmcsNames) -> str:
     t = Texts(language)
-    name = ACTION_NAMES.get(entry.action)
-    what = t.gettext(name) if name else entry.action.replace("_", " ")
+    what = t.audit_action(entry.action)
     if entry.ticket_id is not None:
         what += f" #{entry.ticket_id}"
     if entry.action == "ticket_note":
@@ -202,7 +177,7 @@ def _priority_note(ticket: TicketMemory | None, language: str) -> str | None:
     if was is None or was == ticket.managed_priority:
         return t.gettext("priority set by vipgate")
     lowered = PRIORITY_RANK.get(ticket.managed_priority, 1) < PRIORITY_RANK.get(was, 1)
-    name = _priority_name(t, was)
+    name = t.priority(was)
     if lowered:
         return t.gettext("priority lowered by vipgate (was %(was)s)", was=name)
     return t.gettext("priority raised by vipgate (was %(was)s)", was=name)
