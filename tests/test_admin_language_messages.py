@@ -276,7 +276,8 @@ def test_the_audit_logs_actions_and_values_in_the_accounts_language(
     page = admin.text("/admin/audit")
     _both(page, language, [
         (">Fixar</td>", ">Pin</td>"), ("pelas regras → fixado", "by the rules → pinned"),
-        ("participação no VIP", "VIP membership"), ("desconhecido → excluído", "unknown → excluded"),
+        ("participação no VIP", "VIP membership"),
+        ("desconhecido → excluído", "unknown → excluded"),
         ("até 28/11/2026", "until 2026-11-28"), ("Média → Baixa", "Medium → Low")])
     assert 'title="ticket_priority"' in page and '<option value="promise">' in page
     csv = admin.get("/admin/audit.csv").get_data(as_text=True)
