@@ -438,6 +438,32 @@ def test_reads_per_event_kind(world: World) -> None:
     assert w.group(eva) == w.regular
 
 
+def test_an_invoice_event_names_its_client_so_no_owner_look_up_is_made(world: World) -> None:
+    """The stub adds the invoice's client (``userid``, from tblinvoices, when it sends):
+    a payment in full costs no GetInvoice at all (the invoice is no longer owed). An event
+    without it (an older stub, an invoice the stub did not find) still looks the owner up."""
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()
+    assert w.group(ana) == w.regular  # overdue: out of VIP
+    w.sandbox.api_log.clear()
+    w.sandbox.add_payment(invoice)  # AddInvoicePayment, InvoicePaid
+    # one reconcile (the second event is covered), back to VIP, and that change's echo
+    assert [o.hook for o in w.drain()] == ["AddInvoicePayment", "InvoicePaid", "ClientEdit"]
+    sent = [r for r in w.store.events() if r.hook in ("AddInvoicePayment", "InvoicePaid")]
+    assert [(r.vars, r.client_id) for r in sent] == [
+        ({"invoiceid": invoice, "userid": ana}, ana)] * 2
+    assert calls(w) == {"GetClientsDetails": 2, "GetInvoices": 2, "UpdateClient": 1}
+    assert w.group(ana) == w.vip
+
+    older = queue.InboxEvent("msg_older_stub", "InvoicePaid", None, {"invoiceid": invoice},
+                             wall(), wall())
+    assert w.store.enqueue(older) == "queued"
+    assert [o.state for o in w.drain()] == ["done"]
+    assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1}
+
+
 def test_a_kept_datecreated_still_decides_tenure(database_url: str, tmp_path: Path) -> None:
     """The case GetClients covered: ``datecreated`` decides tenure. Read once per client and
     kept, it gives the same decisions on the next events: the long-standing client is made
@@ -466,7 +492,8 @@ def test_a_kept_datecreated_still_decides_tenure(database_url: str, tmp_path: Pa
 
 def test_a_partial_payment_s_balance_comes_from_the_owner_look_up(world: World) -> None:
     """The case the second GetInvoice covered: the balance left after a partial payment keeps
-    the client out of VIP; the owner look-up's answer, read after the payment, gives it."""
+    the client out of VIP; the invoice read after the payment gives it (one GetInvoice: the
+    event names its client, so no owner look-up is made)."""
     w = world
     bruno, _, invoice = vip_client(w, "Bruno", amount="100.00")
     w.sandbox.update_client(bruno, firstname="Bruno")
