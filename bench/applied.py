@@ -314,8 +314,8 @@ def owner(whmcs: soak_load.Whmcs, invoice_id: int) -> int:
 
 @dataclass
 class ApiCpu:
-    """CPU seconds of the sandbox's HTTP server threads, each request from its thread's start
-    (parsing it, answering, closing) to its end, counted with ``time.thread_time``."""
+    """CPU seconds of the sandbox's HTTP server threads answering requests (each request,
+    from reading it to its answer sent), counted with ``time.thread_time``."""
 
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -325,17 +325,18 @@ class ApiCpu:
         counted = cls()
         assert whmcs.served is not None
         server = whmcs.served.server
-        serve_one = server.process_request_thread
+        handler: type[Any] = server.RequestHandlerClass
 
-        def timed(request: Any, client_address: Any) -> None:
-            started = time.thread_time()
-            try:
-                serve_one(request, client_address)
-            finally:
-                with counted._lock:
-                    counted.seconds += time.thread_time() - started
+        class Timed(handler):
+            def handle_one_request(self) -> None:
+                started = time.thread_time()
+                try:
+                    super().handle_one_request()
+                finally:
+                    with counted._lock:
+                        counted.seconds += time.thread_time() - started
 
-        server.process_request_thread = timed
+        server.RequestHandlerClass = Timed
         return counted
 
 
