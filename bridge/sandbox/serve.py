@@ -49,16 +49,17 @@ class KeepAliveHandler(WSGIRequestHandler):
             # werkzeug drains "what is left" of the request after answering, reading until the
             # socket's end (it closes every connection): here that would be the next request.
             # The body was read whole above; the drain reads an empty stream instead.
-            self._socket_rfile, self.rfile = self.rfile, io.BytesIO()
+            self._socket_rfile: Any = self.rfile
+            self.rfile = io.BytesIO()
         return environ
 
     def handle_one_request(self) -> None:
+        self._socket_rfile = None
         try:
             super().handle_one_request()
         finally:
-            kept = getattr(self, "_socket_rfile", None)
-            if kept is not None:
-                self.rfile, self._socket_rfile = kept, None
+            if self._socket_rfile is not None:
+                self.rfile, self._socket_rfile = self._socket_rfile, None
 
     def send_header(self, keyword: str, value: str) -> None:
         if (keyword.lower() == "connection" and value.lower() == "close"
