@@ -18,9 +18,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from bridge.model import TicketMemory
 from bridge.signing import signed_headers
 from bridge.store import inbox as queue
-from bridge.store.tables import membership
+from bridge.store.tables import managed_ticket, membership
 from bridge.whmcs import WhmcsClient
 from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
@@ -537,6 +538,30 @@ def test_a_reconcile_that_changes_nothing_does_not_write_the_memory_again(world:
     w.drain()
     assert w.group(ana) == w.vip
     assert w.store.get_memory(ana).last_group_id == w.vip and written() != first
+
+
+def test_a_ticket_record_the_plan_leaves_as_it_was_is_not_written_again(world: World
+                                                                         ) -> None:
+    """One commit less per active ticket and event: the ticket's record is read once per
+    reconcile and written only when the plan changes it."""
+    w = world
+    ana, _, _ = vip_client(w, "Ana", paid=True)  # VIP and current
+    ticket = w.sandbox.open_ticket(ana, w.support, "Ajuda", "Medium").ticket_id
+    w.drain()
+    assert w.priority(ticket) == "High"  # changed: the record keeps the original
+
+    def written() -> object:
+        with w.store.engine.connect() as conn:
+            return conn.execute(sa.select(managed_ticket.c.updated_at).where(
+                managed_ticket.c.ticket_id == ticket)).scalar_one_or_none()
+
+    first = written()
+    assert first is not None
+    assert w.store.ticket_memory(ticket) == TicketMemory(ticket, ana, "Medium", "High")
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.update_client(ana, firstname="Ana Maria")  # nothing to change
+    w.drain()
+    assert written() == first and w.priority(ticket) == "High"
 
 
 def test_a_ticket_opened_in_the_same_round_is_still_reconciled(world: World) -> None:
