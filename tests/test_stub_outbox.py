@@ -173,12 +173,8 @@ def test_invoice_events_are_sent_naming_the_invoice_s_client_from_tblinvoices(
     site = site_any_db
     bridge = capture()
     ids = fill_outbox(site, bridge.url, 3)  # InvoicePaid of invoices 0, 1 and 2
-    engine = sa.create_engine(site.spool_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE tblinvoices (id INT NOT NULL PRIMARY KEY,"
-                             " userid INT NOT NULL)"))
-        conn.execute(sa.text("INSERT INTO tblinvoices (id, userid) VALUES (1, 42), (5, 43)"))
-    engine.dispose()
+    site.execute("CREATE TABLE tblinvoices (id INT NOT NULL PRIMARY KEY, userid INT NOT NULL)",
+                 "INSERT INTO tblinvoices (id, userid) VALUES (1, 42), (5, 43)")
     site.fire("InvoiceCreated", {"invoiceid": 5, "source": "api", "user": "system",
                                  "status": "Unpaid"})
     site.fire("ClientClose", {"userid": 9})
