@@ -19,7 +19,9 @@ What runs (all on 127.0.0.1):
 - the outbox ``mod_vipgate_spool`` on MariaDB, in a database of its own (made and dropped as
   bench/stub_overhead.py's helper does); a trigger copies each new row's webhook id to a
   bench table with the connection that wrote it, so each php process learns the id of the
-  event its hook call wrote (the stub makes it up inside);
+  event its hook call wrote (the stub makes it up inside); the same database holds a copy of
+  WHMCS's ``tblinvoices`` (id, userid), where the stub reads each invoice event's client when
+  it sends it (a request that created an invoice adds its row before its hooks run);
 - the bridge under gunicorn (``--gunicorn-workers`` sync workers) and ``--vipgate-workers``
   ``vipgate worker`` processes (``--idle``, the CLI's default unless given), as the soak
   starts them (bench/soak/procs.py), on MariaDB (another throw-away database).
@@ -30,6 +32,10 @@ take; a request waits for a free php process as it would for a free FPM worker (
 reported, and is not in the figures: "fired" is when the hook call returned). After
 ``--duration`` seconds the load stops; what is still waiting in the outbox is delivered by one
 more request, and the bench waits (``--settle``) until every event is settled in the inbox.
+
+Reported besides the times: WHMCS API calls per event, the invoice events that reached the
+bridge naming their client, and CPU seconds per role (the bench's own process split into the
+sandbox WHMCS's API, counted per request, and the rest).
 
 Checks (exit 1 when one fails): every event a hook wrote is in the inbox once (lost 0), every
 one applied (``done``), the outbox empty, the schedule kept (at least 90% of the rate offered).
