@@ -19,7 +19,9 @@ What runs (all on 127.0.0.1):
 - the outbox ``mod_vipgate_spool`` on MariaDB, in a database of its own (made and dropped as
   bench/stub_overhead.py's helper does); a trigger copies each new row's webhook id to a
   bench table with the connection that wrote it, so each php process learns the id of the
-  event its hook call wrote (the stub makes it up inside);
+  event its hook call wrote (the stub makes it up inside); the same database holds a copy of
+  WHMCS's ``tblinvoices`` (id, userid), where the stub reads each invoice event's client when
+  it sends it (a request that created an invoice adds its row before its hooks run);
 - the bridge under gunicorn (``--gunicorn-workers`` sync workers) and ``--vipgate-workers``
   ``vipgate worker`` processes (``--idle``, the CLI's default unless given), as the soak
   starts them (bench/soak/procs.py), on MariaDB (another throw-away database).
@@ -30,6 +32,10 @@ take; a request waits for a free php process as it would for a free FPM worker (
 reported, and is not in the figures: "fired" is when the hook call returned). After
 ``--duration`` seconds the load stops; what is still waiting in the outbox is delivered by one
 more request, and the bench waits (``--settle``) until every event is settled in the inbox.
+
+Reported besides the times: WHMCS API calls per event, the invoice events that reached the
+bridge naming their client, and CPU seconds per role (the bench's own process split into the
+sandbox WHMCS's API, counted per request, and the rest).
 
 Checks (exit 1 when one fails): every event a hook wrote is in the inbox once (lost 0), every
 one applied (``done``), the outbox empty, the schedule kept (at least 90% of the rate offered).
@@ -43,6 +49,7 @@ Smoke: python bench/applied.py --rate 10 --duration 4 --clients 40 --json
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import queue
@@ -73,12 +80,14 @@ from bridge.payloads import whitelist  # noqa: E402
 from bridge.sandbox.forwarder import PAGE_HOOKS, PHP_DIR  # noqa: E402
 from bridge.store import Store  # noqa: E402
 from bridge.store.meta import new_webhook_secret  # noqa: E402
+from bridge.whmcs.schema import tblinvoices  # noqa: E402
 from bridge.whmcs.stub_install import install_stub  # noqa: E402
 
 # Hooks the stub writes to its outbox (PreCronJob and the AfterCronJob heartbeat are sent at
 # once, the synchronous ones wait for an answer): the events measured here.
 OUTBOX_HOOKS = frozenset(whitelist()) - {*PAGE_HOOKS, "TicketOpenValidation", "PreCronJob",
                                          "AfterCronJob", "DailyCronJob"}
+INVOICE_HOOKS = frozenset(hook for hook, keys in whitelist().items() if "invoiceid" in keys)
 # The soak's actions that change invoices (and so what a worker finds in WHMCS), weights as
 # in the soak.
 ACTIONS: tuple[tuple[Callable[[soak_load.Whmcs, random.Random], str], int], ...] = (
@@ -109,6 +118,13 @@ if (($argv[3] ?? '') === 'setup') {
     $pdo->exec('CREATE TRIGGER IF NOT EXISTS bench_fired_spool AFTER INSERT ON mod_vipgate_spool'
         . ' FOR EACH ROW INSERT INTO bench_fired (conn, webhook_id)'
         . ' VALUES (CONNECTION_ID(), NEW.webhook_id)');
+    // WHMCS's own table the stub reads when it sends invoice events (their client)
+    $pdo->exec('CREATE TABLE IF NOT EXISTS tblinvoices (id INT NOT NULL PRIMARY KEY,'
+        . ' userid INT NOT NULL)');
+    $add = $pdo->prepare('INSERT IGNORE INTO tblinvoices (id, userid) VALUES (?, ?)');
+    foreach (json_decode((string) stream_get_contents(STDIN), true) ?: [] as $invoice) {
+        $add->execute($invoice);
+    }
     exit(0);
 }
 function bench_objects($value)
@@ -123,10 +139,15 @@ function bench_objects($value)
 }
 $mine = $pdo->prepare('SELECT seq, webhook_id FROM bench_fired WHERE conn = CONNECTION_ID()'
     . ' AND seq > ? ORDER BY seq');
+$invoiceRow = $pdo->prepare('INSERT IGNORE INTO tblinvoices (id, userid) VALUES (?, ?)');
 $last = 0;
 while (($line = fgets(STDIN)) !== false) {
     $events = [];
-    foreach (json_decode($line, true)['hooks'] as $fired) {
+    $request = json_decode($line, true);
+    foreach ($request['invoices'] as $invoice) {
+        $invoiceRow->execute($invoice); // WHMCS wrote the new invoice before its hooks ran
+    }
+    foreach ($request['hooks'] as $fired) {
         list($hook, $vars) = $fired;
         $admin = isset($vars['__admin__']) ? (string) $vars['__admin__'] : '';
         $GLOBALS['vipgate_test_admin'] = $admin; // the admin behind the request, if any
@@ -174,6 +195,9 @@ class PhpWorkers:
     errors: list[str] = field(default_factory=list)
     hooks: Counter[str] = field(default_factory=Counter)
     accepting: bool = False
+    # a new invoice's client (WHMCS's tblinvoices row, which the php side's copy gains before
+    # the request's hooks run: the stub reads it when it sends the events)
+    owner_of: Callable[[int], int] = field(default=lambda invoice_id: 0)
     _requests: queue.Queue[tuple[float, list[tuple[str, dict[str, Any]]]] | None] = field(
         default_factory=queue.Queue)
     _procs: list[subprocess.Popen[str]] = field(default_factory=list)
@@ -184,9 +208,11 @@ class PhpWorkers:
     def command(self, *extra: str) -> list[str]:
         return [self.php, "-r", FPM, "--", str(PHP_DIR), str(self.hook_dir), *extra]
 
-    def setup(self) -> None:
+    def setup(self, invoices: list[tuple[int, int]]) -> None:
+        """The outbox, the bench's table of fired ids, and the copy of WHMCS's tblinvoices
+        (id, userid) in the outbox's database, where the stub reads it."""
         subprocess.run(self.command("setup"), env=self.env, check=True, capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, input=json.dumps(invoices))
 
     def start(self) -> None:
         for n in range(self.count):
@@ -205,8 +231,10 @@ class PhpWorkers:
         while (item := self._requests.get()) is not None:
             queued, hooks = item
             taken = time.time()
+            invoices = [[int(v["invoiceid"]), self.owner_of(int(v["invoiceid"]))]
+                        for hook, v in hooks if hook == "InvoiceCreated"]
             try:
-                proc.stdin.write(json.dumps({"hooks": hooks}) + "\n")
+                proc.stdin.write(json.dumps({"hooks": hooks, "invoices": invoices}) + "\n")
                 proc.stdin.flush()
                 answered = json.loads(proc.stdout.readline())
                 delivered = json.loads(proc.stdout.readline())
@@ -283,6 +311,41 @@ class PhpWorkers:
                 self.errors.append(f"php {proc.pid} exited {proc.returncode}: {said[-500:]}")
 
 
+def owner(whmcs: soak_load.Whmcs, invoice_id: int) -> int:
+    """The client of a sandbox invoice (0 when there is none)."""
+    with whmcs.sandbox.engine.connect() as conn:
+        return int(conn.execute(sa.select(tblinvoices.c.userid).where(
+            tblinvoices.c.id == invoice_id)).scalar() or 0)
+
+
+@dataclass
+class ApiCpu:
+    """CPU seconds of the sandbox's HTTP server threads answering requests (each request,
+    from reading it to its answer sent), counted with ``time.thread_time``."""
+
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def count(cls, whmcs: soak_load.Whmcs) -> ApiCpu:
+        counted = cls()
+        assert whmcs.served is not None
+        server = whmcs.served.server
+        handler: type[Any] = server.RequestHandlerClass
+
+        class Timed(handler):
+            def handle_one_request(self) -> None:
+                started = time.thread_time()
+                try:
+                    super().handle_one_request()
+                finally:
+                    with counted._lock:
+                        counted.seconds += time.thread_time() - started
+
+        server.RequestHandlerClass = Timed
+        return counted
+
+
 def drive(whmcs: soak_load.Whmcs, pool: PhpWorkers, rate: float, duration: float,
           seed: int) -> dict[str, Any]:
     """Open loop: the next action starts when the events fired so far are due, so WHMCS fires
@@ -340,7 +403,8 @@ def inbox_rows(url: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text(
-                "SELECT webhook_id, hook, state, attempts, received_at, finished_at FROM inbox"
+                "SELECT webhook_id, hook, client_id, state, attempts, received_at, finished_at"
+                " FROM inbox"
             )).all()
     finally:
         engine.dispose()
@@ -438,6 +502,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
                                WHMCS_TIMEOUT)
         try:
             whmcs.serve()
+            api_cpu = ApiCpu.count(whmcs)
             gunicorn.start()
             # the installation day's resync (hooks it makes WHMCS fire are not the bench's)
             first = subprocess.run([sys.executable, "-m", "bridge", "resync", "--yes", "--json"],
@@ -445,7 +510,11 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
                                    timeout=600, check=False)
             if first.returncode:
                 raise RuntimeError(f"first resync: {first.stderr.strip()[-500:]}")
-            pool.setup()
+            with whmcs.sandbox.engine.connect() as conn:
+                invoices = [(int(r.id), int(r.userid)) for r in conn.execute(
+                    sa.select(tblinvoices.c.id, tblinvoices.c.userid))]
+            pool.owner_of = functools.partial(owner, whmcs)
+            pool.setup(invoices)
             pool.start()
             workers.start()
             workers.wait_ready()
@@ -458,6 +527,7 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
                 "bench (sandbox WHMCS, load)": lambda: [os.getpid()],
                 "mariadbd (the machine's)": mariadb_pids}
             cpu_before = cpu_by_role(roles)
+            api_before = api_cpu.seconds
             whmcs.sandbox.api_log = deque()  # every call of the run, not the last 2000
             pool.accepting = True
             results["load"] = drive(whmcs, pool, args.rate, args.duration, args.seed)
@@ -475,6 +545,12 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
             cpu_after = cpu_by_role(roles)
             results["cpu_s"] = {role: round(cpu_after[role] - cpu_before[role], 2)
                                 for role in roles}
+            # the bench's process, split: the sandbox WHMCS answering the workers' API calls
+            # (its server's request threads), and the rest (the load, the php pool's threads)
+            bench = results["cpu_s"].pop("bench (sandbox WHMCS, load)")
+            api = round(api_cpu.seconds - api_before, 2)
+            results["cpu_s"]["sandbox WHMCS API (bench)"] = api
+            results["cpu_s"]["load + php pool (bench)"] = round(bench - api, 2)
             results["whmcs_api_calls"] = dict(Counter(
                 entry["action"] for entry in whmcs.sandbox.api_log).most_common())
         finally:
@@ -495,6 +571,11 @@ def run(args: argparse.Namespace, php: str) -> dict[str, Any]:
         "fired": len(fired), "distinct": len(set(ids)), "hooks": dict(sorted(pool.hooks.items())),
         "lost": len(lost), "not_applied": dict(unsettled), "outbox_waiting": waiting,
         "attempts_over_1": sum(1 for i in ids if i in inbox and inbox[i].attempts > 1),
+        # invoice events the stub sent naming the invoice's client (no owner look-up then)
+        "invoice_events": sum(1 for f in fired if f.hook in INVOICE_HOOKS),
+        "invoice_events_naming_client": sum(
+            1 for f in fired if f.hook in INVOICE_HOOKS and f.webhook_id in inbox
+            and inbox[f.webhook_id].client_id),
         "rate_offered": round(len(fired) / max(results["load"]["seconds"], 1e-9), 1)}
     results["php_call_ms"] = summary([f.call_ms for f in fired])
     results["request_wait_s"] = summary([f.waited_s for f in fired])
@@ -554,7 +635,9 @@ def report(r: dict[str, Any], php_version: str) -> str:
              f"target p99 fired -> applied <= {TARGET_P99_S:g} s: "
              f"{'met' if r['target_p99_le_2s'] else 'MISSED'}",
              f"events fired {e['fired']} ({e['hooks']}), lost {e['lost']}, not applied "
-             f"{e['not_applied']}, retried {e['attempts_over_1']}, outbox waiting "
+             f"{e['not_applied']}, retried {e['attempts_over_1']}; invoice events naming "
+             f"their client {e['invoice_events_naming_client']} of {e['invoice_events']}; "
+             f"outbox waiting "
              f"{e['outbox_waiting']} (left after the load for one more request: "
              f"{r['outbox_left_after_load']}); settled {r['settle_s']} s after the load",
              f"actions {load['actions']}, skipped {load['skipped']}, failed {load['failed']}; "

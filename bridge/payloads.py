@@ -83,6 +83,9 @@ class _Vars(Schema):
 
 class InvoiceVars(_Vars):
     invoiceid = WhmcsId(required=True)
+    # the invoice's client: not in WHMCS's vars; the stub adds it from tblinvoices when it
+    # sends the event (absent from an older stub, or when the invoice was not found)
+    userid = WhmcsId()
 
 
 class SystemOrAdmin(fields.Field):

@@ -182,6 +182,17 @@ class Whmcs:
         return [r["description"] for r in self.query(
             "tblactivitylog", "SELECT description FROM tblactivitylog ORDER BY id")]
 
+    def execute(self, *statements: str) -> None:
+        """Run ``statements`` on the WHMCS database, in one transaction (WHMCS's own tables
+        a test needs: tblconfiguration, tblinvoices, ...)."""
+        engine = sa.create_engine(self.spool_url)
+        try:
+            with engine.begin() as conn:
+                for sql in statements:
+                    conn.execute(sa.text(sql))
+        finally:
+            engine.dispose()
+
     def query(self, table: str, sql: str, **params: Any) -> list[dict[str, Any]]:
         """Rows of ``sql`` on the WHMCS database ([] when ``table`` does not exist yet)."""
         engine = sa.create_engine(self.spool_url)

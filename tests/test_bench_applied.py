@@ -37,8 +37,15 @@ def test_applied_bench_smoke_applies_every_event_once(php: str, mariadb_server: 
         assert results[leg]["count"] == events["fired"]
     assert 0 <= results["fired_to_received_s"]["p50"] < results["fired_to_applied_s"]["p50"]
     assert results["fired_to_applied_s"]["max"] >= results["received_to_applied_s"]["max"]
-    # the workers had real work: they read WHMCS for each event
-    assert sum(results["whmcs_api_calls"].values()) >= events["fired"]
+    # every invoice event named its client: the stub read tblinvoices when it sent them
+    assert events["invoice_events_naming_client"] == events["invoice_events"] > 0
+    # the workers had real work: they read WHMCS (a payment's two events share one read)
+    assert sum(results["whmcs_api_calls"].values()) >= events["fired"] / 2
+    # CPU per role, the bench's own process split into the sandbox's API and the rest
+    cpu = results["cpu_s"]
+    assert {"vipgate workers", "gunicorn", "php", "sandbox WHMCS API (bench)",
+            "load + php pool (bench)"} <= set(cpu)
+    assert cpu["sandbox WHMCS API (bench)"] > 0 and cpu["load + php pool (bench)"] > 0
 
 
 def test_applied_bench_refuses_a_bad_rate() -> None:

@@ -18,9 +18,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from bridge.model import TicketMemory
 from bridge.signing import signed_headers
 from bridge.store import inbox as queue
-from bridge.store.tables import membership
+from bridge.store.tables import managed_ticket, membership
 from bridge.whmcs import WhmcsClient
 from bridge.worker import LEASE, Worker
 from tests.helpers import SECRET
@@ -438,6 +439,32 @@ def test_reads_per_event_kind(world: World) -> None:
     assert w.group(eva) == w.regular
 
 
+def test_an_invoice_event_names_its_client_so_no_owner_look_up_is_made(world: World) -> None:
+    """The stub adds the invoice's client (``userid``, from tblinvoices, when it sends):
+    a payment in full costs no GetInvoice at all (the invoice is no longer owed). An event
+    without it (an older stub, an invoice the stub did not find) still looks the owner up."""
+    w = world
+    ana, _, invoice = vip_client(w, "Ana")
+    w.sandbox.update_client(ana, firstname="Ana Maria")
+    w.drain()
+    assert w.group(ana) == w.regular  # overdue: out of VIP
+    w.sandbox.api_log.clear()
+    w.sandbox.add_payment(invoice)  # AddInvoicePayment, InvoicePaid
+    # one reconcile (the second event is covered), back to VIP, and that change's echo
+    assert [o.hook for o in w.drain()] == ["AddInvoicePayment", "InvoicePaid", "ClientEdit"]
+    sent = [r for r in w.store.events() if r.hook in ("AddInvoicePayment", "InvoicePaid")]
+    assert [(r.vars, r.client_id) for r in sent] == [
+        ({"invoiceid": invoice, "userid": ana}, ana)] * 2
+    assert calls(w) == {"GetClientsDetails": 2, "GetInvoices": 2, "UpdateClient": 1}
+    assert w.group(ana) == w.vip
+
+    older = queue.InboxEvent("msg_older_stub", "InvoicePaid", None, {"invoiceid": invoice},
+                             wall(), wall())
+    assert w.store.enqueue(older) == "queued"
+    assert [o.state for o in w.drain()] == ["done"]
+    assert calls(w) == {"GetInvoice": 1, "GetClientsDetails": 1, "GetInvoices": 1}
+
+
 def test_a_kept_datecreated_still_decides_tenure(database_url: str, tmp_path: Path) -> None:
     """The case GetClients covered: ``datecreated`` decides tenure. Read once per client and
     kept, it gives the same decisions on the next events: the long-standing client is made
@@ -466,7 +493,8 @@ def test_a_kept_datecreated_still_decides_tenure(database_url: str, tmp_path: Pa
 
 def test_a_partial_payment_s_balance_comes_from_the_owner_look_up(world: World) -> None:
     """The case the second GetInvoice covered: the balance left after a partial payment keeps
-    the client out of VIP; the owner look-up's answer, read after the payment, gives it."""
+    the client out of VIP; the invoice read after the payment gives it (one GetInvoice: the
+    event names its client, so no owner look-up is made)."""
     w = world
     bruno, _, invoice = vip_client(w, "Bruno", amount="100.00")
     w.sandbox.update_client(bruno, firstname="Bruno")
@@ -510,6 +538,30 @@ def test_a_reconcile_that_changes_nothing_does_not_write_the_memory_again(world:
     w.drain()
     assert w.group(ana) == w.vip
     assert w.store.get_memory(ana).last_group_id == w.vip and written() != first
+
+
+def test_a_ticket_record_the_plan_leaves_as_it_was_is_not_written_again(world: World
+                                                                         ) -> None:
+    """One commit less per active ticket and event: the ticket's record is read once per
+    reconcile and written only when the plan changes it."""
+    w = world
+    ana, _, _ = vip_client(w, "Ana", paid=True)  # VIP and current
+    ticket = w.sandbox.open_ticket(ana, w.support, "Ajuda", "Medium").ticket_id
+    w.drain()
+    assert w.priority(ticket) == "High"  # changed: the record keeps the original
+
+    def written() -> object:
+        with w.store.engine.connect() as conn:
+            return conn.execute(sa.select(managed_ticket.c.updated_at).where(
+                managed_ticket.c.ticket_id == ticket)).scalar_one_or_none()
+
+    first = written()
+    assert first is not None
+    assert w.store.ticket_memory(ticket) == TicketMemory(ticket, ana, "Medium", "High")
+    w.sandbox.clock.advance(minutes=5)
+    w.sandbox.update_client(ana, firstname="Ana Maria")  # nothing to change
+    w.drain()
+    assert written() == first and w.priority(ticket) == "High"
 
 
 def test_a_ticket_opened_in_the_same_round_is_still_reconciled(world: World) -> None:

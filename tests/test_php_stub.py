@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from bridge.model import CachedStanding, OverdueInvoice
 from bridge.payloads import whitelist
@@ -598,12 +597,9 @@ def test_module_debug_mode_is_read_from_tblconfiguration(
     whmcs.module_debug = False
     whmcs.install(closed_url)
     whmcs.query("mod_vipgate_spool", "SELECT 1")  # nothing yet
-    engine = sa.create_engine(whmcs.spool_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE tblconfiguration (setting VARCHAR(64) PRIMARY KEY, "
-                             "value TEXT NOT NULL)"))
-        conn.execute(sa.text("INSERT INTO tblconfiguration VALUES ('ModuleDebugMode', 'on')"))
-    engine.dispose()
+    whmcs.execute("CREATE TABLE tblconfiguration (setting VARCHAR(64) PRIMARY KEY, "
+                  "value TEXT NOT NULL)",
+                  "INSERT INTO tblconfiguration VALUES ('ModuleDebugMode', 'on')")
     whmcs.fire("InvoicePaid", {"invoiceid": 7})
     assert [e["action"] for e in whmcs.logged()] == ["deliver"]  # after the response
 

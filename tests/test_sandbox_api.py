@@ -859,6 +859,31 @@ def test_served_over_real_http(sandbox: Sandbox, world: World) -> None:
     assert response.json()["clients"]["client"][0]["firstname"] == "Ana"
 
 
+def test_served_connections_are_kept_alive_until_the_server_stops(sandbox: Sandbox,
+                                                                   world: World) -> None:
+    """As behind Apache or nginx, a client's calls share one connection (werkzeug alone
+    closes after each answer); stopping the server ends that connection too, so a client
+    finds the sandbox down rather than its old connection still answered."""
+    running = start_sandbox(sandbox)
+    fields = {"action": "GetClients", "identifier": API_ID, "secret": API_SECRET,
+              "responsetype": "json", "limitnum": 1, "orderby": "id"}
+    seen: list[int] = []
+    try:
+        with requests.Session() as session:
+            for _ in range(3):
+                response = session.post(f"{running.url}/includes/api.php", timeout=5,
+                                        data=fields)
+                assert response.status_code == 200 and "Connection" not in response.headers
+                assert response.json()["clients"]["client"][0]["firstname"] == "Ana"
+                seen.append(len(running.server.open_connections))  # type: ignore[attr-defined]
+            assert seen == [1, 1, 1]
+            running.stop()
+            with pytest.raises(requests.ConnectionError):
+                session.post(f"{running.url}/includes/api.php", timeout=5, data=fields)
+    finally:
+        running.stop()
+
+
 # --- the same API on MariaDB -----------------------------------------------------------------
 
 

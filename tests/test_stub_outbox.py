@@ -164,6 +164,30 @@ def test_a_batch_answer_per_event_deletes_or_keeps_each_row(
     assert report["rejected_recent"][0]["webhook_id"] == ids[1]
 
 
+def test_invoice_events_are_sent_naming_the_invoice_s_client_from_tblinvoices(
+        site_any_db: Whmcs, capture: Callable[..., CaptureServer]) -> None:
+    """WHMCS's invoice hooks pass only the invoice id: when the events are sent (after the
+    response), one SELECT of tblinvoices adds each one's client as vars.userid, and the batch
+    is signed over the bodies as sent. An invoice not found, and other hooks' events, go as
+    they were written."""
+    site = site_any_db
+    bridge = capture()
+    ids = fill_outbox(site, bridge.url, 3)  # InvoicePaid of invoices 0, 1 and 2
+    site.execute("CREATE TABLE tblinvoices (id INT NOT NULL PRIMARY KEY, userid INT NOT NULL)",
+                 "INSERT INTO tblinvoices (id, userid) VALUES (1, 42), (5, 43)")
+    site.fire("InvoiceCreated", {"invoiceid": 5, "source": "api", "user": "system",
+                                 "status": "Unpaid"})
+    site.fire("ClientClose", {"userid": 9})
+    [first, second] = bridge.requests
+    events = verified(first)["events"] + verified(second)["events"]
+    assert [e["id"] for e in events][:3] == ids
+    assert [e["vars"] for e in events] == [
+        {"invoiceid": 0}, {"invoiceid": 1, "userid": 42}, {"invoiceid": 2},
+        {"invoiceid": 5, "source": "api", "user": "system", "status": "Unpaid", "userid": 43},
+        {"userid": 9}]
+    assert site.spool() == []
+
+
 @pytest.mark.parametrize("answer", [b"not json", b'{"results": []}', b'{"results": "x"}'])
 def test_a_batch_answer_that_is_not_one_result_per_event_keeps_every_row(
         site: Whmcs, capture: Callable[..., CaptureServer], answer: bytes) -> None:

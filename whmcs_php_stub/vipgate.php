@@ -415,11 +415,12 @@ function vipgate_url_usable($url)
  */
 function vipgate_whitelist()
 {
-    $invoice = ['invoiceid'];
+    // userid: not in WHMCS's vars; the stub adds it when it sends (vipgate_with_owners)
+    $invoice = ['invoiceid', 'userid'];
     $service = ['pid', 'serviceid', 'userid'];
     $ticket = ['deptid', 'priority', 'ticketid', 'ticketmask', 'userid'];
     return [
-        'InvoiceCreated' => ['invoiceid', 'source', 'status', 'user'],
+        'InvoiceCreated' => ['invoiceid', 'source', 'status', 'user', 'userid'],
         'InvoicePaid' => $invoice,
         'InvoiceUnpaid' => $invoice,
         'InvoiceCancelled' => $invoice,
@@ -1229,6 +1230,59 @@ function vipgate_deliver($config, $maxRows, $maxSeconds, $cron)
 }
 
 /**
+ * The rows with each invoice event's body naming the invoice's client (vars.userid) from
+ * WHMCS's tblinvoices, one SELECT for all of them. WHMCS's invoice hooks pass only the invoice
+ * id; read here, when the events are sent after the response, it costs WHMCS's request
+ * nothing, and the bridge need not ask WHMCS whose invoice it is. A body that already has a
+ * userid, is not an invoice event's, or whose invoice is not found goes as it is; so do all
+ * of them when the table cannot be read.
+ */
+function vipgate_with_owners($pdo, $rows)
+{
+    $lists = vipgate_whitelist();
+    $events = [];
+    foreach ($rows as $i => $row) {
+        $hook = (string) $row['hook'];
+        if (!isset($lists[$hook]) || !in_array('invoiceid', $lists[$hook], true)) {
+            continue;
+        }
+        $event = json_decode((string) $row['body']);
+        if ($event instanceof \stdClass && isset($event->vars) && $event->vars instanceof \stdClass
+            && isset($event->vars->invoiceid) && !isset($event->vars->userid)
+            && vipgate_id($event->vars->invoiceid) > 0) {
+            $events[$i] = $event;
+        }
+    }
+    if (!$events) {
+        return $rows;
+    }
+    $ids = array_unique(array_map(function ($event) {
+        return vipgate_id($event->vars->invoiceid);
+    }, $events));
+    try {
+        $owners = [];
+        foreach (vipgate_sql($pdo, 'SELECT id, userid FROM tblinvoices WHERE id IN ('
+            . implode(',', $ids) . ')')->fetchAll(PDO::FETCH_NUM) as $found) {
+            $owners[(int) $found[0]] = vipgate_id((string) $found[1]);
+        }
+    } catch (\Throwable $e) {
+        return $rows; // sent without: the bridge asks WHMCS
+    }
+    foreach ($events as $i => $event) {
+        $owner = isset($owners[vipgate_id($event->vars->invoiceid)])
+            ? $owners[vipgate_id($event->vars->invoiceid)] : 0;
+        if ($owner > 0) {
+            $event->vars->userid = $owner;
+            $body = json_encode($event, JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE);
+            if ($body !== false) {
+                $rows[$i]['body'] = $body;
+            }
+        }
+    }
+    return $rows;
+}
+
+/**
  * Send claimed rows as one batch. Returns '' when the bridge settled every row (deleted,
  * kept as rejected, or given back after the deadline), else why it did not take them (the
  * rows are given back, an attempt counted).
@@ -1237,7 +1291,7 @@ function vipgate_send_rows($pdo, $config, $token, $rows, $deadline)
 {
     $events = [];
     $sent = [];
-    foreach ($rows as $row) {
+    foreach (vipgate_with_owners($pdo, $rows) as $row) {
         $body = ltrim((string) $row['body']);
         if (!(json_decode($body) instanceof \stdClass)) {
             vipgate_outbox_reject($pdo, $config, $row, 'the kept body is not a JSON object', 'deliver');

@@ -171,20 +171,20 @@ class Engine:
 
     def _plan(self, client_id: int, *, staff: str | None = None,
               known: Mapping[int, InvoiceDetails] | None = None
-              ) -> tuple[ClientPlan | None, ClientMemory]:
-        """:meth:`plan`, and the client's memory as it was stored."""
+              ) -> tuple[ClientPlan | None, ClientMemory, dict[int, TicketMemory]]:
+        """:meth:`plan`, and the client's memory and ticket records as they were stored."""
         stored = self.store.get_memory(client_id)
         promise = self.store.get_promise(client_id)
         found = read_client(self.whmcs(), client_id,
                             promise=Promise(*promise) if promise else None, known=known)
         if found is None:
-            return None, stored
+            return None, stored, {}
         client, tickets = found
         now = self.now()
-        return plan_client(client, tickets, stored,
-                           self.store.ticket_memories(client_id), self.settings.policy,
+        records = self.store.ticket_memories(client_id)
+        return plan_client(client, tickets, stored, records, self.settings.policy,
                            self.settings.tickets, self.settings.bridge.language,
-                           self.today(now), now, staff=staff), stored
+                           self.today(now), now, staff=staff), stored, records
 
     def reconcile_client(self, client_id: int, *, event_id: str | None = None,
                          opened: Iterable[tuple[int, int]] = (),
@@ -199,7 +199,7 @@ class Engine:
         before the plan is applied, so the standing cache still shows what the gate saw.
         ``known``: GetInvoice answers read since the event was stored (:meth:`clients_for`)."""
         gate_saw = self.store.get_standing(client_id) if opened else None
-        plan, stored = self._plan(client_id, staff=staff, known=known)
+        plan, stored, records = self._plan(client_id, staff=staff, known=known)
         if plan is None:
             log.info("client %s no longer exists in WHMCS", client_id)
             self.end_episode_of_gone(client_id)
@@ -208,7 +208,7 @@ class Engine:
             self._ungated(plan, ticket_id, department, gate_saw,
                           opened_at or self.now(), event_id)
         return ClientResult(client_id, plan, self.apply(plan, event_id=event_id,
-                                                        stored=stored))
+                                                        stored=stored, records=records))
 
     def _ungated(self, plan: ClientPlan, ticket_id: int, opened_in: int,
                  gate_saw: CachedStanding | None, opened_at: datetime,
@@ -263,12 +263,15 @@ class Engine:
     def apply(self, plan: ClientPlan, *, event_id: str | None = None,
               applied: list[Change] | None = None,
               stored: ClientMemory | None = None,
-              episode_invoices: Iterable[Invoice] = ()) -> list[Change]:
+              episode_invoices: Iterable[Invoice] = (),
+              records: Mapping[int, TicketMemory] | None = None) -> list[Change]:
         """Apply ``plan``'s changes to WHMCS and record them; returns what was applied. Each
         change is appended to ``applied`` as it lands, so a caller still knows what landed
         when a later change fails. ``stored``: the client's memory as read for the plan; when
         the plan leaves it as it was, it is not written again (one commit less per event;
-        nothing reads the row's ``updated_at``).
+        nothing reads the row's ``updated_at``). ``records``: the client's ticket records as
+        read for the plan (under the client's lease; else they are read here); a ticket's
+        record the plan leaves as it was is not written again either.
 
         The client's delinquency episode moves first (``bridge.policy.episodes.step``: opened,
         paid into, ended), in the transaction of the observations' audit rows; each change
@@ -315,16 +318,18 @@ class Engine:
             landed(group)
         if stored is None or not stored.known or plan.memory_after != stored:
             store.save_memory(plan.memory_after, self.now())
-        previous = store.ticket_memories(cid)
+        previous = store.ticket_memories(cid) if records is None else records
         for ticket_id, final in plan.tickets.items():
             record = previous.get(ticket_id, TicketMemory(ticket_id, cid))
-            for change in (c for c in plan.changes if c.ticket_id == ticket_id):
+            changes = [c for c in plan.changes if c.ticket_id == ticket_id]
+            for change in changes:
                 if change.kind == "ticket_priority":
                     record = self._apply_priority(change, record, final)
                 else:
                     record = self._apply_note(change, record)
                 landed(change)
-            store.save_ticket_memory(final, self.now())
+            if changes or final != previous.get(ticket_id, TicketMemory(ticket_id, cid)):
+                store.save_ticket_memory(final, self.now())
         store.put_standing(plan.cache)
         return applied
 

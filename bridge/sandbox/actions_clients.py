@@ -111,6 +111,8 @@ def _client_stats(sb: Sandbox, conn: Connection, client: dict[str, Any]) -> dict
     currency = currency_row(conn, client["currency"])
     paid = (sa.select(tblaccounts.c.invoiceid, sa.func.sum(
         tblaccounts.c.amountin - tblaccounts.c.amountout).label("paid"))
+        .where(tblaccounts.c.invoiceid.in_(  # this client's invoices, not every payment made
+            sa.select(tblinvoices.c.id).where(tblinvoices.c.userid == client["id"])))
         .group_by(tblaccounts.c.invoiceid).subquery())
     invoices = conn.execute(sa.select(tblinvoices.c.status, tblinvoices.c.duedate,
                                       tblinvoices.c.total, paid.c.paid)

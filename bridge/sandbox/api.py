@@ -102,23 +102,18 @@ def dispatch(sandbox: Sandbox, params: Params, ip: str) -> dict[str, Any]:
     if accesskey and accesskey != sandbox.accesskey:
         return error("Invalid Access Key")
     key_ok = bool(sandbox.accesskey) and accesskey == sandbox.accesskey
-    if not key_ok and not sandbox.api_ip_allowed(ip):
-        return error(f"Invalid IP {ip}")
     identifier = params.get("identifier") or params.get("username")
     secret = params.get("secret") or params.get("password")
-    allowed = sandbox.authenticate(identifier, secret) if identifier and secret else None
-    if allowed is None:
-        return error("Invalid or missing credentials")
-    refused = sandbox.api_refusal(identifier)
-    if refused is not None:
-        return error(refused)
+    access = sandbox.api_access(identifier, secret, ip, check_ip=not key_ok)
+    if isinstance(access, str):
+        return error(access)
     entry = ACTIONS.get(action.lower())
     if entry is None:
         return error("Command Not Found")
-    if action.lower() not in allowed:
+    if action.lower() not in access.allowed:
         return error(f'Invalid Permissions: API action "{action.lower()}" is not allowed')
     try:
-        with sandbox.as_admin(sandbox.credential_admin(identifier)):
+        with sandbox.as_admin(access.admin):
             return {"result": "success", **entry[1](sandbox, params)}
     except StatusError as exc:
         return {"status": "error", "message": exc.message}

@@ -8,6 +8,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -47,6 +48,45 @@ def secret_matches(stored: str, secret: str) -> bool:
         return False
     candidate = hashlib.sha256((salt + secret).encode()).hexdigest()
     return scheme == "sha256" and hmac.compare_digest(candidate, digest)
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """A caller the API let in: the actions its roles allow (lower-cased), and the username
+    of the admin it acts as."""
+
+    allowed: frozenset[str]
+    admin: str
+
+
+# One statement for the credential and its admin (the API checks both on every call).
+_CREDENTIAL = sa.text(
+    "SELECT d.secret, d.role_ids, d.is_admin, a.username, a.disabled FROM tbldeviceauth d"
+    " LEFT JOIN tbladmins a ON a.id = d.user_id"
+    " WHERE d.identifier = :identifier AND d.deleted_at IS NULL")
+
+
+_ROLES = sa.text("SELECT permissions FROM tblapi_roles WHERE id IN :ids").bindparams(
+    sa.bindparam("ids", expanding=True))
+
+
+def _credential(conn: Connection, identifier: str) -> Any:
+    return conn.execute(_CREDENTIAL, {"identifier": identifier}).first()
+
+
+def _allowed_actions(conn: Connection, role_ids_json: str | None) -> set[str]:
+    """The lower-cased actions the roles in ``role_ids_json`` (a JSON list) allow."""
+    try:
+        role_ids = [int(r) for r in json.loads(role_ids_json or "[]")]
+    except (ValueError, TypeError):
+        role_ids = []
+    allowed: set[str] = set()
+    for permissions in conn.execute(_ROLES, {"ids": role_ids}).scalars():
+        try:
+            allowed |= {k.lower() for k, v in json.loads(permissions or "{}").items() if v}
+        except (ValueError, AttributeError):
+            continue
+    return allowed
 
 
 def client_hook_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -217,48 +257,33 @@ class ClientsMixin(SandboxCore):
     def authenticate(self, identifier: str, secret: str) -> set[str] | None:
         """The allowed (lower-cased) actions for this credential; None if it is not valid."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(tbldeviceauth).where(
-                tbldeviceauth.c.identifier == identifier,
-                tbldeviceauth.c.deleted_at.is_(None))).mappings().first()
-            if row is None or not secret_matches(row["secret"], secret):
+            row = _credential(conn, identifier)
+            if row is None or not secret_matches(row.secret, secret):
                 return None
-            try:
-                role_ids = [int(r) for r in json.loads(row["role_ids"] or "[]")]
-            except (ValueError, TypeError):
-                role_ids = []
-            allowed: set[str] = set()
-            for permissions in conn.execute(sa.select(tblapi_roles.c.permissions).where(
-                    tblapi_roles.c.id.in_(role_ids))).scalars():
-                try:
-                    allowed |= {k.lower() for k, v in json.loads(permissions or "{}").items()
-                                if v}
-                except (ValueError, AttributeError):
-                    continue
-            return allowed
+            return _allowed_actions(conn, row.role_ids)
 
-    def api_refusal(self, identifier: str) -> str | None:
-        """Why WHMCS refuses a credential whose secret matched, or None: "Access Denied" for
-        one that is not an admin's API credential (``is_admin`` 0), "Administrator Account
-        Disabled" when its admin is disabled (whmcs-reference §6)."""
+    def api_access(self, identifier: str, secret: str, ip: str, *,
+                   check_ip: bool) -> ApiAccess | str:
+        """The API's checks of a caller, in WHMCS's order, in one connection (the API answers
+        every call after them): the IP allow-list when ``check_ip`` ("Invalid IP ..."), the
+        credential (:meth:`authenticate`; "Invalid or missing credentials"), then why WHMCS
+        refuses a credential whose secret matched: "Access Denied" for one that is not an
+        admin's API credential (``is_admin`` 0), "Administrator Account Disabled" when its
+        admin is disabled (whmcs-reference §6). Returns WHMCS's error message, or what the
+        credential may do and the username of the admin it acts as ("admin" when tbladmins
+        has no row for it: the sandbox's first administrator)."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(tbldeviceauth.c.user_id, tbldeviceauth.c.is_admin)
-                               .where(tbldeviceauth.c.identifier == identifier)).first()
-            if row is None:
-                return None
+            if check_ip and ip not in php_unserialize_ips(self.setting("APIAllowedIPs", conn)):
+                return f"Invalid IP {ip}"
+            row = _credential(conn, identifier) if identifier and secret else None
+            if row is None or not secret_matches(row.secret, secret):
+                return "Invalid or missing credentials"
             if not row.is_admin:
                 return "Access Denied"
-            disabled = conn.execute(sa.select(tbladmins.c.disabled).where(
-                tbladmins.c.id == row.user_id)).scalar()
-        return "Administrator Account Disabled" if disabled else None
-
-    def credential_admin(self, identifier: str) -> str:
-        """The username of the admin an API credential belongs to ("admin" when tbladmins has
-        no row for it: the sandbox's first administrator)."""
-        with self.engine.connect() as conn:
-            name = conn.execute(sa.select(tbladmins.c.username).join_from(
-                tbldeviceauth, tbladmins, tbladmins.c.id == tbldeviceauth.c.user_id).where(
-                tbldeviceauth.c.identifier == identifier)).scalar()
-        return str(name) if name else "admin"
+            if row.disabled:
+                return "Administrator Account Disabled"
+            return ApiAccess(frozenset(_allowed_actions(conn, row.role_ids)),
+                             str(row.username) if row.username else "admin")
 
     def set_admin_disabled(self, user_id: int, disabled: bool = True,
                            username: str = "admin") -> None:

@@ -29,6 +29,10 @@ from bridge.whmcs.schema import DATETIME_FORMAT, tblactivitylog, tblconfiguratio
 FireCallable = Callable[[str, dict[str, Any]], list[Any]]
 
 
+# A setting's value (read on every API call: the IP allow-list), as text: built once.
+_SETTING = sa.text("SELECT value FROM tblconfiguration WHERE setting = :name")
+
+
 class WhmcsError(Exception):
     """A failure WHMCS reports with this exact message (the API answers result=error)."""
 
@@ -173,11 +177,10 @@ class SandboxCore:
     # --- configuration -----------------------------------------------------------------
 
     def setting(self, name: str, conn: Connection | None = None) -> str:
-        query = sa.select(tblconfiguration.c.value).where(tblconfiguration.c.setting == name)
         if conn is not None:
-            return str(conn.execute(query).scalar() or "")
+            return str(conn.execute(_SETTING, {"name": name}).scalar() or "")
         with self.engine.connect() as own:
-            return str(own.execute(query).scalar() or "")
+            return str(own.execute(_SETTING, {"name": name}).scalar() or "")
 
     def has_setting(self, name: str) -> bool:
         """Whether tblconfiguration has a row for ``name``."""

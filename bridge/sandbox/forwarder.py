@@ -29,6 +29,7 @@ from bridge.sandbox.stub_delivery import (
     StubDelivery,
     short,
     shown,
+    whmcs_id,
 )
 from bridge.signing import SignatureError, verify
 
@@ -308,9 +309,9 @@ class PythonForwarder(StubDelivery):
         the submit-ticket page; nothing when the bridge gives no signed answer in time."""
         asked: dict[str, int | str]
         if hook == "AdminAreaClientSummaryPage":
-            asked = {"userid": _whmcs_id(variables.get("userid"))}
+            asked = {"userid": whmcs_id(variables.get("userid"))}
         elif hook == "AdminAreaViewTicketPage":
-            ticket = _whmcs_id(variables.get("ticketid"))
+            ticket = whmcs_id(variables.get("ticketid"))
             asked = {"ticketid": ticket, "userid": self._ticket_client(ticket)}
         else:
             asked = {"userid": _client_id(variables, session),
@@ -326,12 +327,12 @@ class PythonForwarder(StubDelivery):
         allowed = answer.get("departments")
         if not isinstance(allowed, list):
             return []
-        ids = [_whmcs_id(d) for d in allowed]
+        ids = [whmcs_id(d) for d in allowed]
         returned: dict[str, Any] = {
             "departments": [d for d in variables.get("departments") or []
-                            if isinstance(d, dict) and _whmcs_id(d.get("id")) in ids],
+                            if isinstance(d, dict) and whmcs_id(d.get("id")) in ids],
             "vipgate_notice": html, "vipgate_blocked": True}
-        chosen = _whmcs_id(variables.get("deptid"))
+        chosen = whmcs_id(variables.get("deptid"))
         if chosen and chosen not in ids and ids:
             returned["deptid"] = ids[0]
         return [returned]
@@ -344,24 +345,16 @@ class PythonForwarder(StubDelivery):
                                    (ticket_id,)).fetchone()
         except sqlite3.Error:
             return 0
-        return _whmcs_id(row[0]) if row else 0
-
-
-def _whmcs_id(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(0, value)
-    return int(value) if isinstance(value, str) and value.isdigit() else 0
+        return whmcs_id(row[0]) if row else 0
 
 
 def _client_id(variables: dict[str, Any], session: dict[str, Any]) -> int:
     details = variables.get("clientsdetails")
     if isinstance(details, dict):
         for key in ("userid", "id"):
-            if _whmcs_id(details.get(key)):
-                return _whmcs_id(details.get(key))
-    return _whmcs_id(session.get("uid"))
+            if whmcs_id(details.get(key)):
+                return whmcs_id(details.get(key))
+    return whmcs_id(session.get("uid"))
 
 
 def _page_language(variables: dict[str, Any], session: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 
+from bridge.payloads import whitelist
 from bridge.sandbox.outbox import (
     BREAKER,
     BREAKER_SECONDS,
@@ -142,12 +143,49 @@ class StubDelivery:
         return self.deliver(self.setting("flush_max_rows"),
                             max(1, self.setting("flush_max_seconds")), cron=True)
 
+    def _with_owners(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """vipgate_with_owners: each invoice event's body names the invoice's client
+        (``vars.userid``) from WHMCS's tblinvoices, read in one SELECT when the rows are sent
+        (WHMCS's invoice hooks pass only the invoice id). A body that has one, is not an
+        invoice event's, or whose invoice is not found goes as it is; all of them when the
+        table cannot be read."""
+        invoice_hooks = {hook for hook, keys in whitelist().items() if "invoiceid" in keys}
+        events: dict[int, dict[str, Any]] = {}
+        for n, row in enumerate(rows):
+            if row["hook"] not in invoice_hooks:
+                continue
+            try:
+                event = json.loads(str(row["body"]))
+            except ValueError:
+                continue
+            found = event.get("vars") if isinstance(event, dict) else None
+            if isinstance(found, dict) and "userid" not in found \
+                    and whmcs_id(found.get("invoiceid")) > 0:
+                events[n] = event
+        if not events:
+            return rows
+        ids = sorted({whmcs_id(e["vars"]["invoiceid"]) for e in events.values()})
+        try:
+            with self.outbox.connect() as conn:
+                owners = {int(i): whmcs_id(str(u)) for i, u in conn.execute(
+                    "SELECT id, userid FROM tblinvoices WHERE id IN ("  # noqa: S608 (placeholders)
+                    + ",".join("?" * len(ids)) + ")", ids)}
+        except sqlite3.Error:
+            return rows  # sent without: the bridge asks WHMCS
+        rows = list(rows)
+        for n, event in events.items():
+            owner = owners.get(whmcs_id(event["vars"]["invoiceid"]), 0)
+            if owner > 0:
+                event["vars"]["userid"] = owner
+                rows[n] = {**rows[n], "body": json.dumps(event, separators=(",", ":"))}
+        return rows
+
     def _send_rows(self, token: str, rows: list[dict[str, Any]], deadline: float) -> str:
         """One batch of claimed rows: '' when the bridge settled every row, else why not (the
         rows given back, an attempt counted)."""
         events: list[str] = []
         sent: list[dict[str, Any]] = []
-        for row in rows:
+        for row in self._with_owners(rows):
             body = str(row["body"]).lstrip()
             try:
                 decoded = json.loads(body)
@@ -341,6 +379,15 @@ class StubDelivery:
                                "response": message, "processed": "", "replace": []})
             with self.module_log.open("a", encoding="utf-8") as handle:
                 handle.write(line + "\n")
+
+
+def whmcs_id(value: Any) -> int:
+    """vipgate_id: a WHMCS id (int or digit string) as int; 0 for anything else."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 def unreachable_text(url: str, minutes: int, waiting: int, error: str) -> str:

@@ -13,21 +13,30 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from bridge.i18n import Texts
 
 
-def bind_server(host: str, port: int, app: Callable[..., Any]) -> BaseWSGIServer:
-    """A threaded server for ``app``, bound (port 0 = a free port), not serving yet. Raises
-    ``OSError`` when the address cannot be bound."""
+def bind_server(host: str, port: int, app: Callable[..., Any],
+                handler: type[WSGIRequestHandler] | None = None) -> BaseWSGIServer:
+    """A threaded server for ``app``, bound (port 0 = a free port), not serving yet, with
+    werkzeug's request handler or ``handler``. Raises ``OSError`` when the address cannot be
+    bound."""
     family = select_address_family(host, port)
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(get_sockaddr(host, port, family))
         sock.listen(128)
         # werkzeug serves a duplicate of the descriptor; this one is closed on leaving.
-        return make_server(host, port, app, threaded=True, fd=sock.fileno())
+        return make_server(host, port, app, threaded=True, request_handler=handler,
+                           fd=sock.fileno())
 
 
 def cannot_serve(host: str, port: int, exc: OSError, language: str = "en") -> str:
