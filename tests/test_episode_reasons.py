@@ -8,10 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from flask import Flask
 
 from bridge.i18n import Texts
 from bridge.policy import episodes as ep
 from bridge.store import Store
+from tests.admin_helpers import ADMIN, AdminSession
+from tests.admin_world import flashes, text
 
 NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 TODAY = date(2026, 11, 2)
@@ -116,3 +119,95 @@ def test_an_episode_of_another_client_is_not_tagged(store: Store) -> None:
     [episode] = store.episodes(7)
     assert episode.reason is None and episode.actions == ()
     assert store.recent_audit(7) == [] and store.recent_audit(8) == []
+
+
+# --- the admin page ---------------------------------------------------------------------------
+
+
+def _reason_cell(page: str, episode_id: int) -> str:
+    """The reason cell of one episode on the client page (text)."""
+    cell = text(page).split(f'action="/admin/clients/7/episodes/{episode_id}/reason"')[0]
+    return cell.rsplit('<td class="episode-reason">', 1)[1]
+
+
+def test_staff_tag_and_re_tag_an_episode_on_the_client_page(app: Flask, store: Store) -> None:
+    episode_id = _open(store)
+    admin = AdminSession(app)
+    page = admin.text("/admin/clients/7")
+    assert "forgot or lost the boleto" in page and 'name="csrf_token"' in page
+    path = f"/admin/clients/7/episodes/{episode_id}/reason"
+    answer = admin.post(path, {"reason": "financial", "note": "lost his job"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(
+        "/admin/clients/7#episodes")
+    page = admin.text("/admin/clients/7")
+    assert ("message", f"Reason of episode #{episode_id} saved: financial trouble.") in \
+        flashes(page)
+    shown = text(page)
+    assert "<strong>financial trouble</strong>: lost his job" in shown
+    assert '<option value="financial" selected>' in shown
+    admin.post(path, {"reason": "service", "note": ""})
+    page = admin.text("/admin/clients/7")
+    assert ("message", f"Reason of episode #{episode_id} changed: financial trouble → unhappy "
+            "with the service or support.") in flashes(page)
+    assert "reason tagged (alice)" in text(page)  # the episode's actions
+    history = text(page).split("<h2>History</h2>")[1]
+    assert "episode reason tagged" in history
+    assert "financial trouble → unhappy with the service or support" in history
+    assert [(e.actor, e.before, e.after) for e in store.recent_audit(7)] == [
+        (ADMIN, "financial", "service"), (ADMIN, None, "financial")]
+
+
+@pytest.mark.parametrize(("data", "field", "says"), [
+    ({"reason": "", "note": "x"}, "reason", "Choose a reason."),
+    ({"reason": "lazy", "note": ""}, "reason", "lazy is not one of the reasons"),
+    ({"reason": "other", "note": "  "}, "note", 'Write a note: the reason "other" needs one.'),
+    ({"reason": "dispute", "note": "x" * 501}, "note", "At most 500 characters (501 written)."),
+])
+def test_a_bad_reason_is_refused_naming_the_field_and_nothing_is_stored(
+        app: Flask, store: Store, data: dict[str, str], field: str, says: str) -> None:
+    episode_id = _open(store)
+    admin = AdminSession(app)
+    answer = admin.post(f"/admin/clients/7/episodes/{episode_id}/reason", data)
+    assert answer.status_code == 400
+    cell = _reason_cell(answer.get_data(as_text=True), episode_id)
+    # the form (next in the page) shows the error beside its field
+    form = text(answer.get_data(as_text=True)).split(
+        f'action="/admin/clients/7/episodes/{episode_id}/reason"')[1].split("</form>")[0]
+    errored = form.split('has-error">')[1]
+    assert errored.split("</div>")[0].count(f'name="{field}"') == 1
+    assert f'role="alert">{says}' in errored
+    assert "<strong>" not in cell  # no tag shown
+    [episode] = store.episodes(7)
+    assert episode.reason is None and episode.actions == ()
+    assert store.recent_audit(7) == []
+
+
+def test_the_reason_form_reads_in_portuguese(app: Flask, store: Store) -> None:
+    episode_id = _open(store)
+    admin = AdminSession(app, language="pt_BR")
+    path = f"/admin/clients/7/episodes/{episode_id}/reason"
+    refused = admin.post(path, {"reason": "other", "note": ""})
+    assert refused.status_code == 400
+    assert 'Escreva uma observação: o motivo "outro" exige uma.' in text(
+        refused.get_data(as_text=True))
+    admin.post(path, {"reason": "boleto"})
+    page = admin.text("/admin/clients/7")
+    assert ("message", f"Motivo do episódio #{episode_id} salvo: esqueceu ou perdeu o "
+            "boleto.") in flashes(page)
+    assert "motivo do episódio marcado" in text(page)
+
+
+def test_tagging_needs_the_csrf_token_and_an_episode_of_the_client(app: Flask,
+                                                                   store: Store) -> None:
+    episode_id = _open(store)
+    admin = AdminSession(app)
+    refused = admin.client.post(f"/admin/clients/7/episodes/{episode_id}/reason",
+                                data={"reason": "boleto"})
+    assert refused.status_code == 400
+    assert admin.post(f"/admin/clients/8/episodes/{episode_id}/reason",
+                      {"reason": "boleto"}).status_code == 404
+    assert store.episodes(7)[0].reason is None and store.recent_audit(7) == []
+    # the page's language switch comes back here after a refused form: the client's page
+    went = admin.get(f"/admin/clients/7/episodes/{episode_id}/reason")
+    assert went.status_code == 302 and went.headers["Location"].endswith(
+        "/admin/clients/7#episodes")
