@@ -68,6 +68,18 @@ class EpisodeRecord:
         return self.ended_on is None
 
 
+@dataclass(frozen=True)
+class EpisodeTag:
+    """An episode's days and reason tag, without its actions and payments (the panels)."""
+
+    id: int
+    client_id: int
+    opened_on: date
+    ended_on: date | None
+    reason: str | None
+    reason_note: str | None
+
+
 def _tracked(text: str) -> dict[int, Decimal]:
     return {int(k): Decimal(v) for k, v in json.loads(text or "{}").items()}
 
@@ -270,6 +282,19 @@ class EpisodeStore(Database):
             Decimal(r.written_off), None if r.ended_at is None else r.ended_at.replace(tzinfo=UTC),
             r.ended_on, r.how, r.days, r.source, r.reason, tuple(actions.get(r.id, ())),
             tuple(payments.get(r.id, ())), r.reason_note) for r in rows]
+
+    def latest_episode(self, client_id: int) -> EpisodeTag | None:
+        """The client's open episode, else its latest opened (the client's rows by
+        ``ix_episode_client_opened``)."""
+        c = episode.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(c.id, c.client_id, c.opened_on, c.ended_on, c.reason,
+                                         c.reason_note)
+                               .where(c.client_id == client_id)
+                               .order_by(c.open_client_id.is_(None), c.opened_on.desc(),
+                                         c.id.desc()).limit(1)).first()
+        return None if row is None else EpisodeTag(row.id, row.client_id, row.opened_on,
+                                                   row.ended_on, row.reason, row.reason_note)
 
     def episode_counts(self) -> dict[str, int]:
         """How many episodes there are: open, ended, backfilled."""
