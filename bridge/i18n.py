@@ -183,7 +183,17 @@ AUDIT_ACTIONS = {
     "snapshot": N_("snapshot taken"), "admin_login": N_("admin signed in"),
     "inbox_retry": N_("event retried"), "inbox_discard": N_("event discarded"),
     "first_reconcile_confirmed": N_("first full reconcile confirmed"),
+    "episode_reason": N_("episode reason tagged"),
     "pin": N_("Pin"), "unpin": N_("Unpin"), "exclude": N_("Exclude"), "include": N_("Include"),
+}
+# Why a client stopped paying, as staff tag a delinquency episode (issue 19 item 3; the keys
+# are what ``episode.reason`` holds, ``bridge.policy.episodes.check_reason`` checks them).
+EPISODE_REASONS = {
+    "boleto": N_("forgot or lost the boleto"),
+    "financial": N_("financial trouble"),
+    "service": N_("unhappy with the service or support"),
+    "dispute": N_("dispute"),
+    "other": N_("other"),
 }
 # the admin's pin/unpin/exclude/include change the same flags as staff's membership entries
 MEMBERSHIP_ACTIONS = ("membership", "pin", "unpin", "exclude", "include")
@@ -233,6 +243,12 @@ class Texts:
                  "High": self.pgettext("ticket priority", "High")}
         return names.get(priority, priority)
 
+    def episode_reason(self, reason: str) -> str:
+        """A delinquency episode's reason tag (``EPISODE_REASONS``) for people, else as
+        stored."""
+        name = EPISODE_REASONS.get(reason)
+        return self.gettext(name) if name else reason
+
     def audit_action(self, action: str) -> str:
         """An audit entry's action for people (``AUDIT_ACTIONS``), else as stored."""
         name = AUDIT_ACTIONS.get(action)
@@ -240,9 +256,9 @@ class Texts:
 
     def audit_value(self, action: str, value: str | None,
                     names: WhmcsNames | None = None) -> str | None:
-        """An audit entry's ``before`` or ``after`` in this language: priorities and
-        membership flags translated, a promise's ``until 2026-11-28`` with the day in the
-        locale, group and department ids with their names; anything else as stored."""
+        """An audit entry's ``before`` or ``after`` in this language: priorities, membership
+        flags and episode reasons translated, a promise's ``until 2026-11-28`` with the day in
+        the locale, group and department ids with their names; anything else as stored."""
         if value is None:
             return None
         if action == "ticket_priority":
@@ -250,6 +266,8 @@ class Texts:
         if action in MEMBERSHIP_ACTIONS:
             return "+".join(self.gettext(MEMBERSHIP_WORDS[w]) if w in MEMBERSHIP_WORDS else w
                             for w in value.split("+"))
+        if action == "episode_reason":
+            return self.episode_reason(value)
         if action == "promise" and value.startswith("until "):
             try:
                 day = date.fromisoformat(value.removeprefix("until "))

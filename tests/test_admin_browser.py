@@ -156,6 +156,28 @@ def test_pin_a_client(page: Any, world: World, cast: dict[str, int]) -> None:
     screenshot(page, "client")
 
 
+def test_tag_an_episode_s_reason(page: Any, world: World, cast: dict[str, int]) -> None:
+    log_in(page)
+    owing = cast["owing"]
+    page.goto(f"/admin/clients/{owing}#episodes")
+    form = page.locator("form.reason-form").first
+    form.get_by_label("Reason").select_option("other")
+    form.get_by_role("button", name="Save reason").click()
+    error = page.locator("form.reason-form .has-error .error").first
+    assert error.inner_text() == 'Write a note: the reason "other" needs one.'
+    assert world.store.episodes(owing)[0].reason is None
+    form = page.locator("form.reason-form").first
+    form.get_by_label("Reason").select_option("financial")
+    form.get_by_label("Note").fill("lost a client of his own")
+    form.get_by_role("button", name="Save reason").click()
+    assert "saved: financial trouble" in page.locator(".flash").first.inner_text()
+    assert page.url.endswith(f"/admin/clients/{owing}#episodes")
+    [episode] = world.store.episodes(owing)
+    assert (episode.reason, episode.reason_note) == ("financial", "lost a client of his own")
+    page.locator("#episodes").scroll_into_view_if_needed()
+    screenshot(page, "client-episode-reason")
+
+
 def test_retry_a_dead_letter(page: Any, world: World) -> None:
     log_in(page)
     page.locator("nav.nav").get_by_role("link", name="Inbox").click()

@@ -22,6 +22,7 @@ from bridge.model import (
 )
 from bridge.panels import client_language
 from bridge.panels.view import (
+    EpisodeFacts,
     PanelFacts,
     client_summary,
     headline,
@@ -29,6 +30,7 @@ from bridge.panels.view import (
     submit_ticket,
     ticket_badge,
 )
+from bridge.policy import episodes as ep
 from bridge.settings import default_settings
 from bridge.signing import verify
 from bridge.web.app import create_app
@@ -264,7 +266,8 @@ def test_hostile_values_are_escaped_in_every_panel() -> None:
                        vip_reasons=(HOSTILE,))
     facts = PanelFacts(7, hostile, ClientMemory(7), (date(2026, 12, 1), HOSTILE),
                        [AuditEntry(FIXED_NOW, HOSTILE, HOSTILE, 7, 3, HOSTILE, HOSTILE, ())],
-                       TicketMemory(3, 7, HOSTILE, "Low"))
+                       TicketMemory(3, 7, HOSTILE, "Low"),
+                       episode=EpisodeFacts(1, TODAY, None, HOSTILE, HOSTILE))
     message = default_settings().replace(tickets={
         "billing_departments": "2", "block_message_en": HOSTILE + " {invoices} {link}"}).tickets
     rendered = [
@@ -349,6 +352,54 @@ def test_client_summary_answer_links_to_the_admin_page(panel_client, store) -> N
     assert 'href="https://vip.example.com/admin/clients/7"' in markup
     shown = text_of(markup)
     assert "Why this standing: invoice #1042 overdue 12 days" in shown
+
+
+@pytest.mark.parametrize(("episode", "language", "expected"), [
+    (EpisodeFacts(3, date(2026, 11, 9), None, None), "en",
+     "Delinquency episode open since 2026-11-09 · Reason: reason not tagged yet · Tag the "
+     "reason in vipgate"),
+    (EpisodeFacts(3, date(2026, 11, 9), None, "boleto"), "pt_BR",
+     "Episódio de inadimplência aberto desde 09/11/2026 · Motivo: esqueceu ou perdeu o boleto "
+     "· Trocar o motivo no vipgate"),
+    (EpisodeFacts(3, date(2026, 10, 1), date(2026, 10, 9), "other", "moved abroad"), "en",
+     "Last delinquency episode: 2026-10-01 to 2026-10-09 · Reason: other (moved abroad) · "
+     "Change the reason in vipgate"),
+    (EpisodeFacts(3, date(2026, 10, 1), date(2026, 10, 9), "financial"), "pt_BR",
+     "Último episódio de inadimplência: 01/10/2026 a 09/10/2026 · Motivo: dificuldade "
+     "financeira · Trocar o motivo no vipgate"),
+])
+def test_client_summary_shows_the_episode_s_reason_with_a_link_to_tag_it(
+        episode: EpisodeFacts, language: str, expected: str) -> None:
+    link = "https://v.example/admin/clients/7"
+    for standing_ in (standing("overdue"), None):  # also for a client not evaluated yet
+        markup = client_summary(PanelFacts(7, standing_, episode=episode), language=language,
+                                today=TODAY, whmcs_url="", admin_link=link)
+        assert expected in text_of(markup)
+        assert f'href="{link}#episodes"' in markup
+    no_link = text_of(client_summary(PanelFacts(7, standing("overdue"), episode=episode),
+                                     language=language, today=TODAY, whmcs_url="",
+                                     admin_link=""))
+    assert expected.rsplit(" · ", 1)[0] in no_link and "vipgate #" not in no_link
+    assert "in vipgate" not in no_link and "no vipgate" not in no_link
+    without = text_of(client_summary(PanelFacts(7, standing("overdue")), language=language,
+                                     today=TODAY, whmcs_url="", admin_link=link))
+    assert "Reason:" not in without and "Motivo:" not in without
+
+
+def test_client_summary_answer_shows_the_reason_staff_tagged(panel_client, store) -> None:
+    store.put_standing(standing("suspended"))
+    opened = ep.Opening(FIXED_NOW, date(2026, 11, 9), Decimal("89.90"), "R$ ", "",
+                        {1042: Decimal("89.90")})
+    store.record(7, [], ep.EpisodeStep(opening=opened), FIXED_NOW)
+    asked = text_of(ask(panel_client, "AdminAreaClientSummaryPage", {"userid": 7}).json["html"])
+    assert "Delinquency episode open since 2026-11-09 · Reason: reason not tagged yet" in asked
+    [episode] = store.episodes(7)
+    store.tag_reason(7, episode.id, ep.check_reason("dispute", "charged twice"), "maria",
+                     FIXED_NOW)
+    markup = ask(panel_client, "AdminAreaClientSummaryPage", {"userid": 7}).json["html"]
+    assert "Reason: dispute (charged twice) · Change the reason in vipgate" in text_of(markup)
+    assert 'href="https://vip.example.com/admin/clients/7#episodes"' in markup
+    assert "episode reason tagged: - → dispute (maria)" in text_of(markup)  # last changes
 
 
 def test_ticket_badge_finds_the_client_from_the_ticket_record(panel_client, store) -> None:

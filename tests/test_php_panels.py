@@ -11,12 +11,14 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from bridge.model import CachedStanding, OverdueInvoice, TicketMemory
+from bridge.policy import episodes as ep
 from bridge.settings import Settings, default_settings
 from bridge.signing import signed_headers
 from tests.conftest import LiveBridge
@@ -84,6 +86,24 @@ def test_client_summary_panel(whmcs: Whmcs, live_bridge: LiveBridge) -> None:
     assert 'href="https://vip.example.com/admin/clients/42"' in panel
     assert whmcs.logged() == [] and whmcs.spool() == []
     assert live_bridge.store.events() == []  # answered, not stored
+
+
+def test_client_summary_panel_shows_the_episode_s_reason(whmcs: Whmcs,
+                                                         live_bridge: LiveBridge) -> None:
+    store = live_bridge.store
+    store.put_standing(_standing("suspended"))
+    store.record(42, [], ep.EpisodeStep(opening=ep.Opening(
+        FIXED_NOW, date(2026, 11, 9), Decimal("89.90"), "R$ ", "", {1042: Decimal("89.90")})),
+        FIXED_NOW)
+    [episode] = store.episodes(42)
+    store.tag_reason(42, episode.id, ep.check_reason("other", "<b>moved</b> abroad"), "maria",
+                     FIXED_NOW)
+    whmcs.install(live_bridge.url)
+    [panel] = whmcs.fire("AdminAreaClientSummaryPage", {"userid": 42})["returns"]
+    assert ("Delinquency episode open since 2026-11-09 · Reason: other (<b>moved</b> abroad) · "
+            "Change the reason in vipgate") in text_of(panel)
+    assert "&lt;b&gt;moved&lt;/b&gt;" in panel  # staff's note is text
+    assert 'href="https://vip.example.com/admin/clients/42#episodes"' in panel
 
 
 def test_ticket_badge_reads_the_tickets_client_from_whmcs(whmcs: Whmcs,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bridge.policy.episodes import check_reason
 from tests.admin_world import customer
 from tests.browser import screenshot, watched_page
 from tests.world import World, make_world
@@ -29,12 +30,14 @@ sync_api = pytest.importorskip("playwright.sync_api")
 # The client's WHMCS language name, and what each language's panels say and must not say.
 WHMCS_LANGUAGE = {"en": "english", "pt_BR": "portuguese-br"}
 WORDS = {
-    "en": {"standing": "Standing: Suspended", "summary": ["Overdue invoices", "Why this standing"],
+    "en": {"standing": "Standing: Suspended", "summary": ["Overdue invoices", "Why this standing",
+                                                         "Reason: forgot or lost the boleto"],
            "badge": ["Suspended", "1 invoice"],
            "notice": ["Only the billing department", "Pay invoice"],
            "banner": ["suspended", "See your invoices"]},
     "pt_BR": {"standing": "Situação: Suspenso",
-              "summary": ["Faturas vencidas", "Por que esta situação", "Últimas mudanças"],
+              "summary": ["Faturas vencidas", "Por que esta situação", "Últimas mudanças",
+                          "Motivo: esqueceu ou perdeu o boleto"],
               "badge": ["Suspenso", "1 fatura", "prioridade reduzida pelo vipgate (era Alta)"],
               "notice": ["só o departamento financeiro", "Pagar fatura", "faturas vencidas"],
               "banner": ["suspensos", "Ver suas faturas"]},
@@ -44,7 +47,7 @@ BADGE = {"en": r"Suspended · \d+ days · \$89\.90 USD · 1 invoice",
          "pt_BR": r"Suspenso · \d+ dias · \$89,90 USD · 1 fatura"}
 # English that the Portuguese panels must not show (each translated in the catalog).
 ENGLISH = {"summary": ["Standing", "Overdue invoices", "Why this", "Last changes", "overdue",
-                       "Open in vipgate", "days"],
+                       "Open in vipgate", "days", "Reason", "episode", "tagged"],
            "badge": ["Suspended", "days", "invoice", "priority"],
            "notice": ["Only the billing", "Pay invoice", "overdue"],
            "banner": ["suspended", "See your invoices", "invoice"]}
@@ -101,8 +104,12 @@ def page(browser: Any, world: World, suspended: dict[str, int]) -> Iterator[Any]
         yield opened
 
 
-def test_staff_see_the_standing_on_the_client_summary(page: Any, language: str,
+def test_staff_see_the_standing_on_the_client_summary(page: Any, language: str, world: World,
                                                        suspended: dict[str, int]) -> None:
+    [episode] = world.store.episodes(suspended["client"])  # staff tagged it on vipgate's page
+    if episode.reason is None:
+        world.store.tag_reason(suspended["client"], episode.id, check_reason("boleto", ""),
+                               "maria", world.engine.now())
     page.goto(f"/admin/clientssummary.php?userid={suspended['client']}")
     panel = page.locator(".vipgate-panel")
     assert panel.is_visible()

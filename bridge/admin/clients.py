@@ -19,12 +19,13 @@ from flask_babel import lazy_gettext, ngettext
 from werkzeug.wrappers import Response
 
 from bridge.admin import membership
-from bridge.admin.common import audit, bp, business_today, rt, whmcs
+from bridge.admin.common import admin_name, audit, bp, business_now, business_today, rt, whmcs
 from bridge.admin.language import current
 from bridge.admin.localtime import shown
 from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
 from bridge.model import CachedStanding, WhmcsNames, client_name
+from bridge.policy.episodes import REASON_NOTE_MAX, REASONS, ReasonTagError, check_reason
 from bridge.policy.vip import hold_time
 from bridge.whmcs import WhmcsError, WhmcsNotFound
 from bridge.whmcs.models import ClientDetails, Ticket
@@ -224,9 +225,26 @@ EPISODE_ACTIONS = {"left_vip": lazy_gettext("left VIP"),
                    "reason_tagged": lazy_gettext("reason tagged")}
 
 
+@dataclass(frozen=True)
+class ReasonForm:
+    """A reason tag staff sent for one episode and what was wrong with it."""
+
+    episode_id: int
+    reason: str
+    note: str
+    field: str  # reason | note
+    message: str
+
+
 @bp.route("/clients/<int:client_id>", endpoint="client")
 def client(client_id: int) -> str:
+    return _client_page(client_id)[0]
+
+
+def _client_page(client_id: int, refused: ReasonForm | None = None,
+                 status: int = 200) -> tuple[str, int]:
     store = rt().store
+    t = current()
     live, notice = read_live(client_id)
     promise = store.get_promise(client_id)
     cached = store.get_standing(client_id)
@@ -241,13 +259,43 @@ def client(client_id: int) -> str:
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY, names=names,
         episodes=store.episodes(client_id, limit=EPISODES), episode_ends=EPISODE_ENDS,
-        episode_actions=EPISODE_ACTIONS,
+        episode_actions=EPISODE_ACTIONS, refused=refused, note_max=REASON_NOTE_MAX,
+        reason_names={r: t.episode_reason(r) for r in REASONS},
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
         tz=rt().settings.bridge.timezone,
         hold=staff_hold(memory.held_since, memory.held_by) if memory.held_since else "",
         name=client_name(live.details.firstname, live.details.lastname,
                          live.details.companyname) if live else (cached.name or "") if cached
-        else "")
+        else ""), status
+
+
+@bp.route("/clients/<int:client_id>/episodes/<int:episode_id>/reason",
+          methods=["GET", "POST"], endpoint="episode_reason")
+def episode_reason(client_id: int, episode_id: int) -> tuple[str, int] | Response:
+    """Tag (or re-tag) why the client stopped paying in this episode; audited. A GET (the
+    language switch of a refused form's page) goes back to the client's page."""
+    if request.method == "GET":
+        return redirect(url_for("admin.client", client_id=client_id, _anchor="episodes"))
+    reason, note = request.form.get("reason", ""), request.form.get("note", "")
+    t = current()
+    try:
+        tag = check_reason(reason, note)
+    except ReasonTagError as exc:
+        return _client_page(client_id, ReasonForm(episode_id, reason.strip(), note.strip(),
+                                                  exc.field, t.reason(exc.message)), 400)
+    try:
+        before = rt().store.tag_reason(client_id, episode_id, tag, admin_name(), business_now())
+    except LookupError:
+        abort(404, _("Client %(id)s has no episode %(episode)s.", id=client_id,
+                     episode=episode_id))
+    after = t.episode_reason(tag.reason)
+    if before is None:
+        flash(_("Reason of episode #%(episode)s saved: %(reason)s.", episode=episode_id,
+                reason=after))
+    else:
+        flash(_("Reason of episode #%(episode)s changed: %(before)s → %(after)s.",
+                episode=episode_id, before=t.episode_reason(before.reason), after=after))
+    return redirect(url_for("admin.client", client_id=client_id, _anchor="episodes"))
 
 
 @bp.route("/clients/<int:client_id>/reconcile", methods=["POST"], endpoint="client_reconcile")

@@ -1,8 +1,9 @@
 """vipgate inside WHMCS: the answers to the page hooks the stub asks synchronously.
 
 Every answer is built from vipgate's own tables (the standing cache, membership, promises,
-audit, ticket records), never from the WHMCS API, so it comes back in milliseconds; the
-stub gives up after one second and shows nothing. What each panel shows: ``view``."""
+audit, ticket records, the latest delinquency episode), never from the WHMCS API, so it comes
+back in milliseconds; the stub gives up after one second and shows nothing. What each panel
+shows: ``view``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from bridge.panels.view import (
+    EpisodeFacts,
     PanelFacts,
     SubmitTicketAnswer,
     client_summary,
@@ -46,9 +48,12 @@ def facts_for(store: Store, question: PanelQuestion) -> PanelFacts:
     standing = store.get_standing(client_id)
     if question.panel != "client_summary":
         return PanelFacts(client_id, standing, ticket=ticket)
+    latest = store.latest_episode(client_id)
+    episode = None if latest is None else EpisodeFacts(
+        latest.id, latest.opened_on, latest.ended_on, latest.reason, latest.reason_note)
     return PanelFacts(client_id, standing, store.get_memory(client_id),
                       store.get_promise(client_id), store.recent_audit(client_id, limit=5),
-                      ticket, store.whmcs_names())
+                      ticket, store.whmcs_names(), episode)
 
 
 def admin_link(settings: Settings, client_id: int) -> str:

@@ -29,6 +29,17 @@ MAX_CHANGES = 5
 
 
 @dataclass(frozen=True)
+class EpisodeFacts:
+    """The client's open (or latest) delinquency episode and its reason tag."""
+
+    id: int
+    opened_on: date
+    ended_on: date | None  # None: open
+    reason: str | None  # bridge.policy.episodes.REASONS; None: not tagged
+    reason_note: str | None = None
+
+
+@dataclass(frozen=True)
 class PanelFacts:
     """What vipgate's own tables hold about one client (and one ticket)."""
 
@@ -39,6 +50,7 @@ class PanelFacts:
     changes: Sequence[AuditEntry] = ()
     ticket: TicketMemory | None = None
     names: WhmcsNames = field(default_factory=WhmcsNames)  # group, department names
+    episode: EpisodeFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -140,13 +152,38 @@ def _change_line(entry: AuditEntry, language: str, names: WhmcsNames) -> str:
     return f"{format_date(entry.at, language)} {what} ({entry.actor})"
 
 
+def _episode(episode: EpisodeFacts | None, language: str,
+             admin_link: str) -> dict[str, str] | None:
+    """The open (or latest) episode's reason, with the link to tag it on vipgate's admin
+    page (staff tag it there: the panel is HTML the bridge answers, it takes no input)."""
+    if episode is None:
+        return None
+    t = Texts(language)
+    if episode.ended_on is None:
+        title = t.gettext("Delinquency episode open since %(day)s",
+                          day=t.day(episode.opened_on))
+    else:
+        title = t.gettext("Last delinquency episode: %(opened)s to %(ended)s",
+                          opened=t.day(episode.opened_on), ended=t.day(episode.ended_on))
+    return {"title": title,
+            "reason": t.episode_reason(episode.reason) if episode.reason else "",
+            "note": episode.reason_note or "",
+            "untagged": t.gettext("reason not tagged yet"),
+            "link": f"{admin_link}#episodes" if admin_link else "",
+            "action": t.gettext("Change the reason in vipgate") if episode.reason
+            else t.gettext("Tag the reason in vipgate")}
+
+
 def client_summary(facts: PanelFacts, *, language: str, today: date, whmcs_url: str,
                    admin_link: str) -> str:
     """AdminAreaClientSummaryPage: standing and VIP with their reasons, overdue invoices,
-    an active promise to pay, the last changes, and a link to the client in vipgate."""
+    an active promise to pay, the open (or latest) episode's reason, the last changes, and a
+    link to the client in vipgate."""
     standing = facts.standing
+    episode = _episode(facts.episode, language, admin_link)
     if standing is None:
-        return _render("client_summary.html", language, known=False, admin_link=admin_link)
+        return _render("client_summary.html", language, known=False, admin_link=admin_link,
+                       episode=episode)
     t = Texts(language)
     promise = None
     if facts.promise is not None and facts.promise[0] >= today:
@@ -166,7 +203,7 @@ def client_summary(facts: PanelFacts, *, language: str, today: date, whmcs_url: 
         vip_reasons=[t.reason(r, facts.names) for r in standing.vip_reasons],
         changes=[_change_line(c, language, facts.names) for c in facts.changes[:MAX_CHANGES]],
         updated=t.gettext("as of %(at)s", at=t.moment(standing.updated_at)),
-        admin_link=admin_link)
+        admin_link=admin_link, episode=episode)
 
 
 def _priority_note(ticket: TicketMemory | None, language: str) -> str | None:

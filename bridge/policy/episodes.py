@@ -13,6 +13,9 @@ Two ways in, one meaning:
 - :func:`bridge.policy.past_episodes.reconstruct` — the past: a client's invoices and
   transactions as WHMCS kept them give its past episodes (``vipgate backfill``).
 
+Staff tag an episode with why the client stopped paying (:data:`REASONS`,
+:func:`check_reason`, :func:`reason_changes`); the figures count episodes and money by it.
+
 Nothing here reads or writes; ``now`` and ``today`` (WHMCS's time zone) are passed in.
 """
 
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from bridge.model import TICKET_PRIORITIES
+from bridge.i18n import EPISODE_REASONS, why
+from bridge.model import TICKET_PRIORITIES, AuditEntry, Reason
 from bridge.policy.standing import Standing
 from bridge.policy.state import OWED_STATUSES, PAID, ClientState, Invoice
 
@@ -217,3 +221,70 @@ def change_action(kind: str, before: str | None, after: str | None, vip_group_id
     if kind == "ticket_department":  # a ticket that got round the gate, moved to billing
         return Action(TICKET_BLOCKED, now, actor, ticket_id, f"moved to department {after}")
     return None
+
+
+# Why the client stopped paying, as staff tag the episode (``episode.reason``): the keys of
+# ``bridge.i18n.EPISODE_REASONS`` (their names for people). "other" needs a note.
+REASONS = tuple(EPISODE_REASONS)
+REASON_OTHER = "other"
+REASON_NOTE_MAX = 500
+REASON_AUDIT = "episode_reason"  # the audit row's action
+
+
+class ReasonTagError(ValueError):
+    """A reason tag that cannot be stored: ``field`` (``reason`` or ``note``) and why, as a
+    :class:`bridge.model.Reason` shown in the reader's language."""
+
+    def __init__(self, field: str, message: Reason) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class ReasonTag:
+    reason: str  # one of REASONS
+    note: str  # "" when none
+
+
+def check_reason(reason: str | None, note: str | None) -> ReasonTag:
+    """The tag staff asked for, checked: a reason of :data:`REASONS`; a note (trimmed) of at
+    most :data:`REASON_NOTE_MAX` characters, required for "other"."""
+    chosen = (reason or "").strip()
+    if not chosen:
+        raise ReasonTagError("reason", why.gettext("Choose a reason."))
+    if chosen not in REASONS:
+        raise ReasonTagError("reason", why.gettext(
+            "%(reason)s is not one of the reasons: choose one from the list.",
+            reason=chosen[:40]))
+    text = (note or "").strip()
+    if len(text) > REASON_NOTE_MAX:
+        raise ReasonTagError("note", why.gettext(
+            "At most %(max)s characters (%(count)s written).", max=REASON_NOTE_MAX,
+            count=len(text)))
+    if chosen == REASON_OTHER and not text:
+        raise ReasonTagError("note", why.gettext(
+            "Write a note: the reason \"other\" needs one."))
+    return ReasonTag(chosen, text)
+
+
+def reason_name(reason: str) -> Reason:
+    """The reason's name as a message (shown in the reader's language)."""
+    return why.gettext(EPISODE_REASONS[reason])
+
+
+def reason_changes(client_id: int, episode_id: int, opened_on: date,
+                   before: ReasonTag | None, after: ReasonTag, actor: str,
+                   now: datetime) -> tuple[AuditEntry, Action]:
+    """The audit row (``before`` → ``after``: the reason keys; the notes in its reasons) and
+    the episode's :data:`REASON_TAGGED` action of one tagging."""
+    reasons: list[str] = [why.gettext("episode #%(id)s, opened %(day)s: %(reason)s",
+                                      id=episode_id, day=opened_on,
+                                      reason=reason_name(after.reason))]
+    if after.note:
+        reasons.append(why.gettext("note: %(note)s", note=after.note))
+    if before is not None and before.note and before.note != after.note:
+        reasons.append(why.gettext("the note was: %(note)s", note=before.note))
+    entry = AuditEntry(now, actor, REASON_AUDIT, client_id, None,
+                       None if before is None else before.reason, after.reason, tuple(reasons))
+    detail = after.reason if not after.note else f"{after.reason}: {after.note}"
+    return entry, Action(REASON_TAGGED, now, actor, None, detail)

@@ -22,7 +22,14 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.model import AuditEntry
-from bridge.policy.episodes import Action, EpisodeStep, OpenEpisode, Payment
+from bridge.policy.episodes import (
+    Action,
+    EpisodeStep,
+    OpenEpisode,
+    Payment,
+    ReasonTag,
+    reason_changes,
+)
 from bridge.store.audit import audit_rows
 from bridge.store.database import Database, utc_naive
 from bridge.store.tables import audit, episode, episode_action, episode_payment
@@ -54,10 +61,23 @@ class EpisodeRecord:
     reason: str | None
     actions: tuple[Action, ...]
     payments: tuple[Payment, ...]
+    reason_note: str | None = None
 
     @property
     def open(self) -> bool:
         return self.ended_on is None
+
+
+@dataclass(frozen=True)
+class EpisodeTag:
+    """An episode's days and reason tag, without its actions and payments (the panels)."""
+
+    id: int
+    client_id: int
+    opened_on: date
+    ended_on: date | None
+    reason: str | None
+    reason_note: str | None
 
 
 def _tracked(text: str) -> dict[int, Decimal]:
@@ -214,6 +234,29 @@ class EpisodeStore(Database):
             done = conn.execute(episode_action.insert().from_select(columns, select))
         return bool(done.rowcount)
 
+    def tag_reason(self, client_id: int, episode_id: int, tag: ReasonTag, actor: str,
+                   now: datetime) -> ReasonTag | None:
+        """Set the client's episode's reason tag (replacing the one it had), with its
+        ``reason_tagged`` action and the audit row (before → after), in one transaction.
+        Returns the tag it had (None: none); LookupError when the client has no such
+        episode."""
+        c = episode.c
+        with self.engine.begin() as conn:
+            query = episode.select().where(c.id == episode_id, c.client_id == client_id)
+            if conn.dialect.name != "sqlite":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise LookupError(f"client {client_id} has no episode {episode_id}")
+            before = None if row.reason is None else ReasonTag(row.reason, row.reason_note or "")
+            entry, action = reason_changes(client_id, row.id, row.opened_on, before, tag, actor,
+                                           now)
+            conn.execute(episode.update().where(c.id == row.id).values(
+                reason=tag.reason, reason_note=tag.note or None))
+            conn.execute(episode_action.insert(), [action_row(row.id, client_id, action)])
+            conn.execute(audit.insert(), audit_rows([entry]))
+        return before
+
     def episodes(self, client_id: int, *, limit: int = 100) -> list[EpisodeRecord]:
         """A client's episodes, newest first, with their actions and payments."""
         with self.engine.connect() as conn:
@@ -238,7 +281,20 @@ class EpisodeStore(Database):
             r.currency_prefix, r.currency_suffix, r.standing, Decimal(r.recovered),
             Decimal(r.written_off), None if r.ended_at is None else r.ended_at.replace(tzinfo=UTC),
             r.ended_on, r.how, r.days, r.source, r.reason, tuple(actions.get(r.id, ())),
-            tuple(payments.get(r.id, ()))) for r in rows]
+            tuple(payments.get(r.id, ())), r.reason_note) for r in rows]
+
+    def latest_episode(self, client_id: int) -> EpisodeTag | None:
+        """The client's open episode, else its latest opened (the client's rows by
+        ``ix_episode_client_opened``)."""
+        c = episode.c
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(c.id, c.client_id, c.opened_on, c.ended_on, c.reason,
+                                         c.reason_note)
+                               .where(c.client_id == client_id)
+                               .order_by(c.open_client_id.is_(None), c.opened_on.desc(),
+                                         c.id.desc()).limit(1)).first()
+        return None if row is None else EpisodeTag(row.id, row.client_id, row.opened_on,
+                                                   row.ended_on, row.reason, row.reason_note)
 
     def episode_counts(self) -> dict[str, int]:
         """How many episodes there are: open, ended, backfilled."""
