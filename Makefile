@@ -23,10 +23,11 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Two workers (pytest-xdist): the machine's two cores; every test has its own databases.
-# loadgroup: tests marked with one xdist_group (the wheel's, which share one build) run on one worker.
+# Three workers (pytest-xdist) on the machine's two cores: the tests wait on php, MariaDB's
+# commits and servers much of the time, so two workers left a core idle; every test has its own
+# databases. loadgroup: tests marked with one xdist_group (the wheel's, which share one build) run on one worker.
 test: prerequisites $(VENV)/.installed lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist loadgroup
 
 # The browser tests again, writing their screenshots into docs/screenshots/ (the README's).
 screenshots: prerequisites $(VENV)/.installed
