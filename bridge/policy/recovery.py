@@ -50,8 +50,8 @@ class EpisodeFacts:
     reason: str  # the reason tag, or UNTAGGED
 
     def key(self, breakdown: str) -> str:
-        return {"first_action": self.first_action, "group": self.group,
-                "reason": self.reason}[breakdown]
+        """Its key in ``breakdown`` (one of :data:`BREAKDOWNS`)."""
+        return str(getattr(self, breakdown))
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,16 @@ def first_action(actions: Iterable[tuple[str, datetime, int]]) -> str:
 
 def _figures(key: str, facts: Sequence[EpisodeFacts], money: Sequence[PaidMoney],
              since: date, until: date) -> Figures:
-    months: dict[tuple[str, str, str], tuple[Decimal, set[int]]] = {}
+    amounts: dict[tuple[str, str, str], Decimal] = {}
+    paid_into: dict[tuple[str, str, str], set[int]] = {}
     for m in money:
-        k = (m.paid_on.strftime("%Y-%m"), m.currency_prefix, m.currency_suffix)
-        amount, episodes = months.get(k, (Decimal(0), set()))
-        months[k] = (amount + m.amount, episodes | {m.episode_id})
-    recovered = tuple(MonthTotal(month, prefix, suffix, amount, len(episodes))
-                      for (month, prefix, suffix), (amount, episodes) in sorted(months.items()))
+        k = (f"{m.paid_on.year:04d}-{m.paid_on.month:02d}", m.currency_prefix,
+             m.currency_suffix)
+        amounts[k] = amounts.get(k, Decimal(0)) + m.amount
+        paid_into.setdefault(k, set()).add(m.episode_id)
+    recovered = tuple(MonthTotal(month, prefix, suffix, amounts[month, prefix, suffix],
+                                 len(paid_into[month, prefix, suffix]))
+                      for month, prefix, suffix in sorted(amounts))
     paid = [f.days for f in facts if f.how == PAID_UP and f.days is not None
             and f.ended_on is not None and since <= f.ended_on <= until]
     suspended = [f for f in facts if f.suspended_on is not None
@@ -159,10 +162,13 @@ def recovery(facts: Sequence[EpisodeFacts], money: Sequence[PaidMoney], since: d
     total = _figures("all", facts, money, since, until)
     by: dict[str, list[Figures]] = {}
     for breakdown in BREAKDOWNS:
-        keys = sorted({f.key(breakdown) for f in facts})
-        by[breakdown] = [_figures(
-            k, [f for f in facts if f.key(breakdown) == k],
-            [m for m in money if m.episode_id in by_id
-             and by_id[m.episode_id].key(breakdown) == k],
-            since, until) for k in keys]
+        facts_by: dict[str, list[EpisodeFacts]] = {}
+        for f in facts:
+            facts_by.setdefault(f.key(breakdown), []).append(f)
+        money_by: dict[str, list[PaidMoney]] = {}
+        for m in money:
+            if m.episode_id in by_id:
+                money_by.setdefault(by_id[m.episode_id].key(breakdown), []).append(m)
+        by[breakdown] = [_figures(k, facts_by[k], money_by.get(k, []), since, until)
+                         for k in sorted(facts_by)]
     return Recovery(since, until, total, by)
