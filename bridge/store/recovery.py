@@ -34,23 +34,25 @@ class RecoveryStore(Database):
             raise ValueError(f"the range's start {since} is after its end {until}")
         e, a, p = episode.c, episode_action.c, episode_payment.c
         start, end = days.day_bounds(since, timezone)[0], days.day_bounds(until, timezone)[1]
-        paid_in = sa.select(p.episode_id).where(p.paid_on.between(since, until))
-        suspended_in = (sa.select(a.episode_id).where(a.kind == SUSPENDED)
+        suspended_in = (sa.select(a.episode_id.label("id")).where(a.kind == SUSPENDED)
                         .group_by(a.episode_id)
                         .having(sa.and_(sa.func.min(a.at) >= start, sa.func.min(a.at) < end)))
-        chosen = sa.or_(sa.and_(e.how == PAID_UP, e.ended_on.between(since, until)),
-                        e.id.in_(paid_in), e.id.in_(suspended_in))
+        # the episodes concerned: ended by payment, paid into, or first suspended in the range
+        chosen = sa.union(
+            sa.select(e.id.label("id")).where(e.how == PAID_UP, e.ended_on.between(since, until)),
+            sa.select(p.episode_id.label("id")).where(p.paid_on.between(since, until)),
+            suspended_in).subquery("chosen")
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(e.id, e.opened_on, e.ended_on, e.how, e.days, e.reason,
                           standing.c.group_id)
-                .select_from(episode.outerjoin(standing, standing.c.client_id == e.client_id))
-                .where(chosen)).all()
+                .select_from(chosen.join(episode, e.id == chosen.c.id)
+                             .outerjoin(standing, standing.c.client_id == e.client_id))).all()
             actions: dict[int, list[tuple[str, datetime, int]]] = {}
             for act in conn.execute(
                     sa.select(a.episode_id, a.kind, a.at, a.id)
-                    .where(a.kind.in_(FIRST_ACTION_KINDS),
-                           a.episode_id.in_(sa.select(e.id).where(chosen)))):
+                    .select_from(chosen.join(episode_action, a.episode_id == chosen.c.id))
+                    .where(a.kind.in_(FIRST_ACTION_KINDS))):
                 actions.setdefault(act.episode_id, []).append((act.kind, act.at, act.id))
             money = [PaidMoney(r.episode_id, r.paid_on, Decimal(r.amount), r.currency_prefix,
                                r.currency_suffix) for r in conn.execute(
