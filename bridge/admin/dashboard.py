@@ -183,13 +183,18 @@ def _missed(rows: Sequence[Snapshot], since: date, until: date) -> list[str]:
     return out
 
 
-@bp.route("/dashboard.csv", endpoint="dashboard_csv")
-def csv_export() -> Response:
+def _csv_range() -> tuple[date, date]:
+    """A CSV's range of days (the range selector's ``days``); a bad one is refused (400)."""
     _form, days, valid = _range()
     if not valid:
         abort(400, f"days: {range_error()}")
     until = _today()
-    since = until - timedelta(days=days - 1)
+    return until - timedelta(days=days - 1), until
+
+
+@bp.route("/dashboard.csv", endpoint="dashboard_csv")
+def csv_export() -> Response:
+    since, until = _csv_range()
     header = ["day", "taken_at_utc", "clients", "delinquent", "overdue", "suspended",
               "share_percent", "overdue_total", "vip_members", "vip_removed", "vip_restored",
               *(f"aging_{label.replace('-', '_').replace('+', '_plus')}"
@@ -211,11 +216,7 @@ def _recovery(since: date, until: date) -> Recovery:
 @bp.route("/dashboard/recovery.csv", endpoint="dashboard_recovery_csv")
 def recovery_csv() -> Response:
     """The recovery figures of the range, one value a row (``recovery.csv_rows``)."""
-    _form, days, valid = _range()
-    if not valid:
-        abort(400, f"days: {range_error()}")
-    until = _today()
-    since = until - timedelta(days=days - 1)
+    since, until = _csv_range()
     return csv_response(f"vipgate-recovery-{since}-{until}.csv", recovery.CSV_HEADER,
                         recovery.csv_rows(_recovery(since, until)))
 
