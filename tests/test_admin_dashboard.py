@@ -387,6 +387,10 @@ def test_the_recovery_section_shows_the_figures_and_their_definitions(
     assert "Paid within 7 days of the suspension" in section
     assert "There is no breakdown by product" in section
     assert "/admin/dashboard/recovery.csv?days=30" in section
+    chart = section[section.index('id="chart-recovery-within"'):section.index("</svg>")]
+    assert ("All episodes: 50.0%, 50.0%, 100.0%, 100.0% of 2 paid episodes; left VIP: 0.0%, "
+            "0.0%, 100.0%, 100.0% of 1 paid episode; no action: 100.0%, 100.0%, 100.0%, "
+            "100.0% of 1 paid episode.") in chart
 
 
 def test_the_recovery_section_without_episodes(admin: AdminSession) -> None:

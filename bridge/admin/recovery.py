@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
+from flask_babel import lazy_gettext, ngettext
+from markupsafe import Markup
 
+from bridge.admin import charts
+from bridge.admin.charts import Series
 from bridge.admin.language import current
 from bridge.model import WhmcsNames
 from bridge.policy.recovery import (
@@ -42,6 +45,7 @@ class Table:
     heading: str
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]]
+    svg: Markup | None = None  # a chart of the table's figures
 
 
 def label(breakdown: str, key: str, names: WhmcsNames) -> str:
@@ -97,8 +101,29 @@ def tables(r: Recovery, names: WhmcsNames) -> list[Table]:
     for b in BREAKDOWNS:
         out.append(Table(f"recovery-{b.replace('_', '-')}", str(HEADINGS[b]),
                          _columns(str(KEYS[b])),
-                         [_row(label(b, f.key, names), f) for f in r.by[b]]))
+                         [_row(label(b, f.key, names), f) for f in r.by[b]],
+                         _within_chart(r, names) if b == "first_action" else None))
     return out
+
+
+def _within_chart(r: Recovery, names: WhmcsNames) -> Markup:
+    """The share of paid episodes paid within 3, 7, 15, 30 days: all episodes, and per first
+    action (side by side), so what each action brought back can be compared."""
+    t = current()
+    sets = [(_("All episodes"), r.total)] + [
+        (label("first_action", f.key, names), f) for f in r.by["first_action"]]
+    series = [Series(name, [None if (v := f.within_share(n)) is None else float(v)
+                            for n in WITHIN_DAYS]) for name, f in sets]
+    desc = "; ".join(ngettext("%(name)s: %(shares)s of %(num)d paid episode",
+                              "%(name)s: %(shares)s of %(num)d paid episodes", f.paid,
+                              name=name, shares=", ".join(_percent(f.within_share(n))
+                                                          for n in WITHIN_DAYS))
+                     for name, f in sets) + "."
+    return charts.bar_chart([_("within %(days)s d", days=n) for n in WITHIN_DAYS], series,
+                            chart_id="chart-recovery-within",
+                            title=_("Share of paid episodes paid within 3, 7, 15 and 30 days, "
+                                    "by first action"),
+                            desc=desc, fmt=lambda v: t.number(v, 1) + "%")
 
 
 CSV_HEADER = ("breakdown", "key", "figure", "month", "currency_prefix", "currency_suffix",
