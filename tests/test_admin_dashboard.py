@@ -359,15 +359,18 @@ def test_the_cron_full_reconcile_fills_the_dashboard(world: World) -> None:
 # --- the recovery figures -------------------------------------------------------------------
 
 
-def recovered_episodes(store: Store) -> None:
-    """Two paid episodes in the default range (2026-10-23 to 11-21, UTC): one left VIP, was
-    suspended and paid 2 days later (11 days after opening); one paid in 3 days."""
-    store.put_whmcs_names({1: "Clientes"}, {}, FIXED_NOW)
-    put_episode(store, 1, "2026-11-01", group=1,
+def recovered_episodes(store: Store, first: int = 1, group: int | None = 1) -> None:
+    """Two paid episodes in the default range (2026-10-23 to 11-21, UTC), of clients ``first``
+    (in ``group``) and ``first + 1``: one left VIP, was suspended and paid 2 days later (11
+    days after opening); one paid in 3 days."""
+    if group is not None:
+        store.put_whmcs_names({group: "Clientes"}, {}, FIXED_NOW)
+    put_episode(store, first, "2026-11-01", group=group,
                 actions=(("left_vip", "2026-11-01T13:00:00"),
                          ("suspended", "2026-11-10T12:00:00")),
                 payments=(("150.00", "2026-11-12"),), paid_up=True)
-    put_episode(store, 2, "2026-11-05", payments=(("50.00", "2026-11-08"),), paid_up=True)
+    put_episode(store, first + 1, "2026-11-05", payments=(("50.00", "2026-11-08"),),
+                paid_up=True)
 
 
 def test_the_recovery_section_shows_the_figures_and_their_definitions(
@@ -400,6 +403,7 @@ def test_the_recovery_section_without_episodes(admin: AdminSession) -> None:
     assert numbers[0] == "No episode in this range."  # no money recovered
     assert numbers[1:11] == ["All episodes", "—", "0", "—", "—", "—", "—", "—", "0", "—"]
     assert numbers[11:] == ["No episode in this range."] * 3  # the breakdowns
+    assert 'id="chart-recovery-within"' not in section  # no chart of nothing
 
 
 def test_the_recovery_csv(admin: AdminSession, store: Store) -> None:

@@ -102,7 +102,8 @@ def tables(r: Recovery, names: WhmcsNames) -> list[Table]:
         out.append(Table(f"recovery-{b.replace('_', '-')}", str(HEADINGS[b]),
                          _columns(str(KEYS[b])),
                          [_row(label(b, f.key, names), f) for f in r.by[b]],
-                         _within_chart(r, names) if b == "first_action" else None))
+                         _within_chart(r, names) if b == "first_action" and r.total.paid
+                         else None))
     return out
 
 
