@@ -30,6 +30,7 @@ from bridge.store.inbox import InboxEvent
 from bridge.web.app import create_app
 from tests.admin_world import customer, reconcile
 from tests.browser import screenshot, watched_page
+from tests.test_recovery import put_episode
 from tests.world import World, make_world, wall
 
 pytestmark = pytest.mark.browser
@@ -119,6 +120,28 @@ def test_read_the_dashboard(page: Any, world: World) -> None:
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("CSV")).first.click()
     assert download.value.suggested_filename.endswith(".csv")
+
+
+def test_read_the_recovery_section(page: Any, world: World) -> None:
+    """The Recovery section with two paid episodes: its tables and chart are shown, fit the
+    page, and the recovery CSV downloads."""
+    # clients WHMCS does not have, in the world's last 30 days (to 2026-11-02)
+    put_episode(world.store, 9001, "2026-10-10", actions=(("left_vip", "2026-10-10T13:00:00"),),
+                payments=(("150.00", "2026-10-20"),), paid_up=True)
+    put_episode(world.store, 9002, "2026-10-12", payments=(("50.00", "2026-10-14"),),
+                paid_up=True)
+    log_in(page)
+    page.goto("/admin/dashboard")
+    assert page.get_by_role("heading", name="Recovery", exact=True).is_visible()
+    assert page.locator("#chart-recovery-within").is_visible()
+    assert page.locator("#recovery-all").get_by_text("All episodes").is_visible()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the dashboard is {width}px wide in a 1280px window"
+    page.locator("#recovery-heading").scroll_into_view_if_needed()
+    screenshot(page, "dashboard-recovery")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the recovery figures as CSV").click()
+    assert download.value.suggested_filename.startswith("vipgate-recovery-")
 
 
 def test_change_a_setting(page: Any, world: World) -> None:

@@ -22,6 +22,7 @@ from bridge.store import Store, snapshots
 from tests.admin_helpers import ADMIN, AdminSession, csrf_token
 from tests.helpers import FIXED_NOW
 from tests.resync_data import populate
+from tests.test_recovery import put_episode
 from tests.world import World, make_world
 
 TODAY = FIXED_NOW.date()  # the app's clock; [bridge] timezone is UTC
@@ -353,3 +354,88 @@ def test_the_cron_full_reconcile_fills_the_dashboard(world: World) -> None:
     assert stats[1] == f"${taken.overdue_total:,.2f} USD"  # one currency: shown with it
     assert stats[4] == f"{taken.vip_removed} / {taken.vip_restored}"
     assert f"Today: {w.sandbox.today}" in html and html.count("<svg") == 6
+
+
+# --- the recovery figures -------------------------------------------------------------------
+
+
+def recovered_episodes(store: Store, first: int = 1, group: int | None = 1) -> None:
+    """Two paid episodes in the default range (2026-10-23 to 11-21, UTC), of clients ``first``
+    (in ``group``) and ``first + 1``: one left VIP, was suspended and paid 2 days later (11
+    days after opening); one paid in 3 days."""
+    if group is not None:
+        store.put_whmcs_names({group: "Clientes"}, {}, FIXED_NOW)
+    put_episode(store, first, "2026-11-01", group=group,
+                actions=(("left_vip", "2026-11-01T13:00:00"),
+                         ("suspended", "2026-11-10T12:00:00")),
+                payments=(("150.00", "2026-11-12"),), paid_up=True)
+    put_episode(store, first + 1, "2026-11-05", payments=(("50.00", "2026-11-08"),),
+                paid_up=True)
+
+
+def test_the_recovery_section_shows_the_figures_and_their_definitions(
+        admin: AdminSession, store: Store) -> None:
+    recovered_episodes(store)
+    html = admin.text("/admin/dashboard")
+    section = html[html.index('id="recovery-heading"'):]
+    numbers = cells(section)
+    assert numbers[:4] == ["2026-11", "R$", "R$ 200.00", "2"]
+    assert numbers[4:13] == ["All episodes", "R$ 200.00", "2", "50.0%", "50.0%", "100.0%",
+                             "100.0%", "7.0", "1"]
+    assert "100.0% (1)" in numbers
+    left_vip = numbers[numbers.index("left VIP"):][:10]
+    assert left_vip == ["left VIP", "R$ 150.00", "1", "0.0%", "0.0%", "100.0%", "100.0%",
+                        "11.0", "1", "100.0% (1)"]
+    assert "Clientes (#1)" in numbers and "not seen yet" in numbers and "untagged" in numbers
+    assert "Paid within 7 days of the suspension" in section
+    assert "There is no breakdown by product" in section
+    assert "/admin/dashboard/recovery.csv?days=30" in section
+    chart = section[section.index('id="chart-recovery-within"'):section.index("</svg>")]
+    assert ("All episodes: 50.0%, 50.0%, 100.0%, 100.0% of 2 paid episodes; left VIP: 0.0%, "
+            "0.0%, 100.0%, 100.0% of 1 paid episode; no action: 100.0%, 100.0%, 100.0%, "
+            "100.0% of 1 paid episode.") in chart
+
+
+def test_the_recovery_section_without_episodes(admin: AdminSession) -> None:
+    html = admin.text("/admin/dashboard?days=7")
+    section = html[html.index('id="recovery-heading"'):]
+    numbers = cells(section)
+    assert numbers[0] == "No episode in this range."  # no money recovered
+    assert numbers[1:11] == ["All episodes", "—", "0", "—", "—", "—", "—", "—", "0", "—"]
+    assert numbers[11:] == ["No episode in this range."] * 3  # the breakdowns
+    assert 'id="chart-recovery-within"' not in section  # no chart of nothing
+
+
+def test_the_recovery_csv(admin: AdminSession, store: Store) -> None:
+    recovered_episodes(store)
+    answer = admin.get("/admin/dashboard/recovery.csv?days=30")
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert answer.headers["Content-Disposition"] == (
+        'attachment; filename="vipgate-recovery-2026-10-23-2026-11-21.csv"')
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows[0] == ["breakdown", "key", "figure", "month", "currency_prefix",
+                       "currency_suffix", "value"]
+    got = {tuple(r[:4]): r[6] for r in rows[1:]}
+    assert got[("all", "all", "recovered", "2026-11")] == "200.00"
+    assert ["all", "all", "recovered", "2026-11", "R$ ", "", "200.00"] in rows
+    assert got[("all", "all", "paid_within_3_percent", "")] == "50.00"
+    assert got[("all", "all", "median_days", "")] == "7"
+    assert got[("all", "all", "suspended_paid_within_7_percent", "")] == "100.00"
+    assert got[("first_action", "left_vip", "median_days", "")] == "11"
+    assert got[("first_action", "none", "paid_within_3", "")] == "1"
+    assert got[("group", "1", "recovered", "2026-11")] == "150.00"
+    assert got[("group", "unknown", "suspended_paid_within_7_percent", "")] == ""
+    assert got[("reason", "untagged", "paid_episodes", "")] == "2"
+    assert admin.get("/admin/dashboard/recovery.csv?days=5").status_code == 400
+
+
+def test_the_recovery_section_in_portuguese(app: Flask, store: Store) -> None:
+    recovered_episodes(store)
+    html = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    section = html[html.index('id="recovery-heading"'):]
+    numbers = cells(section)
+    assert numbers[4:13] == ["Todos os episódios", "R$ 200,00", "2", "50,0%", "50,0%",
+                             "100,0%", "100,0%", "7,0", "1"]
+    assert "saiu do VIP" in numbers and "nenhuma ação" in numbers and "sem motivo" in numbers
+    assert "Pagos em até 7 dias após a suspensão" in section
+    assert "Não há divisão por produto" in section

@@ -70,6 +70,12 @@ def assert_the_story(text: str) -> None:
     # 7. the priority they had comes back
     assert "Diego: ticket #2 priority Low → High" in text
     assert "Bruno: ticket #3 priority Low → Medium" in text
+    # 8. the end: what was recovered, in money and days, and the seed's phenomenon
+    assert "✓ Carla's episode: R$ 1,650.00 recovered in 9 days (paid in three parts)" in text
+    assert ("✓ Bruno's episode: R$ 59.90 recovered in 3 days, 2 days after WHMCS suspended "
+            "him") in text
+    assert ("✓ the seed's phenomenon: of the 3 clients WHMCS suspended (Carla, Bruno, Fábio), "
+            "1 paid within 7 days of the suspension (Bruno): 33.3%") in text
     # 8. staff overrides are followed
     assert "✓ vipgate leaves the staff's High alone" in text
     assert ("Eva: staff decision followed — \"staff moved the client out of VIP to group "

@@ -1,5 +1,6 @@
 """The delinquency dashboard: the daily snapshots (``bridge.store.snapshots``) as charts with their
-numbers beside them, a CSV export, and a button that stores today's snapshot now.
+numbers beside them, a CSV export, and a button that stores today's snapshot now; and the
+recovery figures of the same range (``bridge.admin.recovery``) as tables and a CSV.
 
 Today's figures are counted when the page (or the CSV) is read (``snapshots.live``), so a
 payment or a restoration vipgate handled a minute ago is in them; past days are the rows the
@@ -28,12 +29,13 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 
 from bridge import days
-from bridge.admin import charts
+from bridge.admin import charts, recovery
 from bridge.admin.charts import Series
 from bridge.admin.common import audit, back_to, bp, business_now, csv_response, rt
 from bridge.admin.language import current
 from bridge.admin.localtime import shown, to_local
 from bridge.i18n import why
+from bridge.policy.recovery import PHENOMENON_DAYS, Recovery
 from bridge.store import Store, snapshots
 from bridge.store.snapshots import AGING_BUCKETS, DUE_DAYS, CurrencyTotal, Snapshot
 
@@ -139,6 +141,8 @@ def view() -> tuple[str, int]:
         "missed": _missed(rows, since, until) if last else [],
         "reconcile": _reconcile(store),
         "snapshot_form": SnapshotForm(),
+        "phenomenon_days": PHENOMENON_DAYS,
+        "recovery": recovery.tables(_recovery(since, until), store.whmcs_names()),
     }
     return render_template("admin/dashboard.html", **context), 200 if valid else 400
 
@@ -179,13 +183,18 @@ def _missed(rows: Sequence[Snapshot], since: date, until: date) -> list[str]:
     return out
 
 
-@bp.route("/dashboard.csv", endpoint="dashboard_csv")
-def csv_export() -> Response:
+def _csv_range() -> tuple[date, date]:
+    """A CSV's range of days (the range selector's ``days``); a bad one is refused (400)."""
     _form, days, valid = _range()
     if not valid:
         abort(400, f"days: {range_error()}")
     until = _today()
-    since = until - timedelta(days=days - 1)
+    return until - timedelta(days=days - 1), until
+
+
+@bp.route("/dashboard.csv", endpoint="dashboard_csv")
+def csv_export() -> Response:
+    since, until = _csv_range()
     header = ["day", "taken_at_utc", "clients", "delinquent", "overdue", "suspended",
               "share_percent", "overdue_total", "vip_members", "vip_removed", "vip_restored",
               *(f"aging_{label.replace('-', '_').replace('+', '_plus')}"
@@ -197,6 +206,19 @@ def csv_export() -> Response:
              "" if s.closed_at is None else s.closed_at.isoformat(sep=" "), _state(s, until)]
             for s in _figures(since, until)[0])
     return csv_response(f"vipgate-delinquency-{since}-{until}.csv", header, rows)
+
+
+def _recovery(since: date, until: date) -> Recovery:
+    """The recovery figures of the range (WHMCS's days)."""
+    return rt().store.recovery(since, until, rt().settings.bridge.timezone)
+
+
+@bp.route("/dashboard/recovery.csv", endpoint="dashboard_recovery_csv")
+def recovery_csv() -> Response:
+    """The recovery figures of the range, one value a row (``recovery.csv_rows``)."""
+    since, until = _csv_range()
+    return csv_response(f"vipgate-recovery-{since}-{until}.csv", recovery.CSV_HEADER,
+                        recovery.csv_rows(_recovery(since, until)))
 
 
 def _state(s: Snapshot, today: date) -> str:

@@ -7,7 +7,8 @@ VIP group holds old clients, friends and big clients; some stop paying, leave VI
 cron suspends them, pay (one only in part at first) and come back; their tickets are lowered,
 noted, gated and restored; staff overrides are followed. Every claim is checked (✓/✗). The
 last day stops the bridge to show events spooled in WHMCS's database and flushed by the next
-cron run, and a forged request refused.
+cron run, and a forged request refused. The story ends with the recovery figures of its
+days (the dashboard's Recovery section), checked against what its clients paid.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from decimal import Decimal
 
 import requests
 
-from bridge import accounts, first_run
+from bridge import accounts, days, first_run
 from bridge.demo.installation import (
     API_ID,
     API_SECRET,
@@ -38,6 +39,7 @@ from bridge.demo.installation import (
     make_workdir,
 )
 from bridge.i18n import N_, Texts
+from bridge.policy.episodes import PAID_UP, SUSPENDED
 from bridge.policy.state import Membership
 from bridge.policy.vip import eligible
 from bridge.sandbox.forwarder import php_available
@@ -427,6 +429,45 @@ class Story:
                 _("refused, not stored"))
         self.group_is("Fábio", "Revendas", _("Fábio, who never paid, stays out of VIP"))
 
+    def recovery(self) -> None:
+        """The story ends with what it recovered: the dashboard's Recovery figures for days 0
+        to 9 (``Store.recovery``), and the episodes behind them, checked."""
+        n, c, site, t, _ = self.n, self.cast, self.site, self.t, self.t.gettext
+        zone = site.settings.bridge.timezone
+        until = START.date() + timedelta(days=9)
+        n.say()
+        n.say("── " + _("what vipgate recovered (the dashboard's Recovery section, days 0 to "
+                         "9)") + " " + "─" * 20)
+        carla, bruno, fabio = (site.store.episodes(c[k].id) for k in ("Carla", "Bruno", "Fábio"))
+        n.check(len(carla) == 1 and carla[0].how == PAID_UP
+                and carla[0].recovered == Decimal("1650.00") and carla[0].days == 9,
+                _("Carla's episode: %(amount)s recovered in %(days)s days (paid in three parts)",
+                  amount=self.money("1650"), days=9), carla)
+        suspended_on = [days.business_day(a.at, zone) for e in bruno for a in e.actions
+                        if a.kind == SUSPENDED]
+        n.check(len(bruno) == 1 and bruno[0].how == PAID_UP
+                and bruno[0].recovered == Decimal("59.90") and bruno[0].days == 3
+                and bruno[0].ended_on is not None and len(suspended_on) == 1
+                and (bruno[0].ended_on - suspended_on[0]).days == 2,
+                _("Bruno's episode: %(amount)s recovered in %(days)s days, %(after)s days after "
+                  "WHMCS suspended him", amount=self.money("59.90"), days=3, after=2), bruno)
+        n.check(len(fabio) == 1 and fabio[0].open and not fabio[0].recovered,
+                _("Fábio's episode is still open: nothing recovered"), fabio)
+        figures = site.store.recovery(START.date(), until, zone).total
+        months = [(m.month, m.amount) for m in figures.recovered]
+        n.check(months == [("2026-11", Decimal("1839.80"))] and figures.paid == 3
+                and figures.within[7] == 2 and figures.median_days == 3,
+                _("%(amount)s recovered in November (Carla, Bruno and Diego's %(diego)s); "
+                  "%(paid)s episodes paid, %(within)s of them within 7 days; median %(median)s "
+                  "days to pay", amount=self.money("1839.80"), diego=self.money("129.90"),
+                  paid=3, within=2, median=3), figures)
+        share = figures.phenomenon
+        n.check((figures.suspended, figures.suspended_paid) == (3, 1),
+                _("the seed's phenomenon: of the %(suspended)s clients WHMCS suspended (Carla, "
+                  "Bruno, Fábio), %(paid)s paid within 7 days of the suspension (Bruno): "
+                  "%(share)s", suspended=3, paid=1,
+                  share="-" if share is None else t.number(share, 1) + "%"), figures)
+
     # --- the end ----------------------------------------------------------------------------
 
     def summary(self) -> None:
@@ -512,7 +553,7 @@ def _play(site: Installation, wait: Callable[[], object] | None,
         story.seed()
         story.first_run()
         for day in (story.day0, story.day1, story.day2, story.day3, story.day4, story.day5,
-                    story.day6, story.day7, story.day8, story.day9):
+                    story.day6, story.day7, story.day8, story.day9, story.recovery):
             day()
         story.summary()
     except Exception as exc:

@@ -19,12 +19,13 @@ from bridge.store.meta import MetaStore
 from bridge.store.overrides import OverrideStore
 from bridge.store.past_episodes import PastEpisodeStore
 from bridge.store.promises import PromiseStore
+from bridge.store.recovery import RecoveryStore
 from bridge.store.standing import StandingStore
 
 __all__ = ["DatabaseNotReady", "Store"]
 
 
 class Store(InboxStore, MetaStore, StandingStore, ClientStore, PromiseStore, AuditStore,
-            EpisodeStore, PastEpisodeStore, AccountStore, OverrideStore, Database):
+            EpisodeStore, PastEpisodeStore, RecoveryStore, AccountStore, OverrideStore, Database):
     """vipgate's database at ``url``: the engines (:class:`Database`) and every aggregate's
     statements."""
