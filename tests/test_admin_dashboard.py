@@ -22,7 +22,7 @@ from bridge.store import Store, snapshots
 from tests.admin_helpers import ADMIN, AdminSession, csrf_token
 from tests.helpers import FIXED_NOW
 from tests.resync_data import populate
-from tests.test_recovery import put_episode
+from tests.test_recovery import put_episode, tag
 from tests.world import World, make_world
 
 TODAY = FIXED_NOW.date()  # the app's clock; [bridge] timezone is UTC
@@ -376,9 +376,11 @@ def recovered_episodes(store: Store, first: int = 1, group: int | None = 1) -> N
 def test_the_recovery_section_shows_the_figures_and_their_definitions(
         admin: AdminSession, store: Store) -> None:
     recovered_episodes(store)
+    tag(store, 2, "boleto")  # staff's reason tag, named as the tag form names it
     html = admin.text("/admin/dashboard")
     section = html[html.index('id="recovery-heading"'):]
     numbers = cells(section)
+    assert "forgot or lost the boleto" in numbers and "boleto" not in numbers
     assert numbers[:4] == ["2026-11", "R$", "R$ 200.00", "2"]
     assert numbers[4:13] == ["All episodes", "R$ 200.00", "2", "50.0%", "50.0%", "100.0%",
                              "100.0%", "7.0", "1"]

@@ -54,7 +54,7 @@ def label(breakdown: str, key: str, names: WhmcsNames) -> str:
         return str(FIRST_ACTIONS.get(key, key))
     if breakdown == "group":
         return _("not seen yet") if key == UNKNOWN_GROUP else names.group(int(key))
-    return _("untagged") if key == UNTAGGED else key
+    return _("untagged") if key == UNTAGGED else current().episode_reason(key)
 
 
 def _percent(value: Decimal | None) -> str:
