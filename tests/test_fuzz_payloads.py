@@ -207,6 +207,8 @@ def _typed(event: dict[str, Any]) -> None:
             assert isinstance(value, dict), (key, value)
         elif kind == "Integer":
             assert type(value) is int and 0 <= value <= MAX_ID, (key, value)
+        elif kind == "WholeNumber":  # the heartbeat's counts: 5 or 5.0 in, an int out
+            assert type(value) is int, (key, value)
         elif kind == "List":
             assert isinstance(value, list) and all(isinstance(v, dict) for v in value)
         else:
