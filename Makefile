@@ -23,11 +23,11 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Three workers (pytest-xdist) on the machine's two cores: the tests wait on php, MariaDB's
+# Four workers (pytest-xdist) on the machine's two cores: the tests wait on php, MariaDB's
 # commits and servers much of the time, so two workers left a core idle; every test has its own
-# databases. loadgroup: tests marked with one xdist_group (the wheel's, which share one build) run on one worker.
+# databases (the wheel's tests share one build, tests/test_wheel.py).
 test: prerequisites $(VENV)/.installed lint
-	$(BIN)/python -m pytest -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -n 4
 
 # The browser tests again, writing their screenshots into docs/screenshots/ (the README's).
 screenshots: prerequisites $(VENV)/.installed

@@ -11,6 +11,7 @@ Building and installing take PyPI (or pip's cache) for setuptools and vipgate's 
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import re
 import shlex
@@ -27,10 +28,6 @@ from pathlib import Path
 import pytest
 
 import bridge
-
-# Every test here shares one build (the module's fixture): one xdist worker takes them all
-# (`--dist loadgroup`), instead of each worker building the wheel again.
-pytestmark = pytest.mark.xdist_group("wheel")
 
 ROOT = Path(__file__).resolve().parent.parent
 # What vipgate reads at run time from its own package, beside the Python modules.
@@ -83,29 +80,45 @@ class Installed:
                               timeout=timeout, check=False)
 
 
+def _built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, the sdist and a virtualenv with the wheel, built once per test run: in a
+    folder the run's xdist workers share, under an flock, so a worker (or a module fixture
+    set up again after other modules' tests ran between this module's) reuses the build."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    work = base.parent / f"wheel-{run}" if run else base / "wheel-shared"
+    work.mkdir(exist_ok=True)
+    with open(work / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (work / "built").exists():
+            return work
+        for old in ("tree", "dist", "venv"):  # a build that failed half-way
+            shutil.rmtree(work / old, ignore_errors=True)
+        tree = work / "tree"
+        shutil.copytree(ROOT, tree, ignore=IGNORED)
+        built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(work / "dist"),
+                                str(tree)], cwd=work, env=_clean_env(), capture_output=True,
+                               text=True, timeout=600, check=False)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        # setuptools' "Package would be ignored" warnings meant files left out of the wheel.
+        assert "would be ignored" not in built.stdout + built.stderr
+        wheel = next((work / "dist").glob("vipgate-*.whl"))
+        venv.create(work / "venv", with_pip=True)
+        pip = subprocess.run([str(work / "venv" / "bin" / "python"), "-m", "pip", "install",
+                              "--quiet", str(wheel)], cwd=work, env=_clean_env(),
+                             capture_output=True, text=True, timeout=600, check=False)
+        assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
+        (work / "built").touch()
+    return work
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    work = tmp_path_factory.mktemp("wheel")
-    tree = work / "tree"
-    shutil.copytree(ROOT, tree, ignore=IGNORED)
-    dist = work / "dist"
-    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(tree)],
-                           cwd=work, env=_clean_env(), capture_output=True, text=True,
-                           timeout=600, check=False)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    # setuptools' "Package would be ignored" warnings meant files left out of the wheel.
-    assert "would be ignored" not in built.stdout + built.stderr
-    wheel = next(dist.glob("vipgate-*.whl"))
-    sdist = next(dist.glob("vipgate-*.tar.gz"))
-    env_dir = work / "venv"
-    venv.create(env_dir, with_pip=True)
-    pip = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                          str(wheel)], cwd=work, env=_clean_env(), capture_output=True, text=True,
-                         timeout=600, check=False)
-    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
-    home = work / "home"
-    home.mkdir()
-    yield Installed(wheel, sdist, env_dir / "bin", home)
+    work = _built_once(tmp_path_factory)
+    wheel = next((work / "dist").glob("vipgate-*.whl"))
+    sdist = next((work / "dist").glob("vipgate-*.tar.gz"))
+    home = tmp_path_factory.mktemp("wheel-home")
+    yield Installed(wheel, sdist, work / "venv" / "bin", home)
 
 
 def test_the_wheel_and_the_sdist_carry_what_vipgate_reads_at_run_time(installed) -> None:
