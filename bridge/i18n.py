@@ -188,6 +188,14 @@ AUDIT_ACTIONS = {
 }
 # Why a client stopped paying, as staff tag a delinquency episode (issue 19 item 3; the keys
 # are what ``episode.reason`` holds, ``bridge.policy.episodes.check_reason`` checks them).
+# What a delinquency episode's actions (``episode_action.kind``) are called for people: the
+# client page's episodes, the recovery figures' "first action".
+EPISODE_ACTIONS = {
+    "left_vip": N_("left VIP"), "ticket_lowered": N_("ticket priority lowered"),
+    "ticket_blocked": N_("ticket blocked"), "suspended": N_("suspended by WHMCS"),
+    "promise": N_("promise to pay"), "unlocked_by_trust": N_("unlocked by trust"),
+    "reason_tagged": N_("reason tagged"),
+}
 EPISODE_REASONS = {
     "boleto": N_("forgot or lost the boleto"),
     "financial": N_("financial trouble"),
@@ -242,6 +250,11 @@ class Texts:
                  "Medium": self.pgettext("ticket priority", "Medium"),
                  "High": self.pgettext("ticket priority", "High")}
         return names.get(priority, priority)
+
+    def episode_action(self, kind: str) -> str:
+        """A delinquency episode's action (``EPISODE_ACTIONS``) for people, else as stored."""
+        name = EPISODE_ACTIONS.get(kind)
+        return self.gettext(name) if name else kind
 
     def episode_reason(self, reason: str) -> str:
         """A delinquency episode's reason tag (``EPISODE_REASONS``) for people, else as

@@ -24,6 +24,7 @@ from bridge.admin.language import current
 from bridge.admin.localtime import shown
 from bridge.engine.plan import ClientPlan
 from bridge.engine.reconcile import ACTIVE_TICKETS
+from bridge.i18n import EPISODE_ACTIONS
 from bridge.model import CachedStanding, WhmcsNames, client_name
 from bridge.policy.episodes import REASON_NOTE_MAX, REASONS, ReasonTagError, check_reason
 from bridge.policy.vip import hold_time
@@ -216,14 +217,6 @@ EPISODE_ENDS = {"paid": lazy_gettext("paid"), "cancelled": lazy_gettext("invoice
                 "client_closed": lazy_gettext("client closed"),
                 "client_gone": lazy_gettext("client deleted from WHMCS"),
                 "other": lazy_gettext("no longer overdue, neither paid nor cancelled")}
-EPISODE_ACTIONS = {"left_vip": lazy_gettext("left VIP"),
-                   "ticket_lowered": lazy_gettext("ticket priority lowered"),
-                   "ticket_blocked": lazy_gettext("ticket blocked"),
-                   "suspended": lazy_gettext("suspended by WHMCS"),
-                   "promise": lazy_gettext("promise to pay"),
-                   "unlocked_by_trust": lazy_gettext("unlocked by trust"),
-                   "reason_tagged": lazy_gettext("reason tagged")}
-
 
 @dataclass(frozen=True)
 class ReasonForm:
@@ -259,7 +252,8 @@ def _client_page(client_id: int, refused: ReasonForm | None = None,
         promise=promise, promise_active=bool(promise and promise[0] >= business_today()),
         history=store.recent_audit(client_id, HISTORY), history_limit=HISTORY, names=names,
         episodes=store.episodes(client_id, limit=EPISODES), episode_ends=EPISODE_ENDS,
-        episode_actions=EPISODE_ACTIONS, refused=refused, note_max=REASON_NOTE_MAX,
+        episode_actions={k: t.episode_action(k) for k in EPISODE_ACTIONS}, refused=refused,
+        note_max=REASON_NOTE_MAX,
         reason_names={r: t.episode_reason(r) for r in REASONS},
         vip=rt().settings.policy.vip_group_id, group_label=group_label, shown=shown,
         tz=rt().settings.bridge.timezone,

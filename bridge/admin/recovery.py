@@ -28,10 +28,6 @@ from bridge.policy.recovery import (
     Recovery,
 )
 
-FIRST_ACTIONS = {"left_vip": lazy_gettext("left VIP"),
-                 "ticket_blocked": lazy_gettext("ticket blocked"),
-                 "suspended": lazy_gettext("suspended by WHMCS"),
-                 NO_ACTION: lazy_gettext("no action")}
 HEADINGS = {"first_action": lazy_gettext("By first action"),
             "group": lazy_gettext("By client group"),
             "reason": lazy_gettext("By reason tag")}
@@ -51,7 +47,7 @@ class Table:
 def label(breakdown: str, key: str, names: WhmcsNames) -> str:
     """A breakdown's key for people: the action's name, the group's name, the reason tag."""
     if breakdown == "first_action":
-        return str(FIRST_ACTIONS.get(key, key))
+        return _("no action") if key == NO_ACTION else current().episode_action(key)
     if breakdown == "group":
         return _("not seen yet") if key == UNKNOWN_GROUP else names.group(int(key))
     return _("untagged") if key == UNTAGGED else current().episode_reason(key)
