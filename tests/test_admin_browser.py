@@ -29,8 +29,8 @@ from bridge.store import inbox as queue
 from bridge.store.inbox import InboxEvent
 from bridge.web.app import create_app
 from tests.admin_world import customer, reconcile
-from tests.browser import screenshot, watched_page
-from tests.test_recovery import put_episode
+from tests.browser import SCREENSHOTS, screenshot, watched_page
+from tests.test_recovery import put_episode, unlock
 from tests.world import World, make_world, wall
 
 pytestmark = pytest.mark.browser
@@ -142,6 +142,36 @@ def test_read_the_recovery_section(page: Any, world: World) -> None:
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the recovery figures as CSV").click()
     assert download.value.suggested_filename.startswith("vipgate-recovery-")
+
+
+def test_read_the_trust_unlocks(page: Any, world: World) -> None:
+    """The Recovery section's trust unlock block with three unlocks of the world's last 30
+    days: one paid within the days granted, one paid after being suspended again, one open.
+    Its screenshot is the section alone (dashboard-recovery-trust.png)."""
+    put_episode(world.store, 9011, "2026-10-12",
+                actions=(("suspended", "2026-10-13T12:00:00"),
+                         unlock("2026-10-14T12:00:00", "2026-10-17")),
+                payments=(("89.90", "2026-10-16"),), paid_up=True)
+    put_episode(world.store, 9012, "2026-10-15",
+                actions=(("suspended", "2026-10-16T12:00:00"),
+                         unlock("2026-10-17T12:00:00", "2026-10-20"),
+                         ("suspended", "2026-10-21T12:00:00")),
+                payments=(("120.00", "2026-10-25"),), paid_up=True)
+    put_episode(world.store, 9013, "2026-10-25",
+                actions=(("suspended", "2026-10-26T12:00:00"),
+                         unlock("2026-10-27T12:00:00", "2026-10-30")))
+    log_in(page)
+    page.goto("/admin/dashboard")
+    block = page.locator("#recovery-trust")
+    assert page.get_by_role("heading", name="Trust unlock", exact=True).is_visible()
+    assert block.get_by_role("cell", name="Unlocks made").is_visible()
+    paid = block.get_by_role("row", name=re.compile("Ended in payment"))
+    assert paid.get_by_role("cell").all_inner_texts()[1:] == ["2", "66.7%", "R$ 209.90"]
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"the dashboard is {width}px wide in a 1280px window"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("section.dash-recovery").screenshot(
+        path=str(SCREENSHOTS / "dashboard-recovery-trust.png"))
 
 
 def test_change_a_setting(page: Any, world: World) -> None:

@@ -22,7 +22,7 @@ from bridge.store import Store, snapshots
 from tests.admin_helpers import ADMIN, AdminSession, csrf_token
 from tests.helpers import FIXED_NOW
 from tests.resync_data import populate
-from tests.test_recovery import put_episode, tag
+from tests.test_recovery import put_episode, tag, unlock
 from tests.world import World, make_world
 
 TODAY = FIXED_NOW.date()  # the app's clock; [bridge] timezone is UTC
@@ -406,6 +406,9 @@ def test_the_recovery_section_without_episodes(admin: AdminSession) -> None:
     assert numbers[1:11] == ["All episodes", "—", "0", "—", "—", "—", "—", "—", "0", "—"]
     assert numbers[11:] == ["No episode in this range."] * 3  # the breakdowns
     assert 'id="chart-recovery-within"' not in section  # no chart of nothing
+    assert '<h3 id="recovery-trust-heading">Trust unlock</h3>' in section
+    assert ('<p class="muted" id="recovery-trust">No client unlocked its services by trust in '
+            'this range.</p>') in section
 
 
 def test_the_recovery_csv(admin: AdminSession, store: Store) -> None:
@@ -429,6 +432,105 @@ def test_the_recovery_csv(admin: AdminSession, store: Store) -> None:
     assert got[("group", "unknown", "suspended_paid_within_7_percent", "")] == ""
     assert got[("reason", "untagged", "paid_episodes", "")] == "2"
     assert admin.get("/admin/dashboard/recovery.csv?days=5").status_code == 400
+
+
+def unlocked_episodes(store: Store) -> None:
+    """Three trust unlocks in the default range (UTC days): client 31 unlocked until 11-05 and
+    paid that day; 32 suspended again after its unlock until 11-10, paid 11-15; 33 still open;
+    and 34, unlocked before the range."""
+    put_episode(store, 31, "2026-11-01", actions=(("suspended", "2026-11-02T12:00:00"),
+                                                  unlock("2026-11-03T12:00:00", "2026-11-05")),
+                payments=(("80.00", "2026-11-05"),), paid_up=True)
+    put_episode(store, 32, "2026-11-04", actions=(("suspended", "2026-11-06T12:00:00"),
+                                                  unlock("2026-11-07T12:00:00", "2026-11-10"),
+                                                  ("suspended", "2026-11-11T12:00:00")),
+                payments=(("20.00", "2026-11-05"), ("40.00", "2026-11-15")), paid_up=True)
+    put_episode(store, 33, "2026-11-15", actions=(("suspended", "2026-11-16T12:00:00"),
+                                                  unlock("2026-11-17T12:00:00", "2026-11-20")))
+    put_episode(store, 34, "2026-10-10", actions=(("suspended", "2026-10-12T12:00:00"),
+                                                  unlock("2026-10-13T12:00:00", "2026-10-16")),
+                payments=(("10.00", "2026-11-02"),), paid_up=True)
+
+
+def test_the_recovery_section_shows_the_trust_unlocks(admin: AdminSession,
+                                                      store: Store) -> None:
+    unlocked_episodes(store)
+    html = admin.text("/admin/dashboard")
+    section = html[html.index('id="recovery-trust-heading"'):]
+    assert cells(section[:section.index("</table>")]) == [
+        "Unlocks made", "3", "—", "—",
+        "Ended in payment", "2", "66.7%", "R$ 120.00",
+        "… paid within the days granted", "1", "33.3%", "R$ 80.00",
+        "… paid later", "1", "33.3%", "R$ 40.00",  # the 20.00 before the unlock left out
+        "Still open", "1", "33.3%", "—",
+        "Ended without payment", "0", "0.0%", "—",
+        "Suspended again after the unlock", "1", "33.3%", "—"]
+    assert "Recovered since the unlock" in section
+    assert "<strong>Trust unlock</strong>: a suspended client unlocked its services" in section
+    assert "An unlock is not a first action: it always comes after a" in section
+    # a week back, only client 33's unlock (11-17) is in the range
+    week = admin.text("/admin/dashboard?days=7")
+    week = week[week.index('id="recovery-trust-heading"'):]
+    assert cells(week[:week.index("</table>")])[:2] == ["Unlocks made", "1"]
+
+
+def test_the_recovery_csv_has_the_trust_unlocks(admin: AdminSession, store: Store) -> None:
+    unlocked_episodes(store)
+    rows = list(csv.reader(io.StringIO(
+        admin.get("/admin/dashboard/recovery.csv?days=30").get_data(as_text=True))))
+    trust = [r for r in rows if r[0] == "trust_unlock"]
+    assert trust == [
+        ["trust_unlock", "all", "made", "", "", "", "3"],
+        ["trust_unlock", "all", "paid", "", "", "", "2"],
+        ["trust_unlock", "all", "paid_percent", "", "", "", "66.67"],
+        ["trust_unlock", "all", "paid_recovered", "", "R$ ", "", "120.00"],
+        ["trust_unlock", "all", "paid_by_date", "", "", "", "1"],
+        ["trust_unlock", "all", "paid_by_date_percent", "", "", "", "33.33"],
+        ["trust_unlock", "all", "paid_by_date_recovered", "", "R$ ", "", "80.00"],
+        ["trust_unlock", "all", "paid_later", "", "", "", "1"],
+        ["trust_unlock", "all", "paid_later_percent", "", "", "", "33.33"],
+        ["trust_unlock", "all", "paid_later_recovered", "", "R$ ", "", "40.00"],
+        ["trust_unlock", "all", "open", "", "", "", "1"],
+        ["trust_unlock", "all", "open_percent", "", "", "", "33.33"],
+        ["trust_unlock", "all", "ended_unpaid", "", "", "", "0"],
+        ["trust_unlock", "all", "ended_unpaid_percent", "", "", "", "0.00"],
+        ["trust_unlock", "all", "suspended_again", "", "", "", "1"],
+        ["trust_unlock", "all", "suspended_again_percent", "", "", "", "33.33"]]
+    assert rows.index(trust[0]) == len(rows) - len(trust)  # the last section
+    assert all(len(r) == 7 for r in rows)
+    week = list(csv.reader(io.StringIO(
+        admin.get("/admin/dashboard/recovery.csv?days=7").get_data(as_text=True))))
+    assert ["trust_unlock", "all", "made", "", "", "", "1"] in week  # client 33's, 11-17
+    assert ["trust_unlock", "all", "open_percent", "", "", "", "100.00"] in week
+
+
+def test_the_recovery_csv_without_unlocks(admin: AdminSession) -> None:
+    rows = list(csv.reader(io.StringIO(
+        admin.get("/admin/dashboard/recovery.csv?days=7").get_data(as_text=True))))
+    trust = {r[2]: r[6] for r in rows if r[0] == "trust_unlock"}
+    assert trust == {"made": "0", "paid": "0", "paid_percent": "", "paid_by_date": "0",
+                     "paid_by_date_percent": "", "paid_later": "0", "paid_later_percent": "",
+                     "open": "0", "open_percent": "", "ended_unpaid": "0",
+                     "ended_unpaid_percent": "", "suspended_again": "0",
+                     "suspended_again_percent": ""}
+
+
+def test_the_trust_unlocks_in_portuguese(app: Flask, store: Store) -> None:
+    unlocked_episodes(store)
+    html = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    section = html[html.index('id="recovery-trust-heading"'):]
+    numbers = cells(section[:section.index("</table>")])
+    assert numbers[:8] == ["Desbloqueios feitos", "3", "—", "—",
+                           "Terminaram em pagamento", "2", "66,7%", "R$ 120,00"]
+    assert "Suspensos de novo após o desbloqueio" in numbers
+    assert "Desbloqueio por confiança" in section
+
+
+def test_no_trust_unlock_in_portuguese(app: Flask) -> None:
+    html = AdminSession(app, language="pt_BR").text("/admin/dashboard")
+    section = html[html.index('id="recovery-trust-heading"'):]
+    assert "Nenhum cliente desbloqueou os próprios serviços por confiança neste período." \
+        in section
 
 
 def test_the_recovery_section_in_portuguese(app: Flask, store: Store) -> None:

@@ -8,7 +8,10 @@ CSV) over a year of delinquency episodes at the 100k-client scale.
 episodes (default a fresh SQLite file in a temporary folder). The episodes (seeded, so every
 run gets the same): 100,000 clients, opened over the year before 2026-12-06, 80% paid 0–40
 days later, half with "left VIP", 30% suspended by WHMCS two days after opening — about the
-163,600 episodes the backfill reconstructs from bench/gen_whmcs.py's WHMCS. Times the last
+163,600 episodes the backfill reconstructs from bench/gen_whmcs.py's WHMCS. A fifth of the
+suspended ones still owing the next day are unlocked by trust then, for 3 days
+(``unlocked_by_trust``, drawn from a seed of their own so the other episodes stay as they were),
+and suspended again after the 3 days when still unpaid. Times the last
 30, 90 and 365 days' figures; prints each round, the medians and the load average before and
 after (the machine may be shared).
 """
@@ -39,6 +42,7 @@ ZONE = "America/Sao_Paulo"
 
 def fill(store: Store, count: int) -> tuple[int, int, int]:
     rnd = random.Random(1)
+    trust = random.Random(2)  # the unlocks: apart, so the rest is drawn as before
     first = UNTIL - timedelta(days=365)
     episodes: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
@@ -61,10 +65,19 @@ def fill(store: Store, count: int) -> tuple[int, int, int]:
             "updated_at": at})
         if rnd.random() < 0.5:
             actions.append({"episode_id": i, "client_id": client, "kind": "left_vip",
-                            "at": at, "actor": "vipgate"})
+                            "at": at, "actor": "vipgate", "detail": ""})
         if rnd.random() < 0.3:
             actions.append({"episode_id": i, "client_id": client, "kind": "suspended",
-                            "at": at + timedelta(days=2), "actor": "whmcs"})
+                            "at": at + timedelta(days=2), "actor": "whmcs", "detail": ""})
+            if (not paid or took > 3) and trust.random() < 0.2:  # still owed the next day
+                until = opened + timedelta(days=6)
+                actions.append({"episode_id": i, "client_id": client,
+                                "kind": "unlocked_by_trust", "at": at + timedelta(days=3),
+                                "actor": "client", "detail": until.isoformat()})
+                if not (paid and ended <= until) and until < UNTIL:
+                    actions.append({"episode_id": i, "client_id": client, "kind": "suspended",
+                                    "at": at + timedelta(days=7), "actor": "whmcs",
+                                    "detail": ""})
         if paid:
             payments.append({"episode_id": i, "client_id": client, "invoice_id": i,
                              "amount": Decimal("59.90"), "paid_on": ended})
@@ -98,7 +111,8 @@ def main() -> int:
                 took.append(time.perf_counter() - start)
             print(f"last {span} days: " + ", ".join(f"{t:.3f}" for t in took)
                   + f" s (median {statistics.median(took):.3f} s); {r.total.paid} paid, "
-                  f"{r.total.suspended} suspended")
+                  f"{r.total.suspended} suspended, {r.trust.made} unlocked by trust "
+                  f"({r.trust.counts['paid']} paid)")
         print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         store.dispose()
     return 0

@@ -1,6 +1,7 @@
 """The dashboard's "Recovery" section and its CSV: the recovery figures of the range
 (``Store.recovery``; the arithmetic is ``bridge.policy.recovery``) as tables in the reader's
-language, and as rows for the CSV export. The definitions are written on the page."""
+language — the trust unlocks' last, a short line when there were none — and as rows for the CSV
+export. The definitions are written on the page."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ from bridge.policy.recovery import (
     NO_ACTION,
     PHENOMENON_DAYS,
     UNKNOWN_GROUP,
+    UNLOCK_OUTCOMES,
     UNTAGGED,
     WITHIN_DAYS,
+    CurrencyTotal,
     Figures,
     MonthTotal,
     Recovery,
+    TrustUnlocks,
 )
 
 HEADINGS = {"first_action": lazy_gettext("By first action"),
@@ -33,6 +37,12 @@ HEADINGS = {"first_action": lazy_gettext("By first action"),
             "reason": lazy_gettext("By reason tag")}
 KEYS = {"first_action": lazy_gettext("First action"), "group": lazy_gettext("Client group"),
         "reason": lazy_gettext("Reason tag")}
+UNLOCK_ROWS = {"paid": lazy_gettext("Ended in payment"),
+               "paid_by_date": lazy_gettext("… paid within the days granted"),
+               "paid_later": lazy_gettext("… paid later"),
+               "open": lazy_gettext("Still open"),
+               "ended_unpaid": lazy_gettext("Ended without payment"),
+               "suspended_again": lazy_gettext("Suspended again after the unlock")}
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class Table:
     columns: tuple[str, ...]
     rows: list[tuple[str, ...]]
     svg: Markup | None = None  # a chart of the table's figures
+    empty: str = ""  # shown instead of the table when it has no rows ("": the table all the same)
 
 
 def label(breakdown: str, key: str, names: WhmcsNames) -> str:
@@ -64,6 +75,11 @@ def _money(totals: Sequence[MonthTotal]) -> str:
         key = (m.currency_prefix, m.currency_suffix)
         sums[key] = sums.get(key, Decimal(0)) + m.amount
     return "; ".join(current().money(a, p, s) for (p, s), a in sums.items()) or "—"
+
+
+def _currencies(totals: Sequence[CurrencyTotal]) -> str:
+    return "; ".join(current().money(m.amount, m.currency_prefix, m.currency_suffix)
+                     for m in totals) or "—"
 
 
 def _columns(first: str) -> tuple[str, ...]:
@@ -100,7 +116,23 @@ def tables(r: Recovery, names: WhmcsNames) -> list[Table]:
                          [_row(label(b, f.key, names), f) for f in r.by[b]],
                          _within_chart(r, names) if b == "first_action" and r.total.paid
                          else None))
+    out.append(trust_table(r.trust))
     return out
+
+
+def trust_table(u: TrustUnlocks) -> Table:
+    """The trust unlocks made in the range and what became of them (no rows without any)."""
+    t = current()
+    rows: list[tuple[str, ...]] = []
+    if u.made:
+        rows.append((_("Unlocks made"), t.number(u.made), "—", "—"))
+        rows += [(str(UNLOCK_ROWS[o]), t.number(u.counts[o]), _percent(u.share(o)),
+                  _currencies(u.recovered.get(o, ())) if o.startswith("paid") else "—")
+                 for o in UNLOCK_OUTCOMES]
+    return Table("recovery-trust", _("Trust unlock"),
+                 (_("Unlocks by trust"), _("Episodes"), _("Share of the unlocks made"),
+                  _("Recovered since the unlock")), rows,
+                 empty=_("No client unlocked its services by trust in this range."))
 
 
 def _within_chart(r: Recovery, names: WhmcsNames) -> Markup:
@@ -125,6 +157,7 @@ def _within_chart(r: Recovery, names: WhmcsNames) -> Markup:
 
 CSV_HEADER = ("breakdown", "key", "figure", "month", "currency_prefix", "currency_suffix",
               "value")
+TRUST_BREAKDOWN = "trust_unlock"
 
 
 def csv_rows(r: Recovery) -> Iterator[tuple[str, ...]]:
@@ -132,7 +165,11 @@ def csv_rows(r: Recovery) -> Iterator[tuple[str, ...]]:
     ``reason``, the key, the figure's name (``recovered``, ``recovered_episodes``,
     ``paid_episodes``, ``paid_within_7``, ``paid_within_7_percent``, ``median_days``,
     ``suspended``, ``suspended_paid_within_7``, ``suspended_paid_within_7_percent``), the
-    month and currency for money, the value (empty: not defined, no episode)."""
+    month and currency for money, the value (empty: not defined, no episode). Then the trust
+    unlocks, breakdown ``trust_unlock``, key ``all``: ``made``; for each of ``paid``,
+    ``paid_by_date``, ``paid_later``, ``open``, ``ended_unpaid``, ``suspended_again`` the count
+    and ``<name>_percent`` of the unlocks made; for the three paid ones ``<name>_recovered``
+    per currency (no month)."""
     sets = [("all", r.total)] + [(b, f) for b in BREAKDOWNS for f in r.by[b]]
     for breakdown, f in sets:
         for m in f.recovered:
@@ -149,3 +186,16 @@ def csv_rows(r: Recovery) -> Iterator[tuple[str, ...]]:
                    (f"suspended_paid_within_{PHENOMENON_DAYS}_percent", f.phenomenon)]
         for name, value in values:
             yield (breakdown, f.key, name, "", "", "", "" if value is None else str(value))
+    yield from _trust_rows(r.trust)
+
+
+def _trust_rows(u: TrustUnlocks) -> Iterator[tuple[str, ...]]:
+    yield (TRUST_BREAKDOWN, "all", "made", "", "", "", str(u.made))
+    for o in UNLOCK_OUTCOMES:
+        percent = u.share(o)
+        yield (TRUST_BREAKDOWN, "all", o, "", "", "", str(u.counts[o]))
+        yield (TRUST_BREAKDOWN, "all", f"{o}_percent", "", "", "",
+               "" if percent is None else str(percent))
+        for m in u.recovered.get(o, ()):
+            yield (TRUST_BREAKDOWN, "all", f"{o}_recovered", "", m.currency_prefix,
+                   m.currency_suffix, str(m.amount))
