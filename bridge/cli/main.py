@@ -499,6 +499,11 @@ def check(ctx: click.Context) -> None:
     click.echo(_("check: ok"))
 
 
+# click >= 8.2 raises this for a group run without a command (its message is the help);
+# older ones print the help themselves.
+NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: click's multi-line usage errors become one line, exit code 2."""
     try:
@@ -506,7 +511,7 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo(_("vipgate: aborted"), err=True)
         sys.exit(1)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `vipgate`, `vipgate db`: the help
+    except NO_ARGS_IS_HELP as exc:  # `vipgate`, `vipgate db`: the help
         click.echo(exc.format_message(), err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
