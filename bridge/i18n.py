@@ -15,6 +15,7 @@ no web framework): the policy formats its money and dates with it."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,7 +25,7 @@ from pathlib import Path
 from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_compact_decimal, format_decimal
 from babel.support import Translations
 
 from bridge.model import DepartmentRef, GroupRef, Money, Priority, Reason, ReasonValue, WhmcsNames
@@ -203,6 +204,24 @@ EPISODE_REASONS = {
     "dispute": N_("dispute"),
     "other": N_("other"),
 }
+# An inbox event's state inside a sentence or an audit value (``inbox.state``): the inbox page
+# and the audit entries of a retry or a discard.
+INBOX_STATES = {"queued": N_("queued"), "retrying": N_("retrying"), "dead": N_("dead"),
+                "processing": N_("processing"), "done": N_("done"),
+                "discarded": N_("discarded"), "gone": N_("gone")}
+# An inbox retry's ``before``: the state the admin saw and the attempts made so far, as
+# ``bridge.admin.inbox`` stores it (``dead, 3 attempts``; language-neutral data, read here).
+INBOX_RETRY_BEFORE = re.compile(r"(?P<state>\w+), (?P<attempts>\d+) attempts?")
+# What a discard puts before an inbox event's last error (``bridge.admin.inbox``, stored by
+# ``bridge.store.inbox.discard``): read here to be shown in the reader's language.
+DISCARD_NOTE = re.compile(r"discarded by (?P<admin>.+?): (?P<reason>.*?)"
+                          r"(?:\nlast error: (?P<error>.*))?", re.S)
+# The parts of a reconcile's ``after`` (``Reconciled.summary``: the ``Change.summary`` of each
+# change WHMCS took, joined by "; "), or ``nothing to change``, or ``failed: <WHMCS's error>``.
+RECONCILE_GROUP = re.compile(r"group (?P<before>\d+) -> (?P<after>\d+)")
+RECONCILE_PRIORITY = re.compile(r"ticket #(?P<ticket>\d+) priority (?P<before>\w+) -> "
+                                r"(?P<after>\w+)")
+RECONCILE_NOTE = re.compile(r"ticket #(?P<ticket>\d+) staff note")
 # the admin's pin/unpin/exclude/include change the same flags as staff's membership entries
 MEMBERSHIP_ACTIONS = ("membership", "pin", "unpin", "exclude", "include")
 MEMBERSHIP_WORDS = {"pinned": N_("pinned"), "excluded": N_("excluded"), "held": N_("held"),
@@ -233,6 +252,19 @@ class Texts:
         """``12.345`` / ``12,345``; ``digits`` after the decimal sign (``12,5`` / ``12.5``)."""
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(Decimal(str(value)), format=pattern, locale=self.language)
+
+    def plain(self, value: int | float | Decimal) -> str:
+        """A whole number as :meth:`number` writes it, another with two decimals (a chart's
+        value: ``1.234`` / ``1,234``, ``12,50`` / ``12.50``)."""
+        return self.number(value, 0 if float(value).is_integer() else 2)
+
+    def compact(self, value: int | float | Decimal) -> str:
+        """A chart's axis tick: ``1,5 mil`` / ``1.5K``, ``2,5 mi`` / ``2.5M`` from a thousand
+        (Babel's short form, one decimal at most), else :meth:`plain`."""
+        amount = Decimal(str(value))
+        if abs(amount) < 1000:
+            return self.plain(value)
+        return format_compact_decimal(amount, locale=self.language, fraction_digits=1)
 
     def day(self, day: date | datetime | str) -> str:
         return format_day(day, self.language)
@@ -270,8 +302,9 @@ class Texts:
     def audit_value(self, action: str, value: str | None,
                     names: WhmcsNames | None = None) -> str | None:
         """An audit entry's ``before`` or ``after`` in this language: priorities, membership
-        flags and episode reasons translated, a promise's ``until 2026-11-28`` with the day in
-        the locale, group and department ids with their names; anything else as stored."""
+        flags, episode reasons, inbox states and a reconcile's changes translated, a promise's
+        ``until 2026-11-28`` and a snapshot's day in the locale, group and department ids with
+        their names; anything else as stored."""
         if value is None:
             return None
         if action == "ticket_priority":
@@ -281,10 +314,75 @@ class Texts:
                             for w in value.split("+"))
         if action == "episode_reason":
             return self.episode_reason(value)
-        if action == "promise" and value.startswith("until "):
+        if action in ("inbox_retry", "inbox_discard"):
+            return self.inbox_value(value)
+        if action == "reconcile":
+            return self.reconcile_value(value, names)
+        if action == "snapshot":
+            try:
+                return self.day(date.fromisoformat(value))
+            except ValueError:
+                return value
+        if action in ("promise", "promise_cancel") and value.startswith("until "):
             try:
                 day = date.fromisoformat(value.removeprefix("until "))
             except ValueError:
                 return value
             return self.gettext("until %(day)s", day=self.day(day))
         return (names or WhmcsNames()).audit_value(action, value)
+
+    def inbox_state(self, state: str) -> str:
+        """An inbox event's state (``INBOX_STATES``) inside a sentence, else as stored."""
+        name = INBOX_STATES.get(state)
+        return self.gettext(name) if name else state
+
+    def inbox_value(self, value: str) -> str:
+        """An inbox retry's or discard's ``before``/``after``: ``queued``, or ``dead, 3
+        attempts`` (the state the admin saw and the attempts so far), with a plural."""
+        retried = INBOX_RETRY_BEFORE.fullmatch(value)
+        if retried is None:
+            return self.inbox_state(value)
+        return self.gettext("%(state)s, %(attempts)s", state=self.inbox_state(
+            retried["state"]), attempts=self.ngettext("%(num)d attempt", "%(num)d attempts",
+                                                     int(retried["attempts"])))
+
+    def inbox_error(self, text: str) -> str:
+        """An inbox event's last error: a discard's note (``discarded by alice: reason``, then
+        the error before it) in this language; the worker's error as it was written."""
+        found = DISCARD_NOTE.fullmatch(text)
+        if found is None:
+            return text
+        note = self.gettext("discarded by %(admin)s: %(reason)s", admin=found["admin"],
+                            reason=found["reason"])
+        if found["error"] is None:
+            return note
+        return note + "\n" + self.gettext("last error: %(error)s", error=found["error"])
+
+    def reconcile_value(self, value: str, names: WhmcsNames | None = None) -> str:
+        """A reconcile's ``after`` (``bridge.admin.membership.Reconciled.summary``): each
+        change as the reasons name it (groups by name), ``nothing to change``, or ``failed:``
+        with WHMCS's error as it came; a part of another form as stored."""
+        if value == "nothing to change":
+            return self.gettext("nothing to change")
+        if value.startswith("failed: "):
+            return self.gettext("failed: %(error)s", error=value.removeprefix("failed: "))
+        return "; ".join(self._reconcile_part(part, names) for part in value.split("; "))
+
+    def _reconcile_part(self, part: str, names: WhmcsNames | None) -> str:
+        found = RECONCILE_GROUP.fullmatch(part)
+        if found:  # the messages of bridge.engine.plan.Change.summary
+            return self.reason(why.gettext("group %(before)s -> %(after)s",
+                                           before=GroupRef(int(found["before"])),
+                                           after=GroupRef(int(found["after"]))),
+                               names or WhmcsNames())
+        found = RECONCILE_PRIORITY.fullmatch(part)
+        if found:
+            return self.reason(why.gettext("ticket #%(ticket)s priority %(before)s -> %(after)s",
+                                           ticket=int(found["ticket"]),
+                                           before=Priority(found["before"]),
+                                           after=Priority(found["after"])))
+        found = RECONCILE_NOTE.fullmatch(part)
+        if found:
+            return self.reason(why.gettext("ticket #%(ticket)s staff note",
+                                           ticket=int(found["ticket"])))
+        return part

@@ -110,7 +110,7 @@ def test_without_whmcs_every_check_is_a_line_and_the_figures_are_shown(
         in database
     assert "never" in card(page, "last-reconcile")
     settings = card(page, "settings-source")
-    assert "from embedded defaults" in settings and "0 saved from this page" in settings
+    assert "from the embedded defaults" in settings and "0 saved from this page" in settings
     assert "[whmcs] url is empty: vipgate cannot reach WHMCS's API" in warnings_of(page)
     assert 'id="permissions"' not in page
 

@@ -241,8 +241,8 @@ def test_whmcs_failing_keeps_the_pin_for_the_next_reconcile(world: World,
 
 
 @pytest.mark.parametrize(("form", "why"), [
-    ({"action": "promote"}, "action: Not a valid choice"),
-    ({"action": "pin", "reason": "x" * 201}, "reason: Field cannot be longer than 200"),
+    ({"action": "promote"}, "Action: Not a valid choice"),
+    ({"action": "pin", "reason": "x" * 201}, "Reason (optional): At most 200 characters."),
 ])
 def test_a_bad_membership_form_changes_nothing(world: World, admin: AdminSession,
                                                form: dict[str, str], why: str) -> None:

@@ -21,9 +21,12 @@ log = logging.getLogger("vipgate.admin")
 
 
 class LoginForm(FlaskForm):
-    name = StringField(lazy_gettext("Account"), validators=[InputRequired(), Length(max=64)])
-    password = PasswordField(lazy_gettext("Password"),
-                             validators=[InputRequired(), Length(max=1024)])
+    name = StringField(lazy_gettext("Account"), validators=[
+        InputRequired(lazy_gettext("Enter the account name.")),
+        Length(max=64, message=lazy_gettext("At most %(max)s characters.", max=64))])
+    password = PasswordField(lazy_gettext("Password"), validators=[
+        InputRequired(lazy_gettext("Enter the password.")),
+        Length(max=1024, message=lazy_gettext("At most %(max)s characters.", max=1024))])
 
 
 @bp.route("/login", methods=["GET", "POST"])

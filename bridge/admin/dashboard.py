@@ -370,9 +370,9 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
 
     panels = [
         per_day("chart-delinquent", _("Delinquent clients"), lambda s: s.delinquent,
-                _("Clients"), t.number, integer=True, axis=charts.compact),
+                _("Clients"), t.number, integer=True, axis=t.compact),
         per_day("chart-amount", _("Overdue amount"), lambda s: float(s.overdue_total),
-                _("Amount"), amount, integer=False, axis=charts.compact),
+                _("Amount"), amount, integer=False, axis=t.compact),
         per_day("chart-share", _("Share of clients delinquent"), lambda s: s.share,
                 _("Share"), lambda v: t.number(v, 1) + "%", integer=False),
     ]
@@ -387,7 +387,7 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
                                   Series(_("Restored or added"), restored)],
                          chart_id="chart-vip",
                          title=_("VIP removals and restorations per day"),
-                         desc=moves_desc, integer=True),
+                         desc=moves_desc, fmt=t.plain, integer=True),
         (_("Day"), _("Removed"), _("Restored or added"), _("Updated")),
         [(t.day(s.day), t.number(s.vip_removed), t.number(s.vip_restored), state(s))
          for s in newest_first],
@@ -403,7 +403,7 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
                                           clients=n)
                                         for (label, _lo, _hi), n in
                                         zip(AGING_BUCKETS, aging, strict=True)) + ".",
-                         integer=True),
+                         fmt=t.plain, integer=True),
         (_("Days overdue"), _("Clients")),
         [(_("%(bucket)s days", bucket=label), t.number(n))
          for (label, _lo, _hi), n in zip(AGING_BUCKETS, aging, strict=True)],
@@ -420,7 +420,7 @@ def _panels(rows: list[Snapshot], since: date, until: date, last: Snapshot,
                          desc=_("Delinquent clients by the day of month their oldest overdue "
                                 "invoice was due; most on day(s) %(days)s.",
                                 days=", ".join(busiest) or "-"),
-                         integer=True),
+                         fmt=t.plain, integer=True),
         (_("Due day"), _("Clients")),
         [(str(d), t.number(n)) for d, n in zip(DUE_DAYS, due, strict=True) if n],
         _("Day of month of the oldest overdue invoice's due date; days with no client are "

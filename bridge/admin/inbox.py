@@ -23,8 +23,9 @@ from wtforms import HiddenField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 from bridge.admin.common import admin_name, audit, bp, page_from_request, rt, service_now
+from bridge.admin.language import current
 from bridge.admin.localtime import shown
-from bridge.i18n import N_, why
+from bridge.i18n import why
 from bridge.store import inbox as queue
 
 PAGE_SIZE = 50
@@ -33,14 +34,16 @@ MAX_REASON = 200
 TABS = (("queued", lazy_gettext("Queued")), ("retrying", lazy_gettext("Retrying (failing)")),
         ("dead", lazy_gettext("Dead")), ("processing", lazy_gettext("Processing")),
         ("done", lazy_gettext("Done (recent)")), ("discarded", lazy_gettext("Discarded")))
-# An event's state inside a sentence.
-STATE_WORDS = {"queued": N_("queued"), "retrying": N_("retrying"), "dead": N_("dead"),
-               "processing": N_("processing"), "done": N_("done"),
-               "discarded": N_("discarded"), "gone": N_("gone")}
 
 
 def _state(state: str) -> str:
-    return _(STATE_WORDS[state]) if state in STATE_WORDS else state
+    """An event's state inside a sentence (``bridge.i18n.INBOX_STATES``)."""
+    return current().inbox_state(state)
+
+
+def last_error(text: str) -> str:
+    """An event's last error for the page (``Texts.inbox_error``)."""
+    return current().inbox_error(text)
 
 
 def _strip(value: str | None) -> str | None:
@@ -83,7 +86,7 @@ def _render(state: str | None, *, errors: dict[int, str] | None = None,
         "admin/inbox.html", title=_("Inbox"), tabs=TABS, state=state, counts=counts, rows=rows,
         page=page, payloads=payloads, shown=shown, errors=errors or {}, reasons=reasons or {},
         retryable=queue.RETRYABLE, discardable=queue.DISCARDABLE, max_reason=MAX_REASON,
-        tz=rt().settings.bridge.timezone, recent_done=RECENT_DONE,
+        tz=rt().settings.bridge.timezone, recent_done=RECENT_DONE, last_error=last_error,
         state_word=_state(state)), status
 
 
@@ -113,6 +116,7 @@ def retry(row_id: int) -> Response | tuple[str, int]:
     if not queue.retry_now(rt().store, row_id, service_now(), seen_state=seen):
         _changed(row_id, seen)
         return redirect(url_for("admin.inbox", state=seen))
+    # before: language-neutral data, shown in the reader's language (Texts.inbox_value)
     audit("inbox_retry", client_id=row.client_id, before=f"{seen}, {row.attempts} attempts",
           after="queued", reasons=(row.webhook_id, row.hook, why.gettext(
               "retried now by %(admin)s; attempts start again", admin=admin_name())))
@@ -136,7 +140,7 @@ def discard(row_id: int) -> Response | tuple[str, int]:
                        reasons={row_id: (request.form.get("reason") or "")[:MAX_REASON * 2]},
                        status=400)
     seen, reason = form.state.data or "", form.reason.data or ""
-    note = f"discarded by {admin_name()}: {reason}"
+    note = f"discarded by {admin_name()}: {reason}"  # shown by last_error()
     if not queue.discard(rt().store, row_id, service_now(), seen_state=seen, note=note):
         _changed(row_id, seen)
         return redirect(url_for("admin.inbox", state=seen))

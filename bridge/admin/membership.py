@@ -146,7 +146,8 @@ class MembershipForm(FlaskForm):
     action = SelectField(lazy_gettext("Action"), choices=[SelectChoice(a) for a in ACTIONS],
                          validators=[InputRequired()])
     reason = StringField(lazy_gettext("Reason (optional)"),
-                         validators=[Optional(), Length(max=200)])
+                         validators=[Optional(), Length(max=200, message=lazy_gettext(
+                             "At most %(max)s characters.", max=200))])
     next = HiddenField()
 
 
@@ -209,7 +210,7 @@ def membership_action(client_id: int) -> Response:
     """Pin, unpin, exclude or include a client, then reconcile it at once."""
     form = MembershipForm()
     if not form.validate_on_submit():
-        problems = "; ".join(f"{name}: {', '.join(errors)}"
+        problems = "; ".join(f"{form[name].label.text}: {', '.join(errors)}"
                              for name, errors in form.errors.items())
         flash(_("Nothing changed: %(problems)s", problems=problems), "error")
         return back_to("admin.client", client_id=client_id)

@@ -71,6 +71,77 @@ def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
     return texts().ngettext(singular, plural, n, **values)
 
 
+# The answers confirm() takes, by language: a Brazilian types s/sim (and n/não); y/yes and no
+# are taken in Portuguese too (the answers of every other command-line program).
+YES = {"pt_BR": ("s", "sim", "y", "yes"), "en": ("y", "yes")}
+NO = {"pt_BR": ("n", "não", "nao", "no"), "en": ("n", "no")}
+
+
+def confirm(question: str, default: bool = False, err: bool = True) -> bool:
+    """``question [s/N]:`` in the CLI's language (``[y/N]`` in English; ``[S/n]``, ``[Y/n]``
+    when ``default`` is True), read as click.confirm reads it: an empty answer is
+    ``default``, another answer is asked again, Ctrl-C and the end of input abort
+    (``click.Abort``)."""
+    t = texts()
+    choices = (t.pgettext("confirmation answers", "Y/n") if default else
+               t.pgettext("confirmation answers", "y/N"))
+    while True:
+        answer = str(click.prompt(question, default="", show_default=False, err=err,
+                                  prompt_suffix=f" [{choices}]: ")).strip().lower()
+        if answer in YES[t.language]:
+            return True
+        if answer in NO[t.language]:
+            return False
+        if answer == "":
+            return default
+        click.echo(t.gettext("Error: answer %(yes)s or %(no)s.",
+                             yes=YES[t.language][0], no=NO[t.language][0]), err=err)
+
+
+def prompt_twice(label: str, again: str, err: bool = True) -> str:
+    """A hidden value typed twice (a password), asked again until both match; click's own
+    confirmation_prompt says its mismatch in English."""
+    while True:
+        value = str(click.prompt(label, hide_input=True, err=err))
+        if str(click.prompt(again, hide_input=True, err=err)) == value:
+            return value
+        click.echo(_("Error: the two values differ; type them again."), err=err)
+
+
+def _did_you_mean(possibilities: list[str] | None) -> str:
+    if not possibilities:
+        return ""
+    return " " + ngettext("Did you mean %(choices)s?", "(Did you mean one of: %(choices)s?)",
+                          len(possibilities),
+                          choices=", ".join(repr(p) for p in sorted(possibilities)))
+
+
+def usage_message(exc: click.ClickException) -> str | None:
+    """click's usage errors an operator meets most (an unknown command or option, a missing
+    argument or option) in the CLI's language, with the same words as click's in English;
+    None for the others (click's text, English: ``Invalid value for '--port': ...`` quotes
+    its type's English reason)."""
+    no_such_command = getattr(click.exceptions, "NoSuchCommand", None)  # click >= 8.4
+    if isinstance(exc, click.NoSuchOption) and exc.message == click.NoSuchOption(
+            exc.option_name).message:  # click's own message, not one a command gave
+        return _("No such option %(name)s.", name=repr(exc.option_name)) + _did_you_mean(
+            exc.possibilities)
+    if no_such_command is not None and isinstance(exc, no_such_command):
+        return _("No such command %(name)s.", name=repr(exc.command_name)) + _did_you_mean(
+            exc.possibilities)
+    if isinstance(exc, click.MissingParameter) and not exc.message:
+        hint = exc.param_hint or (exc.param.get_error_hint(exc.ctx)
+                                  if exc.param is not None and exc.ctx is not None else None)
+        hints = hint if isinstance(hint, str) or hint is None else " / ".join(
+            repr(h) for h in hint)
+        kind = exc.param_type or (exc.param.param_type_name if exc.param else "parameter")
+        if hints is None or kind not in ("argument", "option"):
+            return None
+        return (_("Missing argument %(name)s.", name=hints) if kind == "argument" else
+                _("Missing option %(name)s.", name=hints))
+    return None
+
+
 def shown_source(settings: Settings) -> str:
     """Where the settings come from: their file, or the embedded defaults in words."""
     return _("embedded defaults") if settings.source == "embedded defaults" else settings.source

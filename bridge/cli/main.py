@@ -30,9 +30,11 @@ from bridge.cli.common import (
     log_to_stderr,
     ngettext,
     opening,
+    prompt_twice,
     settings_of,
     shown_source,
     texts,
+    usage_message,
 )
 from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
@@ -229,8 +231,7 @@ def admin_create_user(ctx: click.Context, name: str) -> None:
         raise Failure(_("admin create-user: NAME %(name)s: %(problem)s", name=repr(name),
                         problem=exception_text(exc)), 2) from None
     if sys.stdin.isatty():
-        password = click.prompt(_("Password"), hide_input=True,
-                                confirmation_prompt=_("Repeat for confirmation"), err=True)
+        password = prompt_twice(_("Password"), _("Repeat for confirmation"))
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
@@ -498,6 +499,11 @@ def check(ctx: click.Context) -> None:
     click.echo(_("check: ok"))
 
 
+# click >= 8.2 raises this for a group run without a command (its message is the help);
+# older ones print the help themselves.
+NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: click's multi-line usage errors become one line, exit code 2."""
     try:
@@ -505,8 +511,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo(_("vipgate: aborted"), err=True)
         sys.exit(1)
+    except NO_ARGS_IS_HELP as exc:  # `vipgate`, `vipgate db`: the help
+        click.echo(exc.format_message(), err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        message = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
+        message = usage_message(exc) or (
+            exc.format_message().splitlines()[0] if exc.format_message() else str(exc))
         click.echo(f"vipgate: {message}", err=True)
         sys.exit(exc.exit_code)
 

@@ -26,6 +26,7 @@ from bridge.cli.common import (
     Failure,
     Progress,
     cli_language,
+    confirm,
     database_failure,
     exception_text,
     settings_of,
@@ -264,7 +265,7 @@ def resync_command(ctx: click.Context, dry_run: bool, client_ids: tuple[int, ...
     ask = None
     if sys.stdin.isatty():
         def ask(question: str) -> bool:
-            return click.confirm(question, default=False, err=True)
+            return confirm(question, default=False, err=True)
     code = run_resync(settings, dry_run=dry_run, client_ids=client_ids, source=source,
                       as_json=as_json, out=sys.stdout, err=sys.stderr,
                       tty=sys.stderr.isatty(), yes=yes, ask=ask, language=language)
