@@ -161,6 +161,8 @@ class TicketOpenValidationVars(_Vars):
     isAdmin = WhmcsBool()
     departmentId = WhmcsId(required=True)
     priority = _text(RAW_PRIORITY_MAX)  # raw: WHMCS normalises it only after the hook
+    # Not WHMCS's: the stub adds the language the client reads (a WHMCS language name)
+    language = _text(64)
 
 
 class NoVars(_Vars):

@@ -74,11 +74,15 @@ class Subjects:
 
 @dataclass(frozen=True)
 class TicketGateQuestion:
-    """Asked synchronously by TicketOpenValidation: may this client open a ticket here?"""
+    """Asked synchronously by TicketOpenValidation: may this client open a ticket here?
+
+    ``language`` is the WHMCS language name the client reads the client area in, as the stub
+    sends it (WHMCS does not pass one to this hook); None from a stub that does not."""
 
     client_id: int
     department_id: int
     by_admin: bool
+    language: str | None = None
 
 
 PanelKind = Literal["client_summary", "ticket_badge", "submit_ticket", "home_banner"]

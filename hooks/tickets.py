@@ -27,7 +27,9 @@ def ticket_priority_changed(ticketid: int) -> Subjects:
 
 
 @on("TicketOpenValidation")
-def ticket_about_to_open(clientId: int | None, departmentId: int,
-                         isAdmin: bool | None) -> TicketGateQuestion:
+def ticket_about_to_open(clientId: int | None, departmentId: int, isAdmin: bool | None,
+                         language: str | None) -> TicketGateQuestion:
+    """``language``: not WHMCS's; the stub adds the client area's (the session's, else the
+    client's, else WHMCS's default), in which a refusal is written."""
     return TicketGateQuestion(client_id=clientId or 0, department_id=departmentId,
-                              by_admin=bool(isAdmin))
+                              by_admin=bool(isAdmin), language=language or None)

@@ -63,6 +63,23 @@ def test_message_language_follows_the_client(client_language, default, expected)
     assert answer.errors[0].endswith("https://whmcs.example.com/viewinvoice.php?id=1042")
 
 
+@pytest.mark.parametrize(("page", "client_language", "default", "expected"), [
+    ("portuguese-br", "english", "en", "Sua conta"),  # the client area's, over the client's
+    ("English", "portuguese-br", "pt_BR", "Your account"),
+    ("portuguese-pt", None, "en", "Sua conta"),
+    ("french", "portuguese-br", "en", "Sua conta"),  # one vipgate lacks: the client's
+    ("french", None, "en", "Your account"),  # then the default
+    (None, "portuguese-br", "en", "Sua conta"),  # a stub that sends none
+])
+def test_message_language_follows_the_client_area(page, client_language, default,
+                                                  expected) -> None:
+    """The stub sends the language the client reads the client area in (WHMCS passes none to
+    TicketOpenValidation): the refusal is written in it."""
+    answer = decide(standing("suspended", language=client_language), 1, False, tickets(),
+                    default, "", page_language=page)
+    assert answer.errors[0].startswith(expected)
+
+
 def test_helpers() -> None:
     assert language_of("Portuguese-PT", "en") == "pt_BR"
     assert format_money(Decimal("0.5"), "$", " USD", "en") == "$0.50 USD"

@@ -37,8 +37,10 @@
  *   PreCronJob checks that the bridge answers at all (a GET, the ordinary timeout): a bridge
  *   that takes connections and answers nothing costs the cron 2 s, not precron_timeout_ms.
  * - Every request names this stub's version (header vipgate-stub-version).
- * - TicketOpenValidation is answered by the bridge at once; if it does not answer in time the
- *   ticket is allowed (fail_open) or refused with a short generic message.
+ * - TicketOpenValidation is answered by the bridge at once, asked with the language the client
+ *   reads (the session's, else the client's, else WHMCS's default); if it does not answer in
+ *   time the ticket is allowed (fail_open) or refused with a short generic message in that
+ *   language (Portuguese or English).
  * - Four page hooks show vipgate inside WHMCS, answered by the bridge within one second or
  *   not at all (the page then shows nothing of vipgate): the client summary panel and the
  *   ticket badge for staff (AdminAreaClientSummaryPage, AdminAreaViewTicketPage), the
@@ -356,21 +358,26 @@ function vipgate_addon_settings($vars = null)
             }
         } catch (\Throwable $e) {
             return ['config' => null, 'problem' => 'cannot read the addon\'s settings: '
-                . vipgate_short($e->getMessage())];
+                . vipgate_short($e->getMessage()), 'problem_key' => 'problem_unreadable',
+                'problem_values' => [vipgate_short($e->getMessage())]];
         }
     }
+    // problem: English, for the System Activity Log; problem_key: the addon's lang/*.php word
+    // its page shows instead (in the admin's language), with problem_values
     $where = 'Setup > Addon Modules > vipgate > Configure';
     $wait = ': nothing is sent to the bridge (events wait in mod_vipgate_spool); ';
     $url = vipgate_hooks_url(isset($values['bridge_url']) ? $values['bridge_url'] : '');
     $secret = vipgate_addon_secret(isset($values['secret']) ? $values['secret'] : '');
     if ($url === '' || $secret === '') {
         return ['config' => null, 'problem' => 'the addon module is active but its Bridge URL (http:// or '
-            . 'https://) and Webhook secret (whsec_...) are not filled in' . $wait . 'enter them in ' . $where];
+            . 'https://) and Webhook secret (whsec_...) are not filled in' . $wait . 'enter them in ' . $where,
+            'problem_key' => 'problem_not_filled_in', 'problem_values' => []];
     }
     if ($secret === null) {
         return ['config' => null, 'problem' => 'the addon\'s Webhook secret setting is unusable: it is not a'
             . ' whsec_ secret, also not once decrypted with WHMCS\'s DecryptPassword' . $wait . 'enter the'
-            . ' secret vipgate install-stub --addon printed in ' . $where];
+            . ' secret vipgate install-stub --addon printed in ' . $where,
+            'problem_key' => 'problem_secret_unusable', 'problem_values' => []];
     }
     $config = array_merge(vipgate_defaults(), ['url' => $url, 'secret' => $secret,
         'source' => 'the addon\'s settings (' . $where . ')']);
@@ -435,7 +442,8 @@ function vipgate_whitelist()
         'TicketOpenAdmin' => $ticket,
         'TicketUserReply' => array_merge($ticket, ['replyid', 'status']),
         'TicketPriorityChange' => ['priority', 'ticketid'],
-        'TicketOpenValidation' => ['clientId', 'contactId', 'departmentId', 'isAdmin', 'priority'],
+        // language: not in WHMCS's vars; the stub adds the client's (vipgate_client_language)
+        'TicketOpenValidation' => ['clientId', 'contactId', 'departmentId', 'isAdmin', 'language', 'priority'],
         'PreCronJob' => [],
         // The stub's own report, not WHMCS's vars: events the bridge rejected (spool).
         'AfterCronJob' => ['rejected_count', 'rejected_recent'],
@@ -1685,18 +1693,71 @@ function vipgate_ask($config, $hook, $vars, $instead)
 }
 
 /**
+ * The language a client reads, as a WHMCS language name (portuguese-br, english): the client
+ * area's session ($_SESSION['Language']), else the client's own (tblclients.language), else
+ * WHMCS's default (tblconfiguration Language); '' when none is known. WHMCS's database is
+ * read only when the session names none; a read that fails is passed over (the bridge then
+ * takes the client's language it knows, else its own default).
+ */
+function vipgate_client_language($clientId)
+{
+    if (isset($_SESSION['Language']) && is_string($_SESSION['Language'])
+        && trim($_SESSION['Language']) !== '') {
+        return substr(trim($_SESSION['Language']), 0, 64);
+    }
+    $questions = [['SELECT language FROM tblclients WHERE id = ?', [$clientId]],
+        ['SELECT value FROM tblconfiguration WHERE setting = ?', ['Language']]];
+    foreach ($clientId > 0 ? $questions : array_slice($questions, 1) as $question) {
+        try {
+            $row = vipgate_sql(vipgate_pdo(), $question[0], $question[1])->fetch(PDO::FETCH_NUM);
+            if ($row && is_string($row[0]) && trim($row[0]) !== '') {
+                return substr(trim($row[0]), 0, 64);
+            }
+        } catch (\Throwable $e) {
+            // not known from there: the next source, else the bridge's
+        }
+    }
+    return '';
+}
+
+/**
+ * The stub's own refusal of a ticket (fail_open off and no answer from the bridge), in the
+ * client's WHMCS language: Portuguese for portuguese-br and portuguese-pt, English for any
+ * other (the stub has no translations beyond these).
+ */
+function vipgate_unavailable_message($language)
+{
+    $portuguese = 'A abertura de chamados está temporariamente indisponível. Tente novamente em'
+        . ' alguns minutos.';
+    $messages = [
+        'english' => 'Support tickets are temporarily unavailable. Please try again in a few minutes.',
+        'portuguese-br' => $portuguese,
+        'portuguese-pt' => $portuguese,
+    ];
+    $name = strtolower(trim((string) $language));
+    return isset($messages[$name]) ? $messages[$name] : $messages['english'];
+}
+
+/**
  * TicketOpenValidation, answered by the bridge at once: the first error it gives blocks the
- * ticket. Without an answer in time the ticket is allowed (fail_open) or refused with a
- * generic message. Never spooled.
+ * ticket. The question carries the language the client reads (WHMCS passes none to this
+ * hook), in which the bridge writes a refusal. Without an answer in time the ticket is
+ * allowed (fail_open) or refused with a generic message in that language. Never spooled.
  */
 function vipgate_ticket_open_validation($vars)
 {
     $hook = 'TicketOpenValidation';
     $config = null;
+    $language = '';
     try {
         $config = vipgate_settings();
         if ($config === null) {
             return '';
+        }
+        $vars = is_array($vars) ? $vars : [];
+        $language = vipgate_client_language(isset($vars['clientId']) ? vipgate_id($vars['clientId']) : 0);
+        if ($language !== '') {
+            $vars['language'] = $language;
         }
         $instead = 'ticket ' . ($config['fail_open'] ? 'allowed' : 'refused');
         $answer = vipgate_ask($config, $hook, $vars, $instead);
@@ -1717,7 +1778,7 @@ function vipgate_ticket_open_validation($vars)
     if ($config === null || $config['fail_open']) {
         return '';
     }
-    return 'Support tickets are temporarily unavailable. Please try again in a few minutes.';
+    return vipgate_unavailable_message($language);
 }
 
 /** A WHMCS id (int or digit string) as int; 0 for anything else. */

@@ -39,6 +39,7 @@ from bridge.cli.common import (
 from bridge.cli.deploy import deploy_group, init_command
 from bridge.cli.resync import resync_command
 from bridge.cli.sandbox import sandbox_command
+from bridge.i18n import N_
 from bridge.settings import Settings
 from bridge.store import DatabaseNotReady, Store
 
@@ -299,6 +300,10 @@ def install_stub_command(ctx: click.Context, whmcs_dir: Path, url: str | None,
                      "Modules to use these", path=whmcs_dir / "modules/addons/vipgate"))
 
 
+# The fields of the addon's settings form the operator fills in, as its English page names them
+ADDON_FIELDS = (N_("Bridge URL"), N_("Webhook secret"), N_("Allow tickets without an answer"))
+
+
 def _addon_next_steps(base: str, secret: str, fail_open: bool, upgraded: list[Path]) -> None:
     """What the operator does in WHMCS after ``install-stub --addon``, with the values to enter."""
     for path in upgraded:
@@ -306,16 +311,23 @@ def _addon_next_steps(base: str, secret: str, fail_open: bool, upgraded: list[Pa
                      path=path))
     click.echo(_("Next, in WHMCS's admin area: Setup > Addon Modules > vipgate > Activate, "
                  "then Configure, enter these and Save Changes:"))
-    # The fields' names as WHMCS shows them (the addon's vipgate_config(), in English).
-    click.echo(f"  Bridge URL:                      {base}")
-    click.echo(f"  Webhook secret:                  {secret}")
-    click.echo("  Allow tickets without an answer: " + (
-        _("ticked ([tickets] fail_open)") if fail_open else
-        _("not ticked ([tickets] fail_open)")))
-    timeouts = _("the timeouts:")
-    click.echo(f"  {timeouts:<33}" + _("leave the defaults"))
-    click.echo("  Access Control:                  " + _("the admin roles that may open "
-                                                          "Addons > vipgate"))
+    # The module writes its form in the admin's WHMCS language (lang/english.php,
+    # lang/portuguese-br.php: the same words as these msgids and their translations, which
+    # tests/test_php_addon.py checks); the CLI cannot know that language, so a translated
+    # list is followed by the English names.
+    bridge_url, secret_field, fail_open_field = (_(name) for name in ADDON_FIELDS)
+    rows = [(bridge_url, base), (secret_field, secret),
+            (fail_open_field, _("ticked ([tickets] fail_open)") if fail_open else
+             _("not ticked ([tickets] fail_open)")),
+            (_("the timeouts"), _("leave the defaults")),
+            # WHMCS's own field, not the module's: named as WHMCS's English admin area does
+            ("Access Control", _("the admin roles that may open Addons > vipgate"))]
+    width = max(len(label) for label, _value in rows) + 2
+    for label, value in rows:
+        click.echo(f"  {label + ':':<{width}}{value}")
+    if bridge_url != ADDON_FIELDS[0]:
+        click.echo(_("(In a WHMCS admin area in English: %(fields)s.)",
+                     fields=", ".join(ADDON_FIELDS)))
     if upgraded:
         click.echo(_("The includes/hooks install keeps forwarding until those settings are "
                      "saved (nothing is lost meanwhile); then delete %(files)s and %(config)s.",

@@ -19,23 +19,12 @@ from bridge.panels.view import (
     submit_ticket,
     ticket_badge,
 )
-from bridge.policy.gate import language_of
+from bridge.policy.gate import client_language
 from bridge.settings import Settings
 from bridge.store import Store
 from hooks.registry import PanelQuestion
 
 __all__ = ["PanelFacts", "SubmitTicketAnswer", "answer", "client_language", "facts_for"]
-
-
-def client_language(page_language: str | None, client_language: str | None,
-                    default: str) -> str:
-    """The language a client reads: the page's, else its WHMCS language, else the default
-    (WHMCS names such as ``portuguese-br`` and ``english``; others are passed over)."""
-    for name in (page_language, client_language):
-        chosen = language_of(name, "")
-        if chosen:
-            return chosen
-    return default
 
 
 def facts_for(store: Store, question: PanelQuestion) -> PanelFacts:

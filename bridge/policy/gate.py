@@ -40,6 +40,18 @@ def language_of(client_language: str | None, default: str) -> str:
     return default
 
 
+def client_language(page_language: str | None, client_language: str | None,
+                    default: str) -> str:
+    """The language a client reads: the page's (the client area's session, as the stub
+    sends it), else its WHMCS language, else the default (WHMCS names such as
+    ``portuguese-br`` and ``english``; others are passed over)."""
+    for name in (page_language, client_language):
+        chosen = language_of(name, "")
+        if chosen:
+            return chosen
+    return default
+
+
 def format_money(amount: Decimal, prefix: str, suffix: str, language: str) -> str:
     """``R$ 1.234,56`` (pt_BR) / ``R$ 1,234.56`` (en): Babel's digits for the locale."""
     return i18n.format_money(amount, prefix, suffix, language)
@@ -89,7 +101,12 @@ def _standing(standing: CachedStanding) -> Reason:
 
 
 def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
-           settings: TicketSettings, default_language: str, whmcs_url: str) -> GateAnswer:
+           settings: TicketSettings, default_language: str, whmcs_url: str,
+           page_language: str | None = None) -> GateAnswer:
+    """May the client open a ticket in ``department_id``? A refusal is the block message in
+    the language the client reads (``client_language``: ``page_language``, the client
+    area's, as the stub sends it; else the client's WHMCS language; else
+    ``default_language``)."""
     department = DepartmentRef(department_id)
     if by_admin:
         return GateAnswer((), why.gettext("opened by staff"))
@@ -102,7 +119,7 @@ def decide(standing: CachedStanding | None, department_id: int, by_admin: bool,
         return GateAnswer((), why.gettext("%(standing)s is not blocked (block_when=%(when)s)",
                                           standing=_standing(standing),
                                           when=settings.block_when))
-    language = language_of(standing.language, default_language)
+    language = client_language(page_language, standing.language, default_language)
     message = render_block_message(settings.block_message(language), standing, language,
                                    whmcs_url)
     return GateAnswer((message,), why.ngettext(

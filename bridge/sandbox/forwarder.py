@@ -41,6 +41,12 @@ MODULE_HOOKS = ("AfterModuleSuspend", "AfterModuleUnsuspend")
 ANSWER_TOLERANCE = 300  # seconds: how old a signed synchronous answer may be
 FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try again in a few "
                        "minutes.")
+FAIL_CLOSED_PORTUGUESE = ("A abertura de chamados está temporariamente indisponível. Tente "
+                          "novamente em alguns minutos.")
+# The stub's own refusal per WHMCS language name (vipgate_unavailable_message); English for
+# any other.
+FAIL_CLOSED_MESSAGES = {"english": FAIL_CLOSED_MESSAGE, "portuguese-br": FAIL_CLOSED_PORTUGUESE,
+                        "portuguese-pt": FAIL_CLOSED_PORTUGUESE}
 
 
 class Forwarder(Protocol):
@@ -127,7 +133,7 @@ class PythonForwarder(StubDelivery):
         if hook in PAGE_HOOKS:
             return self._page(hook, variables, session), False
         if hook == "TicketOpenValidation":
-            error = self._validate(variables)
+            error = self._validate(variables, session)
             return ([error] if error else []), False
         if hook == "AfterCronJob":
             self._after_cron_job()
@@ -296,13 +302,38 @@ class PythonForwarder(StubDelivery):
             return f"the answer's signature: {exc}"
         return ""
 
-    def _validate(self, variables: dict[str, Any]) -> str:
+    def _validate(self, variables: dict[str, Any], session: dict[str, Any]) -> str:
+        """vipgate_ticket_open_validation: the question with the client's language added,
+        the first error of the answer; without one, allowed or the stub's own refusal in that
+        language."""
+        language = self._client_language(whmcs_id(variables.get("clientId")), session)
+        if language:
+            variables = {**variables, "language": language}
         instead = f"ticket {'allowed' if self.fail_open else 'refused'}"
         answer = self.ask("TicketOpenValidation", variables, instead)
         errors = answer.get("errors") if answer is not None else None
         if not isinstance(errors, list):
-            return "" if self.fail_open else FAIL_CLOSED_MESSAGE
+            return "" if self.fail_open else FAIL_CLOSED_MESSAGES.get(
+                language.strip().lower(), FAIL_CLOSED_MESSAGE)
         return next((e for e in errors if isinstance(e, str) and e), "")
+
+    def _client_language(self, client_id: int, session: dict[str, Any]) -> str:
+        """vipgate_client_language: the session's Language, else tblclients.language, else
+        tblconfiguration Language (WHMCS's database); '' when none is known."""
+        chosen = session.get("Language")
+        if isinstance(chosen, str) and chosen.strip():
+            return chosen.strip()[:64]
+        questions = [("SELECT language FROM tblclients WHERE id = ?", (client_id,)),
+                     ("SELECT value FROM tblconfiguration WHERE setting = ?", ("Language",))]
+        for sql, params in questions if client_id > 0 else questions[1:]:
+            try:
+                with self.outbox.connect() as conn:
+                    row = conn.execute(sql, params).fetchone()
+            except sqlite3.Error:
+                continue
+            if row and isinstance(row[0], str) and row[0].strip():
+                return row[0].strip()[:64]
+        return ""
 
     def _page(self, hook: str, variables: dict[str, Any], session: dict[str, Any]) -> list[Any]:
         """The stub's page hooks: HTML for the staff and home pages, template variables for

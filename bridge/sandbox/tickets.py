@@ -103,14 +103,21 @@ class TicketsMixin(ServicesMixin):
 
     def submit_ticket_form(self, client: int, dept: int, subject: str,
                            message: str = "Hello, I need help.", urgency: str | None = None,
-                           *, service_id: int | None = None) -> TicketOpenResult:
+                           *, service_id: int | None = None,
+                           language: str | None = None) -> TicketOpenResult:
         """The client area's Open Ticket form posted. WHMCS hands TicketOpenValidation the
         raw form field ``urgency`` as ``priority`` (any string, empty, or the key left out
         when the theme has no such field, ``urgency=None``) and only afterwards stores
-        Medium when it is not Low, Medium or High."""
+        Medium when it is not Low, Medium or High. The hook runs in the client's session
+        (``uid``, ``Language``: ``language``, the one the client picked in the client area,
+        else the client's WHMCS language, else the system default)."""
         stored = urgency if urgency in TICKET_PRIORITIES else "Medium"
+        with self.engine.connect() as conn:
+            row = self._require(conn, tblclients, client, "Client ID Not Found")
+            chosen = language or row["language"] or self.setting("Language", conn) or "english"
         return self._open(client, dept, subject, message, urgency, stored,
-                          service_id=service_id)
+                          service_id=service_id,
+                          session={"uid": int(client), "Language": str(chosen)})
 
     def pipe_ticket(self, email: str, dept: int, subject: str,
                     message: str = "Hello, I need help.", *, name: str = "") -> TicketOpenResult:
@@ -126,7 +133,8 @@ class TicketsMixin(ServicesMixin):
     def _open(self, client: int, dept: int, subject: str, message: str,
               raw_priority: str | None, priority: str, *, admin: bool = False,
               service_id: int | None = None, validate: bool = True,
-              guest: tuple[str, str] = ("", "")) -> TicketOpenResult:
+              guest: tuple[str, str] = ("", ""),
+              session: dict[str, Any] | None = None) -> TicketOpenResult:
         with self.engine.connect() as conn:
             client_row = self._require(conn, tblclients, client, "Client ID Not Found") \
                 if client or validate else None
@@ -144,6 +152,8 @@ class TicketsMixin(ServicesMixin):
                 "relatedService": f"S{service_id}" if service_id else "", "customfields": []}
             if raw_priority is None:
                 del fields["priority"]
+            if session is not None:  # the client area's PHP session (fire.php's $_SESSION)
+                fields["__session__"] = session
             errors = _validation_errors(self.run_hook("TicketOpenValidation", fields))
             if errors:
                 return TicketOpenResult(None, None, None, errors)

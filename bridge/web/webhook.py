@@ -160,9 +160,11 @@ def _answer_gate(rt: Runtime, question: hooks.TicketGateQuestion) -> dict[str, A
     cached = rt.store.get_standing(question.client_id) if question.client_id else None
     settings = rt.settings
     answer = gate.decide(cached, question.department_id, question.by_admin,
-                         settings.tickets, settings.bridge.language, settings.whmcs.url)
-    log.info("gate client=%s department=%s blocked=%s reason=%s", question.client_id,
-             question.department_id, bool(answer.errors), answer.reason)
+                         settings.tickets, settings.bridge.language, settings.whmcs.url,
+                         page_language=question.language)
+    log.info("gate client=%s department=%s language=%r blocked=%s reason=%s",
+             question.client_id, question.department_id, question.language,
+             bool(answer.errors), answer.reason)
     return {"errors": list(answer.errors)}
 
 

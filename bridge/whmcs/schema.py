@@ -347,6 +347,8 @@ tbldeviceauth = sa.Table(
 tbladmins = sa.Table(
     "tbladmins", metadata, _id(),
     sa.Column("username", sa.String(255), nullable=False, default=""),
+    # the admin's WHMCS language name (english, portuguese-br): the addon module's words
+    sa.Column("language", sa.String(64), nullable=False, default=""),
     _tiny("disabled", 0),
 )
 

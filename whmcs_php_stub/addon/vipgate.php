@@ -24,40 +24,40 @@ if (!function_exists('vipgate_register_hooks') && !function_exists('vipgate_vers
 }
 
 if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_config')) {
-    /** The module's description and its settings form, in WHMCS's addon format. */
+    /**
+     * The module's description and its settings form, in WHMCS's addon format. WHMCS passes
+     * this function no language and shows its texts as they are: they are written in the
+     * admin's language (vipgate_texts()), so that the form reads as the module's page does.
+     */
     function vipgate_config()
     {
+        $texts = vipgate_texts();
+        $t = function ($key, ...$values) use ($texts) {
+            return vipgate_text($texts, $key, ...$values);
+        };
         $defaults = vipgate_defaults();
-        $milliseconds = function ($label, $key, $help) use ($defaults) {
-            return ['FriendlyName' => $label, 'Type' => 'text', 'Size' => '8',
-                'Default' => (string) $defaults[$key], 'Description' => $help];
+        $milliseconds = function ($key) use ($defaults, $t) {
+            return ['FriendlyName' => $t('field_' . $key), 'Type' => 'text', 'Size' => '8',
+                'Default' => (string) $defaults[$key], 'Description' => $t('field_' . $key . '_help')];
         };
         return [
             'name' => 'vipgate',
-            'description' => 'Keeps the VIP client group for paying clients and gates support tickets'
-                . ' by invoice status: forwards WHMCS\'s hooks to the vipgate bridge.',
+            'description' => $t('module_description'),
             'version' => vipgate_version(),
             'author' => 'vipgate',
             'language' => 'english',
             'fields' => [
-                'bridge_url' => ['FriendlyName' => 'Bridge URL', 'Type' => 'text', 'Size' => '60',
-                    'Description' => 'vipgate as WHMCS reaches it ([bridge] public_url), e.g.'
-                        . ' https://vipgate.example.com'],
-                'secret' => ['FriendlyName' => 'Webhook secret', 'Type' => 'password', 'Size' => '60',
-                    'Description' => 'whsec_..., printed by vipgate install-stub --addon'],
-                'fail_open' => ['FriendlyName' => 'Allow tickets without an answer', 'Type' => 'yesno',
-                    'Default' => 'on', 'Description' => 'When vipgate does not answer in time, the'
-                        . ' ticket is allowed (unticked: refused with a short message)'],
-                'connect_timeout_ms' => $milliseconds('Connect timeout (ms)', 'connect_timeout_ms',
-                    'at most 1000'),
-                'timeout_ms' => $milliseconds('Timeout (ms)', 'timeout_ms',
-                    'each delivery to the bridge, at most 2000'),
-                'validation_timeout_ms' => $milliseconds('Ticket check timeout (ms)',
-                    'validation_timeout_ms', 'TicketOpenValidation, at most 1500'),
-                'panel_timeout_ms' => $milliseconds('Panel timeout (ms)', 'panel_timeout_ms',
-                    'vipgate\'s panels on WHMCS\'s pages, at most 1000'),
-                'precron_timeout_ms' => $milliseconds('Cron wait (ms)', 'precron_timeout_ms',
-                    'how long PreCronJob waits for the reconcile, at least 1000'),
+                'bridge_url' => ['FriendlyName' => $t('field_bridge_url'), 'Type' => 'text', 'Size' => '60',
+                    'Description' => $t('field_bridge_url_help')],
+                'secret' => ['FriendlyName' => $t('field_secret'), 'Type' => 'password', 'Size' => '60',
+                    'Description' => $t('field_secret_help')],
+                'fail_open' => ['FriendlyName' => $t('field_fail_open'), 'Type' => 'yesno',
+                    'Default' => 'on', 'Description' => $t('field_fail_open_help')],
+                'connect_timeout_ms' => $milliseconds('connect_timeout_ms'),
+                'timeout_ms' => $milliseconds('timeout_ms'),
+                'validation_timeout_ms' => $milliseconds('validation_timeout_ms'),
+                'panel_timeout_ms' => $milliseconds('panel_timeout_ms'),
+                'precron_timeout_ms' => $milliseconds('precron_timeout_ms'),
             ],
         ];
     }
@@ -70,18 +70,74 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
     }
 
     /**
-     * The words of the module's page: the admin's language file WHMCS passes in $vars['_lang']
-     * (lang/*.php beside this file), each word it lacks from lang/english.php. Activate and
-     * Deactivate get no $vars: their words are English.
+     * The WHMCS language name of the admin behind this request (tbladmins.language, as WHMCS
+     * 8's CurrentUser reports the admin, else of the session's adminid), '' when unknown.
+     * WHMCS passes the module's words of the admin's language to vipgate_output() only
+     * ($vars['_lang']); vipgate_config(), vipgate_activate() and vipgate_deactivate() get no
+     * language, so they read it here.
+     */
+    function vipgate_admin_language()
+    {
+        $adminId = 0;
+        try {
+            if (class_exists('WHMCS\\Authentication\\CurrentUser')) {
+                $current = new \WHMCS\Authentication\CurrentUser();
+                $admin = $current->isAuthenticatedAdmin() ? $current->admin() : null;
+                if ($admin !== null && isset($admin->language) && is_string($admin->language)
+                    && trim($admin->language) !== '') {
+                    return trim($admin->language);
+                }
+                $adminId = $admin !== null && isset($admin->id) ? vipgate_id($admin->id) : 0;
+            }
+        } catch (\Throwable $e) {
+            // no admin known from there: the session's
+        }
+        if ($adminId <= 0 && isset($_SESSION['adminid'])) {
+            $adminId = vipgate_id($_SESSION['adminid']);
+        }
+        if ($adminId <= 0) {
+            return '';
+        }
+        try {
+            $row = vipgate_sql(vipgate_pdo(), 'SELECT language FROM tbladmins WHERE id = ?', [$adminId])
+                ->fetch(PDO::FETCH_NUM);
+            return $row && is_string($row[0]) ? trim($row[0]) : '';
+        } catch (\Throwable $e) {
+            return '';
+        }
+    }
+
+    /** The $_ADDONLANG of lang/NAME.php beside this file ([] when there is none). */
+    function vipgate_lang_file($name)
+    {
+        $name = strtolower(trim((string) $name));
+        $path = __DIR__ . '/lang/' . $name . '.php';
+        if (!preg_match('/^[a-z][a-z-]*$/', $name) || !is_file($path)) {
+            return [];
+        }
+        $_ADDONLANG = [];
+        include $path;
+        return is_array($_ADDONLANG) ? $_ADDONLANG : [];
+    }
+
+    /**
+     * The module's words (lang/*.php beside this file): those WHMCS passes the module's page in
+     * $vars['_lang'] (the admin's language file); elsewhere, the file of the admin's language
+     * (vipgate_admin_language(); portuguese-pt reads portuguese-br's); each word they lack
+     * from lang/english.php.
      */
     function vipgate_texts($vars = [])
     {
-        $given = is_array($vars) && isset($vars['_lang']) && is_array($vars['_lang']) ? $vars['_lang'] : [];
-        $_ADDONLANG = [];
-        if (is_file(__DIR__ . '/lang/english.php')) {
-            include __DIR__ . '/lang/english.php';
+        if (is_array($vars) && isset($vars['_lang']) && is_array($vars['_lang'])) {
+            $given = $vars['_lang'];
+        } else {
+            $language = strtolower(vipgate_admin_language());
+            $given = vipgate_lang_file($language);
+            if ($given === [] && strncmp($language, 'portuguese', 10) === 0) {
+                $given = vipgate_lang_file('portuguese-br');
+            }
         }
-        return $given + $_ADDONLANG;
+        return $given + vipgate_lang_file('english');
     }
 
     /** One word of $texts with its values put in (the key itself when no file has it). */
@@ -106,6 +162,7 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
      */
     function vipgate_activate()
     {
+        $texts = vipgate_texts();
         try {
             $pdo = vipgate_pdo();
             vipgate_spool_ensure($pdo);
@@ -113,17 +170,14 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
             vipgate_addon_mark_active($pdo, true);
             $figures = vipgate_outbox_figures($pdo);
         } catch (\Throwable $e) {
-            return ['status' => 'error', 'description' => 'vipgate could not create its tables'
-                . ' (mod_vipgate_spool, mod_vipgate_state) in WHMCS\'s database: ' . $e->getMessage()];
+            return ['status' => 'error', 'description' => vipgate_text($texts, 'activate_failed',
+                $e->getMessage())];
         }
-        $words = ['vipgate is active. Now open Configure, enter the Bridge URL and the Webhook secret'
-            . ' (vipgate install-stub --addon printed both), tick the admin roles that may open its'
-            . ' page and Save Changes.'];
+        $words = [vipgate_text($texts, 'activated')];
         if ($figures['waiting'] > 0) {
-            $words[] = $figures['waiting'] . ' event(s) kept from before wait in mod_vipgate_spool: they'
-                . ' are sent once the settings are saved.';
+            $words[] = vipgate_text($texts, 'activated_waiting', $figures['waiting']);
         }
-        $advice = vipgate_other_install_advice();
+        $advice = vipgate_other_install_advice($texts);
         if ($advice !== '') {
             $words[] = $advice;
         }
@@ -136,21 +190,17 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
      */
     function vipgate_deactivate()
     {
-        $waiting = '';
+        $texts = vipgate_texts();
         try {
             $pdo = vipgate_pdo();
             vipgate_addon_mark_active($pdo, false);
             $figures = vipgate_outbox_figures($pdo);
-            $waiting = ' (' . $figures['waiting'] . ' event(s) waiting, ' . $figures['rejected'] . ' rejected)';
         } catch (\Throwable $e) {
-            return ['status' => 'error', 'description' => 'vipgate could not record its deactivation in'
-                . ' WHMCS\'s database (mod_vipgate_state), so its hooks would go on: ' . $e->getMessage()];
+            return ['status' => 'error', 'description' => vipgate_text($texts, 'deactivate_failed',
+                $e->getMessage())];
         }
-        return ['status' => 'success', 'description' => 'vipgate is deactivated: its hooks no longer'
-            . ' forward anything. Its data stays in WHMCS\'s database: mod_vipgate_spool' . $waiting
-            . ' and mod_vipgate_state; activating the module again sends what waits (check the settings'
-            . ' in Configure then). To remove the data for good: DROP TABLE mod_vipgate_spool,'
-            . ' mod_vipgate_state.'];
+        return ['status' => 'success', 'description' => vipgate_text($texts, 'deactivated',
+            $figures['waiting'], $figures['rejected'])];
     }
 
     /** One row of the module page's table. */
@@ -176,8 +226,9 @@ if (function_exists('vipgate_register_hooks') && !function_exists('vipgate_confi
         $config = $addon['config'];
         $rows = [vipgate_output_row($t('stub_version'), vipgate_version())];
         if ($config === null) {
-            $rows[] = vipgate_output_row($t('settings'), $addon['problem'] !== '' ? $addon['problem']
-                : $t('settings_not_entered'));
+            $problem = $addon['problem'] === '' ? $t('settings_not_entered') : (isset($addon['problem_key'])
+                ? $t($addon['problem_key'], ...$addon['problem_values']) : $addon['problem']);
+            $rows[] = vipgate_output_row($t('settings'), $problem);
         } else {
             $health = vipgate_bridge_health($config);
             $rows[] = vipgate_output_row($t('bridge'), vipgate_shown_url($config['url']));

@@ -33,6 +33,11 @@
  *       empty. VARS_JSON's other keys replace or add to them (a test's way to hand the module
  *       values other than the stored ones); what it echoes is captured
  *
+ * Every action runs as the admin WHMCS's session names ($_SESSION['adminid'] = 1), whose
+ * tbladmins.language is FIELDS_JSON's "__admin_language__" (default english; the row, and the
+ * table in a test's bare database, are made): WHMCS passes that language to the output
+ * function only (as '_lang'); vipgate's other functions read it from tbladmins.
+ *
  * Prints one JSON object: {"response": ..., "output": ...}. The database is the one of
  * bootstrap.php (VIPGATE_SANDBOX_PDO_DSN); tblconfiguration and tbladdonmodules are made when a
  * test's bare database has none (ModuleDebugMode then from VIPGATE_SANDBOX_MODULE_DEBUG).
@@ -58,6 +63,10 @@ if (!is_file($file)) {
 
 $pdo = WHMCS\Database\Capsule::connection()->getPdo();
 vipgate_test_addon_tables($pdo);
+$language = isset($posted['__admin_language__']) ? (string) $posted['__admin_language__'] : 'english';
+unset($posted['__admin_language__']);
+vipgate_test_admin($pdo, 1, $language);
+$_SESSION = ['adminid' => 1];
 require_once $file;
 $config = call_user_func($module . '_config');
 $active = vipgate_test_list($pdo, 'ActiveAddonModules');
@@ -131,8 +140,6 @@ if ($action === 'activate') {
     }
     $vars = vipgate_test_module_settings($pdo, $module);
     $vars['modulelink'] = 'addonmodules.php?module=' . $module;
-    $language = isset($posted['__admin_language__']) ? (string) $posted['__admin_language__'] : 'english';
-    unset($posted['__admin_language__']);
     $vars['_lang'] = vipgate_test_addon_lang($root, $module, [$language,
         isset($config['language']) ? (string) $config['language'] : '']);
     foreach ($posted as $key => $value) {
@@ -200,6 +207,22 @@ function vipgate_test_addon_tables($pdo)
     }
     $pdo->exec('CREATE TABLE IF NOT EXISTS tbladdonmodules (id INTEGER PRIMARY KEY ' . $increment . ','
         . ' module TEXT NOT NULL, setting TEXT NOT NULL, value TEXT NOT NULL)');
+}
+
+/** The admin $id has WHMCS language $language in tbladmins (the row, or the table in a test's bare database, made). */
+function vipgate_test_admin($pdo, $id, $language)
+{
+    $increment = $pdo->getAttribute(\PDO::ATTR_DRIVER_NAME) === 'mysql' ? 'AUTO_INCREMENT' : 'AUTOINCREMENT';
+    $pdo->exec('CREATE TABLE IF NOT EXISTS tbladmins (id INTEGER PRIMARY KEY ' . $increment . ','
+        . ' username VARCHAR(255) NOT NULL, language VARCHAR(64) NOT NULL, disabled INT NOT NULL DEFAULT 0)');
+    $exists = $pdo->prepare('SELECT COUNT(*) FROM tbladmins WHERE id = ?');
+    $exists->execute([$id]);
+    if ((int) $exists->fetchColumn() > 0) {
+        $pdo->prepare('UPDATE tbladmins SET language = ? WHERE id = ?')->execute([$language, $id]);
+    } else {
+        $pdo->prepare('INSERT INTO tbladmins (id, username, language, disabled) VALUES (?, ?, ?, 0)')
+            ->execute([$id, 'admin', $language]);
+    }
 }
 
 /** The $_ADDONLANG of the module's lang/NAME.php, for the first of $names that has one. */
