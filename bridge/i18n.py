@@ -37,6 +37,7 @@ DOMAIN = "messages"
 # Babel's "short" date in pt_BR is 03/12/2026; its "short" in en (12/3/26) reads as the 12th
 # of March to a Brazilian, so English dates are ISO (2026-12-03), as vipgate always wrote them.
 DATE_FORMATS = {"pt_BR": "short", "en": "yyyy-MM-dd"}
+MONTH_FORMATS = {"pt_BR": "MM/yyyy", "en": "yyyy-MM"}  # a month alone: 11/2026, 2026-11
 TIME_FORMAT = "HH:mm"  # 24 hours in both, as WHMCS's own admin area
 MONEY_PATTERN = "#,##0.00"  # two decimals, the locale's group and decimal signs
 
@@ -102,6 +103,17 @@ def format_day(day: date | datetime | str, language: str) -> str:
     if DATE_FORMATS[check_language(language)] == "yyyy-MM-dd":
         return value.isoformat()  # the same, without Babel's pattern machinery
     return format_date(value, DATE_FORMATS[language], locale=language)
+
+
+def format_month(month: str, language: str) -> str:
+    """A month given as ``YYYY-MM``: ``11/2026`` in pt_BR, ``2026-11`` in English."""
+    try:
+        first = date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise ValueError(f"not a month (YYYY-MM): {month!r}") from None
+    if MONTH_FORMATS[check_language(language)] == "yyyy-MM":
+        return first.isoformat()[:7]
+    return format_date(first, MONTH_FORMATS[language], locale=language)
 
 
 def format_moment(moment: datetime, language: str) -> str:
@@ -204,6 +216,8 @@ EPISODE_REASONS = {
     "dispute": N_("dispute"),
     "other": N_("other"),
 }
+# A client's status in WHMCS (``tblclients.status``; bridge.payloads.CLIENT_STATUSES).
+CLIENT_STATUSES = {"Active": N_("Active"), "Inactive": N_("Inactive"), "Closed": N_("Closed")}
 # An inbox event's state inside a sentence or an audit value (``inbox.state``): the inbox page
 # and the audit entries of a retry or a discard.
 INBOX_STATES = {"queued": N_("queued"), "retrying": N_("retrying"), "dead": N_("dead"),
@@ -271,6 +285,16 @@ class Texts:
 
     def moment(self, moment: datetime) -> str:
         return format_moment(moment, self.language)
+
+    def month(self, month: str) -> str:
+        """A ``YYYY-MM`` month (``format_month``)."""
+        return format_month(month, self.language)
+
+    def client_status(self, status: str) -> str:
+        """A client's status in WHMCS (``CLIENT_STATUSES``) for people, else as WHMCS gave
+        it."""
+        name = CLIENT_STATUSES.get(status)
+        return self.gettext(name) if name else status
 
     def reason(self, reason: str, names: WhmcsNames | None = None) -> str:
         """A decision's reason in this language (``render_reason``)."""

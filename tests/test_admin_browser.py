@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -142,12 +143,26 @@ def test_read_the_recovery_section(page: Any, world: World) -> None:
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the recovery figures as CSV").click()
     assert download.value.suggested_filename.startswith("vipgate-recovery-")
+    with in_portuguese(page, world):
+        assert page.get_by_role("heading", name="Recuperação", exact=True).is_visible()
+        check_portuguese(page, ["Recuperação", "Dinheiro recuperado por mês",
+                                "Dias até o pagamento", "Por primeira ação",
+                                "Todos os episódios", "Baixar os números de recuperação em CSV",
+                                "O que os números de recuperação significam", "R$ 200,00"],
+                         ["Recovery", "Money recovered per month", "Days to pay",
+                          "By first action", "All episodes", "Download the recovery figures",
+                          "What the recovery figures mean"])
+        month = page.locator("#recovery-money").get_by_role("row").nth(1)
+        assert month.get_by_role("cell").all_inner_texts() == ["10/2026", "R$", "R$ 200,00",
+                                                               "2"]
+        page.locator("#recovery-heading").scroll_into_view_if_needed()
+        screenshot(page, "dashboard-recovery-pt_BR")
 
 
 def test_read_the_trust_unlocks(page: Any, world: World) -> None:
     """The Recovery section's trust unlock block with three unlocks of the world's last 30
     days: one paid within the days granted, one paid after being suspended again, one open.
-    Its screenshot is the section alone (dashboard-recovery-trust.png)."""
+    Its screenshots are the section alone (dashboard-recovery-trust.png, and -pt_BR.png)."""
     put_episode(world.store, 9011, "2026-10-12",
                 actions=(("suspended", "2026-10-13T12:00:00"),
                          unlock("2026-10-14T12:00:00", "2026-10-17")),
@@ -172,6 +187,17 @@ def test_read_the_trust_unlocks(page: Any, world: World) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("section.dash-recovery").screenshot(
         path=str(SCREENSHOTS / "dashboard-recovery-trust.png"))
+    with in_portuguese(page, world):
+        assert page.get_by_role("heading", name="Desbloqueio por confiança",
+                                exact=True).is_visible()
+        check_portuguese(page, ["Desbloqueio por confiança", "Desbloqueios feitos",
+                                "Recuperado desde o desbloqueio"],
+                         ["Trust unlock", "Unlocks made", "Ended in payment", "Still open",
+                          "Recovered since the unlock"])
+        paid = block.get_by_role("row", name=re.compile("Terminaram em pagamento"))
+        assert paid.get_by_role("cell").all_inner_texts()[1:] == ["2", "66,7%", "R$ 209,90"]
+        page.locator("section.dash-recovery").screenshot(
+            path=str(SCREENSHOTS / "dashboard-recovery-trust-pt_BR.png"))
 
 
 def test_change_a_setting(page: Any, world: World) -> None:
@@ -229,6 +255,16 @@ def test_tag_an_episode_s_reason(page: Any, world: World, cast: dict[str, int]) 
     assert (episode.reason, episode.reason_note) == ("financial", "lost a client of his own")
     page.locator("#episodes").scroll_into_view_if_needed()
     screenshot(page, "client-episode-reason")
+    with in_portuguese(page, world):
+        form = page.locator("form.reason-form").first
+        assert form.get_by_label("Motivo").input_value() == "financial"
+        check_portuguese(page, ["Episódios de inadimplência", "dificuldade financeira",
+                                "Motivo", "Observação", "Trocar o motivo",
+                                "status no WHMCS Ativo"],
+                         ["Delinquency episodes", "financial trouble", "Reason", "Note",
+                          "Change reason", "Active"])
+        page.locator("#episodes").scroll_into_view_if_needed()
+        screenshot(page, "client-episode-reason-pt_BR")
 
 
 def test_retry_a_dead_letter(page: Any, world: World) -> None:
@@ -284,11 +320,13 @@ PORTUGUESE_PAGES = [
      ["Lista VIP", "Todos os clientes que o vipgate já reconciliou.", "Ações", "Buscar"],
      ["VIP roster", "Every client vipgate has reconciled.", "Actions", "Search"]),
     ("/admin/clients/{regular}", "client",
-     ["Cliente #", "Situação", "Decisão de VIP", "Reconciliar agora", "Participação"],
-     ["Standing", "VIP decision", "Reconcile now", "Client lookup"]),
+     ["Cliente #", "Situação", "Decisão de VIP", "Reconciliar agora", "Participação",
+      "status no WHMCS Ativo"],
+     ["Standing", "VIP decision", "Reconcile now", "Client lookup", "Active"]),
     ("/admin/clients/{owing}", "client-owing",
-     ["Cliente #", "em atraso", "vencida há 13 dias > carência 3", "Histórico"],
-     ["Standing", "overdue", "grace", "History", "Client lookup"]),
+     ["Cliente #", "em atraso", "vencida há 13 dias > carência 3", "Histórico",
+      "status no WHMCS Ativo"],
+     ["Standing", "overdue", "grace", "History", "Client lookup", "Active"]),
     ("/admin/inbox?state=dead", "inbox",
      ["Entrada", "Tentar agora", "Descartar", "último erro", "tentativas"],
      ["Retry now", "Discard", "last error", "attempts"]),
@@ -319,6 +357,17 @@ def choose_language(page: Any, language: str) -> None:
     menu.locator("#page-language").select_option(language)
     menu.get_by_role("button").click()
     page.wait_for_load_state()
+
+
+@contextmanager
+def in_portuguese(page: Any, world: World) -> Iterator[None]:
+    """The page again after choosing Portuguese in its language menu (for a test's NAME-pt_BR
+    screenshot of the state it made); the account reads English again afterwards."""
+    try:
+        choose_language(page, "pt_BR")
+        yield
+    finally:
+        world.store.set_admin_language(ADMIN, None)  # the module's other tests read English
 
 
 def test_read_every_page_in_portuguese_after_choosing_the_language(

@@ -30,6 +30,7 @@ def test_client_page_shows_the_plan_with_its_reasons_and_applies_nothing(
     ana, _, invoice = customer(world, "Ana", group=world.vip)  # due 28 Oct: 5 days overdue
     page = admin.text(f"/admin/clients/{ana}")
     assert f"Client #{ana} · Ana Silva" in page
+    assert "WHMCS status Active" in page
     standing = section(page, "Standing")
     assert 'badge-overdue">overdue' in standing
     assert f"invoice #{invoice} $89.90 USD overdue 5 days > grace 3" in standing
@@ -126,6 +127,7 @@ def test_the_reasons_read_in_the_pages_language(world: World) -> None:
     assert world.app is not None
     admin = AdminSession(world.app, language="pt_BR")
     page = admin.text(f"/admin/clients/{ana}")
+    assert "status no WHMCS Ativo" in page  # WHMCS's own word, translated
     standing = section(page, "Situação")
     assert f"fatura #{invoice} $89,90 USD vencida há 5 dias > carência 3" in standing
     decision = section(page, "Decisão de VIP")

@@ -538,6 +538,7 @@ def test_the_recovery_section_in_portuguese(app: Flask, store: Store) -> None:
     html = AdminSession(app, language="pt_BR").text("/admin/dashboard")
     section = html[html.index('id="recovery-heading"'):]
     numbers = cells(section)
+    assert numbers[:4] == ["11/2026", "R$", "R$ 200,00", "2"]  # the month as in Brazil
     assert numbers[4:13] == ["Todos os episódios", "R$ 200,00", "2", "50,0%", "50,0%",
                              "100,0%", "100,0%", "7,0", "1"]
     assert "saiu do VIP" in numbers and "nenhuma ação" in numbers and "sem motivo" in numbers

@@ -15,7 +15,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from bridge import i18n
+from bridge import i18n, payloads
 from bridge.i18n import Texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +104,30 @@ def test_money_keeps_the_whmcs_currency_and_takes_the_locales_digits(
 ])
 def test_days_in_the_locale(language: str, day: date | str, expected: str) -> None:
     assert i18n.format_day(day, language) == expected
+
+
+@pytest.mark.parametrize(("language", "month", "expected"), [
+    ("pt_BR", "2026-11", "11/2026"), ("en", "2026-11", "2026-11"), ("pt_BR", "2027-01", "01/2027"),
+])
+def test_months_in_the_locale(language: str, month: str, expected: str) -> None:
+    assert i18n.format_month(month, language) == expected
+    assert i18n.Texts(language).month(month) == expected
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-11-02", "nov/2026", ""])
+def test_a_month_that_is_not_one_is_refused(month: str) -> None:
+    with pytest.raises(ValueError, match="not a month"):
+        i18n.format_month(month, "pt_BR")
+
+
+def test_whmcs_client_statuses_in_the_locale() -> None:
+    assert set(i18n.CLIENT_STATUSES) == set(payloads.CLIENT_STATUSES)
+    pt, en = i18n.Texts("pt_BR"), i18n.Texts("en")
+    assert [pt.client_status(s) for s in ("Active", "Inactive", "Closed")] == [
+        "Ativo", "Inativo", "Encerrado"]
+    assert [en.client_status(s) for s in ("Active", "Inactive", "Closed")] == [
+        "Active", "Inactive", "Closed"]
+    assert pt.client_status("Fraud") == "Fraud"  # a status WHMCS may add: as it came
 
 
 def test_moments_in_the_locale() -> None:

@@ -2,8 +2,8 @@
 ``[bridge] language``. Flask-Babel asks :func:`page_language` once per request; its
 ``gettext``/``ngettext`` and the templates' ``_()`` read vipgate's catalogs
 (``bridge.i18n``), and the templates format money and dates with the ``money``, ``day`` and
-``moment`` filters in that language, and the engine's reasons with ``reason`` (group ids by
-the WHMCS names given)."""
+``moment`` filters in that language, the engine's reasons with ``reason`` (group ids by
+the WHMCS names given) and a client's WHMCS status with ``client_status``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def init_babel(app: Flask) -> None:
         number=lambda value, digits=0: current().number(value, digits),
         day=lambda value: current().day(value) if value else "",
         moment=lambda value: current().moment(value) if value else "",
+        client_status=lambda status: current().client_status(status),
         reason=lambda reason, names=None: current().reason(reason, names),
         audit_action=lambda action: current().audit_action(action),
         audit_value=lambda value, action, names=None: current().audit_value(action, value,

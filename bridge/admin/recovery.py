@@ -105,7 +105,7 @@ def tables(r: Recovery, names: WhmcsNames) -> list[Table]:
     t = current()
     out = [Table("recovery-money", _("Money recovered per month"),
                  (_("Month"), _("Currency"), _("Recovered"), _("Episodes paid into")),
-                 [(m.month, (m.currency_prefix + " " + m.currency_suffix).strip()
+                 [(t.month(m.month), (m.currency_prefix + " " + m.currency_suffix).strip()
                    or _("(no symbol)"), t.money(m.amount, m.currency_prefix, m.currency_suffix),
                    t.number(m.episodes)) for m in r.total.recovered]),
            Table("recovery-all", _("Days to pay"), _columns(_("Episodes")),
