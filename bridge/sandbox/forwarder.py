@@ -337,7 +337,7 @@ class PythonForwarder(StubDelivery):
         instead = "the page is left as it is" if hook == "ClientAreaPageSubmitTicket" \
             else "nothing shown"
         answer = self.ask(hook, asked, instead, timeout_ms) or {}
-        html = answer.get("html") if isinstance(answer.get("html"), str) else ""
+        html: str = answer["html"] if isinstance(answer.get("html"), str) else ""
         if hook == "ClientAreaHomepage":
             html = _csrf_field(html, variables)
         if hook != "ClientAreaPageSubmitTicket":

@@ -76,7 +76,9 @@ class TrustStore(Database):
                     service_ids=dump_ids(service_ids), state=PENDING))
         except sa.exc.IntegrityError:
             return None
-        return int(done.inserted_primary_key[0])
+        key = done.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def finish_unlock(self, unlock_id: int, overridden: Sequence[int], action: Action,
                       entry: AuditEntry) -> None:
