@@ -41,11 +41,11 @@ import sqlalchemy as sa
 
 import hooks
 from bridge import first_run
+from bridge.engine import trust
 from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
 from bridge.engine.names import REFRESH as NAMES_REFRESH
 from bridge.engine.names import RETRY as NAMES_RETRY
 from bridge.engine.names import refresh_names
-from bridge.engine import trust
 from bridge.engine.reconcile import Engine, ReconcileError
 from bridge.resync import make_source
 from bridge.resync.runner import Resync, ResyncResult
