@@ -229,3 +229,69 @@ def test_trust_off_shows_no_button_and_a_post_does_nothing(database_url: str,
         assert posted == page
         assert w.store.client_unlocks(gil) == []
         assert service(w, hosting)["domainstatus"] == "Suspended"
+
+
+def test_whmcs_refusing_the_unsuspend_records_no_unlock_and_lifts_the_override(
+        trusting: World) -> None:
+    """WHMCS does not unsuspend (its API answers an error page): the client is told to try
+    later, the override just set is lifted again, the unlock is recorded as failed (it does
+    not count) and a later press works."""
+    w = trusting
+    ivo, hosting, _ = suspended_client(w, "Ivo")
+    w.sandbox.run_cron()
+    w.drain()
+    token = form_token(banner(home(w, ivo)))
+    w.sandbox.faults.push("http_error", times=100, action="ModuleUnsuspend")
+    refused = text(banner(press(w, ivo, token)))
+    w.sandbox.faults.clear()
+    assert "could not be unlocked now" in refused
+    kept = service(w, hosting)
+    assert (kept["domainstatus"], kept["overideautosuspend"]) == ("Suspended", 0)
+    [failed] = w.store.client_unlocks(ivo)
+    assert (failed.state, failed.outcome) == ("failed", "failed")
+    assert "unlocked_by_trust" not in [a.kind for a in w.store.episodes(ivo)[0].actions]
+    assert w.store.unlock_days(ivo) == []
+    assert "unlocked until 2026-11-05" in text(banner(press(w, ivo, token)))
+    assert service(w, hosting)["domainstatus"] == "Active"
+
+
+def test_an_override_staff_changed_meanwhile_is_left_as_staff_left_it(trusting: World) -> None:
+    w = trusting
+    juca, hosting, _ = suspended_client(w, "Juca")
+    w.sandbox.run_cron()
+    w.drain()
+    assert "unlocked until" in text(banner(press(w, juca, form_token(banner(home(w, juca))))))
+    w.sandbox.update_service(hosting, overideautosuspend=True, overidesuspenduntil="2026-11-20")
+    w.sandbox.clock.advance(days=4)  # 6 Nov: the unlock's date has passed
+    assert w.worker.settle_trust(force=True) == 1
+    kept = service(w, hosting)
+    assert (kept["overideautosuspend"], str(kept["overidesuspenduntil"])) == (1, "2026-11-20")
+    [ended] = w.store.client_unlocks(juca)
+    assert ended.outcome == "expired"
+    [audited] = list(w.store.iter_audit(AuditFilter(client_id=juca, action="trust_unlock_end")))
+    assert "no longer the one vipgate set" in " ".join(audited.reasons)
+
+
+def test_an_unlock_interrupted_after_whmcs_took_it_is_settled_as_applied(
+        trusting: World) -> None:
+    """The bridge died between WHMCS's calls and the record: the pending unlock is settled
+    by what WHMCS shows (its override and the service Active) once it is stale."""
+    w = trusting
+    kiko, hosting, _ = suspended_client(w, "Kiko")
+    w.sandbox.run_cron()
+    w.drain()
+    opened = w.store.open_episode(kiko)
+    assert opened is not None
+    until = date(2026, 11, 5)
+    pending = w.store.begin_unlock(kiko, opened.id, until, (hosting,), w.engine.now(),
+                                   w.engine.today())
+    assert pending is not None
+    w.sandbox.update_service(hosting, overideautosuspend=True, overidesuspenduntil="2026-11-05")
+    w.sandbox.unsuspend_service(hosting)
+    assert w.worker.settle_trust(force=True) == 0  # not stale yet: it may still be running
+    w.sandbox.clock.advance(minutes=11)
+    assert w.worker.settle_trust(force=True) == 1
+    [unlock] = w.store.client_unlocks(kiko)
+    assert (unlock.state, unlock.service_ids) == ("applied", (hosting,))
+    [action] = [a for a in w.store.episodes(kiko)[0].actions if a.kind == "unlocked_by_trust"]
+    assert action.detail == "2026-11-05"
