@@ -43,7 +43,10 @@
  *   not at all (the page then shows nothing of vipgate): the client summary panel and the
  *   ticket badge for staff (AdminAreaClientSummaryPage, AdminAreaViewTicketPage), the
  *   billing-only departments with a notice (ClientAreaPageSubmitTicket: template variables
- *   `departments` and `vipgate_notice`) and the overdue banner (ClientAreaHomepage).
+ *   `departments` and `vipgate_notice`) and the overdue banner (ClientAreaHomepage). The
+ *   banner's trust unlock button posts back to the client-area home; the stub then asks the
+ *   bridge to unlock (the client from the session, the form's vipgate_token, WHMCS's CSRF token
+ *   kept in WHMCS), waiting up to VIPGATE_TRUST_TIMEOUT_MS.
  * - Synchronous answers are used only when signed by the bridge for this very request (same
  *   webhook id, the same secret, a timestamp within five minutes): nobody between WHMCS and
  *   the bridge can put HTML into WHMCS's pages or decide the ticket gate.
