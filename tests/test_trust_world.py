@@ -295,3 +295,39 @@ def test_an_unlock_interrupted_after_whmcs_took_it_is_settled_as_applied(
     assert (unlock.state, unlock.service_ids) == ("applied", (hosting,))
     [action] = [a for a in w.store.episodes(kiko)[0].actions if a.kind == "unlocked_by_trust"]
     assert action.detail == "2026-11-05"
+
+
+def test_the_stubs_python_emulation_unlocks_the_same_way(database_url: str,
+                                                         tmp_path: Path) -> None:
+    """The sandbox's Python stand-in for the stub (``PythonForwarder``) posts the form as the
+    PHP stub does; a page without WHMCS's CSRF token gets the form without that field."""
+    with make_world(database_url, tmp_path, trust=TRUST_ON) as w:
+        assert w.forwarder.kind == "python"
+        lia, hosting, _ = suspended_client(w, "Lia")
+        w.sandbox.run_cron()
+        w.drain()
+        page = banner(home(w, lia))
+        assert f'name="token" value="{pages.csrf_token(lia)}"' in page
+        [tokenless] = w.sandbox.run_hook("ClientAreaHomepage", {
+            "__session__": {"uid": lia, "Language": "english"}})
+        assert 'name="vipgate_token"' in tokenless
+        assert 'name="token"' not in tokenless and "data-vipgate-csrf" not in tokenless
+        assert "unlocked until 2026-11-05" in text(banner(press(w, lia, form_token(page))))
+        assert service(w, hosting)["domainstatus"] == "Active"
+
+
+def test_the_php_stub_leaves_out_the_csrf_field_without_whmcs_token(trusting: World) -> None:
+    w = trusting
+    mia, _, _ = suspended_client(w, "Mia")
+    w.sandbox.run_cron()
+    w.drain()
+    [tokenless] = w.sandbox.run_hook("ClientAreaHomepage", {
+        "__session__": {"uid": mia, "Language": "english"}})
+    assert 'name="vipgate_token"' in tokenless
+    assert 'name="token"' not in tokenless and "data-vipgate-csrf" not in tokenless
+    # the form is the only way in: a GET never unlocks, whatever its query says
+    [plain] = w.sandbox.run_hook("ClientAreaHomepage", {
+        "__session__": {"uid": mia, "Language": "english"},
+        "vipgate_action": "trust_unlock", "vipgate_token": form_token(tokenless)})
+    assert "unlocked until" not in text(plain)
+    assert w.store.client_unlocks(mia) == []

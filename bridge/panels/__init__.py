@@ -118,6 +118,8 @@ def answer(store: Store, settings: Settings, question: PanelQuestion, *,
                                whmcs_url=settings.whmcs.url)
         return {"html": result.html, "departments": None if result.departments is None
                 else list(result.departments)}
-    facts = replace(facts, trust=trust_facts(store, settings, facts.client_id, facts.standing,
-                                             today, secret, notice))
+    if settings.panels.home_banner and facts.standing is not None \
+            and facts.standing.standing != "current":  # else no banner: nothing to ask
+        facts = replace(facts, trust=trust_facts(store, settings, facts.client_id,
+                                                 facts.standing, today, secret, notice))
     return {"html": home_banner(facts, settings.panels, language=language)}
