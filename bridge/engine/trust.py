@@ -89,16 +89,14 @@ def unlock(engine: Engine, client_id: int) -> UnlockResult:
     unlock_id = store.begin_unlock(client_id, opened[0], offer.until, offer.service_ids, now,
                                    today)
     if unlock_id is None:
-        return UnlockResult(refusal=why.gettext(
-            "You have already unlocked your services once for these overdue invoices; pay "
-            "them to have your services back."))
+        return UnlockResult(refusal=trust.already_unlocked())
     overridden, unsuspended, failed = _apply(engine, client_id, offer)
     done_at = engine.now()
     if not unsuspended:
         entry = None
         if overridden:  # set and not lifted: the regular pass lifts them
             entry = AuditEntry(done_at, trust.ACTOR, trust.AUDIT_ACTION, client_id, None, None,
-                               None, trust.audit_reasons(offer.until, (), failed))
+                               None, trust.failed_reasons(offer.until, failed, overridden))
         store.fail_unlock(unlock_id, done_at, overridden, entry)
         return UnlockResult(refusal=could_not_unlock())
     entry = AuditEntry(done_at, trust.ACTOR, trust.AUDIT_ACTION, client_id, None, None,

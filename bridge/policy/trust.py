@@ -70,6 +70,11 @@ class Refusal:
     frees_on: date | None = None  # YEARLY_LIMIT: the first day another unlock is allowed
 
 
+def already_unlocked() -> Reason:
+    return why.gettext("You have already unlocked your services once for these overdue "
+                       "invoices; pay them to have your services back.")
+
+
 def unlockable(service: ServiceView) -> bool:
     """Suspended by WHMCS for non-payment, and no override staff set."""
     return (service.status == "Suspended"
@@ -96,9 +101,7 @@ def decide(settings: TrustSettings, *, suspended: bool, episode_id: int | None,
     if episode_id is None:
         return Refusal(NOT_SUSPENDED, why.gettext("Your services are not suspended."))
     if any(a.kind == UNLOCKED_BY_TRUST for a in episode_actions):
-        return Refusal(ALREADY_UNLOCKED, why.gettext(
-            "You have already unlocked your services once for these overdue invoices; pay "
-            "them to have your services back."))
+        return Refusal(ALREADY_UNLOCKED, already_unlocked())
     if not suspended:
         return Refusal(NOT_SUSPENDED, why.gettext("Your services are not suspended."))
     days = counted(unlocked_on, today)
@@ -128,6 +131,17 @@ def audit_reasons(until: date, service_ids: Sequence[int],
         reasons.append(why.gettext("WHMCS did not unsuspend services %(services)s",
                                    services=", ".join(f"#{i}" for i in failed)))
     return tuple(reasons)
+
+
+def failed_reasons(until: date, failed: Sequence[int],
+                   left: Sequence[int]) -> tuple[Reason, ...]:
+    """The audit row's reasons of an unlock WHMCS did not take, which left an override set on
+    ``left`` (lifted by the regular pass)."""
+    return (why.gettext("the client's unlock until %(day)s failed: WHMCS did not unsuspend "
+                        "services %(services)s", day=until,
+                        services=", ".join(f"#{i}" for i in failed)),
+            why.gettext("override set on services %(services)s, to be lifted",
+                        services=", ".join(f"#{i}" for i in left)))
 
 
 def unlock_action(at: datetime, until: date) -> Action:
