@@ -331,3 +331,26 @@ def test_the_php_stub_leaves_out_the_csrf_field_without_whmcs_token(trusting: Wo
         "vipgate_action": "trust_unlock", "vipgate_token": form_token(tokenless)})
     assert "unlocked until" not in text(plain)
     assert w.store.client_unlocks(mia) == []
+
+
+def test_a_partly_applied_unlock_records_the_services_unsuspended(trusting: World) -> None:
+    """One service WHMCS cannot unsuspend (its product has no module: ModuleUnsuspend answers
+    an error): the others are unlocked and recorded, that one keeps no override, and the
+    audit row names it."""
+    w = trusting
+    nina, hosting, _ = suspended_client(w, "Nina")
+    with w.sandbox.quiet():
+        manual = w.sandbox.add_product("Manual Hosting", servertype="")
+        stuck = w.sandbox.add_service(nina, "2026-10-26", "Monthly", "20.00",
+                                      status="Suspended", product=manual)
+    w.sandbox.run_cron()
+    w.drain()
+    answered = text(banner(press(w, nina, form_token(banner(home(w, nina))))))
+    assert "unlocked until 2026-11-05" in answered
+    assert service(w, hosting)["domainstatus"] == "Active"
+    left = service(w, stuck)
+    assert (left["domainstatus"], left["overideautosuspend"]) == ("Suspended", 0)
+    [unlock] = w.store.client_unlocks(nina)
+    assert (unlock.state, unlock.service_ids) == ("applied", (hosting,))
+    [audited] = list(w.store.iter_audit(AuditFilter(client_id=nina, action="trust_unlock")))
+    assert f"#{hosting}" in audited.reasons[0] and f"#{stuck}" in audited.reasons[1]
