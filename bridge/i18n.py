@@ -197,6 +197,7 @@ AUDIT_ACTIONS = {
     "inbox_retry": N_("event retried"), "inbox_discard": N_("event discarded"),
     "first_reconcile_confirmed": N_("first full reconcile confirmed"),
     "episode_reason": N_("episode reason tagged"),
+    "trust_unlock": N_("unlocked by trust"), "trust_unlock_end": N_("trust unlock ended"),
     "pin": N_("Pin"), "unpin": N_("Unpin"), "exclude": N_("Exclude"), "include": N_("Include"),
 }
 # Why a client stopped paying, as staff tag a delinquency episode (issue 19 item 3; the keys

@@ -41,7 +41,7 @@ from bridge.store.overrides import Saved, SettingChange, SettingWrite
 
 log = logging.getLogger("vipgate.settings")
 
-EDITABLE_SECTIONS = ("policy", "tickets", "panels")
+EDITABLE_SECTIONS = ("policy", "tickets", "panels", "trust")
 # What a block message template is tried with before it is accepted (see parse).
 _SAMPLE_FILL = {"invoices": "#1042, #1057", "total": "R$ 189,80", "days": 12,
                 "link": "https://whmcs.example.com/viewinvoice.php?id=1042"}

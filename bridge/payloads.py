@@ -203,6 +203,14 @@ class ClientPageVars(_Vars):
     language = _text(64)
 
 
+class HomepageVars(ClientPageVars):
+    """The client-area home: when the client posted the banner's trust unlock form, the
+    stub adds ``vipgate_action`` (trust_unlock) and the form's ``vipgate_token``."""
+
+    vipgate_action = _text(32)
+    vipgate_token = _text(100)
+
+
 VARS_SCHEMAS: dict[str, type[Schema]] = {
     "InvoiceCreated": InvoiceCreatedVars,
     "InvoicePaid": InvoiceVars,
@@ -226,7 +234,7 @@ VARS_SCHEMAS: dict[str, type[Schema]] = {
     "AdminAreaClientSummaryPage": ClientSummaryVars,
     "AdminAreaViewTicketPage": TicketViewVars,
     "ClientAreaPageSubmitTicket": ClientPageVars,
-    "ClientAreaHomepage": ClientPageVars,
+    "ClientAreaHomepage": HomepageVars,
 }
 assert set(VARS_SCHEMAS) == set(HOOK_SPEC), "every hook in the spec needs a payload schema"
 

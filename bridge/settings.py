@@ -438,6 +438,24 @@ class PanelSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """The trust unlock (``bridge.policy.trust``): a suspended client unlocks its services
+    itself from the client-area banner, once per delinquency episode."""
+
+    enabled: bool = setting(
+        _Bool(False), label=N_("Trust unlock"),
+        help=N_("Let a client suspended for non-payment unlock its services itself, once per "
+                "delinquency episode, from the client-area banner."))
+    days: int = setting(
+        _Int(3, 1, 30), label=N_("Days unlocked"),
+        help=N_("How many days the services stay unlocked; unpaid by then, WHMCS's cron "
+                "suspends them again."))
+    max_per_year: int = setting(
+        _Int(2, 1, 12), label=N_("Unlocks per year"),
+        help=N_("At most this many trust unlocks per client in any 365 days."))
+
+
+@dataclass(frozen=True)
 class ResyncSettings:
     # auto (db when [whmcs] database_url is set, else api), db, api
     source: str = setting(_Choice("auto", ("auto", "db", "api")))
@@ -472,6 +490,7 @@ SECTIONS: dict[str, type[_Section]] = {name: _schema_of(section) for name, secti
     ("admin", AdminSettings),
     ("tickets", TicketSettings),
     ("panels", PanelSettings),
+    ("trust", TrustSettings),
     ("resync", ResyncSettings),
 )}
 
@@ -521,6 +540,7 @@ class Settings:
     admin: AdminSettings
     tickets: TicketSettings
     panels: PanelSettings
+    trust: TrustSettings
     resync: ResyncSettings
     source: str = "embedded defaults"
 

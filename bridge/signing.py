@@ -16,6 +16,7 @@ import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Protocol
 
 from bridge.settings import check_webhook_secret
@@ -120,3 +121,31 @@ def verify(secrets: Iterable[str], headers: HeaderLookup, body: bytes, now: floa
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return Verified(msg_id, timestamp, secret)
     raise SignatureError("invalid_signature", "webhook-signature does not match the body")
+
+
+# --- the trust unlock's form token ------------------------------------------------------------
+
+TRUST_TOKEN_CONTEXT = "vipgate-trust-unlock"  # noqa: S105  (a domain separator, not a secret)
+
+
+def trust_token(secret: str, client_id: int, day: date) -> str:
+    """The token the banner's unlock form carries: HMAC-SHA256 with the stub and bridge's
+    shared secret over the client id and the day (WHMCS's), base64url. A synchronizer token: a
+    form made on another site cannot know it, and it is good for that client and day only."""
+    key = check_webhook_secret(secret)
+    message = f"{TRUST_TOKEN_CONTEXT}.{client_id}.{day.isoformat()}".encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def check_trust_token(secrets: Iterable[str], client_id: int, token: str | None,
+                      today: date) -> bool:
+    """Whether ``token`` is the client's for today or yesterday (a page shown just before
+    midnight), by any of the secrets (one being rotated in)."""
+    if not token or client_id <= 0 or len(token) > 100:
+        return False
+    for secret in secrets:
+        for day in (today, today - timedelta(days=1)):
+            if hmac.compare_digest(trust_token(secret, client_id, day), token):
+                return True
+    return False

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 import hooks
 from bridge import first_run
+from bridge.engine import trust
 from bridge.engine.liveness import Heartbeat, Pause, next_pause, probe_whmcs
 from bridge.engine.names import REFRESH as NAMES_REFRESH
 from bridge.engine.names import RETRY as NAMES_RETRY
@@ -115,6 +116,7 @@ class Worker:
         self._holding = False  # a round did not finish: rows or client leases may be left
         self._names_due: datetime | None = None  # when to read WHMCS's names again
         self._days_due: datetime | None = None  # when to look for a day to close again
+        self._trust_due: datetime | None = None  # when to settle trust unlocks again
 
     # --- leases ---------------------------------------------------------------------------
 
@@ -261,11 +263,27 @@ class Worker:
                  closed.day, closed.delinquent, closed.clients)
         return closed.day
 
+    def settle_trust(self, *, force: bool = False) -> int:
+        """Lift the overrides of the trust unlocks that ended (``bridge.engine.trust.settle``)
+        every :data:`DAYS_CHECK` (``force``: now), never while WHMCS is found down; returns
+        how many were settled. A failure is logged: the next pass tries again."""
+        now = self.clock()
+        if self.paused is not None or (
+                not force and self._trust_due is not None and now < self._trust_due):
+            return 0
+        self._trust_due = now + DAYS_CHECK
+        try:
+            return trust.settle(self.engine)
+        except Exception as exc:  # never a reason to stop the worker or fail a cron event
+            log.warning("worker %s: trust unlocks not settled: %s", self.name, exc)
+            return 0
+
     def run_forever(self, stop: threading.Event, idle_seconds: float = 0.5) -> None:
         log.info("worker %s started", self.name)
         while not stop.is_set():
             try:
                 self.close_days()
+                self.settle_trust()
                 self.refresh_names()
                 busy = self.run_once()
             except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -288,6 +306,8 @@ class Worker:
 
         Until a first full reconcile has been confirmed (``bridge.first_run``) it only plans,
         and the plan waits on the admin overview."""
+        # Before WHMCS's cron suspends: the unlocks whose date passed lose their override.
+        self.settle_trust(force=True)
         source = make_source(self.engine)
         gated = not first_run.confirmed(self.store)
         try:

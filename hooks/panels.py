@@ -22,5 +22,7 @@ def submit_ticket(userid: int | None, language: str | None) -> PanelQuestion:
 
 
 @on("ClientAreaHomepage")
-def client_home(userid: int | None, language: str | None) -> PanelQuestion:
-    return PanelQuestion("home_banner", userid or 0, language=language or None)
+def client_home(userid: int | None, language: str | None, vipgate_action: str | None,
+                vipgate_token: str | None) -> PanelQuestion:
+    return PanelQuestion("home_banner", userid or 0, language=language or None,
+                         action=vipgate_action or None, token=vipgate_token or None)

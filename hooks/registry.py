@@ -99,6 +99,10 @@ class PanelQuestion:
     client_id: int
     ticket_id: int | None = None
     language: str | None = None
+    # The client-area home posted the banner's trust unlock form: ``action`` "trust_unlock"
+    # and the form's token (the stub takes the client from the session, never the form).
+    action: str | None = None
+    token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -350,3 +350,23 @@ def test_the_page_needs_a_login(app) -> None:
     answer = app.test_client().get(PAGE)
     assert answer.status_code == 302 and "/admin/login" in answer.headers["Location"]
     assert AdminSession(app).client.post(PAGE, data={}).status_code == 400  # no CSRF token
+
+
+def test_the_trust_unlock_is_turned_on_from_the_page(world, admin) -> None:
+    """[trust] is a section of the page: on, days and the yearly limit, checked like the file
+    (days 1 to 30), in force at once (the client-area banner offers the button)."""
+    html = admin.text(PAGE)
+    assert "Trust unlock" in html and "[trust]" in html
+    form = form_as_shown(html)
+    refused = admin.post(PAGE, {**form, "action": "save", "trust-days": "45"})
+    assert "expected a whole number from 1 to 30" in refused.get_data(as_text=True)
+    assert world.app is not None
+    answer = admin.post(PAGE, {**form, "action": "save", "trust-enabled": "on",
+                               "trust-days": "5"})
+    assert answer.status_code == 302
+    assert "[trust] enabled off → on" in admin.text(PAGE)
+    with world.app.app_context():
+        from bridge.runtime import runtime
+
+        trust = runtime().settings.trust
+    assert (trust.enabled, trust.days, trust.max_per_year) == (True, 5, 2)

@@ -155,7 +155,27 @@ def test_client_home_runs_in_the_clients_session(site: Site, who: str,
     assert text_of(html, "hook-output") == '<div class="alert">Pague</div>'
     assert f"submitticket.php?uid={uid}" in html
     assert fired(site, "ClientAreaHomepage") == [
-        {"__session__": {"uid": uid, "Language": language}}]
+        {"__session__": {"uid": uid, "Language": language}, "token": pages.csrf_token(uid)}]
+
+
+def test_client_home_post_runs_the_hook_with_the_form(site: Site) -> None:
+    """POST /clientarea.php: the form is the hook's $_POST (``__post__``); the client is the
+    one the session (the cookie of the last page) names; a wrong CSRF token is refused before
+    any hook runs."""
+    uid = site.ana
+    site.hooks.returns["ClientAreaHomepage"] = ['<div class="alert">ok</div>']
+    site.http.get(f"/clientarea.php?uid={uid}")
+    form = {"vipgate_action": "trust_unlock", "vipgate_token": "abc",
+            "token": pages.csrf_token(uid)}
+    answer = site.http.post("/clientarea.php", data=form)
+    assert answer.status_code == 200
+    assert text_of(answer.get_data(as_text=True), "hook-output") == '<div class="alert">ok</div>'
+    assert fired(site, "ClientAreaHomepage")[-1]["__post__"] == form
+    before = len(fired(site, "ClientAreaHomepage"))
+    refused = site.http.post(f"/clientarea.php?uid={uid}", data={**form, "token": "forged"})
+    assert refused.status_code == 404
+    assert "Invalid CSRF Protection Token" in refused.get_data(as_text=True)
+    assert len(fired(site, "ClientAreaHomepage")) == before
 
 
 def expected_submit_vars(site: Site, step: int) -> dict[str, Any]:

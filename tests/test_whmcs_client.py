@@ -1061,3 +1061,27 @@ def test_currencies_and_the_client_count(whmcs, make) -> None:
     assert client.count_clients() == 1234
     assert client.get_currencies() == ()
     assert whmcs.actions() == ["GetCurrencies", "GetClients", "GetCurrencies"]
+
+
+def test_the_trust_unlocks_calls(whmcs, make) -> None:
+    """UpdateClientProduct's override on until a date and off, ModuleUnsuspend, and one
+    service read by its id (None when WHMCS has none)."""
+    row = {**GET_CLIENTS_PRODUCTS_ROW, "status": "Suspended", "overideautosuspend": "1",
+           "overidesuspenduntil": "2026-12-10"}
+    whmcs.queue += [ok(serviceid="1"), ok(serviceid="1"), ok(),
+                    page("products", "product", [row], 1, start=0),
+                    page("products", "product", [], 0, start=0)]
+    client = make().client
+    client.set_suspend_override(1, date(2026, 12, 10))
+    client.set_suspend_override(1, None)
+    client.unsuspend_service(1)
+    product = client.get_service(1)
+    assert product is not None and product.overideautosuspend is True
+    assert product.overidesuspenduntil == date(2026, 12, 10)
+    assert client.get_service(2) is None
+    forms = [dict(r.form) for r in whmcs.seen]
+    assert forms[0]["action"] == "UpdateClientProduct" and (
+        forms[0]["overideautosuspend"], forms[0]["overidesuspenduntil"]) == ("on", "2026-12-10")
+    assert forms[1]["overideautosuspend"] == "off" and "overidesuspenduntil" not in forms[1]
+    assert (forms[2]["action"], forms[2]["serviceid"]) == ("ModuleUnsuspend", "1")
+    assert (forms[3]["action"], forms[3]["serviceid"]) == ("GetClientsProducts", "1")

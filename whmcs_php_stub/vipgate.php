@@ -45,7 +45,10 @@
  *   not at all (the page then shows nothing of vipgate): the client summary panel and the
  *   ticket badge for staff (AdminAreaClientSummaryPage, AdminAreaViewTicketPage), the
  *   billing-only departments with a notice (ClientAreaPageSubmitTicket: template variables
- *   `departments` and `vipgate_notice`) and the overdue banner (ClientAreaHomepage).
+ *   `departments` and `vipgate_notice`) and the overdue banner (ClientAreaHomepage). The
+ *   banner's trust unlock button posts back to the client-area home; the stub then asks the
+ *   bridge to unlock (the client from the session, the form's vipgate_token, WHMCS's CSRF token
+ *   kept in WHMCS), waiting up to VIPGATE_TRUST_TIMEOUT_MS.
  * - Synchronous answers are used only when signed by the bridge for this very request (same
  *   webhook id, the same secret, a timestamp within five minutes): nobody between WHMCS and
  *   the bridge can put HTML into WHMCS's pages or decide the ticket gate.
@@ -87,6 +90,11 @@ const VIPGATE_SPOOL_WARN_ROWS = 100;
 const VIPGATE_REJECTED_KEEP = 2592000;
 /** Rejected events listed in the heartbeat (the newest). */
 const VIPGATE_REJECTED_LISTED = 10;
+/**
+ * How long the client-area home waits for the bridge when the client pressed the banner's
+ * trust unlock button, in milliseconds (the bridge calls WHMCS's API to unlock).
+ */
+const VIPGATE_TRUST_TIMEOUT_MS = 15000;
 /** How long the breaker stays open after a failed delivery, in seconds. */
 const VIPGATE_BREAKER_SECONDS = 60;
 /** The mod_vipgate_state name holding until when the breaker is open. */
@@ -453,7 +461,8 @@ function vipgate_whitelist()
         'AdminAreaClientSummaryPage' => ['userid'],
         'AdminAreaViewTicketPage' => ['ticketid', 'userid'],
         'ClientAreaPageSubmitTicket' => ['language', 'userid'],
-        'ClientAreaHomepage' => ['language', 'userid'],
+        // vipgate_action and vipgate_token: the banner's trust unlock form, when posted
+        'ClientAreaHomepage' => ['language', 'userid', 'vipgate_action', 'vipgate_token'],
     ];
 }
 
@@ -1651,7 +1660,7 @@ function vipgate_answer_problem($config, $id, $result)
  * Ask the bridge a synchronous question: the decoded, verified JSON answer, or null when
  * there is no usable answer in time (logged once, with what WHMCS does instead: $instead).
  */
-function vipgate_ask($config, $hook, $vars, $instead)
+function vipgate_ask($config, $hook, $vars, $instead, $timeoutMs = null)
 {
     $event = null;
     try {
@@ -1661,7 +1670,8 @@ function vipgate_ask($config, $hook, $vars, $instead)
             $problem = 'not asked: the breaker is open after a delivery the bridge did not take';
             $result = ['outcome' => 'breaker', 'status' => 0, 'body' => ''];
         } else {
-            $result = vipgate_post($config, $event['id'], $event['body'], vipgate_timeout_ms($config, $hook));
+            $result = vipgate_post($config, $event['id'], $event['body'],
+                $timeoutMs === null ? vipgate_timeout_ms($config, $hook) : $timeoutMs);
             $problem = $result['outcome'] === 'ok' ? vipgate_answer_problem($config, $event['id'], $result)
                 : $result['error'];
             if ($result['outcome'] === 'retry') {
@@ -1831,12 +1841,12 @@ function vipgate_ticket_client($ticketId)
     }
 }
 
-/** The HTML of a page hook's answer ('' when there is none). */
-function vipgate_page_html($hook, $vars)
+/** The HTML of a page hook's answer ('' when there is none); $timeoutMs: null = the hook's. */
+function vipgate_page_html($hook, $vars, $timeoutMs = null)
 {
     try {
         $config = vipgate_settings();
-        $answer = $config === null ? null : vipgate_ask($config, $hook, $vars, 'nothing shown');
+        $answer = $config === null ? null : vipgate_ask($config, $hook, $vars, 'nothing shown', $timeoutMs);
         return $answer !== null && isset($answer['html']) && is_string($answer['html']) ? $answer['html'] : '';
     } catch (\Throwable $e) {
         vipgate_log($hook, '', 'unexpected error: ' . get_class($e) . ': ' . $e->getMessage());
@@ -1912,15 +1922,53 @@ function vipgate_client_submit_ticket($vars)
     }
 }
 
-/** ClientAreaHomepage: the overdue banner (the bridge answers '' when it is off). */
+/** Whether this request is the banner's trust unlock form, posted to the client-area home. */
+function vipgate_trust_posted()
+{
+    return isset($_SERVER['REQUEST_METHOD']) && $_SERVER['REQUEST_METHOD'] === 'POST'
+        && isset($_POST['vipgate_action']) && $_POST['vipgate_action'] === 'trust_unlock';
+}
+
+/**
+ * The banner's unlock form carries WHMCS's own CSRF token: the bridge leaves a marked empty
+ * field, filled here from the page's `token` variable (WHMCS's token never leaves WHMCS), or
+ * removed when the page has none.
+ */
+function vipgate_csrf_field($html, $vars)
+{
+    $marker = '<input type="hidden" name="token" value="" data-vipgate-csrf>';
+    if (strpos($html, $marker) === false) {
+        return $html;
+    }
+    $token = isset($vars['token']) && is_string($vars['token']) ? $vars['token'] : '';
+    $field = $token === '' ? ''
+        : '<input type="hidden" name="token" value="' . htmlspecialchars($token, ENT_QUOTES, 'UTF-8') . '">';
+    return str_replace($marker, $field, $html);
+}
+
+/**
+ * ClientAreaHomepage: the overdue banner (the bridge answers '' when it is off). When the
+ * client posted the banner's trust unlock form, the bridge is asked to unlock with the form's
+ * token (checked by the bridge: made for this client and day with the shared secret), for the
+ * client logged in (the session's, never a form field), waiting up to VIPGATE_TRUST_TIMEOUT_MS;
+ * the banner it answers says how it went.
+ */
 function vipgate_client_homepage($vars)
 {
-    $clientId = vipgate_client_id(is_array($vars) ? $vars : []);
+    $vars = is_array($vars) ? $vars : [];
+    $clientId = vipgate_client_id($vars);
     if ($clientId <= 0) {
         return '';
     }
-    return vipgate_page_html('ClientAreaHomepage',
-        ['userid' => $clientId, 'language' => vipgate_page_language(is_array($vars) ? $vars : [])]);
+    $question = ['userid' => $clientId, 'language' => vipgate_page_language($vars)];
+    $timeoutMs = null;
+    if (vipgate_trust_posted()) {
+        $token = isset($_POST['vipgate_token']) && is_string($_POST['vipgate_token']) ? $_POST['vipgate_token'] : '';
+        $question['vipgate_action'] = 'trust_unlock';
+        $question['vipgate_token'] = substr($token, 0, 100);
+        $timeoutMs = VIPGATE_TRUST_TIMEOUT_MS;
+    }
+    return vipgate_csrf_field(vipgate_page_html('ClientAreaHomepage', $question, $timeoutMs), $vars);
 }
 
 /** The hooks forwarded without waiting for an answer (all but those vipgate_register_hooks() names). */

@@ -52,7 +52,7 @@ from bridge.whmcs import ClientGroup, Department, WhmcsError
 log = logging.getLogger("vipgate.admin")
 
 SECTION_TITLES = {"policy": N_("Policy: standing and VIP"), "tickets": N_("Tickets"),
-                  "panels": N_("Inside WHMCS")}
+                  "panels": N_("Inside WHMCS"), "trust": N_("Trust unlock")}
 MESSAGE_LANGUAGES = {"block_message_pt_br": "pt_BR", "block_message_en": "en"}
 NO_GROUP = {"vip_group_id": N_("none (no VIP group yet)"), "default_group_id": N_("no group")}
 HISTORY_PAGE_SIZE = 20

@@ -7,20 +7,25 @@ shows: ``view``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from bridge.model import CachedStanding
 from bridge.panels.view import (
     EpisodeFacts,
     PanelFacts,
     SubmitTicketAnswer,
+    TrustFacts,
     client_summary,
     home_banner,
     submit_ticket,
     ticket_badge,
 )
+from bridge.policy import trust
 from bridge.policy.gate import client_language
 from bridge.settings import Settings
+from bridge.signing import trust_token
 from bridge.store import Store
 from hooks.registry import PanelQuestion
 
@@ -50,10 +55,38 @@ def admin_link(settings: Settings, client_id: int) -> str:
     return f"{base.rstrip('/')}/admin/clients/{client_id}" if base else ""
 
 
+def trust_facts(store: Store, settings: Settings, client_id: int,
+                standing: CachedStanding | None, today: date, secret: str,
+                notice: str | None = None) -> TrustFacts | None:
+    """The trust unlock on the client's banner (None when ``[trust] enabled`` is off): an
+    unlock holding, else the offer the policy makes without looking at the services (the
+    button, with the form's token made with ``secret``, the stub's), and ``notice``."""
+    settings_trust = settings.trust
+    if not settings_trust.enabled or not client_id:
+        return None
+    active = store.active_unlock(client_id)
+    if active is not None and active.until >= today:
+        return TrustFacts(settings_trust.days, unlocked_until=active.until, notice=notice)
+    opened = store.open_episode_actions(client_id)
+    suspended = standing is not None and (standing.billing_standing
+                                          or standing.standing) == "suspended"
+    decision = trust.decide(settings_trust, suspended=suspended,
+                            episode_id=None if opened is None else opened[0],
+                            episode_actions=() if opened is None else opened[1],
+                            unlocked_on=store.unlock_days(client_id), services=None,
+                            today=today)
+    if isinstance(decision, trust.Refusal) or not secret:
+        return TrustFacts(settings_trust.days, notice=notice)
+    return TrustFacts(settings_trust.days, offer_until=decision.until,
+                      token=trust_token(secret, client_id, today), notice=notice)
+
+
 def answer(store: Store, settings: Settings, question: PanelQuestion, *,
-           today: date) -> dict[str, Any]:
+           today: date, secret: str = "", notice: str | None = None) -> dict[str, Any]:
     """The JSON answer for one page hook: ``{"html": ...}``, plus ``departments`` (the ids
-    the page may offer, or null for no restriction) for the submit-ticket page."""
+    the page may offer, or null for no restriction) for the submit-ticket page. The
+    client-area home's banner carries the trust unlock (:func:`trust_facts`: ``secret`` makes
+    the form's token, ``notice`` answers the form just posted)."""
     if question.panel in ("submit_ticket", "home_banner") and not question.client_id:
         empty: dict[str, Any] = {"html": ""}
         if question.panel == "submit_ticket":
@@ -74,4 +107,8 @@ def answer(store: Store, settings: Settings, question: PanelQuestion, *,
                                whmcs_url=settings.whmcs.url)
         return {"html": result.html, "departments": None if result.departments is None
                 else list(result.departments)}
+    if settings.panels.home_banner and facts.standing is not None \
+            and facts.standing.standing != "current":  # else no banner: nothing to ask
+        facts = replace(facts, trust=trust_facts(store, settings, facts.client_id,
+                                                 facts.standing, today, secret, notice))
     return {"html": home_banner(facts, settings.panels, language=language)}

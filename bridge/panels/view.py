@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -40,6 +40,19 @@ class EpisodeFacts:
 
 
 @dataclass(frozen=True)
+class TrustFacts:
+    """The trust unlock on the client's banner (``[trust] enabled``): ``unlocked_until``, an
+    unlock holding; else ``offer_until``, the date an unlock now would hold to (the button),
+    with the form's ``token``; ``notice``, the answer to the form just posted (a refusal)."""
+
+    days: int
+    offer_until: date | None = None
+    unlocked_until: date | None = None
+    token: str = ""
+    notice: str | None = None  # a bridge.model.Reason, shown in the client's language
+
+
+@dataclass(frozen=True)
 class PanelFacts:
     """What vipgate's own tables hold about one client (and one ticket)."""
 
@@ -51,6 +64,7 @@ class PanelFacts:
     ticket: TicketMemory | None = None
     names: WhmcsNames = field(default_factory=WhmcsNames)  # group, department names
     episode: EpisodeFacts | None = None
+    trust: TrustFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -263,16 +277,43 @@ def submit_ticket(facts: PanelFacts, settings: TicketSettings, *, language: str,
     return SubmitTicketAnswer(html, tuple(settings.billing_departments))
 
 
+def _trust(trust: TrustFacts | None, language: str) -> dict[str, str] | None:
+    """The banner's trust unlock part: the unlocked line, the notice, the button."""
+    if trust is None:
+        return None
+    t = Texts(language)
+    shown = {"unlocked": "", "notice": "", "button": "", "terms": "", "token": trust.token}
+    if trust.notice:
+        shown["notice"] = t.reason(trust.notice)
+    if trust.unlocked_until is not None:
+        shown["unlocked"] = t.gettext(
+            "Your services are unlocked until %(day)s. Pay by then to keep them active.",
+            day=t.day(trust.unlocked_until))
+    elif trust.offer_until is not None and trust.token:
+        shown["button"] = t.ngettext("Unlock my services for %(num)d day",
+                                     "Unlock my services for %(num)d days", trust.days)
+        shown["terms"] = t.gettext(
+            "You can do this once for these overdue invoices: if they are still unpaid on "
+            "%(day)s, your services are suspended again.",
+            day=t.day(trust.offer_until + timedelta(days=1)))
+    return shown if any(shown[k] for k in ("unlocked", "notice", "button")) else None
+
+
 def home_banner(facts: PanelFacts, settings: PanelSettings, *, language: str) -> str:
-    """ClientAreaHomepage: what an overdue or suspended client owes, with pay links."""
+    """ClientAreaHomepage: what an overdue or suspended client owes, with pay links, and the
+    trust unlock (its button, or until when the services are unlocked)."""
     standing = facts.standing
     if not settings.home_banner or standing is None or standing.standing == "current":
         return ""
     t = Texts(language)
+    trust = _trust(facts.trust, language)
+    kind = standing.standing
+    if trust is not None and trust["unlocked"]:
+        kind = "overdue"  # unlocked: what the worker will see once WHMCS's events are in
     values = {"count": _invoice_count(language, len(standing.invoices)),
               "total": _money(standing, standing.overdue_total, language)}
     message = (t.gettext("Your services are suspended: %(count)s overdue, %(total)s in all.",
-                         **values) if standing.standing == "suspended" else
+                         **values) if kind == "suspended" else
                t.gettext("You have %(count)s overdue, %(total)s in all.", **values))
-    return _render("home_banner.html", language, kind=standing.standing, message=message,
-                   invoices=_invoices(standing, language, "", relative=True))
+    return _render("home_banner.html", language, kind=kind, message=message,
+                   invoices=_invoices(standing, language, "", relative=True), trust=trust)

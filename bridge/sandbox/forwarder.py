@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from markupsafe import escape
+
 from bridge.payloads import whitelist
 from bridge.sandbox.outbox import Outbox
 from bridge.sandbox.stub_delivery import (
@@ -39,6 +41,7 @@ __all__ = ["PAGE_HOOKS", "PHP_DIR", "Forwarder", "PhpForwarder", "PythonForwarde
 PHP_DIR = Path(__file__).with_name("php")
 MODULE_HOOKS = ("AfterModuleSuspend", "AfterModuleUnsuspend")
 ANSWER_TOLERANCE = 300  # seconds: how old a signed synchronous answer may be
+TRUST_TIMEOUT_MS = 15000  # the stub's VIPGATE_TRUST_TIMEOUT_MS: the banner's unlock button
 FAIL_CLOSED_MESSAGE = ("Support tickets are temporarily unavailable. Please try again in a few "
                        "minutes.")
 FAIL_CLOSED_PORTUGUESE = ("A abertura de chamados está temporariamente indisponível. Tente "
@@ -125,13 +128,14 @@ class PythonForwarder(StubDelivery):
         request delivers after its response: :meth:`deliver_after_response`)."""
         variables = dict(variables)
         session = variables.pop("__session__", None) or {}
+        posted = variables.pop("__post__", None) or {}  # the request's form ($_POST)
         admin = variables.pop("__admin__", None)  # WHMCS's CurrentUser admin, if any
         if hook == "ClientEdit" and isinstance(admin, str) and admin:
             variables["__adminuser__"] = admin[:255]
         if hook not in whitelist():
             return [], False  # the stub registers only the hooks it forwards
         if hook in PAGE_HOOKS:
-            return self._page(hook, variables, session), False
+            return self._page(hook, variables, session, posted), False
         if hook == "TicketOpenValidation":
             error = self._validate(variables, session)
             return ([error] if error else []), False
@@ -260,7 +264,8 @@ class PythonForwarder(StubDelivery):
 
     # --- synchronous questions ------------------------------------------------------------
 
-    def ask(self, hook: str, variables: dict[str, Any], instead: str) -> dict[str, Any] | None:
+    def ask(self, hook: str, variables: dict[str, Any], instead: str,
+            timeout_ms: int | None = None) -> dict[str, Any] | None:
         """vipgate_ask: the answer, only when the bridge signed it for this request (same id,
         this secret, recent); None (logged, ``instead`` said) without one, at once while the
         breaker is open."""
@@ -269,7 +274,8 @@ class PythonForwarder(StubDelivery):
         if self.outbox.breaker_is_open(until):
             problem = "not asked: the breaker is open after a delivery the bridge did not take"
         else:
-            result = self._post(msg_id, body, self._timeout_ms(hook))
+            result = self._post(msg_id, body, self._timeout_ms(hook) if timeout_ms is None
+                                else timeout_ms)
             problem = self._answer_problem(msg_id, result) if result.outcome == "ok" \
                 else result.error
             if result.outcome == "retry":
@@ -335,10 +341,14 @@ class PythonForwarder(StubDelivery):
                 return row[0].strip()[:64]
         return ""
 
-    def _page(self, hook: str, variables: dict[str, Any], session: dict[str, Any]) -> list[Any]:
+    def _page(self, hook: str, variables: dict[str, Any], session: dict[str, Any],
+              posted: dict[str, Any] | None = None) -> list[Any]:
         """The stub's page hooks: HTML for the staff and home pages, template variables for
-        the submit-ticket page; nothing when the bridge gives no signed answer in time."""
+        the submit-ticket page; nothing when the bridge gives no signed answer in time. The
+        home page posted with the banner's trust unlock form asks the bridge to unlock
+        (vipgate_client_homepage)."""
         asked: dict[str, int | str]
+        timeout_ms = None
         if hook == "AdminAreaClientSummaryPage":
             asked = {"userid": whmcs_id(variables.get("userid"))}
         elif hook == "AdminAreaViewTicketPage":
@@ -347,12 +357,20 @@ class PythonForwarder(StubDelivery):
         else:
             asked = {"userid": _client_id(variables, session),
                      "language": _page_language(variables, session)}
+            posted = posted or {}
+            if hook == "ClientAreaHomepage" and posted.get("vipgate_action") == "trust_unlock":
+                token = posted.get("vipgate_token")
+                asked.update(vipgate_action="trust_unlock",
+                             vipgate_token=token[:100] if isinstance(token, str) else "")
+                timeout_ms = TRUST_TIMEOUT_MS
         if not asked.get("userid") and not asked.get("ticketid"):
             return []
         instead = "the page is left as it is" if hook == "ClientAreaPageSubmitTicket" \
             else "nothing shown"
-        answer = self.ask(hook, asked, instead) or {}
-        html = answer.get("html") if isinstance(answer.get("html"), str) else ""
+        answer = self.ask(hook, asked, instead, timeout_ms) or {}
+        html: str = answer["html"] if isinstance(answer.get("html"), str) else ""
+        if hook == "ClientAreaHomepage":
+            html = _csrf_field(html, variables)
         if hook != "ClientAreaPageSubmitTicket":
             return [html] if html else []
         allowed = answer.get("departments")
@@ -377,6 +395,20 @@ class PythonForwarder(StubDelivery):
         except sqlite3.Error:
             return 0
         return whmcs_id(row[0]) if row else 0
+
+
+CSRF_MARKER = '<input type="hidden" name="token" value="" data-vipgate-csrf>'
+
+
+def _csrf_field(html: str, variables: dict[str, Any]) -> str:
+    """vipgate_csrf_field: WHMCS's CSRF token (the page's ``token``) into the banner's form,
+    or the marked field removed when the page has none."""
+    if CSRF_MARKER not in html:
+        return html
+    token = variables.get("token")
+    field = (f'<input type="hidden" name="token" value="{escape(token)}">'
+             if isinstance(token, str) and token else "")
+    return html.replace(CSRF_MARKER, field)
 
 
 def _client_id(variables: dict[str, Any], session: dict[str, Any]) -> int:

@@ -6,7 +6,11 @@ pages. Each fires the hook WHMCS fires there and puts the hook's answer where WH
   then the AdminAreaClientSummaryPage output.
 - ``GET /admin/supporttickets.php?action=view&id=N``: the ticket's mask, subject, department,
   priority, status and client, then the AdminAreaViewTicketPage output.
-- ``GET /clientarea.php?uid=N``: the client area home, with the ClientAreaHomepage output.
+- ``GET /clientarea.php?uid=N``: the client area home, with the ClientAreaHomepage output;
+  ``POST`` runs ClientAreaHomepage with the posted form as ``$_POST`` (``__post__``: the
+  banner's trust unlock button posts ``vipgate_action``, ``vipgate_token`` and WHMCS's CSRF
+  ``token``). The page's ``token`` variable is the client's CSRF token
+  (:func:`csrf_token`), as WHMCS's templates have it.
 - Addons > MODULE (``admin/addonmodules.php?module=MODULE``): :func:`render_addon_page` frames
   what the module's output function echoed (run by php, ``php/addon.php``; not served here).
 - ``GET /submitticket.php?uid=N[&step=2&deptid=D]``: step 1 lists the departments (links to
@@ -32,6 +36,7 @@ Python API: :func:`render_client_summary`, :func:`render_ticket_view`,
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LANGUAGE = "english"
 DEFAULT_SYSTEM_URL = "http://localhost/"
+SESSION_COOKIE = "sandbox_uid"  # the client-area client a form posted without uid is for
 
 class PageNotFound(LookupError):
     """A page asked for a bad or unknown id; the message names the problem."""
@@ -163,10 +169,25 @@ def render_addon_page(module: str, output: str) -> str:
 # --- client area --------------------------------------------------------------------------
 
 
-def render_client_home(sandbox: Sandbox, uid: Any) -> str:
-    """The client area's home page of client ``uid`` (standing in for a logged-in client)."""
+def csrf_token(client_id: int) -> str:
+    """The CSRF token of the client's session (WHMCS's ``token`` template variable): the
+    sandbox's stands in with one fixed per client."""
+    return hashlib.sha1(f"sandbox-csrf-{client_id}".encode()).hexdigest()  # noqa: S324
+
+
+def render_client_home(sandbox: Sandbox, uid: Any,
+                       form: Mapping[str, str] | None = None) -> str:
+    """The client area's home page of client ``uid`` (standing in for a logged-in client);
+    ``form``: posted to it (the hook sees it as ``$_POST``). A form whose ``token`` is not the
+    session's is refused as WHMCS refuses it, before any hook runs."""
     client = _client(sandbox, uid)
-    output = sandbox.run_hook("ClientAreaHomepage", {"__session__": _session(sandbox, client)})
+    variables: dict[str, Any] = {"__session__": _session(sandbox, client),
+                                 "token": csrf_token(int(client["id"]))}
+    if form is not None:
+        if form.get("token") != variables["token"]:
+            raise PageNotFound("Invalid CSRF Protection Token")
+        variables["__post__"] = dict(form)
+    output = sandbox.run_hook("ClientAreaHomepage", variables)
     return _render("client_home.html", area="Client Area", title="Client Area", client=client,
                    hook_output=_html(output), submit_url=f"submitticket.php?uid={client['id']}")
 
@@ -275,9 +296,18 @@ def register_pages(app: Flask, sandbox: Sandbox) -> None:
             return _not_found("Unknown action: only action=view is emulated")
         return _page(render_ticket_view, sandbox, request.args.get("id"))
 
-    @app.get("/clientarea.php")
+    @app.route("/clientarea.php", methods=["GET", "POST"])
     def client_home_page() -> Response:
-        return _page(render_client_home, sandbox, request.args.get("uid"))
+        # The client "logged in" by the last uid asked for (a cookie stands in for WHMCS's
+        # session): a form posted to clientarea.php, as the banner's, names no uid.
+        uid = request.args.get("uid") or request.cookies.get(SESSION_COOKIE)
+        if request.method == "POST":
+            response = _page(render_client_home, sandbox, uid, request.form.to_dict())
+        else:
+            response = _page(render_client_home, sandbox, uid)
+        if response.status_code == 200 and uid:
+            response.set_cookie(SESSION_COOKIE, str(uid), httponly=True, samesite="Lax")
+        return response
 
     @app.route("/submitticket.php", methods=["GET", "POST"])
     def submit_ticket_page() -> Response:

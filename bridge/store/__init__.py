@@ -21,11 +21,13 @@ from bridge.store.past_episodes import PastEpisodeStore
 from bridge.store.promises import PromiseStore
 from bridge.store.recovery import RecoveryStore
 from bridge.store.standing import StandingStore
+from bridge.store.trust import TrustStore
 
 __all__ = ["DatabaseNotReady", "Store"]
 
 
 class Store(InboxStore, MetaStore, StandingStore, ClientStore, PromiseStore, AuditStore,
-            EpisodeStore, PastEpisodeStore, RecoveryStore, AccountStore, OverrideStore, Database):
+            EpisodeStore, PastEpisodeStore, RecoveryStore, AccountStore, OverrideStore, TrustStore,
+            Database):
     """vipgate's database at ``url``: the engines (:class:`Database`) and every aggregate's
     statements."""

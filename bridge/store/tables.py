@@ -246,3 +246,27 @@ episode_payment = sa.Table(
     sa.Column("paid_on", sa.Date, nullable=False),
     sa.Index("ix_episode_payment_episode", "episode_id"),
 )
+
+# --- trust unlock (bridge.store.trust; the rules: bridge.policy.trust) -------------------------
+
+# One row per unlock a client asked for from the client-area banner. ``open_episode_id`` is
+# the episode's id while the unlock is pending or applied, NULL once it failed: its unique
+# index lets an episode have one unlock at most, whichever request comes second.
+trust_unlock = sa.Table(
+    "trust_unlock", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("client_id", sa.Integer, nullable=False),
+    sa.Column("episode_id", BigId, nullable=False),
+    sa.Column("open_episode_id", BigId, nullable=True),
+    sa.Column("unlocked_at", sa.DateTime, nullable=False),  # naive UTC
+    sa.Column("unlocked_on", sa.Date, nullable=False),  # WHMCS's day (the yearly limit)
+    sa.Column("until", sa.Date, nullable=False),  # unlocked through this day
+    # comma-separated ids of the services vipgate set the override on (and must lift)
+    sa.Column("service_ids", sa.String(255), nullable=False, server_default=""),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | applied | failed
+    sa.Column("cleared_at", sa.DateTime, nullable=True),  # the override lifted (or let be)
+    sa.Column("outcome", sa.String(16), nullable=True),  # paid | expired | ended
+    sa.UniqueConstraint("open_episode_id", name="uq_trust_unlock_episode"),
+    sa.Index("ix_trust_unlock_client", "client_id", "unlocked_on"),
+    sa.Index("ix_trust_unlock_state", "state", "cleared_at"),
+)

@@ -22,6 +22,8 @@ from marshmallow import ValidationError
 
 import hooks
 from bridge import panels
+from bridge.i18n import why
+from bridge.model import Reason
 from bridge.payloads import load_event
 from bridge.policy import gate
 from bridge.policy.episodes import TICKET_BLOCKED, Action
@@ -30,6 +32,7 @@ from bridge.signing import (
     WEBHOOK_ID_FORM,
     SignatureError,
     Verified,
+    check_trust_token,
     signed_headers,
     valid_webhook_id,
     verify,
@@ -198,10 +201,42 @@ def _answer_sync(rt: Runtime, question: hooks.TicketGateQuestion | hooks.PanelQu
             now = rt.engine.now() if rt.engine is not None else rt.clock()
             response.call_on_close(lambda: _note_blocked(rt, question, now))
         return response
-    answer = panels.answer(rt.store, rt.settings, question, today=rt.business_today())
+    notice = None
+    if question.panel == "home_banner" and question.action == TRUST_UNLOCK:
+        notice = _trust_unlock(rt, question)
+    answer = panels.answer(rt.store, rt.settings, question, today=rt.business_today(),
+                           secret=verified.secret, notice=notice)
     log.info("panel %s client=%s ticket=%s: %d characters", question.panel,
              question.client_id, question.ticket_id, len(answer["html"]))
     return _signed_answer(rt, verified, answer)
+
+
+TRUST_UNLOCK = "trust_unlock"
+
+
+def _trust_unlock(rt: Runtime, question: hooks.PanelQuestion) -> Reason | None:
+    """The client posted the banner's unlock form (the stub names the client from its
+    session): the form's token must be this client's for today, by the shared secret; then
+    the engine unlocks (``bridge.engine.trust``). Returns what the banner tells the client
+    besides (None: nothing, e.g. the unlock landed and the banner says until when, or
+    ``[trust] enabled`` is off and the form does nothing)."""
+    from bridge.engine import trust as trust_engine
+
+    if not rt.settings.trust.enabled or not question.client_id:
+        log.info("trust unlock client=%s: ignored, [trust] enabled is off", question.client_id)
+        return None
+    if not check_trust_token(rt.secrets, question.client_id, question.token,
+                             rt.business_today()):
+        log.warning("trust unlock client=%s: refused, the form's token is missing or wrong",
+                    question.client_id)
+        return why.gettext("This request could not be checked: reload the page and try "
+                           "again.")
+    if rt.engine is None:
+        return trust_engine.could_not_unlock()
+    result = trust_engine.unlock(rt.engine, question.client_id)
+    log.info("trust unlock client=%s: %s", question.client_id,
+             f"unlocked until {result.until}" if result.done else f"refused: {result.refusal}")
+    return result.refusal
 
 
 def _reconcile_now(rt: Runtime, msg_id: str) -> dict[str, Any]:

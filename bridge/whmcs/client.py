@@ -211,6 +211,16 @@ class WhmcsClient:
         return tuple(p.load_rows(p.TransactionSchema, data.get("transactions"), "transaction",
                                  "GetTransactions"))
 
+    def get_service(self, service_id: int) -> Product | None:
+        """One service (GetClientsProducts ``serviceid``); None when WHMCS has no such
+        service."""
+        data = self.call("GetClientsProducts", {"serviceid": service_id})
+        for row in p.container_rows(data.get("products"), "product", "GetClientsProducts"):
+            product = p.load(p.ProductSchema, row, "GetClientsProducts")
+            if product.id == service_id:
+                return product
+        return None
+
     def get_ticket(self, ticket_id: int) -> TicketDetails:
         return p.load(p.TicketDetailsSchema, self.call("GetTicket", {"ticketid": ticket_id}),
                       "GetTicket")
@@ -314,6 +324,22 @@ class WhmcsClient:
     def update_client_group(self, client_id: int, group_id: int) -> None:
         """UpdateClient ``groupid`` (0 = no group). WHMCS fires ClientEdit for it."""
         self.call("UpdateClient", {"clientid": client_id, "groupid": group_id})
+
+    def set_suspend_override(self, service_id: int, until: date | None) -> None:
+        """UpdateClientProduct: Override Auto-Suspend on until ``until`` (WHMCS's cron
+        leaves the service alone until then), or off (``until`` None)."""
+        if until is None:
+            self.call("UpdateClientProduct", {"serviceid": service_id,
+                                              "overideautosuspend": "off"})
+        else:
+            self.call("UpdateClientProduct", {"serviceid": service_id,
+                                              "overideautosuspend": "on",
+                                              "overidesuspenduntil": until.isoformat()})
+
+    def unsuspend_service(self, service_id: int) -> None:
+        """ModuleUnsuspend: the service's module reactivates it (WHMCS fires
+        AfterModuleUnsuspend)."""
+        self.call("ModuleUnsuspend", {"serviceid": service_id})
 
     def update_ticket_priority(self, ticket_id: int, priority: str) -> None:
         if priority not in TICKET_PRIORITIES:

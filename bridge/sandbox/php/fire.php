@@ -13,8 +13,9 @@
  * where calls_ms times each run of the hook inside php (php start-up excluded).
  * In VARS_JSON a value {"__object__": {...}} becomes a PHP object (WHMCS passes some), and a
  * top-level "__session__" object becomes $_SESSION (a logged-in client's session: uid,
- * Language) instead of a hook variable, and a top-level "__admin__" string is the admin
- * WHMCS's CurrentUser reports for the request.
+ * Language) instead of a hook variable, a top-level "__post__" object becomes $_POST (a form
+ * posted to the page; $_SERVER['REQUEST_METHOD'] is then POST, else GET), and a top-level
+ * "__admin__" string is the admin WHMCS's CurrentUser reports for the request.
  */
 
 require __DIR__ . '/bootstrap.php';
@@ -48,6 +49,13 @@ if (isset($vars['__session__']) && is_array($vars['__session__'])) {
     $_SESSION = $vars['__session__'];
 }
 unset($vars['__session__']);
+$_POST = [];
+$_SERVER['REQUEST_METHOD'] = 'GET';
+if (isset($vars['__post__']) && is_array($vars['__post__'])) {
+    $_POST = $vars['__post__'];
+    $_SERVER['REQUEST_METHOD'] = 'POST';
+}
+unset($vars['__post__']);
 $GLOBALS['vipgate_test_admin'] = isset($vars['__admin__']) ? (string) $vars['__admin__'] : '';
 unset($vars['__admin__']);
 
