@@ -90,12 +90,12 @@ def test_good_value_is_stored_in_canonical_form(section: str, key: str, value: s
     assert parse(section, key, value) == canonical
 
 
-def test_every_policy_tickets_and_panels_key_is_editable_and_nothing_else() -> None:
+def test_every_policy_tickets_panels_and_trust_key_is_editable_and_nothing_else() -> None:
     keys = editable_keys()
-    assert {s for s, _ in keys} == {"policy", "tickets", "panels"}
+    assert {s for s, _ in keys} == {"policy", "tickets", "panels", "trust"}
     assert ("policy", "grace_days") in keys and ("tickets", "block_message_pt_br") in keys
-    assert ("panels", "home_banner") in keys
-    assert len(keys) == len(set(keys)) == 14 + 12 + 2
+    assert ("panels", "home_banner") in keys and ("trust", "enabled") in keys
+    assert len(keys) == len(set(keys)) == 14 + 12 + 2 + 3
 
 
 # --- save and history ------------------------------------------------------------------------
