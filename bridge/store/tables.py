@@ -234,6 +234,7 @@ episode_action = sa.Table(
     sa.Column("ticket_id", sa.Integer, nullable=True),
     sa.Column("detail", sa.String(255), nullable=False, server_default=""),
     sa.Index("ix_episode_action_episode", "episode_id"),
+    sa.Index("ix_episode_action_kind", "kind", "episode_id", "at"),  # the recovery figures
 )
 
 episode_payment = sa.Table(
@@ -245,6 +246,7 @@ episode_payment = sa.Table(
     sa.Column("amount", sa.Numeric(16, 2), nullable=False),
     sa.Column("paid_on", sa.Date, nullable=False),
     sa.Index("ix_episode_payment_episode", "episode_id"),
+    sa.Index("ix_episode_payment_paid_on", "paid_on"),  # the recovery figures' range
 )
 
 # --- trust unlock (bridge.store.trust; the rules: bridge.policy.trust) -------------------------
