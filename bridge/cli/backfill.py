@@ -75,15 +75,8 @@ def run_backfill_command(settings: Settings, store: Store, *, now: Callable[[], 
                                    exit_code=2) from None
         except WhmcsError as exc:
             raise Failure(f"WHMCS's API: {exc}", 2) from None
-        progress = Progress(total, tty, err, t, name="backfill")
-        try:
+        with Progress(total, tty, err, t, name="backfill").running() as progress:
             result = run_backfill(store, settings, reader, moment, on_progress=progress)
-        except sa.exc.SQLAlchemyError as exc:
-            raise database_failure(exc, None) from None
-        except WhmcsError as exc:
-            raise Failure(f"WHMCS's API: {exc}", 1) from None
-        finally:
-            progress.close()
     finally:
         reader.dispose()
     store.meta_put(BACKFILLED, moment.isoformat())

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any, TypeVar
 
 import click
@@ -271,3 +272,18 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    @contextmanager
+    def running(self) -> Iterator[Progress]:
+        """A run over WHMCS's clients (resync, backfill) with this bar: vipgate's database
+        or WHMCS's API failing midway is one line (exit 1); the bar is closed either way."""
+        from bridge.whmcs import WhmcsError
+
+        try:
+            yield self
+        except sa.exc.SQLAlchemyError as exc:
+            raise database_failure(exc, None) from None
+        except WhmcsError as exc:
+            raise Failure(f"WHMCS's API: {exc}", 1) from None
+        finally:
+            self.close()

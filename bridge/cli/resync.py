@@ -187,16 +187,9 @@ def run_resync(settings: Settings, *, dry_run: bool, client_ids: tuple[int, ...]
                                  t=t)
         printer: Any = JsonPrinter(out) if as_json else TablePrinter(
             out, engine.settings.policy.vip_group_id, dry_run, t)
-        progress = Progress(total, tty, err, t)
-        try:
+        with Progress(total, tty, err, t).running() as progress:
             result = Resync(engine, reader).run(dry_run=dry_run, client_ids=ids,
                                                 on_change=printer, on_progress=progress)
-        except sa.exc.SQLAlchemyError as exc:
-            raise database_failure(exc, None) from None
-        except WhmcsError as exc:
-            raise Failure(f"WHMCS's API: {exc}", 1) from None
-        finally:
-            progress.close()
         printer.summary(result)
         out.flush()
         if ids is not None and result.clients < len(ids):
