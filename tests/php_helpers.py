@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
+import whmcs_php_stub
 from bridge.sandbox.forwarder import PHP_DIR, PythonForwarder
 from bridge.whmcs.schema import tblactivitylog
 from bridge.whmcs.stub_install import HOOK_PATH, install_addon, install_stub, php_string
@@ -516,3 +517,13 @@ def capture() -> Iterator[Callable[..., CaptureServer]]:
 def verified(request: Captured) -> dict[str, Any]:
     """The request's body, after checking its signature with the standardwebhooks package."""
     return Webhook(SECRET).verify(request.body, request.headers)
+
+
+def addon_words(php: str, language: str) -> dict[str, str]:
+    """The $_ADDONLANG of the package's addon/lang/LANGUAGE.php, read by php."""
+    path = Path(whmcs_php_stub.__file__).parent / "addon" / "lang" / f"{language}.php"
+    done = subprocess.run([php, "-r", f"define('WHMCS', 1); include {json.dumps(str(path))};"
+                           " echo json_encode($_ADDONLANG);"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr + done.stdout
+    return dict(json.loads(done.stdout))

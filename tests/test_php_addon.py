@@ -20,14 +20,13 @@ import pytest
 import sqlalchemy as sa
 
 import bridge
-import whmcs_php_stub
 from bridge.settings import Settings, default_settings
 from bridge.whmcs import schema as whmcs_schema
 from bridge.whmcs import stub_install
 from bridge.whmcs.stub_install import ADDON_INSTALL, HOOKS_INSTALL, install_addon
 from tests.conftest import LiveBridge
 from tests.helpers import SECRET
-from tests.php_helpers import CaptureServer, Whmcs, verified, whmcs_folder
+from tests.php_helpers import CaptureServer, Whmcs, addon_words, verified, whmcs_folder
 from whmcs_php_stub import php_source, stub_source
 
 pytestmark = pytest.mark.php
@@ -429,18 +428,9 @@ def test_the_page_escapes_what_it_shows(whmcs: Whmcs, closed_url: str) -> None:
     assert "<b>" not in html and SECRET not in html
 
 
-def _words(php: str, language: str) -> dict[str, str]:
-    """The $_ADDONLANG of the package's addon/lang/LANGUAGE.php, read by php."""
-    path = Path(whmcs_php_stub.__file__).parent / "addon" / "lang" / f"{language}.php"
-    done = subprocess.run([php, "-r", f"define('WHMCS', 1); include {json.dumps(str(path))};"
-                           " echo json_encode($_ADDONLANG);"], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0 and done.stderr == "", done.stderr + done.stdout
-    return dict(json.loads(done.stdout))
-
 
 def test_every_word_of_the_page_has_its_portuguese_with_the_same_values(php: str) -> None:
-    english, portuguese = _words(php, "english"), _words(php, "portuguese-br")
+    english, portuguese = addon_words(php, "english"), addon_words(php, "portuguese-br")
     assert sorted(portuguese) == sorted(english)
     for key, text in english.items():
         assert portuguese[key] != text, key  # translated

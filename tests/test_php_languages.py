@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import whmcs_php_stub
 from bridge.sandbox.forwarder import PHP_DIR
 from bridge.settings import DEFAULT_BLOCK_MESSAGES
 from tests.helpers import SECRET
-from tests.php_helpers import CaptureServer, Whmcs, verified, whmcs_folder
+from tests.php_helpers import CaptureServer, Whmcs, addon_words, verified, whmcs_folder
 from tests.test_engine import vip_client
 from tests.world import World, make_world
 
@@ -216,20 +215,12 @@ def _config(whmcs: Whmcs, language: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def _words(php: str, language: str) -> dict[str, str]:
-    path = Path(whmcs_php_stub.__file__).parent / "addon" / "lang" / f"{language}.php"
-    done = subprocess.run([php, "-r", f"define('WHMCS', 1); include {json.dumps(str(path))};"
-                           " echo json_encode($_ADDONLANG);"], capture_output=True, text=True,
-                          timeout=60, check=False)
-    assert done.returncode == 0 and done.stderr == "", done.stderr + done.stdout
-    return dict(json.loads(done.stdout))
-
 
 @pytest.mark.php
 @pytest.mark.parametrize("language", ["portuguese-br", "english"])
 def test_the_settings_form_is_in_the_admins_language(whmcs: Whmcs, language: str) -> None:
     config = _config(whmcs, language)
-    words = _words(whmcs.php, language)
+    words = addon_words(whmcs.php, language)
     fields = config["fields"]
     assert list(fields) == ["bridge_url", "secret", "fail_open", "connect_timeout_ms",
                             "timeout_ms", "validation_timeout_ms", "panel_timeout_ms",
@@ -290,7 +281,7 @@ def _install_addon_output(tmp_path: Path, language: str) -> list[str]:
 @pytest.mark.parametrize(("cli", "lang_file"), [("pt_BR", "portuguese-br"), ("en", "english")])
 def test_install_stub_addon_names_the_fields_as_the_form_does(
         tmp_path: Path, php: str, cli: str, lang_file: str) -> None:
-    words = _words(php, lang_file)
+    words = addon_words(php, lang_file)
     lines = _install_addon_output(tmp_path, cli)
     for key, value in (("bridge_url", "https://vipgate.example.com"), ("secret", SECRET)):
         [line] = [line for line in lines if line.endswith(value)]
